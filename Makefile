@@ -1,0 +1,68 @@
+# The project's verbs. `make demo` and `make test` are all a fresh machine needs.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | sha1sum | cut -c1-12)
+TF_PLUGIN_DIR ?= /opt/tf-plugins
+export RECS_LAKE ?= ./lake
+export RECS_EVENT_LOG ?= ./var/event-log.sqlite3
+
+# Demo shop size: small enough for a minute on a laptop, large enough to train on later.
+DEMO_ARGS ?= --users 5000 --items 2000 --categories 20 --days 90 --events 500000 --seed 42 --live-days 1
+
+.PHONY: venv demo test test-all lint format bench generate flush tf-validate clean
+
+venv: $(STAMP)
+
+$(STAMP):
+	@test -n "$(PYTHON)" || { echo "Python 3.11 is required"; exit 1; }
+	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "recs needs Python 3.11, found " + sys.version' 
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+## demo: generate a shop, ingest its events through the local sink, and show the lake
+demo: venv
+	$(BIN)/recs generate $(DEMO_ARGS)
+	echo '{"userId":"U1","itemId":"I100","event_type":"view"}' | $(BIN)/recs ingest -
+	@echo
+	@echo "The lake at $(RECS_LAKE):"
+	@find $(RECS_LAKE)/raw -type f | sed -E 's#/[^/]+$$##' | sort | uniq -c | awk '{print $$2}' \
+		| awk -F/ '{print "  " $$0}' | head -5; echo "  ..."
+	@echo "  $$(find $(RECS_LAKE)/raw/events -type f | wc -l) raw event objects, $$(du -sh $(RECS_LAKE) | cut -f1) in all"
+	@echo "Try: zcat \$$(ls $(RECS_LAKE)/raw/events/*/*/*/*/*.gz | head -1) | head -3"
+
+## test: the fast suite (unit, integration under moto, e2e); what CI runs
+test: venv
+	$(BIN)/pytest -m "not slow" -q
+
+## test-all: everything, including the slow suites
+test-all: venv
+	$(BIN)/pytest -q
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+format: venv
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+## bench: throughput benchmarks; writes docs/benchmarks.md
+bench: venv
+	$(BIN)/python -m benchmarks --out docs/benchmarks.md
+
+generate: venv
+	$(BIN)/recs generate $(DEMO_ARGS)
+
+flush: venv
+	$(BIN)/recs flush
+
+tf-validate:
+	cd infra/terraform && terraform init -backend=false -input=false -plugin-dir=$(TF_PLUGIN_DIR) >/dev/null && terraform validate
+
+clean:
+	rm -rf lake var .bench

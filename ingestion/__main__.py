@@ -1,0 +1,5 @@
+"""`python -m ingestion`: the ingestion stage's commands."""
+
+from ingestion.cli import main
+
+main()

@@ -1,0 +1,395 @@
+"""The event and catalog contracts: one model of each record, validated at every entry point.
+
+Producers may send the API's camelCase names (`userId`, `itemId`) or the lake's snake_case
+ones (`user_id`, `item_id`); the lake always stores snake_case. `parse_event` is the one way
+in: it checks the size, parses JSON, validates, and turns pydantic's errors into
+`InvalidEvent` messages that name the field and the rule.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import uuid
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any, Final, Literal, TypeVar
+
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    Strict,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from ingestion.errors import InvalidCatalogRecord, InvalidEvent, InvalidRecord, Problem
+
+EVENT_TYPES: Final = ("view", "add_to_cart", "purchase")
+EventType = Literal["view", "add_to_cart", "purchase"]
+
+MAX_ID_LENGTH: Final = 256
+#: Largest serialized event we accept. Kinesis takes 1 MiB a record, but an interaction
+#: event is a few hundred bytes; anything near this is a producer bug, not a shopper.
+MAX_EVENT_BYTES: Final = 16 * 1024
+MAX_PROPERTIES: Final = 50
+MAX_PROPERTY_CHARS: Final = 1024
+#: How far ahead of our clock an event may be: producers' clocks drift, but not by hours.
+MAX_CLOCK_SKEW: Final = timedelta(minutes=5)
+EARLIEST_TS: Final = datetime(2000, 1, 1, tzinfo=UTC)
+
+#: Namespace for event ids derived from an Idempotency-Key, so a retried request maps to the
+#: same event id and the ETL's dedupe drops the copy.
+IDEMPOTENCY_NAMESPACE: Final = uuid.UUID("6f1d2c9e-5b7a-4c1e-9a43-0d7f3f2b8e10")
+
+PropertyValue = str | int | float | bool
+
+
+def _check_id(value: str) -> str:
+    if not value.isprintable() or value.strip() == "":
+        raise ValueError(
+            f"must be 1 to {MAX_ID_LENGTH} printable characters, not blank and with no "
+            "control characters"
+        )
+    return value
+
+
+def _parse_rfc3339(value: object) -> datetime:
+    """Parse an RFC 3339 timestamp with an explicit offset, returned in UTC."""
+    if isinstance(value, datetime):
+        parsed = value
+    elif isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            raise ValueError(
+                f"must be an RFC 3339 timestamp such as 2025-08-16T18:30:00Z (got {value!r})"
+            ) from None
+    else:
+        raise ValueError(
+            "must be an RFC 3339 timestamp string such as 2025-08-16T18:30:00Z "
+            f"(got {type(value).__name__})"
+        )
+    if parsed.tzinfo is None or parsed.utcoffset() is None:
+        raise ValueError(
+            "must carry a time zone, such as 2025-08-16T18:30:00Z or +02:00 "
+            f"(got {value!s})"
+        )
+    return parsed.astimezone(UTC)
+
+
+def _check_properties(value: dict[str, PropertyValue]) -> dict[str, PropertyValue]:
+    if len(value) > MAX_PROPERTIES:
+        raise ValueError(f"may hold at most {MAX_PROPERTIES} keys (got {len(value)})")
+    for key, item in value.items():
+        if not key or len(key) > MAX_ID_LENGTH or not key.isprintable():
+            raise ValueError(f"key {key!r} must be 1 to {MAX_ID_LENGTH} printable characters")
+        if isinstance(item, str) and len(item) > MAX_PROPERTY_CHARS:
+            raise ValueError(f"value of {key!r} is longer than {MAX_PROPERTY_CHARS} characters")
+        if isinstance(item, float) and not math.isfinite(item):
+            raise ValueError(f"value of {key!r} must be a finite number")
+    return value
+
+
+Id = Annotated[str, Strict(), Field(min_length=1, max_length=MAX_ID_LENGTH)]
+
+
+def _new_event_id() -> str:
+    return str(uuid.uuid4())
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Event(BaseModel):
+    """One shopper interaction: a view, an add to cart or a purchase of one item."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=False)
+
+    event_id: Id = Field(
+        default_factory=_new_event_id,
+        validation_alias=AliasChoices("eventId", "event_id"),
+        description="Unique id of the event; derived from the Idempotency-Key when one is sent.",
+    )
+    user_id: Id = Field(
+        validation_alias=AliasChoices("userId", "user_id"),
+        description="Pseudonymous shopper id. Never an e-mail address or other PII.",
+    )
+    item_id: Id = Field(validation_alias=AliasChoices("itemId", "item_id"))
+    event_type: EventType = Field(validation_alias=AliasChoices("event_type", "eventType"))
+    ts: datetime = Field(
+        default_factory=_now,
+        description="RFC 3339 time of the interaction, with a time zone; stored in UTC. "
+        "Defaults to the time it was received. At most 5 minutes in the future, and not "
+        "before 2000-01-01.",
+        json_schema_extra={"type": "string", "format": "date-time"},
+    )
+    session_id: Id | None = Field(
+        default=None, validation_alias=AliasChoices("sessionId", "session_id")
+    )
+    price: Annotated[float, Strict(), Field(ge=0, allow_inf_nan=False)] | None = Field(
+        default=None, description="Unit price paid or shown, in the shop's currency."
+    )
+    quantity: Annotated[int, Strict(), Field(ge=1, le=10_000)] | None = None
+    properties: dict[str, PropertyValue] | None = Field(
+        default=None,
+        description=f"Free-form attributes: at most {MAX_PROPERTIES} keys, string values of "
+        f"at most {MAX_PROPERTY_CHARS} characters.",
+    )
+
+    @field_validator("event_id", "user_id", "item_id", "session_id")
+    @classmethod
+    def _printable(cls, value: str | None) -> str | None:
+        return None if value is None else _check_id(value)
+
+    @field_validator("ts", mode="before")
+    @classmethod
+    def _rfc3339(cls, value: object) -> datetime:
+        return _parse_rfc3339(value)
+
+    @field_validator("properties")
+    @classmethod
+    def _bounded_properties(
+        cls, value: dict[str, PropertyValue] | None
+    ) -> dict[str, PropertyValue] | None:
+        return None if value is None else _check_properties(value)
+
+    @model_validator(mode="after")
+    def _ts_in_range(self, info: ValidationInfo) -> Event:
+        context = info.context if isinstance(info.context, Mapping) else {}
+        now = context.get("now") or _now()
+        if self.ts > now + MAX_CLOCK_SKEW:
+            raise ValueError(
+                f"ts {format_ts(self.ts)} is more than 5 minutes in the future "
+                f"(server time {format_ts(now)}); check the producer's clock"
+            )
+        if self.ts < EARLIEST_TS:
+            raise ValueError(f"ts {format_ts(self.ts)} is before 2000-01-01; send the real time")
+        return self
+
+    def to_record(self) -> dict[str, Any]:
+        """The event as the lake stores it: snake_case, `ts` as RFC 3339 UTC, no nulls."""
+        record = self.model_dump(exclude_none=True)
+        record["ts"] = format_ts(self.ts)
+        return record
+
+    def to_json_line(self) -> str:
+        """One JSON line, as it lands in the raw zone (no trailing newline)."""
+        return json.dumps(self.to_record(), separators=(",", ":"), ensure_ascii=False)
+
+
+class Item(BaseModel):
+    """A product in the catalog."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    item_id: Id
+    title: Annotated[str, Strict(), Field(min_length=1, max_length=1000)]
+    category: Annotated[str, Strict(), Field(min_length=1, max_length=MAX_ID_LENGTH)]
+    price: Annotated[float, Strict(), Field(ge=0, allow_inf_nan=False)]
+    brand: Annotated[str, Strict(), Field(min_length=1, max_length=MAX_ID_LENGTH)]
+    created_at: datetime = Field(json_schema_extra={"type": "string", "format": "date-time"})
+    attributes: dict[str, PropertyValue] = Field(default_factory=dict)
+
+    @field_validator("item_id")
+    @classmethod
+    def _printable(cls, value: str) -> str:
+        return _check_id(value)
+
+    @field_validator("created_at", mode="before")
+    @classmethod
+    def _rfc3339(cls, value: object) -> datetime:
+        return _parse_rfc3339(value)
+
+    @field_validator("attributes")
+    @classmethod
+    def _bounded(cls, value: dict[str, PropertyValue]) -> dict[str, PropertyValue]:
+        return _check_properties(value)
+
+    def to_record(self) -> dict[str, Any]:
+        """The item as the raw catalog dump stores it."""
+        record = self.model_dump()
+        record["created_at"] = format_ts(self.created_at)
+        return record
+
+
+class User(BaseModel):
+    """A shopper, known only by a pseudonymous id and optional attributes."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    user_id: Id
+    attributes: dict[str, PropertyValue] = Field(default_factory=dict)
+
+    @field_validator("user_id")
+    @classmethod
+    def _printable(cls, value: str) -> str:
+        return _check_id(value)
+
+    @field_validator("attributes")
+    @classmethod
+    def _bounded(cls, value: dict[str, PropertyValue]) -> dict[str, PropertyValue]:
+        return _check_properties(value)
+
+    def to_record(self) -> dict[str, Any]:
+        """The user as the raw catalog dump stores it."""
+        return self.model_dump()
+
+
+def format_ts(ts: datetime) -> str:
+    """RFC 3339 in UTC with milliseconds and a `Z`, the one timestamp format of the lake."""
+    return ts.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def event_id_for(idempotency_key: str, index: int | None = None) -> str:
+    """The event id for a request's Idempotency-Key (and the event's place in a batch)."""
+    name = idempotency_key if index is None else f"{idempotency_key}#{index}"
+    return str(uuid.uuid5(IDEMPOTENCY_NAMESPACE, name))
+
+
+_RULES: Final = {
+    "missing": "is required",
+    "string_type": "must be a string",
+    "int_type": "must be a whole number",
+    "float_type": "must be a number",
+    "float_parsing": "must be a number",
+    "finite_number": "must be a finite number",
+    "dict_type": "must be a JSON object",
+    "model_type": "must be a JSON object",
+    "string_too_short": f"must be 1 to {MAX_ID_LENGTH} characters",
+    "string_too_long": "is too long",
+    "greater_than_equal": "must not be negative",
+    "less_than_equal": "is too large",
+}
+
+
+def _problems(error: ValidationError) -> list[Problem]:
+    problems = []
+    for detail in error.errors(include_url=False):
+        loc = [str(part) for part in detail["loc"]]
+        field = loc[0] if loc else "body"
+        path = ".".join(loc) or "body"
+        kind = detail["type"]
+        got = detail.get("input")
+        if kind == "missing":
+            message = f"Missing {path}"
+        elif kind == "extra_forbidden":
+            message = (
+                f"Unknown field {path}; put shop-specific attributes in `properties` instead"
+            )
+        elif kind == "literal_error":
+            message = f"{path} must be one of {', '.join(EVENT_TYPES)} (got {got!r})"
+        elif kind == "value_error":
+            message = f"{path} {detail['msg'].removeprefix('Value error, ')}"
+            if not loc:
+                message = detail["msg"].removeprefix("Value error, ")
+        elif kind in ("greater_than_equal", "less_than_equal"):
+            limit = detail.get("ctx", {}).get("ge", detail.get("ctx", {}).get("le"))
+            word = "at least" if kind == "greater_than_equal" else "at most"
+            message = f"{path} must be {word} {limit} (got {got!r})"
+        elif kind in _RULES:
+            message = f"{path} {_RULES[kind]} (got {type(got).__name__} {got!r})"
+        else:
+            message = f"{path}: {detail['msg']}"
+        problems.append(Problem(field=field, message=message))
+    return problems
+
+
+def parse_event(
+    payload: bytes | str | Mapping[str, Any],
+    *,
+    idempotency_key: str | None = None,
+    index: int | None = None,
+    now: datetime | None = None,
+) -> Event:
+    """Validate one event from raw JSON or a parsed mapping; raise `InvalidEvent` if it is bad.
+
+    With an `idempotency_key`, the event id is derived from it (and from `index`, the
+    event's place in a batch), so a retried request yields the same event id.
+    """
+    if isinstance(payload, bytes | str):
+        size = len(payload.encode() if isinstance(payload, str) else payload)
+        if size > MAX_EVENT_BYTES:
+            raise InvalidEvent(
+                [Problem("body", f"Event is {size} bytes; the limit is {MAX_EVENT_BYTES}")]
+            )
+        try:
+            parsed = json.loads(payload)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise InvalidEvent([Problem("body", f"Body is not valid JSON: {exc}")]) from None
+    else:
+        parsed = payload
+    if not isinstance(parsed, Mapping):
+        raise InvalidEvent(
+            [Problem("body", f"An event must be a JSON object (got {type(parsed).__name__})")]
+        )
+    fields = dict(parsed)
+    if "ts" not in fields:
+        fields["ts"] = now or _now()
+    if idempotency_key is not None:
+        fields.pop("eventId", None)
+        fields["event_id"] = event_id_for(idempotency_key, index)
+    try:
+        event = Event.model_validate(fields, context={"now": now} if now else None)
+    except ValidationError as exc:
+        raise InvalidEvent(_problems(exc)) from None
+    if not isinstance(payload, bytes | str):
+        size = len(event.to_json_line().encode())
+        if size > MAX_EVENT_BYTES:
+            raise InvalidEvent(
+                [Problem("body", f"Event is {size} bytes; the limit is {MAX_EVENT_BYTES}")]
+            )
+    return event
+
+
+_Catalog = TypeVar("_Catalog", Item, User)
+
+
+def _validate_catalog(model: type[_Catalog], record: Mapping[str, Any]) -> _Catalog:
+    try:
+        return model.model_validate(dict(record))
+    except ValidationError as exc:
+        raise InvalidCatalogRecord(_problems(exc)) from None
+
+
+def parse_item(record: Mapping[str, Any]) -> Item:
+    """Validate one catalog item; raise `InvalidCatalogRecord` naming the field if it is bad."""
+    return _validate_catalog(Item, record)
+
+
+def parse_user(record: Mapping[str, Any]) -> User:
+    """Validate one user record; raise `InvalidCatalogRecord` naming the field if it is bad."""
+    return _validate_catalog(User, record)
+
+
+def json_schemas() -> dict[str, dict[str, Any]]:
+    """JSON Schema documents for the event, item and user contracts, for other languages."""
+    schemas = {}
+    for name, model in (("event", Event), ("item", Item), ("user", User)):
+        schema = model.model_json_schema(by_alias=True, mode="validation")
+        schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+        schema["$id"] = f"urn:recs:schema:{name}:v1"
+        schemas[name] = schema
+    return schemas
+
+
+__all__ = [
+    "EVENT_TYPES",
+    "MAX_EVENT_BYTES",
+    "Event",
+    "EventType",
+    "InvalidRecord",
+    "Item",
+    "User",
+    "event_id_for",
+    "format_ts",
+    "json_schemas",
+    "parse_event",
+    "parse_item",
+    "parse_user",
+]

@@ -1,0 +1,210 @@
+"""Lake I/O: one small interface over a folder on disk and an S3 prefix.
+
+Every zone (raw, curated, quarantine, exports, models, batch, _state) is a key under one lake
+URI: `./lake` or `s3://bucket/prefix`. Writes are atomic on both: on disk a file is written
+beside its target and renamed into place, and an S3 PUT is atomic by itself. So a reader sees
+a whole object or none.
+
+S3 goes through boto3 (the client is passed in, or made on first use) rather than pyarrow's
+C++ S3 client, so that moto's `mock_aws` emulates it in tests and one credential chain
+(including AWS_ENDPOINT_URL) applies everywhere.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+from ingestion.errors import LakeError, SettingsError
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+
+class Lake(Protocol):
+    """Where the zones live. Keys are `/`-separated paths relative to the lake root."""
+
+    @property
+    def uri(self) -> str:
+        """The lake's root as a URI (`/abs/path` or `s3://bucket/prefix`)."""
+        ...
+
+    def url(self, key: str) -> str:
+        """The full URI of one key, for tools such as DuckDB or awswrangler."""
+        ...
+
+    def write_bytes(self, key: str, body: bytes) -> None:
+        """Write a whole object atomically, replacing any object at that key."""
+        ...
+
+    def read_bytes(self, key: str) -> bytes:
+        """Read a whole object; raise `FileNotFoundError` if there is none."""
+        ...
+
+    def exists(self, key: str) -> bool:
+        """Whether an object exists at the key."""
+        ...
+
+    def list(self, prefix: str) -> Iterator[str]:
+        """Keys under a prefix, in lexicographic order."""
+        ...
+
+    def delete(self, key: str) -> None:
+        """Remove an object if it exists."""
+        ...
+
+
+def _clean_key(key: str) -> str:
+    parts = key.split("/")
+    if key.startswith("/") or any(part in ("", ".", "..") for part in parts):
+        raise LakeError(f"lake key {key!r} must be a relative path with no empty, . or .. parts")
+    return key
+
+
+@dataclass(frozen=True)
+class LocalLake:
+    """A lake in a folder on this machine."""
+
+    root: Path
+
+    @property
+    def uri(self) -> str:
+        """The absolute folder of the lake."""
+        return str(self.root)
+
+    def url(self, key: str) -> str:
+        """The absolute path of a key."""
+        return str(self.root / _clean_key(key))
+
+    def write_bytes(self, key: str, body: bytes) -> None:
+        """Write to a temporary file beside the target, fsync, then rename into place."""
+        path = self.root / _clean_key(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(body)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+    def read_bytes(self, key: str) -> bytes:
+        """Read one file."""
+        return (self.root / _clean_key(key)).read_bytes()
+
+    def exists(self, key: str) -> bool:
+        """Whether the file exists."""
+        return (self.root / _clean_key(key)).is_file()
+
+    def list(self, prefix: str) -> Iterator[str]:
+        """Files under a prefix, skipping the temporary files of writes in flight."""
+        base = self.root / prefix.rstrip("/") if prefix else self.root
+        start = base if base.is_dir() else base.parent
+        if not start.is_dir():
+            return
+        keys = []
+        for dirpath, _dirnames, filenames in os.walk(start):
+            for name in filenames:
+                if name.startswith(".") and name.endswith(".tmp"):
+                    continue
+                key = Path(dirpath, name).relative_to(self.root).as_posix()
+                if key.startswith(prefix):
+                    keys.append(key)
+        yield from sorted(keys)
+
+    def delete(self, key: str) -> None:
+        """Remove a file if present."""
+        (self.root / _clean_key(key)).unlink(missing_ok=True)
+
+
+@dataclass
+class S3Lake:
+    """A lake under an S3 prefix. The boto3 client is made on first use unless passed in."""
+
+    bucket: str
+    prefix: str = ""
+    client: S3Client | None = field(default=None, repr=False)
+
+    def _s3(self) -> S3Client:
+        if self.client is None:
+            import boto3
+
+            self.client = boto3.client("s3")
+        return self.client
+
+    def _key(self, key: str) -> str:
+        return f"{self.prefix}/{_clean_key(key)}" if self.prefix else _clean_key(key)
+
+    @property
+    def uri(self) -> str:
+        """`s3://bucket/prefix`."""
+        return f"s3://{self.bucket}/{self.prefix}".rstrip("/")
+
+    def url(self, key: str) -> str:
+        """`s3://bucket/prefix/key`."""
+        return f"s3://{self.bucket}/{self._key(key)}"
+
+    def write_bytes(self, key: str, body: bytes) -> None:
+        """One PUT: S3 makes the whole object visible at once."""
+        self._s3().put_object(Bucket=self.bucket, Key=self._key(key), Body=body)
+
+    def read_bytes(self, key: str) -> bytes:
+        """One GET; a missing key raises `FileNotFoundError` as on disk."""
+        s3 = self._s3()
+        try:
+            response = s3.get_object(Bucket=self.bucket, Key=self._key(key))
+        except s3.exceptions.NoSuchKey:
+            raise FileNotFoundError(self.url(key)) from None
+        return response["Body"].read()
+
+    def exists(self, key: str) -> bool:
+        """Whether a key exists (one LIST call, so no 403/404 ambiguity of HEAD)."""
+        full = self._key(key)
+        response = self._s3().list_objects_v2(Bucket=self.bucket, Prefix=full, MaxKeys=1)
+        return any(obj["Key"] == full for obj in response.get("Contents", []))
+
+    def list(self, prefix: str) -> Iterator[str]:
+        """Keys under a prefix; S3 already lists them in lexicographic order."""
+        strip = len(self.prefix) + 1 if self.prefix else 0
+        paginator = self._s3().get_paginator("list_objects_v2")
+        full = f"{self.prefix}/{prefix}" if self.prefix else prefix
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=full):
+            for obj in page.get("Contents", []):
+                yield obj["Key"][strip:]
+
+    def delete(self, key: str) -> None:
+        """Delete a key; S3 treats a missing key as success."""
+        self._s3().delete_object(Bucket=self.bucket, Key=self._key(key))
+
+
+def open_lake(uri: str, *, s3_client: S3Client | None = None) -> LocalLake | S3Lake:
+    """Open the lake at a URI: a folder path, or `s3://bucket[/prefix]`."""
+    if uri.startswith("s3://"):
+        bucket, _, prefix = uri.removeprefix("s3://").partition("/")
+        if not bucket:
+            raise SettingsError(f"lake URI {uri!r} names no bucket; use s3://bucket/prefix")
+        return S3Lake(bucket=bucket, prefix=prefix.strip("/"), client=s3_client)
+    if "://" in uri:
+        raise SettingsError(
+            f"lake URI {uri!r} is not supported; use a folder path or s3://bucket/prefix"
+        )
+    return LocalLake(Path(uri).expanduser().resolve())
+
+
+def run_id() -> str:
+    """A sortable, unique id for one run of a job: UTC time plus a random suffix."""
+    return f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"

@@ -1,0 +1,41 @@
+"""Fixtures shared by every suite."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ingestion.lake import LocalLake
+
+EVENTS_DIR = Path(__file__).parent / "events"
+
+
+def load_event(name: str) -> dict[str, Any]:
+    """A real payload from tests/events/."""
+    payload: dict[str, Any] = json.loads((EVENTS_DIR / name).read_text())
+    return payload
+
+
+@pytest.fixture
+def local_lake(tmp_path: Path) -> LocalLake:
+    """An empty lake in a temporary folder."""
+    return LocalLake(tmp_path / "lake")
+
+
+@pytest.fixture
+def aws_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Fake credentials and a region, so no test can reach a real AWS account."""
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    yield

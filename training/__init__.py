@@ -1,0 +1,1 @@
+"""Training: recipes, evaluation and batch recommendations over the curated zone (issue 4)."""
