@@ -35,8 +35,14 @@ from ingestion.sinks import LocalSink, make_sink
 
 P = ParamSpec("P")
 R = TypeVar("R")
-console = Console(stderr=True)
-out = Console()
+console = Console(stderr=True, soft_wrap=True)
+out = Console(soft_wrap=True)
+
+
+class CommandFailed(click.ClickException):
+    """A command could not do its job; exit status 2, as for a usage error."""
+
+    exit_code = 2
 
 
 def fails_cleanly(command: Callable[P, R]) -> Callable[P, R]:
@@ -47,7 +53,7 @@ def fails_cleanly(command: Callable[P, R]) -> Callable[P, R]:
         try:
             return command(*args, **kwargs)
         except (IngestionError, ValueError) as exc:
-            raise click.ClickException(str(exc)) from exc
+            raise CommandFailed(str(exc)) from exc
 
     return wrapper
 
@@ -77,7 +83,7 @@ sink_option = click.option(
 )
 
 
-def _date(value: str | None) -> datetime | None:
+def _date(_ctx: click.Context, _param: click.Parameter, value: str | None) -> datetime | None:
     if value is None:
         return None
     try:
@@ -93,7 +99,11 @@ def _date(value: str | None) -> datetime | None:
 @click.option("--days", default=90, show_default=True, help="Length of the history in days.")
 @click.option("--events", default=500_000, show_default=True, help="Exact number of events.")
 @click.option("--seed", default=42, show_default=True, help="Same seed, same shop.")
-@click.option("--end", help="Last day of the history, YYYY-MM-DD (exclusive). [default: today]")
+@click.option(
+    "--end",
+    callback=_date,
+    help="Last day of the history, YYYY-MM-DD (exclusive). [default: today]",
+)
 @click.option(
     "--live-days",
     default=0.0,
@@ -111,7 +121,7 @@ def generate(
     days: int,
     events: int,
     seed: int,
-    end: str | None,
+    end: datetime | None,
     live_days: float,
     lake: str | None,
     sink: str | None,
@@ -140,7 +150,7 @@ def generate(
         days=days,
         events=events,
         seed=seed,
-        end=_date(end),
+        end=end,
     )
     started = time.perf_counter()
     console.print(f"Generating a shop of {events:,} events (seed {seed})...")

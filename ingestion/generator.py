@@ -62,13 +62,14 @@ _HOURLY: Final = np.array(
 
 # Funnel and taste parameters, chosen to resemble public e-commerce logs: a 5-10% view to
 # cart rate and about a third of carts bought.
-_P_TASTE: Final = 0.55  # share of views drawn from the user's favourite style
-_P_GLOBAL: Final = 0.10  # share of views drawn from the whole catalog (bestsellers, ads)
+_P_TASTE: Final = 0.65  # share of views drawn from the user's favourite style
+_P_GLOBAL: Final = 0.08  # share of views drawn from the whole catalog (bestsellers, ads)
 _P_CART_TASTE: Final = 0.20
 _P_CART_OTHER: Final = 0.05
 _P_PURCHASE: Final = 0.35
 _MEAN_VIEW_GAP_MS: Final = 40_000
-_STYLE_SIZE: Final = 25  # items per hidden style cluster, on average
+_STYLE_SIZE: Final = 15  # items per hidden style cluster, on average
+_STYLE_POPULARITY_EXPONENT: Final = 0.3
 _NOVELTY_BOOST: Final = 6.0
 _NOVELTY_DAYS: Final = 10.0
 
@@ -261,9 +262,10 @@ def generate_shop(spec: ShopSpec) -> Shop:
     del age_days, weight
     item_of_row = np.tile(np.arange(n_items), n_epochs)
     samplers = {
+        # Within a taste cluster, popularity matters less: fans browse the long tail.
         "style": _GroupSampler(
             epoch_of_row * n_style_groups + item_style[item_of_row],
-            flat_weight,
+            flat_weight**_STYLE_POPULARITY_EXPONENT,
             n_epochs * n_style_groups,
             item_of_row,
         ),

@@ -11,7 +11,9 @@ This module owns that contract; the ETL imports it to read the zone back.
 
 from __future__ import annotations
 
+import gzip
 import json
+import re
 import uuid
 import zlib
 from collections.abc import Iterable, Sequence
@@ -34,6 +36,20 @@ DEFAULT_OBJECT_BYTES: Final = 64 * 1024 * 1024
 #: half the CPU of gzip's default 6, which gets 4.2:1; the raw zone is read once, by the ETL.
 DEFAULT_COMPRESSLEVEL: Final = 1
 _KEY_NAMESPACE: Final = uuid.UUID("0b8f7f3c-8f6e-4d53-9a35-5a3f2e8f4c21")
+#: Any object the raw event zone may hold: ours (`.gz`) or Firehose's, with compression on or
+#: off. The ETL lists `raw/events/` and reads every key that matches.
+RAW_EVENT_KEY: Final = re.compile(
+    r"^raw/events/(?P<year>\d{4})/(?P<month>\d{2})/(?P<day>\d{2})/(?P<hour>\d{2})/"
+    r"(?P<stream>[^/]+)-(?P<version>\d+)-\d{4}-\d{2}-\d{2}-\d{2}-\d{2}-\d{2}-[^/]+$"
+)
+GZIP_MAGIC: Final = b"\x1f\x8b"
+
+
+def read_lines(body: bytes) -> list[bytes]:
+    """The JSON lines of one raw object, gzip or plain: told apart by content, not by name."""
+    if body[:2] == GZIP_MAGIC:
+        body = gzip.decompress(body)  # handles multi-member files, as `cat a.gz b.gz` makes
+    return [line for line in body.split(b"\n") if line.strip()]
 
 
 def event_object_key(stream: str, when: datetime, unique: str, *, compressed: bool = True) -> str:
@@ -131,6 +147,17 @@ class RawEventWriter:
     def _write_hour(self, hour: int) -> None:
         lines = self._buffers.pop(hour)
         self._buffered -= self._sizes.pop(hour)
+        part: list[str] = []
+        size = 0
+        for line in lines:
+            if part and size + len(line) + 1 > self._object_bytes:
+                self._submit(hour, part)
+                part, size = [], 0
+            part.append(line)
+            size += len(line) + 1
+        self._submit(hour, part)
+
+    def _submit(self, hour: int, lines: list[str]) -> None:
         part = self._parts.get(hour, 0)
         self._parts[hour] = part + 1
         when = datetime.fromtimestamp(hour / 1000, UTC)
