@@ -176,8 +176,9 @@ def generate(
         f"({report.bytes_written / 1e6:.1f} MB gzip) under {target.url('raw/events')}"
     )
     if live_days > 0:
-        out.print(f"Sent {sent:,} events of the last {live_days:g} days through the "
-                  f"{settings.sink} sink")
+        out.print(
+            f"Sent {sent:,} events of the last {live_days:g} days through the {settings.sink} sink"
+        )
     out.print(f"Catalog: {items:,} items and {users:,} users in {target.url(prefix)}")
     out.print(f"Done in {elapsed:.1f}s ({shop.n_events / elapsed:,.0f} events/s)")
 
@@ -329,8 +330,12 @@ def ingest(
 
 
 @click.command(name="flush")
-@click.option("--force/--due", default=True, show_default=True,
-              help="Write everything waiting, or only what the buffer hints say is due.")
+@click.option(
+    "--force/--due",
+    default=True,
+    show_default=True,
+    help="Write everything waiting, or only what the buffer hints say is due.",
+)
 @lake_option
 @fails_cleanly
 def flush_command(force: bool, lake: str | None) -> None:
@@ -349,8 +354,11 @@ def flush_command(force: bool, lake: str | None) -> None:
         local.close()
     out.print(
         f"Flushed {report.events:,} events into {len(report.objects)} objects"
-        + (f" (finished {report.recovered:,} from an interrupted flush)" if report.recovered
-           else "")
+        + (
+            f" (finished {report.recovered:,} from an interrupted flush)"
+            if report.recovered
+            else ""
+        )
     )
     for key in report.objects:
         out.print(f"  {local.lake.url(key)}")

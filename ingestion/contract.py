@@ -23,6 +23,7 @@ from pydantic import (
     Strict,
     ValidationError,
     ValidationInfo,
+    field_serializer,
     field_validator,
     model_validator,
 )
@@ -76,8 +77,7 @@ def _parse_rfc3339(value: object) -> datetime:
         )
     if parsed.tzinfo is None or parsed.utcoffset() is None:
         raise ValueError(
-            "must carry a time zone, such as 2025-08-16T18:30:00Z or +02:00 "
-            f"(got {value!s})"
+            f"must carry a time zone, such as 2025-08-16T18:30:00Z or +02:00 (got {value!s})"
         )
     return parsed.astimezone(UTC)
 
@@ -172,15 +172,17 @@ class Event(BaseModel):
             raise ValueError(f"ts {format_ts(self.ts)} is before 2000-01-01; send the real time")
         return self
 
+    @field_serializer("ts")
+    def _ts_as_rfc3339(self, ts: datetime) -> str:
+        return format_ts(ts)
+
     def to_record(self) -> dict[str, Any]:
         """The event as the lake stores it: snake_case, `ts` as RFC 3339 UTC, no nulls."""
-        record = self.model_dump(exclude_none=True)
-        record["ts"] = format_ts(self.ts)
-        return record
+        return self.model_dump(exclude_none=True)
 
     def to_json_line(self) -> str:
         """One JSON line, as it lands in the raw zone (no trailing newline)."""
-        return json.dumps(self.to_record(), separators=(",", ":"), ensure_ascii=False)
+        return self.model_dump_json(exclude_none=True)
 
 
 class Item(BaseModel):
@@ -279,9 +281,7 @@ def _problems(error: ValidationError) -> list[Problem]:
         if kind == "missing":
             message = f"Missing {path}"
         elif kind == "extra_forbidden":
-            message = (
-                f"Unknown field {path}; put shop-specific attributes in `properties` instead"
-            )
+            message = f"Unknown field {path}; put shop-specific attributes in `properties` instead"
         elif kind == "literal_error":
             message = f"{path} must be one of {', '.join(EVENT_TYPES)} (got {got!r})"
         elif kind == "value_error":

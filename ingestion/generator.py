@@ -20,6 +20,7 @@ midnight UTC): the same seed and end give byte-identical data.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -96,9 +97,7 @@ class ShopSpec:
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1 (got {getattr(self, name)})")
         if self.categories > self.items:
-            raise ValueError(
-                f"categories ({self.categories}) must not exceed items ({self.items})"
-            )
+            raise ValueError(f"categories ({self.categories}) must not exceed items ({self.items})")
         if not 0 <= self.new_item_share < 1:
             raise ValueError(f"new_item_share must be in [0, 1) (got {self.new_item_share})")
         if self.end is not None and self.end.tzinfo is None:
@@ -188,15 +187,13 @@ class _GroupSampler:
 
 
 def _user_styles(
-    users: IntArray, cats: IntArray, taste_key: IntArray, n_styles: IntArray
+    users: IntArray, cats: IntArray, taste_key: npt.NDArray[np.uint64], n_styles: IntArray
 ) -> IntArray:
     """Each (user, category) pair's favourite style: a fixed hash of the user's taste key."""
     mixed = (taste_key[users] ^ (cats.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15))) * (
         np.uint64(0xBF58476D1CE4E5B9)
     )
-    style: IntArray = ((mixed >> np.uint64(29)) % n_styles[cats].astype(np.uint64)).astype(
-        np.int64
-    )
+    style: IntArray = ((mixed >> np.uint64(29)) % n_styles[cats].astype(np.uint64)).astype(np.int64)
     return style
 
 
@@ -270,7 +267,10 @@ def generate_shop(spec: ShopSpec) -> Shop:
             item_of_row,
         ),
         "category": _GroupSampler(
-            epoch_of_row * n_cats + item_cat[item_of_row], flat_weight, n_epochs * n_cats, item_of_row
+            epoch_of_row * n_cats + item_cat[item_of_row],
+            flat_weight,
+            n_epochs * n_cats,
+            item_of_row,
         ),
         "global": _GroupSampler(epoch_of_row, flat_weight, n_epochs, item_of_row),
     }
@@ -360,7 +360,7 @@ def _sessions(
         hi = min(lo + 100_000, n_sessions)
         r = rng.random(hi - lo, dtype=np.float32)[:, None]
         s_cat[lo:hi] = np.minimum((cat_cdf[s_user[lo:hi]] < r).sum(axis=1), cat_cdf.shape[1] - 1)
-    s_style = style_offset[s_cat] + _user_styles(s_user, s_cat, taste_key, n_styles)
+    s_style: IntArray = style_offset[s_cat] + _user_styles(s_user, s_cat, taste_key, n_styles)
     s_epoch = np.minimum((s_start - start_ms) // epoch_ms, n_epochs - 1).astype(np.int64)
 
     n_views = rng.geometric(0.35, n_sessions)
@@ -477,7 +477,7 @@ def write_raw(
         hours = shop.ts_ms[:stop] // HOUR_MS
         bounds = np.flatnonzero(np.diff(hours)) + 1
         edges = [0, *bounds.tolist(), stop] if stop else [0]
-        for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+        for lo, hi in itertools.pairwise(edges):
             hour_ms = int(hours[lo]) * HOUR_MS
             writer.add(hour_ms, event_lines(shop, lo, hi))
             writer.complete(hour_ms)

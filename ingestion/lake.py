@@ -169,7 +169,8 @@ class S3Lake:
             response = s3.get_object(Bucket=self.bucket, Key=self._key(key))
         except s3.exceptions.NoSuchKey:
             raise FileNotFoundError(self.url(key)) from None
-        return response["Body"].read()
+        body: bytes = response["Body"].read()
+        return body
 
     def exists(self, key: str) -> bool:
         """Whether a key exists (one LIST call, so no 403/404 ambiguity of HEAD)."""

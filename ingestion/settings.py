@@ -12,7 +12,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import Any, Literal
 
 from ingestion.errors import SettingsError
 
@@ -63,11 +63,11 @@ class IngestionSettings:
         """Read the environment once; keyword arguments that are not None win over it."""
         env = os.environ if env is None else env
         sink = env.get("RECS_SINK") or "local"
-        if sink not in SINK_KINDS:
+        if sink not in SINK_KINDS:  # checked here too, to type `sink` as a SinkKind
             raise SettingsError(f"RECS_SINK must be one of {', '.join(SINK_KINDS)} (got {sink!r})")
         settings = cls(
             lake=env.get("RECS_LAKE") or "./lake",
-            sink=cast(SinkKind, sink),
+            sink=sink,
             kinesis_stream=env.get("RECS_KINESIS_STREAM") or None,
             firehose_stream=env.get("RECS_FIREHOSE_STREAM") or None,
             event_log=Path(env.get("RECS_EVENT_LOG") or "./var/event-log.sqlite3"),

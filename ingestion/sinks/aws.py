@@ -116,7 +116,7 @@ def _record(event: Event) -> bytes:
 
 
 class KinesisSink:
-    """Puts events on a Kinesis data stream, partitioned by user so a user's events stay in order."""
+    """Puts events on a Kinesis stream, partitioned by user so each user's events stay in order."""
 
     def __init__(
         self,
@@ -145,8 +145,9 @@ class KinesisSink:
         records = [(_record(e), e.user_id.encode()) for e in events]
         target = f"Kinesis stream {self.stream}"
         stream_arg = (
-            {"StreamARN": self.stream} if self.stream.startswith("arn:") else
-            {"StreamName": self.stream}
+            {"StreamARN": self.stream}
+            if self.stream.startswith("arn:")
+            else {"StreamName": self.stream}
         )
         for chunk in chunk_records(
             records, max_records=KINESIS_MAX_RECORDS, max_bytes=KINESIS_MAX_BYTES

@@ -114,6 +114,8 @@ class EventLog:
             db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=FULL")
+            # The event_id index takes random keys: keep its pages in memory across commits.
+            db.execute("PRAGMA cache_size=-65536")
             db.execute("PRAGMA foreign_keys=ON")
             self._local.db = db
         return db
@@ -160,10 +162,14 @@ class EventLog:
 
     def pending(self) -> tuple[int, int, int | None]:
         """(events, bytes, oldest received_ms) waiting to be flushed."""
-        row = self._db().execute(
-            "SELECT count(*), coalesce(sum(length(line) + 1), 0), min(received_ms) "
-            "FROM events WHERE batch_id IS NULL"
-        ).fetchone()
+        row = (
+            self._db()
+            .execute(
+                "SELECT count(*), coalesce(sum(length(line) + 1), 0), min(received_ms) "
+                "FROM events WHERE batch_id IS NULL"
+            )
+            .fetchone()
+        )
         return int(row[0]), int(row[1]), row[2]
 
     def claim(self, *, stream: str, max_bytes: int) -> tuple[int, str] | None:

@@ -16,24 +16,56 @@ from ingestion.raw import RAW_EVENT_KEY, read_lines
 RECS = str(Path(sys.executable).with_name("recs"))
 
 
-def run(*args: str, cwd: Path, stdin: str | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def run(
+    *args: str, cwd: Path, stdin: str | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("RECS_")}
     full_env.update(env or {})
-    return subprocess.run([RECS, *args], cwd=cwd, input=stdin, capture_output=True, text=True, env=full_env, timeout=120)
+    return subprocess.run(
+        [RECS, *args],
+        cwd=cwd,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=120,
+    )
 
 
 def _events(lake: LocalLake) -> list[dict[str, object]]:
-    return [json.loads(line) for key in lake.list("raw/events/") for line in read_lines(lake.read_bytes(key))]
+    return [
+        json.loads(line)
+        for key in lake.list("raw/events/")
+        for line in read_lines(lake.read_bytes(key))
+    ]
 
 
 def test_generate_writes_a_shop_into_the_default_lake(tmp_path: Path) -> None:
-    result = run("generate", "--users", "300", "--items", "120", "--categories", "6", "--days", "14",
-                 "--events", "5000", "--end", "2026-11-01", "--live-days", "1", cwd=tmp_path)  # fmt: skip
+    result = run(
+        "generate",
+        "--users",
+        "300",
+        "--items",
+        "120",
+        "--categories",
+        "6",
+        "--days",
+        "14",
+        "--events",
+        "5000",
+        "--end",
+        "2026-11-01",
+        "--live-days",
+        "1",
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr
-    assert "Sent" in result.stdout and "through the local sink" in result.stdout
+    assert "Sent" in result.stdout
+    assert "through the local sink" in result.stdout
     lake = LocalLake(tmp_path / "lake")
     keys = list(lake.list("raw/events/"))
-    assert keys and all(RAW_EVENT_KEY.match(k) for k in keys)
+    assert keys
+    assert all(RAW_EVENT_KEY.match(k) for k in keys)
     events = _events(lake)
     assert len(events) == 5000
     assert len({e["event_id"] for e in events}) == 5000
@@ -42,16 +74,22 @@ def test_generate_writes_a_shop_into_the_default_lake(tmp_path: Path) -> None:
 
 
 def test_ingest_delivers_good_lines_and_reports_bad_ones(tmp_path: Path) -> None:
-    lines = "\n".join([
-        '{"userId":"U1","itemId":"I100","event_type":"view"}',
-        '{"userId":"U1","itemId":"I100","event_type":"click"}',
-        "not json",
-        '{"user_id":"U2","item_id":"I7","event_type":"purchase","price":3.5,"quantity":1}',
-    ])  # fmt: skip
-    result = run("ingest", "-", cwd=tmp_path, stdin=lines, env={"RECS_LAKE": str(tmp_path / "shop")})
+    lines = "\n".join(
+        [
+            '{"userId":"U1","itemId":"I100","event_type":"view"}',
+            '{"userId":"U1","itemId":"I100","event_type":"click"}',
+            "not json",
+            '{"user_id":"U2","item_id":"I7","event_type":"purchase","price":3.5,"quantity":1}',
+        ]
+    )
+    result = run(
+        "ingest", "-", cwd=tmp_path, stdin=lines, env={"RECS_LAKE": str(tmp_path / "shop")}
+    )
     assert result.returncode == 0, result.stderr
     assert "2 events accepted by the local sink, 2 refused" in result.stdout
-    assert "-:2: event_type must be one of view, add_to_cart, purchase (got 'click')" in result.stderr
+    assert (
+        "-:2: event_type must be one of view, add_to_cart, purchase (got 'click')" in result.stderr
+    )
     assert "-:3: Body is not valid JSON" in result.stderr
     assert sorted(e["user_id"] for e in _events(LocalLake(tmp_path / "shop"))) == ["U1", "U2"]
     strict = run("ingest", "--strict", "-", cwd=tmp_path, stdin=lines)
@@ -72,7 +110,11 @@ def test_import_then_flush(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("args", "env", "message"),
     [
-        (["ingest", "-"], {"RECS_SINK": "kafka"}, "RECS_SINK must be one of local, kinesis, firehose"),
+        (
+            ["ingest", "-"],
+            {"RECS_SINK": "kafka"},
+            "RECS_SINK must be one of local, kinesis, firehose",
+        ),
         (["ingest", "-"], {"RECS_SINK": "kinesis"}, "RECS_SINK=kinesis needs RECS_KINESIS_STREAM"),
         (["generate", "--users", "0"], {}, "users must be at least 1"),
         (["import", "missing.csv"], {}, "missing.csv: no such file"),
@@ -103,5 +145,8 @@ def test_every_command_explains_itself_with_an_example(tmp_path: Path, command: 
 
 def test_each_stage_runs_as_a_module(tmp_path: Path) -> None:
     for module in ("ingestion", "orchestration"):
-        result = subprocess.run([sys.executable, "-m", module, "--help"], capture_output=True, text=True, cwd=tmp_path)
-        assert result.returncode == 0 and "generate" in result.stdout
+        result = subprocess.run(
+            [sys.executable, "-m", module, "--help"], capture_output=True, text=True, cwd=tmp_path
+        )
+        assert result.returncode == 0
+        assert "generate" in result.stdout

@@ -14,7 +14,9 @@ from ingestion.lake import LocalLake, S3Lake, open_lake
 
 
 @pytest.fixture(params=["local", "s3"])
-def lake(request: pytest.FixtureRequest, tmp_path: Path, aws_env: None) -> Iterator[LocalLake | S3Lake]:
+def lake(
+    request: pytest.FixtureRequest, tmp_path: Path, aws_env: None
+) -> Iterator[LocalLake | S3Lake]:
     if request.param == "local":
         yield LocalLake(tmp_path / "lake")
         return
@@ -33,8 +35,12 @@ def test_write_read_roundtrip_and_replace(lake: LocalLake | S3Lake) -> None:
 
 
 def test_list_is_sorted_and_scoped_to_the_prefix(lake: LocalLake | S3Lake) -> None:
-    for key in ("raw/events/2025/08/16/19/b", "raw/events/2025/08/16/18/a", "raw/catalog/x/items.jsonl",
-                "raw/eventsX/c"):  # fmt: skip
+    for key in (
+        "raw/events/2025/08/16/19/b",
+        "raw/events/2025/08/16/18/a",
+        "raw/catalog/x/items.jsonl",
+        "raw/eventsX/c",
+    ):
         lake.write_bytes(key, b"x")
     assert list(lake.list("raw/events/")) == [
         "raw/events/2025/08/16/18/a",
@@ -71,7 +77,11 @@ def test_open_lake_parses_uris(tmp_path: Path) -> None:
     assert open_lake(str(tmp_path)) == LocalLake(tmp_path.resolve())
     s3 = open_lake("s3://bucket/some/prefix/")
     assert isinstance(s3, S3Lake)
-    assert (s3.bucket, s3.prefix, s3.url("raw/x")) == ("bucket", "some/prefix", "s3://bucket/some/prefix/raw/x")
+    assert (s3.bucket, s3.prefix, s3.url("raw/x")) == (
+        "bucket",
+        "some/prefix",
+        "s3://bucket/some/prefix/raw/x",
+    )
     with pytest.raises(SettingsError, match="names no bucket"):
         open_lake("s3://")
     with pytest.raises(SettingsError, match="not supported"):

@@ -35,7 +35,11 @@ class Harness:
 
 
 def _read_raw(lake: LocalLake | S3Lake) -> list[dict[str, Any]]:
-    return [json.loads(line) for key in lake.list("raw/events/") for line in read_lines(lake.read_bytes(key))]
+    return [
+        json.loads(line)
+        for key in lake.list("raw/events/")
+        for line in read_lines(lake.read_bytes(key))
+    ]
 
 
 @contextmanager
@@ -60,7 +64,9 @@ def _harness(kind: str, tmp_path: Path) -> Iterator[Harness]:
                 records = []
                 for shard in kinesis.list_shards(StreamName="shop-events")["Shards"]:
                     iterator = kinesis.get_shard_iterator(
-                        StreamName="shop-events", ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
+                        StreamName="shop-events",
+                        ShardId=shard["ShardId"],
+                        ShardIteratorType="TRIM_HORIZON",
                     )["ShardIterator"]
                     while iterator:
                         page = kinesis.get_records(ShardIterator=iterator, Limit=10_000)
@@ -110,10 +116,18 @@ def raw_harness(request: pytest.FixtureRequest, tmp_path: Path, aws_env: None) -
 def _events(n: int, users: int = 7) -> list[Event]:
     start = datetime.now(UTC) - timedelta(hours=1)
     return [
-        parse_event({"userId": f"U{i % users}", "itemId": f"I{i}", "event_type": ("view", "add_to_cart", "purchase")[i % 3],
-                     "ts": (start + timedelta(seconds=i)).isoformat(), "price": 1.5, "quantity": 1})
+        parse_event(
+            {
+                "userId": f"U{i % users}",
+                "itemId": f"I{i}",
+                "event_type": ("view", "add_to_cart", "purchase")[i % 3],
+                "ts": (start + timedelta(seconds=i)).isoformat(),
+                "price": 1.5,
+                "quantity": 1,
+            }
+        )
         for i in range(n)
-    ]  # fmt: skip
+    ]
 
 
 def test_one_event_arrives_as_its_lake_record(harness: Harness) -> None:

@@ -22,8 +22,18 @@ TS = datetime(2025, 8, 16, 18, 30, tzinfo=UTC)
 
 
 def _events(n: int) -> list[Event]:
-    return [parse_event({"userId": f"U{i}", "itemId": "I1", "event_type": "view", "ts": TS.isoformat(),
-                         "eventId": f"e{i}"}) for i in range(n)]  # fmt: skip
+    return [
+        parse_event(
+            {
+                "userId": f"U{i}",
+                "itemId": "I1",
+                "event_type": "view",
+                "ts": TS.isoformat(),
+                "eventId": f"e{i}",
+            }
+        )
+        for i in range(n)
+    ]
 
 
 def _data(event: Event) -> bytes:
@@ -41,9 +51,16 @@ def sleeps() -> list[float]:
 
 
 def _kinesis(sleeps: list[float], attempts: int = 4) -> tuple[KinesisSink, Stubber]:
-    client = boto3.client("kinesis", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
-    sink = KinesisSink("shop-events", client=client, policy=RetryPolicy(attempts=attempts),
-                       rng=random.Random(1), sleep=sleeps.append)  # fmt: skip
+    client = boto3.client(
+        "kinesis", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x"
+    )
+    sink = KinesisSink(
+        "shop-events",
+        client=client,
+        policy=RetryPolicy(attempts=attempts),
+        rng=random.Random(1),
+        sleep=sleeps.append,
+    )
     return sink, Stubber(client)
 
 
@@ -53,15 +70,23 @@ def test_kinesis_resends_only_the_refused_records(sleeps: list[float]) -> None:
     records = [{"Data": _data(e), "PartitionKey": e.user_id} for e in events]
     stub.add_response(
         "put_records",
-        {"FailedRecordCount": 2, "Records": [
-            {"ErrorCode": "ProvisionedThroughputExceededException", "ErrorMessage": "slow down"},
-            {"SequenceNumber": "1", "ShardId": "s"},
-            {"ErrorCode": "InternalFailure", "ErrorMessage": "oops"},
-        ]},
+        {
+            "FailedRecordCount": 2,
+            "Records": [
+                {
+                    "ErrorCode": "ProvisionedThroughputExceededException",
+                    "ErrorMessage": "slow down",
+                },
+                {"SequenceNumber": "1", "ShardId": "s"},
+                {"ErrorCode": "InternalFailure", "ErrorMessage": "oops"},
+            ],
+        },
         {"StreamName": "shop-events", "Records": records},
-    )  # fmt: skip
+    )
     stub.add_response(
-        "put_records", _kinesis_ok(2), {"StreamName": "shop-events", "Records": [records[0], records[2]]}
+        "put_records",
+        _kinesis_ok(2),
+        {"StreamName": "shop-events", "Records": [records[0], records[2]]},
     )
     with stub:
         sink.put(events)
@@ -88,18 +113,25 @@ def test_kinesis_gives_up_loudly_after_its_attempts(sleeps: list[float]) -> None
 
 def test_kinesis_call_errors_become_delivery_failed(sleeps: list[float]) -> None:
     sink, stub = _kinesis(sleeps)
-    stub.add_client_error("put_records", "ResourceNotFoundException", "Stream shop-events not found")
+    stub.add_client_error(
+        "put_records", "ResourceNotFoundException", "Stream shop-events not found"
+    )
     with stub, pytest.raises(DeliveryFailed, match="Stream shop-events not found"):
         sink.put(_events(1))
 
 
 def test_kinesis_takes_a_stream_arn(sleeps: list[float]) -> None:
-    client = boto3.client("kinesis", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
+    client = boto3.client(
+        "kinesis", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x"
+    )
     arn = "arn:aws:kinesis:us-east-1:123456789012:stream/shop-events"
     event = _events(1)[0]
     with Stubber(client) as stub:
-        stub.add_response("put_records", _kinesis_ok(1),
-                          {"StreamARN": arn, "Records": [{"Data": _data(event), "PartitionKey": "U0"}]})  # fmt: skip
+        stub.add_response(
+            "put_records",
+            _kinesis_ok(1),
+            {"StreamARN": arn, "Records": [{"Data": _data(event), "PartitionKey": "U0"}]},
+        )
         KinesisSink(arn, client=client).put([event])
         stub.assert_no_pending_responses()
 
@@ -115,18 +147,25 @@ def test_kinesis_splits_calls_at_500_records(sleeps: list[float]) -> None:
 
 
 def test_firehose_resends_only_the_refused_records(sleeps: list[float]) -> None:
-    client = boto3.client("firehose", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
+    client = boto3.client(
+        "firehose", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x"
+    )
     sink = FirehoseSink("shop-events", client=client, rng=random.Random(1), sleep=sleeps.append)
     events = _events(3)
     records = [{"Data": _data(e)} for e in events]
     stub = Stubber(client)
     stub.add_response(
         "put_record_batch",
-        {"FailedPutCount": 1, "RequestResponses": [
-            {"RecordId": "a"}, {"ErrorCode": "ServiceUnavailableException", "ErrorMessage": "busy"}, {"RecordId": "c"},
-        ]},
+        {
+            "FailedPutCount": 1,
+            "RequestResponses": [
+                {"RecordId": "a"},
+                {"ErrorCode": "ServiceUnavailableException", "ErrorMessage": "busy"},
+                {"RecordId": "c"},
+            ],
+        },
         {"DeliveryStreamName": "shop-events", "Records": records},
-    )  # fmt: skip
+    )
     stub.add_response(
         "put_record_batch",
         {"FailedPutCount": 0, "RequestResponses": [{"RecordId": "b"}]},

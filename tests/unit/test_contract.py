@@ -31,9 +31,16 @@ def test_real_payloads_are_accepted(name: str) -> None:
     record = event.to_record()
     assert record["ts"].endswith("Z")
     assert set(record) <= {
-        "event_id", "user_id", "item_id", "event_type", "ts", "session_id", "price",
-        "quantity", "properties",
-    }  # fmt: skip
+        "event_id",
+        "user_id",
+        "item_id",
+        "event_type",
+        "ts",
+        "session_id",
+        "price",
+        "quantity",
+        "properties",
+    }
 
 
 def test_readme_event_is_stored_in_snake_case_utc() -> None:
@@ -73,8 +80,10 @@ def test_idempotency_key_derives_a_stable_event_id() -> None:
         ({"itemId": "I1", "event_type": "view"}, "Missing userId"),
         ({"userId": "U1", "event_type": "view"}, "Missing itemId"),
         ({"userId": "U1", "itemId": "I1"}, "Missing event_type"),
-        ({**GOOD, "event_type": "click"},
-         "event_type must be one of view, add_to_cart, purchase (got 'click')"),
+        (
+            {**GOOD, "event_type": "click"},
+            "event_type must be one of view, add_to_cart, purchase (got 'click')",
+        ),
         ({**GOOD, "userId": 42}, "userId must be a string (got int 42)"),
         ({**GOOD, "itemId": ["I1"]}, "itemId must be a string"),
         ({**GOOD, "userId": ""}, "userId must be 1 to 256 characters"),
@@ -91,12 +100,16 @@ def test_idempotency_key_derives_a_stable_event_id() -> None:
         ({**GOOD, "quantity": "2"}, "quantity must be a whole number"),
         ({**GOOD, "quantity": 0}, "quantity must be at least 1"),
         ({**GOOD, "properties": "x"}, "properties must be a JSON object"),
-        ({**GOOD, "properties": {f"k{i}": i for i in range(51)}},
-         "properties may hold at most 50 keys"),
+        (
+            {**GOOD, "properties": {f"k{i}": i for i in range(51)}},
+            "properties may hold at most 50 keys",
+        ),
         ({**GOOD, "colour": "red"}, "Unknown field colour"),
     ],
-)  # fmt: skip
-def test_bad_events_are_refused_naming_field_and_rule(payload: dict[str, Any], message: str) -> None:
+)
+def test_bad_events_are_refused_naming_field_and_rule(
+    payload: dict[str, Any], message: str
+) -> None:
     with pytest.raises(InvalidEvent) as refused:
         parse_event(payload, now=NOW)
     assert message in str(refused.value)
@@ -150,8 +163,12 @@ def test_json_schema_agrees_with_the_validator_on_examples() -> None:
     validator = jsonschema.Draft202012Validator(schema)
     validator.validate(load_event("event_view.json"))
     validator.validate(load_event("event_purchase_full.json"))
-    for bad in ({"itemId": "I1", "event_type": "view"}, {**GOOD, "event_type": "click"},
-                {**GOOD, "userId": 1}, {**GOOD, "colour": "red"}):  # fmt: skip
+    for bad in (
+        {"itemId": "I1", "event_type": "view"},
+        {**GOOD, "event_type": "click"},
+        {**GOOD, "userId": 1},
+        {**GOOD, "colour": "red"},
+    ):
         assert not validator.is_valid(bad)
 
 

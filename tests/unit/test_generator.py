@@ -37,7 +37,8 @@ def test_same_seed_same_shop_other_seed_other_shop(shop) -> None:  # type: ignor
 def test_exact_event_count_sorted_inside_the_window(shop) -> None:  # type: ignore[no-untyped-def]
     assert shop.n_events == SPEC.events
     assert np.all(np.diff(shop.ts_ms) >= 0)
-    assert shop.ts_ms[0] >= shop.start_ms and shop.ts_ms[-1] < shop.end_ms
+    assert shop.ts_ms[0] >= shop.start_ms
+    assert shop.ts_ms[-1] < shop.end_ms
 
 
 def test_every_line_and_record_passes_the_contract(shop) -> None:  # type: ignore[no-untyped-def]
@@ -70,7 +71,13 @@ def test_sessions_go_view_then_cart_then_purchase_with_drop_off(shop) -> None:  
     assert 0.04 < carts / views < 0.25
     assert 0.2 < purchases / carts < 0.5
     first_seen: dict[tuple[int, int, int], int] = {}
-    for s, i, k, t in zip(shop.session.tolist(), shop.item.tolist(), shop.kind.tolist(), shop.ts_ms.tolist(), strict=True):
+    for s, i, k, t in zip(
+        shop.session.tolist(),
+        shop.item.tolist(),
+        shop.kind.tolist(),
+        shop.ts_ms.tolist(),
+        strict=True,
+    ):
         if k == 0:
             first_seen.setdefault((s, i, 0), t)
         else:

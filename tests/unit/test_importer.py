@@ -26,10 +26,16 @@ U9,I10
 
 
 def _landed(lake: LocalLake) -> list[dict[str, object]]:
-    return [json.loads(line) for key in lake.list("raw/events/") for line in read_lines(lake.read_bytes(key))]
+    return [
+        json.loads(line)
+        for key in lake.list("raw/events/")
+        for line in read_lines(lake.read_bytes(key))
+    ]
 
 
-def test_good_rows_land_and_bad_rows_are_reported_by_line(tmp_path: Path, local_lake: LocalLake) -> None:
+def test_good_rows_land_and_bad_rows_are_reported_by_line(
+    tmp_path: Path, local_lake: LocalLake
+) -> None:
     path = tmp_path / "interactions.csv"
     path.write_text(INTERACTIONS)
     report = import_interactions(path, local_lake, event_type_map={"addtocart": "add_to_cart"})
@@ -37,26 +43,37 @@ def test_good_rows_land_and_bad_rows_are_reported_by_line(tmp_path: Path, local_
     lines = dict(report.problems)
     assert "TIMESTAMP must be epoch seconds (got 'not-a-time')" in lines[5]
     assert "item_id must be 1 to 256 characters" in lines[6]
-    assert "EVENT_TYPE 'wishlist' is not one of view, add_to_cart, purchase; map it with --map" in lines[7]
+    assert (
+        "EVENT_TYPE 'wishlist' is not one of view, add_to_cart, purchase; map it with --map"
+        in lines[7]
+    )
     assert "PRICE must be a number (got 'free')" in lines[8]
     assert "more than 5 minutes in the future" in lines[9]
     assert "row has 2 values for 7 columns" in lines[11]
 
     landed = sorted(_landed(local_lake), key=lambda e: str(e["ts"]))
     assert [(e["user_id"], e["event_type"]) for e in landed] == [
-        ("U1", "view"), ("U1", "add_to_cart"), ("U2", "view"), ("U8", "purchase"),
-    ]  # fmt: skip
+        ("U1", "view"),
+        ("U1", "add_to_cart"),
+        ("U2", "view"),
+        ("U8", "purchase"),
+    ]
     assert landed[1]["price"] == 19.99
     assert landed[1]["properties"] == {"event_value": "1"}
     assert landed[0]["ts"] == "2025-08-16T18:30:00.000Z"
     assert report.quarantine is not None
-    rejected = [json.loads(line) for key in local_lake.list(report.quarantine) for line in
-                read_lines(local_lake.read_bytes(key))]  # fmt: skip
+    rejected = [
+        json.loads(line)
+        for key in local_lake.list(report.quarantine)
+        for line in read_lines(local_lake.read_bytes(key))
+    ]
     assert [r["line"] for r in rejected] == [5, 6, 7, 8, 9, 11]
     assert rejected[0]["row"]["TIMESTAMP"] == "not-a-time"
 
 
-def test_importing_the_same_file_twice_replaces_instead_of_duplicating(tmp_path: Path, local_lake: LocalLake) -> None:
+def test_importing_the_same_file_twice_replaces_instead_of_duplicating(
+    tmp_path: Path, local_lake: LocalLake
+) -> None:
     path = tmp_path / "interactions.csv"
     path.write_text(INTERACTIONS)
     first = import_interactions(path, local_lake)

@@ -25,12 +25,26 @@ class Clock:
 
 def _events(n: int, user: str = "U1", start: int = 0) -> list[Event]:
     ts = datetime(2025, 8, 16, 18, 0, tzinfo=UTC)
-    return [parse_event({"userId": user, "itemId": f"I{i}", "event_type": "view", "eventId": f"{user}-{i}",
-                         "ts": (ts + timedelta(seconds=i)).isoformat()}) for i in range(start, start + n)]  # fmt: skip
+    return [
+        parse_event(
+            {
+                "userId": user,
+                "itemId": f"I{i}",
+                "event_type": "view",
+                "eventId": f"{user}-{i}",
+                "ts": (ts + timedelta(seconds=i)).isoformat(),
+            }
+        )
+        for i in range(start, start + n)
+    ]
 
 
 def _raw_ids(lake: LocalLake) -> list[str]:
-    return [json.loads(line)["event_id"] for key in lake.list("raw/events/") for line in read_lines(lake.read_bytes(key))]
+    return [
+        json.loads(line)["event_id"]
+        for key in lake.list("raw/events/")
+        for line in read_lines(lake.read_bytes(key))
+    ]
 
 
 @pytest.fixture
@@ -136,7 +150,9 @@ def test_crash_before_the_object_is_written_writes_it_on_restart(
 
 def test_background_flusher_delivers_without_being_asked(tmp_path: Path) -> None:
     lake = LocalLake(tmp_path / "lake")
-    sink = LocalSink(EventLog(tmp_path / "log.sqlite3"), lake, hints=BufferHints(interval_s=0.1), background=True)
+    sink = LocalSink(
+        EventLog(tmp_path / "log.sqlite3"), lake, hints=BufferHints(interval_s=0.1), background=True
+    )
     try:
         sink.put(_events(3))
         for _ in range(100):

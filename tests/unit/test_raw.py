@@ -23,8 +23,12 @@ def test_keys_follow_firehose_naming() -> None:
     key = event_object_key("shop", datetime(2025, 8, 16, 18, 30, 5, tzinfo=UTC), "abc")
     assert key == "raw/events/2025/08/16/18/shop-1-2025-08-16-18-30-05-abc.gz"
     match = RAW_EVENT_KEY.match(key)
-    assert match and match["stream"] == "shop" and match["hour"] == "18"
-    assert RAW_EVENT_KEY.match("raw/events/2025/08/16/18/moto-stream-1-2025-08-16-18-30-05-9f1e-uuid")
+    assert match
+    assert match["stream"] == "shop"
+    assert match["hour"] == "18"
+    assert RAW_EVENT_KEY.match(
+        "raw/events/2025/08/16/18/moto-stream-1-2025-08-16-18-30-05-9f1e-uuid"
+    )
     assert not RAW_EVENT_KEY.match("raw/events/2025/08/16/stray.json")
 
 
@@ -37,7 +41,7 @@ def test_gzip_is_deterministic_and_read_back_by_content() -> None:
 
 def test_writer_partitions_by_hour_and_cuts_objects(local_lake: LocalLake) -> None:
     with RawEventWriter(local_lake, stream="s", run_key="r", object_bytes=100) as writer:
-        writer.add(H0 + 5, ['{"n":%d}' % i for i in range(30)])
+        writer.add(H0 + 5, [f'{{"n":{i}}}' for i in range(30)])
         writer.add(H0 + HOUR_MS, ['{"n":"late"}'])
     keys = list(local_lake.list("raw/events/"))
     assert {k.split("/")[5] for k in keys} == {"18", "19"}
@@ -48,9 +52,11 @@ def test_writer_partitions_by_hour_and_cuts_objects(local_lake: LocalLake) -> No
 
 
 def test_writer_bounds_its_memory_whatever_the_input_order(local_lake: LocalLake) -> None:
-    writer = RawEventWriter(local_lake, stream="s", run_key="r", object_bytes=10_000, buffer_bytes=500)
+    writer = RawEventWriter(
+        local_lake, stream="s", run_key="r", object_bytes=10_000, buffer_bytes=500
+    )
     for i in range(200):
-        writer.add(H0 + (i % 50) * HOUR_MS, ['{"n":%d}' % i])
+        writer.add(H0 + (i % 50) * HOUR_MS, [f'{{"n":{i}}}'])
         assert writer._buffered <= 500
     writer.close()
     assert writer.report.events == 200
@@ -75,7 +81,11 @@ def test_catalog_dump_writes_its_manifest_last(local_lake: LocalLake) -> None:
             written.append(key.rsplit("/", 1)[1])
             original(key, body)
 
-    prefix = write_catalog_dump(Recording(local_lake.root), datetime(2025, 8, 16, tzinfo=UTC),
-                                items=[{"item_id": "I1"}], users=[])  # fmt: skip
+    prefix = write_catalog_dump(
+        Recording(local_lake.root),
+        datetime(2025, 8, 16, tzinfo=UTC),
+        items=[{"item_id": "I1"}],
+        users=[],
+    )
     assert prefix == "raw/catalog/20250816T000000Z"
     assert written == ["items.jsonl", "users.jsonl", "_manifest.json"]

@@ -12,17 +12,28 @@ from ingestion.settings import IngestionSettings
 
 def test_defaults_are_the_embedded_local_setup() -> None:
     settings = IngestionSettings.from_env({})
-    assert (settings.lake, settings.sink, settings.event_log) == ("./lake", "local", Path("./var/event-log.sqlite3"))
+    assert (settings.lake, settings.sink, settings.event_log) == (
+        "./lake",
+        "local",
+        Path("./var/event-log.sqlite3"),
+    )
     assert (settings.buffer_mb, settings.buffer_seconds) == (5.0, 300.0)
 
 
 def test_environment_is_read_and_arguments_win() -> None:
-    env = {"RECS_LAKE": "s3://bucket/p", "RECS_SINK": "kinesis", "RECS_KINESIS_STREAM": "events",
-           "RECS_BUFFER_MB": "1.5"}  # fmt: skip
+    env = {
+        "RECS_LAKE": "s3://bucket/p",
+        "RECS_SINK": "kinesis",
+        "RECS_KINESIS_STREAM": "events",
+        "RECS_BUFFER_MB": "1.5",
+    }
     settings = IngestionSettings.from_env(env)
     assert (settings.lake, settings.sink, settings.kinesis_stream, settings.buffer_mb) == (
-        "s3://bucket/p", "kinesis", "events", 1.5,
-    )  # fmt: skip
+        "s3://bucket/p",
+        "kinesis",
+        "events",
+        1.5,
+    )
     assert IngestionSettings.from_env(env, lake="./other", sink="local").lake == "./other"
 
 

@@ -1,0 +1,63 @@
+"""`python -m benchmarks`: measure, compare with a peer in the same run, write docs/benchmarks.md.
+
+Every figure in docs/benchmarks.md comes from this command. Each row sets our number beside
+a peer measured on the same input, on the same machine, a moment apart, and gives the ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+from benchmarks.foundation import Row, foundation
+
+
+def _table(rows: list[Row]) -> list[str]:
+    lines = [
+        "| what | ours | peer | peer's figure | ratio (ours / peer) |",
+        "|---|---:|---|---:|---:|",
+    ]
+    for row in rows:
+        lines.append(
+            f"| {row.what} | {row.ours:,.0f} {row.unit} | {row.peer} | "
+            f"{row.theirs:,.0f} {row.unit} | {row.ours / row.theirs:.2f} |"
+        )
+    return lines
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the benchmarks and write the report."""
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    parser.add_argument("--out", type=Path, default=Path("docs/benchmarks.md"))
+    parser.add_argument("--events", type=int, default=1_000_000, help="generator events")
+    parser.add_argument("--sink-events", type=int, default=200_000, help="local sink events")
+    args = parser.parse_args(argv)
+
+    started = datetime.now(UTC)
+    sections = [("Foundation: generator and local sink", foundation(args.events, args.sink_events))]
+    report = [
+        "# Benchmarks",
+        "",
+        "Written by `make bench` (`python -m benchmarks`); do not edit by hand.",
+        f"Run {started:%Y-%m-%d %H:%M} UTC on {platform.machine()}, "
+        f"{_cpus()} CPUs, Python {platform.python_version()}.",
+        "",
+    ]
+    for title, (rows, notes) in sections:
+        report += [f"## {title}", "", *_table(rows), "", *notes, ""]
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text("\n".join(report))
+    sys.stdout.write("\n".join(report) + "\n")
+
+
+def _cpus() -> int:
+    import os
+
+    return len(os.sched_getaffinity(0))
+
+
+if __name__ == "__main__":
+    main()
