@@ -9,7 +9,7 @@ export RECS_LAKE ?= ./lake
 export RECS_EVENT_LOG ?= ./var/event-log.sqlite3
 
 # Demo shop size: small enough for a minute on a laptop, large enough to train on later.
-DEMO_ARGS ?= --users 5000 --items 2000 --categories 20 --days 90 --events 500000 --seed 42 --live-days 1
+DEMO_ARGS ?= --users 5000 --items 2000 --categories 20 --days 90 --events 500000 --seed 42 --end 2026-11-01 --live-days 1
 
 .PHONY: venv demo test test-all lint format bench generate flush tf-validate clean
 
@@ -28,11 +28,9 @@ demo: venv
 	$(BIN)/recs generate $(DEMO_ARGS)
 	echo '{"userId":"U1","itemId":"I100","event_type":"view"}' | $(BIN)/recs ingest -
 	@echo
-	@echo "The lake at $(RECS_LAKE):"
-	@find $(RECS_LAKE)/raw -type f | sed -E 's#/[^/]+$$##' | sort | uniq -c | awk '{print $$2}' \
-		| awk -F/ '{print "  " $$0}' | head -5; echo "  ..."
-	@echo "  $$(find $(RECS_LAKE)/raw/events -type f | wc -l) raw event objects, $$(du -sh $(RECS_LAKE) | cut -f1) in all"
-	@echo "Try: zcat \$$(ls $(RECS_LAKE)/raw/events/*/*/*/*/*.gz | head -1) | head -3"
+	@echo "The lake at $(RECS_LAKE): $$(find $(RECS_LAKE)/raw/events -type f | wc -l) raw event objects, $$(du -sh $(RECS_LAKE) | cut -f1)"
+	@find $(RECS_LAKE)/raw -type f | sort | sed -n '1,4p;$$p'
+	@echo "Look inside one: zcat $$(find $(RECS_LAKE)/raw/events -name '*.gz' | sort | tail -1) | head -3"
 
 ## test: the fast suite (unit, integration under moto, e2e); what CI runs
 test: venv
@@ -61,8 +59,9 @@ generate: venv
 flush: venv
 	$(BIN)/recs flush
 
+## tf-validate: check the Terraform offline, against the provider mirror on this machine
 tf-validate:
-	cd infra/terraform && terraform init -backend=false -input=false -plugin-dir=$(TF_PLUGIN_DIR) >/dev/null && terraform validate
+	cd infra/terraform && terraform fmt -check -recursive && terraform init -backend=false -input=false -plugin-dir=$(TF_PLUGIN_DIR) >/dev/null && terraform validate
 
 clean:
 	rm -rf lake var .bench

@@ -7,6 +7,7 @@ a peer measured on the same input, on the same machine, a moment apart, and give
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import sys
 from datetime import UTC, datetime
@@ -54,8 +55,6 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _cpus() -> int:
-    import os
-
     return len(os.sched_getaffinity(0))
 
 

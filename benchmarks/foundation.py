@@ -12,6 +12,7 @@ from __future__ import annotations
 import sqlite3
 import tempfile
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,10 +20,10 @@ from pathlib import Path
 import duckdb
 import numpy as np
 
-from ingestion.contract import Event, parse_event
+from ingestion.contract import parse_event
 from ingestion.generator import ShopSpec, event_lines, generate_shop, write_raw
 from ingestion.lake import LocalLake
-from ingestion.raw import HOUR_MS
+from ingestion.raw import DEFAULT_COMPRESSLEVEL, HOUR_MS, gzip_bytes, join_lines
 from ingestion.sinks import BufferHints, EventLog, LocalSink
 
 END = datetime(2026, 11, 1, tzinfo=UTC)
@@ -39,7 +40,7 @@ class Row:
     unit: str = "events/s"
 
 
-def _duckdb_copy(shop_columns: dict[str, object], folder: Path) -> float:
+def _duckdb_copy(shop_columns: Mapping[str, object], folder: Path) -> float:
     con = duckdb.connect()
     con.register("events", shop_columns)
     started = time.perf_counter()
@@ -77,7 +78,8 @@ def generator_rows(n_events: int) -> tuple[list[Row], list[str]]:
         simulated = time.perf_counter()
         report = write_raw(shop, LocalLake(Path(tmp) / "lake"))
         written = time.perf_counter()
-        ids = [h for h in (shop.event_id_hex[i : i + 32] for i in range(0, n_events * 32, 32))]
+        hexes = shop.event_id_hex
+        ids = [hexes[i : i + 32] for i in range(0, n_events * 32, 32)]
         columns = {
             "event_id": np.array(
                 [f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}" for h in ids], dtype=object
@@ -91,6 +93,12 @@ def generator_rows(n_events: int) -> tuple[list[Row], list[str]]:
             "q": shop.quantity,
         }
         duck_s = _duckdb_copy(columns, Path(tmp) / "duckdb")
+    body = join_lines(event_lines(shop, 0, min(n_events, 200_000)))
+    timings = {}
+    for level in (DEFAULT_COMPRESSLEVEL, 6):
+        started_gz = time.perf_counter()
+        size = len(gzip_bytes(body, level))
+        timings[level] = (time.perf_counter() - started_gz, size)
     write_s = written - simulated
     total_s = written - started
     rows = [
@@ -99,8 +107,14 @@ def generator_rows(n_events: int) -> tuple[list[Row], list[str]]:
             n_events / duck_s),
         Row("generator: simulate and write, end to end", n_events / total_s,
             "DuckDB COPY (write only)", n_events / duck_s),
+        Row(f"raw zone gzip level {DEFAULT_COMPRESSLEVEL}: compression speed",
+            len(body) / timings[DEFAULT_COMPRESSLEVEL][0] / 1e6, "gzip's default level 6",
+            len(body) / timings[6][0] / 1e6, "MB/s"),
     ]  # fmt: skip
     notes = [
+        f"Gzip: {len(body) / 1e6:.0f} MB of JSON lines compress "
+        f"{len(body) / timings[DEFAULT_COMPRESSLEVEL][1]:.2f}:1 at level "
+        f"{DEFAULT_COMPRESSLEVEL} and {len(body) / timings[6][1]:.2f}:1 at level 6.",
         f"Generator: {n_events:,} events, {spec.users:,} users, {spec.items:,} items, "
         f"{spec.days} days; {len(report.objects):,} hourly objects, "
         f"{report.bytes_written / 1e6:.0f} MB gzip. Simulation {simulated - started:.2f} s, "
@@ -108,11 +122,6 @@ def generator_rows(n_events: int) -> tuple[list[Row], list[str]]:
         "to raw files, end to end.",
     ]
     return rows, notes
-
-
-def _sink_events(n: int) -> list[Event]:
-    shop = generate_shop(ShopSpec(users=5000, items=2000, events=n, days=30, seed=2, end=END))
-    return [parse_event(line) for line in event_lines(shop, 0, shop.n_events)]
 
 
 def sink_rows(n_events: int, batch: int = 500) -> tuple[list[Row], list[str]]:

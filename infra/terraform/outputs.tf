@@ -1,0 +1,19 @@
+output "lake_uri" {
+  description = "Set RECS_LAKE to this."
+  value       = "s3://${aws_s3_bucket.lake.bucket}"
+}
+
+output "kinesis_stream" {
+  description = "Set RECS_SINK=kinesis and RECS_KINESIS_STREAM to this."
+  value       = aws_kinesis_stream.events.name
+}
+
+output "firehose_stream" {
+  description = "Firehose that lands the stream in raw/events/."
+  value       = aws_kinesis_firehose_delivery_stream.raw_events.name
+}
+
+output "producer_policy_arn" {
+  description = "Attach to whatever puts events on the stream."
+  value       = aws_iam_policy.producer.arn
+}

@@ -1,0 +1,39 @@
+variable "region" {
+  description = "AWS region to deploy into."
+  type        = string
+  default     = "us-east-2"
+}
+
+variable "stage" {
+  description = "Deployment stage, part of every resource name (dev, prod)."
+  type        = string
+  default     = "dev"
+  validation {
+    condition     = can(regex("^[a-z0-9-]{1,16}$", var.stage))
+    error_message = "stage must be 1-16 lowercase letters, digits or dashes."
+  }
+}
+
+variable "kinesis_shards" {
+  description = "Shards of the events stream; 0 selects on-demand capacity."
+  type        = number
+  default     = 0
+}
+
+variable "firehose_buffer_mb" {
+  description = "Firehose BufferingHints.SizeInMBs (RECS_BUFFER_MB is the local sink's twin)."
+  type        = number
+  default     = 64
+}
+
+variable "firehose_buffer_seconds" {
+  description = "Firehose BufferingHints.IntervalInSeconds (RECS_BUFFER_SECONDS locally)."
+  type        = number
+  default     = 300
+}
+
+variable "raw_retention_days" {
+  description = "Days to keep raw events before S3 expires them; curated data is kept."
+  type        = number
+  default     = 90
+}
