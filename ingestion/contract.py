@@ -16,15 +16,16 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Final, Literal, TypeVar
 
 from pydantic import (
+    AfterValidator,
     AliasChoices,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     Strict,
     ValidationError,
     ValidationInfo,
     field_serializer,
-    field_validator,
     model_validator,
 )
 
@@ -95,7 +96,15 @@ def _check_properties(value: dict[str, PropertyValue]) -> dict[str, PropertyValu
     return value
 
 
-Id = Annotated[str, Strict(), Field(min_length=1, max_length=MAX_ID_LENGTH)]
+Id = Annotated[
+    str, Strict(), Field(min_length=1, max_length=MAX_ID_LENGTH), AfterValidator(_check_id)
+]
+Properties = Annotated[dict[str, PropertyValue], AfterValidator(_check_properties)]
+Timestamp = Annotated[
+    datetime,
+    BeforeValidator(_parse_rfc3339),
+    Field(json_schema_extra={"type": "string", "format": "date-time"}),
+]
 
 
 def _new_event_id() -> str:
@@ -122,12 +131,11 @@ class Event(BaseModel):
     )
     item_id: Id = Field(validation_alias=AliasChoices("itemId", "item_id"))
     event_type: EventType = Field(validation_alias=AliasChoices("event_type", "eventType"))
-    ts: datetime = Field(
+    ts: Timestamp = Field(
         default_factory=_now,
         description="RFC 3339 time of the interaction, with a time zone; stored in UTC. "
         "Defaults to the time it was received. At most 5 minutes in the future, and not "
         "before 2000-01-01.",
-        json_schema_extra={"type": "string", "format": "date-time"},
     )
     session_id: Id | None = Field(
         default=None, validation_alias=AliasChoices("sessionId", "session_id")
@@ -136,28 +144,11 @@ class Event(BaseModel):
         default=None, description="Unit price paid or shown, in the shop's currency."
     )
     quantity: Annotated[int, Strict(), Field(ge=1, le=10_000)] | None = None
-    properties: dict[str, PropertyValue] | None = Field(
+    properties: Properties | None = Field(
         default=None,
         description=f"Free-form attributes: at most {MAX_PROPERTIES} keys, string values of "
         f"at most {MAX_PROPERTY_CHARS} characters.",
     )
-
-    @field_validator("event_id", "user_id", "item_id", "session_id")
-    @classmethod
-    def _printable(cls, value: str | None) -> str | None:
-        return None if value is None else _check_id(value)
-
-    @field_validator("ts", mode="before")
-    @classmethod
-    def _rfc3339(cls, value: object) -> datetime:
-        return _parse_rfc3339(value)
-
-    @field_validator("properties")
-    @classmethod
-    def _bounded_properties(
-        cls, value: dict[str, PropertyValue] | None
-    ) -> dict[str, PropertyValue] | None:
-        return None if value is None else _check_properties(value)
 
     @model_validator(mode="after")
     def _ts_in_range(self, info: ValidationInfo) -> Event:
@@ -195,23 +186,8 @@ class Item(BaseModel):
     category: Annotated[str, Strict(), Field(min_length=1, max_length=MAX_ID_LENGTH)]
     price: Annotated[float, Strict(), Field(ge=0, allow_inf_nan=False)]
     brand: Annotated[str, Strict(), Field(min_length=1, max_length=MAX_ID_LENGTH)]
-    created_at: datetime = Field(json_schema_extra={"type": "string", "format": "date-time"})
-    attributes: dict[str, PropertyValue] = Field(default_factory=dict)
-
-    @field_validator("item_id")
-    @classmethod
-    def _printable(cls, value: str) -> str:
-        return _check_id(value)
-
-    @field_validator("created_at", mode="before")
-    @classmethod
-    def _rfc3339(cls, value: object) -> datetime:
-        return _parse_rfc3339(value)
-
-    @field_validator("attributes")
-    @classmethod
-    def _bounded(cls, value: dict[str, PropertyValue]) -> dict[str, PropertyValue]:
-        return _check_properties(value)
+    created_at: Timestamp
+    attributes: Properties = Field(default_factory=dict)
 
     def to_record(self) -> dict[str, Any]:
         """The item as the raw catalog dump stores it."""
@@ -226,17 +202,7 @@ class User(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     user_id: Id
-    attributes: dict[str, PropertyValue] = Field(default_factory=dict)
-
-    @field_validator("user_id")
-    @classmethod
-    def _printable(cls, value: str) -> str:
-        return _check_id(value)
-
-    @field_validator("attributes")
-    @classmethod
-    def _bounded(cls, value: dict[str, PropertyValue]) -> dict[str, PropertyValue]:
-        return _check_properties(value)
+    attributes: Properties = Field(default_factory=dict)
 
     def to_record(self) -> dict[str, Any]:
         """The user as the raw catalog dump stores it."""

@@ -8,12 +8,13 @@ so a caller that retries a whole failed batch creates duplicates that the ETL dr
 
 from __future__ import annotations
 
+import functools
 import random
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, ClassVar, Final, Generic, TypeVar
 
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
@@ -24,6 +25,9 @@ from ingestion.errors import DeliveryFailed
 if TYPE_CHECKING:
     from mypy_boto3_firehose import FirehoseClient
     from mypy_boto3_kinesis import KinesisClient
+    from mypy_boto3_kinesis.type_defs import PutRecordsRequestEntryTypeDef
+
+Client = TypeVar("Client")
 
 #: Service limits of one call (Kinesis PutRecords; Firehose PutRecordBatch).
 KINESIS_MAX_RECORDS: Final = 500
@@ -110,18 +114,17 @@ def deliver(
     )
 
 
-def _record(event: Event) -> bytes:
-    # A trailing newline, so that Firehose's concatenation of records is JSON lines.
-    return (event.to_json_line() + "\n").encode()
+class _RetryingSink(Generic[Client]):
+    """What both AWS sinks share: chunking to the call's limits, and resending refused records."""
 
-
-class KinesisSink:
-    """Puts events on a Kinesis stream, partitioned by user so each user's events stay in order."""
+    max_records: ClassVar[int]
+    max_bytes: ClassVar[int]
+    label: ClassVar[str]
 
     def __init__(
         self,
         stream: str,
-        client: KinesisClient | None = None,
+        client: Client | None = None,
         *,
         policy: RetryPolicy | None = None,
         rng: random.Random | None = None,
@@ -133,102 +136,88 @@ class KinesisSink:
         self._rng = rng or random.Random()
         self._sleep = sleep
 
-    def _kinesis(self) -> KinesisClient:
+    def _api(self) -> Client:
         if self._client is None:
-            import boto3
-
-            self._client = boto3.client("kinesis", config=_CLIENT_CONFIG)
+            self._client = self._new_client()
         return self._client
 
+    def _new_client(self) -> Client:
+        raise NotImplementedError
+
+    def _partition_key(self, event: Event) -> bytes:
+        return b""
+
+    def _send(self, records: list[tuple[bytes, bytes]], batch: list[int]) -> list[str | None]:
+        """One call with the records at `batch`; each record's error code, or None if taken."""
+        raise NotImplementedError
+
     def put(self, events: Sequence[Event]) -> None:
-        """Send events in PutRecords calls of up to 500 records and 5 MiB."""
-        records = [(_record(e), e.user_id.encode()) for e in events]
-        target = f"Kinesis stream {self.stream}"
-        stream_arg = (
-            {"StreamARN": self.stream}
-            if self.stream.startswith("arn:")
-            else {"StreamName": self.stream}
+        """Send events in calls that respect the service's record and size limits."""
+        # A trailing newline, so that Firehose's concatenation of records is JSON lines.
+        records = [((e.to_json_line() + "\n").encode(), self._partition_key(e)) for e in events]
+        for chunk in chunk_records(records, max_records=self.max_records, max_bytes=self.max_bytes):
+            deliver(
+                chunk,
+                functools.partial(self._send, records),
+                target=f"{self.label} {self.stream}",
+                policy=self._policy,
+                rng=self._rng,
+                sleep=self._sleep,
+            )
+
+    def flush(self, force: bool = True) -> None:
+        """Nothing is buffered on our side: a returned `put` was accepted by the service."""
+
+    def close(self) -> None:
+        """Nothing to release; boto3 clients are thread-safe and shared."""
+
+
+class KinesisSink(_RetryingSink["KinesisClient"]):
+    """Puts events on a Kinesis stream, partitioned by user so each user's events stay in order.
+
+    PutRecords takes up to 500 records and 5 MiB a call. `stream` is a name or an ARN.
+    """
+
+    max_records = KINESIS_MAX_RECORDS
+    max_bytes = KINESIS_MAX_BYTES
+    label = "Kinesis stream"
+
+    def _new_client(self) -> KinesisClient:
+        import boto3
+
+        return boto3.client("kinesis", config=_CLIENT_CONFIG)
+
+    def _partition_key(self, event: Event) -> bytes:
+        return event.user_id.encode()
+
+    def _send(self, records: list[tuple[bytes, bytes]], batch: list[int]) -> list[str | None]:
+        entries: list[PutRecordsRequestEntryTypeDef] = [
+            {"Data": records[i][0], "PartitionKey": records[i][1].decode()} for i in batch
+        ]
+        if self.stream.startswith("arn:"):
+            response = self._api().put_records(Records=entries, StreamARN=self.stream)
+        else:
+            response = self._api().put_records(Records=entries, StreamName=self.stream)
+        return [r.get("ErrorCode") for r in response["Records"]]
+
+
+class FirehoseSink(_RetryingSink["FirehoseClient"]):
+    """Puts events straight on a Firehose delivery stream (Direct PUT).
+
+    PutRecordBatch takes up to 500 records and 4 MiB a call.
+    """
+
+    max_records = FIREHOSE_MAX_RECORDS
+    max_bytes = FIREHOSE_MAX_BYTES
+    label = "Firehose delivery stream"
+
+    def _new_client(self) -> FirehoseClient:
+        import boto3
+
+        return boto3.client("firehose", config=_CLIENT_CONFIG)
+
+    def _send(self, records: list[tuple[bytes, bytes]], batch: list[int]) -> list[str | None]:
+        response = self._api().put_record_batch(
+            DeliveryStreamName=self.stream, Records=[{"Data": records[i][0]} for i in batch]
         )
-        for chunk in chunk_records(
-            records, max_records=KINESIS_MAX_RECORDS, max_bytes=KINESIS_MAX_BYTES
-        ):
-
-            def send(batch: list[int]) -> list[str | None]:
-                response = self._kinesis().put_records(
-                    Records=[
-                        {"Data": records[i][0], "PartitionKey": records[i][1].decode()}
-                        for i in batch
-                    ],
-                    **stream_arg,  # type: ignore[arg-type]
-                )
-                return [r.get("ErrorCode") for r in response["Records"]]
-
-            deliver(
-                chunk,
-                send,
-                target=target,
-                policy=self._policy,
-                rng=self._rng,
-                sleep=self._sleep,
-            )
-
-    def flush(self, force: bool = True) -> None:
-        """Nothing is buffered here: a returned `put` is already on the stream."""
-
-    def close(self) -> None:
-        """Nothing to release; the client is shared and thread-safe."""
-
-
-class FirehoseSink:
-    """Puts events straight on a Firehose delivery stream (Direct PUT)."""
-
-    def __init__(
-        self,
-        stream: str,
-        client: FirehoseClient | None = None,
-        *,
-        policy: RetryPolicy | None = None,
-        rng: random.Random | None = None,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
-        self.stream = stream
-        self._client = client
-        self._policy = policy or RetryPolicy()
-        self._rng = rng or random.Random()
-        self._sleep = sleep
-
-    def _firehose(self) -> FirehoseClient:
-        if self._client is None:
-            import boto3
-
-            self._client = boto3.client("firehose", config=_CLIENT_CONFIG)
-        return self._client
-
-    def put(self, events: Sequence[Event]) -> None:
-        """Send events in PutRecordBatch calls of up to 500 records and 4 MiB."""
-        records = [(_record(e), b"") for e in events]
-        for chunk in chunk_records(
-            records, max_records=FIREHOSE_MAX_RECORDS, max_bytes=FIREHOSE_MAX_BYTES
-        ):
-
-            def send(batch: list[int]) -> list[str | None]:
-                response = self._firehose().put_record_batch(
-                    DeliveryStreamName=self.stream,
-                    Records=[{"Data": records[i][0]} for i in batch],
-                )
-                return [r.get("ErrorCode") for r in response["RequestResponses"]]
-
-            deliver(
-                chunk,
-                send,
-                target=f"Firehose delivery stream {self.stream}",
-                policy=self._policy,
-                rng=self._rng,
-                sleep=self._sleep,
-            )
-
-    def flush(self, force: bool = True) -> None:
-        """Firehose buffers on its side; a returned `put` is already accepted by it."""
-
-    def close(self) -> None:
-        """Nothing to release."""
+        return [r.get("ErrorCode") for r in response["RequestResponses"]]
