@@ -131,6 +131,7 @@ def generate(
     History goes straight to the raw zone in Firehose's layout; with --live-days, the most
     recent events go through the configured sink instead, as live traffic would.
 
+    \b
     Example: recs generate --users 2000 --items 1000 --events 200000 --days 60 --live-days 1
     """
     from ingestion.generator import (
@@ -227,6 +228,7 @@ def import_(
     Rows are validated one by one; bad rows are listed with their line numbers and kept in
     quarantine/import/, and the good rows still land.
 
+    \b
     Example: recs import interactions.csv --items items.csv --map click=view
     """
     from ingestion.importer import ImportReport, import_catalog, import_interactions
@@ -298,6 +300,7 @@ def ingest(
     Each line is one event, as POST /v1/events takes it. Bad lines are reported with their
     line numbers; the good ones are delivered.
 
+    \b
     Example: echo '{"userId":"U1","itemId":"I100","event_type":"view"}' | recs ingest -
     """
     settings = IngestionSettings.from_env(lake=lake, sink=sink)
@@ -343,6 +346,7 @@ def flush_command(force: bool, lake: str | None) -> None:
 
     Run it from cron, or let `recs serve` flush in the background.
 
+    \b
     Example: recs flush --due
     """
     settings = IngestionSettings.from_env(lake=lake, sink="local")
@@ -369,6 +373,7 @@ def flush_command(force: bool, lake: str | None) -> None:
 def schema(name: str) -> None:
     """Print the JSON Schema of the event, item or user contract, for producers.
 
+    \b
     Example: recs schema event > event.schema.json
     """
     out.print_json(json.dumps(json_schemas()[name]))

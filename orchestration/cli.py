@@ -20,6 +20,7 @@ def recs() -> None:
     Events flow in (generate, import, ingest), are curated (etl), train models (train) and
     come back out over HTTP (serve). Settings come from RECS_* variables; see README.md.
 
+    \b
     Example: recs generate --events 200000 && recs flush
     """
 
