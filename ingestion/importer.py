@@ -20,6 +20,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import math
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -115,10 +116,17 @@ def _rows(path: Path) -> Iterator[tuple[int, dict[str, str]]]:
             if not values:
                 continue
             if len(values) != len(header):
-                row = {"__width__": f"{len(values)} values for {len(header)} columns"}
+                # Keep the values for the quarantine, and let the caller refuse the row.
+                yield reader.line_num, {f"_{i}": v for i, v in enumerate(values)}
             else:
-                row = dict(zip(header, values, strict=True))
-            yield reader.line_num, row
+                yield reader.line_num, dict(zip(header, values, strict=True))
+
+
+def _check_width(row: Mapping[str, str], header: Mapping[str, str]) -> None:
+    if row.keys() != header.keys():
+        raise InvalidRecord(
+            [Problem("row", f"row has {len(row)} values for {len(header)} columns")]
+        )
 
 
 def _require_columns(path: Path, header: Mapping[str, str], required: tuple[str, ...]) -> None:
@@ -137,7 +145,7 @@ def _epoch(value: str, column: str) -> str:
         raise InvalidRecord(
             [Problem(column, f"{column} must be epoch seconds (got {value!r})")]
         ) from None
-    if not seconds == seconds or seconds in (float("inf"), float("-inf")):
+    if not math.isfinite(seconds):
         raise InvalidRecord([Problem(column, f"{column} must be a finite number")])
     return datetime.fromtimestamp(seconds, UTC).isoformat()
 
@@ -247,8 +255,7 @@ def import_interactions(
         for line, row in rows:
             report.rows += 1
             try:
-                if "__width__" in row:
-                    raise InvalidRecord([Problem("row", f"row has {row['__width__']}")])
+                _check_width(row, header)
                 event = _interaction(row, line, mapping, file_key)
             except InvalidRecord as exc:
                 report.note(line, str(exc))
@@ -281,8 +288,7 @@ def _catalog_rows(
     for line, row in rows:
         report.rows += 1
         try:
-            if "__width__" in row:
-                raise InvalidRecord([Problem("row", f"row has {row['__width__']}")])
+            _check_width(row, header)
             record = _item(row) if kind == "items" else _user(row, id_column)
         except InvalidRecord as exc:
             report.note(line, str(exc))

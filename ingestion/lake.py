@@ -14,10 +14,8 @@ from __future__ import annotations
 
 import os
 import tempfile
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -204,8 +202,3 @@ def open_lake(uri: str, *, s3_client: S3Client | None = None) -> LocalLake | S3L
             f"lake URI {uri!r} is not supported; use a folder path or s3://bucket/prefix"
         )
     return LocalLake(Path(uri).expanduser().resolve())
-
-
-def run_id() -> str:
-    """A sortable, unique id for one run of a job: UTC time plus a random suffix."""
-    return f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
