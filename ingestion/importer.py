@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from ingestion.contract import (
     EVENT_TYPES,
@@ -43,6 +43,7 @@ IMPORT_STREAM: Final = "recs-import"
 REQUIRED_INTERACTION_COLUMNS: Final = ("USER_ID", "ITEM_ID", "TIMESTAMP", "EVENT_TYPE")
 _ROW_NAMESPACE: Final = uuid.UUID("3c2b1a7e-2d4f-4b5e-8f61-7a9c0d1e2f3a")
 _REJECTS_PER_PART: Final = 100_000
+_Record = TypeVar("_Record")
 #: Common spellings of our three event types in shops' exports; `--map` adds more.
 DEFAULT_EVENT_TYPE_MAP: Final = {
     "view": "view",
@@ -244,34 +245,52 @@ def import_interactions(
     rows = _rows(path)
     _, header = next(rows)
     _require_columns(path, header, REQUIRED_INTERACTION_COLUMNS)
-    digest = _digest(path)
     # A row's id is the file's content hash and its line: importing the same file again gives
     # the same ids (the ETL drops the copies), and two different files never share an id.
-    file_key = digest
+    digest = _digest(path)
     run = run or f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{digest[:8]}"
     report = ImportReport(source=str(path))
     rejects = _RejectWriter(lake, f"quarantine/import/{run}")
+
+    def convert(line: int, row: Mapping[str, str]) -> Event:
+        return _interaction(row, line, mapping, digest)
+
+    shown = 0  # rows already reported to `progress`, refused ones included
     with RawEventWriter(lake, stream=IMPORT_STREAM, run_key=digest) as writer:
-        for line, row in rows:
-            report.rows += 1
-            try:
-                _check_width(row, header)
-                event = _interaction(row, line, mapping, file_key)
-            except InvalidRecord as exc:
-                report.note(line, str(exc))
-                rejects.add(str(path), line, str(exc), row)
-                continue
+        for event in _validated(path, rows, header, convert, report, rejects):
             ts_ms = int(event.ts.timestamp() * 1000)
             writer.add(ts_ms - ts_ms % HOUR_MS, [event.to_json_line()])
-            report.accepted += 1
-            if progress and report.rows % 10_000 == 0:
-                progress(10_000)
-    rejects.flush()
+            if progress and report.rows - shown >= 10_000:
+                progress(report.rows - shown)
+                shown = report.rows
     if progress:
-        progress(report.rows % 10_000)
+        progress(report.rows - shown)
     report.objects = writer.report.objects
-    report.quarantine = rejects.prefix if rejects.written else None
     return report
+
+
+def _validated(
+    path: Path,
+    rows: Iterator[tuple[int, dict[str, str]]],
+    header: Mapping[str, str],
+    convert: Callable[[int, Mapping[str, str]], _Record],
+    report: ImportReport,
+    rejects: _RejectWriter,
+) -> Iterator[_Record]:
+    """Each row that converts; each that does not is counted and sent to quarantine."""
+    for line, row in rows:
+        report.rows += 1
+        try:
+            _check_width(row, header)
+            record = convert(line, row)
+        except InvalidRecord as exc:
+            report.note(line, str(exc))
+            rejects.add(str(path), line, str(exc), row)
+            continue
+        report.accepted += 1
+        yield record
+    rejects.flush()
+    report.quarantine = rejects.prefix if rejects.written else None
 
 
 def _catalog_rows(
@@ -284,20 +303,11 @@ def _catalog_rows(
     _require_columns(path, header, required)
     report = ImportReport(source=str(path))
     rejects = _RejectWriter(lake, f"quarantine/import/{run}/{kind}")
-    records: list[dict[str, Any]] = []
-    for line, row in rows:
-        report.rows += 1
-        try:
-            _check_width(row, header)
-            record = _item(row) if kind == "items" else _user(row, id_column)
-        except InvalidRecord as exc:
-            report.note(line, str(exc))
-            rejects.add(str(path), line, str(exc), row)
-            continue
-        records.append(record)
-        report.accepted += 1
-    rejects.flush()
-    report.quarantine = rejects.prefix if rejects.written else None
+
+    def convert(_line: int, row: Mapping[str, str]) -> dict[str, Any]:
+        return _item(row) if kind == "items" else _user(row, id_column)
+
+    records = list(_validated(path, rows, header, convert, report, rejects))
     return records, report
 
 

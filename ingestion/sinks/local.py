@@ -305,13 +305,13 @@ class LocalSink:
         return size >= self.hints.size_bytes or waited_s >= self.hints.interval_s
 
     def recover(self) -> int:
-        """Finish batches a crash left pending: rewrite each to its recorded key."""
+        """Finish batches a crash left pending; returns how many events they held."""
         with self._flush_lock:
-            recovered = 0
-            for batch_id, key in self.log.pending_batches():
-                self._write(batch_id, key)
-                recovered += 1
-            return recovered
+            return self._finish_pending()
+
+    def _finish_pending(self) -> int:
+        # Rewriting a pending batch to its recorded key replaces, never adds, an object.
+        return sum(self._write(batch_id, key) for batch_id, key in self.log.pending_batches())
 
     def _write(self, batch_id: int, key: str) -> int:
         lines = self.log.batch_lines(batch_id)
@@ -322,9 +322,7 @@ class LocalSink:
     def flush(self, force: bool = True) -> FlushReport:
         """Write waiting events to the raw zone: all of them if `force`, else only when due."""
         with self._flush_lock:
-            report = FlushReport(objects=[], events=0)
-            for batch_id, key in self.log.pending_batches():
-                report.recovered += self._write(batch_id, key)
+            report = FlushReport(objects=[], events=0, recovered=self._finish_pending())
             while force or self._due():
                 claimed = self.log.claim(stream=self.stream, max_bytes=self.hints.size_bytes)
                 if claimed is None:
