@@ -8,6 +8,7 @@ in: it checks the size, parses JSON, validates, and turns pydantic's errors into
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import uuid
@@ -47,6 +48,9 @@ EARLIEST_TS: Final = datetime(2000, 1, 1, tzinfo=UTC)
 #: Namespace for event ids derived from an Idempotency-Key, so a retried request maps to the
 #: same event id and the ETL's dedupe drops the copy.
 IDEMPOTENCY_NAMESPACE: Final = uuid.UUID("6f1d2c9e-5b7a-4c1e-9a43-0d7f3f2b8e10")
+#: Namespace for the ids of stored records that arrived without one (a producer writing to
+#: Kinesis directly): derived from the record's bytes, so a redelivered copy gets the same id.
+CONTENT_NAMESPACE: Final = uuid.UUID("3c2f5a8e-1d4b-4f6a-8e2c-7b9d0a1e5f34")
 
 PropertyValue = str | int | float | bool
 
@@ -313,6 +317,41 @@ def parse_event(
     return event
 
 
+def parse_stored_event(line: bytes, *, now: datetime | None = None) -> Event:
+    """Validate one event read back from the raw zone; raise `InvalidEvent` if it is bad.
+
+    The rules are `parse_event`'s with two differences that follow from reading a record long
+    after it was received: `ts` is required (there is no receipt time to default to), and a
+    record with no event id gets one derived from its bytes, so that an at-least-once
+    redelivery of the same record dedupes.
+    """
+    if len(line) > MAX_EVENT_BYTES:
+        raise InvalidEvent(
+            [Problem("body", f"Event is {len(line)} bytes; the limit is {MAX_EVENT_BYTES}")]
+        )
+    try:
+        parsed = json.loads(line)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InvalidEvent([Problem("body", f"Line is not valid JSON: {exc}")]) from None
+    if not isinstance(parsed, dict):
+        raise InvalidEvent(
+            [Problem("body", f"An event must be a JSON object (got {type(parsed).__name__})")]
+        )
+    missing_ts = "ts" not in parsed
+    if missing_ts:
+        parsed["ts"] = now or _now()  # placeholder, so the other fields are still checked
+    if "event_id" not in parsed and "eventId" not in parsed:
+        parsed["event_id"] = str(uuid.uuid5(CONTENT_NAMESPACE, hashlib.sha256(line).hexdigest()))
+    problems = [Problem("ts", "Missing ts")] if missing_ts else []
+    try:
+        event = parse_event(parsed, now=now)
+    except InvalidEvent as exc:
+        problems.extend(exc.problems)
+    if problems:
+        raise InvalidEvent(problems)
+    return event
+
+
 _Catalog = TypeVar("_Catalog", Item, User)
 
 
@@ -357,5 +396,6 @@ __all__ = [
     "json_schemas",
     "parse_event",
     "parse_item",
+    "parse_stored_event",
     "parse_user",
 ]

@@ -13,6 +13,7 @@ C++ S3 client, so that moto's `mock_aws` emulates it in tests and one credential
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ from ingestion.errors import LakeError, SettingsError
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
+    from mypy_boto3_s3.type_defs import CopySourceTypeDef
 
 
 class Lake(Protocol):
@@ -57,12 +59,29 @@ class Lake(Protocol):
         """Remove an object if it exists."""
         ...
 
+    def move(self, source: str, target: str) -> None:
+        """Move an object to a new key, replacing any object there; the target appears whole."""
+        ...
+
+    def upload(self, key: str, path: Path) -> None:
+        """Copy a local file, too big to hold in memory, to a key; the object appears whole."""
+        ...
+
 
 def _clean_key(key: str) -> str:
     parts = key.split("/")
     if key.startswith("/") or any(part in ("", ".", "..") for part in parts):
         raise LakeError(f"lake key {key!r} must be a relative path with no empty, . or .. parts")
     return key
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make a rename in this folder durable."""
+    dir_fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
 
 
 @dataclass(frozen=True)
@@ -94,11 +113,7 @@ class LocalLake:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        _fsync_dir(path.parent)
 
     def read_bytes(self, key: str) -> bytes:
         """Read one file."""
@@ -127,6 +142,29 @@ class LocalLake:
     def delete(self, key: str) -> None:
         """Remove a file if present."""
         (self.root / _clean_key(key)).unlink(missing_ok=True)
+
+    def upload(self, key: str, path: Path) -> None:
+        """Copy beside the target, fsync, then rename into place."""
+        target = self.root / _clean_key(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        try:
+            with os.fdopen(fd, "wb") as handle, path.open("rb") as source:
+                shutil.copyfileobj(source, handle, 1 << 20)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        _fsync_dir(target.parent)
+
+    def move(self, source: str, target: str) -> None:
+        """Rename within the lake (atomic on one file system), then fsync the folder."""
+        path = self.root / _clean_key(target)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(self.root / _clean_key(source), path)
+        _fsync_dir(path.parent)
 
 
 @dataclass
@@ -188,6 +226,20 @@ class S3Lake:
     def delete(self, key: str) -> None:
         """Delete a key; S3 treats a missing key as success."""
         self._s3().delete_object(Bucket=self.bucket, Key=self._key(key))
+
+    def upload(self, key: str, path: Path) -> None:
+        """boto3's managed transfer: multipart above 8 MB; S3 shows the object when complete."""
+        self._s3().upload_file(str(path), self.bucket, self._key(key))
+
+    def move(self, source: str, target: str) -> None:
+        """Server-side copy, then delete the source (objects up to 5 GB, as ours are)."""
+        s3 = self._s3()
+        copy_source: CopySourceTypeDef = {"Bucket": self.bucket, "Key": self._key(source)}
+        try:
+            s3.copy_object(Bucket=self.bucket, Key=self._key(target), CopySource=copy_source)
+        except s3.exceptions.NoSuchKey:
+            raise FileNotFoundError(self.url(source)) from None
+        s3.delete_object(Bucket=self.bucket, Key=self._key(source))
 
 
 def open_lake(uri: str, *, s3_client: S3Client | None = None) -> LocalLake | S3Lake:

@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from etl.cli import COMMANDS as ETL_COMMANDS
 from ingestion.cli import COMMANDS as INGESTION_COMMANDS
 
 
@@ -25,7 +26,7 @@ def recs() -> None:
     """
 
 
-for _command in INGESTION_COMMANDS:
+for _command in (*INGESTION_COMMANDS, *ETL_COMMANDS):
     recs.add_command(_command)
 
 

@@ -61,6 +61,16 @@ def test_delete_is_idempotent(lake: LocalLake | S3Lake) -> None:
     assert not lake.exists("a/b")
 
 
+def test_move_replaces_the_target_and_removes_the_source(lake: LocalLake | S3Lake) -> None:
+    lake.write_bytes("_state/etl/staging/r1/curated/x.parquet", b"new")
+    lake.write_bytes("curated/x.parquet", b"old")
+    lake.move("_state/etl/staging/r1/curated/x.parquet", "curated/x.parquet")
+    assert lake.read_bytes("curated/x.parquet") == b"new"
+    assert list(lake.list("_state/")) == []
+    with pytest.raises(FileNotFoundError):
+        lake.move("_state/etl/staging/r1/curated/x.parquet", "curated/x.parquet")
+
+
 @pytest.mark.parametrize("key", ["/abs", "a/../b", "a//b", "./a", ""])
 def test_keys_that_escape_the_lake_are_refused(lake: LocalLake | S3Lake, key: str) -> None:
     with pytest.raises(LakeError, match="relative path"):

@@ -1,0 +1,168 @@
+"""Curating catalog dumps into `curated/items/` and `curated/users/`.
+
+Each dump is a full snapshot. Merging one keeps every item ever listed: attributes from the
+latest dump that listed it, `first_seen_at` from the first, and `active` for the items of the
+latest dump, so that old interactions still join to their item after it leaves the shop.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from pydantic import BaseModel
+
+from etl.events import Rejected
+from etl.schema import ITEMS_TABLE, PARQUET_OPTIONS, USERS_TABLE, Table
+from ingestion.contract import parse_item, parse_user
+from ingestion.errors import InvalidRecord, Problem
+from ingestion.lake import Lake
+from ingestion.raw import CATALOG_MANIFEST, RAW_CATALOG, read_lines
+
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _ms(ts: datetime) -> int:
+    return (ts - _EPOCH) // timedelta(milliseconds=1)
+
+
+def complete_dumps(lake: Lake, after: str | None) -> list[str]:
+    """Prefixes of whole catalog dumps (their manifest written) newer than `after`, oldest first."""
+    dumps = []
+    for key in lake.list(f"{RAW_CATALOG}/"):
+        prefix, _, name = key.rpartition("/")
+        if name == CATALOG_MANIFEST and (after is None or prefix > after):
+            dumps.append(prefix)
+    return sorted(dumps)
+
+
+@dataclass
+class CatalogResult:
+    """Curated catalog tables a merge changed (None if unchanged), and what was refused."""
+
+    items: pa.Table | None
+    users: pa.Table | None
+    rejected: list[Rejected] = field(default_factory=list)
+    read: int = 0
+    repeated: int = 0
+
+
+def _dump_time(lake: Lake, prefix: str) -> tuple[datetime, dict[str, Any]]:
+    manifest: dict[str, Any] = json.loads(lake.read_bytes(f"{prefix}/{CATALOG_MANIFEST}"))
+    dumped = datetime.fromisoformat(manifest["dumped_at"]).astimezone(UTC)
+    return dumped, manifest
+
+
+def _records(
+    lake: Lake,
+    key: str,
+    parse: Callable[[dict[str, Any]], BaseModel],
+    result: CatalogResult,
+) -> Iterator[BaseModel]:
+    for number, line in enumerate(read_lines(lake.read_bytes(key)), start=1):
+        result.read += 1
+        try:
+            record = json.loads(line)
+            if not isinstance(record, dict):
+                raise InvalidRecord([Problem("body", "A catalog record must be a JSON object")])
+            yield parse(record)
+        except json.JSONDecodeError as exc:
+            problem = Problem("body", f"Line is not valid JSON: {exc}")
+            result.rejected.append(Rejected(key, number, (problem,), line))
+        except InvalidRecord as exc:
+            result.rejected.append(Rejected(key, number, tuple(exc.problems), line))
+
+
+def _attributes(value: dict[str, Any]) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def _snapshot(table: Table, rows: dict[str, dict[str, Any]], dumped: datetime) -> pa.Table:
+    seen = _ms(dumped)
+    columns: dict[str, list[Any]] = {name: [] for name in table.names}
+    for key in sorted(rows):
+        row = {**rows[key], "first_seen_at": seen, "last_seen_at": seen, "active": True}
+        for name in table.names:
+            columns[name].append(row[name])
+    return pa.table(columns, schema=table.arrow_schema)
+
+
+def _merge(table: Table, key: str, previous: pa.Table | None, latest: pa.Table) -> pa.Table:
+    """Latest snapshot rows, keeping first sightings; earlier rows not in it become inactive."""
+    if previous is None:
+        return latest
+    first = previous.select([key, "first_seen_at"]).rename_columns([key, "_first"])
+    joined = latest.join(first, key, join_type="left outer")
+    joined = joined.set_column(
+        joined.schema.get_field_index("first_seen_at"),
+        "first_seen_at",
+        pc.coalesce(joined["_first"], joined["first_seen_at"]),
+    )
+    gone = previous.filter(pc.invert(pc.is_in(previous[key], value_set=latest[key])))
+    gone = gone.set_column(
+        gone.schema.get_field_index("active"), "active", pa.array([False] * gone.num_rows)
+    )
+    merged = pa.concat_tables([joined.select(table.names).cast(table.arrow_schema), gone])
+    return merged.take(pc.sort_indices(merged[key]))
+
+
+def read_curated(lake: Lake, table: Table) -> pa.Table | None:
+    """The live curated items or users file, if the ETL has written one."""
+    try:
+        body = lake.read_bytes(curated_key(table))
+    except FileNotFoundError:
+        return None
+    return pq.read_table(pa.BufferReader(body)).cast(table.arrow_schema)
+
+
+def curated_key(table: Table) -> str:
+    """The one file of the items or users table."""
+    return f"{table.prefix}/{table.name}.parquet"
+
+
+def parquet_bytes(table: pa.Table, dictionary: list[str]) -> bytes:
+    """A curated table as Parquet bytes, with the house settings."""
+    sink = io.BytesIO()
+    pq.write_table(table, sink, use_dictionary=dictionary, **PARQUET_OPTIONS)
+    return sink.getvalue()
+
+
+def curate_catalog(lake: Lake, dumps: list[str]) -> CatalogResult:
+    """Merge catalog dumps, oldest first, into the live curated items and users."""
+    items = read_curated(lake, ITEMS_TABLE)
+    users = read_curated(lake, USERS_TABLE)
+    result = CatalogResult(items=None, users=None)
+    changed = {"items": False, "users": False}
+    for prefix in dumps:
+        dumped, manifest = _dump_time(lake, prefix)
+        files = manifest.get("files", {})
+        if "items.jsonl" in files:
+            rows: dict[str, dict[str, Any]] = {}
+            for item in _records(lake, f"{prefix}/items.jsonl", parse_item, result):
+                record = item.model_dump()
+                record["created_at"] = _ms(record["created_at"])
+                record["attributes"] = _attributes(record["attributes"])
+                result.repeated += record["item_id"] in rows
+                rows[record["item_id"]] = record  # a later line of the same dump wins
+            items = _merge(ITEMS_TABLE, "item_id", items, _snapshot(ITEMS_TABLE, rows, dumped))
+            changed["items"] = True
+        if "users.jsonl" in files:
+            rows = {}
+            for user in _records(lake, f"{prefix}/users.jsonl", parse_user, result):
+                record = user.model_dump()
+                record["attributes"] = _attributes(record["attributes"])
+                result.repeated += record["user_id"] in rows
+                rows[record["user_id"]] = record
+            users = _merge(USERS_TABLE, "user_id", users, _snapshot(USERS_TABLE, rows, dumped))
+            changed["users"] = True
+    # Only tables a dump changed are rewritten.
+    result.items = items if changed["items"] else None
+    result.users = users if changed["users"] else None
+    return result

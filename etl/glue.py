@@ -1,0 +1,80 @@
+"""Registering the curated tables in the Glue Data Catalog, so that Athena can query them.
+
+awswrangler writes the table definitions from the one schema in `etl.schema`, and adds the
+partitions of the dates a run changed. Both calls are idempotent, so a run that is retried,
+or that finishes an earlier run's work, registers the same things again harmlessly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from etl.schema import INTERACTIONS_TABLE, PARQUET_OPTIONS, TABLES
+from ingestion.lake import S3Lake
+
+if TYPE_CHECKING:
+    import boto3
+
+
+@dataclass
+class GlueCatalog:
+    """One Glue database holding the curated tables of one S3 lake."""
+
+    database: str
+    lake: S3Lake
+    session: boto3.Session | None = field(default=None, repr=False)
+
+    def _session(self) -> boto3.Session:
+        if self.session is None:
+            import boto3
+
+            self.session = boto3.Session()
+        return self.session
+
+    def location(self, prefix: str) -> str:
+        """The S3 URL of a folder of the lake, with the trailing slash Glue expects."""
+        return self.lake.url(prefix).rstrip("/") + "/"
+
+    def register(self, changed_dates: Iterable[str]) -> None:
+        """Create or update the database and tables, and add the partitions of these dates."""
+        import awswrangler as wr
+
+        session = self._session()
+        compression = str(PARQUET_OPTIONS["compression"])
+        wr.catalog.create_database(
+            self.database,
+            description="recs: curated shop interactions and catalog",
+            exist_ok=True,
+            boto3_session=session,
+        )
+        for table in TABLES:
+            partition = table.partition
+            wr.catalog.create_parquet_table(
+                database=self.database,
+                table=table.name,
+                path=self.location(table.prefix),
+                columns_types={c.name: c.athena for c in table.columns},
+                partitions_types={partition.name: partition.athena} if partition else None,
+                compression=compression,
+                description=table.doc,
+                columns_comments={
+                    c.name: c.doc for c in (*table.columns, *([partition] if partition else []))
+                },
+                # "append" creates a missing table and leaves an existing one and its
+                # partitions alone; "overwrite" would drop every partition.
+                mode="append",
+                boto3_session=session,
+            )
+        dates = sorted(set(changed_dates))
+        if dates:
+            wr.catalog.add_parquet_partitions(
+                database=self.database,
+                table=INTERACTIONS_TABLE.name,
+                partitions_values={
+                    self.location(f"{INTERACTIONS_TABLE.prefix}/event_date={d}"): [d] for d in dates
+                },
+                compression=compression,
+                boto3_session=session,
+            )

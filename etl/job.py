@@ -1,0 +1,348 @@
+"""The curation job: raw zone in, curated Parquet, quarantine and a bookmark out.
+
+`run_etl` reads the raw event objects it has not read before (or every object in a
+`--since/--until` window), checks each line against the event contract, drops copies of
+events already curated, and writes one Parquet file per event date and batch. Catalog dumps
+are merged into the items and users tables. Everything is staged and then committed with
+one write of the bookmark (see `etl.state`), so a run killed at any point leaves either the
+old curated zone or the new one, and the next run finishes or redoes the work.
+
+Memory stays bounded by `batch_bytes` of decompressed JSON plus the event ids of the dates a
+batch touches; events never become Python objects on the fast path.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, date, datetime
+from typing import Final
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from etl import state
+from etl.catalog import complete_dumps, curate_catalog, curated_key, parquet_bytes
+from etl.events import RawObject, ReadResult, Rejected, decompress, read_events
+from etl.glue import GlueCatalog
+from etl.schema import INTERACTIONS_TABLE, ITEMS_TABLE, PARQUET_OPTIONS, USERS_TABLE
+from etl.schema import partition_prefix as interactions_partition
+from etl.state import Bookmark
+from ingestion.contract import format_ts
+from ingestion.errors import InvalidEvent
+from ingestion.lake import Lake
+from ingestion.raw import RAW_EVENT_KEY, RAW_EVENTS
+
+QUARANTINE_EVENTS: Final = "quarantine/events"
+QUARANTINE_CATALOG: Final = "quarantine/catalog"
+#: Decompressed JSON per batch. About 1M events; the batch's Arrow columns take about as much.
+DEFAULT_BATCH_BYTES: Final = 192 << 20
+#: Raw objects read and decompressed ahead of the one being parsed.
+_PREFETCH: Final = 6
+_QUARANTINE_LINES: Final = 10_000
+
+
+@dataclass
+class RunReport:
+    """What one ETL run did. For event lines, `read == curated + quarantined + duplicates`.
+
+    An object that cannot be decompressed at all counts in `unreadable_objects`, not in
+    `read`; its quarantine entry has line 0.
+    """
+
+    run_id: str | None = None
+    seq: int = 0
+    raw_objects: int = 0
+    read: int = 0
+    curated: int = 0
+    quarantined: int = 0
+    duplicates: int = 0
+    catalog_dumps: list[str] = field(default_factory=list)
+    catalog_read: int = 0
+    catalog_quarantined: int = 0
+    items: int | None = None
+    users: int | None = None
+    event_dates: list[str] = field(default_factory=list)
+    files: list[str] = field(default_factory=list)
+    quarantine_files: list[str] = field(default_factory=list)
+    unreadable_objects: int = 0
+    finished_previous: int = 0
+    skipped_keys: int = 0
+    seconds: float = 0.0
+
+    @property
+    def nothing_new(self) -> bool:
+        """True when the run found no new raw objects and no new catalog dump."""
+        return self.run_id is None
+
+    def to_json(self) -> bytes:
+        """The run record kept under `_state/etl/runs/`."""
+        return json.dumps(asdict(self), indent=1).encode()
+
+
+def _hour_of(key: str) -> datetime | None:
+    match = RAW_EVENT_KEY.match(key)
+    if not match:
+        return None
+    year, month, day, hour = (int(match[name]) for name in ("year", "month", "day", "hour"))
+    return datetime(year, month, day, hour, tzinfo=UTC)
+
+
+def _in_window(hour: datetime, since: date | None, until: date | None) -> bool:
+    if since is not None and hour < datetime.combine(since, datetime.min.time(), UTC):
+        return False
+    return not (until is not None and hour >= datetime.combine(until, datetime.min.time(), UTC))
+
+
+def _prefetch(
+    lake: Lake, keys: list[str], pool: ThreadPoolExecutor
+) -> Iterator[RawObject | Rejected]:
+    """Raw objects in key order, read and decompressed a few ahead on the pool."""
+
+    def fetch(ordinal: int, key: str) -> RawObject | Rejected:
+        try:
+            return RawObject(key, ordinal, decompress(key, lake.read_bytes(key)))
+        except InvalidEvent as exc:
+            return Rejected(key, 0, tuple(exc.problems), b"")
+
+    pending: deque[Future[RawObject | Rejected]] = deque()
+    upcoming = iter(enumerate(keys))
+    for ordinal, key in upcoming:
+        pending.append(pool.submit(fetch, ordinal, key))
+        if len(pending) >= _PREFETCH:
+            break
+    while pending:
+        yield pending.popleft().result()
+        for ordinal, key in upcoming:
+            pending.append(pool.submit(fetch, ordinal, key))
+            break
+
+
+class _Run:
+    """One run's staged output and counts."""
+
+    def __init__(self, lake: Lake, bookmark: Bookmark, run_id: str, now: datetime) -> None:
+        self.lake = lake
+        self.bookmark = bookmark
+        self.run_id = run_id
+        self.now = now
+        self.staging = state.staging_prefix(run_id)
+        self.report = RunReport(run_id=run_id, seq=bookmark.seq + 1)
+        self.new_files: dict[str, dict[str, int]] = {}
+        self.publish: list[tuple[str, str]] = []
+        self._quarantine: dict[str, list[bytes]] = {QUARANTINE_EVENTS: [], QUARANTINE_CATALOG: []}
+        self._batches = 0
+
+    def stage(self, key: str, body: bytes) -> None:
+        staged = self.staging + key
+        self.lake.write_bytes(staged, body)
+        self.publish.append((staged, key))
+
+    def _existing_ids(self, dates: Iterable[str]) -> pa.Array | None:
+        arrays = []
+        for day in dates:
+            keys = [*self.bookmark.files(day)]
+            keys += [self.staging + k for k in sorted(self.new_files.get(day, {}))]
+            for key in keys:
+                body = self.lake.read_bytes(key)
+                arrays.append(pq.read_table(pa.BufferReader(body), columns=["event_id"])[0])
+        if not arrays:
+            return None
+        return pa.chunked_array([c for a in arrays for c in a.chunks], pa.string())
+
+    def add_events(self, result: ReadResult) -> None:
+        """Dedupe a batch of read events and stage one file per event date."""
+        for rejected in result.rejected:
+            self.quarantine(rejected, QUARANTINE_EVENTS)
+        self.report.read += result.lines
+        table = result.table
+        if table.num_rows == 0:
+            return
+        ids = table["event_id"]
+        distinct = pc.unique(ids)
+        if len(distinct) < table.num_rows:
+            # Keep the first copy: the lowest (object, line).
+            firsts = (
+                pa.table({"event_id": ids, "_seq": table["_seq"]})
+                .group_by("event_id", use_threads=False)
+                .aggregate([("_seq", "min")])
+            )
+            table = table.filter(pc.is_in(table["_seq"], value_set=firsts["_seq_min"]))
+        days = pc.cast(table["ts"], pa.date32())
+        touched = sorted(d.isoformat() for d in pc.unique(days).to_pylist())
+        existing = self._existing_ids(touched)
+        if existing is not None:
+            fresh = pc.invert(pc.is_in(table["event_id"], value_set=existing))
+            table, days = table.filter(fresh), days.filter(fresh)
+        self.report.duplicates += result.table.num_rows - table.num_rows
+        self.report.curated += table.num_rows
+        if table.num_rows == 0:
+            return
+        table = table.drop_columns(["_seq"]).cast(INTERACTIONS_TABLE.arrow_schema)
+        order = pc.sort_indices(days)
+        table, days = table.take(order), days.take(order)
+        counts = pc.value_counts(days)
+        start = 0
+        for entry in counts.to_pylist():
+            day: date = entry["values"]
+            n: int = entry["counts"]
+            part = table.slice(start, n)
+            start += n
+            name = f"part-{self.run_id}-{self._batches:05d}.parquet"
+            key = f"{interactions_partition(day.isoformat())}/{name}"
+            sink = io.BytesIO()
+            pq.write_table(
+                part,
+                sink,
+                use_dictionary=INTERACTIONS_TABLE.dictionary_columns,
+                **PARQUET_OPTIONS,
+            )
+            self.stage(key, sink.getvalue())
+            self.new_files.setdefault(day.isoformat(), {})[key] = n
+        self._batches += 1
+
+    def quarantine(self, rejected: Rejected, zone: str) -> None:
+        """Keep a refused record, its source, line and reasons, under `zone/<run>/`."""
+        line = rejected.to_json() | {"run_id": self.run_id}
+        self._quarantine[zone].append(json.dumps(line, ensure_ascii=False).encode())
+        if zone == QUARANTINE_EVENTS and rejected.line:
+            self.report.quarantined += 1
+        elif zone == QUARANTINE_CATALOG:
+            self.report.catalog_quarantined += 1
+        if len(self._quarantine[zone]) >= _QUARANTINE_LINES:
+            self.flush_quarantine(zone)
+
+    def flush_quarantine(self, zone: str) -> None:
+        lines = self._quarantine[zone]
+        if not lines:
+            return
+        number = sum(key.startswith(zone) for key in self.report.quarantine_files)
+        key = f"{zone}/{self.run_id}/rejected-{number:05d}.jsonl"
+        self.stage(key, b"\n".join(lines) + b"\n")
+        self.report.quarantine_files.append(key)
+        lines.clear()
+
+
+def run_etl(
+    lake: Lake,
+    *,
+    now: datetime | None = None,
+    since: date | None = None,
+    until: date | None = None,
+    glue: GlueCatalog | None = None,
+    batch_bytes: int = DEFAULT_BATCH_BYTES,
+    threads: int = 2,
+    on_object: Callable[[int], None] | None = None,
+) -> RunReport:
+    """Curate what is new in the raw zone; see the module docstring for the guarantees.
+
+    With `since`/`until` (UTC dates, `until` exclusive) it re-reads every raw object whose
+    hour falls in the window, processed or not: a backfill. Events already curated are
+    dropped as duplicates, so a backfill adds only what is missing.
+    """
+    started = time.perf_counter()
+    now = now or datetime.now(UTC)
+    bookmark = state.load(lake)
+    finished = state.roll_forward(lake, bookmark)
+    if glue is not None and bookmark.changed_dates:
+        glue.register(bookmark.changed_dates)
+
+    hours: dict[str, datetime] = {}
+    skipped = 0
+    for key in lake.list(f"{RAW_EVENTS}/"):
+        hour = _hour_of(key)
+        if hour is None:
+            skipped += 1  # not an object Firehose or our writers name; not ours to read
+        else:
+            hours[key] = hour
+    backfill = since is not None or until is not None
+    if backfill:
+        selected = [k for k, hour in hours.items() if _in_window(hour, since, until)]
+    else:
+        selected = [k for k in hours if k not in bookmark.processed]
+    dumps = complete_dumps(lake, bookmark.catalog_dump)
+    if not selected and not dumps:
+        return RunReport(
+            seq=bookmark.seq,
+            finished_previous=finished,
+            skipped_keys=skipped,
+            seconds=time.perf_counter() - started,
+        )
+
+    run_id = f"{now:%Y%m%dT%H%M%SZ}-{bookmark.seq + 1:06d}"
+    run = _Run(lake, bookmark, run_id, now)
+    run.report.finished_previous = finished
+    run.report.skipped_keys = skipped
+    run.report.raw_objects = len(selected)
+    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="etl-read") as pool:
+        batch: list[RawObject] = []
+        size = 0
+        for fetched in _prefetch(lake, selected, pool):
+            if on_object is not None:
+                on_object(1)
+            if isinstance(fetched, Rejected):
+                run.report.unreadable_objects += 1
+                run.quarantine(fetched, QUARANTINE_EVENTS)
+                continue
+            batch.append(fetched)
+            size += len(fetched.body)
+            if size >= batch_bytes:
+                run.add_events(read_events(batch, now=now))
+                batch, size = [], 0
+        if batch:
+            run.add_events(read_events(batch, now=now))
+
+    catalog = curate_catalog(lake, dumps)
+    for rejected in catalog.rejected:
+        run.quarantine(rejected, QUARANTINE_CATALOG)
+    run.report.catalog_dumps = dumps
+    run.report.catalog_read = catalog.read
+    for table, curated in ((ITEMS_TABLE, catalog.items), (USERS_TABLE, catalog.users)):
+        if curated is not None:
+            run.stage(curated_key(table), parquet_bytes(curated, table.dictionary_columns))
+    run.report.items = None if catalog.items is None else catalog.items.num_rows
+    run.report.users = None if catalog.users is None else catalog.users.num_rows
+    run.flush_quarantine(QUARANTINE_EVENTS)
+    run.flush_quarantine(QUARANTINE_CATALOG)
+
+    interactions = {day: dict(files) for day, files in bookmark.interactions.items()}
+    for day, files in run.new_files.items():
+        interactions.setdefault(day, {}).update(files)
+    # Objects the raw zone no longer holds (expired by its lifecycle rule) leave the bookmark.
+    processed = {k for k in bookmark.processed if k in hours} | set(selected)
+    new = Bookmark(
+        seq=bookmark.seq + 1,
+        run_id=run_id,
+        committed_at=format_ts(datetime.now(UTC)),
+        processed=processed,
+        interactions=interactions,
+        catalog_dump=dumps[-1] if dumps else bookmark.catalog_dump,
+        publish=run.publish,
+        changed_dates=sorted(run.new_files),
+    )
+    state.commit(lake, new, expected_seq=bookmark.seq)
+    state.roll_forward(lake, new)
+    run.report.event_dates = sorted(run.new_files)
+    run.report.files = [key for files in run.new_files.values() for key in files]
+    run.report.seconds = time.perf_counter() - started
+    lake.write_bytes(f"{state.RUNS}/{run_id}.json", run.report.to_json())
+    if glue is not None:
+        glue.register(new.changed_dates)
+    return run.report
+
+
+def parse_day(value: str) -> date:
+    """A `--since/--until` value: an ISO date, read as UTC."""
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"expected a date such as 2026-11-01, got {value!r}") from None
+
+
+__all__ = ["DEFAULT_BATCH_BYTES", "RunReport", "parse_day", "run_etl"]

@@ -1,0 +1,232 @@
+"""Amazon Personalize import files from the curated zone: three CSVs and their Avro schemas.
+
+`exports/personalize/<run>/` gets `interactions.csv`, `items.csv`, `users.csv` and one
+`*.schema.json` each, as a dataset import job reads them: upper-case reserved column names,
+TIMESTAMP and CREATION_TIMESTAMP in epoch seconds, categorical strings marked
+`"categorical": true` (several values of one field are joined with `|`, Personalize's
+separator). The data is checked against Personalize's documented minimums and quotas first,
+so that a too-small shop fails here with a clear message rather than hours later in a job.
+DuckDB does the work over the curated views, streaming, so memory stays flat.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import tempfile
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Final
+
+import duckdb
+
+from etl.errors import DataQualityError
+from etl.sql import connect
+from ingestion.lake import Lake
+
+EXPORTS: Final = "exports/personalize"
+NAMESPACE: Final = "com.amazonaws.personalize.schema"
+
+# Personalize's documented minimums and quotas (docs: "Amazon Personalize endpoints and
+# quotas", and "Choosing a use case" for the minimums).
+MIN_INTERACTIONS: Final = 1000
+MIN_USERS_WITH_TWO: Final = 25
+MAX_ID_CHARS: Final = 256
+MAX_CATEGORICAL_CHARS: Final = 1000
+MAX_USER_FIELDS: Final = 25
+MAX_ITEM_FIELDS: Final = 100
+#: Items a custom recipe other than User-Personalization-v2 considers; beyond it, a warning.
+MAX_ITEMS_CLASSIC: Final = 750_000
+
+_FIELD_NAME: Final = re.compile(r"[^A-Z0-9_]")
+
+
+def _avro(name: str, fields: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "type": "record",
+        "name": name,
+        "namespace": NAMESPACE,
+        "fields": fields,
+        "version": "1.0",
+    }
+
+
+INTERACTIONS_SCHEMA: Final = _avro(
+    "Interactions",
+    [
+        {"name": "USER_ID", "type": "string"},
+        {"name": "ITEM_ID", "type": "string"},
+        {"name": "EVENT_TYPE", "type": "string"},
+        {"name": "TIMESTAMP", "type": "long"},
+    ],
+)
+
+
+def field_name(attribute: str) -> str:
+    """A shop attribute's name as a Personalize field: upper case, letters, digits and `_`."""
+    name = _FIELD_NAME.sub("_", attribute.upper())
+    return name if name[:1].isalpha() else f"F_{name}"
+
+
+@dataclass
+class ExportReport:
+    """What an export wrote, and the checks it passed."""
+
+    prefix: str
+    interactions: int = 0
+    users_with_two: int = 0
+    items: int = 0
+    users: int = 0
+    files: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+def _one(con: duckdb.DuckDBPyConnection, sql: str) -> Any:
+    row = con.execute(sql).fetchone()
+    return None if row is None else row[0]
+
+
+def _attribute_keys(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
+    rows = con.execute(
+        f"SELECT DISTINCT unnest(json_keys(attributes)) AS k FROM {table} ORDER BY k"
+    ).fetchall()
+    return [str(r[0]) for r in rows]
+
+
+def check_minimums(con: duckdb.DuckDBPyConnection, report: ExportReport) -> None:
+    """Refuse data Personalize would refuse, naming the rule and the numbers."""
+    report.interactions = int(_one(con, "SELECT count(*) FROM interactions"))
+    report.users_with_two = int(
+        _one(
+            con,
+            "SELECT count(*) FROM (SELECT user_id FROM interactions GROUP BY user_id "
+            "HAVING count(*) >= 2)",
+        )
+    )
+    problems = []
+    if report.interactions < MIN_INTERACTIONS:
+        problems.append(
+            f"Personalize needs at least {MIN_INTERACTIONS} interactions; the curated zone "
+            f"has {report.interactions}"
+        )
+    if report.users_with_two < MIN_USERS_WITH_TWO:
+        problems.append(
+            f"Personalize needs at least {MIN_USERS_WITH_TWO} users with 2 or more "
+            f"interactions each; the curated zone has {report.users_with_two}"
+        )
+    longest = _one(
+        con,
+        "SELECT max(greatest(length(user_id), length(item_id))) FROM interactions",
+    )
+    if longest is not None and longest > MAX_ID_CHARS:
+        problems.append(f"an id is {longest} characters; Personalize allows {MAX_ID_CHARS}")
+    if problems:
+        raise DataQualityError(
+            "; ".join(problems) + ". These are Personalize's own limits: collect more events, "
+            "run `recs etl`, then export again"
+        )
+
+
+def _categorical_check(
+    con: duckdb.DuckDBPyConnection, name: str, query: str, schema: dict[str, Any]
+) -> None:
+    for spec in schema["fields"]:
+        if not spec.get("categorical"):
+            continue
+        column = spec["name"]
+        row = con.execute(
+            f"SELECT {column}, length({column}) FROM ({query}) "
+            f"WHERE length({column}) > {MAX_CATEGORICAL_CHARS} LIMIT 1"
+        ).fetchone()
+        if row is not None:
+            raise DataQualityError(
+                f"{name}.csv: {column} has a value of {row[1]} characters; Personalize allows "
+                f"{MAX_CATEGORICAL_CHARS} for categorical data. Shorten it in the catalog"
+            )
+
+
+def export_personalize(lake: Lake, *, run: str | None = None) -> ExportReport:
+    """Write Personalize's import CSVs and schemas for the curated zone; return what was written."""
+    run = run or datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    report = ExportReport(prefix=f"{EXPORTS}/{run}")
+    con = connect(lake)
+    check_minimums(con, report)
+    item_keys = _attribute_keys(con, "items")
+    user_keys = _attribute_keys(con, "users")
+    if len(item_keys) + 4 > MAX_ITEM_FIELDS or len(user_keys) > MAX_USER_FIELDS:
+        raise DataQualityError(
+            f"items have {len(item_keys) + 4} metadata fields (limit {MAX_ITEM_FIELDS}) and "
+            f"users {len(user_keys)} (limit {MAX_USER_FIELDS}); drop attributes"
+        )
+    report.items = int(_one(con, "SELECT count(*) FROM items"))
+    report.users = int(_one(con, "SELECT count(*) FROM users"))
+    if report.items > MAX_ITEMS_CLASSIC:
+        report.warnings.append(
+            f"{report.items} items: recipes other than User-Personalization-v2 consider "
+            f"only {MAX_ITEMS_CLASSIC}"
+        )
+
+    def attrs(keys: list[str]) -> tuple[str, list[dict[str, Any]]]:
+        select = "".join(
+            f", json_extract_string(attributes, {_sql_str('$.' + json.dumps(k))}) "
+            f"AS {field_name(k)}"
+            for k in keys
+        )
+        fields = [
+            {"name": field_name(k), "type": ["null", "string"], "categorical": True} for k in keys
+        ]
+        return select, fields
+
+    item_select, item_fields = attrs(item_keys)
+    user_select, user_fields = attrs(user_keys)
+    datasets = {
+        "interactions": (
+            "SELECT user_id AS USER_ID, item_id AS ITEM_ID, event_type AS EVENT_TYPE, "
+            "epoch(ts)::BIGINT AS TIMESTAMP FROM interactions ORDER BY ts, event_id",
+            INTERACTIONS_SCHEMA,
+        ),
+        "items": (
+            "SELECT item_id AS ITEM_ID, category AS CATEGORY, brand AS BRAND, price AS PRICE, "
+            "epoch(created_at)::BIGINT AS CREATION_TIMESTAMP, "
+            f"CASE WHEN active THEN 'true' ELSE 'false' END AS ACTIVE{item_select} "
+            "FROM items ORDER BY item_id",
+            _avro(
+                "Items",
+                [
+                    {"name": "ITEM_ID", "type": "string"},
+                    {"name": "CATEGORY", "type": "string", "categorical": True},
+                    {"name": "BRAND", "type": "string", "categorical": True},
+                    {"name": "PRICE", "type": "float"},
+                    {"name": "CREATION_TIMESTAMP", "type": "long"},
+                    {"name": "ACTIVE", "type": "string", "categorical": True},
+                    *item_fields,
+                ],
+            ),
+        ),
+    }
+    if user_keys:
+        # Personalize's users dataset needs at least one metadata field besides USER_ID.
+        datasets["users"] = (
+            f"SELECT user_id AS USER_ID{user_select} FROM users ORDER BY user_id",
+            _avro("Users", [{"name": "USER_ID", "type": "string"}, *user_fields]),
+        )
+    else:
+        report.warnings.append("users have no attributes; users.csv is left out")
+    for name, (query, schema) in datasets.items():
+        _categorical_check(con, name, query, schema)
+
+    with tempfile.TemporaryDirectory(prefix="recs-export-") as tmp:
+        for name, (query, schema) in datasets.items():
+            path = Path(tmp) / f"{name}.csv"
+            con.execute(f"COPY ({query}) TO {_sql_str(str(path))} (HEADER, DELIMITER ',')")
+            lake.upload(f"{report.prefix}/{name}.csv", path)
+            lake.write_bytes(
+                f"{report.prefix}/{name}.schema.json", json.dumps(schema, indent=2).encode()
+            )
+            report.files += [f"{report.prefix}/{name}.csv", f"{report.prefix}/{name}.schema.json"]
+    return report
+
+
+def _sql_str(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"

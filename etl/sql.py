@@ -1,0 +1,125 @@
+"""DuckDB over the curated lake: views `interactions`, `items` and `users`, local or on S3.
+
+On disk DuckDB reads the Parquet files itself. On S3 the views read pyarrow datasets through
+pyarrow's S3 file system, with the credentials boto3 resolves (profile, role, environment,
+`AWS_ENDPOINT_URL`), so no DuckDB extension has to be downloaded. The same views back the
+Personalize export, and `docs/analysts.md`'s queries run against them in the tests.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import duckdb
+
+from etl.catalog import curated_key
+from etl.errors import CuratedZoneEmpty
+from etl.schema import INTERACTIONS_TABLE, ITEMS_TABLE, PARTITION, USERS_TABLE
+from ingestion.lake import Lake, LocalLake, S3Lake
+
+if TYPE_CHECKING:
+    import boto3
+
+VIEWS = ("interactions", "items", "users")
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _local_views(con: duckdb.DuckDBPyConnection, lake: LocalLake) -> None:
+    root = Path(lake.uri)
+    files = sorted(root.glob(f"{INTERACTIONS_TABLE.prefix}/{PARTITION}=*/*.parquet"))
+    if not files:
+        raise CuratedZoneEmpty(
+            f"no curated interactions under {root / INTERACTIONS_TABLE.prefix}; run `recs etl`"
+        )
+    pattern = root / INTERACTIONS_TABLE.prefix / f"{PARTITION}=*" / "*.parquet"
+    con.execute(
+        "CREATE OR REPLACE VIEW interactions AS SELECT * FROM read_parquet("
+        f"{_quote(str(pattern))}, hive_partitioning = true, "
+        f"hive_types = {{'{PARTITION}': DATE}})"
+    )
+    for table in (ITEMS_TABLE, USERS_TABLE):
+        path = root / curated_key(table)
+        if path.exists():
+            source = f"read_parquet({_quote(str(path))})"
+        else:
+            columns = ", ".join(f"NULL::{_duck_type(c.athena)} AS {c.name}" for c in table.columns)
+            source = f"(SELECT {columns} WHERE false)"
+        con.execute(f"CREATE OR REPLACE VIEW {table.name} AS SELECT * FROM {source}")
+
+
+def _duck_type(athena: str) -> str:
+    return {"string": "VARCHAR", "timestamp": "TIMESTAMPTZ", "int": "INTEGER"}.get(
+        athena, athena.upper()
+    )
+
+
+def s3_filesystem(session: boto3.Session | None = None) -> Any:
+    """A pyarrow S3 file system with the credentials and endpoint boto3 would use."""
+    import os
+
+    import boto3
+    from pyarrow import fs
+
+    session = session or boto3.Session()
+    credentials = session.get_credentials()
+    if credentials is None:
+        raise CuratedZoneEmpty("no AWS credentials found for reading the S3 lake")
+    frozen = credentials.get_frozen_credentials()
+    endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+    options: dict[str, Any] = {
+        "access_key": frozen.access_key,
+        "secret_key": frozen.secret_key,
+        "session_token": frozen.token,
+        "region": session.region_name or "us-east-1",
+    }
+    if endpoint:
+        scheme, _, host = endpoint.partition("://")
+        options |= {"endpoint_override": host, "scheme": scheme}
+    return fs.S3FileSystem(**options)
+
+
+def _s3_views(con: duckdb.DuckDBPyConnection, lake: S3Lake, session: Any) -> None:
+    import pyarrow as pa
+    import pyarrow.dataset as ds
+
+    filesystem = s3_filesystem(session)
+    base = f"{lake.bucket}/{lake.prefix}".rstrip("/")
+    table_dir = f"{base}/{INTERACTIONS_TABLE.prefix}"
+    files = [
+        f"{base}/{key}"
+        for key in lake.list(f"{INTERACTIONS_TABLE.prefix}/")
+        if key.endswith(".parquet")
+    ]
+    if not files:
+        raise CuratedZoneEmpty(
+            f"no curated interactions under {lake.url(INTERACTIONS_TABLE.prefix)}; run `recs etl`"
+        )
+    partitioning = ds.partitioning(pa.schema([(PARTITION, pa.date32())]), flavor="hive")
+    dataset = ds.dataset(
+        files,
+        filesystem=filesystem,
+        format="parquet",
+        partitioning=partitioning,
+        partition_base_dir=table_dir,
+    )
+    con.register("interactions", dataset)
+    for table in (ITEMS_TABLE, USERS_TABLE):
+        key = curated_key(table)
+        if lake.exists(key):
+            con.register(table.name, ds.dataset(f"{base}/{key}", filesystem=filesystem))
+
+
+def connect(lake: Lake, *, session: boto3.Session | None = None) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB with the curated views over this lake."""
+    con = duckdb.connect()
+    if isinstance(lake, LocalLake):
+        _local_views(con, lake)
+    elif isinstance(lake, S3Lake):
+        _s3_views(con, lake, session)
+    else:
+        raise TypeError(f"no DuckDB views for a {type(lake).__name__}")
+    return con
