@@ -338,6 +338,7 @@ class _Collector:
                 table = table.take(pc.sort_indices(table["_seq"]))
         else:
             table = event_rows([], [])
+        self.rejected.sort(key=lambda r: (r.source, r.line))
         return ReadResult(table=table, rejected=self.rejected, lines=self.lines)
 
 
