@@ -109,7 +109,9 @@ def _merge(table: Table, key: str, previous: pa.Table | None, latest: pa.Table) 
     gone = gone.set_column(
         gone.schema.get_field_index("active"), "active", pa.array([False] * gone.num_rows)
     )
-    merged = pa.concat_tables([joined.select(table.names).cast(table.arrow_schema), gone])
+    merged = pa.concat_tables(
+        [joined.select(table.names).cast(table.arrow_schema), gone.cast(table.arrow_schema)]
+    )
     return merged.take(pc.sort_indices(merged[key]))
 
 
@@ -143,7 +145,9 @@ def curate_catalog(lake: Lake, dumps: list[str]) -> CatalogResult:
     for prefix in dumps:
         dumped, manifest = _dump_time(lake, prefix)
         files = manifest.get("files", {})
-        if "items.jsonl" in files:
+        # An empty file means "not part of this dump", not "the shop has none": an items-only
+        # dump must not retire every user.
+        if files.get("items.jsonl", 0) > 0:
             rows: dict[str, dict[str, Any]] = {}
             for item in _records(lake, f"{prefix}/items.jsonl", parse_item, result):
                 record = item.model_dump()
@@ -153,7 +157,7 @@ def curate_catalog(lake: Lake, dumps: list[str]) -> CatalogResult:
                 rows[record["item_id"]] = record  # a later line of the same dump wins
             items = _merge(ITEMS_TABLE, "item_id", items, _snapshot(ITEMS_TABLE, rows, dumped))
             changed["items"] = True
-        if "users.jsonl" in files:
+        if files.get("users.jsonl", 0) > 0:
             rows = {}
             for user in _records(lake, f"{prefix}/users.jsonl", parse_user, result):
                 record = user.model_dump()

@@ -183,12 +183,12 @@ def export_personalize(lake: Lake, *, run: str | None = None) -> ExportReport:
     datasets = {
         "interactions": (
             "SELECT user_id AS USER_ID, item_id AS ITEM_ID, event_type AS EVENT_TYPE, "
-            "epoch(ts)::BIGINT AS TIMESTAMP FROM interactions ORDER BY ts, event_id",
+            "(epoch_ms(ts) // 1000) AS TIMESTAMP FROM interactions ORDER BY ts, event_id",
             INTERACTIONS_SCHEMA,
         ),
         "items": (
             "SELECT item_id AS ITEM_ID, category AS CATEGORY, brand AS BRAND, price AS PRICE, "
-            "epoch(created_at)::BIGINT AS CREATION_TIMESTAMP, "
+            "(epoch_ms(created_at) // 1000) AS CREATION_TIMESTAMP, "
             f"CASE WHEN active THEN 'true' ELSE 'false' END AS ACTIVE{item_select} "
             "FROM items ORDER BY item_id",
             _avro(

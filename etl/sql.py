@@ -116,6 +116,7 @@ def _s3_views(con: duckdb.DuckDBPyConnection, lake: S3Lake, session: Any) -> Non
 def connect(lake: Lake, *, session: boto3.Session | None = None) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB with the curated views over this lake."""
     con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")  # dates and weeks are UTC, as the partitions are
     if isinstance(lake, LocalLake):
         _local_views(con, lake)
     elif isinstance(lake, S3Lake):

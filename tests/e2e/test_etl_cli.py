@@ -1,0 +1,88 @@
+"""`recs etl`, `recs sql` and `recs export personalize` as a user runs them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.e2e.test_cli import run
+
+
+def test_generate_curate_query_and_export(tmp_path: Path) -> None:
+    generated = run(
+        "generate",
+        "--users",
+        "300",
+        "--items",
+        "120",
+        "--days",
+        "5",
+        "--events",
+        "6000",
+        "--end",
+        "2026-11-01",
+        cwd=tmp_path,
+    )
+    assert generated.returncode == 0, generated.stderr
+
+    first = run("etl", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert "6,000 events read, 6,000 curated, 0 quarantined, 0 duplicates" in first.stdout
+
+    again = run("etl", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert "Nothing new" in again.stdout
+
+    query = run(
+        "sql", "--format", "csv", "-c", "SELECT count(*) AS n FROM interactions", cwd=tmp_path
+    )
+    assert query.returncode == 0, query.stderr
+    assert query.stdout.split() == ["n", "6000"]
+
+    piped = run("sql", cwd=tmp_path, stdin="SELECT count(*) AS items FROM items;\n")
+    assert piped.returncode == 0, piped.stderr
+    assert "120" in piped.stdout
+
+    bad = run("sql", "-c", "SELECT nope FROM interactions", cwd=tmp_path)
+    assert bad.returncode == 2
+    assert "query failed" in bad.stderr
+
+    export = run("export", "personalize", "--run", "e2e", cwd=tmp_path)
+    assert export.returncode == 0, export.stderr
+    assert (tmp_path / "lake/exports/personalize/e2e/interactions.csv").is_file()
+
+
+def test_commands_explain_what_is_missing(tmp_path: Path) -> None:
+    empty = run("sql", "-c", "SELECT 1", cwd=tmp_path)
+    assert empty.returncode == 2
+    assert "no curated interactions" in empty.stderr
+    assert "Traceback" not in empty.stderr
+
+    nothing = run("etl", cwd=tmp_path)
+    assert nothing.returncode == 0
+    assert "Nothing new" in nothing.stdout
+
+    wrong = run("etl", "--since", "last week", cwd=tmp_path)
+    assert wrong.returncode == 2
+    assert "expected a date such as 2026-11-01" in wrong.stderr
+
+    small = run(
+        "generate",
+        "--users",
+        "30",
+        "--items",
+        "20",
+        "--days",
+        "2",
+        "--events",
+        "400",
+        "--end",
+        "2026-11-01",
+        cwd=tmp_path,
+    )
+    assert small.returncode == 0, small.stderr
+    assert run("etl", cwd=tmp_path).returncode == 0
+    refused = run("export", "personalize", cwd=tmp_path)
+    assert refused.returncode == 2
+    assert (
+        "Personalize needs at least 1000 interactions; the curated zone has 400" in refused.stderr
+    )
