@@ -11,7 +11,7 @@ export RECS_EVENT_LOG ?= ./var/event-log.sqlite3
 # Demo shop size: small enough for a minute on a laptop, large enough to train on later.
 DEMO_ARGS ?= --users 5000 --items 2000 --categories 20 --days 90 --events 500000 --seed 42 --end 2026-11-01 --live-days 1
 
-.PHONY: venv demo test test-all lint format bench generate flush tf-validate clean
+.PHONY: venv demo test test-all lint format bench generate flush etl export sql tf-validate clean
 
 venv: $(STAMP)
 
@@ -23,14 +23,20 @@ $(STAMP):
 	rm -f $(VENV)/.installed-*
 	touch $@
 
-## demo: generate a shop, ingest its events through the local sink, and show the lake
+# The demo's query: purchases and buyers per category over the demo shop.
+DEMO_QUERY := SELECT it.category, count(*) AS purchases, count(DISTINCT i.user_id) AS buyers FROM interactions i JOIN items it ON it.item_id = i.item_id WHERE i.event_type = 'purchase' GROUP BY 1 ORDER BY 2 DESC LIMIT 5
+
+## demo: generate a shop, ingest it through the local sink, curate it, query it, export it
 demo: venv
 	$(BIN)/recs generate $(DEMO_ARGS)
 	echo '{"userId":"U1","itemId":"I100","event_type":"view"}' | $(BIN)/recs ingest -
+	$(BIN)/recs flush
+	$(BIN)/recs etl
+	$(BIN)/recs sql -c "$(DEMO_QUERY)"
+	$(BIN)/recs export personalize --run demo
 	@echo
-	@echo "The lake at $(RECS_LAKE): $$(find $(RECS_LAKE)/raw/events -type f | wc -l) raw event objects, $$(du -sh $(RECS_LAKE) | cut -f1)"
-	@find $(RECS_LAKE)/raw -type f | sort | sed -n '1,4p;$$p'
-	@echo "Look inside one: zcat $$(find $(RECS_LAKE)/raw/events -name '*.gz' | sort | tail -1) | head -3"
+	@echo "The lake at $(RECS_LAKE): $$(find $(RECS_LAKE)/raw/events -type f | wc -l) raw event objects, $$(find $(RECS_LAKE)/curated -name '*.parquet' | wc -l) curated Parquet files"
+	@echo "Query it yourself: .venv/bin/recs sql   (docs/analysts.md has worked queries)"
 
 ## test: the fast suite (unit, integration under moto, e2e); what CI runs
 test: venv
@@ -58,6 +64,18 @@ generate: venv
 
 flush: venv
 	$(BIN)/recs flush
+
+## etl: curate what is new in the raw zone (make generate first for a shop)
+etl: venv
+	$(BIN)/recs etl
+
+## export: Amazon Personalize import files from the curated zone
+export: venv
+	$(BIN)/recs export personalize
+
+## sql: DuckDB over the curated lake
+sql: venv
+	$(BIN)/recs sql
 
 ## tf-validate: check the Terraform offline, against the provider mirror on this machine
 tf-validate:

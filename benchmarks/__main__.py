@@ -13,6 +13,7 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
+from benchmarks.etl import etl_rows
 from benchmarks.foundation import Row, foundation
 
 
@@ -35,10 +36,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=Path("docs/benchmarks.md"))
     parser.add_argument("--events", type=int, default=1_000_000, help="generator events")
     parser.add_argument("--sink-events", type=int, default=200_000, help="local sink events")
+    parser.add_argument("--etl-events", type=int, default=10_000_000, help="ETL events")
     args = parser.parse_args(argv)
 
     started = datetime.now(UTC)
-    sections = [("Foundation: generator and local sink", foundation(args.events, args.sink_events))]
+    sections = [
+        ("Foundation: generator and local sink", foundation(args.events, args.sink_events)),
+        ("ETL: raw zone to curated Parquet", etl_rows(args.etl_events)),
+    ]
     report = [
         "# Benchmarks",
         "",

@@ -83,8 +83,8 @@ class ExportReport:
 
 
 def _one(con: duckdb.DuckDBPyConnection, sql: str) -> Any:
-    row = con.execute(sql).fetchone()
-    return None if row is None else row[0]
+    rows = con.execute(sql).fetchall()
+    return rows[0][0] if rows else None
 
 
 def _attribute_keys(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
@@ -135,11 +135,12 @@ def _categorical_check(
         if not spec.get("categorical"):
             continue
         column = spec["name"]
-        row = con.execute(
+        rows = con.execute(
             f"SELECT {column}, length({column}) FROM ({query}) "
             f"WHERE length({column}) > {MAX_CATEGORICAL_CHARS} LIMIT 1"
-        ).fetchone()
-        if row is not None:
+        ).fetchall()
+        if rows:
+            row = rows[0]
             raise DataQualityError(
                 f"{name}.csv: {column} has a value of {row[1]} characters; Personalize allows "
                 f"{MAX_CATEGORICAL_CHARS} for categorical data. Shorten it in the catalog"

@@ -18,18 +18,18 @@ class EtlSettings:
     |---|---|---|
     | RECS_LAKE | lake root, a folder or s3://bucket/prefix | ./lake |
     | RECS_GLUE_DATABASE | Glue database for the curated tables (S3 lakes only) | recs |
-    | RECS_ETL_BATCH_MB | decompressed raw JSON per batch; bounds memory | 192 |
+    | RECS_ETL_BATCH_MB | decompressed raw JSON per batch; bounds memory | 96 |
     """
 
     lake: str = "./lake"
     glue_database: str = "recs"
-    batch_mb: int = 192
+    batch_mb: int = 96
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> EtlSettings:
         """Read RECS_* variables; keyword arguments that are not None override them."""
         env = os.environ if env is None else env
-        raw_batch = env.get("RECS_ETL_BATCH_MB", "192")
+        raw_batch = env.get("RECS_ETL_BATCH_MB", "96")
         try:
             batch_mb = int(raw_batch)
         except ValueError:
