@@ -30,7 +30,6 @@ DEMO_QUERY := SELECT it.category, count(*) AS purchases, count(DISTINCT i.user_i
 demo: venv
 	$(BIN)/recs generate $(DEMO_ARGS)
 	echo '{"userId":"U1","itemId":"I100","event_type":"view"}' | $(BIN)/recs ingest -
-	$(BIN)/recs flush
 	$(BIN)/recs etl
 	$(BIN)/recs sql -c "$(DEMO_QUERY)"
 	$(BIN)/recs export personalize --run demo

@@ -82,7 +82,11 @@ def etl_command(since: date | None, until: date | None, no_glue: bool, lake: str
             f"Catalog: {len(report.catalog_dumps)} dump(s), items {report.items}, users "
             f"{report.users}, {report.catalog_quarantined} records quarantined"
         )
-    out.print(f"Dates written: {', '.join(report.event_dates) or 'none'}")
+    dates = report.event_dates
+    if len(dates) > 4:
+        out.print(f"Dates written: {len(dates)}, from {dates[0]} to {dates[-1]}")
+    else:
+        out.print(f"Dates written: {', '.join(dates) or 'none'}")
     for key in report.quarantine_files:
         out.print(f"Quarantine: {store.url(key)}")
     if glue is not None:
