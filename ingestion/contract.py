@@ -270,6 +270,19 @@ def _problems(error: ValidationError) -> list[Problem]:
     return problems
 
 
+def _json_object(payload: bytes | str, what: str) -> Any:
+    """Parse one serialized event, refusing it first if it is over the size limit."""
+    size = len(payload.encode() if isinstance(payload, str) else payload)
+    if size > MAX_EVENT_BYTES:
+        raise InvalidEvent(
+            [Problem("body", f"Event is {size} bytes; the limit is {MAX_EVENT_BYTES}")]
+        )
+    try:
+        return json.loads(payload)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InvalidEvent([Problem("body", f"{what} is not valid JSON: {exc}")]) from None
+
+
 def parse_event(
     payload: bytes | str | Mapping[str, Any],
     *,
@@ -282,18 +295,7 @@ def parse_event(
     With an `idempotency_key`, the event id is derived from it (and from `index`, the
     event's place in a batch), so a retried request yields the same event id.
     """
-    if isinstance(payload, bytes | str):
-        size = len(payload.encode() if isinstance(payload, str) else payload)
-        if size > MAX_EVENT_BYTES:
-            raise InvalidEvent(
-                [Problem("body", f"Event is {size} bytes; the limit is {MAX_EVENT_BYTES}")]
-            )
-        try:
-            parsed = json.loads(payload)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise InvalidEvent([Problem("body", f"Body is not valid JSON: {exc}")]) from None
-    else:
-        parsed = payload
+    parsed = _json_object(payload, "Body") if isinstance(payload, bytes | str) else payload
     if not isinstance(parsed, Mapping):
         raise InvalidEvent(
             [Problem("body", f"An event must be a JSON object (got {type(parsed).__name__})")]
@@ -325,14 +327,7 @@ def parse_stored_event(line: bytes, *, now: datetime | None = None) -> Event:
     record with no event id gets one derived from its bytes, so that an at-least-once
     redelivery of the same record dedupes.
     """
-    if len(line) > MAX_EVENT_BYTES:
-        raise InvalidEvent(
-            [Problem("body", f"Event is {len(line)} bytes; the limit is {MAX_EVENT_BYTES}")]
-        )
-    try:
-        parsed = json.loads(line)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InvalidEvent([Problem("body", f"Line is not valid JSON: {exc}")]) from None
+    parsed = _json_object(line, "Line")
     if not isinstance(parsed, dict):
         raise InvalidEvent(
             [Problem("body", f"An event must be a JSON object (got {type(parsed).__name__})")]

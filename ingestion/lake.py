@@ -15,10 +15,10 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, BinaryIO, Protocol
 
 from ingestion.errors import LakeError, SettingsError
 
@@ -99,14 +99,14 @@ class LocalLake:
         """The absolute path of a key."""
         return str(self.root / _clean_key(key))
 
-    def write_bytes(self, key: str, body: bytes) -> None:
-        """Write to a temporary file beside the target, fsync, then rename into place."""
+    def _replace(self, key: str, fill: Callable[[BinaryIO], object]) -> None:
+        """Fill a temporary file beside the target, fsync, then rename into place."""
         path = self.root / _clean_key(key)
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         try:
             with os.fdopen(fd, "wb") as handle:
-                handle.write(body)
+                fill(handle)
                 handle.flush()
                 os.fsync(handle.fileno())
             os.replace(tmp, path)
@@ -114,6 +114,10 @@ class LocalLake:
             Path(tmp).unlink(missing_ok=True)
             raise
         _fsync_dir(path.parent)
+
+    def write_bytes(self, key: str, body: bytes) -> None:
+        """Write to a temporary file beside the target, fsync, then rename into place."""
+        self._replace(key, lambda handle: handle.write(body))
 
     def read_bytes(self, key: str) -> bytes:
         """Read one file."""
@@ -145,19 +149,12 @@ class LocalLake:
 
     def upload(self, key: str, path: Path) -> None:
         """Copy beside the target, fsync, then rename into place."""
-        target = self.root / _clean_key(key)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-        try:
-            with os.fdopen(fd, "wb") as handle, path.open("rb") as source:
+
+        def copy(handle: BinaryIO) -> None:
+            with path.open("rb") as source:
                 shutil.copyfileobj(source, handle, 1 << 20)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        _fsync_dir(target.parent)
+
+        self._replace(key, copy)
 
     def move(self, source: str, target: str) -> None:
         """Rename within the lake (atomic on one file system), then fsync the folder."""

@@ -7,9 +7,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
+from moto import mock_aws
 
-from ingestion.lake import LocalLake
+from ingestion.lake import LocalLake, S3Lake
 
 EVENTS_DIR = Path(__file__).parent / "events"
 
@@ -39,3 +41,17 @@ def aws_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.delenv("AWS_PROFILE", raising=False)
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     return
+
+
+@pytest.fixture(params=["local", pytest.param("s3", marks=pytest.mark.aws)])
+def lake(
+    request: pytest.FixtureRequest, tmp_path: Path, aws_env: None
+) -> Iterator[LocalLake | S3Lake]:
+    """Each Lake adapter in turn: a folder on disk, and an S3 prefix under moto."""
+    if request.param == "local":
+        yield LocalLake(tmp_path / "lake")
+        return
+    with mock_aws():
+        s3 = boto3.client("s3")
+        s3.create_bucket(Bucket="shop-lake")
+        yield S3Lake("shop-lake", "prod", client=s3)

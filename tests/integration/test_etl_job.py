@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import UTC, date, datetime
-from pathlib import Path
 
 import boto3
 import pytest
@@ -18,19 +16,6 @@ from etl.job import run_etl
 from ingestion.lake import LocalLake, S3Lake
 from ingestion.raw import event_object_key
 from tests.etl_helpers import GOOD, NOW, PLANTED_BAD, content, curated_rows, plant_shop, snapshot
-
-
-@pytest.fixture(params=["local", pytest.param("s3", marks=pytest.mark.aws)])
-def lake(
-    request: pytest.FixtureRequest, tmp_path: Path, aws_env: None
-) -> Iterator[LocalLake | S3Lake]:
-    if request.param == "local":
-        yield LocalLake(tmp_path / "lake")
-        return
-    with mock_aws():
-        s3 = boto3.client("s3")
-        s3.create_bucket(Bucket="shop-lake")
-        yield S3Lake("shop-lake", "prod", client=s3)
 
 
 def test_a_run_curates_quarantines_and_dedupes(lake: LocalLake | S3Lake) -> None:

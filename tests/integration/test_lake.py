@@ -2,28 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
-import boto3
 import pytest
-from moto import mock_aws
 
 from ingestion.errors import LakeError, SettingsError
 from ingestion.lake import LocalLake, S3Lake, open_lake
-
-
-@pytest.fixture(params=["local", "s3"])
-def lake(
-    request: pytest.FixtureRequest, tmp_path: Path, aws_env: None
-) -> Iterator[LocalLake | S3Lake]:
-    if request.param == "local":
-        yield LocalLake(tmp_path / "lake")
-        return
-    with mock_aws():
-        s3 = boto3.client("s3")
-        s3.create_bucket(Bucket="shop-lake")
-        yield S3Lake("shop-lake", "prod", client=s3)
 
 
 def test_write_read_roundtrip_and_replace(lake: LocalLake | S3Lake) -> None:
