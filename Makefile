@@ -11,7 +11,7 @@ export RECS_EVENT_LOG ?= ./var/event-log.sqlite3
 # Demo shop size: small enough for a minute on a laptop, large enough to train on later.
 DEMO_ARGS ?= --users 5000 --items 2000 --categories 20 --days 90 --events 500000 --seed 42 --end 2026-11-01 --live-days 1
 
-.PHONY: venv demo test test-all lint format bench generate flush etl export sql tf-validate clean
+.PHONY: venv demo test test-all lint format bench generate flush etl export train sql tf-validate clean
 
 venv: $(STAMP)
 
@@ -33,6 +33,7 @@ demo: venv
 	$(BIN)/recs etl
 	$(BIN)/recs sql -c "$(DEMO_QUERY)"
 	$(BIN)/recs export personalize --run demo
+	$(BIN)/recs train
 	@echo
 	@echo "The lake at $(RECS_LAKE): $$(find $(RECS_LAKE)/raw/events -type f | wc -l) raw event objects, $$(find $(RECS_LAKE)/curated -name '*.parquet' | wc -l) curated Parquet files"
 	@echo "Query it yourself: .venv/bin/recs sql   (docs/analysts.md has worked queries)"
@@ -71,6 +72,10 @@ etl: venv
 ## export: Amazon Personalize import files from the curated zone
 export: venv
 	$(BIN)/recs export personalize
+
+## train: train and evaluate the recipes on the curated zone; write models/ and batch/
+train: venv
+	$(BIN)/recs train
 
 ## sql: DuckDB over the curated lake
 sql: venv

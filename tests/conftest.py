@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,7 @@ from typing import Any
 import boto3
 import pytest
 from moto import mock_aws
+from moto.server import ThreadedMotoServer
 
 from ingestion.lake import LocalLake, S3Lake
 
@@ -55,3 +57,17 @@ def lake(
         s3 = boto3.client("s3")
         s3.create_bucket(Bucket="shop-lake")
         yield S3Lake("shop-lake", "prod", client=s3)
+
+
+@pytest.fixture
+def s3_server(aws_env: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """moto as a real HTTP server, for clients boto3 does not carry (pyarrow's S3)."""
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    # moto keeps its state per process, not per server: start each test from nothing.
+    urllib.request.urlopen(urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST"))
+    monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
+    yield endpoint
+    server.stop()

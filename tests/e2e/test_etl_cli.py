@@ -50,6 +50,16 @@ def test_generate_curate_query_and_export(tmp_path: Path) -> None:
     assert export.returncode == 0, export.stderr
     assert (tmp_path / "lake/exports/personalize/e2e/interactions.csv").is_file()
 
+    trained = run("train", "--weights", "view=1,purchase=10", cwd=tmp_path)
+    assert trained.returncode == 0, trained.stderr
+    assert "chose" in trained.stdout
+    assert "popularity-count" in trained.stdout
+    assert list((tmp_path / "lake/models").glob("*/manifest.json"))
+
+    refused = run("train", "--weights", "click=1", cwd=tmp_path)
+    assert refused.returncode == 2
+    assert "'click' is not an event type" in refused.stderr
+
 
 def test_commands_explain_what_is_missing(tmp_path: Path) -> None:
     empty = run("sql", "-c", "SELECT 1", cwd=tmp_path)

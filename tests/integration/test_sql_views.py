@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 
 from etl.errors import CuratedZoneEmpty
 from etl.job import run_etl
@@ -27,17 +24,6 @@ def test_views_on_disk(local_lake: LocalLake) -> None:
     assert sum(n for _, n in con.sql(QUERY).fetchall()) == len(rows)
     assert con.execute("SELECT count(*) FROM items").fetchone() == (100,)
     assert con.execute("SELECT count(*) FROM users").fetchone() == (200,)
-
-
-@pytest.fixture
-def s3_server(aws_env: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
-    monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
-    yield endpoint
-    server.stop()
 
 
 @pytest.mark.aws

@@ -1,0 +1,80 @@
+"""Recipes on small matrices with a known answer: two tastes that never mix."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from training.errors import ModelDiverged
+from training.recipes import ALS, EASE, ItemKNN, Popularity, Recipe, top_k
+
+# Items 0-4 are one taste, 5-9 another; each user has 3 items of one taste.
+rng = np.random.default_rng(0)
+ROWS = []
+for user in range(200):
+    taste = user % 2
+    ROWS.append(rng.choice(np.arange(5) + 5 * taste, size=3, replace=False))
+MATRIX = sp.csr_matrix(
+    (np.ones(600, np.float32), (np.repeat(np.arange(200), 3), np.concatenate(ROWS))),
+    shape=(200, 10),
+)
+
+
+@pytest.mark.parametrize(
+    "model",
+    [ItemKNN(neighbours=4), EASE(l2=10.0, neighbours=4), ALS(factors=4, iterations=20, seed=1)],
+)
+def test_personal_recipes_recommend_within_the_users_taste(model: Recipe) -> None:
+    model.fit(MATRIX)
+    users = np.arange(200, dtype=np.int64)
+    taste = (users % 2)[:, None]
+    best, _scores = model.recommend(users, MATRIX, 4)
+    assert ((best // 5) == taste).mean() > 0.95
+    best, _scores = model.recommend(users, MATRIX, 2, exclude=MATRIX)
+    assert ((best // 5) == taste).mean() > 0.75  # only 2 unseen items of each taste are left
+    for user in range(200):
+        assert not np.intersect1d(best[user], ROWS[user]).size  # excluded items stay out
+    similar, _ = model.similar_items(np.array([0, 7]), 3)
+    assert set(similar[0]) <= {1, 2, 3, 4}
+    assert set(similar[1]) <= {5, 6, 8, 9}
+
+
+def test_popularity_ranks_by_summed_weight() -> None:
+    matrix = sp.csr_matrix(np.array([[1, 0, 5], [1, 2, 0]], dtype=np.float32))
+    model = Popularity().fit(matrix)
+    best, scores = model.recommend(np.array([0, 1]), matrix, 3)
+    assert best.tolist() == [[2, 0, 1], [2, 0, 1]]
+    assert scores[0].tolist() == [5, 2, 2]
+
+
+def test_artifacts_load_without_pickle() -> None:
+    for model in (ItemKNN(neighbours=4).fit(MATRIX), ALS(factors=4, seed=1).fit(MATRIX)):
+        buffer = io.BytesIO()
+        np.savez(buffer, **model.arrays())
+        buffer.seek(0)
+        loaded = np.load(buffer, allow_pickle=False)
+        assert set(loaded.files) == set(model.arrays())
+
+
+def test_training_is_reproducible_with_a_seed() -> None:
+    first = ALS(factors=4, seed=7).fit(MATRIX).item_factors
+    second = ALS(factors=4, seed=7).fit(MATRIX).item_factors
+    assert np.array_equal(first, second)
+
+
+def test_nan_input_fails_loudly() -> None:
+    broken = MATRIX.copy()
+    broken.data[0] = np.nan
+    with pytest.raises(ModelDiverged, match="NaN or infinite"):
+        Popularity().fit(broken)
+    with pytest.raises(ModelDiverged, match="NaN or infinite"):
+        EASE().fit(broken)
+
+
+def test_top_k_pads_rows_with_too_few_candidates() -> None:
+    scores = np.array([[1.0, -np.inf, 3.0]], dtype=np.float32)
+    items, _best = top_k(scores, 3)
+    assert items.tolist() == [[2, 0, -1]]

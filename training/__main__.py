@@ -1,0 +1,5 @@
+"""`python -m training`: the training stage's commands."""
+
+from training.cli import main
+
+main()

@@ -1,0 +1,99 @@
+"""Command line of the training stage: `recs train`."""
+
+from __future__ import annotations
+
+import click
+
+from etl.errors import EtlError
+from ingestion.cli import CommandFailed, fails_cleanly, lake_option, out
+from ingestion.errors import SettingsError
+from ingestion.lake import open_lake
+from training.data import DEFAULT_WEIGHTS
+from training.errors import TrainingError
+
+
+def _weights(_ctx: click.Context, _param: click.Parameter, value: str | None) -> dict[str, float]:
+    if not value:
+        return dict(DEFAULT_WEIGHTS)
+    weights = dict(DEFAULT_WEIGHTS)
+    for part in value.split(","):
+        name, _, number = part.partition("=")
+        if name.strip() not in DEFAULT_WEIGHTS:
+            raise click.BadParameter(
+                f"{name.strip()!r} is not an event type; use view, add_to_cart or purchase"
+            )
+        try:
+            weights[name.strip()] = float(number)
+        except ValueError:
+            raise click.BadParameter(f"{part!r}: the weight must be a number") from None
+        if weights[name.strip()] < 0:
+            raise click.BadParameter(f"{part!r}: weights must not be negative")
+    return weights
+
+
+@click.command("train")
+@click.option(
+    "--weights",
+    callback=_weights,
+    help="Event weights, e.g. view=1,add_to_cart=4,purchase=8 (the default).",
+)
+@click.option("--seed", default=42, show_default=True, help="Same seed, same split and model.")
+@click.option(
+    "--include-purchased",
+    is_flag=True,
+    help="Let batch recommendations include items the user already bought.",
+)
+@lake_option
+@fails_cleanly
+def train_command(
+    weights: dict[str, float], seed: int, include_purchased: bool, lake: str | None
+) -> None:
+    """Train the recipes, evaluate them on a time-based holdout, and write the best.
+
+    Writes models/<version>/ (artifacts and manifest.json with every metric) and
+    batch/<version>/ (Personalize's batch output format, for users and for items).
+
+    \b
+    Example: recs train --weights view=1,add_to_cart=3,purchase=10
+    """
+    from ingestion.settings import IngestionSettings
+    from training.metrics import CUTOFFS
+    from training.pipeline import SELECT_ON, train
+
+    settings = IngestionSettings.from_env(lake=lake)
+    try:
+        report = train(
+            open_lake(settings.lake),
+            weights=weights,
+            seed=seed,
+            exclude_purchased=not include_purchased,
+        )
+    except (TrainingError, EtlError, SettingsError) as exc:
+        raise CommandFailed(str(exc)) from exc
+    out.print(f"Model version {report.version}: chose {report.chosen} on {SELECT_ON}")
+    header = ["recipe", *(f"ndcg@{k}" for k in CUTOFFS), "recall@20", "mrr@25", "coverage", "s"]
+    out.print("  ".join(f"{h:>16}" for h in header))
+    for name, metrics in report.metrics.items():
+        cells = [
+            *(metrics[f"normalized_discounted_cumulative_gain_at_{k}"] for k in CUTOFFS),
+            metrics["recall_at_20"],
+            metrics["mean_reciprocal_rank_at_25"],
+            metrics["coverage"],
+            report.seconds[name],
+        ]
+        mark = "*" if name == report.chosen else " "
+        out.print(f"{mark + name:>16}  " + "  ".join(f"{c:>16.4f}" for c in cells))
+    for key in report.files:
+        out.print(f"  {key}")
+
+
+COMMANDS: list[click.Command] = [train_command]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """The training stage of recs."""
+
+
+for _command in COMMANDS:
+    main.add_command(_command)

@@ -1,0 +1,169 @@
+"""Interactions as integer codes and sparse matrices, and the time-based holdout.
+
+The curated zone is read once through DuckDB into columns (no Python object per event);
+user and item ids become dense integer codes, kept in id maps beside every model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Final
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+import pyarrow.compute as pc
+import scipy.sparse as sp
+
+from etl.sql import connect
+from ingestion.contract import EVENT_TYPES
+from ingestion.lake import Lake
+from training.errors import NotEnoughData
+
+#: How much each kind of event says about a shopper's taste. A purchase says most.
+DEFAULT_WEIGHTS: Final[Mapping[str, float]] = {"view": 1.0, "add_to_cart": 4.0, "purchase": 8.0}
+
+IntArray = npt.NDArray[np.int64]
+Codes = npt.NDArray[np.int32]
+
+
+@dataclass(frozen=True)
+class EventLog:
+    """Every curated interaction as parallel arrays, with the id of each code."""
+
+    user_ids: npt.NDArray[np.str_]
+    item_ids: npt.NDArray[np.str_]
+    user: Codes
+    item: Codes
+    kind: npt.NDArray[np.int8]
+    ts_ms: IntArray
+
+    @property
+    def n_users(self) -> int:
+        """Distinct users."""
+        return len(self.user_ids)
+
+    @property
+    def n_items(self) -> int:
+        """Distinct items."""
+        return len(self.item_ids)
+
+    def __len__(self) -> int:
+        return len(self.user)
+
+    @classmethod
+    def from_arrow(cls, table: pa.Table) -> EventLog:
+        """From columns user_id, item_id, event_type and ts_ms (epoch milliseconds)."""
+        if table.num_rows == 0:
+            raise NotEnoughData("the curated zone has no interactions; run `recs etl` first")
+        users = pc.dictionary_encode(table["user_id"]).combine_chunks()
+        items = pc.dictionary_encode(table["item_id"]).combine_chunks()
+        kinds = pc.index_in(table["event_type"], value_set=pa.array(EVENT_TYPES))
+        # Sort the dictionaries so that codes do not depend on the order rows were read in.
+        user_ids, user = _sorted_codes(users)
+        item_ids, item = _sorted_codes(items)
+        return cls(
+            user_ids=user_ids,
+            item_ids=item_ids,
+            user=user,
+            item=item,
+            kind=np.asarray(kinds.to_numpy(zero_copy_only=False), dtype=np.int8),
+            ts_ms=np.asarray(table["ts_ms"].to_numpy(), dtype=np.int64),
+        )
+
+    def matrix(
+        self,
+        weights: Mapping[str, float] = DEFAULT_WEIGHTS,
+        mask: npt.NDArray[np.bool_] | None = None,
+        half_life_days: float | None = None,
+    ) -> sp.csr_matrix:
+        """Users x items, each cell the summed weight of that user's events on that item.
+
+        With `half_life_days`, an event's weight halves for every that many days it is older
+        than the newest event (what trending counts).
+        """
+        per_kind = np.array([float(weights.get(k, 0.0)) for k in EVENT_TYPES], dtype=np.float32)
+        keep = slice(None) if mask is None else mask
+        values = per_kind[self.kind[keep]]
+        if half_life_days is not None:
+            age_days = (self.ts_ms.max() - self.ts_ms[keep]) / 86_400_000
+            values = values * np.exp2(-age_days / half_life_days).astype(np.float32)
+        matrix = sp.csr_matrix(
+            (values, (self.user[keep], self.item[keep])),
+            shape=(self.n_users, self.n_items),
+            dtype=np.float32,
+        )
+        matrix.sum_duplicates()
+        matrix.eliminate_zeros()
+        return matrix
+
+
+def _sorted_codes(encoded: pa.DictionaryArray) -> tuple[npt.NDArray[np.str_], Codes]:
+    names = np.asarray(encoded.dictionary.to_pylist(), dtype=object)
+    order = np.argsort(names, kind="stable")
+    rank = np.empty_like(order)
+    rank[order] = np.arange(len(order))
+    codes = rank[np.asarray(encoded.indices.to_numpy(), dtype=np.int64)].astype(np.int32)
+    return names[order].astype(str), codes
+
+
+def load_events(lake: Lake) -> EventLog:
+    """Every curated interaction of the lake."""
+    con = connect(lake)
+    table = con.sql(
+        "SELECT user_id, item_id, event_type, epoch_ms(ts) AS ts_ms FROM interactions"
+    ).to_arrow_table()
+    return EventLog.from_arrow(table)
+
+
+@dataclass(frozen=True)
+class Split:
+    """A time-based holdout: train on `train`, score `test_users`, compare with `truth`."""
+
+    train: npt.NDArray[np.bool_]
+    test_users: Codes
+    truth: sp.csr_matrix  # test users x items, 1 where a held-out event touched the item
+
+    @property
+    def n_test(self) -> int:
+        """Users evaluated."""
+        return len(self.test_users)
+
+
+def time_split(
+    log: EventLog, *, test_users: float = 0.1, holdout: float = 0.1, seed: int = 42
+) -> Split:
+    """Hold out, for a random `test_users` share of users, their newest `holdout` of events.
+
+    This is how Amazon Personalize evaluates a solution version: the truth is what each
+    held-out user did last. Users with fewer than 2 events are never held out.
+    """
+    counts = np.bincount(log.user, minlength=log.n_users)
+    eligible = np.flatnonzero(counts >= 2)
+    if len(eligible) < 10:
+        raise NotEnoughData(
+            f"only {len(eligible)} users have 2 or more interactions; evaluation needs 10"
+        )
+    rng = np.random.default_rng(seed)
+    n_test = max(10, round(len(eligible) * test_users))
+    chosen = np.sort(rng.choice(eligible, size=min(n_test, len(eligible)), replace=False))
+    is_test = np.zeros(log.n_users, dtype=bool)
+    is_test[chosen] = True
+    # Rank each event within its user, newest last (ties broken by position, stably).
+    order = np.lexsort((np.arange(len(log)), log.ts_ms, log.user))
+    starts = np.concatenate([[0], np.cumsum(counts)])[:-1]
+    rank = np.empty(len(log), dtype=np.int64)
+    rank[order] = np.arange(len(log)) - starts[log.user[order]]
+    held_per_user = np.maximum(1, np.ceil(counts * holdout).astype(np.int64))
+    held = is_test[log.user] & (rank >= counts[log.user] - held_per_user[log.user])
+    row_of = np.full(log.n_users, -1, dtype=np.int64)
+    row_of[chosen] = np.arange(len(chosen))
+    truth = sp.csr_matrix(
+        (np.ones(int(held.sum()), dtype=np.float32), (row_of[log.user[held]], log.item[held])),
+        shape=(len(chosen), log.n_items),
+    )
+    truth.data[:] = 1.0
+    truth.sum_duplicates()
+    truth.data[:] = 1.0
+    return Split(train=~held, test_users=chosen.astype(np.int32), truth=truth)

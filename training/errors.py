@@ -1,0 +1,15 @@
+"""The errors training raises. Step Functions' Retry and Catch match these class names."""
+
+from __future__ import annotations
+
+
+class TrainingError(Exception):
+    """Base class of every error raised by the training package."""
+
+
+class NotEnoughData(TrainingError):
+    """The curated zone holds too little to train or evaluate on; retrying will not help."""
+
+
+class ModelDiverged(TrainingError):
+    """A model produced NaN or infinite values; its parameters or its input are wrong."""

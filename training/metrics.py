@@ -1,0 +1,64 @@
+"""Offline metrics under Amazon Personalize's names, plus recall@K.
+
+Relevance is binary: an item is relevant to a user if one of the user's held-out events
+touched it. Each metric is the mean over evaluated users; coverage is the share of the
+catalog that appears in anyone's top 25.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+import numpy as np
+import numpy.typing as npt
+import scipy.sparse as sp
+
+CUTOFFS: Final = (5, 10, 25)
+METRIC_NAMES: Final = (
+    "coverage",
+    "mean_reciprocal_rank_at_25",
+    *(f"normalized_discounted_cumulative_gain_at_{k}" for k in CUTOFFS),
+    *(f"precision_at_{k}" for k in CUTOFFS),
+    *(f"recall_at_{k}" for k in (*CUTOFFS, 20)),
+)
+
+
+def hits(recommended: npt.NDArray[np.int64], truth: sp.csr_matrix) -> npt.NDArray[np.bool_]:
+    """hits[u, r]: whether the r-th recommendation to user u is in u's truth (-1 = none)."""
+    n_items = truth.shape[1]
+    truth = truth.tocsr()
+    truth.sort_indices()
+    rows = np.repeat(np.arange(truth.shape[0], dtype=np.int64), np.diff(truth.indptr))
+    truth_keys = rows * n_items + truth.indices.astype(np.int64)  # ascending: rows, then items
+    keys = np.arange(recommended.shape[0], dtype=np.int64)[:, None] * n_items + recommended
+    position = np.searchsorted(truth_keys, keys)
+    position = np.minimum(position, max(len(truth_keys) - 1, 0))
+    found = truth_keys[position] == keys if len(truth_keys) else np.zeros(keys.shape, dtype=bool)
+    return np.asarray(found & (recommended >= 0))
+
+
+def evaluate(recommended: npt.NDArray[np.int64], truth: sp.csr_matrix) -> dict[str, float]:
+    """All metrics for top-25 (or longer) recommendation lists, one row per evaluated user."""
+    if recommended.shape[1] < max(CUTOFFS):
+        raise ValueError(f"evaluation needs at least {max(CUTOFFS)} recommendations per user")
+    truth = truth.tocsr()
+    truth.sort_indices()
+    found = hits(recommended[:, : max(CUTOFFS)], truth)
+    relevant = np.diff(truth.indptr).astype(np.float64)
+    has_truth = relevant > 0
+    found, relevant = found[has_truth], relevant[has_truth]
+    discounts = 1.0 / np.log2(np.arange(2, max(CUTOFFS) + 2))
+    metrics: dict[str, float] = {}
+    shown = recommended[:, : max(CUTOFFS)]
+    metrics["coverage"] = len(np.unique(shown[shown >= 0])) / truth.shape[1]
+    first = np.where(found.any(axis=1), found.argmax(axis=1) + 1, np.inf)
+    metrics["mean_reciprocal_rank_at_25"] = float(np.mean(1.0 / first))
+    for k in CUTOFFS:
+        top = found[:, :k]
+        dcg = (top * discounts[:k]).sum(axis=1)
+        ideal = np.cumsum(discounts[:k])[np.minimum(relevant, k).astype(np.int64) - 1]
+        metrics[f"normalized_discounted_cumulative_gain_at_{k}"] = float(np.mean(dcg / ideal))
+        metrics[f"precision_at_{k}"] = float(np.mean(top.sum(axis=1) / k))
+    for k in (*CUTOFFS, 20):
+        metrics[f"recall_at_{k}"] = float(np.mean(found[:, :k].sum(axis=1) / relevant))
+    return {name: metrics[name] for name in METRIC_NAMES}

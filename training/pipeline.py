@@ -1,0 +1,217 @@
+"""`recs train`: pick a user-personalization model on a holdout, retrain it, write artifacts.
+
+1. Read every curated interaction; hold out the newest events of some users (`time_split`).
+2. Train each candidate recipe and the baselines on the rest; score them all on the holdout.
+3. Refit the candidate with the best NDCG@10 (and the baselines) on everything.
+4. Write `models/<version>/`: one `.npz` per recipe, the id maps, and `manifest.json` with the
+   metrics, parameters, data window, seed and library versions. Write `batch/<version>/`:
+   every user's and every item's recommendations in Personalize's batch output format.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import platform
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib import metadata
+from typing import Any, Final
+
+import numpy as np
+import numpy.typing as npt
+import scipy.sparse as sp
+
+from ingestion.contract import format_ts
+from ingestion.lake import Lake
+from training.data import DEFAULT_WEIGHTS, EventLog, load_events, time_split
+from training.errors import NotEnoughData
+from training.metrics import evaluate
+from training.recipes import ALS, EASE, ItemKNN, Popularity, Recipe, Trending
+
+MODELS: Final = "models"
+BATCH: Final = "batch"
+#: Recommendations evaluated and written per user and per item.
+K: Final = 25
+SELECT_ON: Final = "normalized_discounted_cumulative_gain_at_10"
+TRENDING_HALF_LIFE_DAYS: Final = 7.0
+
+
+@dataclass
+class TrainReport:
+    """What a training run chose and wrote."""
+
+    version: str
+    chosen: str
+    metrics: dict[str, dict[str, float]] = field(default_factory=dict)
+    params: dict[str, dict[str, Any]] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+    files: list[str] = field(default_factory=list)
+
+
+def candidates(n_items: int, seed: int) -> list[Recipe]:
+    """The user-personalization candidates affordable for this catalog."""
+    chosen: list[Recipe] = [ItemKNN(), ALS(seed=seed)]
+    if n_items <= EASE.MAX_ITEMS:
+        chosen.insert(1, EASE())
+    return chosen
+
+
+def _npz(arrays: Mapping[str, npt.NDArray[Any]]) -> bytes:
+    sink = io.BytesIO()
+    np.savez_compressed(sink, **arrays)  # type: ignore[arg-type]
+    return sink.getvalue()
+
+
+def _versions() -> dict[str, str]:
+    names = ("recs", "numpy", "scipy", "implicit", "pyarrow", "duckdb")
+    found = {name: metadata.version(name) for name in names}
+    return found | {"python": platform.python_version()}
+
+
+def _batch_lines(
+    key: str,
+    ids: npt.NDArray[np.str_],
+    items: npt.NDArray[np.str_],
+    best: npt.NDArray[np.int64],
+    scores: npt.NDArray[np.float32],
+) -> bytes:
+    lines = []
+    for who, row, row_scores in zip(ids.tolist(), best, scores, strict=True):
+        keep = row >= 0
+        lines.append(
+            json.dumps(
+                {
+                    "input": {key: who},
+                    "output": {
+                        "recommendedItems": items[row[keep]].tolist(),
+                        "scores": [round(float(s), 6) for s in row_scores[keep]],
+                    },
+                    "error": None,
+                },
+                separators=(",", ":"),
+            )
+        )
+    return ("\n".join(lines) + "\n").encode()
+
+
+def train(
+    lake: Lake,
+    *,
+    weights: Mapping[str, float] = DEFAULT_WEIGHTS,
+    seed: int = 42,
+    exclude_purchased: bool = True,
+    now: datetime | None = None,
+) -> TrainReport:
+    """Train, evaluate, choose and write one model version; see the module docstring."""
+    now = now or datetime.now(UTC)
+    log = load_events(lake)
+    return train_on(
+        lake, log, weights=weights, seed=seed, exclude_purchased=exclude_purchased, now=now
+    )
+
+
+def train_on(
+    lake: Lake,
+    log: EventLog,
+    *,
+    weights: Mapping[str, float],
+    seed: int,
+    exclude_purchased: bool,
+    now: datetime,
+) -> TrainReport:
+    """`train` on events already loaded."""
+    split = time_split(log, seed=seed)
+    train_matrix = log.matrix(weights, mask=split.train)
+    if train_matrix.nnz == 0:
+        raise NotEnoughData("every weight is zero: check the event weights")
+    test_rows = train_matrix[split.test_users]
+    test_users = split.test_users.astype(np.int64)
+    version = f"{now:%Y%m%dT%H%M%SZ}"
+    report = TrainReport(version=version, chosen="")
+
+    def score(model: Recipe, matrix: sp.csr_matrix) -> None:
+        started = time.perf_counter()
+        model.fit(matrix)
+        best, _ = model.recommend(test_users, test_rows, K)
+        report.seconds[model.name] = round(time.perf_counter() - started, 3)
+        report.metrics[model.name] = evaluate(best, split.truth)
+        report.params[model.name] = dict(model.params)
+
+    score(Popularity(), train_matrix)
+    score(
+        Trending(half_life_days=TRENDING_HALF_LIFE_DAYS),
+        log.matrix(weights, mask=split.train, half_life_days=TRENDING_HALF_LIFE_DAYS),
+    )
+    contenders = candidates(log.n_items, seed)
+    for model in contenders:
+        score(model, train_matrix)
+    best_model = max(contenders, key=lambda m: report.metrics[m.name][SELECT_ON])
+    report.chosen = best_model.name
+
+    # Refit the chosen recipe and the baselines on every event.
+    full = log.matrix(weights)
+    final = type(best_model)(**best_model.params).fit(full)
+    popular = Popularity().fit(full)
+    trending = Trending(half_life_days=TRENDING_HALF_LIFE_DAYS).fit(
+        log.matrix(weights, half_life_days=TRENDING_HALF_LIFE_DAYS)
+    )
+    similar = final if not isinstance(final, ALS) else ItemKNN().fit(full)
+
+    prefix = f"{MODELS}/{version}"
+    artifacts = {
+        "ids.npz": {"user_ids": log.user_ids, "item_ids": log.item_ids},
+        "user-personalization.npz": final.arrays(),
+        "similar-items.npz": similar.arrays(),
+        "popularity-count.npz": popular.arrays(),
+        "trending.npz": trending.arrays(),
+    }
+    for name, arrays in artifacts.items():
+        lake.write_bytes(f"{prefix}/{name}", _npz(arrays))
+        report.files.append(f"{prefix}/{name}")
+
+    users = np.arange(log.n_users, dtype=np.int64)
+    purchased = log.matrix({"purchase": 1.0}) if exclude_purchased else None
+    user_best, user_scores = final.recommend(users, full, K, exclude=purchased)
+    item_best, item_scores = similar.similar_items(np.arange(log.n_items, dtype=np.int64), K)
+    batch = f"{BATCH}/{version}"
+    lake.write_bytes(
+        f"{batch}/users.jsonl",
+        _batch_lines("userId", log.user_ids, log.item_ids, user_best, user_scores),
+    )
+    lake.write_bytes(
+        f"{batch}/items.jsonl",
+        _batch_lines("itemId", log.item_ids, log.item_ids, item_best, item_scores),
+    )
+    report.files += [f"{batch}/users.jsonl", f"{batch}/items.jsonl"]
+
+    manifest = {
+        "version": version,
+        "created_at": format_ts(now),
+        "recipe": "user-personalization",
+        "chosen": report.chosen,
+        "selected_on": SELECT_ON,
+        "params": report.params,
+        "metrics": report.metrics,
+        "baseline": "popularity-count",
+        "seconds": report.seconds,
+        "seed": seed,
+        "event_weights": dict(weights),
+        "exclude_purchased": exclude_purchased,
+        "data": {
+            "events": len(log),
+            "users": log.n_users,
+            "items": log.n_items,
+            "first_event": format_ts(datetime.fromtimestamp(log.ts_ms.min() / 1000, UTC)),
+            "last_event": format_ts(datetime.fromtimestamp(log.ts_ms.max() / 1000, UTC)),
+            "holdout_users": split.n_test,
+        },
+        "artifacts": sorted(artifacts),
+        "batch": [f"{batch}/users.jsonl", f"{batch}/items.jsonl"],
+        "libraries": _versions(),
+    }
+    lake.write_bytes(f"{prefix}/manifest.json", json.dumps(manifest, indent=2).encode())
+    report.files.append(f"{prefix}/manifest.json")
+    return report

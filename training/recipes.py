@@ -1,0 +1,297 @@
+"""Recipes, named after Amazon Personalize's, with one model API in the style of implicit's.
+
+- popularity-count and trending: the baselines, and the fallback for cold users.
+- item-kNN: co-occurrence with a popularity correction (asymmetric cosine), top-N per item.
+- EASE: the closed-form linear autoencoder, pruned to top-N per item; only while the item
+  count keeps the dense inverse affordable.
+- ALS: `implicit`'s alternating least squares.
+
+Every model answers `recommend(users, rows, k, exclude)` (users are training codes, rows are
+their interaction rows), `similar_items(items, k)`, and saves to `.npz` arrays, no pickle.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar, Final
+
+import numpy as np
+import numpy.typing as npt
+import scipy.sparse as sp
+
+from training.errors import ModelDiverged, NotEnoughData
+
+Floats = npt.NDArray[np.float32]
+Ints = npt.NDArray[np.int64]
+_BATCH: Final = 1024
+
+
+def top_k(scores: Floats, k: int) -> tuple[Ints, Floats]:
+    """The k best columns of each row, best first; -1 and -inf where a row has fewer."""
+    k = min(k, scores.shape[1])
+    part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    chosen = np.take_along_axis(scores, part, axis=1)
+    order = np.argsort(-chosen, axis=1, kind="stable")
+    items = np.take_along_axis(part, order, axis=1).astype(np.int64)
+    best = np.take_along_axis(chosen, order, axis=1)
+    items[~np.isfinite(best)] = -1
+    return items, best.astype(np.float32)
+
+
+def _check_finite(name: str, values: npt.NDArray[Any]) -> None:
+    if not np.isfinite(values).all():
+        raise ModelDiverged(f"{name} produced NaN or infinite values; check its parameters")
+
+
+class Recipe(ABC):
+    """A trained model over item codes 0..n_items-1."""
+
+    name: ClassVar[str]
+    n_items: int
+
+    def __init__(self, **params: Any) -> None:
+        self.params = params
+
+    @abstractmethod
+    def fit(self, matrix: sp.csr_matrix) -> Recipe:
+        """Train on users x items weights."""
+
+    @abstractmethod
+    def scores(self, users: Ints, rows: sp.csr_matrix) -> Floats:
+        """Dense scores, one row per user, from their codes and interaction rows."""
+
+    @abstractmethod
+    def similar_items(self, items: Ints, k: int) -> tuple[Ints, Floats]:
+        """The k items most like each item, itself left out."""
+
+    @abstractmethod
+    def arrays(self) -> dict[str, npt.NDArray[Any]]:
+        """What `save` writes: plain arrays, loadable with allow_pickle=False."""
+
+    def recommend(
+        self,
+        users: Ints,
+        rows: sp.csr_matrix,
+        k: int,
+        exclude: sp.csr_matrix | None = None,
+    ) -> tuple[Ints, Floats]:
+        """Top k items per user, in batches so memory stays at a batch of dense rows."""
+        items, scores = [], []
+        for start in range(0, len(users), _BATCH):
+            stop = start + _BATCH
+            batch = np.array(self.scores(users[start:stop], rows[start:stop]), dtype=np.float32)
+            if exclude is not None:
+                block = exclude[start:stop].tocoo()
+                batch[block.row, block.col] = -np.inf
+            best_items, best_scores = top_k(batch, k)
+            items.append(best_items)
+            scores.append(best_scores)
+        if not items:
+            return np.empty((0, k), np.int64), np.empty((0, k), np.float32)
+        return np.vstack(items), np.vstack(scores)
+
+
+class Popularity(Recipe):
+    """popularity-count: the most interacted-with items, the same for everyone."""
+
+    name = "popularity-count"
+
+    def fit(self, matrix: sp.csr_matrix) -> Popularity:
+        """Sum each item's weights."""
+        self.n_items = matrix.shape[1]
+        self.popularity = np.asarray(matrix.sum(axis=0)).ravel().astype(np.float32)
+        _check_finite(self.name, self.popularity)
+        if not self.popularity.any():
+            raise NotEnoughData(f"{self.name}: no interactions to count")
+        return self
+
+    def scores(self, users: Ints, rows: sp.csr_matrix) -> Floats:
+        """Every user gets the popularity vector."""
+        return np.broadcast_to(self.popularity, (len(users), self.n_items))
+
+    def similar_items(self, items: Ints, k: int) -> tuple[Ints, Floats]:
+        """Popular items, minus the item itself."""
+        scores = np.repeat(self.popularity[None, :], len(items), axis=0)
+        scores[np.arange(len(items)), items] = -np.inf
+        return top_k(scores, k)
+
+    def arrays(self) -> dict[str, npt.NDArray[Any]]:
+        """The popularity vector."""
+        return {"popularity": self.popularity}
+
+
+class Trending(Popularity):
+    """trending: popularity with each event's weight halved every `half_life_days`.
+
+    Fit it on a matrix built with `EventLog.matrix(half_life_days=...)`; the decay is in the
+    weights, so the model itself is a popularity vector.
+    """
+
+    name = "trending"
+
+
+class Neighbours(Recipe):
+    """A model that scores by a sparse item x item matrix of top-N neighbours."""
+
+    neighbours: sp.csr_matrix
+
+    def scores(self, users: Ints, rows: sp.csr_matrix) -> Floats:
+        """A user's weights times each item's neighbour weights."""
+        return np.asarray((rows @ self.neighbours).todense(), dtype=np.float32)
+
+    def similar_items(self, items: Ints, k: int) -> tuple[Ints, Floats]:
+        """The strongest neighbours of each item."""
+        dense = np.asarray(self.neighbours[items].todense(), dtype=np.float32)
+        dense[dense == 0] = -np.inf
+        dense[np.arange(len(items)), items] = -np.inf
+        return top_k(dense, k)
+
+    def arrays(self) -> dict[str, npt.NDArray[Any]]:
+        """The neighbour matrix as CSR arrays."""
+        n = self.neighbours
+        return {
+            "neighbours_data": n.data,
+            "neighbours_indices": n.indices,
+            "neighbours_indptr": n.indptr,
+            "neighbours_shape": np.array(n.shape, dtype=np.int64),
+        }
+
+    def _keep_top(self, block: Any, offset: int) -> sp.csr_matrix:
+        """Prune rows `offset..` of an item x item matrix to their top-N positive weights."""
+        dense = np.asarray(block.toarray() if sp.issparse(block) else block, dtype=np.float32)
+        rows = np.arange(dense.shape[0])
+        dense[rows, rows + offset] = 0.0  # an item is not its own neighbour
+        n = min(int(self.params["neighbours"]), dense.shape[1])
+        part = np.argpartition(-dense, n - 1, axis=1)[:, :n]
+        values = np.take_along_axis(dense, part, axis=1)
+        keep = values > 0
+        return sp.csr_matrix(
+            (values[keep], (np.repeat(rows, n).reshape(-1, n)[keep], part[keep])),
+            shape=dense.shape,
+            dtype=np.float32,
+        )
+
+
+class ItemKNN(Neighbours):
+    """item-kNN over co-occurrence, divided by popularity^alpha x popularity^(1-alpha).
+
+    alpha 0.5 is cosine; higher alpha favours popular neighbours less. Computed a block of
+    items at a time, so only the top-N of each row is ever kept.
+    """
+
+    name = "item-knn"
+
+    def __init__(self, neighbours: int = 100, alpha: float = 0.5, block: int = 2048) -> None:
+        super().__init__(neighbours=neighbours, alpha=alpha, block=block)
+
+    def fit(self, matrix: sp.csr_matrix) -> ItemKNN:
+        """Binary co-occurrence of items in users' histories, normalised and pruned."""
+        self.n_items = matrix.shape[1]
+        seen = matrix.copy()
+        seen.data[:] = 1.0
+        by_item = seen.T.tocsr()
+        counts = np.asarray(seen.sum(axis=0)).ravel().astype(np.float32) + 1e-9
+        alpha = float(self.params["alpha"])
+        blocks = []
+        # A block of rows is dense while pruned: about 200 MB of float32 at most.
+        step = max(16, min(int(self.params["block"]), 50_000_000 // max(self.n_items, 1)))
+        for start in range(0, self.n_items, step):
+            co = by_item[start : start + step] @ seen
+            co = co.multiply(1.0 / counts[start : start + step, None] ** alpha)
+            co = co.multiply(1.0 / counts[None, :] ** (1 - alpha)).tocsr()
+            blocks.append(self._keep_top(co, start))
+        self.neighbours = sp.vstack(blocks).tocsr() if blocks else sp.csr_matrix((0, 0))
+        _check_finite(self.name, self.neighbours.data)
+        return self
+
+
+class EASE(Neighbours):
+    """EASE (Steck, 2019): B = -P / diag(P) with P = (X'X + lambda I)^-1, then top-N per item."""
+
+    name = "ease"
+    MAX_ITEMS: ClassVar[int] = 6000
+
+    def __init__(self, l2: float = 200.0, neighbours: int = 200) -> None:
+        super().__init__(l2=l2, neighbours=neighbours)
+
+    def fit(self, matrix: sp.csr_matrix) -> EASE:
+        """The closed form, in float64 for a stable inverse."""
+        self.n_items = matrix.shape[1]
+        if self.n_items > self.MAX_ITEMS:
+            raise NotEnoughData(
+                f"EASE needs a dense {self.n_items} x {self.n_items} inverse; it is kept to "
+                f"{self.MAX_ITEMS} items"
+            )
+        gram = np.asarray((matrix.T @ matrix).todense(), dtype=np.float64)
+        gram[np.diag_indices_from(gram)] += float(self.params["l2"])
+        inverse = np.linalg.inv(gram)
+        weights = -inverse / np.diag(inverse)
+        np.fill_diagonal(weights, 0.0)
+        _check_finite(self.name, weights)
+        self.neighbours = self._keep_top(weights.astype(np.float32), 0)
+        return self
+
+
+class ALS(Recipe):
+    """Alternating least squares from the `implicit` library, seeded."""
+
+    name = "als"
+
+    def __init__(
+        self,
+        factors: int = 64,
+        regularization: float = 0.05,
+        alpha: float = 2.0,
+        iterations: int = 15,
+        seed: int = 42,
+    ) -> None:
+        super().__init__(
+            factors=factors,
+            regularization=regularization,
+            alpha=alpha,
+            iterations=iterations,
+            seed=seed,
+        )
+
+    def fit(self, matrix: sp.csr_matrix) -> ALS:
+        """Fit implicit's ALS on the weights (single-threaded BLAS, as implicit advises)."""
+        from implicit.cpu.als import AlternatingLeastSquares
+        from threadpoolctl import threadpool_limits
+
+        self.n_items = matrix.shape[1]
+        # implicit checks the BLAS thread pool when the model is made: limit it first.
+        with threadpool_limits(1, "blas"):
+            model = AlternatingLeastSquares(
+                factors=int(self.params["factors"]),
+                regularization=float(self.params["regularization"]),
+                alpha=float(self.params["alpha"]),
+                iterations=int(self.params["iterations"]),
+                random_state=int(self.params["seed"]),
+            )
+            model.fit(matrix, show_progress=False)
+        self.user_factors = np.asarray(model.user_factors, dtype=np.float32)
+        self.item_factors = np.asarray(model.item_factors, dtype=np.float32)
+        _check_finite(self.name, self.item_factors)
+        _check_finite(self.name, self.user_factors)
+        return self
+
+    def scores(self, users: Ints, rows: sp.csr_matrix) -> Floats:
+        """Dot products of the users' factors with every item's."""
+        return self.user_factors[users] @ self.item_factors.T
+
+    def similar_items(self, items: Ints, k: int) -> tuple[Ints, Floats]:
+        """Cosine similarity of item factors."""
+        norms = np.linalg.norm(self.item_factors, axis=1) + 1e-9
+        unit = self.item_factors / norms[:, None]
+        scores = unit[items] @ unit.T
+        scores[np.arange(len(items)), items] = -np.inf
+        return top_k(scores, k)
+
+    def arrays(self) -> dict[str, npt.NDArray[Any]]:
+        """Both factor matrices."""
+        return {"user_factors": self.user_factors, "item_factors": self.item_factors}
+
+
+RECIPES: Final[dict[str, type[Recipe]]] = {
+    cls.name: cls for cls in (Popularity, Trending, ItemKNN, EASE, ALS)
+}
