@@ -15,6 +15,12 @@ from pathlib import Path
 
 from benchmarks.etl import etl_rows
 from benchmarks.foundation import Row, foundation
+from benchmarks.quality import quality
+
+
+def _figure(value: float) -> str:
+    """Whole numbers for throughputs; three significant digits for metrics and seconds."""
+    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"
 
 
 def _table(rows: list[Row]) -> list[str]:
@@ -24,8 +30,8 @@ def _table(rows: list[Row]) -> list[str]:
     ]
     for row in rows:
         lines.append(
-            f"| {row.what} | {row.ours:,.0f} {row.unit} | {row.peer} | "
-            f"{row.theirs:,.0f} {row.unit} | {row.ours / row.theirs:.2f} |"
+            f"| {row.what} | {_figure(row.ours)} {row.unit} | {row.peer} | "
+            f"{_figure(row.theirs)} {row.unit} | {row.ours / row.theirs:.2f} |"
         )
     return lines
 
@@ -37,12 +43,22 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--events", type=int, default=1_000_000, help="generator events")
     parser.add_argument("--sink-events", type=int, default=200_000, help="local sink events")
     parser.add_argument("--etl-events", type=int, default=10_000_000, help="ETL events")
+    parser.add_argument(
+        "--quality-events", type=int, default=1_000_000, help="generated shop for quality"
+    )
+    parser.add_argument(
+        "--interactions-csv", type=Path, help="also benchmark quality on this Personalize CSV"
+    )
     args = parser.parse_args(argv)
 
     started = datetime.now(UTC)
     sections = [
         ("Foundation: generator and local sink", foundation(args.events, args.sink_events)),
         ("ETL: raw zone to curated Parquet", etl_rows(args.etl_events)),
+        (
+            "Training quality: our recipes beside implicit's defaults",
+            quality(args.quality_events, args.interactions_csv),
+        ),
     ]
     report = [
         "# Benchmarks",

@@ -237,11 +237,13 @@ class ALS(Recipe):
 
     name = "als"
 
+    # Defaults tuned on a generated shop (seed 77) other than the benchmark's; 128 factors
+    # beat 64 by about 6% NDCG@10 there, alpha 4 beat 1 and 10.
     def __init__(
         self,
-        factors: int = 64,
+        factors: int = 128,
         regularization: float = 0.05,
-        alpha: float = 2.0,
+        alpha: float = 4.0,
         iterations: int = 15,
         seed: int = 42,
     ) -> None:
