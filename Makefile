@@ -7,11 +7,12 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | sha1sum
 TF_PLUGIN_DIR ?= /opt/tf-plugins
 export RECS_LAKE ?= ./lake
 export RECS_EVENT_LOG ?= ./var/event-log.sqlite3
+export RECS_STORE ?= ./var/online-store.sqlite3
 
 # Demo shop size: small enough for a minute on a laptop, large enough to train on later.
 DEMO_ARGS ?= --users 5000 --items 2000 --categories 20 --days 90 --events 500000 --seed 42 --end 2026-11-01 --live-days 1
 
-.PHONY: venv demo test test-all lint format bench generate flush etl export train sql tf-validate clean
+.PHONY: venv demo test test-all lint format bench generate flush etl export train publish sql tf-validate clean
 
 venv: $(STAMP)
 
@@ -26,7 +27,7 @@ $(STAMP):
 # The demo's query: purchases and buyers per category over the demo shop.
 DEMO_QUERY := SELECT it.category, count(*) AS purchases, count(DISTINCT i.user_id) AS buyers FROM interactions i JOIN items it ON it.item_id = i.item_id WHERE i.event_type = 'purchase' GROUP BY 1 ORDER BY 2 DESC LIMIT 5
 
-## demo: generate a shop, ingest it through the local sink, curate it, query it, export it
+## demo: generate a shop, ingest it, curate it, query it, export it, train, publish
 demo: venv
 	$(BIN)/recs generate $(DEMO_ARGS)
 	echo '{"userId":"U1","itemId":"I100","event_type":"view"}' | $(BIN)/recs ingest -
@@ -34,6 +35,7 @@ demo: venv
 	$(BIN)/recs sql -c "$(DEMO_QUERY)"
 	$(BIN)/recs export personalize --run demo
 	$(BIN)/recs train
+	$(BIN)/recs publish
 	@echo
 	@echo "The lake at $(RECS_LAKE): $$(find $(RECS_LAKE)/raw/events -type f | wc -l) raw event objects, $$(find $(RECS_LAKE)/curated -name '*.parquet' | wc -l) curated Parquet files"
 	@echo "Query it yourself: .venv/bin/recs sql   (docs/analysts.md has worked queries)"
@@ -76,6 +78,10 @@ export: venv
 ## train: train and evaluate the recipes on the curated zone; write models/ and batch/
 train: venv
 	$(BIN)/recs train
+
+## publish: load the newest approved model version into the online store
+publish: venv
+	$(BIN)/recs publish
 
 ## sql: DuckDB over the curated lake
 sql: venv

@@ -11,6 +11,7 @@ import click
 
 from etl.cli import COMMANDS as ETL_COMMANDS
 from ingestion.cli import COMMANDS as INGESTION_COMMANDS
+from serving.cli import COMMANDS as SERVING_COMMANDS
 from training.cli import COMMANDS as TRAINING_COMMANDS
 
 
@@ -27,7 +28,7 @@ def recs() -> None:
     """
 
 
-for _command in (*INGESTION_COMMANDS, *ETL_COMMANDS, *TRAINING_COMMANDS):
+for _command in (*INGESTION_COMMANDS, *ETL_COMMANDS, *TRAINING_COMMANDS, *SERVING_COMMANDS):
     recs.add_command(_command)
 
 

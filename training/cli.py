@@ -79,10 +79,13 @@ def train_command(
             metrics["recall_at_20"],
             metrics["mean_reciprocal_rank_at_25"],
             metrics["coverage"],
-            report.seconds[name],
+            report.seconds.get(name, 0.0),
         ]
         mark = "*" if name == report.chosen else " "
         out.print(f"{mark + name:>16}  " + "  ".join(f"{c:>16.4f}" for c in cells))
+    if report.gate is not None:
+        verdict = "approved for publishing" if report.gate.passed else "kept as a candidate"
+        out.print(f"Gate: {verdict}: {'; '.join(report.gate.reasons)}")
     for key in report.files:
         out.print(f"  {key}")
 

@@ -13,3 +13,7 @@ class NotEnoughData(TrainingError):
 
 class ModelDiverged(TrainingError):
     """A model produced NaN or infinite values; its parameters or its input are wrong."""
+
+
+class ModelRejected(TrainingError):
+    """The promotion gate kept this version a candidate; publishing it needs --force."""

@@ -28,10 +28,18 @@ from ingestion.contract import format_ts
 from ingestion.lake import Lake
 from training.data import DEFAULT_WEIGHTS, EventLog, load_events, time_split
 from training.errors import NotEnoughData
+from training.gate import (
+    MODELS,
+    GateResult,
+    decide,
+    load_model,
+    newer_split,
+    production_version,
+    score_other,
+)
 from training.metrics import evaluate
 from training.recipes import ALS, EASE, ItemKNN, Popularity, Recipe, Trending
 
-MODELS: Final = "models"
 BATCH: Final = "batch"
 #: Recommendations evaluated and written per user and per item.
 K: Final = 25
@@ -52,6 +60,12 @@ class TrainReport:
     params: dict[str, dict[str, Any]] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
     files: list[str] = field(default_factory=list)
+    gate: GateResult | None = None
+
+    @property
+    def approved(self) -> bool:
+        """Whether the promotion gate lets `recs publish` make this version live."""
+        return self.gate is not None and self.gate.passed
 
 
 def candidates(n_items: int, seed: int) -> list[Recipe]:
@@ -163,6 +177,31 @@ def train_on(
     best_model = max(contenders, key=lambda m: report.metrics[m.name][SELECT_ON])
     report.chosen = best_model.name
 
+    live = production_version(lake)
+    live_metrics = None
+    candidate_metrics = report.metrics[best_model.name]
+    popularity_metrics = report.metrics["popularity-count"]
+    no_production = "no model is in production yet"
+    if live is not None:
+        live_model, live_items, live_manifest = load_model(lake, live)
+        live_until = datetime.fromisoformat(live_manifest["data"]["last_event"])
+        newer = newer_split(log, split, int(live_until.timestamp() * 1000))
+        if newer is None:
+            no_production = (
+                f"no held-out event is newer than production {live}'s data, so it was not compared"
+            )
+            live = None
+        else:
+            # Both models score the same users from history alone, on events neither saw.
+            live_metrics = score_other(live_model, live_items, log, test_rows, newer, K)
+            candidate_metrics = score_other(best_model, log.item_ids, log, test_rows, newer, K)
+            popular_now = Popularity().fit(counts_matrix)
+            popularity_metrics = evaluate(popular_now.recommend(None, test_rows, K)[0], newer.truth)
+            report.metrics[f"production {live}"] = live_metrics
+    report.gate = decide(
+        SELECT_ON, candidate_metrics, popularity_metrics, live_metrics, live, no_production
+    )
+
     # Refit the chosen recipe and the baselines on every event.
     full = log.matrix(weights, half_life_days=half_life_days)
     final = type(best_model)(**best_model.params).fit(full)
@@ -208,6 +247,8 @@ def train_on(
         "params": report.params,
         "metrics": report.metrics,
         "baseline": "popularity-count",
+        "status": "approved" if report.approved else "candidate",
+        "gate": report.gate.to_json() if report.gate else None,
         "seconds": report.seconds,
         "seed": seed,
         "event_weights": dict(weights),

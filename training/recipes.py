@@ -13,6 +13,7 @@ their interaction rows), `similar_items(items, k)`, and saves to `.npz` arrays, 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from typing import Any, ClassVar, Final
 
 import numpy as np
@@ -57,8 +58,9 @@ class Recipe(ABC):
         """Train on users x items weights."""
 
     @abstractmethod
-    def scores(self, users: Ints, rows: sp.csr_matrix) -> Floats:
-        """Dense scores, one row per user, from their codes and interaction rows."""
+    def scores(self, users: Ints | None, rows: sp.csr_matrix) -> Floats:
+        """Dense scores, one row per user, from their interaction rows (and, where the model
+        knows them, their training codes; None scores every row as a user it never saw)."""
 
     @abstractmethod
     def similar_items(self, items: Ints, k: int) -> tuple[Ints, Floats]:
@@ -68,18 +70,26 @@ class Recipe(ABC):
     def arrays(self) -> dict[str, npt.NDArray[Any]]:
         """What `save` writes: plain arrays, loadable with allow_pickle=False."""
 
+    @classmethod
+    @abstractmethod
+    def from_arrays(
+        cls, arrays: Mapping[str, npt.NDArray[Any]], params: Mapping[str, Any]
+    ) -> Recipe:
+        """A trained model back from what `arrays` wrote and its parameters."""
+
     def recommend(
         self,
-        users: Ints,
+        users: Ints | None,
         rows: sp.csr_matrix,
         k: int,
         exclude: sp.csr_matrix | None = None,
     ) -> tuple[Ints, Floats]:
         """Top k items per user, in batches so memory stays at a batch of dense rows."""
         items, scores = [], []
-        for start in range(0, len(users), _BATCH):
+        for start in range(0, rows.shape[0], _BATCH):
             stop = start + _BATCH
-            batch = np.array(self.scores(users[start:stop], rows[start:stop]), dtype=np.float32)
+            codes = None if users is None else users[start:stop]
+            batch = np.array(self.scores(codes, rows[start:stop]), dtype=np.float32)
             if exclude is not None:
                 block = exclude[start:stop].tocoo()
                 batch[block.row, block.col] = -np.inf
@@ -105,9 +115,9 @@ class Popularity(Recipe):
             raise NotEnoughData(f"{self.name}: no interactions to count")
         return self
 
-    def scores(self, users: Ints, rows: sp.csr_matrix) -> Floats:
+    def scores(self, users: Ints | None, rows: sp.csr_matrix) -> Floats:
         """Every user gets the popularity vector."""
-        return np.broadcast_to(self.popularity, (len(users), self.n_items))
+        return np.broadcast_to(self.popularity, (rows.shape[0], self.n_items))
 
     def similar_items(self, items: Ints, k: int) -> tuple[Ints, Floats]:
         """Popular items, minus the item itself."""
@@ -118,6 +128,16 @@ class Popularity(Recipe):
     def arrays(self) -> dict[str, npt.NDArray[Any]]:
         """The popularity vector."""
         return {"popularity": self.popularity}
+
+    @classmethod
+    def from_arrays(
+        cls, arrays: Mapping[str, npt.NDArray[Any]], params: Mapping[str, Any]
+    ) -> Popularity:
+        """Back from its popularity vector."""
+        model = cls(**params)
+        model.popularity = np.asarray(arrays["popularity"], dtype=np.float32)
+        model.n_items = len(model.popularity)
+        return model
 
 
 class Trending(Popularity):
@@ -135,7 +155,7 @@ class Neighbours(Recipe):
 
     neighbours: sp.csr_matrix
 
-    def scores(self, users: Ints, rows: sp.csr_matrix) -> Floats:
+    def scores(self, users: Ints | None, rows: sp.csr_matrix) -> Floats:
         """A user's weights times each item's neighbour weights."""
         return np.asarray((rows @ self.neighbours).todense(), dtype=np.float32)
 
@@ -155,6 +175,20 @@ class Neighbours(Recipe):
             "neighbours_indptr": n.indptr,
             "neighbours_shape": np.array(n.shape, dtype=np.int64),
         }
+
+    @classmethod
+    def from_arrays(
+        cls, arrays: Mapping[str, npt.NDArray[Any]], params: Mapping[str, Any]
+    ) -> Neighbours:
+        """Back from its CSR arrays."""
+        model = cls(**params)
+        shape = tuple(int(v) for v in arrays["neighbours_shape"])
+        model.neighbours = sp.csr_matrix(
+            (arrays["neighbours_data"], arrays["neighbours_indices"], arrays["neighbours_indptr"]),
+            shape=shape,
+        )
+        model.n_items = shape[1]
+        return model
 
     def _keep_top(self, block: Any, offset: int) -> sp.csr_matrix:
         """Prune rows `offset..` of an item x item matrix to their top-N positive weights."""
@@ -277,9 +311,32 @@ class ALS(Recipe):
         _check_finite(self.name, self.user_factors)
         return self
 
-    def scores(self, users: Ints, rows: sp.csr_matrix) -> Floats:
-        """Dot products of the users' factors with every item's."""
-        return self.user_factors[users] @ self.item_factors.T
+    def scores(self, users: Ints | None, rows: sp.csr_matrix) -> Floats:
+        """Dot products of the users' factors with every item's; unknown users folded in."""
+        factors = self.user_factors[users] if users is not None else self.fold_in(rows)
+        return factors @ self.item_factors.T
+
+    def fold_in(self, rows: sp.csr_matrix) -> Floats:
+        """User factors for interaction rows the model never saw, with the item factors fixed.
+
+        One step of ALS for each row, as implicit computes it: confidence 1 + alpha x weight,
+        x = (Y'Y + Y'(C - I)Y + reg I)^-1 Y'C p.
+        """
+        y = self.item_factors.astype(np.float64)
+        alpha = float(self.params["alpha"])
+        base = y.T @ y + float(self.params["regularization"]) * np.eye(y.shape[1])
+        rows = rows.tocsr()
+        out = np.zeros((rows.shape[0], y.shape[1]), dtype=np.float32)
+        for i in range(rows.shape[0]):
+            cols = rows.indices[rows.indptr[i] : rows.indptr[i + 1]]
+            if not len(cols):
+                continue
+            confidence = alpha * rows.data[rows.indptr[i] : rows.indptr[i + 1]]
+            yi = y[cols]
+            a = base + (yi.T * confidence) @ yi
+            b = ((1.0 + confidence)[:, None] * yi).sum(axis=0)
+            out[i] = np.linalg.solve(a, b)
+        return out
 
     def similar_items(self, items: Ints, k: int) -> tuple[Ints, Floats]:
         """Cosine similarity of item factors."""
@@ -292,6 +349,15 @@ class ALS(Recipe):
     def arrays(self) -> dict[str, npt.NDArray[Any]]:
         """Both factor matrices."""
         return {"user_factors": self.user_factors, "item_factors": self.item_factors}
+
+    @classmethod
+    def from_arrays(cls, arrays: Mapping[str, npt.NDArray[Any]], params: Mapping[str, Any]) -> ALS:
+        """Back from both factor matrices."""
+        model = cls(**params)
+        model.user_factors = np.asarray(arrays["user_factors"], dtype=np.float32)
+        model.item_factors = np.asarray(arrays["item_factors"], dtype=np.float32)
+        model.n_items = len(model.item_factors)
+        return model
 
 
 RECIPES: Final[dict[str, type[Recipe]]] = {

@@ -56,6 +56,11 @@ def test_generate_curate_query_and_export(tmp_path: Path) -> None:
     assert "popularity-count" in trained.stdout
     assert list((tmp_path / "lake/models").glob("*/manifest.json"))
 
+    published = run("publish", cwd=tmp_path)
+    assert published.returncode == 0, published.stderr
+    assert "Published" in published.stdout
+    assert (tmp_path / "var/online-store.sqlite3").is_file()
+
     refused = run("train", "--weights", "click=1", cwd=tmp_path)
     assert refused.returncode == 2
     assert "'click' is not an event type" in refused.stderr

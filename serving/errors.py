@@ -1,0 +1,11 @@
+"""The errors serving raises. The HTTP edge and Step Functions match these class names."""
+
+from __future__ import annotations
+
+
+class ServingError(Exception):
+    """Base class of every error raised by the serving package."""
+
+
+class StoreError(ServingError):
+    """The online store refused or lost a write; the publish did not complete. Safe to retry."""

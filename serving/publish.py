@@ -1,0 +1,98 @@
+"""`recs publish`: load a trained version's batch output into the online store, then flip.
+
+Serving owns the store, so this lives here although it runs after training. It refuses a
+version the promotion gate kept as a candidate (`ModelRejected`) unless forced, records the
+live version in `models/production.json` for the next training run's gate, and keeps the
+previous version in the store for a rollback, dropping older ones.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Final
+
+from ingestion.contract import format_ts
+from ingestion.lake import Lake
+from serving.store import OnlineStore, Row
+from training.errors import ModelRejected
+from training.gate import MODELS, PRODUCTION
+from training.pipeline import BATCH
+
+#: Versions kept in the store: the live one and the one before it, for a rollback.
+KEEP: Final = 2
+
+
+@dataclass
+class PublishReport:
+    """What a publish wrote and flipped."""
+
+    version: str
+    users: int = 0
+    items: int = 0
+    dropped: list[str] = field(default_factory=list)
+    forced: bool = False
+
+
+def latest_version(lake: Lake) -> str:
+    """The newest version with a manifest under models/."""
+    versions = sorted(
+        key.split("/")[1] for key in lake.list(f"{MODELS}/") if key.endswith("/manifest.json")
+    )
+    if not versions:
+        raise ModelRejected("no trained model under models/; run `recs train` first")
+    return versions[-1]
+
+
+def _rows(lake: Lake, version: str, name: str, field_name: str) -> Iterator[Row]:
+    body = lake.read_bytes(f"{BATCH}/{version}/{name}.jsonl")
+    for line in body.splitlines():
+        record = json.loads(line)
+        output = record["output"]
+        yield record["input"][field_name], output["recommendedItems"], output["scores"]
+
+
+def _keys(lake: Lake, version: str) -> Iterator[tuple[str, str]]:
+    for kind, name, field_name in (("user", "users", "userId"), ("item", "items", "itemId")):
+        for key, _, _ in _rows(lake, version, name, field_name):
+            yield kind, key
+
+
+def publish(
+    lake: Lake, store: OnlineStore, version: str | None = None, *, force: bool = False
+) -> PublishReport:
+    """Write the version's rows, flip the pointer, record it as production, prune."""
+    version = version or latest_version(lake)
+    try:
+        manifest: dict[str, Any] = json.loads(lake.read_bytes(f"{MODELS}/{version}/manifest.json"))
+    except FileNotFoundError:
+        raise ModelRejected(f"no model version {version} under {MODELS}/") from None
+    if manifest.get("status") != "approved" and not force:
+        reasons = "; ".join((manifest.get("gate") or {}).get("reasons", [])) or "not approved"
+        raise ModelRejected(
+            f"version {version} is a candidate, not approved: {reasons}. "
+            "Publish it anyway with --force"
+        )
+    report = PublishReport(version=version, forced=force)
+    report.users = store.write_version(version, "user", _rows(lake, version, "users", "userId"))
+    report.items = store.write_version(version, "item", _rows(lake, version, "items", "itemId"))
+    store.activate(version)
+
+    try:
+        history: list[str] = json.loads(lake.read_bytes(PRODUCTION)).get("history", [])
+    except FileNotFoundError:
+        history = []
+    history = [v for v in history if v != version] + [version]
+    for old in history[:-KEEP]:
+        store.drop_version(old, _keys(lake, old))
+        report.dropped.append(old)
+    production = {
+        "version": version,
+        "published_at": format_ts(datetime.now(UTC)),
+        "forced": force,
+        "history": history[-KEEP:],
+    }
+    lake.write_bytes(PRODUCTION, json.dumps(production, indent=2).encode())
+    return report

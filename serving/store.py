@@ -1,0 +1,254 @@
+"""The online store: published recommendations the API reads. SQLite here, DynamoDB on AWS.
+
+A version is written in full first, then one pointer flips to it. A reader looks up the
+pointer and the row in one statement (SQLite) or reads the pointer and then the row of that
+version (DynamoDB), so it sees the old version or the new one, never half of one.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import TYPE_CHECKING, Final, Protocol
+
+from serving.errors import StoreError
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+KINDS: Final = ("user", "item")
+_POINTER: Final = {"pk": {"S": "_pointer"}, "sk": {"S": "live"}}
+Row = tuple[str, list[str], list[float]]
+
+
+class OnlineStore(Protocol):
+    """Where serving finds each user's and each item's published recommendations."""
+
+    def write_version(self, version: str, kind: str, rows: Iterable[Row]) -> int:
+        """Write one kind of rows of a version (not yet visible); return how many."""
+        ...
+
+    def activate(self, version: str) -> None:
+        """Flip the pointer: from now on readers see this version."""
+        ...
+
+    def active_version(self) -> str | None:
+        """The version readers see, if any was activated."""
+        ...
+
+    def recommendations(self, kind: str, key: str) -> tuple[list[str], list[float]] | None:
+        """The active version's items and scores for a user or an item, if it has any."""
+        ...
+
+    def drop_version(self, version: str, keys: Iterable[tuple[str, str]]) -> None:
+        """Delete an old version's rows, given their (kind, key) pairs."""
+        ...
+
+
+def _check_kind(kind: str) -> None:
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}, not {kind!r}")
+
+
+class SQLiteStore:
+    """The store in one SQLite file (WAL), safe to read from many threads."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        with self._connect() as con:
+            con.executescript(
+                """
+                CREATE TABLE IF NOT EXISTS recommendations (
+                    version TEXT NOT NULL, kind TEXT NOT NULL, key TEXT NOT NULL,
+                    items TEXT NOT NULL, scores TEXT NOT NULL,
+                    PRIMARY KEY (version, kind, key)
+                ) WITHOUT ROWID;
+                CREATE TABLE IF NOT EXISTS pointer (
+                    name TEXT PRIMARY KEY, version TEXT NOT NULL, activated_at REAL NOT NULL
+                );
+                """
+            )
+
+    def _connect(self) -> sqlite3.Connection:
+        con: sqlite3.Connection | None = getattr(self._local, "con", None)
+        if con is None:
+            con = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            con.execute("PRAGMA journal_mode=WAL")
+            con.execute("PRAGMA synchronous=NORMAL")
+            self._local.con = con
+        return con
+
+    def write_version(self, version: str, kind: str, rows: Iterable[Row]) -> int:
+        """All rows in one transaction."""
+        _check_kind(kind)
+        con = self._connect()
+        count = 0
+        con.execute("BEGIN")
+        try:
+            for key, items, scores in rows:
+                con.execute(
+                    "INSERT OR REPLACE INTO recommendations VALUES (?, ?, ?, ?, ?)",
+                    (version, kind, key, json.dumps(items), json.dumps(scores)),
+                )
+                count += 1
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        return count
+
+    def activate(self, version: str) -> None:
+        """One row update: the flip."""
+        self._connect().execute(
+            "INSERT INTO pointer VALUES ('live', ?, ?) ON CONFLICT(name) DO UPDATE "
+            "SET version = excluded.version, activated_at = excluded.activated_at",
+            (version, time.time()),
+        )
+
+    def active_version(self) -> str | None:
+        """The live pointer."""
+        row = self._connect().execute("SELECT version FROM pointer WHERE name = 'live'").fetchone()
+        return None if row is None else str(row[0])
+
+    def recommendations(self, kind: str, key: str) -> tuple[list[str], list[float]] | None:
+        """Pointer and row in one statement."""
+        row = (
+            self._connect()
+            .execute(
+                "SELECT items, scores FROM recommendations WHERE kind = ? AND key = ? AND "
+                "version = (SELECT version FROM pointer WHERE name = 'live')",
+                (kind, key),
+            )
+            .fetchone()
+        )
+        return None if row is None else (json.loads(row[0]), json.loads(row[1]))
+
+    def drop_version(self, version: str, keys: Iterable[tuple[str, str]]) -> None:
+        """Every row of the version goes, whatever the keys."""
+        self._connect().execute("DELETE FROM recommendations WHERE version = ?", (version,))
+
+
+@dataclass
+class DynamoStore:
+    """The store in one DynamoDB table: `pk` = kind#key, `sk` = version; the pointer is one item."""
+
+    table: str
+    client: DynamoDBClient | None = field(default=None, repr=False)
+
+    def _db(self) -> DynamoDBClient:
+        if self.client is None:
+            import boto3
+
+            self.client = boto3.client("dynamodb")
+        return self.client
+
+    def _batches(self, requests: Iterable[dict[str, object]]) -> Iterator[list[dict[str, object]]]:
+        batch: list[dict[str, object]] = []
+        for request in requests:
+            batch.append(request)
+            if len(batch) == 25:  # BatchWriteItem's limit
+                yield batch
+                batch = []
+        if batch:
+            yield batch
+
+    def _write(self, requests: Iterable[dict[str, object]]) -> None:
+        db = self._db()
+        for batch in self._batches(requests):
+            pending = {self.table: batch}
+            for attempt in range(8):
+                response = db.batch_write_item(RequestItems=pending)  # type: ignore[arg-type]
+                pending = response.get("UnprocessedItems", {})  # type: ignore[assignment]
+                if not pending:
+                    break
+                time.sleep(min(2.0, 0.05 * 2**attempt))
+            else:
+                raise StoreError(
+                    f"DynamoDB kept refusing writes to {self.table}; retry the publish"
+                )
+
+    def write_version(self, version: str, kind: str, rows: Iterable[Row]) -> int:
+        """BatchWriteItem in 25s, resending what DynamoDB leaves unprocessed."""
+        _check_kind(kind)
+        count = 0
+
+        def requests() -> Iterator[dict[str, object]]:
+            nonlocal count
+            for key, items, scores in rows:
+                count += 1
+                yield {
+                    "PutRequest": {
+                        "Item": {
+                            "pk": {"S": f"{kind}#{key}"},
+                            "sk": {"S": version},
+                            "items": {"L": [{"S": i} for i in items]},
+                            "scores": {"L": [{"N": str(Decimal(repr(s)))} for s in scores]},
+                        }
+                    }
+                }
+
+        self._write(requests())
+        return count
+
+    def activate(self, version: str) -> None:
+        """One PutItem: the flip."""
+        self._db().put_item(
+            TableName=self.table,
+            Item={
+                **_POINTER,
+                "version": {"S": version},
+                "activated_at": {"N": str(time.time())},
+            },
+        )
+
+    def active_version(self) -> str | None:
+        """The pointer item, read consistently."""
+        item = self._db().get_item(TableName=self.table, Key=_POINTER, ConsistentRead=True)
+        found = item.get("Item")
+        return None if found is None else found["version"]["S"]
+
+    def recommendations(self, kind: str, key: str) -> tuple[list[str], list[float]] | None:
+        """The pointer, then the row of that version."""
+        version = self.active_version()
+        if version is None:
+            return None
+        item = (
+            self._db()
+            .get_item(
+                TableName=self.table, Key={"pk": {"S": f"{kind}#{key}"}, "sk": {"S": version}}
+            )
+            .get("Item")
+        )
+        if item is None:
+            return None
+        return [i["S"] for i in item["items"]["L"]], [float(s["N"]) for s in item["scores"]["L"]]
+
+    def drop_version(self, version: str, keys: Iterable[tuple[str, str]]) -> None:
+        """DeleteRequests for the version's rows."""
+        self._write(
+            {"DeleteRequest": {"Key": {"pk": {"S": f"{kind}#{key}"}, "sk": {"S": version}}}}
+            for kind, key in keys
+        )
+
+
+DEFAULT_STORE: Final = "./var/online-store.sqlite3"
+
+
+def open_store(uri: str) -> SQLiteStore | DynamoStore:
+    """A store from its URI: a SQLite file path, or `dynamodb://table`."""
+    if uri.startswith("dynamodb://"):
+        table = uri.removeprefix("dynamodb://").strip("/")
+        if not table:
+            raise ValueError(f"RECS_STORE {uri!r} names no table; use dynamodb://table-name")
+        return DynamoStore(table)
+    if "://" in uri:
+        raise ValueError(f"RECS_STORE {uri!r}: use a file path or dynamodb://table-name")
+    return SQLiteStore(Path(uri).expanduser())

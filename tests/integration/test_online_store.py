@@ -1,0 +1,71 @@
+"""One suite for both online stores: SQLite on disk, and DynamoDB under moto."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from serving.store import DynamoStore, SQLiteStore, open_store
+
+
+@pytest.fixture(params=["sqlite", pytest.param("dynamodb", marks=pytest.mark.aws)])
+def store(
+    request: pytest.FixtureRequest, tmp_path: Path, aws_env: None
+) -> Iterator[SQLiteStore | DynamoStore]:
+    if request.param == "sqlite":
+        yield SQLiteStore(tmp_path / "store.sqlite3")
+        return
+    with mock_aws():
+        db = boto3.client("dynamodb")
+        db.create_table(
+            TableName="recs-online",
+            KeySchema=[
+                {"AttributeName": "pk", "KeyType": "HASH"},
+                {"AttributeName": "sk", "KeyType": "RANGE"},
+            ],
+            AttributeDefinitions=[
+                {"AttributeName": "pk", "AttributeType": "S"},
+                {"AttributeName": "sk", "AttributeType": "S"},
+            ],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        yield DynamoStore("recs-online", client=db)
+
+
+def test_a_version_is_invisible_until_the_pointer_flips(store: SQLiteStore | DynamoStore) -> None:
+    assert store.active_version() is None
+    assert store.recommendations("user", "U1") is None
+    store.write_version("v1", "user", [("U1", ["I1", "I2"], [0.9, 0.5])])
+    assert store.recommendations("user", "U1") is None
+    store.activate("v1")
+    assert store.recommendations("user", "U1") == (["I1", "I2"], [0.9, 0.5])
+
+    rows = [(f"U{n}", ["I3"], [0.25]) for n in range(60)]  # more than one DynamoDB batch
+    assert store.write_version("v2", "user", rows) == 60
+    assert store.recommendations("user", "U1") == (["I1", "I2"], [0.9, 0.5])  # still v1
+    store.activate("v2")
+    assert store.active_version() == "v2"
+    assert store.recommendations("user", "U1") == (["I3"], [0.25])
+    assert store.recommendations("item", "U1") is None
+
+
+def test_an_old_version_can_be_dropped(store: SQLiteStore | DynamoStore) -> None:
+    store.write_version("v1", "item", [("I1", ["I2"], [1.0])])
+    store.write_version("v2", "item", [("I1", ["I3"], [1.0])])
+    store.activate("v1")
+    store.drop_version("v2", [("item", "I1")])
+    store.activate("v2")
+    assert store.recommendations("item", "I1") is None
+    with pytest.raises(ValueError, match="kind must be one of"):
+        store.write_version("v3", "shop", [])
+
+
+def test_store_uris(tmp_path: Path) -> None:
+    assert isinstance(open_store(str(tmp_path / "s.sqlite3")), SQLiteStore)
+    assert open_store("dynamodb://recs-online") == DynamoStore("recs-online")
+    with pytest.raises(ValueError, match="names no table"):
+        open_store("dynamodb://")
