@@ -167,3 +167,9 @@ def time_split(
     truth.sum_duplicates()
     truth.data[:] = 1.0
     return Split(train=~held, test_users=chosen.astype(np.int32), truth=truth)
+
+
+def item_categories(lake: Lake) -> dict[str, str]:
+    """Each catalog item's category, from the curated items table (empty if none yet)."""
+    rows = connect(lake).execute("SELECT item_id, category FROM items").fetchall()
+    return {str(item): str(category) for item, category in rows}

@@ -26,7 +26,7 @@ import scipy.sparse as sp
 
 from ingestion.contract import format_ts
 from ingestion.lake import Lake
-from training.data import DEFAULT_WEIGHTS, EventLog, load_events, time_split
+from training.data import DEFAULT_WEIGHTS, EventLog, item_categories, load_events, time_split
 from training.errors import NotEnoughData
 from training.gate import (
     MODELS,
@@ -39,6 +39,7 @@ from training.gate import (
 )
 from training.metrics import evaluate
 from training.recipes import ALS, EASE, ItemKNN, Popularity, Recipe, Trending
+from training.similar import MIN_EVENTS, category_fallback
 
 BATCH: Final = "batch"
 #: Recommendations evaluated and written per user and per item.
@@ -61,6 +62,7 @@ class TrainReport:
     seconds: dict[str, float] = field(default_factory=dict)
     files: list[str] = field(default_factory=list)
     gate: GateResult | None = None
+    category_fallbacks: int = 0
 
     @property
     def approved(self) -> bool:
@@ -226,7 +228,10 @@ def train_on(
     users = np.arange(log.n_users, dtype=np.int64)
     purchased = log.matrix({"purchase": 1.0}) if exclude_purchased else None
     user_best, user_scores = final.recommend(users, full, K, exclude=purchased)
-    item_best, item_scores = similar.similar_items(np.arange(log.n_items, dtype=np.int64), K)
+    item_best, item_scores = similar.related(np.arange(log.n_items, dtype=np.int64), K)
+    item_best, item_scores, report.category_fallbacks = category_fallback(
+        log, item_categories(lake), popular.popularity, item_best, item_scores
+    )
     batch = f"{BATCH}/{version}"
     lake.write_bytes(
         f"{batch}/users.jsonl",
@@ -263,6 +268,11 @@ def train_on(
             "holdout_users": split.n_test,
         },
         "artifacts": sorted(artifacts),
+        "similar_items": {
+            "recipe": similar.name,
+            "category_fallbacks": report.category_fallbacks,
+            "min_events": MIN_EVENTS,
+        },
         "batch": [f"{batch}/users.jsonl", f"{batch}/items.jsonl"],
         "libraries": _versions(),
     }

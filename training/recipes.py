@@ -64,7 +64,14 @@ class Recipe(ABC):
 
     @abstractmethod
     def similar_items(self, items: Ints, k: int) -> tuple[Ints, Floats]:
-        """The k items most like each item, itself left out."""
+        """The k items most like each item, itself left out (one dense row per item)."""
+
+    def related(self, items: Ints, k: int) -> tuple[Ints, Floats]:
+        """`similar_items` for any number of items, a batch at a time, so memory stays flat."""
+        found = [self.similar_items(items[s : s + _BATCH], k) for s in range(0, len(items), _BATCH)]
+        if not found:
+            return np.empty((0, k), np.int64), np.empty((0, k), np.float32)
+        return np.vstack([f[0] for f in found]), np.vstack([f[1] for f in found])
 
     @abstractmethod
     def arrays(self) -> dict[str, npt.NDArray[Any]]:
