@@ -39,6 +39,7 @@ from training.gate import (
 )
 from training.metrics import evaluate
 from training.recipes import ALS, EASE, ItemKNN, Popularity, Recipe, Trending
+from training.report import figure, markdown
 from training.similar import MIN_EVENTS, category_fallback
 
 BATCH: Final = "batch"
@@ -243,6 +244,12 @@ def train_on(
     )
     report.files += [f"{batch}/users.jsonl", f"{batch}/items.jsonl"]
 
+    lake.write_bytes(f"{prefix}/report.png", figure(report.metrics, popular.popularity))
+    gate_reasons = report.gate.reasons if report.gate else []
+    text = markdown(version, report.chosen, report.metrics, gate_reasons, popular.popularity)
+    lake.write_bytes(f"{prefix}/report.md", text.encode())
+    report.files += [f"{prefix}/report.md", f"{prefix}/report.png"]
+
     manifest = {
         "version": version,
         "created_at": format_ts(now),
@@ -268,6 +275,7 @@ def train_on(
             "holdout_users": split.n_test,
         },
         "artifacts": sorted(artifacts),
+        "report": f"{prefix}/report.md",
         "similar_items": {
             "recipe": similar.name,
             "category_fallbacks": report.category_fallbacks,

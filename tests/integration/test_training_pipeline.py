@@ -69,6 +69,10 @@ def test_train_writes_a_version_with_its_evidence(shop: LocalLake | S3Lake) -> N
     for name in manifest["artifacts"]:
         arrays = np.load(io.BytesIO(shop.read_bytes(f"{prefix}/{name}")), allow_pickle=False)
         assert arrays.files
+    assert shop.read_bytes(f"{prefix}/report.png").startswith(b"\x89PNG")
+    report_text = shop.read_bytes(f"{prefix}/report.md").decode()
+    assert f"**{report.chosen}**" in report_text
+    assert "| popularity-count |" in report_text
     ids = np.load(io.BytesIO(shop.read_bytes(f"{prefix}/ids.npz")), allow_pickle=False)
     assert len(ids["item_ids"]) <= 150
 
