@@ -90,7 +90,41 @@ def train_command(
         out.print(f"  {key}")
 
 
-COMMANDS: list[click.Command] = [train_command]
+@click.command("evaluate")
+@click.argument("version", required=False)
+@click.option("--seed", default=42, show_default=True, help="Seed of the holdout.")
+@lake_option
+@fails_cleanly
+def evaluate_command(version: str | None, seed: int, lake: str | None) -> None:
+    """Score a model version (default: the one in production) on the current data.
+
+    Prints its metrics beside popularity's and appends them to the version's manifest.
+
+    \b
+    Example: recs evaluate 20261124T230000Z
+    """
+    from ingestion.settings import IngestionSettings
+    from training.evaluate import evaluate_version
+
+    settings = IngestionSettings.from_env(lake=lake)
+    try:
+        result = evaluate_version(open_lake(settings.lake), version, seed=seed)
+    except (TrainingError, EtlError) as exc:
+        raise CommandFailed(str(exc)) from exc
+    scope = (
+        "held-out events newer than its data"
+        if result.unseen_only
+        else "a holdout that overlaps its training data (flattering)"
+    )
+    out.print(f"Version {result.version} on {result.events:,} events, scored on {scope}:")
+    for name in ("normalized_discounted_cumulative_gain_at_10", "recall_at_20", "coverage"):
+        out.print(
+            f"  {name:45} {result.metrics[name]:.4f}   popularity-count "
+            f"{result.popularity[name]:.4f}"
+        )
+
+
+COMMANDS: list[click.Command] = [train_command, evaluate_command]
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

@@ -17,3 +17,7 @@ class ModelDiverged(TrainingError):
 
 class ModelRejected(TrainingError):
     """The promotion gate kept this version a candidate; publishing it needs --force."""
+
+
+class ModelNotFound(TrainingError):
+    """No model version by that name in the lake."""

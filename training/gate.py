@@ -20,6 +20,7 @@ import scipy.sparse as sp
 
 from ingestion.lake import Lake
 from training.data import EventLog, Split
+from training.errors import ModelNotFound
 from training.metrics import evaluate
 from training.recipes import RECIPES, Recipe
 
@@ -44,7 +45,13 @@ def load_arrays(lake: Lake, key: str) -> dict[str, npt.NDArray[Any]]:
 def load_model(lake: Lake, version: str) -> tuple[Recipe, npt.NDArray[np.str_], dict[str, Any]]:
     """A version's user-personalization model, its item ids and its manifest."""
     prefix = f"{MODELS}/{version}"
-    manifest: dict[str, Any] = json.loads(lake.read_bytes(f"{prefix}/manifest.json"))
+    try:
+        manifest: dict[str, Any] = json.loads(lake.read_bytes(f"{prefix}/manifest.json"))
+    except FileNotFoundError:
+        raise ModelNotFound(
+            f"no model version {version} under {MODELS}/ (a version is complete once its "
+            "manifest.json is written); run `recs train`"
+        ) from None
     chosen = manifest["chosen"]
     model = RECIPES[chosen].from_arrays(
         load_arrays(lake, f"{prefix}/user-personalization.npz"), manifest["params"][chosen]

@@ -15,7 +15,8 @@ from ingestion.lake import LocalLake
 from ingestion.raw import event_object_key
 from serving.publish import publish
 from serving.store import SQLiteStore
-from training.errors import ModelRejected
+from training.errors import ModelNotFound, ModelRejected
+from training.evaluate import evaluate_version
 from training.gate import PRODUCTION, decide
 from training.pipeline import train
 
@@ -84,6 +85,16 @@ def test_publish_then_the_next_run_is_gated_against_production(
     assert manifest["gate"]["production_version"] == first.version
     assert manifest["status"] == ("approved" if second.gate.passed else "candidate")
 
+    # Production, scored on the new day it never saw, recorded in its manifest.
+    result = evaluate_version(shop)
+    assert result.version == first.version
+    assert result.unseen_only
+    assert result.metrics["normalized_discounted_cumulative_gain_at_10"] > 0
+    evaluations = json.loads(shop.read_bytes(f"models/{first.version}/manifest.json"))[
+        "evaluations"
+    ]
+    assert evaluations[-1]["metrics"] == result.metrics
+
 
 def test_a_candidate_is_refused_unless_forced(shop: LocalLake, tmp_path: Path) -> None:
     store = SQLiteStore(tmp_path / "store.sqlite3")
@@ -126,3 +137,7 @@ def test_the_gate_needs_both_popularity_and_production_beaten() -> None:
 def test_publishing_nothing_says_what_to_run(local_lake: LocalLake, tmp_path: Path) -> None:
     with pytest.raises(ModelRejected, match="run `recs train` first"):
         publish(local_lake, SQLiteStore(tmp_path / "s.sqlite3"))
+    with pytest.raises(ModelNotFound, match="no version given and none in production"):
+        evaluate_version(local_lake)
+    with pytest.raises(ModelNotFound, match="no model version nope under models/"):
+        evaluate_version(local_lake, "nope")
