@@ -21,3 +21,12 @@ class ModelRejected(TrainingError):
 
 class ModelNotFound(TrainingError):
     """No model version by that name in the lake."""
+
+
+class TrainingPending(TrainingError):
+    """An Amazon Personalize resource is still being created or trained. Retry later; a
+    Step Functions Retry on this name with a long interval is the intended way to wait."""
+
+
+class TrainingFailed(TrainingError):
+    """Amazon Personalize reported a resource as failed; its reason is in the message."""

@@ -1,0 +1,256 @@
+"""The Amazon Personalize backend: exact request shapes (botocore's Stubber; moto has no
+Personalize), idempotent re-runs, and the errors a state machine retries or catches."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from botocore.stub import Stubber
+
+from etl.personalize import INTERACTIONS_SCHEMA
+from training.errors import TrainingFailed, TrainingPending
+from training.personalize import (
+    NOT_PURCHASED,
+    USER_PERSONALIZATION,
+    PersonalizeSettings,
+    PersonalizeTrainer,
+)
+
+ROLE = "arn:aws:iam::123456789012:role/recs-personalize"
+GROUP = "arn:aws:personalize:us-east-1:123456789012:dataset-group/recs-prod"
+SETTINGS = PersonalizeSettings(
+    stage="prod", role_arn=ROLE, lake_uri="s3://shop-lake/prod", wait_seconds=100, poll_seconds=1
+)
+
+
+@pytest.fixture
+def stubbed(aws_env: None) -> Iterator[tuple[PersonalizeTrainer, Stubber]]:
+    client = boto3.client("personalize")
+    with Stubber(client) as stub:
+        yield PersonalizeTrainer(SETTINGS, client=client, sleep=lambda _s: None), stub
+        stub.assert_no_pending_responses()
+
+
+def _exists(stub: Stubber, method: str) -> None:
+    stub.add_client_error(method, service_error_code="ResourceAlreadyExistsException")
+
+
+def test_a_dataset_group_is_created_and_waited_for(stubbed: Any) -> None:
+    trainer, stub = stubbed
+    stub.add_response("create_dataset_group", {"datasetGroupArn": GROUP}, {"name": "recs-prod"})
+    for status in ("CREATE PENDING", "CREATE IN_PROGRESS", "ACTIVE"):
+        stub.add_response(
+            "describe_dataset_group",
+            {"datasetGroup": {"status": status}},
+            {"datasetGroupArn": GROUP},
+        )
+    assert trainer.dataset_group() == GROUP
+
+
+def test_a_rerun_finds_what_the_first_run_created(stubbed: Any) -> None:
+    trainer, stub = stubbed
+    _exists(stub, "create_dataset_group")
+    stub.add_response(
+        "list_dataset_groups",
+        {
+            "datasetGroups": [
+                {"name": "other", "datasetGroupArn": "x"},
+                {"name": "recs-prod", "datasetGroupArn": GROUP},
+            ]
+        },
+    )
+    stub.add_response("describe_dataset_group", {"datasetGroup": {"status": "ACTIVE"}})
+    assert trainer.dataset_group() == GROUP
+
+
+def test_still_in_progress_raises_training_pending_and_failure_names_the_reason(
+    stubbed: Any,
+) -> None:
+    trainer, stub = stubbed
+    trainer.settings = PersonalizeSettings(
+        stage="prod", role_arn=ROLE, lake_uri="s3://b/p", wait_seconds=0, poll_seconds=1
+    )
+    stub.add_response("create_dataset_group", {"datasetGroupArn": GROUP})
+    stub.add_response("describe_dataset_group", {"datasetGroup": {"status": "CREATE IN_PROGRESS"}})
+    with pytest.raises(TrainingPending, match="is CREATE IN_PROGRESS; retry later"):
+        trainer.dataset_group()
+    _exists(stub, "create_dataset_group")
+    stub.add_response(
+        "list_dataset_groups", {"datasetGroups": [{"name": "recs-prod", "datasetGroupArn": GROUP}]}
+    )
+    stub.add_response(
+        "describe_dataset_group",
+        {"datasetGroup": {"status": "CREATE FAILED", "failureReason": "KMS key not usable"}},
+    )
+    with pytest.raises(TrainingFailed, match="KMS key not usable"):
+        trainer.dataset_group()
+
+
+def test_datasets_and_imports_use_the_exports_schemas_and_files(stubbed: Any) -> None:
+    trainer, stub = stubbed
+    schema_arn = "arn:aws:personalize:us-east-1:123456789012:schema/recs-prod-interactions"
+    dataset_arn = f"{GROUP}/INTERACTIONS"
+    stub.add_response(
+        "create_schema",
+        {"schemaArn": schema_arn},
+        {"name": "recs-prod-interactions", "schema": json.dumps(INTERACTIONS_SCHEMA)},
+    )
+    stub.add_response(
+        "create_dataset",
+        {"datasetArn": dataset_arn},
+        {
+            "name": "recs-prod-interactions",
+            "datasetGroupArn": GROUP,
+            "datasetType": "Interactions",
+            "schemaArn": schema_arn,
+        },
+    )
+    stub.add_response(
+        "describe_dataset", {"dataset": {"status": "ACTIVE"}}, {"datasetArn": dataset_arn}
+    )
+    arns = trainer.datasets(GROUP, {"Interactions": INTERACTIONS_SCHEMA})
+    assert arns == {"Interactions": dataset_arn}
+
+    job = "arn:aws:personalize:us-east-1:123456789012:dataset-import-job/recs-prod-v1-interactions"
+    stub.add_response(
+        "create_dataset_import_job",
+        {"datasetImportJobArn": job},
+        {
+            "jobName": "recs-prod-v1-interactions",
+            "datasetArn": dataset_arn,
+            "dataSource": {
+                "dataLocation": "s3://shop-lake/prod/exports/personalize/v1/interactions.csv"
+            },
+            "roleArn": ROLE,
+            "importMode": "FULL",
+        },
+    )
+    stub.add_response(
+        "describe_dataset_import_job",
+        {"datasetImportJob": {"status": "ACTIVE"}},
+        {"datasetImportJobArn": job},
+    )
+    assert trainer.import_data("v1", arns, "exports/personalize/v1") == [job]
+
+
+def test_training_a_solution_version_returns_personalizes_metrics(stubbed: Any) -> None:
+    trainer, stub = stubbed
+    solution = "arn:aws:personalize:us-east-1:123456789012:solution/recs-prod-user-personalization"
+    version = f"{solution}/abc"
+    stub.add_response(
+        "create_solution",
+        {"solutionArn": solution},
+        {
+            "name": "recs-prod-user-personalization",
+            "datasetGroupArn": GROUP,
+            "recipeArn": USER_PERSONALIZATION,
+        },
+    )
+    stub.add_response(
+        "describe_solution", {"solution": {"status": "ACTIVE"}}, {"solutionArn": solution}
+    )
+    stub.add_response(
+        "create_solution_version",
+        {"solutionVersionArn": version},
+        {"name": "recs-prod-v2", "solutionArn": solution, "trainingMode": "UPDATE"},
+    )
+    stub.add_response(
+        "describe_solution_version",
+        {"solutionVersion": {"status": "ACTIVE"}},
+        {"solutionVersionArn": version},
+    )
+    stub.add_response(
+        "get_solution_metrics",
+        {
+            "solutionVersionArn": version,
+            "metrics": {"coverage": 0.3, "normalized_discounted_cumulative_gain_at_10": 0.12},
+        },
+        {"solutionVersionArn": version},
+    )
+    arn, metrics = trainer.train("v2", GROUP, mode="UPDATE")
+    assert arn == version
+    assert metrics["normalized_discounted_cumulative_gain_at_10"] == 0.12
+
+
+def test_deploy_creates_the_campaign_once_then_updates_it(stubbed: Any) -> None:
+    trainer, stub = stubbed
+    campaign = "arn:aws:personalize:us-east-1:123456789012:campaign/recs-prod"
+    stub.add_response(
+        "create_campaign",
+        {"campaignArn": campaign},
+        {"name": "recs-prod", "solutionVersionArn": "sv1", "minProvisionedTPS": 1},
+    )
+    stub.add_response(
+        "describe_campaign", {"campaign": {"status": "ACTIVE"}}, {"campaignArn": campaign}
+    )
+    assert trainer.deploy("sv1") == campaign
+    _exists(stub, "create_campaign")
+    stub.add_response(
+        "list_campaigns", {"campaigns": [{"name": "recs-prod", "campaignArn": campaign}]}
+    )
+    stub.add_response(
+        "update_campaign",
+        {"campaignArn": campaign},
+        {"campaignArn": campaign, "solutionVersionArn": "sv2", "minProvisionedTPS": 1},
+    )
+    stub.add_response(
+        "describe_campaign", {"campaign": {"status": "ACTIVE"}}, {"campaignArn": campaign}
+    )
+    assert trainer.deploy("sv2") == campaign
+
+
+def test_filter_tracker_and_batch_job_requests(stubbed: Any) -> None:
+    trainer, stub = stubbed
+    stub.add_response(
+        "create_filter",
+        {"filterArn": "f1"},
+        {
+            "name": "recs-prod-not-purchased",
+            "datasetGroupArn": GROUP,
+            "filterExpression": NOT_PURCHASED,
+        },
+    )
+    stub.add_response("describe_filter", {"filter": {"status": "ACTIVE"}}, {"filterArn": "f1"})
+    assert trainer.not_purchased_filter(GROUP) == "f1"
+
+    stub.add_response(
+        "create_event_tracker",
+        {"eventTrackerArn": "t1", "trackingId": "tid"},
+        {"name": "recs-prod", "datasetGroupArn": GROUP},
+    )
+    stub.add_response(
+        "describe_event_tracker", {"eventTracker": {"status": "ACTIVE", "trackingId": "tid"}}
+    )
+    stub.add_response(
+        "describe_event_tracker", {"eventTracker": {"status": "ACTIVE", "trackingId": "tid"}}
+    )
+    assert trainer.event_tracker(GROUP) == ("t1", "tid")
+
+    stub.add_response(
+        "create_batch_inference_job",
+        {"batchInferenceJobArn": "b1"},
+        {
+            "jobName": "recs-prod-v3-users",
+            "solutionVersionArn": "sv3",
+            "numResults": 25,
+            "jobInput": {"s3DataSource": {"path": "s3://shop-lake/prod/batch-input/v3/users.json"}},
+            "jobOutput": {
+                "s3DataDestination": {"path": "s3://shop-lake/prod/batch/v3/personalize/"}
+            },
+            "roleArn": ROLE,
+            "filterArn": "f1",
+        },
+    )
+    stub.add_response(
+        "describe_batch_inference_job",
+        {"batchInferenceJob": {"status": "ACTIVE"}},
+        {"batchInferenceJobArn": "b1"},
+    )
+    job = trainer.batch_recommendations(
+        "v3", "sv3", "s3://shop-lake/prod/batch-input/v3/users.json", "f1", 25
+    )
+    assert job == "b1"
