@@ -39,6 +39,16 @@ def _weights(_ctx: click.Context, _param: click.Parameter, value: str | None) ->
 )
 @click.option("--seed", default=42, show_default=True, help="Same seed, same split and model.")
 @click.option(
+    "--backend",
+    type=click.Choice(["local", "personalize"]),
+    default="local",
+    show_default=True,
+    help="Our own recipes, or Amazon Personalize (needs an S3 lake and --export).",
+)
+@click.option(
+    "--export", "export_run", help="With --backend personalize: the export run to import."
+)
+@click.option(
     "--include-purchased",
     is_flag=True,
     help="Let batch recommendations include items the user already bought.",
@@ -46,7 +56,12 @@ def _weights(_ctx: click.Context, _param: click.Parameter, value: str | None) ->
 @lake_option
 @fails_cleanly
 def train_command(
-    weights: dict[str, float], seed: int, include_purchased: bool, lake: str | None
+    weights: dict[str, float],
+    seed: int,
+    backend: str,
+    export_run: str | None,
+    include_purchased: bool,
+    lake: str | None,
 ) -> None:
     """Train the recipes, evaluate them on a time-based holdout, and write the best.
 
@@ -61,6 +76,9 @@ def train_command(
     from training.pipeline import SELECT_ON, train
 
     settings = IngestionSettings.from_env(lake=lake)
+    if backend == "personalize":
+        _train_with_personalize(settings.lake, export_run)
+        return
     try:
         report = train(
             open_lake(settings.lake),
@@ -88,6 +106,34 @@ def train_command(
         out.print(f"Gate: {verdict}: {'; '.join(report.gate.reasons)}")
     for key in report.files:
         out.print(f"  {key}")
+
+
+def _train_with_personalize(lake_uri: str, export_run: str | None) -> None:
+    from datetime import UTC, datetime
+
+    from training.personalize import (
+        PersonalizeSettings,
+        PersonalizeTrainer,
+        train_with_personalize,
+    )
+
+    if not export_run:
+        raise CommandFailed(
+            "--backend personalize needs --export RUN (see `recs export personalize`)"
+        )
+    try:
+        trainer = PersonalizeTrainer(PersonalizeSettings.from_env(lake_uri))
+        run = train_with_personalize(
+            open_lake(lake_uri),
+            trainer,
+            export_prefix=f"exports/personalize/{export_run}",
+            version=f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}",
+        )
+    except (TrainingError, SettingsError) as exc:
+        raise CommandFailed(str(exc)) from exc
+    out.print(f"Personalize version {run.version}: campaign {run.arns['campaign']}")
+    for name, value in sorted(run.metrics.items()):
+        out.print(f"  {name:45} {value:.4f}")
 
 
 @click.command("evaluate")

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 
 from botocore.exceptions import ClientError
 
+from ingestion.lake import Lake
 from training.errors import TrainingFailed, TrainingPending
 
 if TYPE_CHECKING:
@@ -44,6 +45,26 @@ class PersonalizeSettings:
     #: How long one call waits for a resource before raising TrainingPending.
     wait_seconds: float = 600.0
     poll_seconds: float = 30.0
+
+    @classmethod
+    def from_env(cls, lake_uri: str, env: Mapping[str, str] | None = None) -> PersonalizeSettings:
+        """RECS_STAGE and RECS_PERSONALIZE_ROLE_ARN; the lake must be on S3."""
+        import os
+
+        from ingestion.errors import SettingsError
+
+        env = os.environ if env is None else env
+        role = env.get("RECS_PERSONALIZE_ROLE_ARN")
+        if not role:
+            raise SettingsError(
+                "the personalize backend needs RECS_PERSONALIZE_ROLE_ARN: the IAM role "
+                "Personalize assumes to read the lake"
+            )
+        if not lake_uri.startswith("s3://"):
+            raise SettingsError(
+                f"the personalize backend needs an S3 lake (RECS_LAKE=s3://...), not {lake_uri}"
+            )
+        return cls(stage=env.get("RECS_STAGE") or "dev", role_arn=role, lake_uri=lake_uri)
 
 
 @dataclass
@@ -346,3 +367,89 @@ class PersonalizeTrainer:
             ],
         )
         return arn
+
+
+def _user_ids(interactions_csv: bytes) -> list[str]:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.csv as pacsv
+
+    table = pacsv.read_csv(
+        pa.BufferReader(interactions_csv),
+        convert_options=pacsv.ConvertOptions(column_types={"USER_ID": pa.string()}),
+    )
+    return sorted(pc.unique(table["USER_ID"]).to_pylist())
+
+
+def train_with_personalize(
+    lake: Lake,
+    trainer: PersonalizeTrainer,
+    *,
+    export_prefix: str,
+    version: str,
+    k: int = 25,
+    mode: Literal["FULL", "UPDATE"] = "FULL",
+) -> PersonalizeRun:
+    """The whole run: import the export, train, score, batch-recommend, deploy, record.
+
+    Writes `batch/<version>/users.jsonl` (copied from Personalize's batch output, which has
+    our format already) and `models/<version>/manifest.json` with `"backend": "personalize"`,
+    the ARNs and Personalize's metrics. Safe to call again after `TrainingPending`.
+    """
+    run = PersonalizeRun(version=version)
+    schemas = {}
+    for dataset_type in DATASET_TYPES:
+        key = f"{export_prefix}/{dataset_type.lower()}.schema.json"
+        if lake.exists(key):
+            schemas[dataset_type] = json.loads(lake.read_bytes(key))
+    if "Interactions" not in schemas:
+        raise TrainingFailed(
+            f"no interactions export under {export_prefix}/; run `recs export personalize`"
+        )
+    group = trainer.dataset_group()
+    datasets = trainer.datasets(group, schemas)
+    trainer.import_data(version, datasets, export_prefix)
+    version_arn, run.metrics = trainer.train(version, group, mode=mode)
+    filter_arn = trainer.not_purchased_filter(group)
+    users_key = f"batch-input/{version}/users.json"
+    users = _user_ids(lake.read_bytes(f"{export_prefix}/interactions.csv"))
+    lake.write_bytes(users_key, "".join(json.dumps({"userId": u}) + "\n" for u in users).encode())
+    job = trainer.batch_recommendations(version, version_arn, lake.url(users_key), filter_arn, k)
+    lake.write_bytes(
+        f"batch/{version}/users.jsonl",
+        lake.read_bytes(f"batch/{version}/personalize/users.json.out"),
+    )
+    campaign = trainer.deploy(version_arn)
+    tracker, run.tracking_id = trainer.event_tracker(group)
+    run.arns = {
+        "dataset_group": group,
+        **{f"dataset_{t.lower()}": arn for t, arn in datasets.items()},
+        "solution_version": version_arn,
+        "filter_not_purchased": filter_arn,
+        "batch_inference_job": job,
+        "campaign": campaign,
+        "event_tracker": tracker,
+    }
+    manifest = {
+        "version": version,
+        "backend": "personalize",
+        "recipe": trainer.settings.recipe_arn,
+        "training_mode": mode,
+        "metrics": {"personalize": run.metrics},
+        "arns": run.arns,
+        "tracking_id": run.tracking_id,
+        "export": export_prefix,
+        "batch": [f"batch/{version}/users.jsonl"],
+        # Personalize scored its own holdout, not ours, so the gate cannot compare it with
+        # production: the batch output waits for `recs publish --force` after a review.
+        "status": "candidate",
+        "gate": {
+            "passed": None,
+            "reasons": [
+                "Personalize evaluated this version on its own holdout (metrics above); "
+                "the promotion gate compares models on ours, so review and publish with --force"
+            ],
+        },
+    }
+    lake.write_bytes(f"models/{version}/manifest.json", json.dumps(manifest, indent=2).encode())
+    return run

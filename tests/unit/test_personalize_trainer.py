@@ -18,6 +18,7 @@ from training.personalize import (
     USER_PERSONALIZATION,
     PersonalizeSettings,
     PersonalizeTrainer,
+    train_with_personalize,
 )
 
 ROLE = "arn:aws:iam::123456789012:role/recs-personalize"
@@ -254,3 +255,59 @@ def test_filter_tracker_and_batch_job_requests(stubbed: Any) -> None:
         "v3", "sv3", "s3://shop-lake/prod/batch-input/v3/users.json", "f1", 25
     )
     assert job == "b1"
+
+
+def test_a_whole_run_imports_trains_batches_deploys_and_records(
+    stubbed: Any, local_lake: Any
+) -> None:
+    trainer, stub = stubbed
+    export = "exports/personalize/r1"
+    local_lake.write_bytes(
+        f"{export}/interactions.schema.json", json.dumps(INTERACTIONS_SCHEMA).encode()
+    )
+    local_lake.write_bytes(
+        f"{export}/interactions.csv",
+        b"USER_ID,ITEM_ID,EVENT_TYPE,TIMESTAMP\nU2,I1,view,1\nU1,I1,view,2\nU2,I2,purchase,3\n",
+    )
+    # Where Personalize's batch job writes its output (the service does; here the test).
+    output = (
+        b'{"input":{"userId":"U1"},"output":{"recommendedItems":["I2"],"scores":[0.5]},'
+        b'"error":null}\n'
+    )
+    local_lake.write_bytes("batch/v9/personalize/users.json.out", output)
+    for method, response in [
+        ("create_dataset_group", {"datasetGroupArn": GROUP}),
+        ("describe_dataset_group", {"datasetGroup": {"status": "ACTIVE"}}),
+        ("create_schema", {"schemaArn": "s1"}),
+        ("create_dataset", {"datasetArn": "d1"}),
+        ("describe_dataset", {"dataset": {"status": "ACTIVE"}}),
+        ("create_dataset_import_job", {"datasetImportJobArn": "j1"}),
+        ("describe_dataset_import_job", {"datasetImportJob": {"status": "ACTIVE"}}),
+        ("create_solution", {"solutionArn": "so1"}),
+        ("describe_solution", {"solution": {"status": "ACTIVE"}}),
+        ("create_solution_version", {"solutionVersionArn": "sv9"}),
+        ("describe_solution_version", {"solutionVersion": {"status": "ACTIVE"}}),
+        ("get_solution_metrics", {"metrics": {"coverage": 0.4}}),
+        ("create_filter", {"filterArn": "f1"}),
+        ("describe_filter", {"filter": {"status": "ACTIVE"}}),
+        ("create_batch_inference_job", {"batchInferenceJobArn": "b9"}),
+        ("describe_batch_inference_job", {"batchInferenceJob": {"status": "ACTIVE"}}),
+        ("create_campaign", {"campaignArn": "c1"}),
+        ("describe_campaign", {"campaign": {"status": "ACTIVE"}}),
+        ("create_event_tracker", {"eventTrackerArn": "t1", "trackingId": "tid"}),
+        ("describe_event_tracker", {"eventTracker": {"status": "ACTIVE", "trackingId": "tid"}}),
+        ("describe_event_tracker", {"eventTracker": {"status": "ACTIVE", "trackingId": "tid"}}),
+    ]:
+        stub.add_response(method, response)
+    run = train_with_personalize(local_lake, trainer, export_prefix=export, version="v9")
+    assert run.metrics == {"coverage": 0.4}
+    assert run.arns["campaign"] == "c1"
+    assert (
+        local_lake.read_bytes("batch-input/v9/users.json")
+        == b'{"userId": "U1"}\n{"userId": "U2"}\n'
+    )
+    assert local_lake.read_bytes("batch/v9/users.jsonl") == output
+    manifest = json.loads(local_lake.read_bytes("models/v9/manifest.json"))
+    assert manifest["backend"] == "personalize"
+    assert manifest["status"] == "candidate"
+    assert manifest["tracking_id"] == "tid"
