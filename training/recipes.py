@@ -323,6 +323,29 @@ class ALS(Recipe):
         factors = self.user_factors[users] if users is not None else self.fold_in(rows)
         return factors @ self.item_factors.T
 
+    def recommend(
+        self,
+        users: Ints | None,
+        rows: sp.csr_matrix,
+        k: int,
+        exclude: sp.csr_matrix | None = None,
+    ) -> tuple[Ints, Floats]:
+        """implicit's multi-threaded dot-product top-k: about ten times numpy's speed here."""
+        from implicit.cpu.topk import topk
+
+        factors = self.user_factors[users] if users is not None else self.fold_in(rows)
+        filtered = None if exclude is None else exclude.tocsr().astype(np.float32)
+        ids, scores = topk(
+            self.item_factors,
+            np.ascontiguousarray(factors),
+            min(k, self.n_items),
+            filter_query_items=filtered,
+        )
+        ids = np.asarray(ids, dtype=np.int64)
+        scores = np.asarray(scores, dtype=np.float32)
+        ids[~np.isfinite(scores)] = -1
+        return ids, scores
+
     def fold_in(self, rows: sp.csr_matrix) -> Floats:
         """User factors for interaction rows the model never saw, with the item factors fixed.
 
