@@ -16,6 +16,7 @@ from pathlib import Path
 from benchmarks.etl import etl_rows
 from benchmarks.foundation import Row, foundation
 from benchmarks.quality import quality
+from benchmarks.scale import scale_rows
 
 
 def _figure(value: float) -> str:
@@ -49,6 +50,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--interactions-csv", type=Path, help="also benchmark quality on this Personalize CSV"
     )
+    parser.add_argument(
+        "--scale-events", type=int, default=10_000_000, help="training at scale; 0 skips it"
+    )
     args = parser.parse_args(argv)
 
     started = datetime.now(UTC)
@@ -60,6 +64,8 @@ def main(argv: list[str] | None = None) -> None:
             quality(args.quality_events, args.interactions_csv),
         ),
     ]
+    if args.scale_events:
+        sections.append(("Training at scale", scale_rows(args.scale_events)))
     report = [
         "# Benchmarks",
         "",

@@ -43,12 +43,14 @@ def _peak_mb() -> float:
     raise RuntimeError("no VmHWM in /proc/self/status: peak memory needs Linux")
 
 
-def shop_log(n_events: int, seed: int = 21) -> EventLog:
+def shop_log(
+    n_events: int, seed: int = 21, users: int | None = None, items: int | None = None
+) -> EventLog:
     """A generated shop's events, straight from the generator's columns."""
     shop = generate_shop(
         ShopSpec(
-            users=max(1000, n_events // 50),
-            items=max(500, n_events // 200),
+            users=users or max(1000, n_events // 50),
+            items=items or max(500, n_events // 200),
             categories=30,
             days=90,
             events=n_events,

@@ -16,6 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import scipy.sparse as sp
 
+from etl.errors import CuratedZoneEmpty
 from etl.sql import connect
 from ingestion.contract import EVENT_TYPES
 from ingestion.lake import Lake
@@ -171,5 +172,8 @@ def time_split(
 
 def item_categories(lake: Lake) -> dict[str, str]:
     """Each catalog item's category, from the curated items table (empty if none yet)."""
-    rows = connect(lake).execute("SELECT item_id, category FROM items").fetchall()
+    try:
+        rows = connect(lake).execute("SELECT item_id, category FROM items").fetchall()
+    except CuratedZoneEmpty:
+        return {}
     return {str(item): str(category) for item, category in rows}
