@@ -10,13 +10,13 @@ no dedupe, no quarantine and no commit protocol. Ours does all four.
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from benchmarks.child import peak_rss_mb, run_child
 from benchmarks.foundation import Row
 from ingestion.generator import ShopSpec, generate_shop, write_raw
 from ingestion.lake import LocalLake
@@ -26,14 +26,7 @@ END = datetime(2026, 11, 1, tzinfo=UTC)
 
 def _child(kind: str, lake: Path) -> dict[str, float]:
     """Run one side in a fresh interpreter; it reports seconds and peak RSS in MB."""
-    result = subprocess.run(
-        [sys.executable, "-m", "benchmarks.etl", kind, str(lake)],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    figures: dict[str, float] = json.loads(result.stdout.strip().splitlines()[-1])
-    return figures
+    return run_child("benchmarks.etl", kind, str(lake))
 
 
 def etl_rows(n_events: int) -> tuple[list[Row], list[str]]:
@@ -102,20 +95,11 @@ def _run_duckdb(lake: Path) -> dict[str, float]:
     return {"seconds": time.perf_counter() - started, "events": 0.0}
 
 
-def _peak_rss_mb() -> float:
-    """This process's peak resident memory. VmHWM starts afresh at exec; getrusage's
-    ru_maxrss would carry over the parent's peak (here, the generated shop)."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmHWM in /proc/self/status: peak memory needs Linux")
-
-
 def main() -> None:
     """Child entry point: `python -m benchmarks.etl ours|duckdb LAKE`."""
     kind, lake = sys.argv[1], Path(sys.argv[2])
     figures = _run_ours(lake) if kind == "ours" else _run_duckdb(lake)
-    figures["rss_mb"] = _peak_rss_mb()
+    figures["rss_mb"] = peak_rss_mb()
     sys.stdout.write(json.dumps(figures) + "\n")
 
 

@@ -21,6 +21,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import scipy.sparse as sp
 
+from benchmarks.child import peak_rss_mb, reset_peak
 from benchmarks.foundation import Row
 from ingestion.contract import EVENT_TYPES
 from ingestion.generator import ShopSpec, generate_shop
@@ -30,17 +31,6 @@ from training.pipeline import DEFAULT_HALF_LIFE_DAYS, SELECT_ON, K, candidates
 from training.recipes import Popularity, Recipe
 
 END = datetime(2026, 11, 1, tzinfo=UTC)
-
-
-def _reset_peak() -> None:
-    Path("/proc/self/clear_refs").write_text("5")
-
-
-def _peak_mb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmHWM in /proc/self/status: peak memory needs Linux")
 
 
 def shop_log(
@@ -122,11 +112,11 @@ def quality_rows(log: EventLog, label: str) -> tuple[list[Row], list[str]]:
     results: dict[str, dict[str, float]] = {}
 
     def measure(name: str, fit_and_rank: Callable[[], np.ndarray]) -> None:
-        _reset_peak()
+        reset_peak()
         started = time.perf_counter()
         ranked = fit_and_rank()
         seconds = time.perf_counter() - started
-        results[name] = evaluate(ranked, split.truth) | {"seconds": seconds, "mb": _peak_mb()}
+        results[name] = evaluate(ranked, split.truth) | {"seconds": seconds, "mb": peak_rss_mb()}
 
     def ours(model: Recipe) -> Callable[[], np.ndarray]:
         return lambda: model.fit(matrix).recommend(users, matrix[users], K)[0]

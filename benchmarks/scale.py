@@ -13,13 +13,13 @@ The goal is under 5 minutes and 8 GB on 2 cores.
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from benchmarks.child import peak_rss_mb, run_child
 from benchmarks.foundation import Row
 from training.data import EventLog
 
@@ -27,14 +27,7 @@ END = datetime(2026, 11, 1, tzinfo=UTC)
 
 
 def _child(kind: str, n_events: int) -> dict[str, float]:
-    result = subprocess.run(
-        [sys.executable, "-m", "benchmarks.scale", kind, str(n_events)],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    figures: dict[str, float] = json.loads(result.stdout.strip().splitlines()[-1])
-    return figures
+    return run_child("benchmarks.scale", kind, str(n_events))
 
 
 def scale_rows(n_events: int) -> tuple[list[Row], list[str]]:
@@ -74,7 +67,6 @@ def _log(n_events: int) -> EventLog:
 
 def main() -> None:
     """Child: `python -m benchmarks.scale ours|implicit N`."""
-    from benchmarks.etl import _peak_rss_mb
 
     kind, n_events = sys.argv[1], int(sys.argv[2])
     log = _log(n_events)
@@ -107,7 +99,7 @@ def main() -> None:
             model.fit(matrix, show_progress=False)
         model.recommend(np.arange(log.n_users), matrix, N=25)
     figures["seconds"] = time.perf_counter() - started
-    figures["rss_mb"] = _peak_rss_mb()
+    figures["rss_mb"] = peak_rss_mb()
     sys.stdout.write(json.dumps(figures) + "\n")
 
 
