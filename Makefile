@@ -75,9 +75,10 @@ etl: venv
 export: venv
 	$(BIN)/recs export personalize
 
-## train: train and evaluate the recipes on the curated zone; write models/ and batch/
+## train: train and evaluate the recipes, write models/ and batch/, publish if the gate agrees
 train: venv
 	$(BIN)/recs train
+	$(BIN)/recs publish
 
 ## publish: load the newest approved model version into the online store
 publish: venv
