@@ -39,6 +39,27 @@ def top_k(scores: Floats, k: int) -> tuple[Ints, Floats]:
     return items, best.astype(np.float32)
 
 
+def sparse_top_k(matrix: sp.csr_matrix, k: int) -> tuple[Ints, Floats]:
+    """`top_k` over the stored entries of each row only: no dense row of the whole catalog.
+
+    Rows with fewer than k entries are padded with -1, so an item nothing points to is never
+    recommended by accident.
+    """
+    matrix = matrix.tocsr()
+    n = matrix.shape[0]
+    counts = np.diff(matrix.indptr)
+    rows = np.repeat(np.arange(n), counts)
+    order = np.lexsort((-matrix.data, rows))
+    rank = np.arange(len(order)) - np.repeat(matrix.indptr[:-1], counts)
+    keep = rank < k
+    chosen = order[keep]
+    items = np.full((n, k), -1, dtype=np.int64)
+    scores = np.full((n, k), -np.inf, dtype=np.float32)
+    items[rows[chosen], rank[keep]] = matrix.indices[chosen]
+    scores[rows[chosen], rank[keep]] = matrix.data[chosen]
+    return items, scores
+
+
 def _check_finite(name: str, values: npt.NDArray[Any]) -> None:
     if not np.isfinite(values).all():
         raise ModelDiverged(f"{name} produced NaN or infinite values; check its parameters")
@@ -167,11 +188,29 @@ class Neighbours(Recipe):
         return np.asarray((rows @ self.neighbours).todense(), dtype=np.float32)
 
     def similar_items(self, items: Ints, k: int) -> tuple[Ints, Floats]:
-        """The strongest neighbours of each item."""
-        dense = np.asarray(self.neighbours[items].todense(), dtype=np.float32)
-        dense[dense == 0] = -np.inf
-        dense[np.arange(len(items)), items] = -np.inf
-        return top_k(dense, k)
+        """The strongest neighbours of each item (an item is never its own neighbour)."""
+        return sparse_top_k(self.neighbours[items], k)
+
+    def recommend(
+        self,
+        users: Ints | None,
+        rows: sp.csr_matrix,
+        k: int,
+        exclude: sp.csr_matrix | None = None,
+    ) -> tuple[Ints, Floats]:
+        """Top k from the sparse product of history and neighbours, a batch at a time."""
+        items, scores = [], []
+        for start in range(0, rows.shape[0], _BATCH):
+            product = (rows[start : start + _BATCH] @ self.neighbours).tocsr()
+            if exclude is not None:
+                product = product - product.multiply(exclude[start : start + _BATCH] != 0)
+                product.eliminate_zeros()
+            best_items, best_scores = sparse_top_k(product, k)
+            items.append(best_items)
+            scores.append(best_scores)
+        if not items:
+            return np.empty((0, k), np.int64), np.empty((0, k), np.float32)
+        return np.vstack(items), np.vstack(scores)
 
     def arrays(self) -> dict[str, npt.NDArray[Any]]:
         """The neighbour matrix as CSR arrays."""
