@@ -13,7 +13,7 @@ their interaction rows), `similar_items(items, k)`, and saves to `.npz` arrays, 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, Final
 
 import numpy as np
@@ -60,6 +60,16 @@ def sparse_top_k(matrix: sp.csr_matrix, k: int) -> tuple[Ints, Floats]:
     return items, scores
 
 
+def _in_batches(
+    n: int, k: int, rank: Callable[[slice], tuple[Ints, Floats]]
+) -> tuple[Ints, Floats]:
+    """Run `rank` over rows [0, n) a batch at a time and stack the results."""
+    found = [rank(slice(start, start + _BATCH)) for start in range(0, n, _BATCH)]
+    if not found:
+        return np.empty((0, k), np.int64), np.empty((0, k), np.float32)
+    return np.vstack([f[0] for f in found]), np.vstack([f[1] for f in found])
+
+
 def _check_finite(name: str, values: npt.NDArray[Any]) -> None:
     if not np.isfinite(values).all():
         raise ModelDiverged(f"{name} produced NaN or infinite values; check its parameters")
@@ -89,10 +99,7 @@ class Recipe(ABC):
 
     def related(self, items: Ints, k: int) -> tuple[Ints, Floats]:
         """`similar_items` for any number of items, a batch at a time, so memory stays flat."""
-        found = [self.similar_items(items[s : s + _BATCH], k) for s in range(0, len(items), _BATCH)]
-        if not found:
-            return np.empty((0, k), np.int64), np.empty((0, k), np.float32)
-        return np.vstack([f[0] for f in found]), np.vstack([f[1] for f in found])
+        return _in_batches(len(items), k, lambda part: self.similar_items(items[part], k))
 
     @abstractmethod
     def arrays(self) -> dict[str, npt.NDArray[Any]]:
@@ -113,20 +120,16 @@ class Recipe(ABC):
         exclude: sp.csr_matrix | None = None,
     ) -> tuple[Ints, Floats]:
         """Top k items per user, in batches so memory stays at a batch of dense rows."""
-        items, scores = [], []
-        for start in range(0, rows.shape[0], _BATCH):
-            stop = start + _BATCH
-            codes = None if users is None else users[start:stop]
-            batch = np.array(self.scores(codes, rows[start:stop]), dtype=np.float32)
+
+        def rank(part: slice) -> tuple[Ints, Floats]:
+            codes = None if users is None else users[part]
+            batch = np.array(self.scores(codes, rows[part]), dtype=np.float32)
             if exclude is not None:
-                block = exclude[start:stop].tocoo()
+                block = exclude[part].tocoo()
                 batch[block.row, block.col] = -np.inf
-            best_items, best_scores = top_k(batch, k)
-            items.append(best_items)
-            scores.append(best_scores)
-        if not items:
-            return np.empty((0, k), np.int64), np.empty((0, k), np.float32)
-        return np.vstack(items), np.vstack(scores)
+            return top_k(batch, k)
+
+        return _in_batches(rows.shape[0], k, rank)
 
 
 class Popularity(Recipe):
@@ -199,18 +202,15 @@ class Neighbours(Recipe):
         exclude: sp.csr_matrix | None = None,
     ) -> tuple[Ints, Floats]:
         """Top k from the sparse product of history and neighbours, a batch at a time."""
-        items, scores = [], []
-        for start in range(0, rows.shape[0], _BATCH):
-            product = (rows[start : start + _BATCH] @ self.neighbours).tocsr()
+
+        def rank(part: slice) -> tuple[Ints, Floats]:
+            product = (rows[part] @ self.neighbours).tocsr()
             if exclude is not None:
-                product = product - product.multiply(exclude[start : start + _BATCH] != 0)
+                product = product - product.multiply(exclude[part] != 0)
                 product.eliminate_zeros()
-            best_items, best_scores = sparse_top_k(product, k)
-            items.append(best_items)
-            scores.append(best_scores)
-        if not items:
-            return np.empty((0, k), np.int64), np.empty((0, k), np.float32)
-        return np.vstack(items), np.vstack(scores)
+            return sparse_top_k(product, k)
+
+        return _in_batches(rows.shape[0], k, rank)
 
     def arrays(self) -> dict[str, npt.NDArray[Any]]:
         """The neighbour matrix as CSR arrays."""
