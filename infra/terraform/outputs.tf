@@ -17,3 +17,13 @@ output "producer_policy_arn" {
   description = "Attach to whatever puts events on the stream."
   value       = aws_iam_policy.producer.arn
 }
+
+output "online_store" {
+  description = "Set RECS_STORE to this."
+  value       = "dynamodb://${aws_dynamodb_table.online_store.name}"
+}
+
+output "publisher_policy_arn" {
+  description = "Attach to the role that runs `recs publish`."
+  value       = aws_iam_policy.publisher.arn
+}
