@@ -12,6 +12,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -143,6 +144,20 @@ class DynamoStore:
     table: str
     client: DynamoDBClient | None = field(default=None, repr=False)
 
+    @contextmanager
+    def _errors(self) -> Iterator[None]:
+        """DynamoDB's refusals as StoreError, naming the table and what to check."""
+        from botocore.exceptions import ClientError
+
+        try:
+            yield
+        except ClientError as exc:
+            error = exc.response.get("Error", {})
+            raise StoreError(
+                f"DynamoDB table {self.table}: {error.get('Code')}: {error.get('Message')}. "
+                "Check RECS_STORE and that the table exists (infra/terraform/store.tf)"
+            ) from exc
+
     def _db(self) -> DynamoDBClient:
         if self.client is None:
             import boto3
@@ -195,23 +210,26 @@ class DynamoStore:
                     }
                 }
 
-        self._write(requests())
+        with self._errors():
+            self._write(requests())
         return count
 
     def activate(self, version: str) -> None:
         """One PutItem: the flip."""
-        self._db().put_item(
-            TableName=self.table,
-            Item={
-                **_POINTER,
-                "version": {"S": version},
-                "activated_at": {"N": str(time.time())},
-            },
-        )
+        with self._errors():
+            self._db().put_item(
+                TableName=self.table,
+                Item={
+                    **_POINTER,
+                    "version": {"S": version},
+                    "activated_at": {"N": str(time.time())},
+                },
+            )
 
     def active_version(self) -> str | None:
         """The pointer item, read consistently."""
-        item = self._db().get_item(TableName=self.table, Key=_POINTER, ConsistentRead=True)
+        with self._errors():
+            item = self._db().get_item(TableName=self.table, Key=_POINTER, ConsistentRead=True)
         found = item.get("Item")
         return None if found is None else found["version"]["S"]
 
@@ -233,10 +251,11 @@ class DynamoStore:
 
     def drop_version(self, version: str, keys: Iterable[tuple[str, str]]) -> None:
         """DeleteRequests for the version's rows."""
-        self._write(
-            {"DeleteRequest": {"Key": {"pk": {"S": f"{kind}#{key}"}, "sk": {"S": version}}}}
-            for kind, key in keys
-        )
+        with self._errors():
+            self._write(
+                {"DeleteRequest": {"Key": {"pk": {"S": f"{kind}#{key}"}, "sk": {"S": version}}}}
+                for kind, key in keys
+            )
 
 
 DEFAULT_STORE: Final = "./var/online-store.sqlite3"

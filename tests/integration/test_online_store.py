@@ -9,6 +9,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from serving.errors import StoreError
 from serving.store import DynamoStore, SQLiteStore, open_store
 
 
@@ -69,3 +70,13 @@ def test_store_uris(tmp_path: Path) -> None:
     assert open_store("dynamodb://recs-online") == DynamoStore("recs-online")
     with pytest.raises(ValueError, match="names no table"):
         open_store("dynamodb://")
+
+
+@pytest.mark.aws
+def test_a_missing_table_is_a_clear_store_error(aws_env: None) -> None:
+    with mock_aws():
+        store = DynamoStore("no-such-table", client=boto3.client("dynamodb"))
+        with pytest.raises(StoreError, match="DynamoDB table no-such-table: ResourceNotFound"):
+            store.write_version("v1", "user", [("U1", ["I1"], [1.0])])
+        with pytest.raises(StoreError, match="Check RECS_STORE"):
+            store.active_version()
