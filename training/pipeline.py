@@ -215,8 +215,16 @@ def train_on(
     similar = final if not isinstance(final, ALS) else ItemKNN().fit(full)
 
     prefix = f"{MODELS}/{version}"
+    categories = item_categories(lake)
     artifacts = {
-        "ids.npz": {"user_ids": log.user_ids, "item_ids": log.item_ids},
+        # Serving filters by category and answers unknown items without reading the lake.
+        "ids.npz": {
+            "user_ids": log.user_ids,
+            "item_ids": log.item_ids,
+            "item_categories": np.array(
+                [categories.get(i, "") for i in log.item_ids.tolist()], dtype=str
+            ),
+        },
         "user-personalization.npz": final.arrays(),
         "similar-items.npz": similar.arrays(),
         "popularity-count.npz": popular.arrays(),
@@ -231,7 +239,7 @@ def train_on(
     user_best, user_scores = final.recommend(users, full, K, exclude=purchased)
     item_best, item_scores = similar.related(np.arange(log.n_items, dtype=np.int64), K)
     item_best, item_scores, report.category_fallbacks = category_fallback(
-        log, item_categories(lake), popular.popularity, item_best, item_scores
+        log, categories, popular.popularity, item_best, item_scores
     )
     batch = f"{BATCH}/{version}"
     lake.write_bytes(
