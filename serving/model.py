@@ -14,7 +14,6 @@ holds it to them:
 
 from __future__ import annotations
 
-import io
 import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
@@ -25,9 +24,8 @@ import numpy as np
 import numpy.typing as npt
 
 from ingestion.lake import Lake
+from training.artifacts import MODELS, load_arrays
 
-MODELS: Final = "models"
-EVENT_TYPES: Final = ("view", "add_to_cart", "purchase")
 _DAY_MS: Final = 86_400_000
 
 Floats = npt.NDArray[np.float32]
@@ -69,11 +67,6 @@ class Neighbours:
         ).astype(np.float32)
 
 
-def _load(lake: Lake, key: str) -> dict[str, npt.NDArray[Any]]:
-    with np.load(io.BytesIO(lake.read_bytes(key)), allow_pickle=False) as arrays:
-        return {name: arrays[name] for name in arrays.files}
-
-
 @dataclass(frozen=True)
 class ServingModel:
     """Everything one version needs to answer, loaded once."""
@@ -102,8 +95,8 @@ class ServingModel:
         prefix = f"{MODELS}/{version}"
         manifest: dict[str, Any] = json.loads(lake.read_bytes(f"{prefix}/manifest.json"))
         chosen = manifest["chosen"]
-        ids = _load(lake, f"{prefix}/ids.npz")
-        personal = _load(lake, f"{prefix}/user-personalization.npz")
+        ids = load_arrays(lake, f"{prefix}/ids.npz")
+        personal = load_arrays(lake, f"{prefix}/user-personalization.npz")
         return cls(
             version=version,
             recipe=chosen,
@@ -111,12 +104,14 @@ class ServingModel:
             item_ids=ids["item_ids"].astype(str),
             categories=ids["item_categories"].astype(str),
             popularity=np.asarray(
-                _load(lake, f"{prefix}/popularity-count.npz")["popularity"], np.float32
+                load_arrays(lake, f"{prefix}/popularity-count.npz")["popularity"], np.float32
             ),
-            trending=np.asarray(_load(lake, f"{prefix}/trending.npz")["popularity"], np.float32),
+            trending=np.asarray(
+                load_arrays(lake, f"{prefix}/trending.npz")["popularity"], np.float32
+            ),
             weights=manifest["event_weights"],
             half_life_days=manifest.get("half_life_days"),
-            similar=Neighbours.from_arrays(_load(lake, f"{prefix}/similar-items.npz")),
+            similar=Neighbours.from_arrays(load_arrays(lake, f"{prefix}/similar-items.npz")),
             neighbours=(
                 Neighbours.from_arrays(personal) if "neighbours_indptr" in personal else None
             ),

@@ -14,9 +14,10 @@ from typing import Any
 
 from ingestion.contract import format_ts
 from ingestion.lake import Lake
+from training.artifacts import MODELS
 from training.data import DEFAULT_WEIGHTS, load_events, time_split
 from training.errors import ModelNotFound
-from training.gate import MODELS, load_model, newer_split, production_version, score_other
+from training.gate import load_model, newer_split, production_version, score_other
 from training.metrics import evaluate
 from training.pipeline import K
 from training.recipes import Popularity

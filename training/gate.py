@@ -9,23 +9,20 @@ folded in from their history, so both models answer the same question.
 
 from __future__ import annotations
 
-import io
 import json
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
 
 from ingestion.lake import Lake
+from training.artifacts import MODELS, PRODUCTION, load_arrays
 from training.data import EventLog, Split
 from training.errors import ModelNotFound
 from training.metrics import evaluate
 from training.recipes import RECIPES, Recipe
-
-MODELS: Final = "models"
-PRODUCTION: Final = f"{MODELS}/production.json"
 
 
 def production_version(lake: Lake) -> str | None:
@@ -34,12 +31,6 @@ def production_version(lake: Lake) -> str | None:
         return str(json.loads(lake.read_bytes(PRODUCTION))["version"])
     except FileNotFoundError:
         return None
-
-
-def load_arrays(lake: Lake, key: str) -> dict[str, npt.NDArray[Any]]:
-    """One `.npz` artifact, without pickle."""
-    with np.load(io.BytesIO(lake.read_bytes(key)), allow_pickle=False) as arrays:
-        return {name: arrays[name] for name in arrays.files}
 
 
 def load_model(lake: Lake, version: str) -> tuple[Recipe, npt.NDArray[np.str_], dict[str, Any]]:

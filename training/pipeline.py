@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 import platform
 import time
@@ -26,10 +25,10 @@ import scipy.sparse as sp
 
 from ingestion.contract import format_ts
 from ingestion.lake import Lake
+from training.artifacts import MODELS, npz_bytes
 from training.data import DEFAULT_WEIGHTS, EventLog, item_categories, load_events, time_split
 from training.errors import NotEnoughData
 from training.gate import (
-    MODELS,
     GateResult,
     decide,
     load_model,
@@ -77,12 +76,6 @@ def candidates(n_items: int, seed: int) -> list[Recipe]:
     if n_items <= EASE.MAX_ITEMS:
         chosen.insert(1, EASE())
     return chosen
-
-
-def _npz(arrays: Mapping[str, npt.NDArray[Any]]) -> bytes:
-    sink = io.BytesIO()
-    np.savez_compressed(sink, **arrays)  # type: ignore[arg-type]
-    return sink.getvalue()
 
 
 def _versions() -> dict[str, str]:
@@ -231,7 +224,7 @@ def train_on(
         "trending.npz": trending.arrays(),
     }
     for name, arrays in artifacts.items():
-        lake.write_bytes(f"{prefix}/{name}", _npz(arrays))
+        lake.write_bytes(f"{prefix}/{name}", npz_bytes(arrays))
         report.files.append(f"{prefix}/{name}")
 
     users = np.arange(log.n_users, dtype=np.int64)

@@ -15,9 +15,10 @@ from ingestion.lake import LocalLake
 from ingestion.raw import event_object_key
 from serving.publish import publish
 from serving.store import SQLiteStore
+from training.artifacts import PRODUCTION
 from training.errors import ModelNotFound, ModelRejected
 from training.evaluate import evaluate_version
-from training.gate import PRODUCTION, decide
+from training.gate import decide
 from training.pipeline import train
 
 END = datetime(2026, 11, 1, tzinfo=UTC)

@@ -1,0 +1,32 @@
+"""Where model versions live in the lake, and their `.npz` arrays in and out (no pickle).
+
+numpy only: serving reads published versions through this module, and its package may not
+carry scipy, pandas or pyarrow.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Mapping
+from typing import Any, Final
+
+import numpy as np
+import numpy.typing as npt
+
+from ingestion.lake import Lake
+
+MODELS: Final = "models"
+PRODUCTION: Final = f"{MODELS}/production.json"
+
+
+def npz_bytes(arrays: Mapping[str, npt.NDArray[Any]]) -> bytes:
+    """Arrays as a compressed `.npz` file."""
+    sink = io.BytesIO()
+    np.savez_compressed(sink, **arrays)  # type: ignore[arg-type]
+    return sink.getvalue()
+
+
+def load_arrays(lake: Lake, key: str) -> dict[str, npt.NDArray[Any]]:
+    """One `.npz` artifact, without pickle."""
+    with np.load(io.BytesIO(lake.read_bytes(key)), allow_pickle=False) as arrays:
+        return {name: arrays[name] for name in arrays.files}
