@@ -11,8 +11,8 @@ import io
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from typing import Any, Final
+from datetime import UTC, datetime
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -21,16 +21,10 @@ from pydantic import BaseModel
 
 from etl.events import Rejected
 from etl.schema import ITEMS_TABLE, PARQUET_OPTIONS, USERS_TABLE, Table
-from ingestion.contract import parse_item, parse_user
+from ingestion.contract import epoch_ms, parse_item, parse_user
 from ingestion.errors import InvalidRecord, Problem
 from ingestion.lake import Lake
 from ingestion.raw import CATALOG_MANIFEST, RAW_CATALOG, read_lines
-
-_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def _ms(ts: datetime) -> int:
-    return (ts - _EPOCH) // timedelta(milliseconds=1)
 
 
 def complete_dumps(lake: Lake, after: str | None) -> list[str]:
@@ -85,7 +79,7 @@ def _attributes(value: dict[str, Any]) -> str:
 
 
 def _snapshot(table: Table, rows: dict[str, dict[str, Any]], dumped: datetime) -> pa.Table:
-    seen = _ms(dumped)
+    seen = epoch_ms(dumped)
     columns: dict[str, list[Any]] = {name: [] for name in table.names}
     for key in sorted(rows):
         row = {**rows[key], "first_seen_at": seen, "last_seen_at": seen, "active": True}
@@ -151,7 +145,7 @@ def curate_catalog(lake: Lake, dumps: list[str]) -> CatalogResult:
             rows: dict[str, dict[str, Any]] = {}
             for item in _records(lake, f"{prefix}/items.jsonl", parse_item, result):
                 record = item.model_dump()
-                record["created_at"] = _ms(record["created_at"])
+                record["created_at"] = epoch_ms(record["created_at"])
                 record["attributes"] = _attributes(record["attributes"])
                 result.repeated += record["item_id"] in rows
                 rows[record["item_id"]] = record  # a later line of the same dump wins

@@ -20,7 +20,7 @@ import json
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any, Final
 
 import numpy as np
@@ -36,6 +36,7 @@ from ingestion.contract import (
     MAX_EVENT_BYTES,
     MAX_ID_LENGTH,
     Event,
+    epoch_ms,
     parse_stored_event,
 )
 from ingestion.errors import InvalidEvent, Problem
@@ -84,7 +85,6 @@ _BRACE: Final = ord("{")
 #: Lines per parse once an object has to be taken apart: small enough that one bad line
 #: sends few good ones to the slow path, large enough that pyarrow's overhead stays small.
 _CHUNK_LINES: Final = 1024
-_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 #: Rows as `read_events` returns them: the curated columns, not yet checked for nulls (the
 #: job casts to the curated schema on write), and `_seq`, the object's ordinal and line.
 _ROWS: Final = pa.schema(
@@ -278,7 +278,7 @@ def event_rows(events: Sequence[Event], seqs: Sequence[int]) -> pa.Table:
         records["user_id"].append(event.user_id)
         records["item_id"].append(event.item_id)
         records["event_type"].append(event.event_type)
-        records["ts"].append((event.ts - _EPOCH) // timedelta(milliseconds=1))
+        records["ts"].append(epoch_ms(event.ts))
         records["session_id"].append(event.session_id)
         records["price"].append(event.price)
         records["quantity"].append(event.quantity)

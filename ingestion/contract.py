@@ -44,6 +44,7 @@ MAX_PROPERTY_CHARS: Final = 1024
 #: How far ahead of our clock an event may be: producers' clocks drift, but not by hours.
 MAX_CLOCK_SKEW: Final = timedelta(minutes=5)
 EARLIEST_TS: Final = datetime(2000, 1, 1, tzinfo=UTC)
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 
 #: Namespace for event ids derived from an Idempotency-Key, so a retried request maps to the
 #: same event id and the ETL's dedupe drops the copy.
@@ -218,6 +219,11 @@ def format_ts(ts: datetime) -> str:
     return ts.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def epoch_ms(ts: datetime) -> int:
+    """Milliseconds since the Unix epoch, exactly (no float rounding), for a UTC timestamp."""
+    return (ts - _EPOCH) // timedelta(milliseconds=1)
+
+
 def event_id_for(idempotency_key: str, index: int | None = None) -> str:
     """The event id for a request's Idempotency-Key (and the event's place in a batch)."""
     name = idempotency_key if index is None else f"{idempotency_key}#{index}"
@@ -386,6 +392,7 @@ __all__ = [
     "InvalidRecord",
     "Item",
     "User",
+    "epoch_ms",
     "event_id_for",
     "format_ts",
     "json_schemas",

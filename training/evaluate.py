@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from ingestion.contract import format_ts
+from ingestion.contract import epoch_ms, format_ts
 from ingestion.lake import Lake
 from training.artifacts import MODELS
 from training.data import DEFAULT_WEIGHTS, load_events, time_split
@@ -56,7 +56,7 @@ def evaluate_version(lake: Lake, version: str | None = None, *, seed: int = 42) 
     rows = log.matrix(weights, mask=split.train, half_life_days=manifest.get("half_life_days"))
     rows = rows[split.test_users]
     last = datetime.fromisoformat(manifest["data"]["last_event"])
-    newer = newer_split(log, split, int(last.timestamp() * 1000))
+    newer = newer_split(log, split, epoch_ms(last))
     target = newer or split
     popular = Popularity().fit(log.matrix(weights, mask=split.train))
     result = Evaluation(

@@ -23,7 +23,7 @@ import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
 
-from ingestion.contract import format_ts
+from ingestion.contract import epoch_ms, format_ts
 from ingestion.lake import Lake
 from training.artifacts import MODELS, npz_bytes
 from training.data import DEFAULT_WEIGHTS, EventLog, item_categories, load_events, time_split
@@ -162,7 +162,8 @@ def train_on(
         report.metrics[model.name] = evaluate(best, split.truth)
         report.params[model.name] = dict(model.params)
 
-    score(Popularity(), counts_matrix)
+    baseline = Popularity()
+    score(baseline, counts_matrix)
     score(
         Trending(half_life_days=TRENDING_HALF_LIFE_DAYS),
         log.matrix(weights, mask=split.train, half_life_days=TRENDING_HALF_LIFE_DAYS),
@@ -181,7 +182,7 @@ def train_on(
     if live is not None:
         live_model, live_items, live_manifest = load_model(lake, live)
         live_until = datetime.fromisoformat(live_manifest["data"]["last_event"])
-        newer = newer_split(log, split, int(live_until.timestamp() * 1000))
+        newer = newer_split(log, split, epoch_ms(live_until))
         if newer is None:
             no_production = (
                 f"no held-out event is newer than production {live}'s data, so it was not compared"
@@ -191,8 +192,7 @@ def train_on(
             # Both models score the same users from history alone, on events neither saw.
             live_metrics = score_other(live_model, live_items, log, test_rows, newer, K)
             candidate_metrics = score_other(best_model, log.item_ids, log, test_rows, newer, K)
-            popular_now = Popularity().fit(counts_matrix)
-            popularity_metrics = evaluate(popular_now.recommend(None, test_rows, K)[0], newer.truth)
+            popularity_metrics = evaluate(baseline.recommend(None, test_rows, K)[0], newer.truth)
             report.metrics[f"production {live}"] = live_metrics
     report.gate = decide(
         SELECT_ON, candidate_metrics, popularity_metrics, live_metrics, live, no_production
