@@ -104,3 +104,14 @@ def content(lake: Lake) -> dict[str, Any]:
         "quarantine": quarantined(lake),
         "staging": list(lake.list("_state/etl/staging/")),
     }
+
+
+def curated_training_shop(lake: Lake) -> None:
+    """A generated shop big enough to train on (20,000 events), curated by the ETL."""
+    from etl.job import run_etl
+
+    spec = ShopSpec(users=400, items=150, categories=6, days=20, events=20_000, seed=5, end=END)
+    built = generate_shop(spec)
+    write_raw(built, lake)
+    write_catalog(built, lake)
+    run_etl(lake, now=NOW)

@@ -84,29 +84,18 @@ def test_a_request_that_died_in_progress_frees_its_key_after_its_deadline(
 
     layer = SQLitePersistenceLayer(tmp_path / "idempotency.sqlite3")
     layer.configure(IdempotencyConfig(event_key_jmespath="key"), function_name="accept")
-    stuck = DataRecord(
-        idempotency_key="accept#k",
-        status="INPROGRESS",
-        expiry_timestamp=2**40,
-        in_progress_expiry_timestamp=1,  # its deadline passed long ago
-    )
-    layer._put_record(stuck)
-    layer._put_record(
-        DataRecord(
+
+    def in_progress(deadline_ms: int) -> DataRecord:
+        return DataRecord(
             idempotency_key="accept#k",
             status="INPROGRESS",
             expiry_timestamp=2**40,
-            in_progress_expiry_timestamp=2**50,
+            in_progress_expiry_timestamp=deadline_ms,
         )
-    )
+
+    layer._put_record(in_progress(1))  # a request whose deadline passed long ago
+    layer._put_record(in_progress(2**50))
     assert layer._get_record("accept#k").in_progress_expiry_timestamp == 2**50
     # A request still within its deadline keeps the key.
     with pytest.raises(IdempotencyItemAlreadyExistsError):
-        layer._put_record(
-            DataRecord(
-                idempotency_key="accept#k",
-                status="INPROGRESS",
-                expiry_timestamp=2**40,
-                in_progress_expiry_timestamp=2**50,
-            )
-        )
+        layer._put_record(in_progress(2**50))

@@ -10,11 +10,11 @@ import pytest
 
 from etl.job import run_etl
 from etl.sql import connect
-from ingestion.generator import ShopSpec, generate_shop, write_catalog, write_raw
 from ingestion.lake import LocalLake
 from ingestion.raw import event_object_key
 from serving.publish import publish
 from serving.store import SQLiteStore
+from tests.etl_helpers import curated_training_shop
 from training.artifacts import PRODUCTION
 from training.errors import ModelNotFound, ModelRejected
 from training.evaluate import evaluate_version
@@ -26,11 +26,7 @@ END = datetime(2026, 11, 1, tzinfo=UTC)
 
 @pytest.fixture
 def shop(local_lake: LocalLake) -> LocalLake:
-    spec = ShopSpec(users=400, items=150, categories=6, days=20, events=20_000, seed=5, end=END)
-    built = generate_shop(spec)
-    write_raw(built, local_lake)
-    write_catalog(built, local_lake)
-    run_etl(local_lake, now=END)
+    curated_training_shop(local_lake)
     return local_lake
 
 

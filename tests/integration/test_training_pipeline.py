@@ -9,34 +9,17 @@ from datetime import UTC, datetime
 import numpy as np
 import pytest
 
-from etl.job import run_etl
-from ingestion.generator import ShopSpec, generate_shop, write_catalog, write_raw
 from ingestion.lake import LocalLake, S3Lake
+from tests.etl_helpers import curated_training_shop
 from training.metrics import METRIC_NAMES
 from training.pipeline import SELECT_ON, train
 
 NOW = datetime(2026, 11, 2, tzinfo=UTC)
 
 
-def _build(lake: LocalLake | S3Lake) -> None:
-    spec = ShopSpec(
-        users=400,
-        items=150,
-        categories=6,
-        days=20,
-        events=20_000,
-        seed=5,
-        end=datetime(2026, 11, 1, tzinfo=UTC),
-    )
-    built = generate_shop(spec)
-    write_raw(built, lake)
-    write_catalog(built, lake)
-    run_etl(lake, now=NOW)
-
-
 @pytest.fixture
 def shop(local_lake: LocalLake) -> LocalLake:
-    _build(local_lake)
+    curated_training_shop(local_lake)
     return local_lake
 
 
@@ -47,7 +30,7 @@ def test_train_reads_and_writes_an_s3_lake(s3_server: str) -> None:
     s3 = boto3.client("s3")
     s3.create_bucket(Bucket="shop-lake")
     lake = S3Lake("shop-lake", "prod", client=s3)
-    _build(lake)
+    curated_training_shop(lake)
     report = train(lake, now=NOW)
     assert lake.exists(f"models/{report.version}/manifest.json")
     assert lake.exists(f"batch/{report.version}/users.jsonl")
