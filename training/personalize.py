@@ -104,14 +104,17 @@ class PersonalizeTrainer:
 
     # -- waiting --------------------------------------------------------------------------
 
-    def wait(self, kind: str, arn: str, describe: Callable[[], Mapping[str, Any]]) -> None:
-        """Poll until ACTIVE; raise TrainingFailed on failure, TrainingPending on timeout."""
+    def wait(
+        self, kind: str, arn: str, describe: Callable[[], Mapping[str, Any]]
+    ) -> Mapping[str, Any]:
+        """Poll until ACTIVE and return the resource; raise TrainingFailed on failure,
+        TrainingPending on timeout."""
         deadline = time.monotonic() + self.settings.wait_seconds
         while True:
             resource = describe()
             status = str(resource.get("status", ""))
             if status == _DONE:
-                return
+                return resource
             if status.endswith("FAILED"):
                 reason = resource.get("failureReason", "no reason given")
                 raise TrainingFailed(f"Personalize {kind} {arn} failed: {reason}")
@@ -316,17 +319,14 @@ class PersonalizeTrainer:
     def event_tracker(self, group_arn: str) -> tuple[str, str]:
         """The event tracker live events go to; returns its ARN and tracking id."""
         name = self._name()
-        try:
-            created = self.client.create_event_tracker(name=name, datasetGroupArn=group_arn)
-            arn = created["eventTrackerArn"]
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] != "ResourceAlreadyExistsException":
-                raise
-            arn = self._find(
+        arn = self._create(
+            lambda: self.client.create_event_tracker(name=name, datasetGroupArn=group_arn),
+            "eventTrackerArn",
+            lambda: self._find(
                 self.client.list_event_trackers(datasetGroupArn=group_arn), "eventTrackers", name
-            )
-        tracker = self.client.describe_event_tracker(eventTrackerArn=arn)["eventTracker"]
-        self.wait(
+            ),
+        )
+        tracker = self.wait(
             "event tracker",
             arn,
             lambda: self.client.describe_event_tracker(eventTrackerArn=arn)["eventTracker"],

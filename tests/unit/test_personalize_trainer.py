@@ -226,9 +226,6 @@ def test_filter_tracker_and_batch_job_requests(stubbed: Any) -> None:
     stub.add_response(
         "describe_event_tracker", {"eventTracker": {"status": "ACTIVE", "trackingId": "tid"}}
     )
-    stub.add_response(
-        "describe_event_tracker", {"eventTracker": {"status": "ACTIVE", "trackingId": "tid"}}
-    )
     assert trainer.event_tracker(GROUP) == ("t1", "tid")
 
     stub.add_response(
@@ -295,7 +292,6 @@ def test_a_whole_run_imports_trains_batches_deploys_and_records(
         ("create_campaign", {"campaignArn": "c1"}),
         ("describe_campaign", {"campaign": {"status": "ACTIVE"}}),
         ("create_event_tracker", {"eventTrackerArn": "t1", "trackingId": "tid"}),
-        ("describe_event_tracker", {"eventTracker": {"status": "ACTIVE", "trackingId": "tid"}}),
         ("describe_event_tracker", {"eventTracker": {"status": "ACTIVE", "trackingId": "tid"}}),
     ]:
         stub.add_response(method, response)
