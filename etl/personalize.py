@@ -22,7 +22,7 @@ from typing import Any, Final
 import duckdb
 
 from etl.errors import DataQualityError
-from etl.sql import connect
+from etl.sql import connect, sql_string
 from ingestion.lake import Lake
 
 EXPORTS: Final = "exports/personalize"
@@ -170,7 +170,7 @@ def export_personalize(lake: Lake, *, run: str | None = None) -> ExportReport:
 
     def attrs(keys: list[str]) -> tuple[str, list[dict[str, Any]]]:
         select = "".join(
-            f", json_extract_string(attributes, {_sql_str('$.' + json.dumps(k))}) "
+            f", json_extract_string(attributes, {sql_string('$.' + json.dumps(k))}) "
             f"AS {field_name(k)}"
             for k in keys
         )
@@ -220,14 +220,10 @@ def export_personalize(lake: Lake, *, run: str | None = None) -> ExportReport:
     with tempfile.TemporaryDirectory(prefix="recs-export-") as tmp:
         for name, (query, schema) in datasets.items():
             path = Path(tmp) / f"{name}.csv"
-            con.execute(f"COPY ({query}) TO {_sql_str(str(path))} (HEADER, DELIMITER ',')")
+            con.execute(f"COPY ({query}) TO {sql_string(str(path))} (HEADER, DELIMITER ',')")
             lake.upload(f"{report.prefix}/{name}.csv", path)
             lake.write_bytes(
                 f"{report.prefix}/{name}.schema.json", json.dumps(schema, indent=2).encode()
             )
             report.files += [f"{report.prefix}/{name}.csv", f"{report.prefix}/{name}.schema.json"]
     return report
-
-
-def _sql_str(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"

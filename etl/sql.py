@@ -24,7 +24,8 @@ if TYPE_CHECKING:
 VIEWS = ("interactions", "items", "users")
 
 
-def _quote(text: str) -> str:
+def sql_string(text: str) -> str:
+    """A SQL string literal for DuckDB, quotes doubled."""
     return "'" + text.replace("'", "''") + "'"
 
 
@@ -38,13 +39,13 @@ def _local_views(con: duckdb.DuckDBPyConnection, lake: LocalLake) -> None:
     pattern = root / INTERACTIONS_TABLE.prefix / f"{PARTITION}=*" / "*.parquet"
     con.execute(
         "CREATE OR REPLACE VIEW interactions AS SELECT * FROM read_parquet("
-        f"{_quote(str(pattern))}, hive_partitioning = true, "
+        f"{sql_string(str(pattern))}, hive_partitioning = true, "
         f"hive_types = {{'{PARTITION}': DATE}})"
     )
     for table in (ITEMS_TABLE, USERS_TABLE):
         path = root / curated_key(table)
         if path.exists():
-            source = f"read_parquet({_quote(str(path))})"
+            source = f"read_parquet({sql_string(str(path))})"
         else:
             columns = ", ".join(f"NULL::{_duck_type(c.athena)} AS {c.name}" for c in table.columns)
             source = f"(SELECT {columns} WHERE false)"
