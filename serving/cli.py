@@ -52,4 +52,89 @@ def publish_command(
         out.print(f"Dropped old versions: {', '.join(report.dropped)}")
 
 
-COMMANDS: list[click.Command] = [publish_command]
+@click.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="Worker processes; each answers one request at a time, like a Lambda instance.",
+)
+@click.option(
+    "--log-level",
+    default="INFO",
+    show_default=True,
+    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
+    help="Level of the JSON request log (Powertools Logger).",
+)
+@click.option(
+    "--metrics/--no-metrics",
+    default=False,
+    show_default=True,
+    help="Print CloudWatch EMF metrics per request to stdout, as the Lambda does.",
+)
+@lake_option
+@fails_cleanly
+def serve_command(
+    host: str, port: int, workers: int, log_level: str, metrics: bool, lake: str | None
+) -> None:
+    """Serve the recommendations API over HTTP (the same app the Lambda runs).
+
+    Settings come from RECS_* variables (README.md, "Serving"): RECS_STORE, RECS_API_KEYS,
+    RECS_CORS_ORIGINS and more. The docs are at /v1/docs.
+
+    \b
+    Example: recs serve --port 8000
+             curl 'http://127.0.0.1:8000/v1/recommendations/personalized?userId=U1&k=3'
+    """
+    import uvicorn
+
+    from serving.settings import ServingSettings
+
+    # The workers read their settings from the environment, which this entry point owns.
+    if lake:
+        os.environ["RECS_LAKE"] = lake
+    # Checked here, so that a bad value fails before uvicorn starts its workers.
+    ServingSettings.from_env()
+    os.environ["POWERTOOLS_LOG_LEVEL"] = log_level.upper()
+    os.environ["POWERTOOLS_METRICS_DISABLED"] = "false" if metrics else "true"
+    out.print(f"Serving on http://{host}:{port} (docs: http://{host}:{port}/v1/docs)")
+    uvicorn.run(
+        "serving.server:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        access_log=False,
+        log_level="warning",
+        loop="uvloop",
+        http="httptools",
+    )
+
+
+@click.command("openapi")
+@click.option(
+    "--out",
+    "target",
+    type=click.Path(dir_okay=False, writable=True),
+    help="Write the spec to this file instead of standard output.",
+)
+def openapi_command(target: str | None) -> None:
+    """Print the API's OpenAPI 3 spec (YAML), generated from the app.
+
+    \b
+    Example: recs openapi --out serving/openapi.yaml
+    """
+    from serving.spec import openapi_yaml
+
+    text = openapi_yaml()
+    if target:
+        with open(target, "w", encoding="utf-8") as handle:
+            handle.write(text)
+    else:
+        click.echo(text, nl=False)
+
+
+COMMANDS: list[click.Command] = [publish_command, serve_command, openapi_command]

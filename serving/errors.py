@@ -9,3 +9,11 @@ class ServingError(Exception):
 
 class StoreError(ServingError):
     """The online store refused or lost a write; the publish did not complete. Safe to retry."""
+
+
+class ModelUnavailable(ServingError):
+    """No model version is published yet, so there is nothing to answer with."""
+
+
+class BadRequest(ServingError):
+    """The request is invalid; the message says what was wrong and what to send instead."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import sqlite3
 import threading
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -132,11 +133,20 @@ class SQLitePersistenceLayer(BasePersistenceLayer):
 
 
 class LocalRequestContext:
-    """What Powertools reads from a Lambda context, for a request served locally: the time
-    left, so that a request that dies mid-way frees its key once this much time has passed."""
+    """What Powertools reads from a Lambda context, for a request served locally.
 
-    def __init__(self, timeout_ms: int = 30_000) -> None:
+    Logger reads the function's name and the request id; idempotency reads the time left,
+    so that a request that dies mid-way frees its key once this much time has passed.
+    """
+
+    function_name = "recs-api-local"
+    function_version = "$LATEST"
+    invoked_function_arn = "arn:aws:lambda:local:000000000000:function:recs-api-local"
+    memory_limit_in_mb = 0
+
+    def __init__(self, timeout_ms: int = 30_000, request_id: str | None = None) -> None:
         self._deadline = dt.datetime.now() + dt.timedelta(milliseconds=timeout_ms)
+        self.aws_request_id = request_id or str(uuid.uuid4())
 
     def get_remaining_time_in_millis(self) -> int:
         """Milliseconds until the request's deadline."""

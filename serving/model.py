@@ -18,11 +18,13 @@ import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
 
+from ingestion.contract import epoch_ms
 from ingestion.lake import Lake
 from training.artifacts import MODELS, load_arrays
 
@@ -81,6 +83,9 @@ class ServingModel:
     weights: Mapping[str, float]
     half_life_days: float | None
     similar: Neighbours
+    #: The newest event the version was trained on: a user with a later one has news.
+    last_event_ms: int = 0
+    created_at: str = ""
     neighbours: Neighbours | None = None
     item_factors: Floats | None = None
 
@@ -110,6 +115,8 @@ class ServingModel:
                 load_arrays(lake, f"{prefix}/trending.npz")["popularity"], np.float32
             ),
             weights=manifest["event_weights"],
+            last_event_ms=epoch_ms(datetime.fromisoformat(manifest["data"]["last_event"])),
+            created_at=manifest["created_at"],
             half_life_days=manifest.get("half_life_days"),
             similar=Neighbours.from_arrays(load_arrays(lake, f"{prefix}/similar-items.npz")),
             neighbours=(

@@ -11,13 +11,15 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
+from ingestion.errors import DeliveryFailed
+from ingestion.history import batch_write
 from serving.errors import StoreError
 
 if TYPE_CHECKING:
@@ -165,37 +167,18 @@ class DynamoStore:
             self.client = boto3.client("dynamodb")
         return self.client
 
-    def _batches(self, requests: Iterable[dict[str, object]]) -> Iterator[list[dict[str, object]]]:
-        batch: list[dict[str, object]] = []
-        for request in requests:
-            batch.append(request)
-            if len(batch) == 25:  # BatchWriteItem's limit
-                yield batch
-                batch = []
-        if batch:
-            yield batch
-
-    def _write(self, requests: Iterable[dict[str, object]]) -> None:
-        db = self._db()
-        for batch in self._batches(requests):
-            pending = {self.table: batch}
-            for attempt in range(8):
-                response = db.batch_write_item(RequestItems=pending)  # type: ignore[arg-type]
-                pending = response.get("UnprocessedItems", {})  # type: ignore[assignment]
-                if not pending:
-                    break
-                time.sleep(min(2.0, 0.05 * 2**attempt))
-            else:
-                raise StoreError(
-                    f"DynamoDB kept refusing writes to {self.table}; retry the publish"
-                )
+    def _write(self, requests: Iterable[Mapping[str, Any]]) -> None:
+        try:
+            batch_write(self._db(), self.table, requests)
+        except DeliveryFailed as exc:
+            raise StoreError(f"{exc} the publish") from exc
 
     def write_version(self, version: str, kind: str, rows: Iterable[Row]) -> int:
         """BatchWriteItem in 25s, resending what DynamoDB leaves unprocessed."""
         _check_kind(kind)
         count = 0
 
-        def requests() -> Iterator[dict[str, object]]:
+        def requests() -> Iterator[dict[str, Any]]:
             nonlocal count
             for key, items, scores in rows:
                 count += 1

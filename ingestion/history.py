@@ -1,0 +1,169 @@
+"""Recent history per user, for realtime recommendations: written where events enter.
+
+Locally the sink's event log answers `recent(user_id)` itself. On AWS the API puts events on
+Kinesis, and a small consumer Lambda (`handler` below, wired by Terraform) writes each one to
+a DynamoDB table keyed by user, newest first, with a TTL. Serving reads either through the
+same `RecentHistory` protocol, and one test suite runs against both adapters.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Final, Protocol
+
+from ingestion.contract import Event, epoch_ms, parse_stored_event
+from ingestion.errors import DeliveryFailed, InvalidEvent
+from ingestion.sinks.local import RecentEvent
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+logger = logging.getLogger(__name__)
+
+#: How long the history table keeps an event (its TTL), like the local log's RECS_HISTORY_DAYS.
+DEFAULT_KEEP_DAYS: Final = 30.0
+#: BatchWriteItem's limit.
+DYNAMODB_BATCH: Final = 25
+
+
+class RecentHistory(Protocol):
+    """A user's newest events, newest first."""
+
+    def recent(self, user_id: str, limit: int = 50) -> list[RecentEvent]:
+        """Up to `limit` of the user's events, newest first."""
+        ...
+
+
+def batch_write(
+    client: DynamoDBClient,
+    table: str,
+    requests: Iterable[Mapping[str, Any]],
+    *,
+    attempts: int = 8,
+    sleep: Any = time.sleep,
+) -> None:
+    """BatchWriteItem in 25s, resending what DynamoDB leaves unprocessed, with backoff.
+
+    Raises `DeliveryFailed` if DynamoDB still leaves items unprocessed after `attempts` calls.
+    """
+
+    def batches() -> Iterator[list[Mapping[str, Any]]]:
+        batch: list[Mapping[str, Any]] = []
+        for request in requests:
+            batch.append(request)
+            if len(batch) == DYNAMODB_BATCH:
+                yield batch
+                batch = []
+        if batch:
+            yield batch
+
+    for batch in batches():
+        pending: Any = {table: batch}
+        for attempt in range(attempts):
+            pending = client.batch_write_item(RequestItems=pending).get("UnprocessedItems", {})
+            if not pending:
+                break
+            sleep(min(2.0, 0.05 * 2**attempt))
+        else:
+            raise DeliveryFailed(
+                f"DynamoDB table {table} kept leaving writes unprocessed after {attempts} "
+                "attempts; retry"
+            )
+
+
+@dataclass
+class DynamoHistory:
+    """Recent events in one DynamoDB table: `user_id` (hash), `event` = ts#event_id (range).
+
+    A redelivered event has the same key, so writing it again changes nothing.
+    """
+
+    table: str
+    client: DynamoDBClient | None = field(default=None, repr=False)
+    keep_days: float = DEFAULT_KEEP_DAYS
+
+    def _db(self) -> DynamoDBClient:
+        if self.client is None:
+            import boto3
+
+            self.client = boto3.client("dynamodb")
+        return self.client
+
+    def append(self, events: Sequence[Event]) -> int:
+        """Write events; returns how many were sent."""
+        expires = int(time.time() + self.keep_days * 86_400)
+        batch_write(
+            self._db(),
+            self.table,
+            (
+                {
+                    "PutRequest": {
+                        "Item": {
+                            "user_id": {"S": e.user_id},
+                            "event": {"S": f"{epoch_ms(e.ts):013d}#{e.event_id}"},
+                            "item_id": {"S": e.item_id},
+                            "event_type": {"S": e.event_type},
+                            "ts_ms": {"N": str(epoch_ms(e.ts))},
+                            "expires_at": {"N": str(expires)},
+                        }
+                    }
+                }
+                for e in events
+            ),
+        )
+        return len(events)
+
+    def recent(self, user_id: str, limit: int = 50) -> list[RecentEvent]:
+        """One Query, newest first."""
+        response = self._db().query(
+            TableName=self.table,
+            KeyConditionExpression="user_id = :u",
+            ExpressionAttributeValues={":u": {"S": user_id}},
+            ScanIndexForward=False,
+            Limit=limit,
+        )
+        return [
+            RecentEvent(i["item_id"]["S"], i["event_type"]["S"], int(i["ts_ms"]["N"]))
+            for i in response.get("Items", [])
+        ]
+
+
+def kinesis_events(records: Iterable[Mapping[str, Any]]) -> tuple[list[Event], int]:
+    """The events in a Kinesis batch, and how many records were not valid events.
+
+    An invalid record is logged and skipped: the ETL quarantines it with its reason, and
+    retrying the batch would not make it valid.
+    """
+    events, invalid = [], 0
+    for record in records:
+        data = base64.b64decode(record["kinesis"]["data"])
+        for line in data.splitlines():
+            if not line.strip():
+                continue
+            try:
+                events.append(parse_stored_event(line))
+            except InvalidEvent as exc:
+                invalid += 1
+                logger.warning(
+                    "skipping invalid record %s: %s", record["kinesis"].get("sequenceNumber"), exc
+                )
+    return events, invalid
+
+
+def handler(event: Mapping[str, Any], context: object) -> dict[str, int]:
+    """Kinesis consumer Lambda: each event on the stream into the history table.
+
+    A DynamoDB failure raises, so Lambda retries the batch; the writes are idempotent.
+    """
+    import os
+
+    table = os.environ.get("RECS_HISTORY_TABLE")
+    if not table:
+        raise DeliveryFailed("RECS_HISTORY_TABLE is not set; it names the history table")
+    events, invalid = kinesis_events(event.get("Records", []))
+    DynamoHistory(table).append(events)
+    return {"written": len(events), "invalid": invalid}

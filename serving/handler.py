@@ -1,0 +1,80 @@
+"""The Lambda entry point (`serving.handler.handler`), and the wiring from settings to services.
+
+The services are built on the first invocation, not at import: a cold start pays for them
+once, and importing this module reads no environment and opens nothing.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePersistenceLayer
+
+from ingestion.history import DynamoHistory, RecentHistory
+from ingestion.lake import open_lake
+from ingestion.sinks import EventSink, LocalSink, make_sink
+from serving.app import Handler, Services, build_app, make_handler
+from serving.idempotency import SQLitePersistenceLayer
+from serving.recommend import LiveModel, Recommender
+from serving.settings import ServingSettings
+from serving.store import open_store
+
+
+def _table(uri: str) -> str:
+    return uri.removeprefix("dynamodb://").strip("/")
+
+
+def idempotency_layer(uri: str) -> BasePersistenceLayer:
+    """Powertools' DynamoDB layer for dynamodb://table, else ours on a SQLite file."""
+    if uri.startswith("dynamodb://"):
+        from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
+
+        return DynamoDBPersistenceLayer(table_name=_table(uri))
+    from pathlib import Path
+
+    return SQLitePersistenceLayer(Path(uri).expanduser())
+
+
+def build_services(settings: ServingSettings, *, background_flush: bool = False) -> Services:
+    """Open the lake, store, sink, history and idempotency records the settings name."""
+    lake = open_lake(settings.ingestion.lake)
+    store = open_store(settings.store)
+    sink: EventSink = make_sink(settings.ingestion, background=background_flush)
+    history: RecentHistory
+    if settings.history == "local":
+        assert isinstance(sink, LocalSink)  # ServingSettings.check() ensures it
+        history = sink.log
+    else:
+        history = DynamoHistory(_table(settings.history))
+    recommender = Recommender(
+        live=LiveModel(lake, store, check_seconds=settings.model_check_seconds),
+        store=store,
+        history=history,
+    )
+    if settings.personalize_campaign_arn:
+        from serving.personalize import CampaignRecommender
+
+        recommender = CampaignRecommender.around(
+            recommender,
+            campaign_arn=settings.personalize_campaign_arn,
+            filter_arn=settings.personalize_filter_arn,
+        )
+    return Services(
+        recommender=recommender,
+        sink=sink,
+        idempotency=idempotency_layer(settings.idempotency_store),
+        api_keys=settings.api_keys,
+        cors_origins=settings.cors_origins,
+    )
+
+
+@functools.cache
+def _handler() -> Handler:
+    services = build_services(ServingSettings.from_env())
+    return make_handler(build_app(services), services)
+
+
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """API Gateway HTTP API (payload 2.0) -> the app."""
+    return _handler()(event, context)

@@ -1,0 +1,105 @@
+"""Personalized answers from an Amazon Personalize campaign, when PERSONALIZE_CAMPAIGN_ARN is set.
+
+The campaign answers "recommended for you" in realtime (Personalize folds in the events the
+event tracker sent). Related items, category filters and anything the campaign cannot answer
+come from our own published version, so the API keeps answering when Personalize throttles
+or is down; the log says so.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Collection
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from serving.recommend import Answer, Recommender
+
+if TYPE_CHECKING:
+    from mypy_boto3_personalize_runtime import PersonalizeRuntimeClient
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class CampaignRecommender(Recommender):
+    """`Recommender`, with personalized answers from a Personalize campaign."""
+
+    campaign_arn: str = ""
+    filter_arn: str | None = None
+    client: PersonalizeRuntimeClient | None = field(default=None, repr=False)
+
+    @classmethod
+    def around(
+        cls,
+        own: Recommender,
+        *,
+        campaign_arn: str,
+        filter_arn: str | None = None,
+        client: PersonalizeRuntimeClient | None = None,
+    ) -> CampaignRecommender:
+        """Our recommender, answering personalized requests from the campaign."""
+        return cls(
+            live=own.live,
+            store=own.store,
+            history=own.history,
+            wall_clock=own.wall_clock,
+            campaign_arn=campaign_arn,
+            filter_arn=filter_arn,
+            client=client,
+        )
+
+    def _runtime(self) -> PersonalizeRuntimeClient:
+        if self.client is None:
+            import boto3
+
+            self.client = boto3.client("personalize-runtime")
+        return self.client
+
+    @property
+    def campaign(self) -> str:
+        """The campaign's name, as the answers' model version."""
+        return "personalize:" + self.campaign_arn.rsplit("/", 1)[-1]
+
+    def personalized(
+        self,
+        user_id: str,
+        k: int,
+        *,
+        exclude: Collection[str] = (),
+        category: str | None = None,
+        not_purchased: bool = True,
+    ) -> Answer:
+        """The campaign's top k (its filter leaves out purchases); our own for a category."""
+        if category is None:
+            skip = set(exclude)
+            if not_purchased and not self.filter_arn:
+                skip.update(
+                    e.item_id for e in self.history.recent(user_id) if e.event_type == "purchase"
+                )
+            request: dict[str, Any] = {
+                "campaignArn": self.campaign_arn,
+                "userId": user_id,
+                "numResults": min(500, k + len(skip)),
+            }
+            if not_purchased and self.filter_arn:
+                request["filterArn"] = self.filter_arn
+            try:
+                response = self._runtime().get_recommendations(**request)
+            except (ClientError, BotoCoreError):
+                logger.exception(
+                    "Personalize campaign %s failed; answering from our own model",
+                    self.campaign_arn,
+                )
+            else:
+                items = [
+                    (i["itemId"], round(float(i.get("score", 0.0)), 6))
+                    for i in response.get("itemList", [])
+                    if i["itemId"] not in skip
+                ][:k]
+                return Answer(items, "realtime", self.campaign, response.get("recommendationId"))
+        return super().personalized(
+            user_id, k, exclude=exclude, category=category, not_purchased=not_purchased
+        )

@@ -1,0 +1,432 @@
+"""The API, route by route and error by error, through the Lambda handler with API Gateway
+HTTP API (2.0) payloads and over real HTTP on loopback: the same cases on both transports."""
+
+from __future__ import annotations
+
+import copy
+import json
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import parse_qsl
+
+import pytest
+
+from serving.app import MAX_BODY_BYTES, Services
+from serving.idempotency import LocalRequestContext
+from tests.conftest import load_event
+from tests.serving_helpers import (
+    PublishedShop,
+    handler_for,
+    published_shop,
+    services_for,
+    serving,
+)
+
+Reply = tuple[int, dict[str, Any], dict[str, str]]
+
+
+class Client(Protocol):
+    def __call__(
+        self,
+        method: str,
+        path: str,
+        query: str = "",
+        body: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Reply: ...
+
+
+@pytest.fixture(scope="module")
+def shop(tmp_path_factory: pytest.TempPathFactory) -> PublishedShop:
+    return published_shop(tmp_path_factory.mktemp("shop"))
+
+
+def lambda_client(services: Services) -> Client:
+    """Calls the Lambda handler with a real API Gateway 2.0 payload, adjusted per request."""
+    handler = handler_for(services)
+    template = load_event("apigw_health.json")
+
+    def call(
+        method: str,
+        path: str,
+        query: str = "",
+        body: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Reply:
+        event = copy.deepcopy(template)
+        event["rawPath"] = path
+        event["rawQueryString"] = query
+        event["requestContext"]["http"].update(method=method, path=path)
+        params: dict[str, str] = {}
+        for name, value in parse_qsl(query, keep_blank_values=True):
+            params[name] = f"{params[name]},{value}" if name in params else value
+        if params:
+            event["queryStringParameters"] = params
+        event["headers"].update({k.lower(): v for k, v in (headers or {}).items()})
+        if body is not None:
+            event["body"] = body
+        response = handler(event, LocalRequestContext())
+        raw = response.get("body") or "{}"
+        return (
+            response["statusCode"],
+            json.loads(raw) if raw.startswith("{") else {"html": raw},
+            {k.lower(): v for k, v in response.get("headers", {}).items()},
+        )
+
+    return call
+
+
+def http_client(base: str) -> Client:
+    """Calls the API over HTTP."""
+
+    def call(
+        method: str,
+        path: str,
+        query: str = "",
+        body: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Reply:
+        url = f"{base}{path}{'?' + query if query else ''}"
+        request = urllib.request.Request(
+            url,
+            data=None if body is None else body.encode(),
+            method=method,
+            headers=headers or {},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                status, raw, got = response.status, response.read(), response.headers
+        except urllib.error.HTTPError as exc:
+            status, raw, got = exc.code, exc.read(), exc.headers
+        text = raw.decode() or "{}"
+        return (
+            status,
+            json.loads(text) if text.startswith("{") else {"html": text},
+            {k.lower(): v for k, v in got.items()},
+        )
+
+    return call
+
+
+@pytest.fixture(params=["lambda", "http"])
+def transport(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+def _client(transport: str, services: Services) -> Iterator[Client]:
+    if transport == "lambda":
+        yield lambda_client(services)
+        return
+    with serving(services) as base:
+        yield http_client(base)
+
+
+@pytest.fixture
+def services(shop: PublishedShop, tmp_path: Path) -> Iterator[Services]:
+    built = services_for(shop, tmp_path)
+    yield built
+    built.sink.close()
+
+
+@pytest.fixture
+def api(transport: str, services: Services) -> Iterator[Client]:
+    yield from _client(transport, services)
+
+
+JSON = {"Content-Type": "application/json"}
+
+
+def _post(api: Client, body: Any, **headers: str) -> Reply:
+    return api("POST", "/v1/events", body=json.dumps(body), headers={**JSON, **headers})
+
+
+# -- happy paths ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("prefix", ["/v1", ""])
+def test_personalized_answers_a_known_user_from_the_published_batch(
+    api: Client, shop: PublishedShop, prefix: str
+) -> None:
+    status, body, headers = api("GET", f"{prefix}/recommendations/personalized", "userId=U1&k=3")
+    assert status == 200, body
+    assert headers["content-type"] == "application/json"
+    assert body["userId"] == "U1"
+    assert len(body["items"]) == 3
+    assert all(set(item) == {"id", "score"} for item in body["items"])
+    scores = [item["score"] for item in body["items"]]
+    assert scores == sorted(scores, reverse=True)
+    assert body["source"] == "batch"
+    assert body["modelVersion"] == shop.version
+    assert body["recommendationId"]
+
+
+def test_k_defaults_to_five(api: Client) -> None:
+    status, body, _ = api("GET", "/v1/recommendations/personalized", "userId=U1")
+    assert status == 200
+    assert len(body["items"]) == 5
+
+
+def test_an_unknown_user_gets_trending_items_not_a_404(api: Client) -> None:
+    status, body, _ = api("GET", "/v1/recommendations/personalized", "userId=never-seen&k=4")
+    assert status == 200
+    assert body["source"] == "popular"
+    assert len(body["items"]) == 4
+
+
+def test_exclude_and_a_category_filter(api: Client, services: Services) -> None:
+    _, first, _ = api("GET", "/v1/recommendations/personalized", "userId=U1&k=3")
+    top = first["items"][0]["id"]
+    _, without, _ = api("GET", "/v1/recommendations/personalized", f"userId=U1&k=3&exclude={top}")
+    assert top not in [i["id"] for i in without["items"]]
+    model = services.recommender.live.get()
+    category = str(model.categories[model.item_code(top)])
+    status, in_category, _ = api(
+        "GET", "/v1/recommendations/personalized", f"userId=U1&k=5&filter=category:{category}"
+    )
+    assert status == 200
+    assert in_category["items"]
+    for item in in_category["items"]:
+        assert model.categories[model.item_code(item["id"])] == category
+
+
+@pytest.mark.parametrize("prefix", ["/v1", ""])
+def test_related_items(api: Client, prefix: str) -> None:
+    status, body, _ = api("GET", f"{prefix}/recommendations/related", "itemId=I10&k=3")
+    assert status == 200, body
+    assert body["itemId"] == "I10"
+    assert len(body["related"]) == 3
+    assert "I10" not in [i["id"] for i in body["related"]]
+    assert body["source"] == "batch"
+
+
+def test_an_unknown_item_gets_popular_items_not_a_404(api: Client) -> None:
+    status, body, _ = api("GET", "/v1/recommendations/related", "itemId=I-new&k=3")
+    assert status == 200
+    assert body["source"] == "popular"
+    assert len(body["related"]) == 3
+
+
+def test_health_names_the_live_model_and_its_freshness(api: Client, shop: PublishedShop) -> None:
+    status, body, _ = api("GET", "/v1/health")
+    assert status == 200
+    assert body["ok"] is True
+    assert body["version"] == "1.0.0"
+    assert body["modelVersion"] == shop.version
+    assert body["model"]["dataThrough"].startswith("2026-")
+    assert body["model"]["dataAgeHours"] > 0
+
+
+def test_the_docs_are_served(api: Client) -> None:
+    status, body, _ = api("GET", "/v1/docs")
+    assert status == 200
+    assert "swagger" in body["html"].lower()
+
+
+# -- events and realtime -------------------------------------------------------------------
+
+
+def test_one_event_is_accepted_and_reaches_the_sink(api: Client, services: Services) -> None:
+    status, body, _ = _post(api, {"userId": "U77", "itemId": "I3", "event_type": "view"})
+    assert (status, body) == (202, {"ok": True, "accepted": 1})
+    assert [(e.item_id, e.event_type) for e in services.sink.log.recent("U77")] == [("I3", "view")]
+
+
+def test_a_batch_is_accepted_whole(api: Client, services: Services) -> None:
+    events = [{"userId": "U78", "itemId": f"I{n}", "event_type": "view"} for n in range(3)]
+    assert _post(api, events)[:2] == (202, {"ok": True, "accepted": 3})
+    assert len(services.sink.log.recent("U78")) == 3
+
+
+def test_a_posted_event_changes_the_next_answer_without_retraining(api: Client) -> None:
+    query = "userId=fresh-shopper&k=5"
+    _, before, _ = api("GET", "/v1/recommendations/personalized", query)
+    assert before["source"] == "popular"
+    events = [
+        {"userId": "fresh-shopper", "itemId": item, "event_type": "add_to_cart"}
+        for item in ("I40", "I41", "I42")
+    ]
+    assert _post(api, events)[0] == 202
+    _, after, _ = api("GET", "/v1/recommendations/personalized", query)
+    assert after["source"] == "realtime"
+    assert after["modelVersion"] == before["modelVersion"]
+    assert [i["id"] for i in after["items"]] != [i["id"] for i in before["items"]]
+
+
+def test_a_known_user_with_news_is_answered_in_realtime(api: Client) -> None:
+    _, before, _ = api("GET", "/v1/recommendations/personalized", "userId=U1&k=5")
+    assert before["source"] == "batch"
+    assert _post(api, {"userId": "U1", "itemId": "I5", "event_type": "purchase"})[0] == 202
+    _, after, _ = api("GET", "/v1/recommendations/personalized", "userId=U1&k=5")
+    assert after["source"] == "realtime"
+    assert "I5" not in [i["id"] for i in after["items"]]  # not-purchased is the default
+
+
+def test_a_retry_with_the_same_idempotency_key_stores_nothing_twice(
+    api: Client, services: Services
+) -> None:
+    event = {"userId": "U90", "itemId": "I1", "event_type": "purchase"}
+    first = _post(api, event, **{"Idempotency-Key": "order-1234"})
+    again = _post(api, dict(reversed(list(event.items()))), **{"Idempotency-Key": "order-1234"})
+    assert first[:2] == again[:2] == (202, {"ok": True, "accepted": 1})
+    assert len(services.sink.log.recent("U90")) == 1
+    status, body, _ = _post(api, {**event, "itemId": "I2"}, **{"Idempotency-Key": "order-1234"})
+    assert status == 422
+    assert "different body" in body["error"]
+    assert len(services.sink.log.recent("U90")) == 1
+
+
+# -- errors --------------------------------------------------------------------------------
+
+BAD_QUERIES = [
+    ("/v1/recommendations/personalized", "userId=U1&k=0", "k must be between 1 and 100"),
+    ("/v1/recommendations/personalized", "userId=U1&k=101", "k must be between 1 and 100"),
+    ("/v1/recommendations/personalized", "userId=U1&k=abc", "k must be between 1 and 100"),
+    ("/recommendations/personalized", "userId=U1&k=-3", "k must be between 1 and 100"),
+    ("/v1/recommendations/personalized", "k=3", "Missing userId"),
+    ("/v1/recommendations/personalized", "userId=&k=3", "userId must not be empty"),
+    ("/v1/recommendations/personalized", f"userId={'u' * 300}", "userId must be at most 256"),
+    ("/v1/recommendations/personalized", "userId=U1&filter=bought", "filter must be"),
+    ("/v1/recommendations/personalized", "userId=U1&filter=category:", "filter category:"),
+    ("/v1/recommendations/related", "k=3", "Missing itemId"),
+    ("/v1/recommendations/related", "itemId=I1&k=1000", "k must be between 1 and 100"),
+]
+
+
+@pytest.mark.parametrize(("path", "query", "message"), BAD_QUERIES)
+def test_bad_queries_get_a_400_that_says_what_was_wrong(
+    api: Client, path: str, query: str, message: str
+) -> None:
+    status, body, headers = api("GET", path, query)
+    assert status == 400
+    assert headers["content-type"] == "application/json"
+    assert list(body) == ["error"]
+    assert body["error"].startswith(message)
+
+
+BAD_BODIES = [
+    ('{"itemId": "I1", "event_type": "view"}', "Missing userId"),
+    ('{"userId": "U1", "itemId": "I1", "event_type": "click"}', "event_type must be one of"),
+    ('{"userId": "U1", "itemId": "I1", "event_type": "view", "ts": "yesterday"}', "ts must be"),
+    ('{"userId": "U1", ', "Body is not valid JSON"),
+    ("[]", "Send 1 to 100 events"),
+    ('"just a string"', "Body must be one event object"),
+    (json.dumps([{"userId": "U1", "itemId": "I1", "event_type": "view"}] * 101), "Send 1 to 100"),
+]
+
+
+@pytest.mark.parametrize(("body", "message"), BAD_BODIES)
+def test_bad_events_get_a_400_and_nothing_is_stored(
+    api: Client, services: Services, body: str, message: str
+) -> None:
+    status, reply, _ = api("POST", "/v1/events", body=body, headers=JSON)
+    assert status == 400
+    assert reply["error"].startswith(message), reply
+    assert services.sink.log.pending()[0] == 0
+
+
+def test_a_batch_names_the_first_problem_of_each_bad_event(api: Client, services: Services) -> None:
+    good = {"userId": "U1", "itemId": "I1", "event_type": "view"}
+    status, body, _ = _post(api, [good, {"userId": "U1"}, good, {**good, "event_type": "x"}])
+    assert status == 400
+    assert body["error"] == "Event 1: Missing itemId"
+    assert [p["index"] for p in body["problems"]] == [1, 3]
+    assert services.sink.log.pending()[0] == 0  # all or nothing
+
+
+def test_an_unknown_route_is_a_json_404(api: Client) -> None:
+    status, body, _ = api("GET", "/v1/recommendations/trending")
+    assert status == 404
+    assert "/v1/docs" in body["error"]
+
+
+def test_a_body_that_is_too_large_is_a_413(api: Client) -> None:
+    status, body, _ = api("POST", "/v1/events", body="x" * (MAX_BODY_BYTES + 1), headers=JSON)
+    assert status == 413
+    assert "limit is" in body["error"]
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded"])
+def test_a_body_that_is_not_json_is_a_415(api: Client, content_type: str) -> None:
+    status, body, _ = api(
+        "POST", "/v1/events", body="userId=U1", headers={"Content-Type": content_type}
+    )
+    assert status == 415
+    assert "application/json" in body["error"]
+
+
+# -- keys, CORS, no model ------------------------------------------------------------------
+
+
+def test_api_keys_when_configured(transport: str, shop: PublishedShop, tmp_path: Path) -> None:
+    services = services_for(shop, tmp_path, api_keys=frozenset({"k-123"}))
+    for api in _client(transport, services):
+        status, body, _ = api("GET", "/v1/recommendations/related", "itemId=I1")
+        assert status == 401
+        assert "X-Api-Key" in body["error"]
+        assert (
+            api("GET", "/v1/recommendations/related", "itemId=I1", headers={"X-Api-Key": "no"})[0]
+            == 401
+        )
+        ok = api("GET", "/v1/recommendations/related", "itemId=I1", headers={"X-Api-Key": "k-123"})
+        assert ok[0] == 200
+        assert api("GET", "/v1/health")[0] == 200  # load balancers carry no key
+    services.sink.close()
+
+
+def test_cors_allows_listed_origins_only(
+    transport: str, shop: PublishedShop, tmp_path: Path
+) -> None:
+    services = services_for(shop, tmp_path, cors_origins=("https://shop.example",))
+    for api in _client(transport, services):
+        _, _, headers = api("GET", "/v1/health", headers={"Origin": "https://shop.example"})
+        assert headers["access-control-allow-origin"] == "https://shop.example"
+        _, _, headers = api("GET", "/v1/health", headers={"Origin": "https://evil.example"})
+        assert "access-control-allow-origin" not in headers
+        status, _, headers = api(
+            "OPTIONS",
+            "/v1/events",
+            headers={
+                "Origin": "https://shop.example",
+                "Access-Control-Request-Method": "POST",
+            },
+        )
+        assert status == 204
+        assert "POST" in headers["access-control-allow-methods"]
+    services.sink.close()
+
+
+def test_before_any_publish_health_and_recommendations_say_503(
+    transport: str, shop: PublishedShop, tmp_path: Path
+) -> None:
+    empty = PublishedShop(shop.lake, tmp_path / "empty-store.sqlite3", "")
+    services = services_for(empty, tmp_path)
+    for api in _client(transport, services):
+        status, body, _ = api("GET", "/v1/health")
+        assert (status, body["ok"], body["modelVersion"]) == (503, False, None)
+        status, body, _ = api("GET", "/v1/recommendations/personalized", "userId=U1")
+        assert status == 503
+        assert "recs publish" in body["error"]
+        assert _post(api, {"userId": "U1", "itemId": "I1", "event_type": "view"})[0] == 202
+    services.sink.close()
+
+
+# -- the committed API Gateway payloads, as they are -----------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "status"),
+    [
+        ("apigw_personalized.json", 200),
+        ("apigw_personalized_unversioned.json", 200),
+        ("apigw_related.json", 200),
+        ("apigw_events_post.json", 202),
+        ("apigw_health.json", 200),
+    ],
+)
+def test_real_api_gateway_payloads(services: Services, name: str, status: int) -> None:
+    response = handler_for(services)(load_event(name), LocalRequestContext())
+    assert response["statusCode"] == status, response
+    assert json.loads(response["body"])

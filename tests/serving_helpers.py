@@ -1,0 +1,87 @@
+"""A trained and published shop, and the API over it, for the serving suites."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import uvicorn
+
+from ingestion.lake import LocalLake
+from ingestion.sinks import EventLog, LocalSink
+from serving.app import Handler, Services, build_app, make_handler
+from serving.asgi import LambdaASGI
+from serving.idempotency import SQLitePersistenceLayer
+from serving.publish import publish
+from serving.recommend import LiveModel, Recommender
+from serving.store import SQLiteStore
+from tests.etl_helpers import NOW, curated_training_shop
+from training.pipeline import train
+
+
+@dataclass(frozen=True)
+class PublishedShop:
+    """A lake with a trained version, and the store it is published in."""
+
+    lake: Path
+    store: Path
+    version: str
+
+
+def published_shop(root: Path) -> PublishedShop:
+    """Generate, curate, train and publish a 20,000-event shop under `root`."""
+    lake = LocalLake(root / "lake")
+    curated_training_shop(lake)
+    report = train(lake, now=NOW)
+    store = SQLiteStore(root / "store.sqlite3")
+    publish(lake, store, report.version, force=True)
+    return PublishedShop(root / "lake", root / "store.sqlite3", report.version)
+
+
+def services_for(
+    shop: PublishedShop,
+    folder: Path,
+    *,
+    api_keys: frozenset[str] = frozenset(),
+    cors_origins: tuple[str, ...] = (),
+) -> Services:
+    """The API's services over a published shop, with a fresh event log and key records."""
+    lake = LocalLake(shop.lake)
+    store = SQLiteStore(shop.store)
+    log = EventLog(folder / "event-log.sqlite3")
+    return Services(
+        recommender=Recommender(LiveModel(lake, store), store, log),
+        sink=LocalSink(log, lake),
+        idempotency=SQLitePersistenceLayer(folder / "idempotency.sqlite3"),
+        api_keys=api_keys,
+        cors_origins=cors_origins,
+    )
+
+
+def handler_for(services: Services) -> Handler:
+    """The Lambda handler over these services."""
+    return make_handler(build_app(services), services)
+
+
+@contextmanager
+def serving(services: Services) -> Iterator[str]:
+    """The API over real HTTP on a free loopback port; yields its base URL."""
+    app = LambdaASGI(handler_for(services))
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        if not thread.is_alive():
+            raise RuntimeError("the server did not start")
+        threading.Event().wait(0.01)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
