@@ -101,8 +101,14 @@ def _check_properties(value: dict[str, PropertyValue]) -> dict[str, PropertyValu
     return value
 
 
+#: The id rule for other languages: no control characters, and not blank. It is exact for
+#: ASCII; `_check_id` (str.isprintable) also refuses Unicode's format and separator marks.
+ID_PATTERN: Final = r"^[^\x00-\x1f\x7f]*[^\x00-\x20\x7f][^\x00-\x1f\x7f]*$"
 Id = Annotated[
-    str, Strict(), Field(min_length=1, max_length=MAX_ID_LENGTH), AfterValidator(_check_id)
+    str,
+    Strict(),
+    Field(min_length=1, max_length=MAX_ID_LENGTH, json_schema_extra={"pattern": ID_PATTERN}),
+    AfterValidator(_check_id),
 ]
 Properties = Annotated[dict[str, PropertyValue], AfterValidator(_check_properties)]
 Timestamp = Annotated[
@@ -309,13 +315,13 @@ def parse_event(
     fields = dict(parsed)
     if "ts" not in fields:
         fields["ts"] = now or _now()
-    if idempotency_key is not None:
-        fields.pop("eventId", None)
-        fields["event_id"] = event_id_for(idempotency_key, index)
     try:
         event = Event.model_validate(fields, context={"now": now} if now else None)
     except ValidationError as exc:
         raise InvalidEvent(_problems(exc)) from None
+    if idempotency_key is not None:
+        # The key's id wins over one the producer sent, which is still checked above.
+        event = event.model_copy(update={"event_id": event_id_for(idempotency_key, index)})
     if not isinstance(payload, bytes | str):
         size = len(event.to_json_line().encode())
         if size > MAX_EVENT_BYTES:

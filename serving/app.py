@@ -12,6 +12,8 @@ get a 404 that says where the docs are.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hmac
 import json
 import uuid
@@ -53,6 +55,14 @@ MAX_BODY_BYTES: Final = MAX_BATCH * MAX_EVENT_BYTES
 #: How long a replayed Idempotency-Key answers with the first response.
 IDEMPOTENCY_SECONDS: Final = 24 * 3600
 DOCS_PATH: Final = "/v1/docs"
+#: Each route's method, by path without /v1, for a 405 that names it.
+METHODS: Final = {
+    "/recommendations/personalized": "GET",
+    "/recommendations/related": "GET",
+    "/events": "POST",
+    "/health": "GET",
+    "/docs": "GET",
+}
 #: Paths a client needs no API key for: a load balancer's health check, and the docs.
 OPEN_PATHS: Final = frozenset({"/health", "/v1/health", DOCS_PATH})
 JSON_TYPES: Final = ("application/json", "application/", "text/json")
@@ -129,6 +139,7 @@ def _doc(description: str, model: type[BaseModel]) -> OpenAPIResponse:
 _ERRORS: Final = {
     400: _doc("Bad request: the message says which parameter or field, and why", ErrorBody),
     401: _doc("Missing or unknown X-Api-Key (only when the API has keys)", ErrorBody),
+    405: _doc("Method not allowed; the Allow header names the right one", ErrorBody),
     503: _doc("No model is published yet, or the event sink is unavailable", ErrorBody),
 }
 
@@ -148,7 +159,7 @@ ItemIdParam = Annotated[
 KParam = Annotated[int, Query(ge=1, le=MAX_K, description=f"How many items, 1 to {MAX_K}")]
 ExcludeParam = Annotated[
     str | None,
-    Query(max_length=100 * MAX_ID_LENGTH, description="Comma-separated item ids to leave out"),
+    Query(max_length=4096, description="Comma-separated item ids to leave out"),
 ]
 FilterParam = Annotated[
     str,
@@ -174,7 +185,9 @@ IdempotencyKeyHeader = Annotated[
     str | None,
     Header(
         alias="Idempotency-Key",
+        min_length=1,
         max_length=MAX_ID_LENGTH,
+        pattern=r"\S",
         description="Makes a retry safe: a replay answers the same and stores nothing twice",
     ),
 ]
@@ -228,8 +241,8 @@ def _validation_message(exc: RequestValidationError) -> str:
         return f"k must be between 1 and {MAX_K}"
     if kind == "string_too_long":
         return f"{name} must be at most {MAX_ID_LENGTH} characters"
-    if kind == "string_too_short":
-        return f"{name} must not be empty"
+    if kind in ("string_too_short", "string_pattern_mismatch"):
+        return f"{name} must not be blank"
     return f"{name} is invalid ({kind})"
 
 
@@ -282,6 +295,13 @@ def build_app(services: Services) -> APIGatewayHttpResolver:
     def _not_found(_exc: Exception) -> Response[str]:
         metrics.add_metric(name="NotFound", unit=MetricUnit.Count, value=1)
         event = app.current_event
+        allowed = METHODS.get(event.path.removeprefix("/v1"))
+        if allowed:
+            response = error(
+                405, f"{event.http_method} is not allowed on {event.path}; use {allowed}"
+            )
+            response.headers["Allow"] = allowed
+            return response
         return error(
             404,
             f"No route {event.http_method} {event.path}; the API's routes are listed at "
@@ -349,10 +369,14 @@ def build_app(services: Services) -> APIGatewayHttpResolver:
         status_code=202,
         responses={
             202: _doc("Accepted: the events are durable", Accepted),
-            409: _doc("A request with this Idempotency-Key is still running", ErrorBody),
+            409: _doc(
+                "The Idempotency-Key is in use: by a request still running, or by one with "
+                "a different body",
+                ErrorBody,
+            ),
+            405: _doc("Method not allowed; the Allow header names the right one", ErrorBody),
             413: _doc(f"Body larger than {MAX_BODY_BYTES} bytes", ErrorBody),
             415: _doc("Body is not application/json", ErrorBody),
-            422: _doc("Idempotency-Key reused with a different body", ErrorBody),
             **_ERRORS,
         },
         tags=["events"],
@@ -366,8 +390,6 @@ def build_app(services: Services) -> APIGatewayHttpResolver:
         records = body if isinstance(body, list) else [body]
         if not 1 <= len(records) <= MAX_BATCH:
             return error(400, f"Send 1 to {MAX_BATCH} events at a time (got {len(records)})")
-        if idempotency_key is not None and not idempotency_key.strip():
-            return error(400, "Idempotency-Key must not be blank")
         now = datetime.now(UTC)
         events: list[Event] = []
         problems: list[dict[str, Any]] = []
@@ -397,7 +419,7 @@ def build_app(services: Services) -> APIGatewayHttpResolver:
                 result = accept_once(request=request, events=events)
         except IdempotencyValidationError:
             return error(
-                422,
+                409,
                 "This Idempotency-Key was used with a different body; use a new key for a "
                 "new request",
             )
@@ -523,6 +545,8 @@ def refuse(event: Mapping[str, Any], services: Services) -> dict[str, Any] | Non
         size = len(body) * 3 // 4 if event.get("isBase64Encoded") else len(str(body).encode())
         if size > MAX_BODY_BYTES:
             return too_large(size)
+    if not status and body and not _utf8(body, bool(event.get("isBase64Encoded"))):
+        status, message = 400, "Body is not UTF-8 text; send the events as UTF-8 JSON"
     if not status and method in ("POST", "PUT", "PATCH") and path.endswith("/events"):
         content_type = (_header(event, "content-type") or "").split(";")[0].strip().lower()
         if content_type not in ("application/json", "text/json") and not (
@@ -536,6 +560,17 @@ def refuse(event: Mapping[str, Any], services: Services) -> dict[str, Any] | Non
     if not status:
         return None
     return _refusal(event, services, int(status), message)
+
+
+def _utf8(body: str, base64_encoded: bool) -> bool:
+    """Whether a body is UTF-8 text: API Gateway base64-encodes what it cannot pass as text."""
+    if not base64_encoded:
+        return True
+    try:
+        base64.b64decode(body, validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return False
+    return True
 
 
 def too_large(size: int, partial: bool = False) -> dict[str, Any]:

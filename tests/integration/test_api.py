@@ -273,7 +273,7 @@ def test_a_retry_with_the_same_idempotency_key_stores_nothing_twice(
     assert first[:2] == again[:2] == (202, {"ok": True, "accepted": 1})
     assert len(services.sink.log.recent("U90")) == 1
     status, body, _ = _post(api, {**event, "itemId": "I2"}, **{"Idempotency-Key": "order-1234"})
-    assert status == 422
+    assert status == 409
     assert "different body" in body["error"]
     assert len(services.sink.log.recent("U90")) == 1
 
@@ -286,7 +286,7 @@ BAD_QUERIES = [
     ("/v1/recommendations/personalized", "userId=U1&k=abc", "k must be between 1 and 100"),
     ("/recommendations/personalized", "userId=U1&k=-3", "k must be between 1 and 100"),
     ("/v1/recommendations/personalized", "k=3", "Missing userId"),
-    ("/v1/recommendations/personalized", "userId=&k=3", "userId must not be empty"),
+    ("/v1/recommendations/personalized", "userId=&k=3", "userId must not be blank"),
     ("/v1/recommendations/personalized", f"userId={'u' * 300}", "userId must be at most 256"),
     ("/v1/recommendations/personalized", "userId=U1&filter=bought", "filter must be"),
     ("/v1/recommendations/personalized", "userId=U1&filter=category:", "filter category:"),
@@ -430,3 +430,11 @@ def test_real_api_gateway_payloads(services: Services, name: str, status: int) -
     response = handler_for(services)(load_event(name), LocalRequestContext())
     assert response["statusCode"] == status, response
     assert json.loads(response["body"])
+
+
+def test_a_body_that_is_not_utf8_is_a_400_not_a_crash(services: Services) -> None:
+    event = load_event("apigw_events_post.json")
+    event.update(body="gA==", isBase64Encoded=True)  # b"\x80"
+    response = handler_for(services)(event, LocalRequestContext())
+    assert response["statusCode"] == 400
+    assert "UTF-8" in json.loads(response["body"])["error"]

@@ -50,6 +50,8 @@ def _publish_version(lake: LocalLake, model: Recipe, similar: Recipe) -> Serving
         "params": {model.name: model.params},
         "event_weights": {"view": 1.0, "add_to_cart": 4.0, "purchase": 8.0},
         "half_life_days": None,
+        "created_at": "2026-11-02T00:00:00.000Z",
+        "data": {"last_event": "2026-11-01T23:59:00.000Z"},
     }
     lake.write_bytes(f"{prefix}/manifest.json", json.dumps(manifest).encode())
     return ServingModel.load(lake, "v1")
