@@ -8,11 +8,14 @@ TF_PLUGIN_DIR ?= /opt/tf-plugins
 export RECS_LAKE ?= ./lake
 export RECS_EVENT_LOG ?= ./var/event-log.sqlite3
 export RECS_STORE ?= ./var/online-store.sqlite3
+export RECS_IDEMPOTENCY_STORE ?= ./var/idempotency.sqlite3
+PORT ?= 8000
+BASE := http://127.0.0.1:$(PORT)
 
 # Demo shop size: small enough for a minute on a laptop, large enough to train on later.
 DEMO_ARGS ?= --users 5000 --items 2000 --categories 20 --days 90 --events 500000 --seed 42 --end 2026-11-01 --live-days 1
 
-.PHONY: venv demo test test-all lint format bench generate flush etl export train publish sql tf-validate clean
+.PHONY: venv demo test test-all lint format bench generate flush etl export train publish sql serve stop openapi package tf-validate clean
 
 venv: $(STAMP)
 
@@ -27,7 +30,15 @@ $(STAMP):
 # The demo's query: purchases and buyers per category over the demo shop.
 DEMO_QUERY := SELECT it.category, count(*) AS purchases, count(DISTINCT i.user_id) AS buyers FROM interactions i JOIN items it ON it.item_id = i.item_id WHERE i.event_type = 'purchase' GROUP BY 1 ORDER BY 2 DESC LIMIT 5
 
-## demo: generate a shop, ingest it, curate it, query it, export it, train, publish
+# The README's curl lines, which the demo prints and runs against the API it starts.
+DEMO_CURLS := \
+	"curl -s '$(BASE)/v1/recommendations/personalized?userId=U1&k=3'" \
+	"curl -s '$(BASE)/v1/recommendations/related?itemId=I100&k=3'" \
+	"curl -s -X POST '$(BASE)/v1/events' -H 'content-type: application/json' -H 'Idempotency-Key: demo-1' -d '{\"userId\":\"U1\",\"itemId\":\"I100\",\"event_type\":\"view\"}'" \
+	"curl -s '$(BASE)/v1/recommendations/personalized?userId=U1&k=3'" \
+	"curl -s '$(BASE)/v1/health'"
+
+## demo: generate a shop, ingest, curate, query, export, train, publish, then serve the API
 demo: venv
 	$(BIN)/recs generate $(DEMO_ARGS)
 	echo '{"userId":"U1","itemId":"I100","event_type":"view"}' | $(BIN)/recs ingest -
@@ -39,6 +50,13 @@ demo: venv
 	@echo
 	@echo "The lake at $(RECS_LAKE): $$(find $(RECS_LAKE)/raw/events -type f | wc -l) raw event objects, $$(find $(RECS_LAKE)/curated -name '*.parquet' | wc -l) curated Parquet files"
 	@echo "Query it yourself: .venv/bin/recs sql   (docs/analysts.md has worked queries)"
+	@$(MAKE) --no-print-directory serve-background
+	@echo
+	@echo "The API is up at $(BASE) (docs: $(BASE)/v1/docs; log: var/serve.log; stop it: make stop). Try:"
+	@echo
+	@for line in $(DEMO_CURLS); do echo "  $$line"; done
+	@echo
+	@for line in $(DEMO_CURLS); do echo "\$$ $$line"; eval "$$line"; echo; done
 
 ## test: the fast suite (unit, integration under moto, e2e); what CI runs
 test: venv
@@ -84,6 +102,29 @@ train: venv
 publish: venv
 	$(BIN)/recs publish
 
+## serve: the recommendations API on $(BASE), in the foreground (Ctrl-C stops it)
+serve: venv
+	$(BIN)/recs serve --port $(PORT)
+
+# The API in the background for the demo: var/serve.pid, var/serve.log; waits until healthy.
+serve-background: venv stop
+	@mkdir -p var
+	@nohup $(BIN)/recs serve --port $(PORT) --log-level WARNING > var/serve.log 2>&1 & echo $$! > var/serve.pid
+	@$(BIN)/python -c 'import time, urllib.request as u; exec("for _ in range(150):\n try: u.urlopen(\"$(BASE)/v1/health\", timeout=1); break\n except Exception: time.sleep(0.2)\nelse: raise SystemExit(1)")' \
+		|| { echo "The API did not become healthy; see var/serve.log"; cat var/serve.log; exit 1; }
+
+## stop: stop the API the demo started
+stop:
+	@if [ -f var/serve.pid ]; then kill $$(cat var/serve.pid) 2>/dev/null || true; rm -f var/serve.pid; sleep 0.5; fi
+
+## openapi: regenerate serving/openapi.yaml from the app (a test fails when it is stale)
+openapi: venv
+	$(BIN)/recs openapi --out serving/openapi.yaml
+
+## package: the API's Lambda zip for ARM64 in dist/ (fetches aarch64 wheels from PyPI)
+package: venv
+	$(BIN)/python -m serving.package --out dist/recs-api-arm64.zip
+
 ## sql: DuckDB over the curated lake
 sql: venv
 	$(BIN)/recs sql
@@ -92,5 +133,5 @@ sql: venv
 tf-validate:
 	cd infra/terraform && terraform fmt -check -recursive && terraform init -backend=false -input=false -plugin-dir=$(TF_PLUGIN_DIR) >/dev/null && terraform validate
 
-clean:
-	rm -rf lake var .bench
+clean: stop
+	rm -rf lake var .bench dist
