@@ -59,7 +59,7 @@ def build(out: Path, constraints: Path = ROOT / "constraints.txt") -> int:
         raise SystemExit(f"constraints.txt pins no version of {', '.join(missing)}")
     with tempfile.TemporaryDirectory(prefix="recs-package-") as folder:
         target = Path(folder) / "package"
-        subprocess.run(
+        subprocess.run(  # noqa: S603 - our own interpreter and pinned names
             [
                 sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
                 "--no-deps", "--only-binary=:all:", "--platform", "manylinux2014_aarch64",
