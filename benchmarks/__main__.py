@@ -17,6 +17,7 @@ from benchmarks.etl import etl_rows
 from benchmarks.foundation import Row, foundation
 from benchmarks.quality import quality
 from benchmarks.scale import scale_rows
+from benchmarks.serving import serving_rows
 
 
 def _figure(value: float) -> str:
@@ -53,32 +54,56 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--scale-events", type=int, default=10_000_000, help="training at scale; 0 skips it"
     )
+    parser.add_argument(
+        "--serving-events", type=int, default=1_000_000, help="shop behind the API; 0 skips it"
+    )
+    parser.add_argument(
+        "--only", choices=["serving"], help="run one section and keep the others' last figures"
+    )
     args = parser.parse_args(argv)
 
     started = datetime.now(UTC)
-    sections = [
-        ("Foundation: generator and local sink", foundation(args.events, args.sink_events)),
-        ("ETL: raw zone to curated Parquet", etl_rows(args.etl_events)),
-        (
-            "Training quality: our recipes beside implicit's defaults",
-            quality(args.quality_events, args.interactions_csv),
-        ),
-    ]
-    if args.scale_events:
-        sections.append(("Training at scale", scale_rows(args.scale_events)))
-    report = [
-        "# Benchmarks",
-        "",
-        "Written by `make bench` (`python -m benchmarks`); do not edit by hand.",
+    sections: list[tuple[str, tuple[list[Row], list[str]]]] = []
+    if args.only is None:
+        sections += [
+            ("Foundation: generator and local sink", foundation(args.events, args.sink_events)),
+            ("ETL: raw zone to curated Parquet", etl_rows(args.etl_events)),
+            (
+                "Training quality: our recipes beside implicit's defaults",
+                quality(args.quality_events, args.interactions_csv),
+            ),
+        ]
+        if args.scale_events:
+            sections.append(("Training at scale", scale_rows(args.scale_events)))
+    if args.serving_events and args.only in (None, "serving"):
+        sections.append((SERVING, serving_rows(args.serving_events)))
+    stamp = (
         f"Run {started:%Y-%m-%d %H:%M} UTC on {platform.machine()}, "
-        f"{_cpus()} CPUs, Python {platform.python_version()}.",
-        "",
-    ]
+        f"{_cpus()} CPUs, Python {platform.python_version()}."
+    )
+    body: list[str] = []
     for title, (rows, notes) in sections:
-        report += [f"## {title}", "", *_table(rows), "", *notes, ""]
+        body += [f"## {title}", "", *([stamp, ""] if args.only else []), *_table(rows), ""]
+        body += [*notes, ""]
+    if args.only and args.out.exists():
+        # Keep the other sections as their last full run wrote them; replace this one.
+        kept = args.out.read_text().split(f"\n## {SERVING}\n")[0].rstrip("\n").split("\n")
+        report = [*kept, "", *body]
+    else:
+        report = [
+            "# Benchmarks",
+            "",
+            "Written by `make bench` (`python -m benchmarks`); do not edit by hand.",
+            stamp,
+            "",
+            *body,
+        ]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("\n".join(report))
     sys.stdout.write("\n".join(report) + "\n")
+
+
+SERVING = "Serving: the API over HTTP on loopback"
 
 
 def _cpus() -> int:
