@@ -65,7 +65,6 @@ METHODS: Final = {
 }
 #: Paths a client needs no API key for: a load balancer's health check, and the docs.
 OPEN_PATHS: Final = frozenset({"/health", "/v1/health", DOCS_PATH})
-JSON_TYPES: Final = ("application/json", "application/", "text/json")
 
 logger = Logger(service=SERVICE)
 metrics = Metrics(namespace="recs", service=SERVICE)

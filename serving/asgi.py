@@ -77,12 +77,14 @@ def to_event(scope: Scope, body: bytes) -> dict[str, Any]:
     if query:
         event["queryStringParameters"] = query
     if body:
+        # API Gateway passes text bodies as they are and base64-encodes the rest.
         content_type = headers.get("content-type", "")
+        text = not content_type or content_type.startswith(_TEXT_TYPES)
         try:
-            if not content_type.startswith(_TEXT_TYPES) and content_type:
-                raise UnicodeDecodeError("binary", b"", 0, 1, "not a text type")
-            event["body"] = body.decode("utf-8")
+            event["body"] = body.decode("utf-8") if text else None
         except UnicodeDecodeError:
+            event["body"] = None
+        if event["body"] is None:
             event["body"] = base64.b64encode(body).decode()
             event["isBase64Encoded"] = True
     return event

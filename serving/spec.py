@@ -5,6 +5,7 @@ A test fails when the two differ: run `make openapi` after changing a route.
 
 from __future__ import annotations
 
+import json
 import tempfile
 from pathlib import Path
 from typing import Any, Final
@@ -24,8 +25,6 @@ SPEC_PATH: Final = Path(__file__).with_name("openapi.yaml")
 def openapi_spec() -> dict[str, Any]:
     """The spec as a mapping. The routes do not depend on where the services keep their data,
     so it is built over empty local ones in a temporary folder."""
-    import json
-
     with tempfile.TemporaryDirectory(prefix="recs-spec-") as folder:
         root = Path(folder)
         lake, store = LocalLake(root / "lake"), SQLiteStore(root / "store")
