@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from serving.recommend import Answer, Recommender
+from serving.recommend import HISTORY_LIMIT, Answer, Recommender, purchased
 
 if TYPE_CHECKING:
     from mypy_boto3_personalize_runtime import PersonalizeRuntimeClient
@@ -76,9 +76,7 @@ class CampaignRecommender(Recommender):
         if category is None:
             skip = set(exclude)
             if not_purchased and not self.filter_arn:
-                skip.update(
-                    e.item_id for e in self.history.recent(user_id) if e.event_type == "purchase"
-                )
+                skip |= purchased(self.history.recent(user_id, limit=HISTORY_LIMIT))
             request: dict[str, Any] = {
                 "campaignArn": self.campaign_arn,
                 "userId": user_id,

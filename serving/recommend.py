@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from typing import Final, Literal
 
 from ingestion.history import RecentHistory
 from ingestion.lake import Lake
+from ingestion.sinks.local import RecentEvent
 from serving.errors import ModelUnavailable
 from serving.model import ServingModel
 from serving.store import OnlineStore
@@ -101,13 +102,11 @@ class Recommender:
     ) -> Answer:
         """The user's top k, leaving out `exclude` (and purchases), within `category`."""
         model = self.live.get()
-        events = [
-            (e.item_id, e.event_type, e.ts_ms)
-            for e in self.history.recent(user_id, limit=HISTORY_LIMIT)
-        ]
+        recent = self.history.recent(user_id, limit=HISTORY_LIMIT)
+        events = [(e.item_id, e.event_type, e.ts_ms) for e in recent]
         skip = set(exclude)
         if not_purchased:
-            skip.update(item for item, kind, _ in events if kind == "purchase")
+            skip |= purchased(recent)
         has_news = any(ts > model.last_event_ms for _, _, ts in events)
         if not has_news and category is None:
             row = self.store.recommendations("user", user_id)
@@ -146,6 +145,11 @@ class Recommender:
         code = model.item_code(item_id)
         category = None if code is None else str(model.categories[code])
         return Answer(model.top(model.trending, k, codes, category), "popular", model.version)
+
+
+def purchased(events: Iterable[RecentEvent]) -> set[str]:
+    """The items a user bought, among their recent events."""
+    return {e.item_id for e in events if e.event_type == "purchase"}
 
 
 def _codes(model: ServingModel, item_ids: Collection[str]) -> list[int]:
