@@ -145,7 +145,8 @@ def curate_catalog(lake: Lake, dumps: list[str]) -> CatalogResult:
             rows: dict[str, dict[str, Any]] = {}
             for item in _records(lake, f"{prefix}/items.jsonl", parse_item, result):
                 record = item.model_dump()
-                record["created_at"] = epoch_ms(record["created_at"])
+                if record["created_at"] is not None:
+                    record["created_at"] = epoch_ms(record["created_at"])
                 record["attributes"] = _attributes(record["attributes"])
                 result.repeated += record["item_id"] in rows
                 rows[record["item_id"]] = record  # a later line of the same dump wins

@@ -8,10 +8,10 @@ from datetime import date
 
 import click
 
-from etl.errors import EtlError
+from common.cli import CommandFailed, console, fails_cleanly, out, progress_bar, with_settings
 from etl.settings import EtlSettings
-from ingestion.cli import CommandFailed, console, fails_cleanly, lake_option, out, progress_bar
-from ingestion.lake import S3Lake, open_lake
+from ingestion.lake import S3Lake, lake_for_reading
+from ingestion.settings import LakeSettings
 
 
 def _day(_ctx: click.Context, _param: click.Parameter, value: str | None) -> date | None:
@@ -29,9 +29,11 @@ def _day(_ctx: click.Context, _param: click.Parameter, value: str | None) -> dat
 @click.option("--since", callback=_day, help="Backfill: re-read raw hours from this UTC date.")
 @click.option("--until", callback=_day, help="Backfill: up to this UTC date (exclusive).")
 @click.option("--no-glue", is_flag=True, help="On S3, do not register tables in Glue.")
-@lake_option
+@with_settings(EtlSettings)
 @fails_cleanly
-def etl_command(since: date | None, until: date | None, no_glue: bool, lake: str | None) -> None:
+def etl_command(
+    since: date | None, until: date | None, no_glue: bool, settings: EtlSettings
+) -> None:
     """Curate the raw zone into Parquet: validate, dedupe, quarantine, commit.
 
     Reads only raw objects no earlier run read. With --since/--until it re-reads every raw
@@ -43,25 +45,21 @@ def etl_command(since: date | None, until: date | None, no_glue: bool, lake: str
     from etl.glue import GlueCatalog
     from etl.job import run_etl
 
-    settings = EtlSettings.from_env(lake=lake)
-    store = open_lake(settings.lake)
+    store = lake_for_reading(settings.lake)
     glue = (
         GlueCatalog(settings.glue_database, store)
         if isinstance(store, S3Lake) and not no_glue
         else None
     )
-    try:
-        with progress_bar("Curating raw objects", None) as advance:
-            report = run_etl(
-                store,
-                since=since,
-                until=until,
-                glue=glue,
-                batch_bytes=settings.batch_mb << 20,
-                on_object=advance,
-            )
-    except EtlError as exc:
-        raise CommandFailed(str(exc)) from exc
+    with progress_bar("Curating raw objects", None) as advance:
+        report = run_etl(
+            store,
+            since=since,
+            until=until,
+            glue=glue,
+            batch_bytes=settings.etl_batch_mb << 20,
+            on_object=advance,
+        )
     if report.finished_previous:
         out.print(f"Finished publishing {report.finished_previous} files of an interrupted run")
     if report.nothing_new:
@@ -100,9 +98,9 @@ def export() -> None:
 
 @export.command("personalize")
 @click.option("--run", help="Name of the export folder. [default: the UTC time]")
-@lake_option
+@with_settings(LakeSettings)
 @fails_cleanly
-def export_personalize_command(run: str | None, lake: str | None) -> None:
+def export_personalize_command(run: str | None, settings: LakeSettings) -> None:
     """Write Amazon Personalize import CSVs and schemas under exports/personalize/<run>/.
 
     Fails with the rule and the numbers when the data is below Personalize's minimums.
@@ -112,12 +110,8 @@ def export_personalize_command(run: str | None, lake: str | None) -> None:
     """
     from etl.personalize import export_personalize
 
-    settings = EtlSettings.from_env(lake=lake)
-    store = open_lake(settings.lake)
-    try:
-        report = export_personalize(store, run=run)
-    except EtlError as exc:
-        raise CommandFailed(str(exc)) from exc
+    store = lake_for_reading(settings.lake)
+    report = export_personalize(store, run=run)
     out.print(
         f"{report.interactions:,} interactions ({report.users_with_two:,} users with 2 or "
         f"more), {report.items:,} items, {report.users:,} users"
@@ -138,9 +132,9 @@ def export_personalize_command(run: str | None, lake: str | None) -> None:
     show_default=True,
     help="How to print results.",
 )
-@lake_option
+@with_settings(LakeSettings)
 @fails_cleanly
-def sql(query: str | None, fmt: str, lake: str | None) -> None:
+def sql(query: str | None, fmt: str, settings: LakeSettings) -> None:
     """DuckDB over the curated lake, with views interactions, items and users.
 
     Without -c it reads statements from the terminal (end each with ;). docs/analysts.md
@@ -153,11 +147,7 @@ def sql(query: str | None, fmt: str, lake: str | None) -> None:
 
     from etl.sql import connect
 
-    settings = EtlSettings.from_env(lake=lake)
-    try:
-        con = connect(open_lake(settings.lake))
-    except EtlError as exc:
-        raise CommandFailed(str(exc)) from exc
+    con = connect(lake_for_reading(settings.lake))
 
     def run(statement: str) -> None:
         try:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from common.errors import RecsError
 
-class EtlError(Exception):
+
+class EtlError(RecsError):
     """Base class of every error raised by the etl package."""
 
 

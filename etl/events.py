@@ -30,6 +30,7 @@ import pyarrow.json as pj
 
 from etl.schema import INTERACTIONS_TABLE
 from ingestion.contract import (
+    EARLIEST_HISTORY_TS,
     EARLIEST_TS,
     EVENT_TYPES,
     MAX_CLOCK_SKEW,
@@ -96,11 +97,21 @@ _MAX_LINES: Final = 1 << _LINE_BITS
 
 @dataclass(frozen=True)
 class RawObject:
-    """One raw event object, decompressed, with its place in the run."""
+    """One raw event object, decompressed, with its place in the run.
+
+    `history` marks an object of imported history (`recs import`), whose events may be of
+    any age; every other object holds live events, which must not predate 2000.
+    """
 
     key: str
     ordinal: int
     body: bytes
+    history: bool = False
+
+    @property
+    def earliest(self) -> datetime:
+        """The earliest `ts` the contract accepts in this object."""
+        return EARLIEST_HISTORY_TS if self.history else EARLIEST_TS
 
 
 @dataclass(frozen=True)
@@ -221,7 +232,9 @@ def _coalesce(table: pa.Table) -> tuple[dict[str, pa.ChunkedArray], pa.ChunkedAr
     return columns, both
 
 
-def _check(table: pa.Table, now: datetime) -> tuple[np.ndarray, pa.Table] | None:
+def _check(
+    table: pa.Table, now: datetime, earliest_ts: datetime
+) -> tuple[np.ndarray, pa.Table] | None:
     """Rows that pass every rule, and those rows as curated columns; None if a cast failed."""
     columns, both = _coalesce(table)
     ts_text = table["ts"]
@@ -233,7 +246,7 @@ def _check(table: pa.Table, now: datetime) -> tuple[np.ndarray, pa.Table] | None
     except pa.ArrowInvalid:
         return None
     latest = pa.scalar(now + MAX_CLOCK_SKEW, pa.timestamp("us", tz="UTC"))
-    earliest = pa.scalar(EARLIEST_TS, pa.timestamp("us", tz="UTC"))
+    earliest = pa.scalar(earliest_ts, pa.timestamp("us", tz="UTC"))
     price, quantity = table["price"], table["quantity"]
     rules = [
         pc.invert(both),
@@ -304,7 +317,7 @@ class _Collector:
 
     def slow(self, obj: RawObject, line_number: int, line: bytes) -> None:
         try:
-            event = parse_stored_event(line, now=self.now)
+            event = parse_stored_event(line, now=self.now, history=obj.history)
         except InvalidEvent as exc:
             self.rejected.append(Rejected(obj.key, line_number, tuple(exc.problems), line))
             return
@@ -314,8 +327,11 @@ class _Collector:
     def fast(
         self, objects: Sequence[RawObject], line_numbers: list[np.ndarray], parsed: pa.Table
     ) -> bool:
-        """Check parsed rows; send the rows that fail a rule to the contract. False: undo."""
-        checked = _check(parsed, self.now)
+        """Check parsed rows; send the rows that fail a rule to the contract. False: undo.
+
+        The objects share one `history` flag, so one set of rules applies to every row.
+        """
+        checked = _check(parsed, self.now, objects[0].earliest)
         if checked is None:
             return False
         ok, curated = checked
@@ -392,11 +408,14 @@ def read_events(objects: Sequence[RawObject], *, now: datetime) -> ReadResult:
     """
     collector = _Collector(now)
     shapes = {o.key: _clean_lines(o.body) for o in objects}
-    clean = [(o, n) for o in objects if (n := shapes[o.key]) is not None]
-    if clean and _read_together(clean, collector):
-        rest = [o for o in objects if shapes[o.key] is None]
-    else:
-        rest = list(objects)
+    rest = [o for o in objects if shapes[o.key] is None]
+    for history in (False, True):  # live and imported objects follow different `ts` rules
+        clean = [
+            (o, n) for o in objects if o.history is history and (n := shapes[o.key]) is not None
+        ]
+        if clean and not _read_together(clean, collector):
+            rest += [o for o, _ in clean]
+    rest.sort(key=lambda o: o.ordinal)
     for obj in rest:
         lines = shapes[obj.key]
         if lines is not None and _read_together([(obj, lines)], collector):

@@ -39,7 +39,7 @@ from etl.state import Bookmark
 from ingestion.contract import format_ts
 from ingestion.errors import InvalidEvent
 from ingestion.lake import Lake
-from ingestion.raw import RAW_EVENT_KEY, RAW_EVENTS
+from ingestion.raw import RAW_EVENT_KEY, RAW_EVENTS, is_history
 
 QUARANTINE_EVENTS: Final = "quarantine/events"
 QUARANTINE_CATALOG: Final = "quarantine/catalog"
@@ -112,7 +112,8 @@ def _prefetch(
 
     def fetch(ordinal: int, key: str) -> RawObject | Rejected:
         try:
-            return RawObject(key, ordinal, decompress(key, lake.read_bytes(key)))
+            body = decompress(key, lake.read_bytes(key))
+            return RawObject(key, ordinal, body, history=is_history(key))
         except InvalidEvent as exc:
             return Rejected(key, 0, tuple(exc.problems), b"")
 

@@ -188,17 +188,19 @@ def export_personalize(lake: Lake, *, run: str | None = None) -> ExportReport:
             INTERACTIONS_SCHEMA,
         ),
         "items": (
+            # An item the shop gave no creation time was created, as far as we know, when
+            # a catalog first listed it; Personalize's CREATION_TIMESTAMP cannot be null.
             "SELECT item_id AS ITEM_ID, category AS CATEGORY, brand AS BRAND, price AS PRICE, "
-            "(epoch_ms(created_at) // 1000) AS CREATION_TIMESTAMP, "
+            "(epoch_ms(coalesce(created_at, first_seen_at)) // 1000) AS CREATION_TIMESTAMP, "
             f"CASE WHEN active THEN 'true' ELSE 'false' END AS ACTIVE{item_select} "
             "FROM items ORDER BY item_id",
             _avro(
                 "Items",
                 [
                     {"name": "ITEM_ID", "type": "string"},
-                    {"name": "CATEGORY", "type": "string", "categorical": True},
-                    {"name": "BRAND", "type": "string", "categorical": True},
-                    {"name": "PRICE", "type": "float"},
+                    {"name": "CATEGORY", "type": ["null", "string"], "categorical": True},
+                    {"name": "BRAND", "type": ["null", "string"], "categorical": True},
+                    {"name": "PRICE", "type": ["null", "float"]},
                     {"name": "CREATION_TIMESTAMP", "type": "long"},
                     {"name": "ACTIVE", "type": "string", "categorical": True},
                     *item_fields,

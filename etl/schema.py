@@ -109,12 +109,20 @@ ITEMS_TABLE: Final = Table(
     "that listed it. `active` is true for the items of the latest dump.",
     columns=(
         Column("item_id", pa.string(), "string", "Product id."),
-        Column("title", pa.string(), "string", "Product title."),
-        Column("category", pa.string(), "string", "Category.", dictionary=True),
-        Column("brand", pa.string(), "string", "Brand.", dictionary=True),
-        Column("price", pa.float64(), "double", "List price, shop currency."),
-        Column("created_at", _TS, "timestamp", "When the shop created the item, UTC."),
-        Column("attributes", pa.string(), "string", "Other attributes as a JSON object."),
+        Column("title", pa.string(), "string", "Product title.", nullable=True),
+        Column("category", pa.string(), "string", "Category.", nullable=True, dictionary=True),
+        Column("brand", pa.string(), "string", "Brand.", nullable=True, dictionary=True),
+        Column("price", pa.float64(), "double", "List price, shop currency.", nullable=True),
+        Column(
+            "created_at", _TS, "timestamp", "When the shop created the item, UTC.", nullable=True
+        ),
+        Column(
+            "attributes",
+            pa.string(),
+            "string",
+            "Every other column of the shop's catalog, as a JSON object "
+            "(json_extract_scalar in Athena).",
+        ),
         Column("first_seen_at", _TS, "timestamp", "Time of the first dump that listed it."),
         Column("last_seen_at", _TS, "timestamp", "Time of the latest dump that listed it."),
         Column("active", pa.bool_(), "boolean", "Listed by the latest catalog dump."),

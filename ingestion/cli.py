@@ -6,81 +6,22 @@ prints what happened. `python -m ingestion` runs the same commands.
 
 from __future__ import annotations
 
-import functools
 import json
 import sys
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, ParamSpec, TypeVar
+from typing import Any
 
 import click
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 
+from common.cli import console, fails_cleanly, out, progress_bar, with_settings
 from ingestion.contract import Event, json_schemas, parse_event
-from ingestion.errors import IngestionError, InvalidEvent
-from ingestion.lake import open_lake
-from ingestion.settings import SINK_KINDS, IngestionSettings
+from ingestion.errors import InvalidEvent
+from ingestion.lake import lake_for_writing
+from ingestion.settings import IngestionSettings, LakeSettings
 from ingestion.sinks import LocalSink, make_sink
-
-P = ParamSpec("P")
-R = TypeVar("R")
-console = Console(stderr=True, soft_wrap=True)
-out = Console(soft_wrap=True)
-
-
-class CommandFailed(click.ClickException):
-    """A command could not do its job; exit status 2, as for a usage error."""
-
-    exit_code = 2
-
-
-def fails_cleanly(command: Callable[P, R]) -> Callable[P, R]:
-    """Turn our errors into a one-line message and exit status 2, with no traceback."""
-
-    @functools.wraps(command)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return command(*args, **kwargs)
-        except (IngestionError, ValueError) as exc:
-            raise CommandFailed(str(exc)) from exc
-
-    return wrapper
-
-
-@contextmanager
-def progress_bar(description: str, total: int | None) -> Iterator[Callable[[int], None]]:
-    """A rich progress bar on stderr; yields a function that advances it."""
-    columns = (
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-    )
-    with Progress(*columns, console=console, transient=False) as bar:
-        task = bar.add_task(description, total=total)
-        yield lambda n: bar.advance(task, n)
-
-
-lake_option = click.option(
-    "--lake", help="Lake root: a folder or s3://bucket/prefix. [env RECS_LAKE; default ./lake]"
-)
-sink_option = click.option(
-    "--sink",
-    type=click.Choice(SINK_KINDS),
-    help="Where events go. [env RECS_SINK; default local]",
-)
 
 
 def _date(_ctx: click.Context, _param: click.Parameter, value: str | None) -> datetime | None:
@@ -111,8 +52,7 @@ def _date(_ctx: click.Context, _param: click.Parameter, value: str | None) -> da
     help="Send the last N days of events through the sink (validated, like live traffic) "
     "instead of writing them straight to raw files.",
 )
-@lake_option
-@sink_option
+@with_settings(IngestionSettings)
 @fails_cleanly
 def generate(
     users: int,
@@ -123,8 +63,7 @@ def generate(
     seed: int,
     end: datetime | None,
     live_days: float,
-    lake: str | None,
-    sink: str | None,
+    settings: IngestionSettings,
 ) -> None:
     """Generate a synthetic shop: catalog, users and their events, into the lake.
 
@@ -143,7 +82,7 @@ def generate(
         write_raw,
     )
 
-    settings = IngestionSettings.from_env(lake=lake, sink=sink)
+    target = lake_for_writing(settings.lake)
     spec = ShopSpec(
         users=users,
         items=items,
@@ -156,7 +95,6 @@ def generate(
     started = time.perf_counter()
     console.print(f"Generating a shop of {events:,} events (seed {seed})...")
     shop = generate_shop(spec)
-    target = open_lake(settings.lake)
     live_from = shop.end_ms - int(live_days * DAY_MS) if live_days > 0 else shop.end_ms
     n_backfill = int((shop.ts_ms < live_from).sum())
     with progress_bar("raw files", n_backfill) as advance:
@@ -184,13 +122,15 @@ def generate(
     out.print(f"Done in {elapsed:.1f}s ({shop.n_events / elapsed:,.0f} events/s)")
 
 
-def _parse_map(values: tuple[str, ...]) -> dict[str, str]:
+def _parse_map(
+    _ctx: click.Context, _param: click.Parameter, values: tuple[str, ...]
+) -> dict[str, str]:
     mapping = {}
     for value in values:
         name, sep, target = value.partition("=")
-        if not sep or not name or not target:
+        if not sep or not name.strip() or not target.strip():
             raise click.BadParameter(f"{value!r} is not NAME=TYPE, e.g. click=view")
-        mapping[name.strip().lower().replace("-", "_").replace(" ", "_")] = target.strip()
+        mapping[name.strip()] = target.strip()
     return mapping
 
 
@@ -201,74 +141,141 @@ def _print_problems(source: str, problems: list[tuple[int, str]], total: int) ->
         console.print(f"  ... and {total - 20:,} more")
 
 
+def _existing_file(_ctx: click.Context, _param: click.Parameter, value: str | None) -> Path | None:
+    if value is None:
+        return None
+    path = Path(value)
+    if not path.is_file():
+        what = "is a folder, not a file" if path.is_dir() else "does not exist"
+        raise click.BadParameter(f"{value} {what}")
+    return path
+
+
 @click.command(name="import")
-@click.argument("interactions", type=click.Path(path_type=Path), required=False)
-@click.option("--items", type=click.Path(path_type=Path), help="Items CSV (Personalize format).")
-@click.option("--users", type=click.Path(path_type=Path), help="Users CSV (Personalize format).")
+@click.argument("interactions", required=False, callback=_existing_file)
+@click.option(
+    "--items", callback=_existing_file, help="Items CSV (Personalize format), plain or gzip."
+)
+@click.option(
+    "--users", callback=_existing_file, help="Users CSV (Personalize format), plain or gzip."
+)
 @click.option(
     "--map",
     "mappings",
     multiple=True,
+    callback=_parse_map,
     metavar="NAME=TYPE",
     help="Map a shop's event type to view, add_to_cart or purchase. Repeatable.",
 )
+@click.option(
+    "--event-type",
+    type=click.Choice(["view", "add_to_cart", "purchase"]),
+    help="The type of rows with no EVENT_TYPE (every row, if the file has no such column).",
+)
+@click.option(
+    "--category-column",
+    metavar="COLUMN",
+    help="Items column holding the category; of a |-joined list, the first value. "
+    "[default: CATEGORY, CATEGORY_L1 or CATEGORIES]",
+)
+@click.option(
+    "--title-column",
+    metavar="COLUMN",
+    help="Items column holding the product's name. [default: TITLE, NAME or PRODUCT_NAME]",
+)
 @click.option("--strict", is_flag=True, help="Exit with status 1 if any row was refused.")
-@lake_option
+@with_settings(LakeSettings)
 @fails_cleanly
 def import_(
     interactions: Path | None,
     items: Path | None,
     users: Path | None,
-    mappings: tuple[str, ...],
+    mappings: dict[str, str],
+    event_type: str | None,
+    category_column: str | None,
+    title_column: str | None,
     strict: bool,
-    lake: str | None,
+    settings: LakeSettings,
 ) -> None:
-    """Import a shop's history from Amazon Personalize CSV files into the raw zone.
+    """Import a shop's history from Amazon Personalize CSV files (plain or gzip).
 
-    Rows are validated one by one; bad rows are listed with their line numbers and kept in
-    quarantine/import/, and the good rows still land.
+    Every file is read and checked before anything is written. Bad rows are listed with
+    their line numbers and kept in quarantine/import/; the good rows land in the raw zone.
+    Importing an export that overlaps an earlier one adds only the new rows. Then run
+    `recs etl`; docs/own-data.md walks through it.
 
     \b
-    Example: recs import interactions.csv --items items.csv --map click=view
+    Example: recs import interactions.csv.gz --items items.csv.gz --category-column GENRES
     """
-    from ingestion.importer import ImportReport, import_catalog, import_interactions
+    from ingestion.importer import ImportOptions, import_files
 
     if interactions is None and items is None and users is None:
         raise click.UsageError("give an interactions CSV, --items, --users, or several")
-    settings = IngestionSettings.from_env(lake=lake)
-    target = open_lake(settings.lake)
-    reports: list[ImportReport] = []
-    if interactions is not None:
-        with progress_bar("interactions", None) as advance:
-            reports.append(
-                import_interactions(
-                    interactions, target, event_type_map=_parse_map(mappings), progress=advance
-                )
-            )
-    if items is not None or users is not None:
-        reports.extend(import_catalog(target, items=items, users=users))
+    options = ImportOptions(
+        event_types=mappings,
+        event_type=event_type,
+        category_column=category_column,
+        title_column=title_column,
+    )
+    target = lake_for_writing(settings.lake)
+    with progress_bar("rows read", None) as advance:
+        reports = import_files(
+            target,
+            interactions=interactions,
+            items=items,
+            users=users,
+            options=options,
+            progress=advance,
+        )
     refused = 0
     for report in reports:
         out.print(
-            f"{report.source}: {report.rows:,} rows, {report.accepted:,} imported, "
-            f"{report.rejected:,} refused"
+            f"{report.source}: {report.rows:,} {report.kind} rows, {report.accepted:,} "
+            f"imported, {report.rejected:,} refused",
+            highlight=False,
         )
+        if report.repeats:
+            out.print(
+                f"  {report.repeats:,} rows repeat an earlier row exactly; each is its own event"
+            )
+        if report.rescaled:
+            out.print(
+                f"  TIMESTAMP read as milliseconds (or microseconds) in {report.rescaled:,} rows"
+            )
+        for note in report.notes:
+            out.print(f"  note: {note}", highlight=False)
+        for name, count in report.unmapped.most_common():
+            console.print(
+                f"  EVENT_TYPE {name!r} ({count:,} rows) is none of view, add_to_cart, "
+                f"purchase; the rows are kept in quarantine. Import them with --map {name}=view "
+                "(or add_to_cart, purchase): rows already imported are not added twice",
+                highlight=False,
+                markup=False,
+            )
         if report.rejected:
             _print_problems(report.source, report.problems, report.rejected)
             assert report.quarantine is not None
             console.print(f"  refused rows and reasons: {target.url(report.quarantine)}")
         refused += report.rejected
+    out.print("Next: recs etl, to curate what was imported", highlight=False)
     if strict and refused:
         sys.exit(1)
 
 
 def _read_events(sources: tuple[str, ...]) -> Iterator[tuple[str, int, str]]:
     for source in sources or ("-",):
+        if source != "-" and not Path(source).is_file():
+            raise click.BadParameter(f"{source} is not a file", param_hint="FILE")
         handle = sys.stdin if source == "-" else open(source, encoding="utf-8")  # noqa: SIM115
         try:
             for number, line in enumerate(handle, start=1):
                 if line.strip():
                     yield source, number, line
+        except UnicodeDecodeError as exc:
+            raise click.BadParameter(
+                f"{source} is not UTF-8 text ({exc.reason}); events are UTF-8 JSON lines",
+                param_hint="FILE",
+            ) from None
         finally:
             if handle is not sys.stdin:
                 handle.close()
@@ -284,16 +291,14 @@ def _read_events(sources: tuple[str, ...]) -> Iterator[tuple[str, int, str]]:
     help="With the local sink, write everything waiting to the raw zone before exiting.",
 )
 @click.option("--strict", is_flag=True, help="Exit with status 1 if any event was refused.")
-@lake_option
-@sink_option
+@with_settings(IngestionSettings)
 @fails_cleanly
 def ingest(
     sources: tuple[str, ...],
     batch: int,
     flush: bool,
     strict: bool,
-    lake: str | None,
-    sink: str | None,
+    settings: IngestionSettings,
 ) -> None:
     """Validate events (JSON lines, from files or stdin) and put them on the sink.
 
@@ -303,7 +308,8 @@ def ingest(
     \b
     Example: echo '{"userId":"U1","itemId":"I100","event_type":"view"}' | recs ingest -
     """
-    settings = IngestionSettings.from_env(lake=lake, sink=sink)
+    if settings.sink == "local":
+        lake_for_writing(settings.lake)
     event_sink = make_sink(settings)
     accepted = refused = 0
     pending: list[Event] = []
@@ -339,9 +345,9 @@ def ingest(
     show_default=True,
     help="Write everything waiting, or only what the buffer hints say is due.",
 )
-@lake_option
+@with_settings(IngestionSettings, fixed={"sink": "local"})
 @fails_cleanly
-def flush_command(force: bool, lake: str | None) -> None:
+def flush_command(force: bool, settings: IngestionSettings) -> None:
     """Write events waiting in the local event log to the raw zone.
 
     Run it from cron, or let `recs serve` flush in the background.
@@ -349,7 +355,7 @@ def flush_command(force: bool, lake: str | None) -> None:
     \b
     Example: recs flush --due
     """
-    settings = IngestionSettings.from_env(lake=lake, sink="local")
+    lake_for_writing(settings.lake)
     local = make_sink(settings)
     assert isinstance(local, LocalSink)
     try:

@@ -12,7 +12,7 @@ import hashlib
 import json
 import math
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Final, Literal, TypeVar
 
@@ -43,8 +43,14 @@ MAX_PROPERTIES: Final = 50
 MAX_PROPERTY_CHARS: Final = 1024
 #: How far ahead of our clock an event may be: producers' clocks drift, but not by hours.
 MAX_CLOCK_SKEW: Final = timedelta(minutes=5)
+#: The earliest `ts` of a live event (sent through the API, a sink or the stream): older
+#: means a broken clock or seconds read as milliseconds, not a shopper.
 EARLIEST_TS: Final = datetime(2000, 1, 1, tzinfo=UTC)
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+#: The earliest `ts` of imported history (`recs import`): a shop's past may be of any age.
+EARLIEST_HISTORY_TS: Final = _EPOCH
+#: Personalize's limit for a textual item field; catalog attributes may be descriptions.
+MAX_ATTRIBUTE_CHARS: Final = 20_000
 
 #: Namespace for event ids derived from an Idempotency-Key, so a retried request maps to the
 #: same event id and the ETL's dedupe drops the copy.
@@ -88,17 +94,22 @@ def _parse_rfc3339(value: object) -> datetime:
     return parsed.astimezone(UTC)
 
 
-def _check_properties(value: dict[str, PropertyValue]) -> dict[str, PropertyValue]:
-    if len(value) > MAX_PROPERTIES:
-        raise ValueError(f"may hold at most {MAX_PROPERTIES} keys (got {len(value)})")
-    for key, item in value.items():
-        if not key or len(key) > MAX_ID_LENGTH or not key.isprintable():
-            raise ValueError(f"key {key!r} must be 1 to {MAX_ID_LENGTH} printable characters")
-        if isinstance(item, str) and len(item) > MAX_PROPERTY_CHARS:
-            raise ValueError(f"value of {key!r} is longer than {MAX_PROPERTY_CHARS} characters")
-        if isinstance(item, float) and not math.isfinite(item):
-            raise ValueError(f"value of {key!r} must be a finite number")
-    return value
+def _key_value_checker(
+    max_chars: int,
+) -> Callable[[dict[str, PropertyValue]], dict[str, PropertyValue]]:
+    def check(value: dict[str, PropertyValue]) -> dict[str, PropertyValue]:
+        if len(value) > MAX_PROPERTIES:
+            raise ValueError(f"may hold at most {MAX_PROPERTIES} keys (got {len(value)})")
+        for key, item in value.items():
+            if not key or len(key) > MAX_ID_LENGTH or not key.isprintable():
+                raise ValueError(f"key {key!r} must be 1 to {MAX_ID_LENGTH} printable characters")
+            if isinstance(item, str) and len(item) > max_chars:
+                raise ValueError(f"value of {key!r} is longer than {max_chars} characters")
+            if isinstance(item, float) and not math.isfinite(item):
+                raise ValueError(f"value of {key!r} must be a finite number")
+        return value
+
+    return check
 
 
 #: The id rule for other languages: no control characters, and not blank. It is exact for
@@ -110,7 +121,13 @@ Id = Annotated[
     Field(min_length=1, max_length=MAX_ID_LENGTH, json_schema_extra={"pattern": ID_PATTERN}),
     AfterValidator(_check_id),
 ]
-Properties = Annotated[dict[str, PropertyValue], AfterValidator(_check_properties)]
+Properties = Annotated[
+    dict[str, PropertyValue], AfterValidator(_key_value_checker(MAX_PROPERTY_CHARS))
+]
+#: A catalog record's attributes: like an event's properties, with room for descriptions.
+Attributes = Annotated[
+    dict[str, PropertyValue], AfterValidator(_key_value_checker(MAX_ATTRIBUTE_CHARS))
+]
 Timestamp = Annotated[
     datetime,
     BeforeValidator(_parse_rfc3339),
@@ -170,8 +187,14 @@ class Event(BaseModel):
                 f"ts {format_ts(self.ts)} is more than 5 minutes in the future "
                 f"(server time {format_ts(now)}); check the producer's clock"
             )
-        if self.ts < EARLIEST_TS:
-            raise ValueError(f"ts {format_ts(self.ts)} is before 2000-01-01; send the real time")
+        if context.get("history"):
+            if self.ts < EARLIEST_HISTORY_TS:
+                raise ValueError(f"ts {format_ts(self.ts)} is before 1970-01-01, the Unix epoch")
+        elif self.ts < EARLIEST_TS:
+            raise ValueError(
+                f"ts {format_ts(self.ts)} is before 2000-01-01; send the real time (import a "
+                "shop's older history with `recs import`)"
+            )
         return self
 
     @field_serializer("ts")
@@ -188,22 +211,23 @@ class Event(BaseModel):
 
 
 class Item(BaseModel):
-    """A product in the catalog."""
+    """A product in the catalog. Only its id is required, as in Personalize's items dataset."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     item_id: Id
-    title: Annotated[str, Strict(), Field(min_length=1, max_length=1000)]
-    category: Annotated[str, Strict(), Field(min_length=1, max_length=MAX_ID_LENGTH)]
-    price: Annotated[float, Strict(), Field(ge=0, allow_inf_nan=False)]
-    brand: Annotated[str, Strict(), Field(min_length=1, max_length=MAX_ID_LENGTH)]
-    created_at: Timestamp
-    attributes: Properties = Field(default_factory=dict)
+    title: Annotated[str, Strict(), Field(min_length=1, max_length=1000)] | None = None
+    category: Annotated[str, Strict(), Field(min_length=1, max_length=MAX_ID_LENGTH)] | None = None
+    price: Annotated[float, Strict(), Field(ge=0, allow_inf_nan=False)] | None = None
+    brand: Annotated[str, Strict(), Field(min_length=1, max_length=MAX_ID_LENGTH)] | None = None
+    created_at: Timestamp | None = None
+    attributes: Attributes = Field(default_factory=dict)
 
     def to_record(self) -> dict[str, Any]:
-        """The item as the raw catalog dump stores it."""
+        """The item as the raw catalog dump stores it: every field, None where unknown."""
         record = self.model_dump()
-        record["created_at"] = format_ts(self.created_at)
+        if self.created_at is not None:
+            record["created_at"] = format_ts(self.created_at)
         return record
 
 
@@ -213,7 +237,7 @@ class User(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     user_id: Id
-    attributes: Properties = Field(default_factory=dict)
+    attributes: Attributes = Field(default_factory=dict)
 
     def to_record(self) -> dict[str, Any]:
         """The user as the raw catalog dump stores it."""
@@ -245,8 +269,7 @@ _RULES: Final = {
     "finite_number": "must be a finite number",
     "dict_type": "must be a JSON object",
     "model_type": "must be a JSON object",
-    "string_too_short": f"must be 1 to {MAX_ID_LENGTH} characters",
-    "string_too_long": "is too long",
+    "string_too_short": "must not be empty",
     "greater_than_equal": "must not be negative",
     "less_than_equal": "is too large",
 }
@@ -270,6 +293,9 @@ def _problems(error: ValidationError) -> list[Problem]:
             message = f"{path} {detail['msg'].removeprefix('Value error, ')}"
             if not loc:
                 message = detail["msg"].removeprefix("Value error, ")
+        elif kind == "string_too_long":
+            limit = detail.get("ctx", {}).get("max_length")
+            message = f"{path} must be at most {limit} characters (got {len(str(got))})"
         elif kind in ("greater_than_equal", "less_than_equal"):
             limit = detail.get("ctx", {}).get("ge", detail.get("ctx", {}).get("le"))
             word = "at least" if kind == "greater_than_equal" else "at most"
@@ -301,11 +327,13 @@ def parse_event(
     idempotency_key: str | None = None,
     index: int | None = None,
     now: datetime | None = None,
+    history: bool = False,
 ) -> Event:
     """Validate one event from raw JSON or a parsed mapping; raise `InvalidEvent` if it is bad.
 
     With an `idempotency_key`, the event id is derived from it (and from `index`, the
-    event's place in a batch), so a retried request yields the same event id.
+    event's place in a batch), so a retried request yields the same event id. With
+    `history`, the event is part of an imported past and may be older than 2000.
     """
     parsed = _json_object(payload, "Body") if isinstance(payload, bytes | str) else payload
     if not isinstance(parsed, Mapping):
@@ -316,7 +344,7 @@ def parse_event(
     if "ts" not in fields:
         fields["ts"] = now or _now()
     try:
-        event = Event.model_validate(fields, context={"now": now} if now else None)
+        event = Event.model_validate(fields, context={"now": now, "history": history})
     except ValidationError as exc:
         raise InvalidEvent(_problems(exc)) from None
     if idempotency_key is not None:
@@ -331,13 +359,13 @@ def parse_event(
     return event
 
 
-def parse_stored_event(line: bytes, *, now: datetime | None = None) -> Event:
+def parse_stored_event(line: bytes, *, now: datetime | None = None, history: bool = False) -> Event:
     """Validate one event read back from the raw zone; raise `InvalidEvent` if it is bad.
 
     The rules are `parse_event`'s with two differences that follow from reading a record long
     after it was received: `ts` is required (there is no receipt time to default to), and a
     record with no event id gets one derived from its bytes, so that an at-least-once
-    redelivery of the same record dedupes.
+    redelivery of the same record dedupes. `history` marks a record of imported history.
     """
     parsed = _json_object(line, "Line")
     if not isinstance(parsed, dict):
@@ -351,7 +379,7 @@ def parse_stored_event(line: bytes, *, now: datetime | None = None) -> Event:
         parsed["event_id"] = str(uuid.uuid5(CONTENT_NAMESPACE, hashlib.sha256(line).hexdigest()))
     problems = [Problem("ts", "Missing ts")] if missing_ts else []
     try:
-        event = parse_event(parsed, now=now)
+        event = parse_event(parsed, now=now, history=history)
     except InvalidEvent as exc:
         problems.extend(exc.problems)
     if problems:

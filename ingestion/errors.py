@@ -4,13 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from common.errors import RecsError
 
-class IngestionError(Exception):
+
+class IngestionError(RecsError):
     """Base class of every error raised by the ingestion package."""
-
-
-class SettingsError(IngestionError):
-    """A setting in the environment or on the command line is missing or invalid."""
 
 
 @dataclass(frozen=True)
@@ -53,3 +51,11 @@ class DeliveryFailed(IngestionError):
 
 class LakeError(IngestionError):
     """The lake could not be read or written."""
+
+
+class LakeNotFound(LakeError):
+    """There is no lake where the settings point: the folder or bucket is missing or empty."""
+
+
+class NotALake(LakeError):
+    """The settings point at a folder or prefix that holds something other than a lake."""

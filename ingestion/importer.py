@@ -1,154 +1,321 @@
-"""Import a shop's real history from Amazon Personalize's CSV formats into the raw zone.
+"""`recs import`: a shop's history, in Amazon Personalize's CSV shapes, into the raw zone.
 
-Interactions: `USER_ID,ITEM_ID,TIMESTAMP,EVENT_TYPE` (TIMESTAMP in epoch seconds), plus the
-optional `EVENT_VALUE`, `IMPRESSION`, `RECOMMENDATION_ID` and any custom columns. We also read
-`SESSION_ID`, `PRICE` and `QUANTITY` into the matching event fields; every other column goes
-into the event's `properties`.
+Interactions: `USER_ID,ITEM_ID,TIMESTAMP` are required, as in Personalize. `EVENT_TYPE` is
+mapped onto ours (view, add_to_cart, purchase) through common spellings and `--map`; a file
+without it says what its rows are with `--event-type`. `SESSION_ID`, `PRICE` and `QUANTITY`
+fill the matching event fields; every other column goes into the event's `properties`.
+TIMESTAMP is Unix seconds, as Personalize has it; milliseconds (and microseconds) are told
+by their size, and RFC 3339 text is read too. History of any age imports: the "not before
+2000" rule is for live events only, and the ETL knows imported objects by their stream.
 
-Items: `ITEM_ID,CREATION_TIMESTAMP` plus metadata; `TITLE` (or `NAME`), `CATEGORY` (or
-`CATEGORY_L1`, `CATEGORIES`, whose first `|` value is the category), `PRICE` and `BRAND` fill
-the catalog contract, the rest become attributes. Users: `USER_ID` plus attributes.
+Items: `ITEM_ID` is required. `CREATION_TIMESTAMP`, a title, a category, `PRICE` and `BRAND`
+are optional; every other column is kept as an attribute. Users: `USER_ID` plus attributes.
 
-Every row is validated against the contracts. A bad row is reported with its line number
-and written to `quarantine/import/<run>/`; the good rows still land. Reading streams the file,
-so memory does not grow with its length. Event ids and object names derive from the file's
-content and line numbers: importing the same file twice replaces, it does not duplicate.
+Nothing is written until every file has been read through: a wrong header or an unreadable
+line anywhere stops the import with the file and line, and leaves the lake as it was. Then
+the good rows land, and each refused row goes, with its line number and reason, to
+`quarantine/import/<run>/`.
+
+An event's id comes from its content (user, item, type, time and every other value) and how
+many identical rows came before it in the same file. So importing an export that overlaps an
+earlier one adds only the new rows (the ETL keeps one copy of each id), while a shop's two
+identical invoice lines stay two events.
 """
 
 from __future__ import annotations
 
 import csv
+import gzip
 import hashlib
 import json
 import math
+import re
+import tempfile
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+import zlib
+from collections import Counter
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Final, TypeVar
+from typing import IO, Any, BinaryIO, Final, cast
 
-from ingestion.contract import (
-    EVENT_TYPES,
-    Event,
-    parse_event,
-    parse_item,
-    parse_user,
-)
+import numpy as np
+import numpy.typing as npt
+
+from ingestion.contract import EVENT_TYPES, epoch_ms, parse_event, parse_item, parse_user
 from ingestion.errors import IngestionError, InvalidRecord, Problem
 from ingestion.lake import Lake
-from ingestion.raw import HOUR_MS, RawEventWriter, join_lines, write_catalog_dump
+from ingestion.raw import (
+    HISTORY_STREAM,
+    HOUR_MS,
+    RawEventWriter,
+    join_lines,
+    write_catalog_dump,
+)
 
-IMPORT_STREAM: Final = "recs-import"
-REQUIRED_INTERACTION_COLUMNS: Final = ("USER_ID", "ITEM_ID", "TIMESTAMP", "EVENT_TYPE")
+QUARANTINE_IMPORT: Final = "quarantine/import"
 _ROW_NAMESPACE: Final = uuid.UUID("3c2b1a7e-2d4f-4b5e-8f61-7a9c0d1e2f3a")
 _REJECTS_PER_PART: Final = 100_000
-_Record = TypeVar("_Record")
-#: Common spellings of our three event types in shops' exports; `--map` adds more.
+#: Problems kept per file for the summary; every refused row is in the quarantine.
+_PROBLEMS_KEPT: Final = 1000
+#: Below this, a TIMESTAMP is seconds (up to the year 5138); below 1e14, milliseconds; below
+#: 1e17, microseconds. Each unit's range starts after 1973, so the three cannot be confused.
+_SECONDS_BELOW: Final = 1e11
+_MILLIS_BELOW: Final = 1e14
+_MICROS_BELOW: Final = 1e17
+
+#: Common spellings of our three event types in shops' exports; `--map` adds more. Keys are
+#: compared with case, spaces, dashes and underscores ignored: "AddToCart" is "add_to_cart".
 DEFAULT_EVENT_TYPE_MAP: Final = {
     "view": "view",
     "click": "view",
     "detail_view": "view",
     "product_view": "view",
     "add_to_cart": "add_to_cart",
-    "addtocart": "add_to_cart",
     "cart": "add_to_cart",
     "purchase": "purchase",
     "order": "purchase",
     "buy": "purchase",
     "transaction": "purchase",
 }
+TITLE_COLUMNS: Final = ("TITLE", "NAME", "PRODUCT_NAME")
+CATEGORY_COLUMNS: Final = ("CATEGORY", "CATEGORY_L1", "CATEGORIES")
+_EVENT_FIELDS: Final = {"SESSION_ID": "session_id", "PRICE": "price", "QUANTITY": "quantity"}
+_SPELLING: Final = re.compile(r"[\s_\-]+")
 
 
 class InvalidImportFile(IngestionError):
-    """An import file cannot be read at all (missing file, wrong header)."""
+    """An import file cannot be read at all: missing, unreadable, or a header we cannot use.
+
+    Raised before anything is written, so the lake is as it was.
+    """
+
+
+def event_type_key(name: str) -> str:
+    """An event type's spelling with case, spaces, dashes and underscores ignored."""
+    return _SPELLING.sub("", name.strip().lower())
+
+
+@dataclass(frozen=True)
+class ImportOptions:
+    """How to read a shop's files: its event types, and which item columns mean what."""
+
+    #: The shop's event type -> ours, on top of `DEFAULT_EVENT_TYPE_MAP`.
+    event_types: Mapping[str, str] = field(default_factory=dict)
+    #: Our type for rows with no EVENT_TYPE (or a file without the column).
+    event_type: str | None = None
+    #: The items column that holds the category (the first of a `|`-joined list).
+    category_column: str | None = None
+    #: The items column that holds the product's name.
+    title_column: str | None = None
+
+    def mapping(self) -> dict[str, str]:
+        """Every known spelling -> our event type; refuses a target that is not ours."""
+        mapping = {event_type_key(k): v for k, v in DEFAULT_EVENT_TYPE_MAP.items()}
+        for name, target in self.event_types.items():
+            if target not in EVENT_TYPES:
+                raise InvalidImportFile(
+                    f"--map {name}={target}: the target must be one of {', '.join(EVENT_TYPES)}"
+                )
+            mapping[event_type_key(name)] = target
+        if self.event_type is not None and self.event_type not in EVENT_TYPES:
+            raise InvalidImportFile(
+                f"--event-type {self.event_type}: must be one of {', '.join(EVENT_TYPES)}"
+            )
+        return mapping
 
 
 @dataclass
 class ImportReport:
-    """The outcome of one import: what landed, what was refused and where it went."""
+    """The outcome of importing one file: what landed, what was refused and where it went."""
 
     source: str
+    kind: str
     rows: int = 0
     accepted: int = 0
     rejected: int = 0
+    #: The first problems, (line, message); every refused row is in the quarantine.
     problems: list[tuple[int, str]] = field(default_factory=list)
+    #: Event types no mapping covers, and how many rows each.
+    unmapped: Counter[str] = field(default_factory=Counter)
+    #: Rows whose TIMESTAMP was read as milliseconds or microseconds, not seconds.
+    rescaled: int = 0
+    #: Rows that repeat an earlier row of the file exactly; each is its own event.
+    repeats: int = 0
+    #: Hints for the user: a column we could not place, for instance.
+    notes: list[str] = field(default_factory=list)
     objects: list[str] = field(default_factory=list)
     quarantine: str | None = None
 
-    def note(self, line: int, message: str) -> None:
+    def refuse(self, line: int, message: str) -> None:
         """Count a refused row, keeping the first problems for the summary."""
         self.rejected += 1
-        if len(self.problems) < 1000:
+        if len(self.problems) < _PROBLEMS_KEPT:
             self.problems.append((line, message))
 
 
-def _digest(path: Path) -> str:
-    sha = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(1 << 20):
-            sha.update(chunk)
-    return sha.hexdigest()
+# -- reading CSV -----------------------------------------------------------------------------
 
 
-def _rows(path: Path) -> Iterator[tuple[int, dict[str, str]]]:
-    """(line number, row with upper-cased column names) for each data row of a CSV file."""
-    if not path.is_file():
-        raise InvalidImportFile(f"{path}: no such file")
-    with path.open(newline="", encoding="utf-8-sig") as handle:
-        reader = csv.reader(handle)
+class CsvFile:
+    """A Personalize-style CSV file, plain or gzip (told by content): header and rows.
+
+    Column names are upper-cased. Lines are decoded one at a time, so a byte that is not
+    UTF-8 is reported with its line number.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        if not path.exists():
+            raise InvalidImportFile(f"{path}: no such file")
+        if not path.is_file():
+            raise InvalidImportFile(f"{path}: not a file")
+        rows = self.rows()
         try:
-            header = [name.strip().upper() for name in next(reader)]
+            _, first = next(rows)
         except StopIteration:
             raise InvalidImportFile(f"{path}: the file is empty; it needs a header row") from None
-        if len(set(header)) != len(header):
-            raise InvalidImportFile(f"{path}: the header repeats a column: {','.join(header)}")
-        yield 1, {name: name for name in header}
-        while True:
+        finally:
+            rows.close()
+        self.header = [name.strip().upper() for name in first]
+        blank = [str(i + 1) for i, name in enumerate(self.header) if not name]
+        if blank:
+            raise InvalidImportFile(
+                f"{path}: column {', '.join(blank)} of the header has no name; every column "
+                "needs one, such as USER_ID"
+            )
+        repeated = sorted({name for name in self.header if self.header.count(name) > 1})
+        if repeated:
+            raise InvalidImportFile(f"{path}: the header repeats {', '.join(repeated)}")
+
+    def _open(self) -> BinaryIO:
+        with self.path.open("rb") as probe:
+            gzipped = probe.read(2) == b"\x1f\x8b"
+        if gzipped:
+            return cast(BinaryIO, gzip.open(self.path, "rb"))
+        return self.path.open("rb")
+
+    def _lines(self, handle: IO[bytes], numbers: list[int]) -> Iterator[str]:
+        for number, raw in enumerate(handle, start=1):
+            numbers[0] = number
             try:
-                values = next(reader)
-            except StopIteration:
-                return
-            except csv.Error as exc:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
                 raise InvalidImportFile(
-                    f"{path}, line {reader.line_num}: not readable as CSV ({exc}); the rows "
-                    "before it were imported"
+                    f"{self.path}, line {number}: not UTF-8 text ({exc.reason} at byte "
+                    f"{exc.start}); save the file as UTF-8 and import it again"
                 ) from None
-            if not values:
-                continue
-            if len(values) != len(header):
-                # Keep the values for the quarantine, and let the caller refuse the row.
-                yield reader.line_num, {f"_{i}": v for i, v in enumerate(values)}
+            yield text.removeprefix("\ufeff") if number == 1 else text
+
+    def rows(self) -> Generator[tuple[int, list[str]], None, None]:
+        """(line number, values) of every non-blank row, the header first."""
+        numbers = [0]
+        try:
+            with self._open() as handle:
+                reader = csv.reader(self._lines(handle, numbers))
+                while True:
+                    start = numbers[0] + 1  # a quoted value may span lines: report the first
+                    try:
+                        values = next(reader)
+                    except StopIteration:
+                        return
+                    except csv.Error as exc:
+                        raise InvalidImportFile(
+                            f"{self.path}, line {start}: not readable as CSV ({exc})"
+                        ) from None
+                    if values and any(v.strip() for v in values):
+                        yield start, values
+        except (OSError, EOFError, zlib.error) as exc:
+            raise InvalidImportFile(
+                f"{self.path}, line {numbers[0]}: the file cannot be read ({exc})"
+            ) from None
+
+    def records(self) -> Iterator[tuple[int, dict[str, str] | list[str]]]:
+        """(line number, {column: value}) of each data row; a row of the wrong width comes
+        as its bare list of values, for `checked` to refuse."""
+        rows = self.rows()
+        next(rows)
+        for line, values in rows:
+            if len(values) != len(self.header):
+                yield line, values
             else:
-                yield reader.line_num, dict(zip(header, values, strict=True))
+                yield line, dict(zip(self.header, values, strict=True))
+
+    def checked(self, row: dict[str, str] | list[str]) -> dict[str, str]:
+        """A row as {column: value}; `InvalidRecord` if it has the wrong number of values."""
+        if isinstance(row, list):
+            raise InvalidRecord(
+                [Problem("row", f"row has {len(row)} values for {len(self.header)} columns")]
+            )
+        return row
+
+    def require(self, columns: Sequence[str], what: str) -> None:
+        """Refuse the file unless its header has every column."""
+        missing = [c for c in columns if c not in self.header]
+        if missing:
+            raise InvalidImportFile(
+                f"{self.path}: the header lacks {', '.join(missing)}, which {what} needs "
+                f"(found: {','.join(self.header)})"
+            )
+
+    def column(self, name: str | None, flag: str) -> str | None:
+        """A column named on the command line, checked against the header."""
+        if name is None:
+            return None
+        wanted = name.strip().upper()
+        if wanted not in self.header:
+            raise InvalidImportFile(
+                f"{flag} {name}: {self.path} has no such column (found: {','.join(self.header)})"
+            )
+        return wanted
 
 
-def _check_width(row: Mapping[str, str], header: Mapping[str, str]) -> None:
-    if row.keys() != header.keys():
-        raise InvalidRecord(
-            [Problem("row", f"row has {len(row)} values for {len(header)} columns")]
-        )
+# -- values ----------------------------------------------------------------------------------
 
 
-def _require_columns(path: Path, header: Mapping[str, str], required: tuple[str, ...]) -> None:
-    missing = [c for c in required if c not in header]
-    if missing:
-        raise InvalidImportFile(
-            f"{path}: the header lacks {', '.join(missing)}. Amazon Personalize's format "
-            f"starts with {','.join(required)} (found: {','.join(header)})"
-        )
-
-
-def _epoch(value: str, column: str) -> str:
+def parse_timestamp(value: str, column: str) -> tuple[datetime, bool]:
+    """A TIMESTAMP cell as UTC, and whether it was rescaled from milli- or microseconds."""
+    text = value.strip()
     try:
-        seconds = float(value)
+        number = float(text)
     except ValueError:
+        number = None
+    if number is None:
+        try:
+            parsed = datetime.fromisoformat(text)
+        except ValueError:
+            parsed = None
+        if parsed is None or parsed.utcoffset() is None:
+            raise InvalidRecord(
+                [
+                    Problem(
+                        column,
+                        f"{column} must be Unix seconds such as 1755369000 (milliseconds are "
+                        f"told by their size), or RFC 3339 with a zone (got {value!r})",
+                    )
+                ]
+            ) from None
+        return parsed.astimezone(UTC), False
+    if not math.isfinite(number) or number < 0:
         raise InvalidRecord(
-            [Problem(column, f"{column} must be epoch seconds (got {value!r})")]
-        ) from None
-    if not math.isfinite(seconds):
-        raise InvalidRecord([Problem(column, f"{column} must be a finite number")])
-    return datetime.fromtimestamp(seconds, UTC).isoformat()
+            [Problem(column, f"{column} must be a time after 1970 in Unix seconds (got {value!r})")]
+        )
+    if number < _SECONDS_BELOW:
+        return datetime.fromtimestamp(number, UTC), False
+    if number < _MILLIS_BELOW:
+        return datetime.fromtimestamp(number / 1e3, UTC), True
+    if number < _MICROS_BELOW:
+        return datetime.fromtimestamp(number / 1e6, UTC), True
+    raise InvalidRecord(
+        [
+            Problem(
+                column,
+                f"{column} {value} is too large for seconds, milliseconds or microseconds "
+                "since 1970; Personalize's TIMESTAMP is Unix seconds",
+            )
+        ]
+    )
 
 
 def _number(value: str, column: str, kind: type[int] | type[float]) -> int | float:
@@ -159,221 +326,335 @@ def _number(value: str, column: str, kind: type[int] | type[float]) -> int | flo
         raise InvalidRecord([Problem(column, f"{column} must be {word} (got {value!r})")]) from None
 
 
-class _RejectWriter:
-    """Streams refused rows to `quarantine/import/<run>/rejected-NNNNN.jsonl` in parts."""
-
-    def __init__(self, lake: Lake, prefix: str) -> None:
-        self._lake = lake
-        self.prefix = prefix
-        self._lines: list[str] = []
-        self._part = 0
-        self.written = False
-
-    def add(self, source: str, line: int, message: str, row: Mapping[str, str]) -> None:
-        record = {"source": source, "line": line, "error": message, "row": dict(row)}
-        self._lines.append(json.dumps(record, ensure_ascii=False))
-        if len(self._lines) >= _REJECTS_PER_PART:
-            self.flush()
-
-    def flush(self) -> None:
-        if self._lines:
-            self._part += 1
-            key = f"{self.prefix}/rejected-{self._part:05d}.jsonl"
-            self._lake.write_bytes(key, join_lines(self._lines))
-            self._lines = []
-            self.written = True
+# -- interactions ----------------------------------------------------------------------------
 
 
-def _event_type(value: str, mapping: Mapping[str, str]) -> str:
-    key = value.strip().lower().replace("-", "_").replace(" ", "_")
-    if key in mapping:
-        return mapping[key]
-    raise InvalidRecord(
-        [
-            Problem(
-                "EVENT_TYPE",
-                f"EVENT_TYPE {value!r} is not one of {', '.join(EVENT_TYPES)}; map it with "
-                f"--map {value}=view (or add_to_cart, purchase)",
-            )
-        ]
-    )
+@dataclass
+class _Spool:
+    """Accepted events (content without an id) and refused rows, on local disk until the
+    whole file has been read; only then does anything go to the lake."""
+
+    folder: Path
+    #: 16 bytes of each event's content hash, in file order, to find identical rows.
+    digests: bytearray = field(default_factory=bytearray)
+    #: The hash of all accepted content, naming the raw objects: the same rows, the same keys.
+    content: Any = field(default_factory=hashlib.sha256)
+
+    @property
+    def events(self) -> Path:
+        """`<ts_ms>\t<event JSON without its id>` per accepted row, gzip."""
+        return self.folder / "events.jsonl.gz"
+
+    @property
+    def rejects(self) -> Path:
+        """One quarantine record per refused row, gzip."""
+        return self.folder / "rejects.jsonl.gz"
+
+    def ranks(self) -> npt.NDArray[np.int64]:
+        """For each event, how many identical events came before it in the file."""
+        pairs = np.frombuffer(bytes(self.digests), dtype=np.uint64).reshape(-1, 2)
+        n = len(pairs)
+        order = np.lexsort((np.arange(n), pairs[:, 1], pairs[:, 0]))
+        ordered = pairs[order]
+        new_group = np.ones(n, dtype=bool)
+        new_group[1:] = (ordered[1:] != ordered[:-1]).any(axis=1)
+        starts = np.maximum.accumulate(np.where(new_group, np.arange(n), 0))
+        ranks = np.empty(n, dtype=np.int64)
+        ranks[order] = np.arange(n) - starts
+        return ranks
 
 
 def _interaction(
-    row: Mapping[str, str], line: int, mapping: Mapping[str, str], file_key: str
-) -> Event:
-    event_type = _event_type(row["EVENT_TYPE"], mapping)
+    row: Mapping[str, str],
+    mapping: Mapping[str, str],
+    options: ImportOptions,
+    report: ImportReport,
+    now: datetime,
+) -> tuple[str, int, bool]:
+    """A row as the event's canonical JSON without its id, its time in ms, and if rescaled."""
+    raw_type = row.get("EVENT_TYPE", "")
+    if not raw_type.strip():
+        if options.event_type is None:
+            raise InvalidRecord(
+                [
+                    Problem(
+                        "EVENT_TYPE",
+                        "EVENT_TYPE is empty; fill it, or say what untyped rows are with "
+                        "--event-type view (or add_to_cart, purchase)",
+                    )
+                ]
+            )
+        event_type = options.event_type
+    else:
+        found = mapping.get(event_type_key(raw_type))
+        if found is None:
+            report.unmapped[raw_type] += 1
+            raise InvalidRecord(
+                [
+                    Problem(
+                        "EVENT_TYPE",
+                        f"EVENT_TYPE {raw_type!r} is not one of {', '.join(EVENT_TYPES)}; map "
+                        f"it with --map {raw_type}=view (or add_to_cart, purchase)",
+                    )
+                ]
+            )
+        event_type = found
+    ts, rescaled = parse_timestamp(row["TIMESTAMP"], "TIMESTAMP")
     record: dict[str, Any] = {
         "user_id": row["USER_ID"],
         "item_id": row["ITEM_ID"],
         "event_type": event_type,
-        "ts": _epoch(row["TIMESTAMP"], "TIMESTAMP"),
+        "ts": ts,
     }
     properties: dict[str, Any] = {}
     for column, value in row.items():
-        if column in REQUIRED_INTERACTION_COLUMNS or value == "":
+        if column in ("USER_ID", "ITEM_ID", "TIMESTAMP", "EVENT_TYPE") or value == "":
             continue
-        if column == "SESSION_ID":
-            record["session_id"] = value
-        elif column == "PRICE":
+        if column == "PRICE":
             record["price"] = _number(value, column, float)
         elif column == "QUANTITY":
             record["quantity"] = _number(value, column, int)
+        elif column in _EVENT_FIELDS:
+            record[_EVENT_FIELDS[column]] = value
         else:
             properties[column.lower()] = value
     if properties:
         record["properties"] = properties
-    record["event_id"] = str(uuid.uuid5(_ROW_NAMESPACE, f"{file_key}:{line}"))
-    return parse_event(record)
+    event = parse_event(record, now=now, history=True)
+    return event.model_dump_json(exclude_none=True, exclude={"event_id"}), epoch_ms(ts), rescaled
 
 
-def import_interactions(
-    path: Path,
-    lake: Lake,
-    *,
-    event_type_map: Mapping[str, str] | None = None,
-    run: str | None = None,
-    progress: Callable[[int], None] | None = None,
+def _read_interactions(
+    source: CsvFile,
+    options: ImportOptions,
+    spool: _Spool,
+    now: datetime,
+    progress: Callable[[int], None] | None,
 ) -> ImportReport:
-    """Validate a Personalize interactions CSV row by row and write the good rows to raw/."""
-    mapping = {**DEFAULT_EVENT_TYPE_MAP, **(event_type_map or {})}
-    for name, target in mapping.items():
-        if target not in EVENT_TYPES:
-            raise InvalidImportFile(
-                f"--map {name}={target}: the target must be one of {', '.join(EVENT_TYPES)}"
-            )
-    rows = _rows(path)
-    _, header = next(rows)
-    _require_columns(path, header, REQUIRED_INTERACTION_COLUMNS)
-    # A row's id is the file's content hash and its line: importing the same file again gives
-    # the same ids (the ETL drops the copies), and two different files never share an id.
-    digest = _digest(path)
-    run = run or f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{digest[:8]}"
-    report = ImportReport(source=str(path))
-    rejects = _RejectWriter(lake, f"quarantine/import/{run}")
-
-    def convert(line: int, row: Mapping[str, str]) -> Event:
-        return _interaction(row, line, mapping, digest)
-
-    shown = 0  # rows already reported to `progress`, refused ones included
-    with RawEventWriter(lake, stream=IMPORT_STREAM, run_key=digest) as writer:
-        for event in _validated(path, rows, header, convert, report, rejects):
-            ts_ms = int(event.ts.timestamp() * 1000)
-            writer.add(ts_ms - ts_ms % HOUR_MS, [event.to_json_line()])
-            if progress and report.rows - shown >= 10_000:
+    """The first pass: every row checked, accepted events and refusals spooled to disk."""
+    mapping = options.mapping()
+    report = ImportReport(source=str(source.path), kind="interactions")
+    shown = 0
+    with (
+        gzip.open(spool.events, "wb", compresslevel=1) as events,
+        gzip.open(spool.rejects, "wb", compresslevel=1) as rejects,
+    ):
+        for line, row in source.records():
+            report.rows += 1
+            try:
+                content, ts_ms, rescaled = _interaction(
+                    source.checked(row), mapping, options, report, now
+                )
+            except InvalidRecord as exc:
+                report.refuse(line, str(exc))
+                reject = {"source": str(source.path), "line": line, "error": str(exc), "row": row}
+                rejects.write(json.dumps(reject, ensure_ascii=False).encode() + b"\n")
+                continue
+            report.accepted += 1
+            report.rescaled += rescaled
+            body = content.encode()
+            events.write(b"%d\t%s\n" % (ts_ms, body))
+            spool.digests += hashlib.sha256(body).digest()[:16]
+            spool.content.update(body + b"\n")
+            if progress is not None and report.rows - shown >= 10_000:
                 progress(report.rows - shown)
                 shown = report.rows
-    if progress:
+    if progress is not None:
         progress(report.rows - shown)
-    report.objects = writer.report.objects
     return report
 
 
-def _validated(
-    path: Path,
-    rows: Iterator[tuple[int, dict[str, str]]],
-    header: Mapping[str, str],
-    convert: Callable[[int, Mapping[str, str]], _Record],
-    report: ImportReport,
-    rejects: _RejectWriter,
-) -> Iterator[_Record]:
-    """Each row that converts; each that does not is counted and sent to quarantine."""
-    for line, row in rows:
-        report.rows += 1
-        try:
-            _check_width(row, header)
-            record = convert(line, row)
-        except InvalidRecord as exc:
-            report.note(line, str(exc))
-            rejects.add(str(path), line, str(exc), row)
-            continue
-        report.accepted += 1
-        yield record
-    rejects.flush()
-    report.quarantine = rejects.prefix if rejects.written else None
+def _write_interactions(lake: Lake, spool: _Spool, report: ImportReport, run: str) -> None:
+    """The second pass: spooled events get their ids and land; refusals go to quarantine."""
+    ranks = spool.ranks()
+    report.repeats = int((ranks > 0).sum())
+    with (
+        gzip.open(spool.events, "rb") as events,
+        RawEventWriter(lake, stream=HISTORY_STREAM, run_key=spool.content.hexdigest()) as writer,
+    ):
+        for rank, line in zip(ranks.tolist(), events, strict=True):
+            ts_text, _, body = line.rstrip(b"\n").partition(b"\t")
+            content = body.decode()
+            event_id = uuid.uuid5(_ROW_NAMESPACE, f"{content}#{rank}")
+            ts_ms = int(ts_text)
+            writer.add(ts_ms - ts_ms % HOUR_MS, [f'{{"event_id":"{event_id}",{content[1:]}'])
+    report.objects = writer.report.objects
+    if report.rejected:
+        prefix = f"{QUARANTINE_IMPORT}/{run}/interactions"
+        with gzip.open(spool.rejects, "rb") as rejects:
+            _quarantine(lake, prefix, (line.rstrip(b"\n").decode() for line in rejects))
+        report.quarantine = prefix
 
 
-def _catalog_rows(
-    path: Path, lake: Lake, run: str, kind: str
-) -> tuple[list[dict[str, Any]], ImportReport]:
-    rows = _rows(path)
-    _, header = next(rows)
-    id_column = "ITEM_ID" if kind == "items" else "USER_ID"
-    required = ("ITEM_ID", "CREATION_TIMESTAMP") if kind == "items" else ("USER_ID",)
-    _require_columns(path, header, required)
-    report = ImportReport(source=str(path))
-    rejects = _RejectWriter(lake, f"quarantine/import/{run}/{kind}")
-
-    def convert(_line: int, row: Mapping[str, str]) -> dict[str, Any]:
-        return _item(row) if kind == "items" else _user(row, id_column)
-
-    records = list(_validated(path, rows, header, convert, report, rejects))
-    return records, report
+def _quarantine(lake: Lake, prefix: str, lines: Iterator[str]) -> None:
+    part: list[str] = []
+    number = 0
+    for line in lines:
+        part.append(line)
+        if len(part) >= _REJECTS_PER_PART:
+            number += 1
+            lake.write_bytes(f"{prefix}/rejected-{number:05d}.jsonl", join_lines(part))
+            part = []
+    if part:
+        lake.write_bytes(f"{prefix}/rejected-{number + 1:05d}.jsonl", join_lines(part))
 
 
-_ITEM_COLUMNS: Final = {
-    "TITLE": "title",
-    "NAME": "title",
-    "PRODUCT_NAME": "title",
-    "CATEGORY": "category",
-    "CATEGORY_L1": "category",
-    "CATEGORIES": "category",
-    "PRICE": "price",
-    "BRAND": "brand",
-}
+# -- catalog ---------------------------------------------------------------------------------
 
 
-def _item(row: Mapping[str, str]) -> dict[str, Any]:
-    record: dict[str, Any] = {
-        "item_id": row["ITEM_ID"],
-        "created_at": _epoch(row["CREATION_TIMESTAMP"], "CREATION_TIMESTAMP"),
-    }
+@dataclass
+class _Catalog:
+    """One catalog file read and checked: its records, its refusals and its report."""
+
+    report: ImportReport
+    records: list[dict[str, Any]] = field(default_factory=list)
+    rejects: list[str] = field(default_factory=list)
+
+
+def _item(
+    row: Mapping[str, str], title: str | None, category: str | None
+) -> tuple[dict[str, Any], bool]:
+    record: dict[str, Any] = {"item_id": row["ITEM_ID"]}
+    rescaled = False
     attributes: dict[str, Any] = {}
     for column, value in row.items():
-        if column in ("ITEM_ID", "CREATION_TIMESTAMP") or value == "":
+        if column == "ITEM_ID" or value == "":
             continue
-        target = _ITEM_COLUMNS.get(column)
-        if target == "price":
-            record["price"] = _number(value, column, float)
-        elif target == "category":
-            record.setdefault("category", value.split("|")[0])
-            if "|" in value:
+        if column == "CREATION_TIMESTAMP":
+            record["created_at"], rescaled = parse_timestamp(value, column)
+        elif column == title:
+            record["title"] = value
+        elif column == category:
+            record["category"] = value.split("|")[0].strip() or None
+            if "|" in value:  # the whole list stays an attribute
                 attributes[column.lower()] = value
-        elif target is not None:
-            record.setdefault(target, value)
+        elif column == "PRICE":
+            record["price"] = _number(value, column, float)
+        elif column == "BRAND":
+            record["brand"] = value
         else:
             attributes[column.lower()] = value
     record["attributes"] = attributes
-    return parse_item(record).to_record()
+    return parse_item(record).to_record(), rescaled
 
 
-def _user(row: Mapping[str, str], id_column: str) -> dict[str, Any]:
-    attributes = {c.lower(): v for c, v in row.items() if c != id_column and v != ""}
-    return parse_user({"user_id": row[id_column], "attributes": attributes}).to_record()
+def _read_catalog(source: CsvFile, kind: str, title: str | None, category: str | None) -> _Catalog:
+    catalog = _Catalog(ImportReport(source=str(source.path), kind=kind))
+    report = catalog.report
+    for line, row in source.records():
+        report.rows += 1
+        try:
+            values = source.checked(row)
+            if kind == "items":
+                record, rescaled = _item(values, title, category)
+                report.rescaled += rescaled
+            else:
+                attributes = {c.lower(): v for c, v in values.items() if c != "USER_ID" and v}
+                user = parse_user({"user_id": values["USER_ID"], "attributes": attributes})
+                record = user.to_record()
+        except InvalidRecord as exc:
+            report.refuse(line, str(exc))
+            reject = {"source": str(source.path), "line": line, "error": str(exc), "row": row}
+            catalog.rejects.append(json.dumps(reject, ensure_ascii=False))
+            continue
+        report.accepted += 1
+        catalog.records.append(record)
+    return catalog
 
 
-def import_catalog(
+def _items_file(source: CsvFile, options: ImportOptions) -> tuple[str | None, str | None]:
+    """The items file's title and category columns, after checking its header."""
+    source.require(["ITEM_ID"], "an items file")
+    if len(source.header) < 2:
+        raise InvalidImportFile(
+            f"{source.path}: an items file needs ITEM_ID and at least one more column "
+            "(a title, a category, a price ...), as in Personalize"
+        )
+    title = source.column(options.title_column, "--title-column") or next(
+        (c for c in TITLE_COLUMNS if c in source.header), None
+    )
+    category = source.column(options.category_column, "--category-column") or next(
+        (c for c in CATEGORY_COLUMNS if c in source.header), None
+    )
+    return title, category
+
+
+# -- the import ------------------------------------------------------------------------------
+
+
+def import_files(
     lake: Lake,
     *,
+    interactions: Path | None = None,
     items: Path | None = None,
     users: Path | None = None,
-    dumped_at: datetime | None = None,
-    run: str | None = None,
+    options: ImportOptions | None = None,
+    now: datetime | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> list[ImportReport]:
-    """Validate items and users CSVs and write the good rows as one raw catalog dump."""
-    dumped_at = dumped_at or datetime.now(UTC)
-    run = run or f"{dumped_at:%Y%m%dT%H%M%SZ}"
-    reports = []
-    item_records: list[dict[str, Any]] = []
-    user_records: list[dict[str, Any]] = []
-    if items is not None:
-        item_records, report = _catalog_rows(items, lake, run, "items")
-        reports.append(report)
-    if users is not None:
-        user_records, report = _catalog_rows(users, lake, run, "users")
-        reports.append(report)
-    if item_records or user_records:
-        prefix = write_catalog_dump(lake, dumped_at, items=item_records, users=user_records)
-        for report in reports:
-            report.objects = [prefix]
+    """Import a shop's interactions, items and users files; one report per file.
+
+    Every file is read through and checked before anything is written; see the module
+    docstring for the rules. Raises `InvalidImportFile` for a file that cannot be used.
+    """
+    if interactions is None and items is None and users is None:
+        raise InvalidImportFile("nothing to import: give an interactions file, items or users")
+    options = options or ImportOptions()
+    options.mapping()
+    now = now or datetime.now(UTC)
+    run = f"{now:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
+    # Open every file and check every header first: a bad items header must not leave an
+    # interactions import behind.
+    events_file = CsvFile(interactions) if interactions is not None else None
+    if events_file is not None:
+        events_file.require(["USER_ID", "ITEM_ID", "TIMESTAMP"], "an interactions file")
+        if "EVENT_TYPE" not in events_file.header and options.event_type is None:
+            raise InvalidImportFile(
+                f"{events_file.path}: the header has no EVENT_TYPE; say what every row is with "
+                "--event-type purchase (or view, add_to_cart)"
+            )
+    items_file = CsvFile(items) if items is not None else None
+    columns = _items_file(items_file, options) if items_file is not None else (None, None)
+    users_file = CsvFile(users) if users is not None else None
+    if users_file is not None:
+        users_file.require(["USER_ID"], "a users file")
+
+    catalogs = {}
+    if items_file is not None:
+        catalogs["items"] = _read_catalog(items_file, "items", *columns)
+        if columns[0] is None:
+            catalogs["items"].report.notes.append(
+                f"no title column ({', '.join(TITLE_COLUMNS)}); name one with --title-column"
+            )
+        if columns[1] is None:
+            catalogs["items"].report.notes.append(
+                f"no category column ({', '.join(CATEGORY_COLUMNS)}); name one with "
+                "--category-column"
+            )
+    if users_file is not None:
+        catalogs["users"] = _read_catalog(users_file, "users", None, None)
+
+    reports: list[ImportReport] = []
+    with tempfile.TemporaryDirectory(prefix="recs-import-") as folder:
+        spool = _Spool(Path(folder))
+        if events_file is not None:
+            reports.append(_read_interactions(events_file, options, spool, now, progress))
+        # Everything is read and checked: from here on, the import writes.
+        if events_file is not None:
+            _write_interactions(lake, spool, reports[0], run)
+    for kind, catalog in catalogs.items():
+        if catalog.rejects:
+            prefix = f"{QUARANTINE_IMPORT}/{run}/{kind}"
+            _quarantine(lake, prefix, iter(catalog.rejects))
+            catalog.report.quarantine = prefix
+        reports.append(catalog.report)
+    if any(c.records for c in catalogs.values()):
+        prefix = write_catalog_dump(
+            lake,
+            now,
+            items=catalogs["items"].records if "items" in catalogs else [],
+            users=catalogs["users"].records if "users" in catalogs else [],
+        )
+        for catalog in catalogs.values():
+            catalog.report.objects = [prefix]
     return reports

@@ -18,13 +18,19 @@ import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO, Protocol
+from typing import TYPE_CHECKING, BinaryIO, Final, Protocol
 
-from ingestion.errors import LakeError, SettingsError
+from common.errors import SettingsError
+from ingestion.errors import LakeError, LakeNotFound, NotALake
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_s3.type_defs import CopySourceTypeDef
+
+
+#: The top-level folders of a lake, one per zone (DESIGN.md's layout). A folder that holds
+#: files but none of these is not a lake, and no command writes into it.
+ZONES: Final = frozenset({"raw", "curated", "quarantine", "exports", "models", "batch", "_state"})
 
 
 class Lake(Protocol):
@@ -65,6 +71,10 @@ class Lake(Protocol):
 
     def upload(self, key: str, path: Path) -> None:
         """Copy a local file, too big to hold in memory, to a key; the object appears whole."""
+        ...
+
+    def top_level(self) -> set[str] | None:
+        """Names directly under the root (hidden ones left out); None if the root is missing."""
         ...
 
 
@@ -156,6 +166,16 @@ class LocalLake:
 
         self._replace(key, copy)
 
+    def top_level(self) -> set[str] | None:
+        """The folder's entries; None if it does not exist. A file there is not a lake."""
+        if self.root.is_file():
+            raise NotALake(
+                f"{self.root} is a file, not a lake folder; point --lake or RECS_LAKE at a folder"
+            )
+        if not self.root.is_dir():
+            return None
+        return {p.name for p in self.root.iterdir() if not p.name.startswith(".")}
+
     def move(self, source: str, target: str) -> None:
         """Rename within the lake (atomic on one file system), then fsync the folder."""
         path = self.root / _clean_key(target)
@@ -228,6 +248,21 @@ class S3Lake:
         """boto3's managed transfer: multipart above 8 MB; S3 shows the object when complete."""
         self._s3().upload_file(str(path), self.bucket, self._key(key))
 
+    def top_level(self) -> set[str]:
+        """Folders and objects directly under the prefix (one LIST); a missing bucket fails."""
+        s3 = self._s3()
+        prefix = f"{self.prefix}/" if self.prefix else ""
+        try:
+            response = s3.list_objects_v2(Bucket=self.bucket, Prefix=prefix, Delimiter="/")
+        except s3.exceptions.NoSuchBucket:
+            raise LakeNotFound(
+                f"No lake at {self.uri}: the bucket {self.bucket} does not exist. Create it "
+                "(infra/terraform makes the lake bucket) or fix --lake / RECS_LAKE"
+            ) from None
+        names = {p["Prefix"][len(prefix) :].rstrip("/") for p in response.get("CommonPrefixes", [])}
+        names |= {o["Key"][len(prefix) :] for o in response.get("Contents", [])}
+        return {name for name in names if name and not name.startswith(".")}
+
     def move(self, source: str, target: str) -> None:
         """Server-side copy, then delete the source (objects up to 5 GB, as ours are)."""
         s3 = self._s3()
@@ -251,3 +286,41 @@ def open_lake(uri: str, *, s3_client: S3Client | None = None) -> LocalLake | S3L
             f"lake URI {uri!r} is not supported; use a folder path or s3://bucket/prefix"
         )
     return LocalLake(Path(uri).expanduser().resolve())
+
+
+def check_lake(lake: Lake, *, create: bool) -> None:
+    """Fail unless `lake` is a lake, or (with `create`) a new or empty place to start one.
+
+    Raises `LakeNotFound` for a missing or empty lake when reading, and `NotALake` for a
+    folder or prefix that holds other things, so that no command reads or writes there.
+    """
+    entries = lake.top_level()
+    if not entries:
+        if create:
+            return
+        state = "the folder does not exist" if entries is None else "it is empty"
+        raise LakeNotFound(
+            f"No lake at {lake.uri}: {state}. Start one with `recs generate` (a demo shop) or "
+            "`recs import` (your shop's data), or point --lake or RECS_LAKE at your lake"
+        )
+    if not entries & ZONES:
+        shown = ", ".join(sorted(entries)[:3]) + (", ..." if len(entries) > 3 else "")
+        raise NotALake(
+            f"{lake.uri} is not a recs lake: it holds {shown} but none of the lake's folders "
+            f"({', '.join(sorted(ZONES))}). Point --lake or RECS_LAKE at a lake, or at a new or "
+            "empty folder to start one"
+        )
+
+
+def lake_for_reading(uri: str) -> LocalLake | S3Lake:
+    """Open an existing lake; fail, saying what to do, if there is none at `uri`."""
+    lake = open_lake(uri)
+    check_lake(lake, create=False)
+    return lake
+
+
+def lake_for_writing(uri: str) -> LocalLake | S3Lake:
+    """Open a lake to write to: an existing one, or a new or empty folder or prefix."""
+    lake = open_lake(uri)
+    check_lake(lake, create=True)
+    return lake

@@ -44,6 +44,15 @@ RAW_EVENT_KEY: Final = re.compile(
     r"(?P<stream>[^/]+)-(?P<version>\d+)-\d{4}-\d{2}-\d{2}-\d{2}-\d{2}-\d{2}-[^/]+$"
 )
 GZIP_MAGIC: Final = b"\x1f\x8b"
+#: The stream name of objects `recs import` writes: a shop's past, whose events may be of
+#: any age. Readers check every other object's events as live ones.
+HISTORY_STREAM: Final = "recs-import"
+
+
+def is_history(key: str) -> bool:
+    """Whether a raw event object holds imported history (its stream is `recs-import`)."""
+    match = RAW_EVENT_KEY.match(key)
+    return match is not None and match["stream"] == HISTORY_STREAM
 
 
 def read_lines(body: bytes) -> list[bytes]:

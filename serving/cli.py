@@ -6,28 +6,19 @@ import os
 
 import click
 
-from ingestion.cli import CommandFailed, fails_cleanly, lake_option, out
-from ingestion.lake import open_lake
-from ingestion.settings import IngestionSettings
-from serving.errors import ServingError
-from serving.store import DEFAULT_STORE, open_store
-from training.errors import TrainingError
+from common.cli import FLAGS_KEY, fails_cleanly, out, with_settings
+from common.settings import variable
+from ingestion.lake import lake_for_reading
+from serving.settings import ServingSettings, StoreSettings
+from serving.store import open_store
 
 
 @click.command("publish")
 @click.argument("version", required=False)
 @click.option("--force", is_flag=True, help="Publish even if the promotion gate said no.")
-@click.option(
-    "--store",
-    "store_uri",
-    help=f"Online store: a SQLite path or dynamodb://table. "
-    f"[env RECS_STORE; default {DEFAULT_STORE}]",
-)
-@lake_option
+@with_settings(StoreSettings)
 @fails_cleanly
-def publish_command(
-    version: str | None, force: bool, store_uri: str | None, lake: str | None
-) -> None:
+def publish_command(version: str | None, force: bool, settings: StoreSettings) -> None:
     """Load a model version's recommendations into the online store and make it live.
 
     Without VERSION, the newest trained version. A version the promotion gate kept as a
@@ -38,15 +29,12 @@ def publish_command(
     """
     from serving.publish import publish
 
-    settings = IngestionSettings.from_env(lake=lake)
-    uri = store_uri or os.environ.get("RECS_STORE") or DEFAULT_STORE
-    try:
-        report = publish(open_lake(settings.lake), open_store(uri), version, force=force)
-    except (TrainingError, ServingError) as exc:
-        raise CommandFailed(str(exc)) from exc
+    report = publish(
+        lake_for_reading(settings.lake), open_store(settings.store), version, force=force
+    )
     out.print(
         f"Published {report.version}{' (forced)' if report.forced else ''}: "
-        f"{report.users:,} users and {report.items:,} items in {uri}"
+        f"{report.users:,} users and {report.items:,} items in {settings.store}"
     )
     if report.dropped:
         out.print(f"Dropped old versions: {', '.join(report.dropped)}")
@@ -75,15 +63,20 @@ def publish_command(
     show_default=True,
     help="Print CloudWatch EMF metrics per request to stdout, as the Lambda does.",
 )
-@lake_option
+@with_settings(ServingSettings)
 @fails_cleanly
 def serve_command(
-    host: str, port: int, workers: int, log_level: str, metrics: bool, lake: str | None
+    host: str,
+    port: int,
+    workers: int,
+    log_level: str,
+    metrics: bool,
+    settings: ServingSettings,
 ) -> None:
     """Serve the recommendations API over HTTP (the same app the Lambda runs).
 
-    Settings come from RECS_* variables (README.md, "Serving"): RECS_STORE, RECS_API_KEYS,
-    RECS_CORS_ORIGINS and more. The docs are at /v1/docs.
+    Every setting is a flag, a RECS_* variable or a key of recs.toml (README.md,
+    "Settings"). The docs are at /v1/docs.
 
     \b
     Example: recs serve --port 8000
@@ -91,13 +84,11 @@ def serve_command(
     """
     import uvicorn
 
-    from serving.settings import ServingSettings
-
-    # The workers read their settings from the environment, which this entry point owns.
-    if lake:
-        os.environ["RECS_LAKE"] = lake
-    # Checked here, so that a bad value fails before uvicorn starts its workers.
-    ServingSettings.from_env()
+    lake_for_reading(settings.lake)
+    # The workers read their settings again, from the environment this entry point owns:
+    # the flags given here go there.
+    for name, value in click.get_current_context().meta.get(FLAGS_KEY, {}).items():
+        os.environ[variable(name, ServingSettings.model_fields[name])] = str(value)
     os.environ["POWERTOOLS_LOG_LEVEL"] = log_level.upper()
     os.environ["POWERTOOLS_METRICS_DISABLED"] = "false" if metrics else "true"
     out.print(f"Serving on http://{host}:{port} (docs: http://{host}:{port}/v1/docs)")

@@ -38,12 +38,12 @@ def idempotency_layer(uri: str) -> BasePersistenceLayer:
 
 def build_services(settings: ServingSettings, *, background_flush: bool = False) -> Services:
     """Open the lake, store, sink, history and idempotency records the settings name."""
-    lake = open_lake(settings.ingestion.lake)
+    lake = open_lake(settings.lake)
     store = open_store(settings.store)
-    sink: EventSink = make_sink(settings.ingestion, background=background_flush)
+    sink: EventSink = make_sink(settings, background=background_flush)
     history: RecentHistory
     if settings.history == "local":
-        assert isinstance(sink, LocalSink)  # ServingSettings.check() ensures it
+        assert isinstance(sink, LocalSink)  # ServingSettings ensures it
         history = sink.log
     else:
         history = DynamoHistory(_table(settings.history))

@@ -27,6 +27,8 @@ REQUIREMENTS: Final = (
     "annotated-types",
     "typing-extensions",
     "typing-inspection",
+    "pydantic-settings",
+    "python-dotenv",
     "aws-lambda-powertools",
     "jmespath",
     "aws-xray-sdk",
@@ -36,7 +38,7 @@ REQUIREMENTS: Final = (
 #: manylinux2014 aarch64 wheels after 2.2.6 (later ones need glibc 2.28), so the Lambda gets
 #: that release; serving uses nothing from numpy that 2.2 lacks.
 LAMBDA_PINS: Final = {"numpy": "2.2.6"}
-SOURCES: Final = ("ingestion", "training", "serving")
+SOURCES: Final = ("common", "ingestion", "training", "serving")
 LIMIT_BYTES: Final = 50 * 1024 * 1024
 HANDLER: Final = "serving.handler.handler"
 _PRUNE_DIRS: Final = {"tests", "__pycache__", "testing"}

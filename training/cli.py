@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import click
 
-from etl.errors import EtlError
-from ingestion.cli import CommandFailed, fails_cleanly, lake_option, out
-from ingestion.errors import SettingsError
-from ingestion.lake import open_lake
+from common.cli import CommandFailed, fails_cleanly, out, with_settings
+from ingestion.lake import lake_for_reading
 from training.data import DEFAULT_WEIGHTS
-from training.errors import TrainingError
+from training.settings import TrainingSettings
 
 
 def _weights(_ctx: click.Context, _param: click.Parameter, value: str | None) -> dict[str, float]:
@@ -53,7 +51,7 @@ def _weights(_ctx: click.Context, _param: click.Parameter, value: str | None) ->
     is_flag=True,
     help="Let batch recommendations include items the user already bought.",
 )
-@lake_option
+@with_settings(TrainingSettings)
 @fails_cleanly
 def train_command(
     weights: dict[str, float],
@@ -61,7 +59,7 @@ def train_command(
     backend: str,
     export_run: str | None,
     include_purchased: bool,
-    lake: str | None,
+    settings: TrainingSettings,
 ) -> None:
     """Train the recipes, evaluate them on a time-based holdout, and write the best.
 
@@ -71,23 +69,18 @@ def train_command(
     \b
     Example: recs train --weights view=1,add_to_cart=3,purchase=10
     """
-    from ingestion.settings import IngestionSettings
     from training.metrics import CUTOFFS
     from training.pipeline import SELECT_ON, train
 
-    settings = IngestionSettings.from_env(lake=lake)
     if backend == "personalize":
-        _train_with_personalize(settings.lake, export_run)
+        _train_with_personalize(settings, export_run)
         return
-    try:
-        report = train(
-            open_lake(settings.lake),
-            weights=weights,
-            seed=seed,
-            exclude_purchased=not include_purchased,
-        )
-    except (TrainingError, EtlError, SettingsError) as exc:
-        raise CommandFailed(str(exc)) from exc
+    report = train(
+        lake_for_reading(settings.lake),
+        weights=weights,
+        seed=seed,
+        exclude_purchased=not include_purchased,
+    )
     out.print(f"Model version {report.version}: chose {report.chosen} on {SELECT_ON}")
     header = ["recipe", *(f"ndcg@{k}" for k in CUTOFFS), "recall@20", "mrr@25", "coverage", "s"]
     out.print("  ".join(f"{h:>16}" for h in header))
@@ -108,7 +101,7 @@ def train_command(
         out.print(f"  {key}")
 
 
-def _train_with_personalize(lake_uri: str, export_run: str | None) -> None:
+def _train_with_personalize(settings: TrainingSettings, export_run: str | None) -> None:
     from datetime import UTC, datetime
 
     from training.personalize import (
@@ -121,16 +114,13 @@ def _train_with_personalize(lake_uri: str, export_run: str | None) -> None:
         raise CommandFailed(
             "--backend personalize needs --export RUN (see `recs export personalize`)"
         )
-    try:
-        trainer = PersonalizeTrainer(PersonalizeSettings.from_env(lake_uri))
-        run = train_with_personalize(
-            open_lake(lake_uri),
-            trainer,
-            export_prefix=f"exports/personalize/{export_run}",
-            version=f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}",
-        )
-    except (TrainingError, SettingsError) as exc:
-        raise CommandFailed(str(exc)) from exc
+    trainer = PersonalizeTrainer(PersonalizeSettings.from_settings(settings))
+    run = train_with_personalize(
+        lake_for_reading(settings.lake),
+        trainer,
+        export_prefix=f"exports/personalize/{export_run}",
+        version=f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}",
+    )
     out.print(f"Personalize version {run.version}: campaign {run.arns['campaign']}")
     for name, value in sorted(run.metrics.items()):
         out.print(f"  {name:45} {value:.4f}")
@@ -139,9 +129,9 @@ def _train_with_personalize(lake_uri: str, export_run: str | None) -> None:
 @click.command("evaluate")
 @click.argument("version", required=False)
 @click.option("--seed", default=42, show_default=True, help="Seed of the holdout.")
-@lake_option
+@with_settings(TrainingSettings, only=("lake",))
 @fails_cleanly
-def evaluate_command(version: str | None, seed: int, lake: str | None) -> None:
+def evaluate_command(version: str | None, seed: int, settings: TrainingSettings) -> None:
     """Score a model version (default: the one in production) on the current data.
 
     Prints its metrics beside popularity's and appends them to the version's manifest.
@@ -149,14 +139,9 @@ def evaluate_command(version: str | None, seed: int, lake: str | None) -> None:
     \b
     Example: recs evaluate 20261124T230000Z
     """
-    from ingestion.settings import IngestionSettings
     from training.evaluate import evaluate_version
 
-    settings = IngestionSettings.from_env(lake=lake)
-    try:
-        result = evaluate_version(open_lake(settings.lake), version, seed=seed)
-    except (TrainingError, EtlError) as exc:
-        raise CommandFailed(str(exc)) from exc
+    result = evaluate_version(lake_for_reading(settings.lake), version, seed=seed)
     scope = (
         "held-out events newer than its data"
         if result.unseen_only

@@ -171,9 +171,16 @@ def time_split(
 
 
 def item_categories(lake: Lake) -> dict[str, str]:
-    """Each catalog item's category, from the curated items table (empty if none yet)."""
+    """Each catalog item's category, from the curated items table (empty if none yet).
+
+    Items without a category are left out; the fallbacks then use the whole shop.
+    """
     try:
-        rows = connect(lake).execute("SELECT item_id, category FROM items").fetchall()
+        rows = (
+            connect(lake)
+            .execute("SELECT item_id, category FROM items WHERE category IS NOT NULL")
+            .fetchall()
+        )
     except CuratedZoneEmpty:
         return {}
     return {str(item): str(category) for item, category in rows}

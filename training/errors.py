@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from common.errors import RecsError
 
-class TrainingError(Exception):
+
+class TrainingError(RecsError):
     """Base class of every error raised by the training package."""
 
 

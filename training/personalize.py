@@ -20,8 +20,10 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 
 from botocore.exceptions import ClientError
 
+from common.errors import SettingsError
 from ingestion.lake import Lake
 from training.errors import TrainingFailed, TrainingPending
+from training.settings import TrainingSettings
 
 if TYPE_CHECKING:
     from mypy_boto3_personalize import PersonalizeClient
@@ -47,24 +49,21 @@ class PersonalizeSettings:
     poll_seconds: float = 30.0
 
     @classmethod
-    def from_env(cls, lake_uri: str, env: Mapping[str, str] | None = None) -> PersonalizeSettings:
-        """RECS_STAGE and RECS_PERSONALIZE_ROLE_ARN; the lake must be on S3."""
-        import os
-
-        from ingestion.errors import SettingsError
-
-        env = os.environ if env is None else env
-        role = env.get("RECS_PERSONALIZE_ROLE_ARN")
-        if not role:
+    def from_settings(cls, settings: TrainingSettings) -> PersonalizeSettings:
+        """From `recs train`'s settings: the role must be set and the lake must be on S3."""
+        if not settings.personalize_role_arn:
             raise SettingsError(
-                "the personalize backend needs RECS_PERSONALIZE_ROLE_ARN: the IAM role "
-                "Personalize assumes to read the lake"
+                "the personalize backend needs RECS_PERSONALIZE_ROLE_ARN (or "
+                "--personalize-role-arn): the IAM role Personalize assumes to read the lake"
             )
-        if not lake_uri.startswith("s3://"):
+        if not settings.lake.startswith("s3://"):
             raise SettingsError(
-                f"the personalize backend needs an S3 lake (RECS_LAKE=s3://...), not {lake_uri}"
+                f"the personalize backend needs an S3 lake (RECS_LAKE=s3://...), not "
+                f"{settings.lake}"
             )
-        return cls(stage=env.get("RECS_STAGE") or "dev", role_arn=role, lake_uri=lake_uri)
+        return cls(
+            stage=settings.stage, role_arn=settings.personalize_role_arn, lake_uri=settings.lake
+        )
 
 
 @dataclass

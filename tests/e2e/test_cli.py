@@ -101,8 +101,9 @@ def test_import_then_flush(tmp_path: Path) -> None:
     csv.write_text("USER_ID,ITEM_ID,TIMESTAMP,EVENT_TYPE\nU1,I1,1755369000,view\nU2,I2,oops,view\n")
     result = run("import", str(csv), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert "2 rows, 1 imported, 1 refused" in result.stdout
-    assert "interactions.csv:3: TIMESTAMP must be epoch seconds (got 'oops')" in result.stderr
+    assert "2 interactions rows, 1 imported, 1 refused" in result.stdout
+    assert "interactions.csv:3: TIMESTAMP must be Unix seconds" in result.stderr
+    assert "(got 'oops')" in result.stderr
     assert "quarantine/import/" in result.stderr
     assert run("flush", cwd=tmp_path).returncode == 0
 
@@ -117,9 +118,9 @@ def test_import_then_flush(tmp_path: Path) -> None:
         ),
         (["ingest", "-"], {"RECS_SINK": "kinesis"}, "RECS_SINK=kinesis needs RECS_KINESIS_STREAM"),
         (["generate", "--users", "0"], {}, "users must be at least 1"),
-        (["import", "missing.csv"], {}, "missing.csv: no such file"),
+        (["import", "missing.csv"], {}, "missing.csv does not exist"),
         (["generate", "--end", "yesterday"], {}, "is not a date like 2026-11-01"),
-        (["import", "missing.csv", "--map", "click"], {}, "'click' is not NAME=TYPE"),
+        (["import", "--map", "click", "missing.csv"], {}, "'click' is not NAME=TYPE"),
     ],
 )
 def test_bad_input_fails_with_a_clear_message_and_no_traceback(

@@ -67,14 +67,21 @@ def test_generate_curate_query_and_export(tmp_path: Path) -> None:
 
 
 def test_commands_explain_what_is_missing(tmp_path: Path) -> None:
+    (tmp_path / "lake").mkdir()
     empty = run("sql", "-c", "SELECT 1", cwd=tmp_path)
     assert empty.returncode == 2
-    assert "no curated interactions" in empty.stderr
+    assert "No lake at" in empty.stderr
+    assert "it is empty" in empty.stderr
     assert "Traceback" not in empty.stderr
 
+    (tmp_path / "lake" / "raw").mkdir()
     nothing = run("etl", cwd=tmp_path)
     assert nothing.returncode == 0
     assert "Nothing new" in nothing.stdout
+
+    uncurated = run("sql", "-c", "SELECT 1", cwd=tmp_path)
+    assert uncurated.returncode == 2
+    assert "no curated interactions" in uncurated.stderr
 
     wrong = run("etl", "--since", "last week", cwd=tmp_path)
     assert wrong.returncode == 2

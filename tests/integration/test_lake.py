@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from ingestion.errors import LakeError, SettingsError
+from common.errors import SettingsError
+from ingestion.errors import LakeError
 from ingestion.lake import LocalLake, S3Lake, open_lake
 
 

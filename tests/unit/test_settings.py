@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from ingestion.errors import SettingsError
+from common.errors import SettingsError
 from ingestion.settings import IngestionSettings
 
 

@@ -1,0 +1,21 @@
+"""Settings of `recs train` and `recs evaluate`: the lake, and the Personalize backend's."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from ingestion.settings import LakeSettings
+
+
+class TrainingSettings(LakeSettings):
+    """The lake to train on; with `--backend personalize`, the stage and Personalize's role."""
+
+    stage: str = Field(
+        "dev",
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]*$",
+        description="Name prefix of Personalize resources (the deployment's stage)",
+    )
+    personalize_role_arn: str | None = Field(
+        None,
+        description="IAM role Amazon Personalize assumes, with --backend personalize",
+    )
