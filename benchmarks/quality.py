@@ -25,7 +25,7 @@ from benchmarks.child import peak_rss_mb, reset_peak
 from benchmarks.foundation import Row
 from ingestion.contract import EVENT_TYPES
 from ingestion.generator import ShopSpec, generate_shop
-from training.data import DEFAULT_WEIGHTS, EventLog, time_split
+from training.data import DEFAULT_WEIGHTS, Interactions, time_split
 from training.metrics import evaluate
 from training.pipeline import DEFAULT_HALF_LIFE_DAYS, SELECT_ON, K, candidates
 from training.recipes import Popularity, Recipe
@@ -35,7 +35,7 @@ END = datetime(2026, 11, 1, tzinfo=UTC)
 
 def shop_log(
     n_events: int, seed: int = 21, users: int | None = None, items: int | None = None
-) -> EventLog:
+) -> Interactions:
     """A generated shop's events, straight from the generator's columns."""
     shop = generate_shop(
         ShopSpec(
@@ -56,10 +56,10 @@ def shop_log(
             "ts_ms": pa.array(shop.ts_ms),
         }
     )
-    return EventLog.from_arrow(table)
+    return Interactions.from_arrow(table)
 
 
-def csv_log(path: Path) -> EventLog:
+def csv_log(path: Path) -> Interactions:
     """A Personalize interactions CSV: USER_ID, ITEM_ID, TIMESTAMP (s), EVENT_TYPE optional.
 
     Event types other than ours count as views.
@@ -72,7 +72,7 @@ def csv_log(path: Path) -> EventLog:
         else pa.nulls(table.num_rows, pa.string())
     )
     known = pc.is_in(kinds, value_set=pa.array(EVENT_TYPES))
-    return EventLog.from_arrow(
+    return Interactions.from_arrow(
         pa.table(
             {
                 "user_id": pc.cast(table[names["USER_ID"]], pa.string()),
@@ -101,7 +101,7 @@ def _implicit(kind: str) -> Callable[[sp.csr_matrix, np.ndarray, sp.csr_matrix],
     return run
 
 
-def quality_rows(log: EventLog, label: str) -> tuple[list[Row], list[str]]:
+def quality_rows(log: Interactions, label: str) -> tuple[list[Row], list[str]]:
     """Every model on one split: NDCG@10 and recall@20 rows, with train time and memory."""
     split = time_split(log, seed=42)
     counts = log.matrix(DEFAULT_WEIGHTS, mask=split.train)

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from benchmarks.child import peak_rss_mb, run_child
 from benchmarks.foundation import Row
-from training.data import EventLog
+from training.data import Interactions
 
 END = datetime(2026, 11, 1, tzinfo=UTC)
 
@@ -59,7 +59,7 @@ def scale_rows(n_events: int) -> tuple[list[Row], list[str]]:
     return rows, notes
 
 
-def _log(n_events: int) -> EventLog:
+def _log(n_events: int) -> Interactions:
     from benchmarks.quality import shop_log
 
     return shop_log(n_events, seed=3, users=n_events // 50, items=min(100_000, n_events // 100))

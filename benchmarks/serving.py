@@ -98,10 +98,6 @@ def _load(port: int, requests: list[str], mode: str) -> dict[str, float]:
     return figures
 
 
-def _event(n: int, item: str) -> dict[str, str]:
-    return {"userId": f"load-{n % 2_000}", "itemId": item, "event_type": "view"}
-
-
 def _get(path: str) -> str:
     return f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
 

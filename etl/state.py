@@ -89,11 +89,6 @@ class Bookmark:
         """Live interaction files of one date."""
         return sorted(self.interactions.get(event_date, {}))
 
-    @property
-    def curated_rows(self) -> int:
-        """Rows in the live interaction files."""
-        return sum(sum(files.values()) for files in self.interactions.values())
-
 
 def load(lake: Lake) -> Bookmark:
     """The committed bookmark, or an empty one before the first run."""

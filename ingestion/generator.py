@@ -123,9 +123,7 @@ class Shop:
     item_price: FloatArray
     item_brand: IntArray
     item_created_ms: IntArray
-    item_popularity: FloatArray
     user_region: IntArray
-    user_activity: FloatArray
     # events, sorted by ts_ms
     event_id_hex: str  # 32 hex digits an event, concatenated
     user: IntArray
@@ -316,9 +314,7 @@ def generate_shop(spec: ShopSpec) -> Shop:
         item_price=price,
         item_brand=brand,
         item_created_ms=created,
-        item_popularity=popularity,
         user_region=region,
-        user_activity=activity,
         event_id_hex=ids.tobytes().hex(),
         user=columns["user"][by_time],
         item=columns["item"][by_time],

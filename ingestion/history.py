@@ -1,9 +1,9 @@
 """Recent history per user, for realtime recommendations: written where events enter.
 
 Locally the sink's event log answers `recent(user_id)` itself. On AWS the API puts events on
-Kinesis, and a small consumer Lambda (`handler` below, wired by Terraform) writes each one to
-a DynamoDB table keyed by user, newest first, with a TTL. Serving reads either through the
-same `RecentHistory` protocol, and one test suite runs against both adapters.
+Kinesis, and a small consumer Lambda (`handler` below) writes each one to a DynamoDB table
+keyed by user, newest first, with a TTL. Serving reads either through the same
+`RecentHistory` protocol; `tests/integration/test_history.py` runs one suite against both.
 """
 
 from __future__ import annotations
@@ -11,13 +11,17 @@ from __future__ import annotations
 import base64
 import logging
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
+from pydantic import Field
+
+from common.dynamodb import batch_write
+from common.errors import UnprocessedWrites
+from common.settings import RecsSettings
 from ingestion.contract import Event, epoch_ms, parse_stored_event
 from ingestion.errors import DeliveryFailed, InvalidEvent
-from ingestion.sinks.local import RecentEvent
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -26,8 +30,15 @@ logger = logging.getLogger(__name__)
 
 #: How long the history table keeps an event (its TTL), like the local log's RECS_HISTORY_DAYS.
 DEFAULT_KEEP_DAYS: Final = 30.0
-#: BatchWriteItem's limit.
-DYNAMODB_BATCH: Final = 25
+
+
+@dataclass(frozen=True)
+class RecentEvent:
+    """One event from a user's recent history."""
+
+    item_id: str
+    event_type: str
+    ts_ms: int
 
 
 class RecentHistory(Protocol):
@@ -36,43 +47,6 @@ class RecentHistory(Protocol):
     def recent(self, user_id: str, limit: int = 50) -> list[RecentEvent]:
         """Up to `limit` of the user's events, newest first."""
         ...
-
-
-def batch_write(
-    client: DynamoDBClient,
-    table: str,
-    requests: Iterable[Mapping[str, Any]],
-    *,
-    attempts: int = 8,
-    sleep: Any = time.sleep,
-) -> None:
-    """BatchWriteItem in 25s, resending what DynamoDB leaves unprocessed, with backoff.
-
-    Raises `DeliveryFailed` if DynamoDB still leaves items unprocessed after `attempts` calls.
-    """
-
-    def batches() -> Iterator[list[Mapping[str, Any]]]:
-        batch: list[Mapping[str, Any]] = []
-        for request in requests:
-            batch.append(request)
-            if len(batch) == DYNAMODB_BATCH:
-                yield batch
-                batch = []
-        if batch:
-            yield batch
-
-    for batch in batches():
-        pending: Any = {table: batch}
-        for attempt in range(attempts):
-            pending = client.batch_write_item(RequestItems=pending).get("UnprocessedItems", {})
-            if not pending:
-                break
-            sleep(min(2.0, 0.05 * 2**attempt))
-        else:
-            raise DeliveryFailed(
-                f"DynamoDB table {table} kept leaving writes unprocessed after {attempts} "
-                "attempts; retry"
-            )
 
 
 @dataclass
@@ -96,6 +70,13 @@ class DynamoHistory:
     def append(self, events: Sequence[Event]) -> int:
         """Write events; returns how many were sent."""
         expires = int(time.time() + self.keep_days * 86_400)
+        try:
+            self._put(events, expires)
+        except UnprocessedWrites as exc:
+            raise DeliveryFailed(str(exc)) from exc
+        return len(events)
+
+    def _put(self, events: Sequence[Event], expires: int) -> None:
         batch_write(
             self._db(),
             self.table,
@@ -115,7 +96,6 @@ class DynamoHistory:
                 for e in events
             ),
         )
-        return len(events)
 
     def recent(self, user_id: str, limit: int = 50) -> list[RecentEvent]:
         """One Query, newest first."""
@@ -154,16 +134,20 @@ def kinesis_events(records: Iterable[Mapping[str, Any]]) -> tuple[list[Event], i
     return events, invalid
 
 
+class HistorySettings(RecsSettings):
+    """The Kinesis consumer's one setting: the table it fills."""
+
+    history_table: str = Field(
+        min_length=1, description="DynamoDB table of recent history the Kinesis consumer fills"
+    )
+
+
 def handler(event: Mapping[str, Any], context: object) -> dict[str, int]:
     """Kinesis consumer Lambda: each event on the stream into the history table.
 
     A DynamoDB failure raises, so Lambda retries the batch; the writes are idempotent.
     """
-    import os
-
-    table = os.environ.get("RECS_HISTORY_TABLE")
-    if not table:
-        raise DeliveryFailed("RECS_HISTORY_TABLE is not set; it names the history table")
+    settings = HistorySettings.from_env()
     events, invalid = kinesis_events(event.get("Records", []))
-    DynamoHistory(table).append(events)
+    DynamoHistory(settings.history_table).append(events)
     return {"written": len(events), "invalid": invalid}

@@ -15,7 +15,6 @@ from pydantic import Field, model_validator
 from common.settings import RecsSettings
 
 SinkKind = Literal["local", "kinesis", "firehose"]
-SINK_KINDS: Final[tuple[SinkKind, ...]] = ("local", "kinesis", "firehose")
 DEFAULT_LAKE: Final = "./lake"
 
 

@@ -5,30 +5,24 @@ runs the very same handler over HTTP on loopback (`serving/asgi.py` turns each r
 a 2.0 event). Handlers are thin: they parse the request, call `Recommender` or the sink, and
 shape the answer. Every error is JSON `{"error": "..."}`; bad input never gets a 5xx.
 
-Before routing, `refuse` answers what needs no route: a missing API key (401), a body that is
-too large (413) or not JSON (415). Routing then validates the query (400), and unknown paths
-get a 404 that says where the docs are.
+Before routing, `serving.precheck.refuse` answers what needs no route: a missing API key
+(401), a body that is too large (413) or not JSON (415). Routing then validates the query
+(400), and unknown paths get a 404 that says where the docs are. The shapes of requests and
+answers are in `serving.shapes`, and the spec is built in `serving.spec`.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hmac
 import json
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http import HTTPStatus
-from typing import Annotated, Any, Final
+from typing import Any, Final
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, CORSConfig, Response
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
-from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn, SecurityScheme
-from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Query
-from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
@@ -37,24 +31,41 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
     IdempotencyValidationError,
 )
 from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePersistenceLayer
-from pydantic import BaseModel, Field
 
-from ingestion.contract import MAX_EVENT_BYTES, MAX_ID_LENGTH, Event, format_ts, parse_event
+from ingestion.contract import MAX_ID_LENGTH, Event, format_ts, parse_event
 from ingestion.errors import DeliveryFailed, InvalidEvent
 from ingestion.sinks import EventSink
 from serving.errors import ModelUnavailable, StoreError
-from serving.recommend import SOURCES, Answer, Recommender
+from serving.precheck import refuse
+from serving.recommend import Answer, Recommender
+from serving.shapes import (
+    API_VERSION,
+    DEFAULT_K,
+    DESCRIPTION,
+    DOCS_PATH,
+    ERRORS,
+    MAX_BATCH,
+    MAX_BODY_BYTES,
+    MAX_K,
+    SECURITY_SCHEMES,
+    Accepted,
+    ErrorBody,
+    EventsBody,
+    ExcludeParam,
+    FilterParam,
+    Health,
+    IdempotencyKeyHeader,
+    ItemIdParam,
+    KParam,
+    Personalized,
+    Related,
+    UserIdParam,
+    doc,
+)
 
-API_VERSION: Final = "1.0.0"
 SERVICE: Final = "recs-api"
-MAX_K: Final = 100
-DEFAULT_K: Final = 5
-MAX_BATCH: Final = 100
-#: The largest body: a full batch of the largest events.
-MAX_BODY_BYTES: Final = MAX_BATCH * MAX_EVENT_BYTES
 #: How long a replayed Idempotency-Key answers with the first response.
 IDEMPOTENCY_SECONDS: Final = 24 * 3600
-DOCS_PATH: Final = "/v1/docs"
 #: Each route's method, by path without /v1, for a 405 that names it.
 METHODS: Final = {
     "/recommendations/personalized": "GET",
@@ -63,136 +74,10 @@ METHODS: Final = {
     "/health": "GET",
     "/docs": "GET",
 }
-#: Paths a client needs no API key for: a load balancer's health check, and the docs.
-OPEN_PATHS: Final = frozenset({"/health", "/v1/health", DOCS_PATH})
 
 logger = Logger(service=SERVICE)
 metrics = Metrics(namespace="recs", service=SERVICE)
 tracer = Tracer(service=SERVICE)
-
-
-# -- documented shapes (OpenAPI only; handlers return plain dicts) ---------------------------
-
-
-class Scored(BaseModel):
-    """One recommended item."""
-
-    id: str = Field(description="Item id")
-    score: float = Field(description="Higher is better; comparable within one answer only")
-
-
-class Personalized(BaseModel):
-    """A user's recommendations."""
-
-    userId: str  # noqa: N815 - the API's camelCase
-    items: list[Scored]
-    modelVersion: str  # noqa: N815
-    source: str = Field(description=f"One of {', '.join(SOURCES)}")
-    recommendationId: str  # noqa: N815
-
-
-class Related(BaseModel):
-    """Items related to an item."""
-
-    itemId: str  # noqa: N815
-    related: list[Scored]
-    modelVersion: str  # noqa: N815
-    source: str = Field(description=f"One of {', '.join(SOURCES)}")
-    recommendationId: str  # noqa: N815
-
-
-class Accepted(BaseModel):
-    """Events accepted: durable in the sink."""
-
-    ok: bool
-    accepted: int
-
-
-class Health(BaseModel):
-    """Liveness, the API's version and the live model's version and freshness."""
-
-    ok: bool
-    version: str
-    modelVersion: str | None  # noqa: N815
-    model: dict[str, Any] | None = None
-
-
-class Problem(BaseModel):
-    """An event that was refused, and its first problem."""
-
-    index: int
-    error: str
-
-
-class ErrorBody(BaseModel):
-    """What went wrong, and what to do instead."""
-
-    error: str
-    problems: list[Problem] | None = None
-
-
-def _doc(description: str, model: type[BaseModel]) -> OpenAPIResponse:
-    return {"description": description, "content": {"application/json": {"model": model}}}
-
-
-_ERRORS: Final = {
-    400: _doc("Bad request: the message says which parameter or field, and why", ErrorBody),
-    401: _doc("Missing or unknown X-Api-Key (only when the API has keys)", ErrorBody),
-    405: _doc("Method not allowed; the Allow header names the right one", ErrorBody),
-    503: _doc("No model is published yet, or the event sink is unavailable", ErrorBody),
-}
-
-
-UserIdParam = Annotated[
-    str,
-    Query(
-        alias="userId",
-        min_length=1,
-        max_length=MAX_ID_LENGTH,
-        description="The shopper's pseudonymous id",
-    ),
-]
-ItemIdParam = Annotated[
-    str, Query(alias="itemId", min_length=1, max_length=MAX_ID_LENGTH, description="Item id")
-]
-KParam = Annotated[int, Query(ge=1, le=MAX_K, description=f"How many items, 1 to {MAX_K}")]
-ExcludeParam = Annotated[
-    str | None,
-    Query(max_length=4096, description="Comma-separated item ids to leave out"),
-]
-FilterParam = Annotated[
-    str,
-    Query(
-        alias="filter",
-        max_length=MAX_ID_LENGTH + 9,
-        description="`not-purchased` (leave out what the user bought) or `category:<name>` "
-        "(only that category; purchases are left out too)",
-    ),
-]
-
-
-_EVENT_REF: Final = {"$ref": "#/components/schemas/Event"}
-EventsBody = Annotated[
-    dict[str, Any] | list[Any],
-    Body(
-        json_schema_extra={
-            "oneOf": [_EVENT_REF, {"type": "array", "items": _EVENT_REF, "minItems": 1}]
-        }
-    ),
-]
-IdempotencyKeyHeader = Annotated[
-    str | None,
-    Header(
-        alias="Idempotency-Key",
-        min_length=1,
-        max_length=MAX_ID_LENGTH,
-        pattern=r"\S",
-        description="Makes a retry safe: a replay answers the same and stores nothing twice",
-    ),
-]
-
-
-# -- the app ---------------------------------------------------------------------------------
 
 
 @dataclass
@@ -313,7 +198,7 @@ def build_app(services: Services) -> APIGatewayHttpResolver:
         description="The user's top k items. Folds in the user's recent events at request "
         "time (source realtime); else the published batch (batch); an unknown user gets "
         "trending items (popular). Never 404 for an unknown user.",
-        responses={200: _doc("Recommendations", Personalized), **_ERRORS},
+        responses={200: doc("Recommendations", Personalized), **ERRORS},
         tags=["recommendations"],
     )
     @app.get("/recommendations/personalized", include_in_schema=False)
@@ -338,7 +223,7 @@ def build_app(services: Services) -> APIGatewayHttpResolver:
         summary="Related items",
         description="Items shoppers interact with alongside this one, strongest first. An "
         "unknown item gets trending items (source popular), never a 404.",
-        responses={200: _doc("Related items", Related), **_ERRORS},
+        responses={200: doc("Related items", Related), **ERRORS},
         tags=["recommendations"],
     )
     @app.get("/recommendations/related", include_in_schema=False)
@@ -367,16 +252,16 @@ def build_app(services: Services) -> APIGatewayHttpResolver:
         "retry answers the same and stores nothing twice.",
         status_code=202,
         responses={
-            202: _doc("Accepted: the events are durable", Accepted),
-            409: _doc(
+            202: doc("Accepted: the events are durable", Accepted),
+            409: doc(
                 "The Idempotency-Key is in use: by a request still running, or by one with "
                 "a different body",
                 ErrorBody,
             ),
-            405: _doc("Method not allowed; the Allow header names the right one", ErrorBody),
-            413: _doc(f"Body larger than {MAX_BODY_BYTES} bytes", ErrorBody),
-            415: _doc("Body is not application/json", ErrorBody),
-            **_ERRORS,
+            405: doc("Method not allowed; the Allow header names the right one", ErrorBody),
+            413: doc(f"Body larger than {MAX_BODY_BYTES} bytes", ErrorBody),
+            415: doc("Body is not application/json", ErrorBody),
+            **ERRORS,
         },
         tags=["events"],
     )
@@ -434,7 +319,7 @@ def build_app(services: Services) -> APIGatewayHttpResolver:
         summary="Health",
         description="Whether the API can answer, its version, and the live model's version "
         "and how fresh its data is. 503 until a model is published.",
-        responses={200: _doc("Healthy", Health), 503: _doc("No model published yet", Health)},
+        responses={200: doc("Healthy", Health), 503: doc("No model published yet", Health)},
         tags=["operations"],
     )
     @app.get("/health", include_in_schema=False)
@@ -471,136 +356,9 @@ def build_app(services: Services) -> APIGatewayHttpResolver:
     return app
 
 
-DESCRIPTION: Final = (
-    "Product recommendations for an online shop: recommended for you, related items, and "
-    "the shopper events that feed them. Every route also answers without the /v1 prefix. "
-    'Errors are JSON {"error": "..."}.'
-)
-SECURITY_SCHEMES: Final[dict[str, SecurityScheme]] = {
-    "apiKey": APIKey(name="X-Api-Key", in_=APIKeyIn.header, description="When RECS_API_KEYS is set")
-}
-
-
 def _canonical(records: list[Any]) -> str:
     """A body in one spelling, so a retry with other whitespace or key order still matches."""
     return json.dumps(records, sort_keys=True, separators=(",", ":"))
-
-
-def openapi_json(app: APIGatewayHttpResolver) -> str:
-    """The API's OpenAPI 3 document, with the event contract's schema under components."""
-    spec: dict[str, Any] = json.loads(
-        app.get_openapi_json_schema(
-            title="recs API",
-            version=API_VERSION,
-            description=DESCRIPTION,
-            security_schemes=SECURITY_SCHEMES,
-            security=[{}, {"apiKey": []}],
-        )
-    )
-    schemas = spec.setdefault("components", {}).setdefault("schemas", {})
-    schemas["Event"] = Event.model_json_schema(by_alias=True, mode="validation")
-    # Powertools documents its own 422 for request validation; this API answers those with
-    # a 400 and the README's {"error"} body instead, so its 422 entries would be false.
-    for name in ("HTTPValidationError", "ValidationError", "ResponseValidationError"):
-        schemas.pop(name, None)
-    for methods in spec["paths"].values():
-        for operation in methods.values():
-            responses = operation.get("responses", {})
-            if "HTTPValidationError" in json.dumps(responses.get("422", {})):
-                del responses["422"]
-            body = operation.get("requestBody", {}).get("content", {}).get("application/json")
-            if body and "oneOf" in body["schema"]:  # the events body: ours, not the Python type
-                body["schema"] = {"oneOf": body["schema"]["oneOf"]}
-    return json.dumps(spec, indent=2, sort_keys=True)
-
-
-# -- before routing --------------------------------------------------------------------------
-
-
-def _header(event: Mapping[str, Any], name: str) -> str | None:
-    headers = event.get("headers") or {}
-    value = headers.get(name)
-    if value is None:
-        lowered = {k.lower(): v for k, v in headers.items()}
-        value = lowered.get(name)
-    return None if value is None else str(value)
-
-
-def refuse(event: Mapping[str, Any], services: Services) -> dict[str, Any] | None:
-    """A 2.0 response for a request that must not reach a route, or None to go on."""
-    context = event.get("requestContext") or {}
-    method = str((context.get("http") or {}).get("method", "GET")).upper()
-    path = str(event.get("rawPath") or "/")
-    status, message = 0, ""
-    if method == "OPTIONS":
-        return None
-    if services.api_keys and path not in OPEN_PATHS:
-        given = _header(event, "x-api-key") or ""
-        if not any(hmac.compare_digest(given, key) for key in services.api_keys):
-            status = 401
-            message = "Missing or unknown X-Api-Key header; ask the API's operator for a key"
-    body = event.get("body")
-    if not status and body:
-        size = len(body) * 3 // 4 if event.get("isBase64Encoded") else len(str(body).encode())
-        if size > MAX_BODY_BYTES:
-            return too_large(size)
-    if not status and body and not _utf8(body, bool(event.get("isBase64Encoded"))):
-        status, message = 400, "Body is not UTF-8 text; send the events as UTF-8 JSON"
-    if not status and method in ("POST", "PUT", "PATCH") and path.endswith("/events"):
-        content_type = (_header(event, "content-type") or "").split(";")[0].strip().lower()
-        if content_type not in ("application/json", "text/json") and not (
-            content_type.startswith("application/") and content_type.endswith("+json")
-        ):
-            status = HTTPStatus.UNSUPPORTED_MEDIA_TYPE
-            message = (
-                f"Content-Type must be application/json (got {content_type or 'none'}); "
-                "send the events as JSON"
-            )
-    if not status:
-        return None
-    return _refusal(event, services, int(status), message)
-
-
-def _utf8(body: str, base64_encoded: bool) -> bool:
-    """Whether a body is UTF-8 text: API Gateway base64-encodes what it cannot pass as text."""
-    if not base64_encoded:
-        return True
-    try:
-        base64.b64decode(body, validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError):
-        return False
-    return True
-
-
-def too_large(size: int, partial: bool = False) -> dict[str, Any]:
-    """The 413 answer for a body of `size` bytes (at least, if `partial`)."""
-    return {
-        "statusCode": 413,
-        "headers": {"Content-Type": "application/json"},
-        "body": json.dumps(
-            {
-                "error": f"Body is {'over ' if partial else ''}{size} bytes; the limit is "
-                f"{MAX_BODY_BYTES} ({MAX_BATCH} events of at most {MAX_EVENT_BYTES} bytes). "
-                "Send smaller batches"
-            }
-        ),
-        "isBase64Encoded": False,
-    }
-
-
-def _refusal(
-    event: Mapping[str, Any], services: Services, status: int, message: str
-) -> dict[str, Any]:
-    headers = {"Content-Type": "application/json"}
-    origin = _header(event, "origin")
-    if origin and (origin in services.cors_origins or "*" in services.cors_origins):
-        headers["Access-Control-Allow-Origin"] = origin
-    return {
-        "statusCode": status,
-        "headers": headers,
-        "body": json.dumps({"error": message}),
-        "isBase64Encoded": False,
-    }
 
 
 Handler = Callable[[Mapping[str, Any], Any], dict[str, Any]]
@@ -614,7 +372,7 @@ def make_handler(app: APIGatewayHttpResolver, services: Services) -> Handler:
     @metrics.log_metrics(capture_cold_start_metric=True, raise_on_empty_metrics=False)
     def handler(event: Mapping[str, Any], context: Any) -> dict[str, Any]:
         metrics.add_metric(name="Requests", unit=MetricUnit.Count, value=1)
-        refused = refuse(event, services)
+        refused = refuse(event, services.api_keys, services.cors_origins)
         if refused is not None:
             response = refused
         else:

@@ -17,8 +17,10 @@ from datetime import UTC, datetime
 from typing import Any, Final
 from urllib.parse import parse_qsl
 
-from serving.app import MAX_BODY_BYTES, Handler, too_large
+from serving.app import Handler
 from serving.idempotency import LocalRequestContext
+from serving.precheck import too_large
+from serving.shapes import MAX_BODY_BYTES
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]

@@ -15,7 +15,3 @@ class StoreError(ServingError):
 
 class ModelUnavailable(ServingError):
     """No model version is published yet, so there is nothing to answer with."""
-
-
-class BadRequest(ServingError):
-    """The request is invalid; the message says what was wrong and what to send instead."""

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 import sqlite3
-import threading
 import uuid
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,8 @@ from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import (
     STATUS_CONSTANTS,
     DataRecord,
 )
+
+from common.sqlite import ThreadConnections
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS idempotency (
@@ -44,17 +45,11 @@ class SQLitePersistenceLayer(BasePersistenceLayer):
     def __init__(self, path: Path) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._local = threading.local()
+        self._connections = ThreadConnections(path)
         self._connection().execute(_SCHEMA)
 
     def _connection(self) -> sqlite3.Connection:
-        con: sqlite3.Connection | None = getattr(self._local, "con", None)
-        if con is None:
-            con = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-            con.execute("PRAGMA journal_mode=WAL")
-            self._local.con = con
-        return con
+        return self._connections.get()
 
     @staticmethod
     def _record(row: tuple[Any, ...]) -> DataRecord:
@@ -83,9 +78,8 @@ class SQLitePersistenceLayer(BasePersistenceLayer):
 
     def _put_record(self, data_record: DataRecord) -> None:
         now = dt.datetime.now()
-        con = self._connection()
-        con.execute("BEGIN IMMEDIATE")  # one writer at a time: the check and the write are one
-        try:
+        # IMMEDIATE: one writer at a time, so the check and the write are one.
+        with self._connections.transaction() as con:
             old = self._select(con, data_record.idempotency_key)
             claimable = old is None or (
                 (old.expiry_timestamp or 0) < int(now.timestamp())
@@ -110,10 +104,6 @@ class SQLitePersistenceLayer(BasePersistenceLayer):
                     data_record.payload_hash if self.payload_validation_enabled else "",
                 ),
             )
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
 
     def _update_record(self, data_record: DataRecord) -> None:
         self._connection().execute(

@@ -35,7 +35,7 @@ Ints = npt.NDArray[np.int64]
 
 
 @dataclass(frozen=True)
-class Neighbours:
+class NeighbourTable:
     """A CSR item x item matrix as its three arrays."""
 
     indptr: Ints
@@ -43,7 +43,7 @@ class Neighbours:
     data: Floats
 
     @classmethod
-    def from_arrays(cls, arrays: Mapping[str, npt.NDArray[Any]]) -> Neighbours:
+    def from_arrays(cls, arrays: Mapping[str, npt.NDArray[Any]]) -> NeighbourTable:
         """From the `neighbours_*` arrays training writes."""
         return cls(
             indptr=np.asarray(arrays["neighbours_indptr"], dtype=np.int64),
@@ -82,11 +82,11 @@ class ServingModel:
     trending: Floats
     weights: Mapping[str, float]
     half_life_days: float | None
-    similar: Neighbours
+    similar: NeighbourTable
     #: The newest event the version was trained on: a user with a later one has news.
     last_event_ms: int = 0
     created_at: str = ""
-    neighbours: Neighbours | None = None
+    neighbours: NeighbourTable | None = None
     item_factors: Floats | None = None
 
     @property
@@ -118,9 +118,9 @@ class ServingModel:
             last_event_ms=epoch_ms(datetime.fromisoformat(manifest["data"]["last_event"])),
             created_at=manifest["created_at"],
             half_life_days=manifest.get("half_life_days"),
-            similar=Neighbours.from_arrays(load_arrays(lake, f"{prefix}/similar-items.npz")),
+            similar=NeighbourTable.from_arrays(load_arrays(lake, f"{prefix}/similar-items.npz")),
             neighbours=(
-                Neighbours.from_arrays(personal) if "neighbours_indptr" in personal else None
+                NeighbourTable.from_arrays(personal) if "neighbours_indptr" in personal else None
             ),
             item_factors=(
                 np.asarray(personal["item_factors"], np.float32)

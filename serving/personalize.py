@@ -1,9 +1,11 @@
 """Personalized answers from an Amazon Personalize campaign, when PERSONALIZE_CAMPAIGN_ARN is set.
 
-The campaign answers "recommended for you" in realtime (Personalize folds in the events the
-event tracker sent). Related items, category filters and anything the campaign cannot answer
-come from our own published version, so the API keeps answering when Personalize throttles
-or is down; the log says so.
+The campaign answers "recommended for you" from what its solution version was trained on.
+Training creates an event tracker, but nothing sends live events to it yet, so the campaign
+learns of new events at the next nightly retraining. Purchases are left out by the campaign's
+not-purchased filter or, without one, from our own recent history. Related items, category
+filters and anything the campaign cannot answer come from our own published version, so the
+API keeps answering when Personalize throttles or is down; the log says so.
 """
 
 from __future__ import annotations

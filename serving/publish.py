@@ -17,9 +17,8 @@ from typing import Any, Final
 from ingestion.contract import format_ts
 from ingestion.lake import Lake
 from serving.store import OnlineStore, Row
-from training.artifacts import MODELS, PRODUCTION
+from training.artifacts import BATCH, MODELS, PRODUCTION
 from training.errors import ModelRejected
-from training.pipeline import BATCH
 
 #: Versions kept in the store: the live one and the one before it, for a rollback.
 KEEP: Final = 2

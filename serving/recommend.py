@@ -22,9 +22,8 @@ from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from typing import Final, Literal
 
-from ingestion.history import RecentHistory
+from ingestion.history import RecentEvent, RecentHistory
 from ingestion.lake import Lake
-from ingestion.sinks.local import RecentEvent
 from serving.errors import ModelUnavailable
 from serving.model import ServingModel
 from serving.store import OnlineStore

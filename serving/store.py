@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -18,8 +17,9 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
-from ingestion.errors import DeliveryFailed
-from ingestion.history import batch_write
+from common.dynamodb import batch_write
+from common.errors import UnprocessedWrites
+from common.sqlite import ThreadConnections
 from serving.errors import StoreError
 
 if TYPE_CHECKING:
@@ -64,48 +64,35 @@ class SQLiteStore:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._local = threading.local()
-        with self._connect() as con:
-            con.executescript(
-                """
-                CREATE TABLE IF NOT EXISTS recommendations (
-                    version TEXT NOT NULL, kind TEXT NOT NULL, key TEXT NOT NULL,
-                    items TEXT NOT NULL, scores TEXT NOT NULL,
-                    PRIMARY KEY (version, kind, key)
-                ) WITHOUT ROWID;
-                CREATE TABLE IF NOT EXISTS pointer (
-                    name TEXT PRIMARY KEY, version TEXT NOT NULL, activated_at REAL NOT NULL
-                );
-                """
-            )
+        # NORMAL: a publish lost to a power cut is simply run again.
+        self._connections = ThreadConnections(path, ("synchronous=NORMAL",))
+        self._connections.get().executescript(
+            """
+            CREATE TABLE IF NOT EXISTS recommendations (
+                version TEXT NOT NULL, kind TEXT NOT NULL, key TEXT NOT NULL,
+                items TEXT NOT NULL, scores TEXT NOT NULL,
+                PRIMARY KEY (version, kind, key)
+            ) WITHOUT ROWID;
+            CREATE TABLE IF NOT EXISTS pointer (
+                name TEXT PRIMARY KEY, version TEXT NOT NULL, activated_at REAL NOT NULL
+            );
+            """
+        )
 
     def _connect(self) -> sqlite3.Connection:
-        con: sqlite3.Connection | None = getattr(self._local, "con", None)
-        if con is None:
-            con = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-            con.execute("PRAGMA journal_mode=WAL")
-            con.execute("PRAGMA synchronous=NORMAL")
-            self._local.con = con
-        return con
+        return self._connections.get()
 
     def write_version(self, version: str, kind: str, rows: Iterable[Row]) -> int:
         """All rows in one transaction."""
         _check_kind(kind)
-        con = self._connect()
         count = 0
-        con.execute("BEGIN")
-        try:
+        with self._connections.transaction("DEFERRED") as con:
             for key, items, scores in rows:
                 con.execute(
                     "INSERT OR REPLACE INTO recommendations VALUES (?, ?, ?, ?, ?)",
                     (version, kind, key, json.dumps(items), json.dumps(scores)),
                 )
                 count += 1
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
         return count
 
     def activate(self, version: str) -> None:
@@ -170,7 +157,7 @@ class DynamoStore:
     def _write(self, requests: Iterable[Mapping[str, Any]]) -> None:
         try:
             batch_write(self._db(), self.table, requests)
-        except DeliveryFailed as exc:
+        except UnprocessedWrites as exc:
             raise StoreError(f"{exc} the publish") from exc
 
     def write_version(self, version: str, kind: str, rows: Iterable[Row]) -> int:

@@ -1,4 +1,4 @@
-"""Where model versions live in the lake, and their `.npz` arrays in and out (no pickle).
+"""Where model versions and their batch output live in the lake, and `.npz` I/O (no pickle).
 
 numpy only: serving reads published versions through this module, and its package may not
 carry scipy, pandas or pyarrow.
@@ -17,6 +17,9 @@ from ingestion.lake import Lake
 
 MODELS: Final = "models"
 PRODUCTION: Final = f"{MODELS}/production.json"
+#: `batch/<version>/{users,items}.jsonl`: each version's recommendations, in Personalize's
+#: batch output format, which `recs publish` loads into the online store.
+BATCH: Final = "batch"
 
 
 def npz_bytes(arrays: Mapping[str, npt.NDArray[Any]]) -> bytes:

@@ -30,7 +30,7 @@ Codes = npt.NDArray[np.int32]
 
 
 @dataclass(frozen=True)
-class EventLog:
+class Interactions:
     """Every curated interaction as parallel arrays, with the id of each code."""
 
     user_ids: npt.NDArray[np.str_]
@@ -54,7 +54,7 @@ class EventLog:
         return len(self.user)
 
     @classmethod
-    def from_arrow(cls, table: pa.Table) -> EventLog:
+    def from_arrow(cls, table: pa.Table) -> Interactions:
         """From columns user_id, item_id, event_type and ts_ms (epoch milliseconds)."""
         if table.num_rows == 0:
             raise NotEnoughData("the curated zone has no interactions; run `recs etl` first")
@@ -109,13 +109,13 @@ def _sorted_codes(encoded: pa.DictionaryArray) -> tuple[npt.NDArray[np.str_], Co
     return names[order].astype(str), codes
 
 
-def load_events(lake: Lake) -> EventLog:
+def load_events(lake: Lake) -> Interactions:
     """Every curated interaction of the lake."""
     con = connect(lake)
     table = con.sql(
         "SELECT user_id, item_id, event_type, epoch_ms(ts) AS ts_ms FROM interactions"
     ).to_arrow_table()
-    return EventLog.from_arrow(table)
+    return Interactions.from_arrow(table)
 
 
 @dataclass(frozen=True)
@@ -133,7 +133,7 @@ class Split:
 
 
 def time_split(
-    log: EventLog, *, test_users: float = 0.1, holdout: float = 0.1, seed: int = 42
+    log: Interactions, *, test_users: float = 0.1, holdout: float = 0.1, seed: int = 42
 ) -> Split:
     """Hold out, for a random `test_users` share of users, their newest `holdout` of events.
 

@@ -19,7 +19,7 @@ import scipy.sparse as sp
 
 from ingestion.lake import Lake
 from training.artifacts import MODELS, PRODUCTION, load_arrays
-from training.data import EventLog, Split
+from training.data import Interactions, Split
 from training.errors import ModelNotFound
 from training.metrics import evaluate
 from training.recipes import RECIPES, Recipe
@@ -51,7 +51,7 @@ def load_model(lake: Lake, version: str) -> tuple[Recipe, npt.NDArray[np.str_], 
     return model, item_ids, manifest
 
 
-def newer_split(log: EventLog, split: Split, after_ms: int) -> Split | None:
+def newer_split(log: Interactions, split: Split, after_ms: int) -> Split | None:
     """The split with only held-out events newer than `after_ms` as truth, or None if none.
 
     The production model trained on everything up to its own last event; held-out events
@@ -74,7 +74,7 @@ def newer_split(log: EventLog, split: Split, after_ms: int) -> Split | None:
 def score_other(
     model: Recipe,
     model_items: npt.NDArray[np.str_],
-    log: EventLog,
+    log: Interactions,
     rows: sp.csr_matrix,
     split: Split,
     k: int,

@@ -25,8 +25,8 @@ import scipy.sparse as sp
 
 from ingestion.contract import epoch_ms, format_ts
 from ingestion.lake import Lake
-from training.artifacts import MODELS, npz_bytes
-from training.data import DEFAULT_WEIGHTS, EventLog, item_categories, load_events, time_split
+from training.artifacts import BATCH, MODELS, npz_bytes
+from training.data import DEFAULT_WEIGHTS, Interactions, item_categories, load_events, time_split
 from training.errors import NotEnoughData
 from training.gate import (
     GateResult,
@@ -41,7 +41,6 @@ from training.recipes import ALS, EASE, ItemKNN, Popularity, Recipe, Trending
 from training.report import figure, markdown
 from training.similar import MIN_EVENTS, category_fallback
 
-BATCH: Final = "batch"
 #: Recommendations evaluated and written per user and per item.
 K: Final = 25
 SELECT_ON: Final = "normalized_discounted_cumulative_gain_at_10"
@@ -135,7 +134,7 @@ def train(
 
 def train_on(
     lake: Lake,
-    log: EventLog,
+    log: Interactions,
     *,
     weights: Mapping[str, float],
     seed: int,

@@ -174,14 +174,14 @@ class Popularity(Recipe):
 class Trending(Popularity):
     """trending: popularity with each event's weight halved every `half_life_days`.
 
-    Fit it on a matrix built with `EventLog.matrix(half_life_days=...)`; the decay is in the
+    Fit it on a matrix built with `Interactions.matrix(half_life_days=...)`; the decay is in the
     weights, so the model itself is a popularity vector.
     """
 
     name = "trending"
 
 
-class Neighbours(Recipe):
+class NeighbourRecipe(Recipe):
     """A model that scores by a sparse item x item matrix of top-N neighbours."""
 
     neighbours: sp.csr_matrix
@@ -225,7 +225,7 @@ class Neighbours(Recipe):
     @classmethod
     def from_arrays(
         cls, arrays: Mapping[str, npt.NDArray[Any]], params: Mapping[str, Any]
-    ) -> Neighbours:
+    ) -> NeighbourRecipe:
         """Back from its CSR arrays."""
         model = cls(**params)
         shape = tuple(int(v) for v in arrays["neighbours_shape"])
@@ -252,7 +252,7 @@ class Neighbours(Recipe):
         )
 
 
-class ItemKNN(Neighbours):
+class ItemKNN(NeighbourRecipe):
     """item-kNN over co-occurrence, divided by popularity^alpha x popularity^(1-alpha).
 
     alpha 0.5 is cosine; higher alpha favours popular neighbours less. Computed a block of
@@ -285,7 +285,7 @@ class ItemKNN(Neighbours):
         return self
 
 
-class EASE(Neighbours):
+class EASE(NeighbourRecipe):
     """EASE (Steck, 2019): B = -P / diag(P) with P = (X'X + lambda I)^-1, then top-N per item."""
 
     name = "ease"

@@ -8,14 +8,14 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
-from training.data import EventLog
+from training.data import Interactions
 
 #: Items seen in fewer events than this get same-category neighbours instead of learned ones.
 MIN_EVENTS: Final = 5
 
 
 def category_fallback(
-    log: EventLog,
+    log: Interactions,
     categories: dict[str, str],
     popularity: npt.NDArray[np.float32],
     best: npt.NDArray[np.int64],

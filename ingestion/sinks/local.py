@@ -21,8 +21,7 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,8 +29,10 @@ from typing import Final
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from common.sqlite import ThreadConnections
 from ingestion.contract import Event
 from ingestion.errors import IngestionError
+from ingestion.history import RecentEvent
 from ingestion.lake import Lake
 from ingestion.raw import event_object_key, gzip_bytes, join_lines
 
@@ -73,15 +74,6 @@ class BufferHints:
     interval_s: float = 300.0
 
 
-@dataclass(frozen=True)
-class RecentEvent:
-    """One event from a user's recent history."""
-
-    item_id: str
-    event_type: str
-    ts_ms: int
-
-
 @dataclass
 class FlushReport:
     """What one flush wrote."""
@@ -97,11 +89,14 @@ class EventLog:
     def __init__(self, path: Path, *, clock: Callable[[], float] = time.time) -> None:
         self.path = path
         self._clock = clock
-        self._local = threading.local()
-        path.parent.mkdir(parents=True, exist_ok=True)
+        # FULL: a commit survives a power cut. The event_id index takes random keys: keep its
+        # pages in memory across commits.
+        self._connections = ThreadConnections(
+            path, ("synchronous=FULL", "cache_size=-65536", "foreign_keys=ON")
+        )
         # executescript commits on its own; the schema is idempotent, so it runs outside.
-        self._db().executescript(_SCHEMA)
-        with self._transaction() as db:
+        self._connections.get().executescript(_SCHEMA)
+        with self._connections.transaction() as db:
             db.execute(
                 "INSERT OR IGNORE INTO meta (key, value) VALUES ('log_id', ?)",
                 (str(uuid.uuid4()),),
@@ -109,27 +104,7 @@ class EventLog:
         self.log_id = uuid.UUID(self._db().execute("SELECT value FROM meta").fetchone()[0])
 
     def _db(self) -> sqlite3.Connection:
-        db: sqlite3.Connection | None = getattr(self._local, "db", None)
-        if db is None:
-            db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=FULL")
-            # The event_id index takes random keys: keep its pages in memory across commits.
-            db.execute("PRAGMA cache_size=-65536")
-            db.execute("PRAGMA foreign_keys=ON")
-            self._local.db = db
-        return db
-
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        db = self._db()
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            yield db
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
+        return self._connections.get()
 
     def now_ms(self) -> int:
         """The log's clock, in epoch milliseconds."""
@@ -150,7 +125,7 @@ class EventLog:
             )
             for e in events
         ]
-        with self._transaction() as db:
+        with self._connections.transaction() as db:
             before = db.total_changes
             db.executemany(
                 "INSERT OR IGNORE INTO events "
@@ -177,7 +152,7 @@ class EventLog:
 
         Returns (batch_id, object_key), or None when nothing is waiting.
         """
-        with self._transaction() as db:
+        with self._connections.transaction() as db:
             rows = db.execute(
                 "SELECT seq, length(line) + 1, received_ms FROM events "
                 "WHERE batch_id IS NULL ORDER BY seq"
@@ -225,7 +200,7 @@ class EventLog:
 
     def commit(self, batch_id: int) -> None:
         """Mark a batch's object as written."""
-        with self._transaction() as db:
+        with self._connections.transaction() as db:
             db.execute(
                 "UPDATE batches SET state = 'committed', committed_ms = ? WHERE batch_id = ?",
                 (self.now_ms(), batch_id),
@@ -243,7 +218,7 @@ class EventLog:
     def prune(self, keep_days: float) -> int:
         """Forget flushed events received more than `keep_days` ago. Returns how many."""
         cutoff = self.now_ms() - int(keep_days * 86_400_000)
-        with self._transaction() as db:
+        with self._connections.transaction() as db:
             cursor = db.execute(
                 "DELETE FROM events WHERE received_ms < ? AND batch_id IN "
                 "(SELECT batch_id FROM batches WHERE state = 'committed')",
@@ -253,10 +228,7 @@ class EventLog:
 
     def close(self) -> None:
         """Close this thread's connection."""
-        db: sqlite3.Connection | None = getattr(self._local, "db", None)
-        if db is not None:
-            db.close()
-            self._local.db = None
+        self._connections.close()
 
 
 class LocalSink:

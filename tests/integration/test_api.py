@@ -14,8 +14,9 @@ from urllib.parse import parse_qsl
 
 import pytest
 
-from serving.app import MAX_BODY_BYTES, Services
+from serving.app import Services
 from serving.idempotency import LocalRequestContext
+from serving.shapes import MAX_BODY_BYTES
 from tests.conftest import load_event
 from tests.serving_helpers import (
     PublishedShop,

@@ -94,8 +94,9 @@ def test_history_top_and_related(local_lake: LocalLake) -> None:
 
 
 def test_the_serving_model_imports_nothing_heavy() -> None:
+    # serving.publish too: `recs publish` runs where the trainer's libraries may not be.
     probe = (
-        "import sys, serving.model, serving.store; "
+        "import sys, serving.model, serving.store, serving.publish; "
         "heavy = {'scipy', 'pandas', 'pyarrow', 'awswrangler', 'duckdb', 'implicit', "
         "'matplotlib'}; "
         "print(sorted({m.split('.')[0] for m in sys.modules} & heavy))"

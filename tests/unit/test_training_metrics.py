@@ -9,7 +9,7 @@ import pyarrow as pa
 import pytest
 import scipy.sparse as sp
 
-from training.data import EventLog, time_split
+from training.data import Interactions, time_split
 from training.errors import NotEnoughData
 from training.metrics import METRIC_NAMES, evaluate
 
@@ -42,9 +42,9 @@ def test_padding_never_counts_as_a_hit() -> None:
     assert m["coverage"] == pytest.approx(1 / 30)
 
 
-def _log(rows: list[tuple[str, str, str, int]]) -> EventLog:
+def _log(rows: list[tuple[str, str, str, int]]) -> Interactions:
     users, items, kinds, ts = zip(*rows, strict=True)
-    return EventLog.from_arrow(
+    return Interactions.from_arrow(
         pa.table({"user_id": users, "item_id": items, "event_type": kinds, "ts_ms": ts})
     )
 
@@ -73,7 +73,7 @@ def test_too_few_users_to_evaluate_is_refused() -> None:
     with pytest.raises(NotEnoughData, match="only 1 users have 2 or more interactions"):
         time_split(log)
     with pytest.raises(NotEnoughData, match="run `recs etl` first"):
-        EventLog.from_arrow(
+        Interactions.from_arrow(
             pa.table(
                 {"user_id": [], "item_id": [], "event_type": [], "ts_ms": []},
                 schema=pa.schema(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-from training.data import EventLog
+from training.data import Interactions
 from training.similar import category_fallback
 
 
@@ -13,7 +13,7 @@ def test_thin_items_get_their_categorys_popular_items() -> None:
     events = [("U1", "A1", 9), ("U2", "A1", 9), ("U3", "A2", 9), ("U4", "B1", 9)] * 3
     events += [("U5", "A3", 1)]  # A3: one event, too few for learned neighbours
     users, items, _ = zip(*events, strict=True)
-    log = EventLog.from_arrow(
+    log = Interactions.from_arrow(
         pa.table(
             {
                 "user_id": users,

@@ -1,0 +1,111 @@
+"""Before routing: what a request gets without reaching a route.
+
+Powertools runs request validation before any middleware, so these checks run in the
+handler, ahead of the resolver: a missing or unknown API key (401), a body that is too large
+(413), not UTF-8 (400) or not JSON (415). Each answer is a payload 2.0 response, with the CORS
+header a browser needs to read it.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+import json
+from collections.abc import Collection, Mapping
+from http import HTTPStatus
+from typing import Any, Final
+
+from ingestion.contract import MAX_EVENT_BYTES
+from serving.shapes import DOCS_PATH, MAX_BATCH, MAX_BODY_BYTES
+
+#: Paths a client needs no API key for: a load balancer's health check, and the docs.
+OPEN_PATHS: Final = frozenset({"/health", "/v1/health", DOCS_PATH})
+
+
+def header(event: Mapping[str, Any], name: str) -> str | None:
+    headers = event.get("headers") or {}
+    value = headers.get(name)
+    if value is None:
+        lowered = {k.lower(): v for k, v in headers.items()}
+        value = lowered.get(name)
+    return None if value is None else str(value)
+
+
+def refuse(
+    event: Mapping[str, Any], api_keys: Collection[str], cors_origins: Collection[str]
+) -> dict[str, Any] | None:
+    """A 2.0 response for a request that must not reach a route, or None to go on."""
+    context = event.get("requestContext") or {}
+    method = str((context.get("http") or {}).get("method", "GET")).upper()
+    path = str(event.get("rawPath") or "/")
+    status, message = 0, ""
+    if method == "OPTIONS":
+        return None
+    if api_keys and path not in OPEN_PATHS:
+        given = header(event, "x-api-key") or ""
+        if not any(hmac.compare_digest(given, key) for key in api_keys):
+            status = 401
+            message = "Missing or unknown X-Api-Key header; ask the API's operator for a key"
+    body = event.get("body")
+    if not status and body:
+        size = len(body) * 3 // 4 if event.get("isBase64Encoded") else len(str(body).encode())
+        if size > MAX_BODY_BYTES:
+            return too_large(size)
+    if not status and body and not _utf8(body, bool(event.get("isBase64Encoded"))):
+        status, message = 400, "Body is not UTF-8 text; send the events as UTF-8 JSON"
+    if not status and method in ("POST", "PUT", "PATCH") and path.endswith("/events"):
+        content_type = (header(event, "content-type") or "").split(";")[0].strip().lower()
+        if content_type not in ("application/json", "text/json") and not (
+            content_type.startswith("application/") and content_type.endswith("+json")
+        ):
+            status = HTTPStatus.UNSUPPORTED_MEDIA_TYPE
+            message = (
+                f"Content-Type must be application/json (got {content_type or 'none'}); "
+                "send the events as JSON"
+            )
+    if not status:
+        return None
+    return _refusal(event, cors_origins, int(status), message)
+
+
+def _utf8(body: str, base64_encoded: bool) -> bool:
+    """Whether a body is UTF-8 text: API Gateway base64-encodes what it cannot pass as text."""
+    if not base64_encoded:
+        return True
+    try:
+        base64.b64decode(body, validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return False
+    return True
+
+
+def too_large(size: int, partial: bool = False) -> dict[str, Any]:
+    """The 413 answer for a body of `size` bytes (at least, if `partial`)."""
+    return {
+        "statusCode": 413,
+        "headers": {"Content-Type": "application/json"},
+        "body": json.dumps(
+            {
+                "error": f"Body is {'over ' if partial else ''}{size} bytes; the limit is "
+                f"{MAX_BODY_BYTES} ({MAX_BATCH} events of at most {MAX_EVENT_BYTES} bytes). "
+                "Send smaller batches"
+            }
+        ),
+        "isBase64Encoded": False,
+    }
+
+
+def _refusal(
+    event: Mapping[str, Any], cors_origins: Collection[str], status: int, message: str
+) -> dict[str, Any]:
+    headers = {"Content-Type": "application/json"}
+    origin = header(event, "origin")
+    if origin and (origin in cors_origins or "*" in cors_origins):
+        headers["Access-Control-Allow-Origin"] = origin
+    return {
+        "statusCode": status,
+        "headers": headers,
+        "body": json.dumps({"error": message}),
+        "isBase64Encoded": False,
+    }

@@ -1,0 +1,153 @@
+"""What the API's requests and answers look like: its limits, parameters and OpenAPI models.
+
+Handlers return plain dicts; these models exist for the spec (`serving/openapi.yaml`) and
+Swagger UI, and the parameter annotations carry the validation Powertools runs.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Final
+
+from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn, SecurityScheme
+from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Query
+from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
+from pydantic import BaseModel, Field
+
+from ingestion.contract import MAX_EVENT_BYTES, MAX_ID_LENGTH
+from serving.recommend import SOURCES
+
+API_VERSION: Final = "1.0.0"
+MAX_K: Final = 100
+DEFAULT_K: Final = 5
+MAX_BATCH: Final = 100
+#: The largest body: a full batch of the largest events.
+MAX_BODY_BYTES: Final = MAX_BATCH * MAX_EVENT_BYTES
+DOCS_PATH: Final = "/v1/docs"
+
+
+class Scored(BaseModel):
+    """One recommended item."""
+
+    id: str = Field(description="Item id")
+    score: float = Field(description="Higher is better; comparable within one answer only")
+
+
+class Personalized(BaseModel):
+    """A user's recommendations."""
+
+    userId: str  # noqa: N815 - the API's camelCase
+    items: list[Scored]
+    modelVersion: str  # noqa: N815
+    source: str = Field(description=f"One of {', '.join(SOURCES)}")
+    recommendationId: str  # noqa: N815
+
+
+class Related(BaseModel):
+    """Items related to an item."""
+
+    itemId: str  # noqa: N815
+    related: list[Scored]
+    modelVersion: str  # noqa: N815
+    source: str = Field(description=f"One of {', '.join(SOURCES)}")
+    recommendationId: str  # noqa: N815
+
+
+class Accepted(BaseModel):
+    """Events accepted: durable in the sink."""
+
+    ok: bool
+    accepted: int
+
+
+class Health(BaseModel):
+    """Liveness, the API's version and the live model's version and freshness."""
+
+    ok: bool
+    version: str
+    modelVersion: str | None  # noqa: N815
+    model: dict[str, Any] | None = None
+
+
+class RefusedEvent(BaseModel):
+    """An event of a batch that was refused, and its first problem."""
+
+    index: int
+    error: str
+
+
+class ErrorBody(BaseModel):
+    """What went wrong, and what to do instead."""
+
+    error: str
+    problems: list[RefusedEvent] | None = None
+
+
+def doc(description: str, model: type[BaseModel]) -> OpenAPIResponse:
+    return {"description": description, "content": {"application/json": {"model": model}}}
+
+
+ERRORS: Final = {
+    400: doc("Bad request: the message says which parameter or field, and why", ErrorBody),
+    401: doc("Missing or unknown X-Api-Key (only when the API has keys)", ErrorBody),
+    405: doc("Method not allowed; the Allow header names the right one", ErrorBody),
+    503: doc("No model is published yet, or the event sink is unavailable", ErrorBody),
+}
+
+
+UserIdParam = Annotated[
+    str,
+    Query(
+        alias="userId",
+        min_length=1,
+        max_length=MAX_ID_LENGTH,
+        description="The shopper's pseudonymous id",
+    ),
+]
+ItemIdParam = Annotated[
+    str, Query(alias="itemId", min_length=1, max_length=MAX_ID_LENGTH, description="Item id")
+]
+KParam = Annotated[int, Query(ge=1, le=MAX_K, description=f"How many items, 1 to {MAX_K}")]
+ExcludeParam = Annotated[
+    str | None,
+    Query(max_length=4096, description="Comma-separated item ids to leave out"),
+]
+FilterParam = Annotated[
+    str,
+    Query(
+        alias="filter",
+        max_length=MAX_ID_LENGTH + 9,
+        description="`not-purchased` (leave out what the user bought) or `category:<name>` "
+        "(only that category; purchases are left out too)",
+    ),
+]
+
+
+_EVENT_REF: Final = {"$ref": "#/components/schemas/Event"}
+EventsBody = Annotated[
+    dict[str, Any] | list[Any],
+    Body(
+        json_schema_extra={
+            "oneOf": [_EVENT_REF, {"type": "array", "items": _EVENT_REF, "minItems": 1}]
+        }
+    ),
+]
+IdempotencyKeyHeader = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=MAX_ID_LENGTH,
+        pattern=r"\S",
+        description="Makes a retry safe: a replay answers the same and stores nothing twice",
+    ),
+]
+
+
+DESCRIPTION: Final = (
+    "Product recommendations for an online shop: recommended for you, related items, and "
+    "the shopper events that feed them. Every route also answers without the /v1 prefix. "
+    'Errors are JSON {"error": "..."}.'
+)
+SECURITY_SCHEMES: Final[dict[str, SecurityScheme]] = {
+    "apiKey": APIKey(name="X-Api-Key", in_=APIKeyIn.header, description="When RECS_API_KEYS is set")
+}
