@@ -23,7 +23,7 @@ from etl.events import Rejected
 from etl.schema import ITEMS_TABLE, PARQUET_OPTIONS, USERS_TABLE, Table
 from ingestion.contract import epoch_ms, parse_item, parse_user
 from ingestion.errors import InvalidRecord, Problem
-from ingestion.lake import Lake
+from ingestion.lake import Lake, damaged, read_json
 from ingestion.raw import CATALOG_MANIFEST, RAW_CATALOG, read_lines
 
 
@@ -49,8 +49,12 @@ class CatalogResult:
 
 
 def _dump_time(lake: Lake, prefix: str) -> tuple[datetime, dict[str, Any]]:
-    manifest: dict[str, Any] = json.loads(lake.read_bytes(f"{prefix}/{CATALOG_MANIFEST}"))
-    dumped = datetime.fromisoformat(manifest["dumped_at"]).astimezone(UTC)
+    key = f"{prefix}/{CATALOG_MANIFEST}"
+    manifest: dict[str, Any] = read_json(lake, key)
+    try:
+        dumped = datetime.fromisoformat(manifest["dumped_at"]).astimezone(UTC)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise damaged(lake, key, f"no valid dumped_at ({exc!r})") from None
     return dumped, manifest
 
 

@@ -25,3 +25,7 @@ class StateConflict(EtlError):
 
 class CuratedZoneEmpty(EtlError):
     """A reader asked for curated data before any ETL run produced it."""
+
+
+class CuratedZoneUnreadable(EtlError):
+    """A curated file cannot be read: damaged, or written by something other than the ETL."""

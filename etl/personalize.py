@@ -22,7 +22,7 @@ from typing import Any, Final
 import duckdb
 
 from etl.errors import DataQualityError
-from etl.sql import connect, sql_string
+from etl.sql import connect, reading_curated, sql_string
 from ingestion.lake import Lake
 
 EXPORTS: Final = "exports/personalize"
@@ -150,8 +150,12 @@ def _categorical_check(
 def export_personalize(lake: Lake, *, run: str | None = None) -> ExportReport:
     """Write Personalize's import CSVs and schemas for the curated zone; return what was written."""
     run = run or datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    report = ExportReport(prefix=f"{EXPORTS}/{run}")
     con = connect(lake)
+    with reading_curated(lake):
+        return _export(lake, con, ExportReport(prefix=f"{EXPORTS}/{run}"))
+
+
+def _export(lake: Lake, con: duckdb.DuckDBPyConnection, report: ExportReport) -> ExportReport:
     check_minimums(con, report)
     item_keys = _attribute_keys(con, "items")
     user_keys = _attribute_keys(con, "users")

@@ -8,13 +8,16 @@ Personalize export, and `docs/analysts.md`'s queries run against them in the tes
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import duckdb
+import pyarrow as pa
 
 from etl.catalog import curated_key
-from etl.errors import CuratedZoneEmpty
+from etl.errors import CuratedZoneEmpty, CuratedZoneUnreadable
 from etl.schema import INTERACTIONS_TABLE, ITEMS_TABLE, PARTITION, USERS_TABLE
 from ingestion.lake import Lake, LocalLake, S3Lake
 
@@ -114,14 +117,29 @@ def _s3_views(con: duckdb.DuckDBPyConnection, lake: S3Lake, session: Any) -> Non
             con.register(table.name, ds.dataset(f"{base}/{key}", filesystem=filesystem))
 
 
+@contextmanager
+def reading_curated(lake: Lake) -> Iterator[None]:
+    """DuckDB's and Arrow's errors while reading the curated zone, as `CuratedZoneUnreadable`."""
+    try:
+        yield
+    except (duckdb.Error, pa.ArrowException) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CuratedZoneUnreadable(
+            f"cannot read the curated zone of {lake.uri}: {first}. A file under curated/ is "
+            "damaged or was not written by `recs etl`; restore it from a backup or from the "
+            "bucket's object versions"
+        ) from None
+
+
 def connect(lake: Lake, *, session: boto3.Session | None = None) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB with the curated views over this lake."""
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")  # dates and weeks are UTC, as the partitions are
-    if isinstance(lake, LocalLake):
-        _local_views(con, lake)
-    elif isinstance(lake, S3Lake):
-        _s3_views(con, lake, session)
-    else:
-        raise TypeError(f"no DuckDB views for a {type(lake).__name__}")
+    with reading_curated(lake):
+        if isinstance(lake, LocalLake):
+            _local_views(con, lake)
+        elif isinstance(lake, S3Lake):
+            _s3_views(con, lake, session)
+        else:
+            raise TypeError(f"no DuckDB views for a {type(lake).__name__}")
     return con

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from etl.errors import EtlError, StateConflict
-from ingestion.lake import Lake
+from ingestion.lake import Lake, damaged
 
 STATE: Final = "_state/etl"
 BOOKMARK: Final = f"{STATE}/bookmark.json"
@@ -96,6 +96,8 @@ def load(lake: Lake) -> Bookmark:
         return Bookmark.from_json(lake.read_bytes(BOOKMARK))
     except FileNotFoundError:
         return Bookmark()
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise damaged(lake, BOOKMARK, f"not an ETL bookmark ({exc!r})") from None
 
 
 def commit(lake: Lake, bookmark: Bookmark, *, expected_seq: int) -> None:

@@ -59,3 +59,7 @@ class LakeNotFound(LakeError):
 
 class NotALake(LakeError):
     """The settings point at a folder or prefix that holds something other than a lake."""
+
+
+class DamagedObject(LakeError):
+    """An object of the lake that recs wrote cannot be read back: damaged or edited by hand."""

@@ -12,16 +12,17 @@ C++ S3 client, so that moto's `mock_aws` emulates it in tests and one credential
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO, Final, Protocol
+from typing import TYPE_CHECKING, Any, BinaryIO, Final, Protocol
 
 from common.errors import SettingsError
-from ingestion.errors import LakeError, LakeNotFound, NotALake
+from ingestion.errors import DamagedObject, LakeError, LakeNotFound, NotALake
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -286,6 +287,26 @@ def open_lake(uri: str, *, s3_client: S3Client | None = None) -> LocalLake | S3L
             f"lake URI {uri!r} is not supported; use a folder path or s3://bucket/prefix"
         )
     return LocalLake(Path(uri).expanduser().resolve())
+
+
+def damaged(lake: Lake, key: str, problem: object) -> DamagedObject:
+    """The error for an object recs wrote that no longer reads back, and what to do."""
+    return DamagedObject(
+        f"{lake.url(key)} cannot be read: {problem}. It was damaged or edited by hand; "
+        "restore it from a backup or from the bucket's object versions"
+    )
+
+
+def read_json(lake: Lake, key: str) -> Any:
+    """A JSON document of the lake; `DamagedObject` if it does not parse.
+
+    A missing key raises `FileNotFoundError`, for the caller to say what to run first.
+    """
+    body = lake.read_bytes(key)
+    try:
+        return json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise damaged(lake, key, f"not valid JSON ({exc})") from None
 
 
 def check_lake(lake: Lake, *, create: bool) -> None:

@@ -112,6 +112,7 @@ def serve_command(
     type=click.Path(dir_okay=False, writable=True),
     help="Write the spec to this file instead of standard output.",
 )
+@fails_cleanly
 def openapi_command(target: str | None) -> None:
     """Print the API's OpenAPI 3 spec (YAML), generated from the app.
 

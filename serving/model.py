@@ -14,7 +14,6 @@ holds it to them:
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -25,7 +24,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ingestion.contract import epoch_ms
-from ingestion.lake import Lake
+from ingestion.lake import Lake, read_json
 from training.artifacts import MODELS, load_arrays
 
 _DAY_MS: Final = 86_400_000
@@ -98,7 +97,7 @@ class ServingModel:
     def load(cls, lake: Lake, version: str) -> ServingModel:
         """Read a version's manifest and arrays from the lake."""
         prefix = f"{MODELS}/{version}"
-        manifest: dict[str, Any] = json.loads(lake.read_bytes(f"{prefix}/manifest.json"))
+        manifest: dict[str, Any] = read_json(lake, f"{prefix}/manifest.json")
         chosen = manifest["chosen"]
         ids = load_arrays(lake, f"{prefix}/ids.npz")
         personal = load_arrays(lake, f"{prefix}/user-personalization.npz")

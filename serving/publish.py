@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 from ingestion.contract import format_ts
-from ingestion.lake import Lake
+from ingestion.lake import Lake, damaged, read_json
 from serving.store import OnlineStore, Row
 from training.artifacts import BATCH, MODELS, PRODUCTION
 from training.errors import ModelRejected
@@ -46,11 +46,21 @@ def latest_version(lake: Lake) -> str:
 
 
 def _rows(lake: Lake, version: str, name: str, field_name: str) -> Iterator[Row]:
-    body = lake.read_bytes(f"{BATCH}/{version}/{name}.jsonl")
-    for line in body.splitlines():
-        record = json.loads(line)
-        output = record["output"]
-        yield record["input"][field_name], output["recommendedItems"], output["scores"]
+    key = f"{BATCH}/{version}/{name}.jsonl"
+    try:
+        body = lake.read_bytes(key)
+    except FileNotFoundError:
+        raise ModelRejected(
+            f"version {version} has no {key}; train it again with `recs train`"
+        ) from None
+    for number, line in enumerate(body.splitlines(), start=1):
+        try:
+            record = json.loads(line)
+            output = record["output"]
+            row = (record["input"][field_name], output["recommendedItems"], output["scores"])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise damaged(lake, key, f"line {number} is not a batch record ({exc!r})") from None
+        yield row
 
 
 def _keys(lake: Lake, version: str) -> Iterator[tuple[str, str]]:
@@ -65,7 +75,7 @@ def publish(
     """Write the version's rows, flip the pointer, record it as production, prune."""
     version = version or latest_version(lake)
     try:
-        manifest: dict[str, Any] = json.loads(lake.read_bytes(f"{MODELS}/{version}/manifest.json"))
+        manifest: dict[str, Any] = read_json(lake, f"{MODELS}/{version}/manifest.json")
     except FileNotFoundError:
         raise ModelRejected(f"no model version {version} under {MODELS}/") from None
     if manifest.get("status") != "approved" and not force:
@@ -80,9 +90,11 @@ def publish(
     store.activate(version)
 
     try:
-        history: list[str] = json.loads(lake.read_bytes(PRODUCTION)).get("history", [])
+        history: list[str] = read_json(lake, PRODUCTION).get("history", [])
     except FileNotFoundError:
         history = []
+    except AttributeError:
+        raise damaged(lake, PRODUCTION, "not a JSON object") from None
     history = [v for v in history if v != version] + [version]
     for old in history[:-KEEP]:
         store.drop_version(old, _keys(lake, old))

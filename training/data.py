@@ -17,7 +17,7 @@ import pyarrow.compute as pc
 import scipy.sparse as sp
 
 from etl.errors import CuratedZoneEmpty
-from etl.sql import connect
+from etl.sql import connect, reading_curated
 from ingestion.contract import EVENT_TYPES
 from ingestion.lake import Lake
 from training.errors import NotEnoughData
@@ -112,9 +112,10 @@ def _sorted_codes(encoded: pa.DictionaryArray) -> tuple[npt.NDArray[np.str_], Co
 def load_events(lake: Lake) -> Interactions:
     """Every curated interaction of the lake."""
     con = connect(lake)
-    table = con.sql(
-        "SELECT user_id, item_id, event_type, epoch_ms(ts) AS ts_ms FROM interactions"
-    ).to_arrow_table()
+    with reading_curated(lake):
+        table = con.sql(
+            "SELECT user_id, item_id, event_type, epoch_ms(ts) AS ts_ms FROM interactions"
+        ).to_arrow_table()
     return Interactions.from_arrow(table)
 
 
@@ -176,11 +177,11 @@ def item_categories(lake: Lake) -> dict[str, str]:
     Items without a category are left out; the fallbacks then use the whole shop.
     """
     try:
-        rows = (
-            connect(lake)
-            .execute("SELECT item_id, category FROM items WHERE category IS NOT NULL")
-            .fetchall()
-        )
+        con = connect(lake)
     except CuratedZoneEmpty:
         return {}
+    with reading_curated(lake):
+        rows = con.execute(
+            "SELECT item_id, category FROM items WHERE category IS NOT NULL"
+        ).fetchall()
     return {str(item): str(category) for item, category in rows}

@@ -9,7 +9,6 @@ folded in from their history, so both models answer the same question.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,7 +16,7 @@ import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
 
-from ingestion.lake import Lake
+from ingestion.lake import Lake, damaged, read_json
 from training.artifacts import MODELS, PRODUCTION, load_arrays
 from training.data import Interactions, Split
 from training.errors import ModelNotFound
@@ -28,16 +27,19 @@ from training.recipes import RECIPES, Recipe
 def production_version(lake: Lake) -> str | None:
     """The version `recs publish` last made live, if any."""
     try:
-        return str(json.loads(lake.read_bytes(PRODUCTION))["version"])
+        production = read_json(lake, PRODUCTION)
     except FileNotFoundError:
         return None
+    if not isinstance(production, dict) or not isinstance(production.get("version"), str):
+        raise damaged(lake, PRODUCTION, "it names no version")
+    return str(production["version"])
 
 
 def load_model(lake: Lake, version: str) -> tuple[Recipe, npt.NDArray[np.str_], dict[str, Any]]:
     """A version's user-personalization model, its item ids and its manifest."""
     prefix = f"{MODELS}/{version}"
     try:
-        manifest: dict[str, Any] = json.loads(lake.read_bytes(f"{prefix}/manifest.json"))
+        manifest: dict[str, Any] = read_json(lake, f"{prefix}/manifest.json")
     except FileNotFoundError:
         raise ModelNotFound(
             f"no model version {version} under {MODELS}/ (a version is complete once its "

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 from botocore.exceptions import ClientError
 
 from common.errors import SettingsError
-from ingestion.lake import Lake
+from ingestion.lake import Lake, read_json
 from training.errors import TrainingFailed, TrainingPending
 from training.settings import TrainingSettings
 
@@ -400,7 +400,7 @@ def train_with_personalize(
     for dataset_type in DATASET_TYPES:
         key = f"{export_prefix}/{dataset_type.lower()}.schema.json"
         if lake.exists(key):
-            schemas[dataset_type] = json.loads(lake.read_bytes(key))
+            schemas[dataset_type] = read_json(lake, key)
     if "Interactions" not in schemas:
         raise TrainingFailed(
             f"no interactions export under {export_prefix}/; run `recs export personalize`"

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import boto3
 import pytest
+from moto import mock_aws
 
 from common.errors import SettingsError
-from ingestion.errors import LakeError
-from ingestion.lake import LocalLake, S3Lake, open_lake
+from ingestion.errors import DamagedObject, LakeError, LakeNotFound, NotALake
+from ingestion.lake import LocalLake, S3Lake, check_lake, open_lake, read_json
 
 
 def test_write_read_roundtrip_and_replace(lake: LocalLake | S3Lake) -> None:
@@ -81,3 +83,40 @@ def test_open_lake_parses_uris(tmp_path: Path) -> None:
         open_lake("s3://")
     with pytest.raises(SettingsError, match="not supported"):
         open_lake("gs://bucket")
+
+
+def test_a_new_lake_may_be_started_but_not_read(lake: LocalLake | S3Lake) -> None:
+    check_lake(lake, create=True)
+    with pytest.raises(LakeNotFound, match=f"No lake at {lake.uri}: "):
+        check_lake(lake, create=False)
+
+
+def test_a_lake_is_known_by_its_zones(lake: LocalLake | S3Lake) -> None:
+    lake.write_bytes("raw/events/x", b"x")
+    assert lake.top_level() == {"raw"}
+    check_lake(lake, create=False)
+    check_lake(lake, create=True)
+
+
+def test_a_place_holding_other_things_is_not_a_lake(lake: LocalLake | S3Lake) -> None:
+    lake.write_bytes("photos/cat.jpg", b"x")
+    lake.write_bytes("notes.txt", b"x")
+    for create in (True, False):
+        with pytest.raises(NotALake, match=r"is not a recs lake: it holds notes\.txt, photos"):
+            check_lake(lake, create=create)
+
+
+@pytest.mark.aws
+def test_a_missing_bucket_is_named(aws_env: None) -> None:
+    with mock_aws():
+        lake = S3Lake("no-such-bucket", "lake", client=boto3.client("s3"))
+        with pytest.raises(LakeNotFound, match="the bucket no-such-bucket does not exist"):
+            check_lake(lake, create=True)
+
+
+def test_damaged_json_is_named(lake: LocalLake | S3Lake) -> None:
+    lake.write_bytes("models/production.json", b"{")
+    with pytest.raises(DamagedObject, match=r"production\.json cannot be read: not valid JSON"):
+        read_json(lake, "models/production.json")
+    with pytest.raises(FileNotFoundError):
+        read_json(lake, "models/none.json")

@@ -7,7 +7,10 @@ from pathlib import Path
 import pytest
 
 from common.errors import SettingsError
+from common.settings import settings_file, unknown_keys
+from etl.settings import EtlSettings
 from ingestion.settings import IngestionSettings
+from serving.settings import ServingSettings
 
 
 def test_defaults_are_the_embedded_local_setup() -> None:
@@ -55,3 +58,66 @@ def test_bad_settings_name_the_variable(env: dict[str, str], message: str) -> No
 def test_the_real_environment_is_used_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("RECS_LAKE", "/data/lake")
     assert IngestionSettings.from_env().lake == "/data/lake"
+
+
+def test_a_settings_file_holds_every_stage_and_the_environment_beats_it(tmp_path: Path) -> None:
+    config = tmp_path / "prod.toml"
+    config.write_text(
+        'lake = "s3://shop/lake"\nsink = "kinesis"\nkinesis_stream = "events"\n'
+        'store = "dynamodb://recs-store"\napi_keys = ["k1", "k2"]\netl_batch_mb = 48\n'
+    )
+    env = {"RECS_CONFIG": str(config), "RECS_KINESIS_STREAM": "other"}
+    ingestion = IngestionSettings.from_env(env)
+    assert (ingestion.lake, ingestion.sink, ingestion.kinesis_stream) == (
+        "s3://shop/lake",
+        "kinesis",
+        "other",
+    )
+    serving = ServingSettings.from_env({**env, "RECS_HISTORY": "dynamodb://history"})
+    assert (serving.store, serving.api_keys) == ("dynamodb://recs-store", frozenset({"k1", "k2"}))
+    assert EtlSettings.from_env(env).etl_batch_mb == 48
+    assert EtlSettings.from_env(env, etl_batch_mb="12").etl_batch_mb == 12
+
+
+@pytest.mark.parametrize(
+    ("content", "overrides", "message"),
+    [
+        ("buffer_mb = -1\n", {}, "buffer_mb in {path} must be at least 0.001 (got -1)"),
+        ('sink = "kafka"\n', {}, "sink in {path} must be one of local, kinesis, firehose"),
+        ("", {"buffer_seconds": "soon"}, "--buffer-seconds must be a number (got 'soon')"),
+        ("lake = [1, 2\n", {}, "{path} is not valid TOML"),
+    ],
+)
+def test_a_bad_value_names_where_it_came_from(
+    tmp_path: Path, content: str, overrides: dict[str, str], message: str
+) -> None:
+    config = tmp_path / "recs.toml"
+    config.write_text(content)
+    with pytest.raises(SettingsError) as refused:
+        IngestionSettings.from_env({"RECS_CONFIG": str(config)}, **overrides)
+    assert message.format(path=config) in str(refused.value)
+
+
+def test_the_first_readmes_campaign_variable_is_honoured() -> None:
+    arn = "arn:aws:personalize:us-east-1:1:campaign/shop"
+    assert (
+        ServingSettings.from_env({"PERSONALIZE_CAMPAIGN_ARN": arn}).personalize_campaign_arn == arn
+    )
+    assert (
+        ServingSettings.from_env({"RECS_PERSONALIZE_CAMPAIGN_ARN": arn}).personalize_campaign_arn
+        == arn
+    )
+    with pytest.raises(SettingsError, match="PERSONALIZE_CAMPAIGN_ARN must be a campaign ARN"):
+        ServingSettings.from_env({"PERSONALIZE_CAMPAIGN_ARN": "campaign"})
+
+
+def test_empty_variables_count_as_unset() -> None:
+    assert IngestionSettings.from_env({"RECS_LAKE": "", "RECS_BUFFER_MB": ""}).lake == "./lake"
+
+
+def test_unknown_keys_of_a_settings_file_are_found(tmp_path: Path) -> None:
+    config = tmp_path / "recs.toml"
+    config.write_text('lake = "./lake"\nlakee = "./typo"\npersonalize_campaign_arn = "arn:aws:x"\n')
+    found = settings_file({"RECS_CONFIG": str(config)})
+    assert found is not None
+    assert unknown_keys(found) == ["lakee"]
