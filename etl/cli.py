@@ -76,9 +76,14 @@ def etl_command(
     if report.unreadable_objects:
         out.print(f"[yellow]{report.unreadable_objects} raw objects could not be read at all")
     if report.catalog_dumps:
+        tables = [
+            f"{name} {count:,}"
+            for name, count in (("items", report.items), ("users", report.users))
+            if count is not None
+        ]
         out.print(
-            f"Catalog: {len(report.catalog_dumps)} dump(s), items {report.items}, users "
-            f"{report.users}, {report.catalog_quarantined} records quarantined"
+            f"Catalog: {len(report.catalog_dumps)} dump(s), {', '.join(tables)}, "
+            f"{report.catalog_quarantined:,} records quarantined"
         )
     dates = report.event_dates
     if len(dates) > 4:

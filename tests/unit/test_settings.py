@@ -121,3 +121,28 @@ def test_unknown_keys_of_a_settings_file_are_found(tmp_path: Path) -> None:
     found = settings_file({"RECS_CONFIG": str(config)})
     assert found is not None
     assert unknown_keys(found) == ["lakee"]
+
+
+def test_the_readme_lists_every_setting_with_its_variable_and_flag() -> None:
+    import orchestration.cli  # noqa: F401 - registers every stage's settings model
+    from common.settings import RecsSettings, flag, variable
+    from ingestion.history import HistorySettings
+
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    section = readme.split("## Settings", 1)[1].split("\n## ", 1)[0]
+    rows = {
+        line.split("|")[1].strip(): line for line in section.splitlines() if line.startswith("| `")
+    }
+    listed = {name for cell in rows for name in cell.replace("`", " ").replace("(", " ").split()}
+    for model in RecsSettings.registry:
+        for name, field in model.model_fields.items():
+            assert variable(name, field) in listed, f"README lacks {variable(name, field)}"
+            row = next(
+                r
+                for c, r in rows.items()
+                if variable(name, field) in c.replace("`", " ").replace("(", " ").split()
+            )
+            if model is not HistorySettings:
+                assert f"`{flag(name)}`" in row, (
+                    f"README's {variable(name, field)} lacks {flag(name)}"
+                )
