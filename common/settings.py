@@ -94,12 +94,17 @@ def _names(name: str, field: FieldInfo) -> tuple[str, ...]:
     return (name,)
 
 
-def variable(name: str, field: FieldInfo) -> str:
-    """The environment variable of a setting: RECS_ and its name, or its alias."""
+def _variables(name: str, field: FieldInfo) -> tuple[str, ...]:
+    """Every environment variable a setting is read from."""
     alias = field.validation_alias
     if isinstance(alias, AliasChoices):
-        return str(alias.choices[-1]).upper()
-    return f"{ENV_PREFIX}{name.upper()}"
+        return tuple(dict.fromkeys(str(choice).upper() for choice in alias.choices))
+    return (f"{ENV_PREFIX}{name.upper()}",)
+
+
+def variable(name: str, field: FieldInfo) -> str:
+    """The environment variable of a setting, as the README names it."""
+    return _variables(name, field)[-1]
 
 
 def flag(name: str) -> str:
@@ -185,10 +190,29 @@ class RecsSettings(BaseSettings):
         A flag is not seen here: `recs settings` takes none.
         """
         env = os.environ if env is None else env
-        where = _where(type(self), name, env, {}, settings_file(env))
-        if where.startswith(ENV_PREFIX) or where.isupper():
-            return where if env.get(where) else "default"
-        return where
+        found = _source(type(self), name, env, {}, settings_file(env))
+        return found or "default"
+
+
+def _source(
+    cls: type[RecsSettings],
+    name: str,
+    env: Mapping[str, str],
+    given: Mapping[str, Any],
+    config: SettingsFile | None,
+) -> str | None:
+    """The flag, variable or file key a setting's value came from; None for its default."""
+    field = cls.model_fields[name]
+    if name in given:
+        return flag(name)
+    for key in _variables(name, field):
+        if env.get(key):
+            return key
+    if config is not None:
+        for key in _names(name, field):
+            if key in config.values:
+                return f"{key} in {config.path}"
+    return None
 
 
 def _where(
@@ -198,20 +222,10 @@ def _where(
     given: Mapping[str, Any],
     config: SettingsFile | None,
 ) -> str:
-    field = cls.model_fields.get(name)
-    if field is None:
+    """Where to say a bad or missing value came from: its source, else its variable."""
+    if name not in cls.model_fields:
         return name
-    if name in given:
-        return flag(name)
-    names = _names(name, field)
-    for key in (variable(name, field), *(n.upper() for n in names)):
-        if env.get(key):
-            return key
-    if config is not None:
-        for key in names:
-            if key in config.values:
-                return f"{key} in {config.path}"
-    return variable(name, field)
+    return _source(cls, name, env, given, config) or variable(name, cls.model_fields[name])
 
 
 def _number(value: Any) -> str:

@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import json
+import os
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
 from pathlib import Path
+from typing import Any
 
-from tests.e2e.test_cli import run
+from tests.e2e.test_cli import RECS, run
 
 
 def test_generate_curate_query_and_export(tmp_path: Path) -> None:
@@ -64,6 +72,48 @@ def test_generate_curate_query_and_export(tmp_path: Path) -> None:
     refused = run("train", "--weights", "click=1", cwd=tmp_path)
     assert refused.returncode == 2
     assert "'click' is not an event type" in refused.stderr
+
+    # Flags given to `recs serve` reach its worker processes: from a folder with no store of
+    # its own, the API answers from the one --store names.
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    lake, store = str(tmp_path / "lake"), str(tmp_path / "var/online-store.sqlite3")
+    port = _free_port()
+    server = subprocess.Popen(
+        [RECS, "serve", "--port", port, "--lake", lake, "--store", store, "--event-log", "log.db"],
+        cwd=elsewhere,
+        env={k: v for k, v in os.environ.items() if not k.startswith("RECS_")},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        health = _health(f"http://127.0.0.1:{port}/v1/health")
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    assert health["ok"] is True
+    assert health["modelVersion"] is not None
+    assert (elsewhere / "log.db").is_file()
+    assert not (elsewhere / "var" / "online-store.sqlite3").exists()
+
+
+def _free_port() -> str:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return str(probe.getsockname()[1])
+
+
+def _health(url: str) -> dict[str, Any]:
+    for _ in range(150):
+        try:
+            with urllib.request.urlopen(url, timeout=1) as response:
+                answer: dict[str, Any] = json.loads(response.read())
+                return answer
+        except urllib.error.HTTPError as exc:
+            return {"ok": False, "modelVersion": None, "status": exc.code}
+        except OSError:
+            time.sleep(0.2)
+    raise AssertionError(f"{url} never answered")
 
 
 def test_commands_explain_what_is_missing(tmp_path: Path) -> None:

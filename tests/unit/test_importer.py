@@ -418,3 +418,12 @@ def test_imported_history_is_curated_whatever_its_age(
     report = run_etl(local_lake, now=NOW)
     assert (report.curated, report.quarantined) == (2, 0)
     assert report.event_dates == ["1997-09-20"]
+
+
+def test_a_file_whose_every_row_is_refused_writes_only_the_quarantine(
+    tmp_path: Path, local_lake: LocalLake
+) -> None:
+    path = _write(tmp_path / "i.csv", "USER_ID,ITEM_ID,TIMESTAMP,EVENT_TYPE\nU1,I1,x,view\n")
+    [report] = import_files(local_lake, interactions=path, now=NOW)
+    assert (report.accepted, report.rejected, report.objects) == (0, 1, [])
+    assert local_lake.top_level() == {"quarantine"}

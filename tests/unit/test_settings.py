@@ -146,3 +146,11 @@ def test_the_readme_lists_every_setting_with_its_variable_and_flag() -> None:
                 assert f"`{flag(name)}`" in row, (
                     f"README's {variable(name, field)} lacks {flag(name)}"
                 )
+
+
+def test_only_recs_variables_are_read_and_reported() -> None:
+    env = {"LAKE": "/elsewhere", "SINK": "kinesis"}
+    settings = IngestionSettings.from_env(env)
+    assert (settings.lake, settings.sink) == ("./lake", "local")
+    assert settings.source_of("lake", env) == "default"
+    assert settings.source_of("lake", {"RECS_LAKE": "/x"}) == "RECS_LAKE"
