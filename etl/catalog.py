@@ -21,7 +21,7 @@ from pydantic import BaseModel
 
 from etl.events import Rejected
 from etl.schema import ITEMS_TABLE, PARQUET_OPTIONS, USERS_TABLE, Table
-from ingestion.contract import epoch_ms, parse_item, parse_user
+from ingestion.contract import epoch_ms, loads_untrusted, parse_item, parse_user
 from ingestion.errors import InvalidRecord, Problem
 from ingestion.lake import Lake, damaged, read_json
 from ingestion.raw import CATALOG_MANIFEST, RAW_CATALOG, read_lines
@@ -67,13 +67,10 @@ def _records(
     for number, line in enumerate(read_lines(lake.read_bytes(key)), start=1):
         result.read += 1
         try:
-            record = json.loads(line)
+            record = loads_untrusted(line, "Line")
             if not isinstance(record, dict):
                 raise InvalidRecord([Problem("body", "A catalog record must be a JSON object")])
             yield parse(record)
-        except json.JSONDecodeError as exc:
-            problem = Problem("body", f"Line is not valid JSON: {exc}")
-            result.rejected.append(Rejected(key, number, (problem,), line))
         except InvalidRecord as exc:
             result.rejected.append(Rejected(key, number, tuple(exc.problems), line))
 

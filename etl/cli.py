@@ -60,6 +60,8 @@ def etl_command(
             batch_bytes=settings.etl_batch_mb << 20,
             on_object=advance,
         )
+    if report.abandoned_files:
+        out.print(f"Removed {report.abandoned_files} temporary files that killed writes left")
     if report.finished_previous:
         out.print(f"Finished publishing {report.finished_previous} files of an interrupted run")
     if report.nothing_new:

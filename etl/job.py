@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import io
 import json
+import secrets
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -51,6 +52,9 @@ _PREFETCH: Final = 6
 _QUARANTINE_LINES: Final = 10_000
 _WRITES_IN_FLIGHT: Final = 8
 _EPOCH_DAY: Final = date(1970, 1, 1)
+#: How long an S3 lock of a run that died blocks the next one. Longer than any run takes;
+#: shorter than the day between nightly runs.
+ETL_LEASE_S: Final = 6 * 3600.0
 
 
 @dataclass
@@ -79,6 +83,8 @@ class RunReport:
     unreadable_objects: int = 0
     finished_previous: int = 0
     skipped_keys: int = 0
+    #: Temporary files killed writers had left in the lake, removed at the start of the run.
+    abandoned_files: int = 0
     seconds: float = 0.0
 
     @property
@@ -277,12 +283,40 @@ def run_etl(
 ) -> RunReport:
     """Curate what is new in the raw zone; see the module docstring for the guarantees.
 
+    Holds the lake's `etl` lock throughout: a second run at the same time fails at once
+    with `LakeLocked`, having changed nothing.
+
     With `since`/`until` (UTC dates, `until` exclusive) it re-reads every raw object whose
     hour falls in the window, processed or not: a backfill. Events already curated are
     dropped as duplicates, so a backfill adds only what is missing.
     """
+    # One run at a time: a second one would drop this one's staging as uncommitted.
+    with lake.lock("etl", lease_s=ETL_LEASE_S):
+        return _run_etl(
+            lake,
+            now=now or datetime.now(UTC),
+            since=since,
+            until=until,
+            glue=glue,
+            batch_bytes=batch_bytes,
+            threads=threads,
+            on_object=on_object,
+        )
+
+
+def _run_etl(
+    lake: Lake,
+    *,
+    now: datetime,
+    since: date | None,
+    until: date | None,
+    glue: GlueCatalog | None,
+    batch_bytes: int,
+    threads: int,
+    on_object: Callable[[int], None] | None,
+) -> RunReport:
     started = time.perf_counter()
-    now = now or datetime.now(UTC)
+    abandoned = lake.remove_abandoned()
     bookmark = state.load(lake)
     finished = state.roll_forward(lake, bookmark)
     if glue is not None and bookmark.changed_dates:
@@ -307,14 +341,17 @@ def run_etl(
             seq=bookmark.seq,
             finished_previous=finished,
             skipped_keys=skipped,
+            abandoned_files=abandoned,
             seconds=time.perf_counter() - started,
         )
 
-    run_id = f"{now:%Y%m%dT%H%M%SZ}-{bookmark.seq + 1:06d}"
+    # The random part keeps two runs of one second apart even if a lock were ever bypassed.
+    run_id = f"{now:%Y%m%dT%H%M%SZ}-{bookmark.seq + 1:06d}-{secrets.token_hex(3)}"
     run = _Run(lake, bookmark, run_id, now)
     try:
         run.report.finished_previous = finished
         run.report.skipped_keys = skipped
+        run.report.abandoned_files = abandoned
         run.report.raw_objects = len(selected)
         with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="etl-read") as pool:
             batch: list[RawObject] = []

@@ -11,9 +11,11 @@ A run works like this, and a crash at any point leaves the lake as one of the st
 4. Publish: move each staged file to its final key (a rename on disk; copy and delete on S3).
    Readers who glob `curated/` see each file appear whole, never one twice.
 
-This is Glue's job bookmark with a commit point of its own. Only one run may work at a time
-(Step Functions runs one execution; locally, one command); a second run that commits first
-makes the first fail with `StateConflict` before it writes its bookmark.
+This is Glue's job bookmark with a commit point of its own. Only one run works at a time: it
+holds the lake's `etl` lock (`Lake.lock`: an OS file lock on disk, a conditional PUT on S3),
+and a second run fails at once with `LakeLocked`. The bookmark's sequence number is checked
+at the commit as well, so a run that somehow worked beside another (a lock broken by hand)
+fails with `StateConflict` rather than overwrite it.
 """
 
 from __future__ import annotations

@@ -308,17 +308,74 @@ def _problems(error: ValidationError) -> list[Problem]:
     return problems
 
 
+#: Digits a JSON number in an event may have: far more than a price or a quantity needs, and
+#: far fewer than Python's 4,300-digit limit, past which parsing raises instead of refusing.
+MAX_NUMBER_DIGITS: Final = 64
+
+
+def _bounded_int(text: str) -> int:
+    if len(text) > MAX_NUMBER_DIGITS:
+        raise InvalidEvent(
+            [
+                Problem(
+                    "body",
+                    f"A number has {len(text)} digits; an event's numbers have at most "
+                    f"{MAX_NUMBER_DIGITS}",
+                )
+            ]
+        )
+    return int(text)
+
+
+def loads_untrusted(payload: bytes | str, what: str) -> Any:
+    """JSON from outside, refused as `InvalidEvent` however it is broken.
+
+    Besides malformed text this covers what makes `json.loads` raise something else: a huge
+    integer, nesting deep enough to exhaust the stack, and bytes that are not UTF-8.
+    """
+    try:
+        return json.loads(payload, parse_int=_bounded_int)
+    except RecursionError:
+        raise InvalidEvent(
+            [Problem("body", f"{what} nests arrays or objects too deeply to be an event")]
+        ) from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InvalidEvent([Problem("body", f"{what} is not valid JSON: {exc}")]) from None
+
+
+def lone_surrogate(value: Any, path: str = "") -> str | None:
+    """The path of the first string that holds a lone UTF-16 surrogate, which no UTF-8
+    writer can store (JSON's `"\\ud800"` decodes to one); None if there is none."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return path or "body"
+        return None
+    if isinstance(value, Mapping):
+        items: Any = value.items()
+    elif isinstance(value, list | tuple):
+        items = enumerate(value)
+    else:
+        return None
+    for key, item in items:
+        where = f"{path}.{key}" if path else str(key)
+        found = lone_surrogate(key, where) if isinstance(key, str) else None
+        if found is None:
+            found = lone_surrogate(item, where)
+        if found is not None:
+            return found
+    return None
+
+
 def _json_object(payload: bytes | str, what: str) -> Any:
     """Parse one serialized event, refusing it first if it is over the size limit."""
-    size = len(payload.encode() if isinstance(payload, str) else payload)
+    size = len(payload.encode("utf-8", "surrogatepass") if isinstance(payload, str) else payload)
     if size > MAX_EVENT_BYTES:
         raise InvalidEvent(
             [Problem("body", f"Event is {size} bytes; the limit is {MAX_EVENT_BYTES}")]
         )
-    try:
-        return json.loads(payload)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InvalidEvent([Problem("body", f"{what} is not valid JSON: {exc}")]) from None
+    return loads_untrusted(payload, what)
 
 
 def parse_event(
@@ -341,6 +398,18 @@ def parse_event(
             [Problem("body", f"An event must be a JSON object (got {type(parsed).__name__})")]
         )
     fields = dict(parsed)
+    broken = lone_surrogate(fields)
+    if broken is not None:
+        field = broken.split(".")[0]
+        raise InvalidEvent(
+            [
+                Problem(
+                    field,
+                    f"{broken} holds a lone UTF-16 surrogate, which is not Unicode text; "
+                    "send valid UTF-8",
+                )
+            ]
+        )
     if "ts" not in fields:
         fields["ts"] = now or _now()
     try:
@@ -391,6 +460,11 @@ _Catalog = TypeVar("_Catalog", Item, User)
 
 
 def _validate_catalog(model: type[_Catalog], record: Mapping[str, Any]) -> _Catalog:
+    broken = lone_surrogate(record)
+    if broken is not None:
+        raise InvalidCatalogRecord(
+            [Problem(broken.split(".")[0], f"{broken} holds a lone UTF-16 surrogate; send UTF-8")]
+        )
     try:
         return model.model_validate(dict(record))
     except ValidationError as exc:

@@ -61,5 +61,9 @@ class NotALake(LakeError):
     """The settings point at a folder or prefix that holds something other than a lake."""
 
 
+class LakeLocked(LakeError):
+    """Another process holds a lake-wide lock (another ETL run, say); retry when it is done."""
+
+
 class DamagedObject(LakeError):
     """An object of the lake that recs wrote cannot be read back: damaged or edited by hand."""

@@ -12,23 +12,36 @@ C++ S3 client, so that moto's `mock_aws` emulates it in tests and one credential
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
+import socket
 import tempfile
+import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Final, Protocol
 
+if TYPE_CHECKING:
+    from contextlib import AbstractContextManager
+
 from common.errors import SettingsError
-from ingestion.errors import DamagedObject, LakeError, LakeNotFound, NotALake
+from ingestion.errors import DamagedObject, LakeError, LakeLocked, LakeNotFound, NotALake
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_s3.type_defs import CopySourceTypeDef
 
 
+#: Where lake-wide locks live: `_state/locks/<name>.lock`.
+LOCKS: Final = "_state/locks"
+#: Temporary files of a write older than this were left by a killed writer: no single write
+#: takes an hour.
+ABANDONED_AFTER_S: Final = 3600.0
 #: The top-level folders of a lake, one per zone (DESIGN.md's layout). A folder that holds
 #: files but none of these is not a lake, and no command writes into it.
 ZONES: Final = frozenset({"raw", "curated", "quarantine", "exports", "models", "batch", "_state"})
@@ -76,6 +89,17 @@ class Lake(Protocol):
 
     def top_level(self) -> set[str] | None:
         """Names directly under the root (hidden ones left out); None if the root is missing."""
+        ...
+
+    def lock(self, name: str, *, lease_s: float) -> AbstractContextManager[None]:
+        """Hold the lake-wide lock `name` for a block, or raise `LakeLocked` naming its holder.
+
+        A holder that died frees it: at once on disk, after `lease_s` on S3.
+        """
+        ...
+
+    def remove_abandoned(self, older_than_s: float = ABANDONED_AFTER_S) -> int:
+        """Delete temporary files that killed writes left behind; return how many."""
         ...
 
 
@@ -177,6 +201,45 @@ class LocalLake:
             return None
         return {p.name for p in self.root.iterdir() if not p.name.startswith(".")}
 
+    @contextmanager
+    def lock(self, name: str, *, lease_s: float) -> Iterator[None]:
+        """An OS lock (flock) on `_state/locks/<name>.lock`: the kernel frees it if we die."""
+        del lease_s  # a dead holder's flock is gone at once; no lease needed
+        path = self.root / _clean_key(f"{LOCKS}/{name}.lock")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("a+") as handle:
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                handle.seek(0)
+                raise _locked(name, self.url(f"{LOCKS}/{name}.lock"), handle.read()) from None
+            try:
+                handle.seek(0)
+                handle.truncate()
+                handle.write(json.dumps(_holder(None)))
+                handle.flush()
+                yield
+            finally:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+    def remove_abandoned(self, older_than_s: float = ABANDONED_AFTER_S) -> int:
+        """Temporary files of writes (`.<name>.<random>.tmp`) older than `older_than_s`."""
+        if not self.root.is_dir():
+            return 0
+        cutoff = time.time() - older_than_s
+        removed = 0
+        for dirpath, _dirnames, filenames in os.walk(self.root):
+            for name in filenames:
+                if name.startswith(".") and name.endswith(".tmp"):
+                    path = Path(dirpath, name)
+                    try:
+                        if path.stat().st_mtime < cutoff:
+                            path.unlink()
+                            removed += 1
+                    except FileNotFoundError:
+                        continue  # its writer finished or another sweep took it
+        return removed
+
     def move(self, source: str, target: str) -> None:
         """Rename within the lake (atomic on one file system), then fsync the folder."""
         path = self.root / _clean_key(target)
@@ -264,6 +327,40 @@ class S3Lake:
         names |= {o["Key"][len(prefix) :] for o in response.get("Contents", [])}
         return {name for name in names if name and not name.startswith(".")}
 
+    @contextmanager
+    def lock(self, name: str, *, lease_s: float) -> Iterator[None]:
+        """A lock object created with a conditional PUT (`If-None-Match: *`), so two runs can
+        never both create it; a holder past its lease is replaced with `If-Match` on the
+        ETag it was seen with, so two runs can never both take it over."""
+        s3 = self._s3()
+        key = self._key(f"{LOCKS}/{name}.lock")
+        body = json.dumps(_holder(lease_s)).encode()
+        try:
+            s3.put_object(Bucket=self.bucket, Key=key, Body=body, IfNoneMatch="*")
+        except s3.exceptions.ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "PreconditionFailed":
+                raise
+            current = s3.get_object(Bucket=self.bucket, Key=key)
+            holder = current["Body"].read().decode("utf-8", "replace")
+            if not _expired(holder):
+                raise _locked(name, self.url(f"{LOCKS}/{name}.lock"), holder) from None
+            try:
+                s3.put_object(Bucket=self.bucket, Key=key, Body=body, IfMatch=current["ETag"])
+            except s3.exceptions.ClientError as late:
+                if late.response.get("Error", {}).get("Code") != "PreconditionFailed":
+                    raise
+                # Another run took the expired lock between our read and our write.
+                raise _locked(name, self.url(f"{LOCKS}/{name}.lock"), holder) from None
+        try:
+            yield
+        finally:
+            s3.delete_object(Bucket=self.bucket, Key=key)
+
+    def remove_abandoned(self, older_than_s: float = ABANDONED_AFTER_S) -> int:
+        """Nothing to do: an S3 PUT leaves no partial object behind."""
+        del older_than_s
+        return 0
+
     def move(self, source: str, target: str) -> None:
         """Server-side copy, then delete the source (objects up to 5 GB, as ours are)."""
         s3 = self._s3()
@@ -287,6 +384,38 @@ def open_lake(uri: str, *, s3_client: S3Client | None = None) -> LocalLake | S3L
             f"lake URI {uri!r} is not supported; use a folder path or s3://bucket/prefix"
         )
     return LocalLake(Path(uri).expanduser().resolve())
+
+
+def _holder(lease_s: float | None) -> dict[str, Any]:
+    now = datetime.now(UTC)
+    holder: dict[str, Any] = {
+        "owner": f"{socket.gethostname()}:{os.getpid()}",
+        "since": now.isoformat(timespec="seconds"),
+    }
+    if lease_s is not None:
+        holder["expires"] = (now + timedelta(seconds=lease_s)).isoformat(timespec="seconds")
+    return holder
+
+
+def _expired(text: str) -> bool:
+    """Whether a lock object's lease has run out (an unreadable one has: it cannot be ours)."""
+    try:
+        expires = datetime.fromisoformat(json.loads(text)["expires"])
+    except (ValueError, KeyError, TypeError):
+        return True
+    return expires < datetime.now(UTC)
+
+
+def _locked(name: str, where: str, text: str) -> LakeLocked:
+    try:
+        holder = json.loads(text)
+        who = f"{holder['owner']} since {holder['since']}"
+    except (ValueError, KeyError, TypeError):
+        who = "another process"
+    return LakeLocked(
+        f"the lake's {name} lock is held by {who} ({where}); only one {name} run may work "
+        "on a lake at a time. Run again when it has finished"
+    )
 
 
 def damaged(lake: Lake, key: str, problem: object) -> DamagedObject:

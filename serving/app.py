@@ -32,7 +32,7 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 )
 from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePersistenceLayer
 
-from ingestion.contract import MAX_ID_LENGTH, Event, format_ts, parse_event
+from ingestion.contract import MAX_ID_LENGTH, Event, format_ts, loads_untrusted, parse_event
 from ingestion.errors import DeliveryFailed, InvalidEvent
 from ingestion.sinks import EventSink
 from serving.errors import ModelUnavailable, StoreError
@@ -158,8 +158,17 @@ def build_app(services: Services) -> APIGatewayHttpResolver:
         if services.cors_origins
         else None
     )
-    app = APIGatewayHttpResolver(cors=cors, enable_validation=True)
+    # Bodies are parsed by the contract's own loader, which refuses hostile JSON (a huge
+    # number, deep nesting) as bad input instead of raising out of the resolver.
+    app = APIGatewayHttpResolver(
+        cors=cors, enable_validation=True, json_body_deserializer=_json_body
+    )
     recommender = services.recommender
+
+    @app.exception_handler(InvalidEvent)  # type: ignore[untyped-decorator]
+    def _unreadable(exc: InvalidEvent) -> Response[str]:
+        metrics.add_metric(name="BadRequests", unit=MetricUnit.Count, value=1)
+        return error(400, str(exc.first))
 
     @app.exception_handler(RequestValidationError)  # type: ignore[untyped-decorator]
     def _invalid(exc: RequestValidationError) -> Response[str]:
@@ -354,6 +363,10 @@ def build_app(services: Services) -> APIGatewayHttpResolver:
         security=[{}, {"apiKey": []}],
     )
     return app
+
+
+def _json_body(body: str) -> Any:
+    return loads_untrusted(body, "Body")
 
 
 def _canonical(records: list[Any]) -> str:

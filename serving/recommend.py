@@ -108,7 +108,7 @@ class Recommender:
             skip |= purchased(recent)
         has_news = any(ts > model.last_event_ms for _, _, ts in events)
         if not has_news and category is None:
-            row = self.store.recommendations("user", user_id)
+            row = self.store.recommendations("user", user_id, model.version)
             if row is not None:
                 kept = [(i, s) for i, s in zip(*row, strict=True) if i not in skip]
                 if len(kept) >= k:
@@ -130,7 +130,7 @@ class Recommender:
         """Items related to `item_id`, strongest first."""
         model = self.live.get()
         skip = set(exclude) | {item_id}
-        row = self.store.recommendations("item", item_id)
+        row = self.store.recommendations("item", item_id, model.version)
         if row is not None:
             kept = [(i, s) for i, s in zip(*row, strict=True) if i not in skip]
             if len(kept) >= k:

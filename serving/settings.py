@@ -78,7 +78,16 @@ class ServingSettings(IngestionSettings, StoreSettings):
         30.0, ge=0, description="How often the API looks for a newly published version"
     )
 
-    _split = field_validator("api_keys", "cors_origins", mode="before")(_listed)
+    _split = field_validator("cors_origins", mode="before")(_listed)
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _keys(cls, value: Any) -> Any:
+        keys = _listed(value)
+        if value and not keys:
+            # An empty list would leave the API open while its operator thinks it is locked.
+            raise ValueError("lists no key; list the keys, or leave it unset for an open API")
+        return keys
 
     @field_validator("history")
     @classmethod

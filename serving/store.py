@@ -1,8 +1,9 @@
 """The online store: published recommendations the API reads. SQLite here, DynamoDB on AWS.
 
-A version is written in full first, then one pointer flips to it. A reader looks up the
-pointer and the row in one statement (SQLite) or reads the pointer and then the row of that
-version (DynamoDB), so it sees the old version or the new one, never half of one.
+A version is written in full first, then one pointer flips to it. Readers ask for a row of a
+named version: the API reads rows of the version its loaded model is, so one answer never
+labels one version's items with another's name, and a version stays readable until `recs
+publish` drops it, two publishes later.
 """
 
 from __future__ import annotations
@@ -45,8 +46,10 @@ class OnlineStore(Protocol):
         """The version readers see, if any was activated."""
         ...
 
-    def recommendations(self, kind: str, key: str) -> tuple[list[str], list[float]] | None:
-        """The active version's items and scores for a user or an item, if it has any."""
+    def recommendations(
+        self, kind: str, key: str, version: str
+    ) -> tuple[list[str], list[float]] | None:
+        """A version's items and scores for a user or an item, if it has any."""
         ...
 
     def drop_version(self, version: str, keys: Iterable[tuple[str, str]]) -> None:
@@ -108,14 +111,16 @@ class SQLiteStore:
         row = self._connect().execute("SELECT version FROM pointer WHERE name = 'live'").fetchone()
         return None if row is None else str(row[0])
 
-    def recommendations(self, kind: str, key: str) -> tuple[list[str], list[float]] | None:
-        """Pointer and row in one statement."""
+    def recommendations(
+        self, kind: str, key: str, version: str
+    ) -> tuple[list[str], list[float]] | None:
+        """One primary-key lookup."""
         row = (
             self._connect()
             .execute(
-                "SELECT items, scores FROM recommendations WHERE kind = ? AND key = ? AND "
-                "version = (SELECT version FROM pointer WHERE name = 'live')",
-                (kind, key),
+                "SELECT items, scores FROM recommendations "
+                "WHERE version = ? AND kind = ? AND key = ?",
+                (version, kind, key),
             )
             .fetchone()
         )
@@ -203,11 +208,10 @@ class DynamoStore:
         found = item.get("Item")
         return None if found is None else found["version"]["S"]
 
-    def recommendations(self, kind: str, key: str) -> tuple[list[str], list[float]] | None:
-        """The pointer, then the row of that version."""
-        version = self.active_version()
-        if version is None:
-            return None
+    def recommendations(
+        self, kind: str, key: str, version: str
+    ) -> tuple[list[str], list[float]] | None:
+        """One GetItem."""
         item = (
             self._db()
             .get_item(

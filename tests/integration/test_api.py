@@ -315,7 +315,16 @@ BAD_BODIES = [
     ("[]", "Send 1 to 100 events"),
     ('"just a string"', "Body must be one event object"),
     (json.dumps([{"userId": "U1", "itemId": "I1", "event_type": "view"}] * 101), "Send 1 to 100"),
-]
+    # Hostile JSON that makes Python's parser raise something other than a decode error.
+    ('{"userId": "U1", "itemId": "I1", "event_type": "view", "quantity": ' + "7" * 5000 + "}",
+     "A number has 5000 digits"),
+    ('{"userId": ' + "[" * 6000 + "]" * 6000 + "}", "Body nests arrays or objects too deeply"),
+    ('[' * 6000 + "]" * 6000, "Body nests arrays or objects too deeply"),
+    ('{"userId": "U1", "itemId": "I1", "event_type": "view", "properties": {"k": "\\ud800"}}',
+     "properties.k holds a lone UTF-16 surrogate"),
+    ('{"userId": "\\udfff", "itemId": "I1", "event_type": "view"}',
+     "userId holds a lone UTF-16 surrogate"),
+]  # fmt: skip
 
 
 @pytest.mark.parametrize(("body", "message"), BAD_BODIES)

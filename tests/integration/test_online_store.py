@@ -37,21 +37,24 @@ def store(
         yield DynamoStore("recs-online", client=db)
 
 
-def test_a_version_is_invisible_until_the_pointer_flips(store: SQLiteStore | DynamoStore) -> None:
+def test_a_version_goes_live_when_the_pointer_flips(store: SQLiteStore | DynamoStore) -> None:
     assert store.active_version() is None
-    assert store.recommendations("user", "U1") is None
     store.write_version("v1", "user", [("U1", ["I1", "I2"], [0.9, 0.5])])
-    assert store.recommendations("user", "U1") is None
+    assert store.active_version() is None
     store.activate("v1")
-    assert store.recommendations("user", "U1") == (["I1", "I2"], [0.9, 0.5])
+    assert store.active_version() == "v1"
+    assert store.recommendations("user", "U1", "v1") == (["I1", "I2"], [0.9, 0.5])
 
     rows = [(f"U{n}", ["I3"], [0.25]) for n in range(60)]  # more than one DynamoDB batch
     assert store.write_version("v2", "user", rows) == 60
-    assert store.recommendations("user", "U1") == (["I1", "I2"], [0.9, 0.5])  # still v1
+    assert store.active_version() == "v1"
     store.activate("v2")
     assert store.active_version() == "v2"
-    assert store.recommendations("user", "U1") == (["I3"], [0.25])
-    assert store.recommendations("item", "U1") is None
+    assert store.recommendations("user", "U1", "v2") == (["I3"], [0.25])
+    # The previous version stays readable, for answers from a model loaded before the flip.
+    assert store.recommendations("user", "U1", "v1") == (["I1", "I2"], [0.9, 0.5])
+    assert store.recommendations("item", "U1", "v2") is None
+    assert store.recommendations("user", "U1", "v9") is None
 
 
 def test_an_old_version_can_be_dropped(store: SQLiteStore | DynamoStore) -> None:
@@ -60,7 +63,8 @@ def test_an_old_version_can_be_dropped(store: SQLiteStore | DynamoStore) -> None
     store.activate("v1")
     store.drop_version("v2", [("item", "I1")])
     store.activate("v2")
-    assert store.recommendations("item", "I1") is None
+    assert store.recommendations("item", "I1", "v2") is None
+    assert store.recommendations("item", "I1", "v1") == (["I2"], [1.0])
     with pytest.raises(ValueError, match="kind must be one of"):
         store.write_version("v3", "shop", [])
 

@@ -68,7 +68,8 @@ def test_publish_then_the_next_run_is_gated_against_production(
     assert report.users > 0
     assert report.items > 0
     user = json.loads(shop.read_bytes(f"batch/{first.version}/users.jsonl").splitlines()[0])
-    items, _scores = store.recommendations("user", user["input"]["userId"]) or ([], [])
+    found = store.recommendations("user", user["input"]["userId"], first.version)
+    items, _scores = found or ([], [])
     assert items == user["output"]["recommendedItems"]
     assert json.loads(shop.read_bytes(PRODUCTION))["version"] == first.version
 

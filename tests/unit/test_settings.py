@@ -154,3 +154,10 @@ def test_only_recs_variables_are_read_and_reported() -> None:
     assert (settings.lake, settings.sink) == ("./lake", "local")
     assert settings.source_of("lake", env) == "default"
     assert settings.source_of("lake", {"RECS_LAKE": "/x"}) == "RECS_LAKE"
+
+
+@pytest.mark.parametrize("keys", [",", " , ,"])
+def test_api_keys_that_list_no_key_are_refused(keys: str) -> None:
+    with pytest.raises(SettingsError, match="RECS_API_KEYS lists no key"):
+        ServingSettings.from_env({"RECS_API_KEYS": keys})
+    assert ServingSettings.from_env({"RECS_API_KEYS": "k1, k2,"}).api_keys == {"k1", "k2"}
