@@ -106,12 +106,12 @@ publish: venv
 serve: venv
 	$(BIN)/recs serve --port $(PORT)
 
-# The API in the background for the demo: var/serve.pid, var/serve.log; waits until healthy.
+# The API in the background for the demo: var/serve.pid, var/serve.log (rotated); waits until healthy.
 serve-background: venv stop
 	@mkdir -p var
-	@nohup $(BIN)/recs serve --port $(PORT) --log-level WARNING > var/serve.log 2>&1 & echo $$! > var/serve.pid
+	@nohup $(BIN)/recs serve --port $(PORT) --log-level WARNING --log-file var/serve.log > var/serve.out 2>&1 & echo $$! > var/serve.pid
 	@$(BIN)/python -c 'import time, urllib.request as u; exec("for _ in range(150):\n try: u.urlopen(\"$(BASE)/v1/health\", timeout=1); break\n except Exception: time.sleep(0.2)\nelse: raise SystemExit(1)")' \
-		|| { echo "The API did not become healthy; see var/serve.log"; cat var/serve.log; exit 1; }
+		|| { echo "The API did not become healthy; see var/serve.out and var/serve.log"; cat var/serve.out var/serve.log; exit 1; }
 
 ## stop: stop the API the demo started
 stop:

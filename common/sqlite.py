@@ -8,6 +8,7 @@ connection must not cross threads, so each thread gets its own, in autocommit mo
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
@@ -23,6 +24,9 @@ class ThreadConnections:
         self._pragmas = ("journal_mode=WAL", *pragmas)
         self._local = threading.local()
         path.parent.mkdir(parents=True, exist_ok=True)
+        # Created for its owner alone, like the lake's files: it holds shoppers' events. SQLite
+        # gives the -wal and -shm files the database file's permissions.
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
 
     def get(self) -> sqlite3.Connection:
         """This thread's connection, opened on first use."""

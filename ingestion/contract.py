@@ -62,7 +62,7 @@ CONTENT_NAMESPACE: Final = uuid.UUID("3c2f5a8e-1d4b-4f6a-8e2c-7b9d0a1e5f34")
 PropertyValue = str | int | float | bool
 
 
-def _check_id(value: str) -> str:
+def check_id(value: str) -> str:
     if not value.isprintable() or value.strip() == "":
         raise ValueError(
             f"must be 1 to {MAX_ID_LENGTH} printable characters, not blank and with no "
@@ -113,13 +113,13 @@ def _key_value_checker(
 
 
 #: The id rule for other languages: no control characters, and not blank. It is exact for
-#: ASCII; `_check_id` (str.isprintable) also refuses Unicode's format and separator marks.
+#: ASCII; `check_id` (str.isprintable) also refuses Unicode's format and separator marks.
 ID_PATTERN: Final = r"^[^\x00-\x1f\x7f]*[^\x00-\x20\x7f][^\x00-\x1f\x7f]*$"
 Id = Annotated[
     str,
     Strict(),
     Field(min_length=1, max_length=MAX_ID_LENGTH, json_schema_extra={"pattern": ID_PATTERN}),
-    AfterValidator(_check_id),
+    AfterValidator(check_id),
 ]
 Properties = Annotated[
     dict[str, PropertyValue], AfterValidator(_key_value_checker(MAX_PROPERTY_CHARS))
@@ -254,9 +254,15 @@ def epoch_ms(ts: datetime) -> int:
     return (ts - _EPOCH) // timedelta(milliseconds=1)
 
 
-def event_id_for(idempotency_key: str, index: int | None = None) -> str:
-    """The event id for a request's Idempotency-Key (and the event's place in a batch)."""
+def event_id_for(idempotency_key: str, index: int | None = None, scope: str = "") -> str:
+    """The event id for a request's Idempotency-Key (and the event's place in a batch).
+
+    `scope` names the client (its API key's digest), so that one client's keys can never
+    make ids that shadow another's events.
+    """
     name = idempotency_key if index is None else f"{idempotency_key}#{index}"
+    if scope:
+        name = f"{scope}/{name}"
     return str(uuid.uuid5(IDEMPOTENCY_NAMESPACE, name))
 
 
@@ -385,6 +391,7 @@ def parse_event(
     index: int | None = None,
     now: datetime | None = None,
     history: bool = False,
+    key_scope: str = "",
 ) -> Event:
     """Validate one event from raw JSON or a parsed mapping; raise `InvalidEvent` if it is bad.
 
@@ -418,7 +425,8 @@ def parse_event(
         raise InvalidEvent(_problems(exc)) from None
     if idempotency_key is not None:
         # The key's id wins over one the producer sent, which is still checked above.
-        event = event.model_copy(update={"event_id": event_id_for(idempotency_key, index)})
+        event_id = event_id_for(idempotency_key, index, key_scope)
+        event = event.model_copy(update={"event_id": event_id})
     if not isinstance(payload, bytes | str):
         size = len(event.to_json_line().encode())
         if size > MAX_EVENT_BYTES:

@@ -13,6 +13,7 @@ answers are in `serving.shapes`, and the spec is built in `serving.spec`.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import uuid
 from collections.abc import Callable, Mapping
@@ -22,9 +23,13 @@ from typing import Any, Final
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, CORSConfig, Response
-from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.exceptions import (
+    RequestUnsupportedContentType,
+    RequestValidationError,
+)
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
 from aws_lambda_powertools.utilities.idempotency.exceptions import (
     IdempotencyAlreadyInProgressError,
@@ -32,7 +37,14 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 )
 from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePersistenceLayer
 
-from ingestion.contract import MAX_ID_LENGTH, Event, format_ts, loads_untrusted, parse_event
+from ingestion.contract import (
+    MAX_ID_LENGTH,
+    Event,
+    check_id,
+    format_ts,
+    loads_untrusted,
+    parse_event,
+)
 from ingestion.errors import DeliveryFailed, InvalidEvent
 from ingestion.sinks import EventSink
 from serving.errors import ModelUnavailable, StoreError
@@ -125,8 +137,10 @@ def _validation_message(exc: RequestValidationError) -> str:
         return f"k must be between 1 and {MAX_K}"
     if kind == "string_too_long":
         return f"{name} must be at most {MAX_ID_LENGTH} characters"
-    if kind in ("string_too_short", "string_pattern_mismatch"):
-        return f"{name} must not be blank"
+    if kind == "string_too_short":
+        return f"{name} must not be empty"
+    if kind == "string_pattern_mismatch":
+        return f"{name} must be printable characters, not blank and with no control characters"
     return f"{name} is invalid ({kind})"
 
 
@@ -169,6 +183,10 @@ def build_app(services: Services) -> APIGatewayHttpResolver:
     def _unreadable(exc: InvalidEvent) -> Response[str]:
         metrics.add_metric(name="BadRequests", unit=MetricUnit.Count, value=1)
         return error(400, str(exc.first))
+
+    @app.exception_handler(RequestUnsupportedContentType)  # type: ignore[untyped-decorator]
+    def _not_json(_exc: RequestUnsupportedContentType) -> Response[str]:
+        return error(415, "Content-Type must be application/json; send the events as JSON")
 
     @app.exception_handler(RequestValidationError)  # type: ignore[untyped-decorator]
     def _invalid(exc: RequestValidationError) -> Response[str]:
@@ -224,6 +242,9 @@ def build_app(services: Services) -> APIGatewayHttpResolver:
                 return error(400, "filter category:<name> needs a category name")
         elif filter_ != "not-purchased":
             return error(400, f"filter must be not-purchased or category:<name> (got {filter_!r})")
+        refused = _bad_ids("userId", [user_id]) or _bad_ids("exclude", _ids(exclude))
+        if refused is not None:
+            return refused
         answer = recommender.personalized(user_id, k, exclude=_ids(exclude), category=category)
         return _answer("userId", user_id, "items", answer)
 
@@ -237,6 +258,9 @@ def build_app(services: Services) -> APIGatewayHttpResolver:
     )
     @app.get("/recommendations/related", include_in_schema=False)
     def related(item_id: ItemIdParam, k: KParam = DEFAULT_K, exclude: ExcludeParam = None) -> Any:
+        refused = _bad_ids("itemId", [item_id]) or _bad_ids("exclude", _ids(exclude))
+        if refused is not None:
+            return refused
         answer = recommender.related(item_id, k, exclude=_ids(exclude))
         return _answer("itemId", item_id, "related", answer)
 
@@ -249,9 +273,14 @@ def build_app(services: Services) -> APIGatewayHttpResolver:
         return accept(events)
 
     def accept(events: list[Event]) -> dict[str, Any]:
-        services.sink.put(events)
-        metrics.add_metric(name="EventsAccepted", unit=MetricUnit.Count, value=len(events))
-        return {"ok": True, "accepted": len(events)}
+        new = services.sink.put(events)
+        stored = len(events) if new is None else new
+        metrics.add_metric(name="EventsAccepted", unit=MetricUnit.Count, value=stored)
+        result: dict[str, Any] = {"ok": True, "accepted": stored}
+        if stored < len(events):
+            # Their ids were stored before: by a retry, or by another event with the same id.
+            result["duplicates"] = len(events) - stored
+        return result
 
     @app.post(
         "/v1/events",
@@ -284,20 +313,33 @@ def build_app(services: Services) -> APIGatewayHttpResolver:
         if not 1 <= len(records) <= MAX_BATCH:
             return error(400, f"Send 1 to {MAX_BATCH} events at a time (got {len(records)})")
         now = datetime.now(UTC)
+        scope = _client_scope(app.current_event.headers, services.api_keys)
         events: list[Event] = []
         problems: list[dict[str, Any]] = []
+        first_of: dict[str, int] = {}
         for index, record in enumerate(records):
             try:
-                events.append(
-                    parse_event(
-                        record,
-                        idempotency_key=idempotency_key,
-                        index=index if batch else None,
-                        now=now,
-                    )
+                event = parse_event(
+                    record,
+                    idempotency_key=idempotency_key,
+                    index=index if batch else None,
+                    now=now,
+                    key_scope=scope,
                 )
             except InvalidEvent as exc:
                 problems.append({"index": index, "error": str(exc.first)})
+                continue
+            if event.event_id in first_of:
+                problems.append(
+                    {
+                        "index": index,
+                        "error": f"eventId {event.event_id!r} is also event "
+                        f"{first_of[event.event_id]}'s; give each event its own id",
+                    }
+                )
+                continue
+            first_of[event.event_id] = index
+            events.append(event)
         if problems:
             metrics.add_metric(name="EventsRefused", unit=MetricUnit.Count, value=len(problems))
             if not batch:
@@ -308,7 +350,8 @@ def build_app(services: Services) -> APIGatewayHttpResolver:
             if idempotency_key is None:
                 result = accept(events)
             else:
-                request = {"key": idempotency_key, "body": _canonical(records)}
+                # Scoped by client: one API key's Idempotency-Keys never answer another's.
+                request = {"key": f"{scope}/{idempotency_key}", "body": _canonical(records)}
                 result = accept_once(request=request, events=events)
         except IdempotencyValidationError:
             return error(
@@ -369,6 +412,29 @@ def _json_body(body: str) -> Any:
     return loads_untrusted(body, "Body")
 
 
+def _bad_ids(name: str, values: list[str]) -> Response[str] | None:
+    """A 400 for the first id that breaks the event contract's id rule, else None."""
+    for value in values:
+        try:
+            check_id(value)
+        except ValueError:
+            return error(
+                400,
+                f"{name} must be 1 to {MAX_ID_LENGTH} printable characters, not blank and "
+                f"with no control characters (got {value!r})",
+            )
+    return None
+
+
+def _client_scope(headers: Mapping[str, str], api_keys: frozenset[str]) -> str:
+    """Whose request this is, for Idempotency-Keys and the event ids they make: a digest of
+    the API key it came with, or "" on an open API (one client)."""
+    if not api_keys:
+        return ""
+    given = next((v for k, v in headers.items() if k.lower() == "x-api-key"), "")
+    return hashlib.sha256(given.encode()).hexdigest()[:16]
+
+
 def _canonical(records: list[Any]) -> str:
     """A body in one spelling, so a retry with other whitespace or key order still matches."""
     return json.dumps(records, sort_keys=True, separators=(",", ":"))
@@ -377,14 +443,31 @@ def _canonical(records: list[Any]) -> str:
 Handler = Callable[[Mapping[str, Any], Any], dict[str, Any]]
 
 
+def _method(event: Mapping[str, Any]) -> str:
+    return str(((event.get("requestContext") or {}).get("http") or {}).get("method", "GET"))
+
+
+def _as_get(event: Mapping[str, Any]) -> dict[str, Any]:
+    context = dict(event.get("requestContext") or {})
+    context["http"] = {**(context.get("http") or {}), "method": "GET"}
+    return {**event, "requestContext": context}
+
+
 def make_handler(app: APIGatewayHttpResolver, services: Services) -> Handler:
     """The Lambda handler: logging with a correlation id, EMF metrics, tracing, then routing."""
 
     @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
     @tracer.capture_lambda_handler
-    @metrics.log_metrics(capture_cold_start_metric=True, raise_on_empty_metrics=False)
+    # Powertools prints the cold-start metric even when metrics are disabled: ask for it
+    # only when they are not.
+    @metrics.log_metrics(
+        capture_cold_start_metric=not is_metrics_disabled(), raise_on_empty_metrics=False
+    )
     def handler(event: Mapping[str, Any], context: Any) -> dict[str, Any]:
         metrics.add_metric(name="Requests", unit=MetricUnit.Count, value=1)
+        head = _method(event) == "HEAD"
+        if head:  # HEAD is GET without the body
+            event = _as_get(event)
         refused = refuse(event, services.api_keys, services.cors_origins)
         if refused is not None:
             response = refused
@@ -392,6 +475,8 @@ def make_handler(app: APIGatewayHttpResolver, services: Services) -> Handler:
             # Powertools frees an in-progress key once the request's time is up.
             services.idempotency_config.register_lambda_context(context)
             response = app.resolve(event, context)
+        if head:
+            response = {**response, "body": "", "isBase64Encoded": False}
         logger.info(
             "request",
             extra={

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import functools
 import os
+from pathlib import Path
 
 import click
 
 from common.cli import FLAGS_KEY, fails_cleanly, out, with_settings
 from common.settings import variable
 from ingestion.lake import lake_for_reading
+from serving.limits import LOG_FILE_VARIABLE, GuardedHttpToolsProtocol, ServerLimits
 from serving.settings import ServingSettings, StoreSettings
 from serving.store import open_store
 
@@ -63,6 +66,41 @@ def publish_command(version: str | None, force: bool, settings: StoreSettings) -
     show_default=True,
     help="Print CloudWatch EMF metrics per request to stdout, as the Lambda does.",
 )
+@click.option(
+    "--log-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the JSON request log and the server's own there, rotated at 10 MiB with 5 "
+    "kept. [default: standard output]",
+)
+@click.option(
+    "--request-timeout",
+    default=ServerLimits.request_timeout_s,
+    show_default=True,
+    type=click.FloatRange(min=0.1),
+    help="Seconds a client has to send a whole request; a connection that sends nothing in "
+    "that time is closed.",
+)
+@click.option(
+    "--keep-alive",
+    default=5,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Seconds an idle keep-alive connection stays open.",
+)
+@click.option(
+    "--max-connections",
+    default=ServerLimits.max_connections,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Open connections per worker; more are answered 503.",
+)
+@click.option(
+    "--max-header-bytes",
+    default=ServerLimits.max_head_bytes,
+    show_default=True,
+    type=click.IntRange(min=1024),
+    help="Bytes of a request's line and headers; more is answered 431.",
+)
 @with_settings(ServingSettings)
 @fails_cleanly
 def serve_command(
@@ -71,6 +109,11 @@ def serve_command(
     workers: int,
     log_level: str,
     metrics: bool,
+    log_file: Path | None,
+    request_timeout: float,
+    keep_alive: int,
+    max_connections: int,
+    max_header_bytes: int,
     settings: ServingSettings,
 ) -> None:
     """Serve the recommendations API over HTTP (the same app the Lambda runs).
@@ -91,6 +134,14 @@ def serve_command(
         os.environ[variable(name, ServingSettings.model_fields[name])] = str(value)
     os.environ["POWERTOOLS_LOG_LEVEL"] = log_level.upper()
     os.environ["POWERTOOLS_METRICS_DISABLED"] = "false" if metrics else "true"
+    if log_file is not None:
+        os.environ[LOG_FILE_VARIABLE] = str(log_file.resolve())
+    limits = ServerLimits(
+        request_timeout_s=request_timeout,
+        max_head_bytes=max_header_bytes,
+        max_url_bytes=min(ServerLimits.max_url_bytes, max_header_bytes),
+        max_connections=max_connections,
+    )
     out.print(f"Serving on http://{host}:{port} (docs: http://{host}:{port}/v1/docs)")
     uvicorn.run(
         "serving.server:create_app",
@@ -101,7 +152,8 @@ def serve_command(
         access_log=False,
         log_level="warning",
         loop="uvloop",
-        http="httptools",
+        http=functools.partial(GuardedHttpToolsProtocol, limits=limits),  # type: ignore[arg-type]
+        timeout_keep_alive=keep_alive,
     )
 
 

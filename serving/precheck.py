@@ -2,8 +2,8 @@
 
 Powertools runs request validation before any middleware, so these checks run in the
 handler, ahead of the resolver: a missing or unknown API key (401), a body that is too large
-(413), not UTF-8 (400) or not JSON (415). Each answer is a payload 2.0 response, with the CORS
-header a browser needs to read it.
+(413), compressed or not JSON (415), or not UTF-8 (400). Each answer is a payload 2.0
+response, with the CORS header a browser needs to read it.
 """
 
 from __future__ import annotations
@@ -52,18 +52,26 @@ def refuse(
         size = len(body) * 3 // 4 if event.get("isBase64Encoded") else len(str(body).encode())
         if size > MAX_BODY_BYTES:
             return too_large(size)
-    if not status and body and not _utf8(body, bool(event.get("isBase64Encoded"))):
-        status, message = 400, "Body is not UTF-8 text; send the events as UTF-8 JSON"
-    if not status and method in ("POST", "PUT", "PATCH") and path.endswith("/events"):
+    writes = method in ("POST", "PUT", "PATCH") and path.endswith("/events")
+    encoding = (header(event, "content-encoding") or "identity").strip().lower()
+    if not status and writes and encoding != "identity":
+        status = HTTPStatus.UNSUPPORTED_MEDIA_TYPE
+        message = (
+            f"Content-Encoding {encoding} is not supported; send the body uncompressed "
+            "(a batch of 100 events is small)"
+        )
+    if not status and writes:
+        # Exactly what the resolver parses as JSON: anything else would reach it and be
+        # refused in another shape.
         content_type = (header(event, "content-type") or "").split(";")[0].strip().lower()
-        if content_type not in ("application/json", "text/json") and not (
-            content_type.startswith("application/") and content_type.endswith("+json")
-        ):
+        if content_type != "application/json":
             status = HTTPStatus.UNSUPPORTED_MEDIA_TYPE
             message = (
                 f"Content-Type must be application/json (got {content_type or 'none'}); "
                 "send the events as JSON"
             )
+    if not status and body and not _utf8(body, bool(event.get("isBase64Encoded"))):
+        status, message = 400, "Body is not UTF-8 text; send the events as UTF-8 JSON"
     if not status:
         return None
     return _refusal(event, cors_origins, int(status), message)

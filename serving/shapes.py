@@ -13,7 +13,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Que
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from pydantic import BaseModel, Field
 
-from ingestion.contract import MAX_EVENT_BYTES, MAX_ID_LENGTH
+from ingestion.contract import ID_PATTERN, MAX_EVENT_BYTES, MAX_ID_LENGTH
 from serving.recommend import SOURCES
 
 API_VERSION: Final = "1.0.0"
@@ -56,7 +56,12 @@ class Accepted(BaseModel):
     """Events accepted: durable in the sink."""
 
     ok: bool
-    accepted: int
+    accepted: int = Field(description="Events stored by this request")
+    duplicates: int | None = Field(
+        default=None,
+        description="Events whose eventId was stored before, so they were not stored again "
+        "(present when there were any, with the local sink; the stream cannot tell)",
+    )
 
 
 class Health(BaseModel):
@@ -100,11 +105,19 @@ UserIdParam = Annotated[
         alias="userId",
         min_length=1,
         max_length=MAX_ID_LENGTH,
-        description="The shopper's pseudonymous id",
+        pattern=ID_PATTERN,
+        description="The shopper's pseudonymous id, by the event contract's id rule",
     ),
 ]
 ItemIdParam = Annotated[
-    str, Query(alias="itemId", min_length=1, max_length=MAX_ID_LENGTH, description="Item id")
+    str,
+    Query(
+        alias="itemId",
+        min_length=1,
+        max_length=MAX_ID_LENGTH,
+        pattern=ID_PATTERN,
+        description="Item id, by the event contract's id rule",
+    ),
 ]
 KParam = Annotated[int, Query(ge=1, le=MAX_K, description=f"How many items, 1 to {MAX_K}")]
 ExcludeParam = Annotated[

@@ -15,8 +15,13 @@ from ingestion.sinks.local import BufferHints, EventLog, LocalSink
 class EventSink(Protocol):
     """Accepts validated events. When `put` returns, the events are acknowledged: durable."""
 
-    def put(self, events: Sequence[Event]) -> None:
-        """Deliver events; raise `DeliveryFailed` if any could not be delivered."""
+    def put(self, events: Sequence[Event]) -> int | None:
+        """Deliver events; raise `DeliveryFailed` if any could not be delivered.
+
+        Returns how many were new, where the sink can tell (the local log, which keeps one
+        event per id); None where it cannot (Kinesis and Firehose deliver at least once,
+        and the ETL keeps the first copy of each id).
+        """
         ...
 
     def flush(self, force: bool = True) -> object:

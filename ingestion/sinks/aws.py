@@ -152,7 +152,10 @@ class _RetryingSink(Generic[Client]):
         raise NotImplementedError
 
     def put(self, events: Sequence[Event]) -> None:
-        """Send events in calls that respect the service's record and size limits."""
+        """Send events in calls that respect the service's record and size limits.
+
+        The stream cannot say whether an id was seen before: the ETL keeps the first copy.
+        """
         # A trailing newline, so that Firehose's concatenation of records is JSON lines.
         records = [((e.to_json_line() + "\n").encode(), self._partition_key(e)) for e in events]
         for chunk in chunk_records(records, max_records=self.max_records, max_bytes=self.max_bytes):

@@ -261,13 +261,18 @@ class LocalSink:
             self._thread = threading.Thread(target=self._run, name="recs-flusher", daemon=True)
             self._thread.start()
 
-    def put(self, events: Sequence[Event]) -> None:
-        """Append events to the log; when this returns they are durable (acknowledged)."""
+    def put(self, events: Sequence[Event]) -> int:
+        """Append events to the log; when this returns they are durable (acknowledged).
+
+        Returns how many were new: an event whose id the log holds already is not stored
+        again.
+        """
         if not events:
-            return
-        self.log.append(events)
+            return 0
+        new = self.log.append(events)
         if self._thread is None:
             self.flush(force=False)
+        return new
 
     def _due(self) -> bool:
         count, size, oldest = self.log.pending()

@@ -287,7 +287,13 @@ BAD_QUERIES = [
     ("/v1/recommendations/personalized", "userId=U1&k=abc", "k must be between 1 and 100"),
     ("/recommendations/personalized", "userId=U1&k=-3", "k must be between 1 and 100"),
     ("/v1/recommendations/personalized", "k=3", "Missing userId"),
-    ("/v1/recommendations/personalized", "userId=&k=3", "userId must not be blank"),
+    ("/v1/recommendations/personalized", "userId=&k=3", "userId must not be empty"),
+    # The event contract's id rule, on GET as on POST.
+    ("/v1/recommendations/personalized", "userId=%00", "userId must be printable characters"),
+    ("/v1/recommendations/personalized", "userId=%20%20", "userId must be printable characters"),
+    ("/v1/recommendations/personalized", "userId=U%E2%80%8B", "userId must be 1 to 256 printable"),
+    ("/v1/recommendations/personalized", "userId=U1&exclude=I1,%07", "exclude must be 1 to 256"),
+    ("/v1/recommendations/related", "itemId=%0A", "itemId must be printable characters"),
     ("/v1/recommendations/personalized", f"userId={'u' * 300}", "userId must be at most 256"),
     ("/v1/recommendations/personalized", "userId=U1&filter=bought", "filter must be"),
     ("/v1/recommendations/personalized", "userId=U1&filter=category:", "filter category:"),
@@ -358,13 +364,80 @@ def test_a_body_that_is_too_large_is_a_413(api: Client) -> None:
     assert "limit is" in body["error"]
 
 
-@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded"])
-def test_a_body_that_is_not_json_is_a_415(api: Client, content_type: str) -> None:
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        "text/plain",
+        "application/x-www-form-urlencoded",
+        "text/json",
+        "application/vnd.shop+json",
+        "multipart/form-data; boundary=x",
+    ],
+)
+def test_a_body_that_is_not_json_is_a_415_in_the_one_error_shape(
+    api: Client, content_type: str
+) -> None:
     status, body, _ = api(
         "POST", "/v1/events", body="userId=U1", headers={"Content-Type": content_type}
     )
     assert status == 415
+    assert list(body) == ["error"]
     assert "application/json" in body["error"]
+
+
+def test_a_compressed_body_is_a_415_not_a_400(api: Client) -> None:
+    status, body, _ = api(
+        "POST",
+        "/v1/events",
+        body='{"userId": "U1", "itemId": "I1", "event_type": "view"}',
+        headers={**JSON, "Content-Encoding": "gzip"},
+    )
+    assert status == 415
+    assert body["error"].startswith("Content-Encoding gzip is not supported")
+
+
+def test_head_is_get_without_a_body(api: Client) -> None:
+    status, body, headers = api("HEAD", "/v1/recommendations/related", "itemId=I1")
+    assert status == 200
+    assert body == {}
+    assert headers["content-type"] == "application/json"
+
+
+def test_a_batch_that_repeats_an_event_id_is_refused_whole(api: Client, services: Services) -> None:
+    one = {"eventId": "e-7", "userId": "U1", "itemId": "I1", "event_type": "view"}
+    status, body, _ = _post(api, [one, {**one, "itemId": "I2"}])
+    assert status == 400
+    assert body["error"] == "Event 1: eventId 'e-7' is also event 0's; give each event its own id"
+    assert services.sink.log.pending()[0] == 0
+
+
+def test_an_event_id_stored_before_is_reported_not_silently_dropped(
+    api: Client, services: Services
+) -> None:
+    one = {"eventId": "e-8", "userId": "U1", "itemId": "I1", "event_type": "view"}
+    assert _post(api, one)[:2] == (202, {"ok": True, "accepted": 1})
+    assert _post(api, {**one, "itemId": "I2"})[:2] == (
+        202,
+        {"ok": True, "accepted": 0, "duplicates": 1},
+    )
+    status, body, _ = _post(api, [{**one, "eventId": "e-9"}, {**one, "eventId": "e-8"}])
+    assert (status, body) == (202, {"ok": True, "accepted": 1, "duplicates": 1})
+    assert services.sink.log.pending()[0] == 2
+
+
+def test_idempotency_keys_and_their_event_ids_are_scoped_by_api_key(
+    transport: str, shop: PublishedShop, tmp_path: Path
+) -> None:
+    services = services_for(shop, tmp_path, api_keys=frozenset({"k-shop", "k-app"}))
+    event = {"userId": "U77", "itemId": "I1", "event_type": "view"}
+    for api in _client(transport, services):
+        for key in ("k-shop", "k-app"):
+            reply = _post(api, event, **{"Idempotency-Key": "same-key", "X-Api-Key": key})
+            assert reply[:2] == (202, {"ok": True, "accepted": 1}), reply
+        again = _post(api, event, **{"Idempotency-Key": "same-key", "X-Api-Key": "k-app"})
+        assert again[:2] == (202, {"ok": True, "accepted": 1})
+    assert len(services.sink.log.recent("U77")) == 2  # one each, neither shadowed
+    services.sink.close()
 
 
 # -- keys, CORS, no model ------------------------------------------------------------------
