@@ -16,6 +16,7 @@ from pathlib import Path
 from benchmarks.etl import etl_rows
 from benchmarks.foundation import Row, foundation
 from benchmarks.quality import quality
+from benchmarks.reliability import reliability_rows
 from benchmarks.scale import scale_rows
 from benchmarks.serving import serving_rows
 
@@ -58,7 +59,15 @@ def main(argv: list[str] | None = None) -> None:
         "--serving-events", type=int, default=1_000_000, help="shop behind the API; 0 skips it"
     )
     parser.add_argument(
-        "--only", choices=["serving"], help="run one section and keep the others' last figures"
+        "--reliability-events",
+        type=int,
+        default=3_000,
+        help="events posted while the server is killed; 0 skips reliability",
+    )
+    parser.add_argument(
+        "--only",
+        choices=["serving", "reliability"],
+        help="run one section and keep the others' last figures",
     )
     args = parser.parse_args(argv)
 
@@ -77,6 +86,8 @@ def main(argv: list[str] | None = None) -> None:
             sections.append(("Training at scale", scale_rows(args.scale_events)))
     if args.serving_events and args.only in (None, "serving"):
         sections.append((SERVING, serving_rows(args.serving_events)))
+    if args.reliability_events and args.only in (None, "reliability"):
+        sections.append((RELIABILITY, reliability_rows(args.reliability_events)))
     stamp = (
         f"Run {started:%Y-%m-%d %H:%M} UTC on {platform.machine()}, "
         f"{_cpus()} CPUs, Python {platform.python_version()}."
@@ -87,8 +98,7 @@ def main(argv: list[str] | None = None) -> None:
         body += [*notes, ""]
     if args.only and args.out.exists():
         # Keep the other sections as their last full run wrote them; replace this one.
-        kept = args.out.read_text().split(f"\n## {SERVING}\n")[0].rstrip("\n").split("\n")
-        report = [*kept, "", *body]
+        report = _replace_section(args.out.read_text(), sections[0][0], body)
     else:
         report = [
             "# Benchmarks",
@@ -104,6 +114,14 @@ def main(argv: list[str] | None = None) -> None:
 
 
 SERVING = "Serving: the API over HTTP on loopback"
+RELIABILITY = "Reliability: kill -9, racing ETL runs, hostile input"
+
+
+def _replace_section(report: str, title: str, body: list[str]) -> list[str]:
+    """The report with the section `title` replaced by `body` (or added at the end)."""
+    head, *sections = report.split("\n## ")
+    kept = [f"## {s}".rstrip("\n") for s in sections if not s.startswith(f"{title}\n")]
+    return [head.rstrip("\n"), "", *("\n\n".join(kept).split("\n") if kept else []), "", *body]
 
 
 def _cpus() -> int:

@@ -27,3 +27,17 @@ def test_a_csv_without_event_types(tmp_path: Path) -> None:
     path.write_text("user_id,item_id,timestamp\nA,X,1\nB,X,2\n")
     log = csv_log(path)
     assert log.kind.tolist() == [0, 0]
+
+
+def test_one_section_of_the_report_is_replaced_and_the_others_kept() -> None:
+    from benchmarks.__main__ import _replace_section
+
+    report = "# Benchmarks\n\nintro\n\n## A\n\na rows\n\n## B\n\nold b\n\n## C\n\nc rows\n"
+    replaced = "\n".join(_replace_section(report, "B", ["## B", "", "new b"]))
+    assert replaced.index("## A") < replaced.index("## C") < replaced.index("## B")
+    assert "old b" not in replaced
+    assert "new b" in replaced
+    assert "a rows" in replaced
+    assert "c rows" in replaced
+    added = "\n".join(_replace_section(report, "D", ["## D", "", "d rows"]))
+    assert added.count("## ") == 4

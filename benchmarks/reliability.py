@@ -1,0 +1,472 @@
+"""Reliability: what lands when processes are killed, when ETL runs race, and under hostile input.
+
+Each row sets what we kept beside what we were given in the same run: events acknowledged by
+the API against events in the curated zone after `kill -9` of the server, events in the log
+against events in the raw zone after `kill -9` of the flusher, and a clean ETL run's rows
+against the rows after `kill -9` of the ETL or after concurrent runs. Hostile inputs set the
+number of 5xx answers against the number of inputs tried: the ratio must be 0.
+
+Everything runs as a user runs it: `recs serve`, `recs flush` and `recs etl` in their own
+processes, killed with SIGKILL at random moments from a seeded generator.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections import deque
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Final
+
+import duckdb
+
+from benchmarks.foundation import Row
+from ingestion.contract import event_id_for
+
+RECS: Final = str(Path(sys.executable).with_name("recs"))
+END: Final = datetime(2026, 11, 1, tzinfo=UTC)
+#: In-progress Idempotency-Keys of a killed server stay locked this long (the local
+#: request timeout); a client retries them after it.
+RETRY_DEADLINE_S: Final = 180.0
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _env(root: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RECS_")}
+    env.update(
+        RECS_LAKE=str(root / "lake"),
+        RECS_EVENT_LOG=str(root / "event-log.sqlite3"),
+        RECS_STORE=str(root / "store.sqlite3"),
+        RECS_IDEMPOTENCY_STORE=str(root / "idempotency.sqlite3"),
+        RECS_BUFFER_SECONDS="0.2",
+    )
+    return env
+
+
+def _start_server(port: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    process = subprocess.Popen(
+        [RECS, "serve", "--port", str(port), "--no-metrics", "--log-level", "ERROR"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    for _ in range(300):
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return process
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError("recs serve did not start")
+
+
+def _post(port: int, body: bytes, headers: dict[str, str]) -> int:
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/v1/events", data=body, method="POST", headers=headers
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as exc:
+        return int(exc.code)
+
+
+def _curated(lake: Path) -> tuple[int, set[str]]:
+    files = str(lake / "curated" / "interactions" / "*" / "*.parquet")
+    rows = duckdb.execute(f"SELECT event_id FROM read_parquet('{files}')").fetchall()
+    return len(rows), {str(r[0]) for r in rows}
+
+
+def _run(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([RECS, *args], env=env, capture_output=True, text=True, check=False)
+
+
+def server_kills(root: Path, events: int, kills: int, rng: random.Random) -> dict[str, int]:
+    """Post events in batches of 10 while killing the server; retry what got no answer."""
+    (root / "lake" / "raw").mkdir(parents=True)
+    env, port = _env(root), _free_port()
+    batches = deque(
+        (
+            f"batch-{b}",
+            [
+                {
+                    "userId": f"U{rng.randrange(500)}",
+                    "itemId": f"I{rng.randrange(200)}",
+                    "event_type": rng.choice(["view", "add_to_cart", "purchase"]),
+                }
+                for i in range(10)
+            ],
+        )
+        for b in range(events // 10)
+    )
+    acknowledged: set[str] = set()
+    servers = [_start_server(port, env)]
+    done = threading.Event()
+
+    def killer() -> None:
+        # Kills land at random moments, mostly while a request is being handled.
+        while len(servers) <= kills and not done.wait(rng.uniform(0.3, 1.5)):
+            servers[-1].send_signal(signal.SIGKILL)
+            servers[-1].wait()
+            servers.append(_start_server(port, env))
+
+    thread = threading.Thread(target=killer)
+    thread.start()
+    server_errors = 0
+    deadline = time.monotonic() + RETRY_DEADLINE_S
+    while batches and time.monotonic() < deadline:
+        key, batch = batches.popleft()
+        headers = {"Content-Type": "application/json", "Idempotency-Key": key}
+        try:
+            status = _post(port, json.dumps(batch).encode(), headers)
+        except OSError:
+            status = 0
+        if status == 202:
+            # The API derives each event's id from the Idempotency-Key and its place.
+            acknowledged |= {event_id_for(key, index) for index in range(len(batch))}
+            continue
+        server_errors += status >= 500
+        batches.append((key, batch))  # a 409 (a killed request's key, still locked) or no answer
+        if status in (0, 409):
+            time.sleep(0.05)
+    done.set()
+    thread.join()
+    killed = len(servers) - 1
+    servers[-1].terminate()
+    servers[-1].wait(timeout=30)
+    _run("flush", env=env)
+    _run("etl", env=env)
+    rows, ids = _curated(root / "lake")
+    return {
+        "acknowledged": len(acknowledged),
+        "landed": len(acknowledged & ids),
+        "duplicates": rows - len(ids),
+        "kills": killed,
+        "server_errors": server_errors,
+        "unanswered": len(batches),
+    }
+
+
+def flusher_kills(root: Path, events: int, kills: int, rng: random.Random) -> dict[str, int]:
+    """Fill the local event log, then kill `recs flush` mid-way again and again."""
+    from ingestion.contract import parse_event
+    from ingestion.lake import LocalLake
+    from ingestion.raw import read_lines
+    from ingestion.sinks import BufferHints, EventLog, LocalSink
+
+    env = _env(root)
+    lake = LocalLake(root / "lake")
+    sink = LocalSink(
+        EventLog(Path(env["RECS_EVENT_LOG"])),
+        lake,
+        hints=BufferHints(size_bytes=1 << 40, interval_s=1e9),
+    )
+    now = datetime.now(UTC)
+    for start in range(0, events, 5_000):
+        sink.put(
+            [
+                parse_event(
+                    {"userId": f"U{n % 997}", "itemId": f"I{n % 311}", "event_type": "view"},
+                    now=now,
+                )
+                for n in range(start, min(events, start + 5_000))
+            ]
+        )
+    sink.close()
+    env["RECS_BUFFER_MB"] = "0.5"  # many objects per flush, so that kills land mid-way
+    working = 0
+    raw = root / "lake" / "raw" / "events"
+    for _ in range(kills):
+        before = sum(1 for _ in raw.rglob("*.gz")) if raw.exists() else 0
+        flush = subprocess.Popen(
+            [RECS, "flush"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        # Kill it once it has written something, at a random moment after.
+        while flush.poll() is None and (
+            not raw.exists() or sum(1 for _ in raw.rglob("*.gz")) == before
+        ):
+            time.sleep(0.01)
+        time.sleep(rng.uniform(0.0, 0.1))
+        working += flush.poll() is None
+        flush.send_signal(signal.SIGKILL)
+        flush.wait()
+    _run("flush", env=env)
+    ids = [
+        json.loads(line)["event_id"]
+        for key in lake.list("raw/events/")
+        for line in read_lines(lake.read_bytes(key))
+    ]
+    return {
+        "logged": events,
+        "landed": len(set(ids)),
+        "duplicates": len(ids) - len(set(ids)),
+        "working": working,
+    }
+
+
+def _generated_lake(root: Path, events: int) -> Path:
+    from ingestion.generator import ShopSpec, generate_shop, write_catalog, write_raw
+    from ingestion.lake import LocalLake
+
+    lake = LocalLake(root / "source")
+    shop = generate_shop(
+        ShopSpec(users=20_000, items=5_000, categories=20, days=30, events=events, seed=3, end=END)
+    )
+    write_raw(shop, lake)
+    write_catalog(shop, lake)
+    return root / "source"
+
+
+def etl_kills(root: Path, source: Path, kills: int, rng: random.Random) -> dict[str, int]:
+    """`recs etl` killed at random moments, then run to the end; against a clean run."""
+    clean, killed = root / "clean", root / "killed"
+    shutil.copytree(source, clean)
+    shutil.copytree(source, killed)
+    _run("etl", "--lake", str(clean), "--etl-batch-mb", "8", env=_env(root))
+    expected_rows, expected_ids = _curated(clean)
+    started = time.monotonic()
+    _run("etl", "--lake", str(root / "timing"), env=_env(root))  # startup cost, for the kills
+    working = 0
+    for _ in range(kills):
+        run = subprocess.Popen(
+            [RECS, "etl", "--lake", str(killed), "--etl-batch-mb", "8"],
+            env=_env(root),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        time.sleep(rng.uniform(0.2, 1.0) * max(1.0, time.monotonic() - started))
+        working += run.poll() is None
+        run.send_signal(signal.SIGKILL)
+        run.wait()
+    _run("etl", "--lake", str(killed), env=_env(root))
+    rows, ids = _curated(killed)
+    return {
+        "expected": expected_rows,
+        "rows": rows,
+        "same_ids": int(ids == expected_ids),
+        "duplicates": rows - len(ids),
+        "working": working,
+    }
+
+
+def concurrent_etl(root: Path, source: Path, rounds: int, runs: int) -> dict[str, int]:
+    """`runs` ETL processes started together on a fresh lake, `rounds` times."""
+    clean = root / "concurrent-clean"
+    shutil.copytree(source, clean)
+    _run("etl", "--lake", str(clean), env=_env(root))
+    expected_rows, expected_ids = _curated(clean)
+    refused = matching = 0
+    for n in range(rounds):
+        lake = root / f"concurrent-{n}"
+        shutil.copytree(source, lake)
+        processes = [
+            subprocess.Popen(
+                [RECS, "etl", "--lake", str(lake)],
+                env=_env(root),
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for _ in range(runs)
+        ]
+        for process in processes:
+            _, stderr = process.communicate(timeout=600)
+            refused += process.returncode == 2 and "lock is held" in stderr
+        _run("etl", "--lake", str(lake), env=_env(root))  # what every refused run left undone
+        rows, ids = _curated(lake)
+        matching += rows == expected_rows and ids == expected_ids
+    return {"rounds": rounds, "matching": matching, "refused": refused, "runs": rounds * runs}
+
+
+_POISON: Final[list[bytes]] = [
+    b'{"userId":"U1","itemId":"I1","event_type":"view","quantity":' + b"9" * 5000 + b"}",
+    b'{"userId":' + b"[" * 6000 + b"]" * 6000 + b"}",
+    b"[" * 100_000,
+    b'{"userId":"U1","itemId":"I1","event_type":"view","properties":{"k":"\\ud800"}}',
+    b'{"userId":"\\udfff","itemId":"I1","event_type":"view"}',
+    b'{"userId":"U1","itemId":"I1","event_type":"view","price":NaN}',
+    b'{"userId":"U1","itemId":"I1","event_type":"view","price":1e999}',
+    b'{"userId":"U\xff","itemId":"I1","event_type":"view"}',
+    b"\x00\x01\x02",
+    b"null",
+    b"",
+]
+_VALUES: Final[list[Any]] = [
+    None, True, -1, 0, 2**70, 1e308, "", " ", "\x00", "\u200b", "x" * 5000, [], {}, [[[]]],
+    {"a": {"b": {"c": 1}}}, "2025-08-16T18:30:00Z", "1999-01-01T00:00:00Z", "view",
+]  # fmt: skip
+_FIELDS: Final = ["userId", "itemId", "event_type", "ts", "eventId", "price", "quantity"]
+
+
+def _hostile_bodies(count: int, rng: random.Random) -> Iterator[tuple[bytes, dict[str, str]]]:
+    yield from ((body, {"Content-Type": "application/json"}) for body in _POISON)
+    good = {"userId": "U1", "itemId": "I1", "event_type": "view"}
+    for _ in range(count):
+        record: Any = dict(good)
+        for _ in range(rng.randrange(1, 4)):
+            record[rng.choice(_FIELDS)] = rng.choice(_VALUES)
+        body = json.dumps(rng.choice([record, [record] * rng.randrange(0, 3), record["userId"]]))
+        raw = body.encode()
+        if rng.random() < 0.2:
+            raw = raw[: rng.randrange(len(raw) + 1)]
+        headers = {"Content-Type": rng.choice(["application/json", "text/plain", ""])}
+        if rng.random() < 0.1:
+            headers["Content-Encoding"] = "gzip"
+        yield raw, headers
+
+
+_RAW_REQUESTS: Final[list[bytes]] = [
+    b"GET /v1/health HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 200_000 + b"\r\n\r\n",
+    b"GET /v1/recommendations/related?itemId=" + b"a" * 100_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n",
+    b"\x16\x03\x01\x02 not http\r\n\r\n",
+    b"GET /v1/recommendations/personalized?userId=%00 HTTP/1.1\r\nHost: x\r\n\r\n",
+    b"HEAD /v1/health HTTP/1.1\r\nHost: x\r\n\r\n",
+    b"DELETE /v1/events HTTP/1.1\r\nHost: x\r\n\r\n",
+]
+
+
+def _raw_status(port: int, data: bytes) -> int:
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+        conn.sendall(data)
+        received = b""
+        try:
+            while (chunk := conn.recv(65536)) and b"\r\n" not in received:
+                received += chunk
+        except (ConnectionResetError, TimeoutError):
+            pass
+    parts = received.split(b" ", 2)
+    return int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 0
+
+
+def _published(root: Path) -> None:
+    """A small shop, curated, trained and published: the API answers 200, not "no model"."""
+    from etl.job import run_etl
+    from ingestion.generator import ShopSpec, generate_shop, write_catalog, write_raw
+    from ingestion.lake import LocalLake
+    from serving.publish import publish
+    from serving.store import SQLiteStore
+    from training.pipeline import train
+
+    lake = LocalLake(root / "lake")
+    shop = generate_shop(
+        ShopSpec(users=2_000, items=500, categories=10, days=20, events=30_000, seed=5, end=END)
+    )
+    write_raw(shop, lake)
+    write_catalog(shop, lake)
+    run_etl(lake, now=END)
+    version = train(lake, now=END).version
+    publish(lake, SQLiteStore(root / "store.sqlite3"), version, force=True)
+
+
+def hostile_inputs(root: Path, count: int, rng: random.Random) -> dict[str, int]:
+    """Hostile bodies and raw requests at a live server; count the answers by class."""
+    _published(root)
+    env, port = _env(root), _free_port()
+    server = _start_server(port, env)
+    tried = server_errors = no_answer = 0
+    try:
+        for body, headers in _hostile_bodies(count, rng):
+            tried += 1
+            try:
+                status = _post(port, body, headers)
+            except OSError:
+                no_answer += 1
+                continue
+            server_errors += status >= 500
+        for data in _RAW_REQUESTS:
+            tried += 1
+            status = _raw_status(port, data)
+            no_answer += status == 0
+            server_errors += status >= 500
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    return {"tried": tried, "server_errors": server_errors, "no_answer": no_answer}
+
+
+def reliability_rows(
+    events: int = 3_000, etl_events: int = 300_000, kills: int = 6, hostile: int = 1_000
+) -> tuple[list[Row], list[str]]:
+    """The reliability table and its notes."""
+    rng = random.Random(17)
+    with tempfile.TemporaryDirectory(prefix="recs-bench-reliability-") as folder:
+        root = Path(folder)
+        server = server_kills(root / "server", events, kills, rng)
+        flusher = flusher_kills(root / "flusher", 200_000, kills, rng)
+        source = _generated_lake(root / "shop", etl_events)
+        etl = etl_kills(root / "etl", source, kills, rng)
+        race = concurrent_etl(root / "race", source, rounds=3, runs=3)
+        attack = hostile_inputs(root / "hostile", hostile, rng)
+    rows = [
+        Row(
+            f"API server killed -9 {server['kills']} times under load: acknowledged events in "
+            "the curated zone",
+            server["landed"],
+            "events the API acknowledged (202)",
+            server["acknowledged"],
+            unit="events",
+        ),
+        Row(
+            f"`recs flush` killed -9 {kills} times: events in the raw zone",
+            flusher["landed"],
+            "events in the local log",
+            flusher["logged"],
+            unit="events",
+        ),
+        Row(
+            f"`recs etl` killed -9 {kills} times, then run again: curated rows",
+            etl["rows"],
+            "a clean run's rows",
+            etl["expected"],
+            unit="rows",
+        ),
+        Row(
+            f"3 `recs etl` started together, {race['rounds']} times: rounds whose curated zone "
+            "equals a clean run's",
+            race["matching"],
+            "rounds",
+            race["rounds"],
+            unit="rounds",
+        ),
+        Row(
+            "hostile inputs to `recs serve` (bodies, headers, URLs): 5xx answers",
+            attack["server_errors"],
+            "inputs tried",
+            attack["tried"],
+            unit="",
+        ),
+    ]
+    notes = [
+        f"Server: {events:,} events in batches of 10 with an Idempotency-Key each, from one "
+        f"client that retries what got no answer (or a 409 while a killed request's key is still "
+        f"locked); {server['duplicates']} duplicated rows, {server['server_errors']} 5xx, "
+        f"{server['unanswered']} batches left unanswered.",
+        f"Flusher: 200,000 events in the log, objects of 0.5 MiB; {flusher['working']} of "
+        f"{kills} kills landed while it was still working; {flusher['duplicates']} duplicated "
+        "events in the raw zone.",
+        f"ETL: a generated shop of {etl_events:,} events in 8 MiB batches; {etl['working']} of "
+        f"{kills} kills landed while it was still working; same event ids as the clean run: "
+        f"{'yes' if etl['same_ids'] else 'no'}; {etl['duplicates']} duplicated rows.",
+        f"Concurrent ETL: {race['refused']} of {race['runs']} runs were refused with the lock "
+        "message (the others ran, one at a time).",
+        f"Hostile inputs: {attack['tried']:,} requests, {attack['no_answer']} closed without an "
+        "answer (none expected). The 5xx count must be 0.",
+    ]
+    return rows, notes
