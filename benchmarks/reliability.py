@@ -34,6 +34,7 @@ from typing import Any, Final
 import duckdb
 
 from benchmarks.foundation import Row
+from benchmarks.serving import free_port
 from ingestion.contract import event_id_for
 
 RECS: Final = str(Path(sys.executable).with_name("recs"))
@@ -41,12 +42,6 @@ END: Final = datetime(2026, 11, 1, tzinfo=UTC)
 #: In-progress Idempotency-Keys of a killed server stay locked this long (the local
 #: request timeout); a client retries them after it.
 RETRY_DEADLINE_S: Final = 180.0
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _env(root: Path) -> dict[str, str]:
@@ -101,7 +96,7 @@ def _run(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
 def server_kills(root: Path, events: int, kills: int, rng: random.Random) -> dict[str, int]:
     """Post events in batches of 10 while killing the server; retry what got no answer."""
     (root / "lake" / "raw").mkdir(parents=True)
-    env, port = _env(root), _free_port()
+    env, port = _env(root), free_port()
     batches = deque(
         (
             f"batch-{b}",
@@ -378,7 +373,7 @@ def _published(root: Path) -> None:
 def hostile_inputs(root: Path, count: int, rng: random.Random) -> dict[str, int]:
     """Hostile bodies and raw requests at a live server; count the answers by class."""
     _published(root)
-    env, port = _env(root), _free_port()
+    env, port = _env(root), free_port()
     server = _start_server(port, env)
     tried = server_errors = no_answer = 0
     try:

@@ -34,7 +34,8 @@ CONNECTIONS = 32
 RATE = 500.0
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port free on loopback now."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
@@ -124,7 +125,7 @@ def serving_rows(events: int) -> tuple[list[Row], list[str]]:
             "RECS_EVENT_LOG": str(root / "events.sqlite3"),
             "RECS_IDEMPOTENCY_STORE": str(root / "idempotency.sqlite3"),
         }
-        ours_port, hello_port = _free_port(), _free_port()
+        ours_port, hello_port = free_port(), free_port()
         recs = Path(sys.executable).with_name("recs")
         items = [f"I{rng.randrange(ITEMS)}" for _ in range(5_000)]
         results: dict[str, dict[str, float]] = {}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +17,13 @@ from moto.server import ThreadedMotoServer
 from ingestion.lake import LocalLake, S3Lake
 
 EVENTS_DIR = Path(__file__).parent / "events"
+
+
+def free_port() -> int:
+    """A TCP port free on loopback now, for a server a test starts."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 def load_event(name: str) -> dict[str, Any]:

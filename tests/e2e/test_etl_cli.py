@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import time
 import urllib.error
@@ -12,6 +11,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from tests.conftest import free_port
 from tests.e2e.test_cli import RECS, run
 
 
@@ -78,7 +78,7 @@ def test_generate_curate_query_and_export(tmp_path: Path) -> None:
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     lake, store = str(tmp_path / "lake"), str(tmp_path / "var/online-store.sqlite3")
-    port = _free_port()
+    port = str(free_port())
     server = subprocess.Popen(
         [RECS, "serve", "--port", port, "--lake", lake, "--store", store, "--event-log", "log.db"],
         cwd=elsewhere,
@@ -95,12 +95,6 @@ def test_generate_curate_query_and_export(tmp_path: Path) -> None:
     assert health["modelVersion"] is not None
     assert (elsewhere / "log.db").is_file()
     assert not (elsewhere / "var" / "online-store.sqlite3").exists()
-
-
-def _free_port() -> str:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return str(probe.getsockname()[1])
 
 
 def _health(url: str) -> dict[str, Any]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -18,6 +17,7 @@ import pytest
 
 from etl.sql import connect
 from ingestion.lake import LocalLake
+from tests.conftest import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "own-data.md"
@@ -44,12 +44,6 @@ def shown_in(expected: str, output: str) -> bool:
     return any(re.search(pattern, line) for line in output.splitlines())
 
 
-def _free_port() -> str:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return str(probe.getsockname()[1])
-
-
 def test_the_page_has_commands_and_outputs() -> None:
     pairs = blocks(DOC.read_text())
     assert len(pairs) >= 8
@@ -65,7 +59,7 @@ def test_own_data_doc_runs_as_written(tmp_path: Path) -> None:
             "MovieLens 100K in Personalize's CSV format there (see ../shared/data/README.md)"
         )
     pairs = blocks(DOC.read_text())
-    port = _free_port()
+    port = str(free_port())
     script = ["set -euo pipefail"]
     for number, (commands, _) in enumerate(pairs):
         script += [f"echo {_MARK.format(number)}", commands.replace(DOC_PORT, port)]

@@ -20,15 +20,10 @@ from pathlib import Path
 import pytest
 
 from serving import server
+from tests.conftest import free_port
 
 TIMEOUT_S = 1.0
 MAX_CONNECTIONS = 6
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +31,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, Path
     """`recs serve` with short limits over an empty lake; yields its port, log and output."""
     root = tmp_path_factory.mktemp("serve")
     (root / "lake" / "raw").mkdir(parents=True)
-    port = _free_port()
+    port = free_port()
     output = root / "stdout.txt"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RECS_", "POWERTOOLS_"))}
     with output.open("wb") as sink:
