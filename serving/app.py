@@ -222,9 +222,11 @@ def build_app(services: Services) -> APIGatewayHttpResolver:
     @app.get(
         "/v1/recommendations/personalized",
         summary="Recommended for you",
-        description="The user's top k items. Folds in the user's recent events at request "
-        "time (source realtime); else the published batch (batch); an unknown user gets "
-        "trending items (popular). Never 404 for an unknown user.",
+        description="The user's top k items: the published batch (source batch) until the "
+        "user has events newer than the live model's data, then scored at request time over "
+        "their whole history with the new events folded in (realtime); a user the model "
+        "cannot score gets trending items (popular). The model's repeat policy decides "
+        "whether the user's own items come back. Never 404 for an unknown user.",
         responses={200: doc("Recommendations", Personalized), **ERRORS},
         tags=["recommendations"],
     )
@@ -233,19 +235,21 @@ def build_app(services: Services) -> APIGatewayHttpResolver:
         user_id: UserIdParam,
         k: KParam = DEFAULT_K,
         exclude: ExcludeParam = None,
-        filter_: FilterParam = "not-purchased",
+        filter_: FilterParam = None,
     ) -> Any:
-        category = None
-        if filter_.startswith("category:"):
+        category, not_purchased = None, filter_ == "not-purchased"
+        if filter_ is not None and filter_.startswith("category:"):
             category = filter_.removeprefix("category:")
             if not category:
                 return error(400, "filter category:<name> needs a category name")
-        elif filter_ != "not-purchased":
+        elif filter_ is not None and not not_purchased:
             return error(400, f"filter must be not-purchased or category:<name> (got {filter_!r})")
         refused = _bad_ids("userId", [user_id]) or _bad_ids("exclude", _ids(exclude))
         if refused is not None:
             return refused
-        answer = recommender.personalized(user_id, k, exclude=_ids(exclude), category=category)
+        answer = recommender.personalized(
+            user_id, k, exclude=_ids(exclude), category=category, not_purchased=not_purchased
+        )
         return _answer("userId", user_id, "items", answer)
 
     @app.get(
@@ -388,7 +392,8 @@ def build_app(services: Services) -> APIGatewayHttpResolver:
             "version": API_VERSION,
             "modelVersion": model.version,
             "model": {
-                "recipe": model.recipe,
+                "recipe": model.label,
+                "repeats": model.blend.exclude,
                 "trainedAt": model.created_at,
                 "items": model.n_items,
                 "dataThrough": format_ts(last_event),

@@ -2,8 +2,10 @@
 
 The campaign answers "recommended for you" from what its solution version was trained on.
 Training creates an event tracker, but nothing sends live events to it yet, so the campaign
-learns of new events at the next nightly retraining. Purchases are left out by the campaign's
-not-purchased filter or, without one, from our own recent history. Related items, category
+learns of new events at the next nightly retraining. The campaign's filter
+(PERSONALIZE_FILTER_ARN, e.g. the not-purchased one training creates) applies to every
+request; `filter=not-purchased` without one leaves out purchases from our own recent
+history. Related items, category
 filters and anything the campaign cannot answer come from our own published version, so the
 API keeps answering when Personalize throttles or is down; the log says so.
 """
@@ -17,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from serving.recommend import HISTORY_LIMIT, Answer, Recommender, purchased
+from serving.recommend import HISTORY_LIMIT, Answer, Recommender
 
 if TYPE_CHECKING:
     from mypy_boto3_personalize_runtime import PersonalizeRuntimeClient
@@ -72,19 +74,20 @@ class CampaignRecommender(Recommender):
         *,
         exclude: Collection[str] = (),
         category: str | None = None,
-        not_purchased: bool = True,
+        not_purchased: bool = False,
     ) -> Answer:
-        """The campaign's top k (its filter leaves out purchases); our own for a category."""
+        """The campaign's top k, through its filter if one is set; our own for a category."""
         if category is None:
             skip = set(exclude)
             if not_purchased and not self.filter_arn:
-                skip |= purchased(self.history.recent(user_id, limit=HISTORY_LIMIT))
+                recent = self.history.recent(user_id, limit=HISTORY_LIMIT)
+                skip |= {e.item_id for e in recent if e.event_type == "purchase"}
             request: dict[str, Any] = {
                 "campaignArn": self.campaign_arn,
                 "userId": user_id,
                 "numResults": min(500, k + len(skip)),
             }
-            if not_purchased and self.filter_arn:
+            if self.filter_arn:
                 request["filterArn"] = self.filter_arn
             try:
                 response = self._runtime().get_recommendations(**request)

@@ -1,13 +1,16 @@
 """What the API answers, as plain functions over the live model, the store and recent history.
 
-For a user, in this order:
+A user is answered from their whole profile: the history the live version trained on, with
+any newer events (from the recent-history store) folded in. In this order:
 
-1. **realtime**: the user has events newer than the live version saw (or no published row,
-   or asks for a category or more than the row holds). Their recent history is folded into
-   the version's compact artifacts (neighbour spread, or ALS fold-in) at request time.
-2. **batch**: the published top-K from the online store, when nothing is newer.
-3. **popular**: an unknown user, or one whose history the version cannot score: trending
-   items (7-day half-life), in the category if one was asked for.
+1. **batch**: nothing newer than the version's data, no category: the published top-K from
+   the online store, which training computed from the same profile with the same blend.
+2. **realtime**: the user has newer events (or asks for a category, or for more than the
+   published row holds): the blend of `training.blend`, scored now over the profile with the
+   new events added (`training.published`). The version's repeat policy applies as in batch,
+   to purchases from before the recent log as well.
+3. **popular**: a user the version has never seen, or whose profile scores nothing:
+   trending items, leaving out what the repeat policy leaves out, in the category if asked.
 
 For an item: its published similar items (**batch**), the version's neighbours when more are
 asked for than were published (**realtime**), and trending items for an item the version
@@ -18,15 +21,15 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Final, Literal
 
-from ingestion.history import RecentEvent, RecentHistory
+from ingestion.history import RecentHistory
 from ingestion.lake import Lake
 from serving.errors import ModelUnavailable
-from serving.model import ServingModel
 from serving.store import OnlineStore
+from training.published import PublishedModel
 
 Source = Literal["realtime", "batch", "popular"]
 SOURCES: Final = ("realtime", "batch", "popular")
@@ -57,11 +60,11 @@ class LiveModel:
     store: OnlineStore
     check_seconds: float = 30.0
     clock: Callable[[], float] = time.monotonic
-    _model: ServingModel | None = field(default=None, init=False)
+    _model: PublishedModel | None = field(default=None, init=False)
     _checked: float = field(default=float("-inf"), init=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
 
-    def get(self) -> ServingModel:
+    def get(self) -> PublishedModel:
         """The live version; raises `ModelUnavailable` when none was published."""
         now = self.clock()
         if now - self._checked >= self.check_seconds:
@@ -71,7 +74,7 @@ class LiveModel:
                     if version is not None and (
                         self._model is None or self._model.version != version
                     ):
-                        self._model = ServingModel.load(self.lake, version)
+                        self._model = PublishedModel.load(self.lake, version)
                     self._checked = now
         if self._model is None:
             raise ModelUnavailable(
@@ -97,34 +100,34 @@ class Recommender:
         *,
         exclude: Collection[str] = (),
         category: str | None = None,
-        not_purchased: bool = True,
+        not_purchased: bool = False,
     ) -> Answer:
-        """The user's top k, leaving out `exclude` (and purchases), within `category`."""
+        """The user's top k, leaving out `exclude` (and, with `not_purchased`, everything the
+        user bought, whatever the version's repeat policy), within `category`."""
         model = self.live.get()
         recent = self.history.recent(user_id, limit=HISTORY_LIMIT)
-        events = [(e.item_id, e.event_type, e.ts_ms) for e in recent]
+        news = [(e.item_id, e.event_type, e.ts_ms) for e in recent if e.ts_ms > model.last_event_ms]
         skip = set(exclude)
-        if not_purchased:
-            skip |= purchased(recent)
-        has_news = any(ts > model.last_event_ms for _, _, ts in events)
-        if not has_news and category is None:
+        if not news and category is None:
             row = self.store.recommendations("user", user_id, model.version)
             if row is not None:
+                if not_purchased:
+                    skip |= model.purchased(model.user_history(user_id))
                 kept = [(i, s) for i, s in zip(*row, strict=True) if i not in skip]
                 if len(kept) >= k:
                     return Answer(kept[:k], "batch", model.version)
-        codes = _codes(model, skip)
-        if events:
-            items, weights = model.history_row(events, int(self.wall_clock() * 1000))
-            scores = model.personal_scores(items, weights)
-            if scores is not None:
-                found = model.top(scores, k, codes, category, only_scored=True)
-                if found:
-                    if len(found) < k:  # a short history: fill up with what is trending
-                        taken = codes + _codes(model, [i for i, _ in found])
-                        found += model.top(model.trending, k - len(found), taken, category)
-                    return Answer(found, "realtime", model.version)
-        return Answer(model.top(model.trending, k, codes, category), "popular", model.version)
+        profile = model.user_history(user_id, news)
+        if not_purchased:
+            skip |= model.purchased(profile)
+        # "Now" is the newest event known, as in training, so that the user's own items age
+        # the same way in both paths.
+        now_ms = max([model.last_event_ms, *(ts for _, _, ts in news)])
+        left_out = skip | model.left_out(profile, now_ms)
+        if len(profile.items):
+            found = model.recommend(profile, now_ms, k, skip=skip, category=category)
+            if found:
+                return Answer(found, "realtime", model.version)
+        return Answer(model.popular(k, skip=left_out, category=category), "popular", model.version)
 
     def related(self, item_id: str, k: int, *, exclude: Collection[str] = ()) -> Answer:
         """Items related to `item_id`, strongest first."""
@@ -140,17 +143,6 @@ class Recommender:
             return Answer(
                 [(i, s) for i, s in found if i not in skip][:k], "realtime", model.version
             )
-        codes = _codes(model, skip)
         code = model.item_code(item_id)
         category = None if code is None else str(model.categories[code])
-        return Answer(model.top(model.trending, k, codes, category), "popular", model.version)
-
-
-def purchased(events: Iterable[RecentEvent]) -> set[str]:
-    """The items a user bought, among their recent events."""
-    return {e.item_id for e in events if e.event_type == "purchase"}
-
-
-def _codes(model: ServingModel, item_ids: Collection[str]) -> list[int]:
-    """The version's codes of the items it knows among `item_ids`."""
-    return [c for c in (model.item_code(i) for i in item_ids) if c is not None]
+        return Answer(model.popular(k, skip=skip, category=category), "popular", model.version)

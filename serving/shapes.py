@@ -125,12 +125,14 @@ ExcludeParam = Annotated[
     Query(max_length=4096, description="Comma-separated item ids to leave out"),
 ]
 FilterParam = Annotated[
-    str,
+    str | None,
     Query(
         alias="filter",
         max_length=MAX_ID_LENGTH + 9,
-        description="`not-purchased` (leave out what the user bought) or `category:<name>` "
-        "(only that category; purchases are left out too)",
+        description="`not-purchased` (leave out everything the user bought, whatever the "
+        "model's repeat policy) or `category:<name>` (only that category). Without it, the "
+        "model's repeat policy, chosen in training, decides which of the user's own items "
+        "may come back.",
     ),
 ]
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Final
+
 import click
 
-from common.cli import CommandFailed, fails_cleanly, out, with_settings
+from common.cli import CommandFailed, console, fails_cleanly, out, with_settings
 from ingestion.lake import lake_for_reading
 from training.data import DEFAULT_WEIGHTS
 from training.settings import TrainingSettings
+from training.tuning import BUDGET_S
 
 
 def _weights(_ctx: click.Context, _param: click.Parameter, value: str | None) -> dict[str, float]:
@@ -29,6 +32,27 @@ def _weights(_ctx: click.Context, _param: click.Parameter, value: str | None) ->
     return weights
 
 
+#: --repeats as the blend's exclusion policy.
+REPEATS: Final = {
+    "auto": "auto",
+    "exclude-seen": "seen",
+    "exclude-purchased": "purchased",
+    "allow": "none",
+}
+
+
+def _half_life(_ctx: click.Context, _param: click.Parameter, value: str) -> float | str | None:
+    if value in ("auto", "none"):
+        return None if value == "none" else "auto"
+    try:
+        days = float(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r}: give a number of days, none or auto") from None
+    if days <= 0:
+        raise click.BadParameter(f"{value!r}: the half-life must be more than 0 days")
+    return days
+
+
 @click.command("train")
 @click.option(
     "--weights",
@@ -47,9 +71,41 @@ def _weights(_ctx: click.Context, _param: click.Parameter, value: str | None) ->
     "--export", "export_run", help="With --backend personalize: the export run to import."
 )
 @click.option(
-    "--include-purchased",
-    is_flag=True,
-    help="Let batch recommendations include items the user already bought.",
+    "--recipe",
+    type=click.Choice(["auto", "item-knn", "ease", "als"]),
+    default="auto",
+    show_default=True,
+    help="The collaborative recipe; auto tries each on validation folds and keeps the best.",
+)
+@click.option(
+    "--half-life",
+    callback=_half_life,
+    default="auto",
+    show_default=True,
+    help="Days after which a user's older events weigh half (none: no decay); auto chooses.",
+)
+@click.option(
+    "--repeats",
+    type=click.Choice(["auto", "exclude-seen", "exclude-purchased", "allow"]),
+    default="auto",
+    show_default=True,
+    help="Whether a user's own items may be recommended again; auto chooses from the data.",
+)
+@click.option(
+    "--holdout",
+    type=click.Choice(["time", "per-user"]),
+    default="time",
+    show_default=True,
+    help="time: score what users did after a cut on global time; per-user: Personalize's "
+    "newest 10% of the events of 10% of the users.",
+)
+@click.option(
+    "--budget",
+    type=click.FloatRange(min=0),
+    default=BUDGET_S,
+    show_default=True,
+    help="Seconds of candidate fitting while tuning; candidates left when it is spent are "
+    "skipped, and the manifest says so.",
 )
 @with_settings(TrainingSettings)
 @fails_cleanly
@@ -58,19 +114,27 @@ def train_command(
     seed: int,
     backend: str,
     export_run: str | None,
-    include_purchased: bool,
+    recipe: str,
+    half_life: float | str | None,
+    repeats: str,
+    holdout: str,
+    budget: float,
     settings: TrainingSettings,
 ) -> None:
-    """Train the recipes, evaluate them on a time-based holdout, and write the best.
+    """Choose what to serve from the data, fit it on everything, and write it out.
 
-    Writes models/<version>/ (artifacts and manifest.json with every metric) and
-    batch/<version>/ (Personalize's batch output format, for users and for items).
+    Validation folds cut on global time choose the recipe, the recency half-life, whether a
+    user's own items come back, and the blend of the recipe, the user's history and what is
+    trending. The served recommendations are then scored on the newest events beside
+    popularity. Writes models/<version>/ (artifacts and manifest.json with every choice and
+    metric) and batch/<version>/ (Personalize's batch output format).
 
     \b
-    Example: recs train --weights view=1,add_to_cart=3,purchase=10
+    Example: recs train --repeats allow --half-life 30
     """
     from training.metrics import CUTOFFS
-    from training.pipeline import SELECT_ON, train
+    from training.pipeline import SERVED, train
+    from training.tuning import SELECT_ON
 
     if backend == "personalize":
         _train_with_personalize(settings, export_run)
@@ -79,10 +143,21 @@ def train_command(
         lake_for_reading(settings.lake),
         weights=weights,
         seed=seed,
-        exclude_purchased=not include_purchased,
+        recipe=recipe,
+        half_life=half_life,
+        repeats=REPEATS[repeats],
+        holdout="time" if holdout == "time" else "per-user",
+        budget_s=budget,
+        progress=lambda line: console.print(line, highlight=False, markup=False),
     )
-    out.print(f"Model version {report.version}: chose {report.chosen} on {SELECT_ON}")
-    header = ["recipe", *(f"ndcg@{k}" for k in CUTOFFS), "recall@20", "mrr@25", "coverage", "s"]
+    assert report.tuning is not None
+    blend = report.tuning.blend
+    out.print(
+        f"Model version {report.version}: serves {report.chosen} (weights {blend.describe()}; "
+        f"repeats: {blend.exclude}), chosen on {SELECT_ON}",
+        highlight=False,
+    )
+    header = ["scored", *(f"ndcg@{k}" for k in CUTOFFS), "recall@20", "mrr@25", "coverage"]
     out.print("  ".join(f"{h:>16}" for h in header))
     for name, metrics in report.metrics.items():
         cells = [
@@ -90,9 +165,8 @@ def train_command(
             metrics["recall_at_20"],
             metrics["mean_reciprocal_rank_at_25"],
             metrics["coverage"],
-            report.seconds.get(name, 0.0),
         ]
-        mark = "*" if name == report.chosen else " "
+        mark = "*" if name == SERVED else " "
         out.print(f"{mark + name:>16}  " + "  ".join(f"{c:>16.4f}" for c in cells))
     if report.gate is not None:
         verdict = "approved for publishing" if report.gate.passed else "kept as a candidate"
@@ -141,7 +215,12 @@ def evaluate_command(version: str | None, seed: int, settings: TrainingSettings)
     """
     from training.evaluate import evaluate_version
 
-    result = evaluate_version(lake_for_reading(settings.lake), version, seed=seed)
+    result = evaluate_version(
+        lake_for_reading(settings.lake),
+        version,
+        seed=seed,
+        progress=lambda line: console.print(line, highlight=False, markup=False),
+    )
     scope = (
         "held-out events newer than its data"
         if result.unseen_only

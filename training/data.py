@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Final
 
 import numpy as np
@@ -20,6 +21,7 @@ from etl.errors import CuratedZoneEmpty
 from etl.sql import connect, reading_curated
 from ingestion.contract import EVENT_TYPES
 from ingestion.lake import Lake
+from training.blend import History
 from training.errors import NotEnoughData
 
 #: How much each kind of event says about a shopper's taste. A purchase says most.
@@ -82,22 +84,51 @@ class Interactions:
         """Users x items, each cell the summed weight of that user's events on that item.
 
         With `half_life_days`, an event's weight halves for every that many days it is older
-        than the newest event (what trending counts).
+        than the user's own newest event: recent interests weigh more, and a user whose
+        events are all old keeps a whole profile (measured from the catalog's newest event,
+        years of half-lives would round every weight to 0). Weights are summed in float64.
         """
-        per_kind = np.array([float(weights.get(k, 0.0)) for k in EVENT_TYPES], dtype=np.float32)
-        keep = slice(None) if mask is None else mask
-        values = per_kind[self.kind[keep]]
+        return self.history(weights, mask, half_life_days).weight_matrix(self.n_items)
+
+    def history(
+        self,
+        weights: Mapping[str, float] = DEFAULT_WEIGHTS,
+        mask: npt.NDArray[np.bool_] | None = None,
+        half_life_days: float | None = None,
+    ) -> History:
+        """Every user's history, one entry per (user, item): decayed weights as `matrix`
+        computes them, event counts, the last time and whether the user bought it."""
+        keep = np.arange(len(self)) if mask is None else np.flatnonzero(mask)
+        user, item, ts = self.user[keep], self.item[keep], self.ts_ms[keep]
+        kind = self.kind[keep]
+        user_last = np.full(self.n_users, np.iinfo(np.int64).min, dtype=np.int64)
+        np.maximum.at(user_last, user, ts)
+        per_kind = np.array([float(weights.get(k, 0.0)) for k in EVENT_TYPES], dtype=np.float64)
+        values = per_kind[kind]
         if half_life_days is not None:
-            age_days = (self.ts_ms.max() - self.ts_ms[keep]) / 86_400_000
-            values = values * np.exp2(-age_days / half_life_days).astype(np.float32)
-        matrix = sp.csr_matrix(
-            (values, (self.user[keep], self.item[keep])),
-            shape=(self.n_users, self.n_items),
-            dtype=np.float32,
+            values = values * np.exp2(-(user_last[user] - ts) / 86_400_000 / half_life_days)
+        key = user.astype(np.int64) * self.n_items + item
+        order = np.argsort(key, kind="stable")
+        key, values, ts = key[order], values[order], ts[order]
+        bought = (kind[order] == EVENT_TYPES.index("purchase")).astype(np.int8)
+        starts = np.flatnonzero(np.concatenate([[True], key[1:] != key[:-1]])) if len(key) else key
+        pair_users = (key[starts] // self.n_items).astype(np.int64)
+        indptr = np.concatenate(
+            [[0], np.cumsum(np.bincount(pair_users, minlength=self.n_users))]
+        ).astype(np.int64)
+        reduce = len(starts) > 0
+        return History(
+            indptr=indptr,
+            items=(key[starts] % self.n_items).astype(np.int64),
+            weights=(np.add.reduceat(values, starts) if reduce else values).astype(np.float32),
+            counts=(np.add.reduceat(np.ones(len(key)), starts) if reduce else values).astype(
+                np.float32
+            ),
+            last_ms=np.maximum.reduceat(ts, starts) if reduce else ts,
+            purchased=(np.maximum.reduceat(bought, starts) if reduce else bought) > 0,
+            user_last_ms=np.where(user_last == np.iinfo(np.int64).min, 0, user_last),
+            half_life_days=half_life_days,
         )
-        matrix.sum_duplicates()
-        matrix.eliminate_zeros()
-        return matrix
 
 
 def _sorted_codes(encoded: pa.DictionaryArray) -> tuple[npt.NDArray[np.str_], Codes]:
@@ -126,6 +157,8 @@ class Split:
     train: npt.NDArray[np.bool_]
     test_users: Codes
     truth: sp.csr_matrix  # test users x items, 1 where a held-out event touched the item
+    #: For a split on global time: the cut; what "now" is for the trained side.
+    cut_ms: int | None = None
 
     @property
     def n_test(self) -> int:
@@ -185,3 +218,54 @@ def item_categories(lake: Lake) -> dict[str, str]:
             "SELECT item_id, category FROM items WHERE category IS NOT NULL"
         ).fetchall()
     return {str(item): str(category) for item, category in rows}
+
+
+#: The share of events, by time, that a global split holds out.
+HOLDOUT: Final = 0.1
+
+
+def global_split(
+    log: Interactions,
+    *,
+    holdout: float = HOLDOUT,
+    cut_ms: int | None = None,
+    mask: npt.NDArray[np.bool_] | None = None,
+    max_users: int | None = None,
+    seed: int = 42,
+) -> Split:
+    """Train on everything before a moment, score what each user did after it.
+
+    The moment is `cut_ms`, or the time before which `1 - holdout` of the events (within
+    `mask`) happened. Scored users are those with events on both sides (at most `max_users`
+    of them, drawn at random); their truth is every item they touched after the cut,
+    repeats included: whether a repeat may be recommended is the policy's to decide.
+    """
+    inside = np.ones(len(log), dtype=bool) if mask is None else mask
+    if cut_ms is None:
+        times = np.sort(log.ts_ms[inside])
+        if len(times) < 2:
+            raise NotEnoughData("too few interactions to hold any out")
+        cut_ms = int(times[min(len(times) - 1, int(len(times) * (1 - holdout)))])
+    train = inside & (log.ts_ms < cut_ms)
+    after = inside & ~train
+    known = np.zeros(log.n_users, dtype=bool)
+    known[log.user[train]] = True
+    users = np.unique(log.user[after & known[log.user]])
+    if len(users) < 10:
+        raise NotEnoughData(
+            f"only {len(users)} users have interactions on both sides of "
+            f"{datetime.fromtimestamp(cut_ms / 1000, UTC):%Y-%m-%d %H:%M}; evaluation needs 10"
+        )
+    if max_users is not None and len(users) > max_users:
+        rng = np.random.default_rng(seed)
+        users = np.sort(rng.choice(users, size=max_users, replace=False))
+    row_of = np.full(log.n_users, -1, dtype=np.int64)
+    row_of[users] = np.arange(len(users))
+    held = after & (row_of[log.user] >= 0)
+    truth = sp.csr_matrix(
+        (np.ones(int(held.sum()), dtype=np.float32), (row_of[log.user[held]], log.item[held])),
+        shape=(len(users), log.n_items),
+    )
+    truth.sum_duplicates()
+    truth.data[:] = 1.0
+    return Split(train=train, test_users=users.astype(np.int32), truth=truth, cut_ms=cut_ms)

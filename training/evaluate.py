@@ -1,26 +1,34 @@
 """`recs evaluate`: score a published or trained version on today's curated data.
 
-The holdout is drawn as in training. When there are held-out events newer than the version's
-own data, only those count (the model never saw them); otherwise the result says that the
-holdout overlaps its training data and flatters it. Popularity is always scored beside it.
+The holdout is cut on global time, as in training. Only held-out events newer than the
+version's own data count when there are any (the model never saw them); otherwise the result
+says that the holdout overlaps its training data and flatters it. Each user is answered from
+their history before the cut, through the serving path. Popularity is always scored beside.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Final
 
-from ingestion.contract import epoch_ms, format_ts
-from ingestion.lake import Lake
+import numpy as np
+
+from ingestion.contract import format_ts
+from ingestion.lake import Lake, read_json
 from training.artifacts import MODELS
-from training.data import DEFAULT_WEIGHTS, load_events, time_split
+from training.blend import Blend, trending_scores
+from training.data import DEFAULT_WEIGHTS, global_split, load_events
 from training.errors import ModelNotFound
-from training.gate import load_model, newer_split, production_version, score_other
+from training.gate import newer_split, production_version, score_published
 from training.metrics import evaluate
-from training.pipeline import K
-from training.recipes import Popularity
+from training.published import PublishedModel
+from training.scoring import recommend_users
+
+K: Final = 25
+EVAL_USERS: Final = 5000
 
 
 @dataclass
@@ -44,28 +52,57 @@ class Evaluation:
         }
 
 
-def evaluate_version(lake: Lake, version: str | None = None, *, seed: int = 42) -> Evaluation:
+def evaluate_version(
+    lake: Lake,
+    version: str | None = None,
+    *,
+    seed: int = 42,
+    progress: Callable[[str], None] | None = None,
+) -> Evaluation:
     """Score a version (default: production) and record the result in its manifest."""
+    say = progress or (lambda _line: None)
     version = version or production_version(lake)
     if version is None:
         raise ModelNotFound("no version given and none in production; run `recs publish`")
-    model, items, manifest = load_model(lake, version)
+    key = f"{MODELS}/{version}/manifest.json"
+    try:
+        manifest: dict[str, Any] = read_json(lake, key)
+    except FileNotFoundError:
+        raise ModelNotFound(
+            f"no model version {version} under {MODELS}/ (a version is complete once its "
+            "manifest.json is written); run `recs train`"
+        ) from None
+    say(f"loading version {version} and the curated interactions")
+    model = PublishedModel.load(lake, version)
     weights = manifest.get("event_weights", DEFAULT_WEIGHTS)
     log = load_events(lake)
-    split = time_split(log, seed=seed)
-    rows = log.matrix(weights, mask=split.train, half_life_days=manifest.get("half_life_days"))
-    rows = rows[split.test_users]
-    last = datetime.fromisoformat(manifest["data"]["last_event"])
-    newer = newer_split(log, split, epoch_ms(last))
+    split = global_split(log, max_users=EVAL_USERS, seed=seed)
+    newer = newer_split(log, split, model.last_event_ms)
     target = newer or split
-    popular = Popularity().fit(log.matrix(weights, mask=split.train))
+    cut = datetime.fromtimestamp((split.cut_ms or 0) / 1000, UTC)
+    say(
+        f"holdout: {len(log):,} events cut at {cut:%Y-%m-%d %H:%M}, {target.n_test:,} users "
+        f"scored, each answered by version {version} as the API answers"
+    )
+    history = log.history(weights, split.train, None)
+    users = split.test_users.astype(np.int64)
+    now_ms = int(split.cut_ms or log.ts_ms.max())
+    say("scoring popularity-count beside it")
+    popular = Blend(collab=0.0, trending=1.0, exclude="none", trending_half_life_days=None)
+    trending = trending_scores(
+        log.item[split.train], log.ts_ms[split.train], log.n_items, None, now_ms
+    )
+    best, _ = recommend_users(
+        popular, None, users, history.weight_matrix(log.n_items)[users], history, trending,
+        now_ms, K,
+    )  # fmt: skip
     result = Evaluation(
         version=version,
-        metrics=score_other(model, items, log, rows, target, K),
-        popularity=evaluate(popular.recommend(None, rows, K)[0], target.truth),
+        metrics=score_published(model, log, target, K, progress=say),
+        popularity=evaluate(best, target.truth),
         unseen_only=newer is not None,
         events=len(log),
     )
     manifest.setdefault("evaluations", []).append(result.to_json())
-    lake.write_bytes(f"{MODELS}/{version}/manifest.json", json.dumps(manifest, indent=2).encode())
+    lake.write_bytes(key, json.dumps(manifest, indent=2).encode())
     return result

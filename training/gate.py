@@ -2,26 +2,27 @@
 model in production and popularity.
 
 The production model is whatever `recs publish` last published (`models/production.json`,
-written by serving). It is loaded from its own artifacts and scored on the new model's
-holdout: its users and items are matched to the new ones by id, and users it never saw are
-folded in from their history, so both models answer the same question.
+written by serving). It is loaded from its own artifacts, as serving loads it, and scored on
+the new model's holdout: each user is answered from their history before the cut, items are
+matched by id, so both models answer the same question.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
 
+from ingestion.contract import EVENT_TYPES
 from ingestion.lake import Lake, damaged, read_json
-from training.artifacts import MODELS, PRODUCTION, load_arrays
+from training.artifacts import PRODUCTION
 from training.data import Interactions, Split
-from training.errors import ModelNotFound
 from training.metrics import evaluate
-from training.recipes import RECIPES, Recipe
+from training.published import PublishedModel
 
 
 def production_version(lake: Lake) -> str | None:
@@ -35,24 +36,6 @@ def production_version(lake: Lake) -> str | None:
     return str(production["version"])
 
 
-def load_model(lake: Lake, version: str) -> tuple[Recipe, npt.NDArray[np.str_], dict[str, Any]]:
-    """A version's user-personalization model, its item ids and its manifest."""
-    prefix = f"{MODELS}/{version}"
-    try:
-        manifest: dict[str, Any] = read_json(lake, f"{prefix}/manifest.json")
-    except FileNotFoundError:
-        raise ModelNotFound(
-            f"no model version {version} under {MODELS}/ (a version is complete once its "
-            "manifest.json is written); run `recs train`"
-        ) from None
-    chosen = manifest["chosen"]
-    model = RECIPES[chosen].from_arrays(
-        load_arrays(lake, f"{prefix}/user-personalization.npz"), manifest["params"][chosen]
-    )
-    item_ids = load_arrays(lake, f"{prefix}/ids.npz")["item_ids"].astype(str)
-    return model, item_ids, manifest
-
-
 def newer_split(log: Interactions, split: Split, after_ms: int) -> Split | None:
     """The split with only held-out events newer than `after_ms` as truth, or None if none.
 
@@ -60,42 +43,58 @@ def newer_split(log: Interactions, split: Split, after_ms: int) -> Split | None:
     it already saw would flatter it. Comparing on newer events only is fair to both.
     """
     held = ~split.train & (log.ts_ms > after_ms)
-    if not held.any():
-        return None
     row_of = np.full(log.n_users, -1, dtype=np.int64)
     row_of[split.test_users] = np.arange(split.n_test)
+    held &= row_of[log.user] >= 0
+    if not held.any():
+        return None
     truth = sp.csr_matrix(
         (np.ones(int(held.sum()), dtype=np.float32), (row_of[log.user[held]], log.item[held])),
         shape=split.truth.shape,
     )
     truth.sum_duplicates()
     truth.data[:] = 1.0
-    return Split(train=split.train, test_users=split.test_users, truth=truth)
+    return replace(split, truth=truth)
 
 
-def score_other(
-    model: Recipe,
-    model_items: npt.NDArray[np.str_],
+def user_events(log: Interactions, mask: npt.NDArray[np.bool_]) -> dict[int, list[int]]:
+    """Each user's event positions within `mask`, oldest first."""
+    chosen = np.flatnonzero(mask)
+    order = chosen[np.lexsort((log.ts_ms[chosen], log.user[chosen]))]
+    users = log.user[order]
+    bounds = np.flatnonzero(np.diff(users)) + 1
+    return {
+        int(users[start]): order[start:stop].tolist()
+        for start, stop in zip([0, *bounds.tolist()], [*bounds.tolist(), len(order)], strict=True)
+        if stop > start
+    }
+
+
+def score_published(
+    model: PublishedModel,
     log: Interactions,
-    rows: sp.csr_matrix,
     split: Split,
     k: int,
+    progress: Callable[[str], None] | None = None,
 ) -> dict[str, float]:
-    """Metrics of a model trained on other codes, on this split: items matched by id."""
-    to_old = np.searchsorted(model_items, log.item_ids)
-    to_old = np.minimum(to_old, len(model_items) - 1)
-    known = model_items[to_old] == log.item_ids
-    coo = rows.tocoo()
-    keep = known[coo.col]
-    old_rows = sp.csr_matrix(
-        (coo.data[keep], (coo.row[keep], to_old[coo.col[keep]])),
-        shape=(rows.shape[0], len(model_items)),
-    )
-    best, _ = model.recommend(None, old_rows, k)
-    to_new = np.searchsorted(log.item_ids, model_items)
-    to_new = np.minimum(to_new, len(log.item_ids) - 1)
-    mapped = np.where(log.item_ids[to_new] == model_items, to_new, -1)
-    recommended = np.where(best >= 0, mapped[np.maximum(best, 0)], -1)
+    """Metrics of a published version on this split, each user answered from their history
+    before the cut alone (the version's own history may reach past it): items matched by id."""
+    kinds = list(EVENT_TYPES)
+    events = user_events(log, split.train)
+    to_new = {item: code for code, item in enumerate(log.item_ids.tolist())}
+    now_ms = int(split.cut_ms or log.ts_ms.max())
+    recommended = np.full((split.n_test, k), -1, dtype=np.int64)
+    for row, user in enumerate(split.test_users.tolist()):
+        if progress is not None and row and row % 1000 == 0:
+            progress(f"  {row:,} of {split.n_test:,} users answered")
+        positions = events.get(int(user), [])
+        news = [
+            (str(log.item_ids[log.item[p]]), kinds[log.kind[p]], int(log.ts_ms[p]))
+            for p in positions
+        ]
+        found = model.recommend(model.user_history(None, news), now_ms, k)
+        codes = [to_new[item] for item, _ in found if item in to_new][:k]
+        recommended[row, : len(codes)] = codes
     return evaluate(recommended, split.truth)
 
 

@@ -47,6 +47,9 @@ def evaluate(recommended: npt.NDArray[np.int64], truth: sp.csr_matrix) -> dict[s
     relevant = np.diff(truth.indptr).astype(np.float64)
     has_truth = relevant > 0
     found, relevant = found[has_truth], relevant[has_truth]
+    if not has_truth.any():
+        # Nobody to score (say, no user tried anything new): every hit-based metric is 0.
+        found, relevant = np.zeros((1, found.shape[1]), dtype=bool), np.ones(1)
     discounts = 1.0 / np.log2(np.arange(2, max(CUTOFFS) + 2))
     metrics: dict[str, float] = {}
     shown = recommended[:, : max(CUTOFFS)]

@@ -1,11 +1,16 @@
-"""`recs train`: pick a user-personalization model on a holdout, retrain it, write artifacts.
+"""`recs train`: choose, from the data, what to serve; fit it on everything; write it out.
 
-1. Read every curated interaction; hold out the newest events of some users (`time_split`).
-2. Train each candidate recipe and the baselines on the rest; score them all on the holdout.
-3. Refit the candidate with the best NDCG@10 (and the baselines) on everything.
-4. Write `models/<version>/`: one `.npz` per recipe, the id maps, and `manifest.json` with the
-   metrics, parameters, data window, seed and library versions. Write `batch/<version>/`:
-   every user's and every item's recommendations in Personalize's batch output format.
+1. Read every curated interaction.
+2. Tune (`training.tuning`): on validation folds cut on global time, choose the recipe and
+   its parameters, the recency half-life, the repeat policy and the blend's weights.
+3. Evaluate on the holdout (the newest 10% of events, by time; or Personalize's per-user
+   holdout with `holdout="per-user"`): the served blend beside popularity and trending, and,
+   through the promotion gate, beside the version in production.
+4. Refit on every event and write `models/<version>/` (the recipe's arrays, the users'
+   histories, trending, the id maps, `manifest.json` saying what was chosen and why) and
+   `batch/<version>/` (every user's and item's recommendations, Personalize's batch format).
+   A user with nothing that scores above 0 is left out of the batch: the API answers them
+   with trending items.
 """
 
 from __future__ import annotations
@@ -13,41 +18,44 @@ from __future__ import annotations
 import json
 import platform
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import metadata
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 import numpy as np
 import numpy.typing as npt
-import scipy.sparse as sp
 
-from ingestion.contract import epoch_ms, format_ts
+from ingestion.contract import format_ts
 from ingestion.lake import Lake
 from training.artifacts import BATCH, MODELS, npz_bytes
-from training.data import DEFAULT_WEIGHTS, Interactions, item_categories, load_events, time_split
-from training.errors import NotEnoughData
-from training.gate import (
-    GateResult,
-    decide,
-    load_model,
-    newer_split,
-    production_version,
-    score_other,
+from training.blend import Blend, History, trending_scores
+from training.data import (
+    DEFAULT_WEIGHTS,
+    Interactions,
+    Split,
+    global_split,
+    item_categories,
+    load_events,
+    time_split,
 )
+from training.errors import NotEnoughData
+from training.gate import GateResult, decide, newer_split, production_version, score_published
 from training.metrics import evaluate
-from training.recipes import ALS, EASE, ItemKNN, Popularity, Recipe, Trending
+from training.published import PublishedModel
+from training.recipes import ALS, ItemKNN, Popularity, Recipe
 from training.report import figure, markdown
+from training.scoring import recommend_users
 from training.similar import MIN_EVENTS, category_fallback
+from training.tuning import BUDGET_S, SELECT_ON, Choice, choose, fresh, label
 
 #: Recommendations evaluated and written per user and per item.
 K: Final = 25
-SELECT_ON: Final = "normalized_discounted_cumulative_gain_at_10"
-TRENDING_HALF_LIFE_DAYS: Final = 7.0
-#: Personalization weighs recent events more: an event's weight halves every this many
-#: days. On a tuning shop, 7 days lifted ALS's NDCG@10 by 23% over no decay (3 days: same).
-DEFAULT_HALF_LIFE_DAYS: Final = 7.0
+#: Users scored on the holdout.
+EVAL_USERS: Final = 5000
+Holdout = Literal["time", "per-user"]
+SERVED: Final = "served"
 
 
 @dataclass
@@ -62,19 +70,14 @@ class TrainReport:
     files: list[str] = field(default_factory=list)
     gate: GateResult | None = None
     category_fallbacks: int = 0
+    tuning: Choice | None = None
+    users_served: int = 0
+    users_left_to_popular: int = 0
 
     @property
     def approved(self) -> bool:
         """Whether the promotion gate lets `recs publish` make this version live."""
         return self.gate is not None and self.gate.passed
-
-
-def candidates(n_items: int, seed: int) -> list[Recipe]:
-    """The user-personalization candidates affordable for this catalog."""
-    chosen: list[Recipe] = [ItemKNN(), ALS(seed=seed)]
-    if n_items <= EASE.MAX_ITEMS:
-        chosen.insert(1, EASE())
-    return chosen
 
 
 def _versions() -> dict[str, str]:
@@ -114,11 +117,15 @@ def train(
     *,
     weights: Mapping[str, float] = DEFAULT_WEIGHTS,
     seed: int = 42,
-    exclude_purchased: bool = True,
-    half_life_days: float | None = DEFAULT_HALF_LIFE_DAYS,
+    recipe: str = "auto",
+    half_life: float | str | None = "auto",
+    repeats: str = "auto",
+    holdout: Holdout = "time",
+    budget_s: float = BUDGET_S,
     now: datetime | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> TrainReport:
-    """Train, evaluate, choose and write one model version; see the module docstring."""
+    """Tune, evaluate, refit and write one model version; see the module docstring."""
     now = now or datetime.now(UTC)
     log = load_events(lake)
     return train_on(
@@ -126,89 +133,224 @@ def train(
         log,
         weights=weights,
         seed=seed,
-        exclude_purchased=exclude_purchased,
-        half_life_days=half_life_days,
+        recipe=recipe,
+        half_life=half_life,
+        repeats=repeats,
+        holdout=holdout,
+        budget_s=budget_s,
         now=now,
+        progress=progress,
     )
+
+
+def _say(progress: Callable[[str], None] | None) -> Callable[[str], None]:
+    return progress if progress is not None else (lambda _message: None)
 
 
 def train_on(
     lake: Lake,
     log: Interactions,
     *,
-    weights: Mapping[str, float],
-    seed: int,
-    exclude_purchased: bool,
-    half_life_days: float | None,
+    weights: Mapping[str, float] = DEFAULT_WEIGHTS,
+    seed: int = 42,
+    recipe: str = "auto",
+    half_life: float | str | None = "auto",
+    repeats: str = "auto",
+    holdout: Holdout = "time",
+    budget_s: float = BUDGET_S,
     now: datetime,
+    progress: Callable[[str], None] | None = None,
 ) -> TrainReport:
     """`train` on events already loaded."""
-    split = time_split(log, seed=seed)
-    counts_matrix = log.matrix(weights, mask=split.train)
-    train_matrix = log.matrix(weights, mask=split.train, half_life_days=half_life_days)
-    if train_matrix.nnz == 0:
+    say = _say(progress)
+    if not any(weights.get(k, 0.0) > 0 for k in ("view", "add_to_cart", "purchase")):
         raise NotEnoughData("every weight is zero: check the event weights")
-    test_rows = train_matrix[split.test_users]
-    test_users = split.test_users.astype(np.int64)
     version = f"{now:%Y%m%dT%H%M%SZ}"
-    report = TrainReport(version=version, chosen="")
-
-    def score(model: Recipe, matrix: sp.csr_matrix) -> None:
-        started = time.perf_counter()
-        model.fit(matrix)
-        best, _ = model.recommend(test_users, test_rows, K)
-        report.seconds[model.name] = round(time.perf_counter() - started, 3)
-        report.metrics[model.name] = evaluate(best, split.truth)
-        report.params[model.name] = dict(model.params)
-
-    baseline = Popularity()
-    score(baseline, counts_matrix)
-    score(
-        Trending(half_life_days=TRENDING_HALF_LIFE_DAYS),
-        log.matrix(weights, mask=split.train, half_life_days=TRENDING_HALF_LIFE_DAYS),
+    first = datetime.fromtimestamp(log.ts_ms.min() / 1000, UTC)
+    last = datetime.fromtimestamp(log.ts_ms.max() / 1000, UTC)
+    say(
+        f"data: {len(log):,} interactions, {log.n_users:,} users, {log.n_items:,} items, "
+        f"{first:%Y-%m-%d} to {last:%Y-%m-%d}"
     )
-    contenders = candidates(log.n_items, seed)
-    for model in contenders:
-        score(model, train_matrix)
-    best_model = max(contenders, key=lambda m: report.metrics[m.name][SELECT_ON])
-    report.chosen = best_model.name
+    started = time.perf_counter()
+    choice = choose(
+        log,
+        dict(weights),
+        seed=seed,
+        recipe=recipe,
+        half_life=half_life,
+        repeats=repeats,
+        budget_s=budget_s,
+        progress=say,
+    )
+    report = TrainReport(version=version, chosen=_chosen(choice), tuning=choice)
+    report.seconds["tuning"] = round(time.perf_counter() - started, 1)
 
+    split = (
+        global_split(log, max_users=EVAL_USERS, seed=seed)
+        if holdout == "time"
+        else time_split(log, seed=seed)
+    )
+    say(f"holdout ({holdout}): {split.n_test:,} users scored")
+    started = time.perf_counter()
+    ranked = _holdout_ranked(log, dict(weights), choice, split)
+    report.metrics = {name: evaluate(best, split.truth) for name, best in ranked.items()}
+    report.seconds["evaluation"] = round(time.perf_counter() - started, 1)
+    for name, metrics in report.metrics.items():
+        say(
+            f"  {name:24} NDCG@10 {metrics[SELECT_ON]:.4f}  recall@20 {metrics['recall_at_20']:.4f}"
+        )
+    report.gate = _gate(lake, log, split, report, ranked)
+
+    started = time.perf_counter()
+    say("refit on every event and write the batch output")
+    history = log.history(weights, None, choice.half_life_days)
+    matrix = history.weight_matrix(log.n_items)
+    final = fresh(choice.recipe).fit(matrix) if choice.recipe is not None else None
+    if final is not None:
+        report.params[final.name] = dict(final.params)
+    newest_ms = int(log.ts_ms.max())
+    trending = trending_scores(
+        log.item, log.ts_ms, log.n_items, choice.blend.trending_half_life_days, newest_ms
+    )
+    users = np.arange(log.n_users, dtype=np.int64)
+    user_best, user_scores = recommend_users(
+        choice.blend, final, users, matrix, history, trending, newest_ms, K
+    )
+    served = user_best[:, 0] >= 0
+    report.users_served = int(served.sum())
+    report.users_left_to_popular = int((~served).sum())
+    popular = Popularity().fit(log.matrix(weights))
+    # Related items: the recipe's own neighbours, or item-kNN's where it has none.
+    similar: Recipe = (
+        final if final is not None and not isinstance(final, ALS) else ItemKNN().fit(matrix)
+    )
+    categories = item_categories(lake)
+    item_best, item_scores = similar.related(np.arange(log.n_items, dtype=np.int64), K)
+    item_best, item_scores, report.category_fallbacks = category_fallback(
+        log, categories, popular.popularity, item_best, item_scores
+    )
+    report.seconds["refit"] = round(time.perf_counter() - started, 1)
+    say(
+        f"  {report.users_served:,} users get recommendations, "
+        f"{report.users_left_to_popular:,} get trending items (nothing of theirs scored)"
+    )
+    _write(
+        lake,
+        report,
+        log=log,
+        weights=weights,
+        seed=seed,
+        holdout=holdout,
+        choice=choice,
+        final=final,
+        similar=similar,
+        history=history,
+        trending=trending,
+        popular=popular,
+        categories=categories,
+        batches={
+            "users": _batch_lines(
+                "userId", log.user_ids[served], log.item_ids, user_best[served], user_scores[served]
+            ),
+            "items": _batch_lines("itemId", log.item_ids, log.item_ids, item_best, item_scores),
+        },
+        now=now,
+    )
+    return report
+
+
+def _chosen(choice: Choice) -> str:
+    if choice.recipe is None:
+        return "history and trending"
+    return label(choice.recipe)
+
+
+def _holdout_ranked(
+    log: Interactions, weights: dict[str, float], choice: Choice, split: Split
+) -> dict[str, npt.NDArray[np.int64]]:
+    """What is served, and the baselines, ranked for the holdout by the serving path."""
+    history = log.history(weights, split.train, choice.half_life_days)
+    matrix = history.weight_matrix(log.n_items)
+    users = split.test_users.astype(np.int64)
+    now_ms = int(split.cut_ms if split.cut_ms is not None else log.ts_ms[split.train].max())
+    model = fresh(choice.recipe).fit(matrix) if choice.recipe is not None else None
+
+    def served(blend: Blend, recipe: Recipe | None) -> npt.NDArray[np.int64]:
+        trending = trending_scores(
+            log.item[split.train],
+            log.ts_ms[split.train],
+            log.n_items,
+            blend.trending_half_life_days,
+            now_ms,
+        )
+        best, _ = recommend_users(blend, recipe, users, matrix[users], history, trending, now_ms, K)
+        return best
+
+    ranked = {SERVED: served(choice.blend, model)}
+    ranked["popularity-count"] = served(
+        Blend(collab=0.0, trending=1.0, exclude="none", trending_half_life_days=None), None
+    )
+    ranked["trending"] = served(
+        Blend(collab=0.0, trending=1.0, exclude="none", trending_half_life_days=7.0), None
+    )
+    if model is not None:
+        alone = Blend(collab=1.0, trending=0.0, exclude=choice.blend.exclude)
+        ranked[f"{model.name} alone"] = served(alone, model)
+    return ranked
+
+
+def _gate(
+    lake: Lake,
+    log: Interactions,
+    split: Split,
+    report: TrainReport,
+    ranked: dict[str, npt.NDArray[np.int64]],
+) -> GateResult:
+    """The served blend must beat popularity, and production on events it never saw."""
+    candidate = report.metrics[SERVED]
+    popularity = report.metrics["popularity-count"]
     live = production_version(lake)
-    live_metrics = None
-    candidate_metrics = report.metrics[best_model.name]
-    popularity_metrics = report.metrics["popularity-count"]
     no_production = "no model is in production yet"
+    live_metrics = None
     if live is not None:
-        live_model, live_items, live_manifest = load_model(lake, live)
-        live_until = datetime.fromisoformat(live_manifest["data"]["last_event"])
-        newer = newer_split(log, split, epoch_ms(live_until))
+        model = PublishedModel.load(lake, live)
+        newer = newer_split(log, split, model.last_event_ms)
         if newer is None:
             no_production = (
                 f"no held-out event is newer than production {live}'s data, so it was not compared"
             )
             live = None
         else:
-            # Both models score the same users from history alone, on events neither saw.
-            live_metrics = score_other(live_model, live_items, log, test_rows, newer, K)
-            candidate_metrics = score_other(best_model, log.item_ids, log, test_rows, newer, K)
-            popularity_metrics = evaluate(baseline.recommend(None, test_rows, K)[0], newer.truth)
+            live_metrics = score_published(model, log, newer, K)
             report.metrics[f"production {live}"] = live_metrics
-    report.gate = decide(
-        SELECT_ON, candidate_metrics, popularity_metrics, live_metrics, live, no_production
-    )
+            # All three on the same events: those production never saw.
+            candidate = evaluate(ranked[SERVED], newer.truth)
+            popularity = evaluate(ranked["popularity-count"], newer.truth)
+    return decide(SELECT_ON, candidate, popularity, live_metrics, live, no_production)
 
-    # Refit the chosen recipe and the baselines on every event.
-    full = log.matrix(weights, half_life_days=half_life_days)
-    final = type(best_model)(**best_model.params).fit(full)
-    popular = Popularity().fit(log.matrix(weights))
-    trending = Trending(half_life_days=TRENDING_HALF_LIFE_DAYS).fit(
-        log.matrix(weights, half_life_days=TRENDING_HALF_LIFE_DAYS)
-    )
-    similar = final if not isinstance(final, ALS) else ItemKNN().fit(full)
 
-    prefix = f"{MODELS}/{version}"
-    categories = item_categories(lake)
-    artifacts = {
+def _write(
+    lake: Lake,
+    report: TrainReport,
+    *,
+    log: Interactions,
+    weights: Mapping[str, float],
+    seed: int,
+    holdout: Holdout,
+    choice: Choice,
+    final: Recipe | None,
+    similar: Recipe,
+    history: History,
+    trending: npt.NDArray[np.float32],
+    popular: Popularity,
+    categories: dict[str, str],
+    batches: dict[str, bytes],
+    now: datetime,
+) -> None:
+    """The version's artifacts, batch output, report and, last, its manifest."""
+    prefix = f"{MODELS}/{report.version}"
+    artifacts: dict[str, dict[str, Any]] = {
         # Serving filters by category and answers unknown items without reading the lake.
         "ids.npz": {
             "user_ids": log.user_ids,
@@ -217,46 +359,38 @@ def train_on(
                 [categories.get(i, "") for i in log.item_ids.tolist()], dtype=str
             ),
         },
-        "user-personalization.npz": final.arrays(),
+        "history.npz": history.arrays(),
         "similar-items.npz": similar.arrays(),
         "popularity-count.npz": popular.arrays(),
-        "trending.npz": trending.arrays(),
+        "trending.npz": {"popularity": trending},
     }
+    if final is not None:
+        artifacts["user-personalization.npz"] = final.arrays()
     for name, arrays in artifacts.items():
         lake.write_bytes(f"{prefix}/{name}", npz_bytes(arrays))
         report.files.append(f"{prefix}/{name}")
-
-    users = np.arange(log.n_users, dtype=np.int64)
-    purchased = log.matrix({"purchase": 1.0}) if exclude_purchased else None
-    user_best, user_scores = final.recommend(users, full, K, exclude=purchased)
-    item_best, item_scores = similar.related(np.arange(log.n_items, dtype=np.int64), K)
-    item_best, item_scores, report.category_fallbacks = category_fallback(
-        log, categories, popular.popularity, item_best, item_scores
-    )
-    batch = f"{BATCH}/{version}"
-    lake.write_bytes(
-        f"{batch}/users.jsonl",
-        _batch_lines("userId", log.user_ids, log.item_ids, user_best, user_scores),
-    )
-    lake.write_bytes(
-        f"{batch}/items.jsonl",
-        _batch_lines("itemId", log.item_ids, log.item_ids, item_best, item_scores),
-    )
-    report.files += [f"{batch}/users.jsonl", f"{batch}/items.jsonl"]
+    batch = f"{BATCH}/{report.version}"
+    for name, body in batches.items():
+        lake.write_bytes(f"{batch}/{name}.jsonl", body)
+        report.files.append(f"{batch}/{name}.jsonl")
 
     lake.write_bytes(f"{prefix}/report.png", figure(report.metrics, popular.popularity))
     gate_reasons = report.gate.reasons if report.gate else []
-    text = markdown(version, report.chosen, report.metrics, gate_reasons, popular.popularity)
+    text = markdown(report.version, report.chosen, report.metrics, gate_reasons, popular.popularity)
     lake.write_bytes(f"{prefix}/report.md", text.encode())
     report.files += [f"{prefix}/report.md", f"{prefix}/report.png"]
 
     manifest = {
-        "version": version,
+        "version": report.version,
         "created_at": format_ts(now),
         "recipe": "user-personalization",
-        "chosen": report.chosen,
+        "chosen": final.name if final is not None else None,
+        "chosen_label": report.chosen,
         "selected_on": SELECT_ON,
         "params": report.params,
+        "blend": choice.blend.to_json(),
+        "tuning": choice.to_json(),
+        "holdout": holdout,
         "metrics": report.metrics,
         "baseline": "popularity-count",
         "status": "approved" if report.approved else "candidate",
@@ -264,15 +398,17 @@ def train_on(
         "seconds": report.seconds,
         "seed": seed,
         "event_weights": dict(weights),
-        "half_life_days": half_life_days,
-        "exclude_purchased": exclude_purchased,
+        "half_life_days": choice.half_life_days,
         "data": {
             "events": len(log),
             "users": log.n_users,
             "items": log.n_items,
             "first_event": format_ts(datetime.fromtimestamp(log.ts_ms.min() / 1000, UTC)),
             "last_event": format_ts(datetime.fromtimestamp(log.ts_ms.max() / 1000, UTC)),
-            "holdout_users": split.n_test,
+        },
+        "batch_users": {
+            "served": report.users_served,
+            "left_to_popular": report.users_left_to_popular,
         },
         "artifacts": sorted(artifacts),
         "report": f"{prefix}/report.md",
@@ -281,9 +417,8 @@ def train_on(
             "category_fallbacks": report.category_fallbacks,
             "min_events": MIN_EVENTS,
         },
-        "batch": [f"{batch}/users.jsonl", f"{batch}/items.jsonl"],
+        "batch": [f"{batch}/{name}.jsonl" for name in batches],
         "libraries": _versions(),
     }
     lake.write_bytes(f"{prefix}/manifest.json", json.dumps(manifest, indent=2).encode())
     report.files.append(f"{prefix}/manifest.json")
-    return report

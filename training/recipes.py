@@ -191,8 +191,11 @@ class NeighbourRecipe(Recipe):
         return np.asarray((rows @ self.neighbours).todense(), dtype=np.float32)
 
     def similar_items(self, items: Ints, k: int) -> tuple[Ints, Floats]:
-        """The strongest neighbours of each item (an item is never its own neighbour)."""
-        return sparse_top_k(self.neighbours[items], k)
+        """The strongest positive neighbours of each item (never the item itself)."""
+        rows = self.neighbours[items].tocsr()
+        rows.data[rows.data < 0] = 0.0
+        rows.eliminate_zeros()
+        return sparse_top_k(rows, k)
 
     def recommend(
         self,
@@ -236,15 +239,17 @@ class NeighbourRecipe(Recipe):
         model.n_items = shape[1]
         return model
 
-    def _keep_top(self, block: Any, offset: int) -> sp.csr_matrix:
-        """Prune rows `offset..` of an item x item matrix to their top-N positive weights."""
+    def _keep_top(self, block: Any, offset: int, *, signed: bool = False) -> sp.csr_matrix:
+        """Prune rows `offset..` of an item x item matrix to their top-N positive weights, or
+        with `signed` to their N largest in magnitude, negative ones included (EASE's
+        negative weights carry as much of its accuracy as its positive ones)."""
         dense = np.asarray(block.toarray() if sp.issparse(block) else block, dtype=np.float32)
         rows = np.arange(dense.shape[0])
         dense[rows, rows + offset] = 0.0  # an item is not its own neighbour
         n = min(int(self.params["neighbours"]), dense.shape[1])
-        part = np.argpartition(-dense, n - 1, axis=1)[:, :n]
+        part = np.argpartition(-(np.abs(dense) if signed else dense), n - 1, axis=1)[:, :n]
         values = np.take_along_axis(dense, part, axis=1)
-        keep = values > 0
+        keep = values != 0 if signed else values > 0
         return sp.csr_matrix(
             (values[keep], (np.repeat(rows, n).reshape(-1, n)[keep], part[keep])),
             shape=dense.shape,
@@ -286,7 +291,8 @@ class ItemKNN(NeighbourRecipe):
 
 
 class EASE(NeighbourRecipe):
-    """EASE (Steck, 2019): B = -P / diag(P) with P = (X'X + lambda I)^-1, then top-N per item."""
+    """EASE (Steck, 2019): B = -P / diag(P) with P = (X'X + lambda I)^-1, then the top-N
+    weights of each item by magnitude."""
 
     name = "ease"
     MAX_ITEMS: ClassVar[int] = 6000
@@ -308,7 +314,7 @@ class EASE(NeighbourRecipe):
         weights = -inverse / np.diag(inverse)
         np.fill_diagonal(weights, 0.0)
         _check_finite(self.name, weights)
-        self.neighbours = self._keep_top(weights.astype(np.float32), 0)
+        self.neighbours = self._keep_top(weights.astype(np.float32), 0, signed=True)
         return self
 
 

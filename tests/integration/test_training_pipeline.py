@@ -12,7 +12,8 @@ import pytest
 from ingestion.lake import LocalLake, S3Lake
 from tests.etl_helpers import curated_training_shop
 from training.metrics import METRIC_NAMES
-from training.pipeline import SELECT_ON, train
+from training.pipeline import SERVED, train
+from training.tuning import SELECT_ON
 
 NOW = datetime(2026, 11, 2, tzinfo=UTC)
 
@@ -40,12 +41,17 @@ def test_train_writes_a_version_with_its_evidence(shop: LocalLake | S3Lake) -> N
     report = train(shop, seed=3, now=NOW)
     prefix = f"models/{report.version}"
     manifest = json.loads(shop.read_bytes(f"{prefix}/manifest.json"))
-    assert manifest["chosen"] == report.chosen
-    contenders = {"item-knn", "ease", "als"}
-    assert set(manifest["metrics"]) == contenders | {"popularity-count", "trending"}
+    assert manifest["chosen_label"] == report.chosen
+    assert report.tuning is not None
+    assert manifest["blend"] == report.tuning.blend.to_json()
+    tuning = manifest["tuning"]
+    # What was tried, each with its validation score, and what was chosen from it.
+    assert {t["recipe"].split()[0] for t in tuning["tried"]} >= {"item-knn", "ease", "als"}
+    assert all("discovery_ndcg10" in t and "half_life_days" in t for t in tuning["tried"])
+    assert tuning[SELECT_ON] > 0
+    assert tuning["half_life_days"] == manifest["half_life_days"]
+    assert set(manifest["metrics"]) >= {SERVED, "popularity-count", "trending"}
     assert all(list(m) == list(METRIC_NAMES) for m in manifest["metrics"].values())
-    best = max(contenders, key=lambda name: manifest["metrics"][name][SELECT_ON])
-    assert report.chosen == best
     assert manifest["data"]["events"] == 20_000
     assert manifest["seed"] == 3
     assert {"numpy", "implicit", "scipy"} <= set(manifest["libraries"])
@@ -63,13 +69,16 @@ def test_train_writes_a_version_with_its_evidence(shop: LocalLake | S3Lake) -> N
         json.loads(line)
         for line in shop.read_bytes(f"batch/{report.version}/users.jsonl").splitlines()
     ]
-    assert len(users) == manifest["data"]["users"]
+    batch = manifest["batch_users"]
+    assert len(users) == batch["served"]
+    assert batch["served"] + batch["left_to_popular"] == manifest["data"]["users"]
     first = users[0]
     assert set(first) == {"input", "output", "error"}
     assert first["error"] is None
     assert set(first["input"]) == {"userId"}
     assert len(first["output"]["recommendedItems"]) == len(first["output"]["scores"]) == 25
     assert first["output"]["scores"] == sorted(first["output"]["scores"], reverse=True)
+    assert all(s > 0 for u in users for s in u["output"]["scores"])
     items = shop.read_bytes(f"batch/{report.version}/items.jsonl").splitlines()
     related = json.loads(items[0])
     assert set(related["input"]) == {"itemId"}
@@ -77,29 +86,39 @@ def test_train_writes_a_version_with_its_evidence(shop: LocalLake | S3Lake) -> N
 
 
 def test_the_same_seed_gives_the_same_model(shop: LocalLake | S3Lake) -> None:
-    one = train(shop, seed=9, now=NOW)
-    two = train(shop, seed=9, now=datetime(2026, 11, 3, tzinfo=UTC))
+    # No time budget: a slow machine must not skip candidates the other run tried.
+    one = train(shop, seed=9, now=NOW, budget_s=1e9)
+    two = train(shop, seed=9, now=datetime(2026, 11, 3, tzinfo=UTC), budget_s=1e9)
     assert one.metrics == two.metrics
-    a = shop.read_bytes(f"models/{one.version}/user-personalization.npz")
-    b = shop.read_bytes(f"models/{two.version}/user-personalization.npz")
+    a = shop.read_bytes(f"batch/{one.version}/users.jsonl")
+    b = shop.read_bytes(f"batch/{two.version}/users.jsonl")
     assert a == b
 
 
-def test_purchased_items_are_left_out_of_batch_recommendations(shop: LocalLake | S3Lake) -> None:
+@pytest.mark.parametrize(
+    ("repeats", "left_out"),
+    [
+        ("seen", "SELECT user_id, item_id FROM interactions"),
+        ("purchased", "SELECT user_id, item_id FROM interactions WHERE event_type = 'purchase'"),
+    ],
+)
+def test_a_pinned_repeat_policy_holds_in_the_batch_output(
+    shop: LocalLake | S3Lake, repeats: str, left_out: str
+) -> None:
     from etl.sql import connect
 
-    report = train(shop, now=NOW)
+    report = train(shop, repeats=repeats, recipe="item-knn", half_life=None, now=NOW)
+    assert report.tuning is not None
+    assert report.tuning.blend.exclude == repeats
+    assert report.tuning.half_life_days is None
     con = connect(shop)  # type: ignore[arg-type]
-    bought = {
-        (u, i)
-        for u, i in con.execute(
-            "SELECT user_id, item_id FROM interactions WHERE event_type = 'purchase'"
-        ).fetchall()
-    }
-    for line in shop.read_bytes(f"batch/{report.version}/users.jsonl").splitlines():
+    excluded = {(u, i) for u, i in con.execute(left_out).fetchall()}
+    lines = shop.read_bytes(f"batch/{report.version}/users.jsonl").splitlines()
+    assert lines
+    for line in lines:
         record = json.loads(line)
         user = record["input"]["userId"]
-        assert not any((user, item) in bought for item in record["output"]["recommendedItems"])
+        assert not any((user, item) in excluded for item in record["output"]["recommendedItems"])
 
 
 def test_training_without_curated_data_says_what_to_run(local_lake: LocalLake) -> None:

@@ -1,24 +1,25 @@
-"""A published model version as serving holds it: plain numpy arrays, nothing heavier.
+"""A trained model version as numpy arrays, and one user's answer from it: what serving holds.
 
-The API runs in a Lambda whose package must stay small, so this module reads the version's
-`.npz` files itself and scores with numpy alone: no scipy, pandas, pyarrow or implicit (a
-test checks the import graph). It mirrors the training recipes' scoring, and a parity test
-holds it to them:
+numpy only: the API's Lambda package carries neither scipy nor implicit, so this module reads
+a version's `.npz` files itself and scores with numpy alone (a test checks the import graph).
+Training's gate uses it too, to score the version in production on today's holdout.
 
-- neighbour models (item-kNN, EASE): a user's weighted history times each history item's
-  top-N neighbours;
+A user's answer is the blend of `training.blend` over their whole history: the trained one
+(`history.npz`) with any newer events folded in. The recipe's part is the same arithmetic as
+the training recipes' (a parity test holds it to them):
+
+- neighbour models (item-kNN, EASE): the user's decayed history times each item's top-N
+  neighbours;
 - ALS: the user's factors folded in from their history (one ALS step against the fixed item
-  factors), times every item's factors;
-- related items: the similar-items neighbours of the item, strongest first.
+  factors), times every item's factors.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Final
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -26,8 +27,15 @@ import numpy.typing as npt
 from ingestion.contract import epoch_ms
 from ingestion.lake import Lake, read_json
 from training.artifacts import MODELS, load_arrays
-
-_DAY_MS: Final = 86_400_000
+from training.blend import (
+    Blend,
+    History,
+    UserHistory,
+    held_back,
+    recommend_one,
+    top_by_score,
+    with_events,
+)
 
 Floats = npt.NDArray[np.float32]
 Ints = npt.NDArray[np.int64]
@@ -69,22 +77,25 @@ class NeighbourTable:
 
 
 @dataclass(frozen=True)
-class ServingModel:
+class PublishedModel:
     """Everything one version needs to answer, loaded once."""
 
     version: str
-    recipe: str
+    recipe: str | None
     params: Mapping[str, Any]
+    blend: Blend
+    user_ids: npt.NDArray[np.str_]
     item_ids: npt.NDArray[np.str_]
     categories: npt.NDArray[np.str_]
-    popularity: Floats
     trending: Floats
     weights: Mapping[str, float]
-    half_life_days: float | None
+    history: History
     similar: NeighbourTable
     #: The newest event the version was trained on: a user with a later one has news.
     last_event_ms: int = 0
     created_at: str = ""
+    #: What the version serves, in words (the recipe and its parameters, or none).
+    label: str = ""
     neighbours: NeighbourTable | None = None
     item_factors: Floats | None = None
 
@@ -94,29 +105,29 @@ class ServingModel:
         return len(self.item_ids)
 
     @classmethod
-    def load(cls, lake: Lake, version: str) -> ServingModel:
+    def load(cls, lake: Lake, version: str) -> PublishedModel:
         """Read a version's manifest and arrays from the lake."""
         prefix = f"{MODELS}/{version}"
         manifest: dict[str, Any] = read_json(lake, f"{prefix}/manifest.json")
-        chosen = manifest["chosen"]
+        chosen = manifest.get("chosen")
         ids = load_arrays(lake, f"{prefix}/ids.npz")
-        personal = load_arrays(lake, f"{prefix}/user-personalization.npz")
+        personal = load_arrays(lake, f"{prefix}/user-personalization.npz") if chosen else {}
         return cls(
             version=version,
             recipe=chosen,
-            params=manifest["params"][chosen],
+            params=manifest["params"].get(chosen, {}) if chosen else {},
+            blend=Blend.from_json(manifest["blend"]),
+            user_ids=ids["user_ids"].astype(str),
             item_ids=ids["item_ids"].astype(str),
             categories=ids["item_categories"].astype(str),
-            popularity=np.asarray(
-                load_arrays(lake, f"{prefix}/popularity-count.npz")["popularity"], np.float32
-            ),
             trending=np.asarray(
                 load_arrays(lake, f"{prefix}/trending.npz")["popularity"], np.float32
             ),
             weights=manifest["event_weights"],
+            history=History.from_arrays(load_arrays(lake, f"{prefix}/history.npz")),
             last_event_ms=epoch_ms(datetime.fromisoformat(manifest["data"]["last_event"])),
             created_at=manifest["created_at"],
-            half_life_days=manifest.get("half_life_days"),
+            label=str(manifest.get("chosen_label") or chosen or "history and trending"),
             similar=NeighbourTable.from_arrays(load_arrays(lake, f"{prefix}/similar-items.npz")),
             neighbours=(
                 NeighbourTable.from_arrays(personal) if "neighbours_indptr" in personal else None
@@ -135,62 +146,88 @@ class ServingModel:
             return position
         return None
 
-    def history_row(
-        self, events: Iterable[tuple[str, str, int]], now_ms: int
-    ) -> tuple[Ints, Floats]:
-        """A user's (item, event type, ts) events as item codes and summed weights."""
-        totals: dict[int, float] = {}
-        for item_id, event_type, ts_ms in events:
-            code = self.item_code(item_id)
-            weight = float(self.weights.get(event_type, 0.0))
-            if code is None or weight <= 0:
-                continue
-            if self.half_life_days:
-                weight *= math.exp2(-max(0, now_ms - ts_ms) / _DAY_MS / self.half_life_days)
-            totals[code] = totals.get(code, 0.0) + weight
-        items = np.array(sorted(totals), dtype=np.int64)
-        return items, np.array([totals[i] for i in items.tolist()], dtype=np.float32)
+    def user_code(self, user_id: str) -> int | None:
+        """The version's code for a user id, if it trained on the user."""
+        position = int(np.searchsorted(self.user_ids, user_id))
+        if position < len(self.user_ids) and self.user_ids[position] == user_id:
+            return position
+        return None
 
-    def personal_scores(self, items: Ints, weights: Floats) -> Floats | None:
-        """Scores over every item for a history; None for an empty one."""
-        if not len(items):
+    def user_history(
+        self, user_id: str | None, news: Iterable[tuple[str, str, int]] = ()
+    ) -> UserHistory:
+        """The user's trained history (none for None) with newer (item id, event type, ts_ms)
+        events added."""
+        code = None if user_id is None else self.user_code(user_id)
+        trained = UserHistory.empty() if code is None else self.history.user(code)
+        newest = 0 if code is None else int(self.history.user_last_ms[code])
+        events = [
+            (item, kind, ts)
+            for item_id, kind, ts in news
+            if (item := self.item_code(item_id)) is not None
+        ]
+        return with_events(trained, newest, events, dict(self.weights), self.history.half_life_days)
+
+    def collab(self, history: UserHistory) -> Floats | None:
+        """The recipe's scores over every item for a history; None without one."""
+        if not len(history.items) or self.recipe is None:
             return None
         if self.neighbours is not None:
-            return self.neighbours.spread(items, weights, self.n_items)
+            return self.neighbours.spread(history.items, history.weights, self.n_items)
         if self.item_factors is None:
             return None
         y = self.item_factors.astype(np.float64)
-        confidence = float(self.params["alpha"]) * weights.astype(np.float64)
-        yi = y[items]
+        confidence = float(self.params["alpha"]) * history.weights.astype(np.float64)
+        yi = y[history.items]
         system = y.T @ y + float(self.params["regularization"]) * np.eye(y.shape[1])
         system += (yi.T * confidence) @ yi
         user = np.linalg.solve(system, ((1.0 + confidence)[:, None] * yi).sum(axis=0))
         return (self.item_factors @ user.astype(np.float32)).astype(np.float32)
 
-    def top(
+    def recommend(
         self,
-        scores: Floats,
+        history: UserHistory,
+        now_ms: int,
         k: int,
-        exclude: Sequence[int] = (),
+        *,
+        skip: Iterable[str] = (),
         category: str | None = None,
-        only_scored: bool = False,
     ) -> list[tuple[str, float]]:
-        """The k best items by score, leaving out some and keeping to a category."""
-        scores = scores.astype(np.float32, copy=True)
-        if only_scored:
-            scores[scores == 0] = -np.inf
-        if len(exclude):
-            scores[np.asarray(exclude, dtype=np.int64)] = -np.inf
+        """The blend's top k (item id, score) for a history; empty when nothing scores."""
+        codes = [c for c in (self.item_code(i) for i in skip) if c is not None]
+        found = recommend_one(
+            self.blend,
+            self.collab(history),
+            history,
+            self.trending,
+            top_by_score(self.trending, self.blend.candidates),
+            now_ms,
+            k,
+            skip=np.array(codes, dtype=np.int64),
+            allowed=None if category is None else self.categories == category,
+        )
+        return [(str(self.item_ids[code]), round(score, 6)) for code, score in found]
+
+    def left_out(self, history: UserHistory, now_ms: int) -> set[str]:
+        """The user's own items that the version's repeat policy keeps from coming back."""
+        return {str(i) for i in self.item_ids[held_back(self.blend, history, now_ms)]}
+
+    def purchased(self, history: UserHistory) -> set[str]:
+        """The items the user bought, as far back as the version's data and since."""
+        return {str(i) for i in self.item_ids[history.items[history.purchased]]}
+
+    def popular(
+        self, k: int, *, skip: Iterable[str] = (), category: str | None = None
+    ) -> list[tuple[str, float]]:
+        """Trending items, in a category if given, leaving some out."""
+        scores = self.trending.astype(np.float32, copy=True)
+        codes = [c for c in (self.item_code(i) for i in skip) if c is not None]
+        if codes:
+            scores[np.array(codes, dtype=np.int64)] = -np.inf
         if category is not None:
             scores[self.categories != category] = -np.inf
-        k = min(k, self.n_items)
-        best = np.argpartition(-scores, k - 1)[:k]
-        best = best[np.argsort(-scores[best], kind="stable")]
-        return [
-            (str(self.item_ids[i]), round(float(scores[i]), 6))
-            for i in best.tolist()
-            if np.isfinite(scores[i])
-        ]
+        best = top_by_score(np.where(np.isfinite(scores), scores, 0), k)
+        return [(str(self.item_ids[i]), round(float(self.trending[i]), 6)) for i in best]
 
     def related(self, item_id: str, k: int) -> list[tuple[str, float]] | None:
         """The item's strongest similar items; None if the version does not know it."""
@@ -198,6 +235,8 @@ class ServingModel:
         if code is None:
             return None
         neighbours, weights = self.similar.row(code)
+        positive = weights > 0  # EASE keeps negative weights: they mean "not related"
+        neighbours, weights = neighbours[positive], weights[positive]
         order = np.argsort(-weights, kind="stable")[:k]
         return [
             (str(self.item_ids[neighbours[i]]), round(float(weights[i]), 6))

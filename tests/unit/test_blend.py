@@ -1,0 +1,212 @@
+"""The blend, its repeat policies and fallbacks, on hand-made data where the answer is known."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from training.blend import (
+    DAY_MS,
+    Blend,
+    UserHistory,
+    fill,
+    recommend_one,
+    top_by_score,
+    trending_scores,
+    with_events,
+)
+from training.data import DEFAULT_WEIGHTS, Interactions, global_split
+from training.scoring import recommend_users
+from training.tuning import choose
+
+NOW = 1_780_000_000_000
+# Items: 0 viewed, 1 bought, 2 the recipe's pick, 3 and 4 trending, 5 nothing.
+USER = UserHistory(
+    items=np.array([0, 1], np.int64),
+    weights=np.array([1.0, 8.0], np.float32),
+    counts=np.array([1.0, 3.0], np.float32),
+    last_ms=np.array([NOW - DAY_MS, NOW - 10 * DAY_MS], np.int64),
+    purchased=np.array([False, True]),
+)
+COLLAB = np.array([5.0, 5.0, 2.0, 0.0, 0.0, 0.0], np.float32)
+TRENDING = np.array([0.2, 0.1, 0.0, 1.0, 0.5, 0.0], np.float32)
+
+
+def _answer(blend: Blend, k: int = 6, collab: np.ndarray | None = COLLAB) -> list[int]:
+    found = recommend_one(blend, collab, USER, TRENDING, top_by_score(TRENDING, 100), NOW, k)
+    return [code for code, _ in found]
+
+
+@pytest.mark.parametrize(
+    ("exclude", "expected"),
+    [
+        ("seen", [2, 3, 4]),  # nothing the user touched
+        ("purchased", [0, 2, 3, 4]),  # what they viewed may come back, not what they bought
+        ("none", [1, 0, 2, 3, 4]),  # repeats welcome: the most bought item first
+    ],
+)
+def test_each_repeat_policy(exclude: str, expected: list[int]) -> None:
+    blend = Blend(collab=1, own=1, recency=1, trending=0.1, exclude=exclude)  # type: ignore[arg-type]
+    assert sorted(_answer(blend)) == sorted(expected)
+    assert _answer(blend)[0] == expected[0]
+
+
+def test_what_was_just_bought_waits_before_it_comes_back() -> None:
+    blend = Blend(collab=1, own=1, recency=1, trending=0.1, exclude="none")
+    # Item 1 was bought 10 days ago: it may come back. Bought half an hour ago, not yet.
+    assert 1 in _answer(blend)
+    half_an_hour_later = USER.last_ms[1] + DAY_MS // 48
+    found = recommend_one(blend, COLLAB, USER, TRENDING, np.array([3, 4]), half_an_hour_later, 6)
+    assert 1 not in [code for code, _ in found]
+    assert 0 in [code for code, _ in found]  # a view is not a purchase: it may come back
+
+
+def test_the_recipe_proposes_only_new_items() -> None:
+    # COLLAB scores the user's own items highest; they come back only through own/recency.
+    only_collab = Blend(collab=1, own=0, recency=0, trending=0, exclude="none")
+    found = recommend_one(only_collab, COLLAB, USER, TRENDING, np.array([3, 4]), NOW, 1)
+    assert found == [(2, 1.0)]
+
+
+def test_a_user_without_scores_gets_nothing_not_an_id_ordered_list() -> None:
+    nobody = UserHistory.empty()
+    blend = Blend(collab=1, own=1, recency=1, trending=0, exclude="seen")
+    assert recommend_one(blend, None, nobody, TRENDING, np.array([3, 4]), NOW, 5) == []
+    # And in batch: a row of -1, which serving answers with popular items.
+    log = _log([("U1", "I1", "view", 0)])
+    history = log.history(DEFAULT_WEIGHTS)
+    best, _ = recommend_users(
+        blend,
+        None,
+        np.array([0]),
+        history.weight_matrix(log.n_items),
+        history,
+        np.zeros(log.n_items, np.float32),
+        NOW,
+        3,
+    )
+    assert best.tolist() == [[-1, -1, -1]]
+
+
+def test_short_answers_are_filled_with_trending_items_in_falling_order() -> None:
+    found = fill([(2, 0.5)], TRENDING, 4, blocked=[3])
+    assert [c for c, _ in found] == [2, 4, 0, 1]
+    scores = [s for _, s in found]
+    assert scores == sorted(scores, reverse=True)
+    assert found[1] == (4, pytest.approx(0.25))
+    assert fill([], TRENDING, 4, blocked=[]) == []  # the caller answers with popular items
+    allowed = np.array([False, True, True, False, False, False])
+    assert [c for c, _ in fill([(2, 0.5)], TRENDING, 4, [], allowed)] == [2, 1]
+
+
+def test_new_events_decay_the_trained_history_from_the_newest_event() -> None:
+    trained = UserHistory(
+        items=np.array([0], np.int64),
+        weights=np.array([8.0], np.float32),
+        counts=np.array([1.0], np.float32),
+        last_ms=np.array([NOW], np.int64),
+        purchased=np.array([False]),
+    )
+    later = NOW + 30 * DAY_MS
+    news = [(0, "purchase", later), (4, "view", later)]
+    got = with_events(trained, NOW, news, dict(DEFAULT_WEIGHTS), half_life_days=30.0)
+    assert got.items.tolist() == [0, 4]
+    # The old 8 halves over one half-life; the purchase adds its full 8.
+    np.testing.assert_allclose(got.weights, [8.0 / 2 + 8.0, 1.0])
+    assert got.counts.tolist() == [2.0, 1.0]
+    assert got.last_ms.tolist() == [later, later]
+    assert got.purchased.tolist() == [True, False]
+    same = with_events(trained, NOW, news, dict(DEFAULT_WEIGHTS), half_life_days=None)
+    np.testing.assert_allclose(same.weights, [16.0, 1.0])
+
+
+def _log(rows: list[tuple[str, str, str, int]]) -> Interactions:
+    users = sorted({r[0] for r in rows})
+    items = sorted({r[1] for r in rows})
+    kinds = ["view", "add_to_cart", "purchase"]
+    return Interactions(
+        user_ids=np.array(users),
+        item_ids=np.array(items),
+        user=np.array([users.index(r[0]) for r in rows], np.int32),
+        item=np.array([items.index(r[1]) for r in rows], np.int32),
+        kind=np.array([kinds.index(r[2]) for r in rows], np.int8),
+        ts_ms=np.array([r[3] for r in rows], np.int64),
+    )
+
+
+def test_a_user_whose_events_are_years_old_keeps_a_whole_profile() -> None:
+    five_years = 5 * 365 * DAY_MS
+    log = _log(
+        [
+            ("old", "I1", "view", NOW - five_years - DAY_MS),
+            ("old", "I2", "purchase", NOW - five_years),
+            ("new", "I1", "view", NOW),
+        ]
+    )
+    history = log.history(DEFAULT_WEIGHTS, half_life_days=7.0)
+    old = history.user(0 if log.user_ids[0] == "old" else 1)
+    # Decay counts back from the user's own newest event, so nothing rounds to 0.
+    assert (old.weights > 0).all()
+    np.testing.assert_allclose(old.weights, [1.0 * 2 ** (-1 / 7), 8.0], rtol=1e-5)
+    assert old.purchased.tolist() == [False, True]
+
+
+def test_trending_halves_every_half_life_and_tops_at_one() -> None:
+    item = np.array([0, 0, 1, 1, 1, 1])
+    week = NOW - 7 * DAY_MS
+    ts = np.array([NOW, NOW, week, week, week, week])
+    np.testing.assert_allclose(trending_scores(item, ts, 3, 7.0, NOW), [1.0, 1.0, 0.0])
+    np.testing.assert_allclose(trending_scores(item, ts, 3, None, NOW), [0.5, 1.0, 0.0])
+    years = trending_scores(item, ts - 3000 * DAY_MS, 3, 7.0, NOW)
+    np.testing.assert_allclose(years, [1.0, 1.0, 0.0])  # float64: old shops keep a ranking
+
+
+def test_the_global_split_cuts_on_time_and_counts_repeats() -> None:
+    rows = [(f"U{u}", "I1", "purchase", NOW - 10 * DAY_MS) for u in range(12)]
+    rows += [(f"U{u}", "I1", "purchase", NOW) for u in range(12)]  # the same item again
+    rows += [(f"U{u}", "I2", "view", NOW) for u in range(12)]
+    rows += [("late", "I3", "view", NOW)]  # no history before the cut: not scored
+    log = _log(rows)
+    split = global_split(log, cut_ms=NOW - DAY_MS)
+    assert split.cut_ms == NOW - DAY_MS
+    assert split.train.tolist() == (log.ts_ms < NOW - DAY_MS).tolist()
+    assert len(split.test_users) == 12
+    assert "late" not in set(log.user_ids[split.test_users])
+    truth = split.truth.toarray()
+    assert (truth[:, list(log.item_ids).index("I1")] == 1).all()  # the repeat counts
+    assert (truth[:, list(log.item_ids).index("I2")] == 1).all()
+
+
+def _shop(repeats: bool, seed: int = 5) -> Interactions:
+    """Users in 8 groups, each liking 5 items; with `repeats` they keep buying their own few
+    items again, without it each buys a group item once and never again."""
+    rng = np.random.default_rng(seed)
+    rows: list[tuple[str, str, str, int]] = []
+    for u in range(400):
+        group = u % 8
+        liked = [group * 5 + i for i in range(5)]
+        own = rng.choice(liked, size=2, replace=False)
+        bought: set[int] = set()
+        for day in range(60):
+            if rng.random() > 0.25:
+                continue
+            if repeats:
+                item = int(rng.choice(own))
+            else:
+                unseen = [i for i in liked if i not in bought]
+                if not unseen:
+                    break
+                item = int(rng.choice(unseen))
+                bought.add(item)
+            rows.append((f"U{u}", f"I{item:02d}", "purchase", NOW - (60 - day) * DAY_MS))
+    return _log(rows)
+
+
+def test_tuning_welcomes_repeats_only_where_the_data_shows_they_pay() -> None:
+    repeat_shop = choose(_shop(repeats=True), dict(DEFAULT_WEIGHTS), budget_s=30)
+    assert repeat_shop.blend.exclude == "none"
+    assert repeat_shop.blend.own > 0 or repeat_shop.blend.recency > 0
+    discovery_shop = choose(_shop(repeats=False), dict(DEFAULT_WEIGHTS), budget_s=30)
+    assert discovery_shop.blend.exclude in ("seen", "purchased")
+    assert discovery_shop.recipe is not None
+    assert discovery_shop.validation > 0.1

@@ -1,0 +1,211 @@
+"""The blend of `training.blend`, for many users at once: sparse matrices, a block at a time.
+
+`recommend_users` is what the batch output and every offline score use, so what is measured
+is what is served. Per block of users it builds the candidates (the recipe's top
+`blend.candidates` among the items a user has not touched, the users' own items, the top
+trending items) as sparse matrices, one per
+component, and ranks their weighted sum. A parity test holds it to `blend.recommend_one`, the
+realtime path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Final
+
+import numpy as np
+import numpy.typing as npt
+import scipy.sparse as sp
+
+from training.blend import DAY_MS, Blend, History, fill, held_back, top_by_score
+from training.recipes import Recipe
+
+Floats = npt.NDArray[np.float32]
+Ints = npt.NDArray[np.int64]
+#: Users scored at once: a block of sparse candidate rows stays small.
+BLOCK: Final = 2048
+
+
+@dataclass(frozen=True)
+class Components:
+    """One block of users' candidates, component by component, all with the same shape."""
+
+    collab: sp.csr_matrix
+    own: sp.csr_matrix
+    recency: sp.csr_matrix
+    trending: sp.csr_matrix
+    seen: sp.csr_matrix
+    purchased: sp.csr_matrix
+    #: Age in days of each own entry's last touch (+1, so that 0 days is not a zero).
+    age_days: sp.csr_matrix
+
+
+def history_rows(history: History, users: Ints, n_items: int) -> sp.csr_matrix:
+    """The history entries of some users as a CSR matrix whose data are entry positions."""
+    starts, stops = history.indptr[users], history.indptr[users + 1]
+    lengths = stops - starts
+    positions = (
+        np.concatenate([np.arange(a, b) for a, b in zip(starts, stops, strict=True)])
+        if lengths.sum()
+        else np.empty(0, np.int64)
+    )
+    indptr = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    # Positions are stored + 1, so that position 0 is not an explicit zero.
+    return sp.csr_matrix(
+        (positions.astype(np.float64) + 1, history.items[positions], indptr),
+        shape=(len(users), n_items),
+    )
+
+
+def _with_data(structure: sp.csr_matrix, data: npt.NDArray[np.float64]) -> sp.csr_matrix:
+    out = structure.copy()
+    out.data = data.astype(np.float64)
+    out.eliminate_zeros()
+    return out
+
+
+def components(
+    blend: Blend,
+    recipe: Recipe | None,
+    users: Ints,
+    rows: sp.csr_matrix,
+    history: History,
+    trending: Floats,
+    trending_top: Ints,
+    now_ms: int,
+) -> Components:
+    """The candidates of a block of users and their four components."""
+    n, n_items = len(users), len(trending)
+    held = history_rows(history, users, n_items)
+    if recipe is not None and blend.collab > 0:
+        ids, scores = recipe.recommend(users, rows, blend.candidates, exclude=held)
+        valid = (ids >= 0) & np.isfinite(scores) & (scores > 0)
+        best = np.where(valid[:, :1], scores[:, :1], 1.0)
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            values = np.where(valid, scores / best, 0.0)  # invalid slots are dropped
+        r, c = np.nonzero(valid)
+        collab = sp.csr_matrix((values[r, c], (r, ids[r, c])), shape=(n, n_items))
+    else:
+        collab = sp.csr_matrix((n, n_items))
+    positions = held.data.astype(np.int64) - 1
+    counts = np.log1p(history.counts[positions].astype(np.float64))
+    own = _with_data(held, counts)
+    if own.nnz:
+        top = np.asarray(own.max(axis=1).todense()).ravel()
+        own = sp.diags(np.where(top > 0, 1.0 / np.maximum(top, 1e-300), 0.0)) @ own
+    age = np.maximum(0, now_ms - history.last_ms[positions]) / DAY_MS
+    recency = _with_data(held, np.exp2(-age / blend.recency_days))
+    seen = _with_data(held, np.ones(len(positions)))
+    purchased = _with_data(held, history.purchased[positions].astype(np.float64))
+    age_days = _with_data(held, age + 1.0)
+    top_rows = np.repeat(np.arange(n), len(trending_top))
+    top_cols = np.tile(trending_top, n)
+    tops = sp.csr_matrix((np.ones(len(top_rows)), (top_rows, top_cols)), shape=(n, n_items))
+    union = (abs(collab) + seen + tops).tocsr()
+    union.data[:] = 1.0
+    trend = union.multiply(trending.astype(np.float64)[None, :]).tocsr()
+    return Components(
+        collab.tocsr(),
+        own.tocsr(),
+        recency.tocsr(),
+        trend,
+        seen.tocsr(),
+        purchased.tocsr(),
+        age_days.tocsr(),
+    )
+
+
+def rank(blend: Blend, parts: Components, k: int) -> tuple[Ints, Floats]:
+    """The k best candidates of each user under the blend's weights and policy."""
+    score = (
+        blend.collab * parts.collab
+        + blend.own * parts.own
+        + blend.recency * parts.recency
+        + blend.trending * parts.trending
+    ).tocsr()
+    if blend.exclude == "seen":
+        score = score - score.multiply(parts.seen)
+    elif blend.exclude == "purchased":
+        score = score - score.multiply(parts.purchased)
+    else:
+        recent = parts.age_days.copy()
+        recent.data = (recent.data - 1.0 < blend.rebuy_after_hours / 24).astype(np.float64)
+        cooling = parts.purchased.multiply(recent)
+        score = score - score.multiply(cooling)
+    score = score.tocsr()
+    score.data[score.data <= 0] = 0.0
+    score.eliminate_zeros()
+    return top_k_by_code(score, k)
+
+
+def top_k_by_code(matrix: sp.csr_matrix, k: int) -> tuple[Ints, Floats]:
+    """Each row's k largest entries, best first, ties by column; -1 where a row has fewer."""
+    matrix = matrix.tocsr()
+    n = matrix.shape[0]
+    counts = np.diff(matrix.indptr)
+    rows = np.repeat(np.arange(n), counts)
+    data = matrix.data.astype(np.float32)  # rank as the realtime path does, in float32
+    order = np.lexsort((matrix.indices, -data, rows))
+    rank_in_row = np.arange(len(order)) - np.repeat(matrix.indptr[:-1], counts)
+    keep = rank_in_row < k
+    chosen = order[keep]
+    best = np.full((n, k), -1, dtype=np.int64)
+    scores = np.full((n, k), -np.inf, dtype=np.float32)
+    best[rows[chosen], rank_in_row[keep]] = matrix.indices[chosen]
+    scores[rows[chosen], rank_in_row[keep]] = data[chosen]
+    return best, scores
+
+
+def _fill(
+    blend: Blend,
+    best: Ints,
+    scores: Floats,
+    users: Ints,
+    history: History,
+    trending: Floats,
+    now_ms: int,
+) -> None:
+    """Fill rows that scored fewer than k items with trending ones, in place, as realtime
+    answers are filled (`blend.fill`)."""
+    k = best.shape[1]
+    counts = (best >= 0).sum(axis=1)
+    for row in np.flatnonzero((counts > 0) & (counts < k)).tolist():
+        blocked = held_back(blend, history.user(int(users[row])), now_ms)
+        n = int(counts[row])
+        found = [(int(c), float(s)) for c, s in zip(best[row, :n], scores[row, :n], strict=True)]
+        filled = fill(found, trending, k, blocked.tolist())
+        best[row, : len(filled)] = [c for c, _ in filled]
+        scores[row, : len(filled)] = [s for _, s in filled]
+
+
+def blocks(n: int, size: int = BLOCK) -> Iterator[slice]:
+    """Consecutive slices covering range(n)."""
+    for start in range(0, n, size):
+        yield slice(start, min(n, start + size))
+
+
+def recommend_users(
+    blend: Blend,
+    recipe: Recipe | None,
+    users: Ints,
+    rows: sp.csr_matrix,
+    history: History,
+    trending: Floats,
+    now_ms: int,
+    k: int,
+) -> tuple[Ints, Floats]:
+    """Top k per user (codes, scores), -1 where fewer items score above 0."""
+    trending_top = top_by_score(trending, blend.candidates)
+    found_best, found_scores = [], []
+    for part in blocks(len(users)):
+        parts = components(
+            blend, recipe, users[part], rows[part], history, trending, trending_top, now_ms
+        )
+        best, scores = rank(blend, parts, k)
+        _fill(blend, best, scores, users[part], history, trending, now_ms)
+        found_best.append(best)
+        found_scores.append(scores)
+    if not found_best:
+        return np.empty((0, k), np.int64), np.empty((0, k), np.float32)
+    return np.vstack(found_best), np.vstack(found_scores)

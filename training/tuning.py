@@ -1,0 +1,328 @@
+"""Settings chosen from the data, every run, on validation splits cut on global time.
+
+Nothing about the served blend is fixed in advance: the recipe and its main parameters, the
+recency half-life of a user's history, whether a user's own items come back, and how much
+the user's history, the recipe and what is trending each weigh. Two validation folds cut the
+training data on global time (at 80% and 90% of the events); a fold trains on what came
+before its cut and scores what each user did after it. Scores are averaged over the folds.
+
+1. The recipe: each candidate, then the best one under each half-life, is fitted on each
+   fold and scored alone on what users did that they had never done before (discovery is
+   the recipe's job; the user's own history is the blend's).
+2. The blend: with that recipe, coordinate ascent over the four weights, for each repeat
+   policy and trending half-life, on NDCG@10 of exactly what would be served, repeats
+   counted.
+
+On a large shop the folds are drawn from a sample of users, and each fold scores at most
+`MAX_USERS` users, so tuning takes a bounded time. A time budget stops trying candidates
+once spent; the manifest lists what was tried, what was skipped, and why.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, Final
+
+import numpy as np
+import scipy.sparse as sp
+
+from training.blend import EXCLUDES, Blend, Exclude, top_by_score, trending_scores
+from training.data import Interactions, Split, global_split
+from training.errors import NotEnoughData
+from training.metrics import evaluate
+from training.recipes import ALS, EASE, ItemKNN, Recipe
+from training.scoring import Components, components, rank, recommend_users
+
+SELECT_ON: Final = "normalized_discounted_cumulative_gain_at_10"
+#: Where the validation folds cut the training data, as shares of its events by time.
+FOLDS: Final = (0.8, 0.9)
+#: Users scored per fold.
+MAX_USERS: Final = 2000
+#: Above this many events, folds are drawn from a sample of users with about this many.
+TUNING_EVENTS: Final = 2_000_000
+#: Seconds of candidate fitting after which the rest of the candidates are skipped.
+BUDGET_S: Final = 120.0
+HALF_LIVES: Final[tuple[float | None, ...]] = (None, 30.0, 90.0)
+TRENDING_HALF_LIVES: Final[tuple[float | None, ...]] = (7.0, 30.0, None)
+WEIGHT_GRID: Final = (0.0, 0.1, 0.3, 1.0, 3.0)
+EASE_L2: Final = (300.0, 100.0, 1000.0, 30.0)
+K: Final = 25
+
+
+def recipe_candidates(n_items: int, seed: int) -> list[Recipe]:
+    """The recipes tried, in order of their usual merit (EASE only where affordable)."""
+    found: list[Recipe] = [ItemKNN()]
+    if n_items <= EASE.MAX_ITEMS:
+        # Lambda's best order of magnitude differs by shop (100 on MovieLens, 500 on retail).
+        found += [EASE(l2=l2) for l2 in EASE_L2]
+    found += [ALS(factors=64, seed=seed), ALS(factors=128, seed=seed)]
+    return found
+
+
+def label(recipe: Recipe) -> str:
+    """A recipe and its parameters that vary, for the manifest and the report."""
+    varying = {
+        "ease": ("l2",),
+        "als": ("factors",),
+        "item-knn": ("alpha",),
+    }.get(recipe.name, ())
+    detail = ", ".join(f"{name} {recipe.params[name]:g}" for name in varying)
+    return f"{recipe.name} ({detail})" if detail else recipe.name
+
+
+def fresh(recipe: Recipe) -> Recipe:
+    """An unfitted copy of a recipe with the same parameters."""
+    return type(recipe)(**recipe.params)
+
+
+@dataclass
+class Fold:
+    """One validation fold and what stays the same across candidates."""
+
+    split: Split
+    users: np.ndarray
+    unseen_truth: sp.csr_matrix
+
+
+@dataclass
+class Choice:
+    """What tuning chose, what it tried, and how long it took."""
+
+    recipe: Recipe | None
+    half_life_days: float | None
+    blend: Blend
+    validation: float
+    tried: list[dict[str, Any]] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        """The manifest's `tuning` entry."""
+        return {
+            "recipe": None if self.recipe is None else label(self.recipe),
+            "half_life_days": self.half_life_days,
+            "blend": self.blend.to_json(),
+            SELECT_ON: self.validation,
+            "tried": self.tried,
+            "skipped": self.skipped,
+            "seconds": round(self.seconds, 1),
+            "folds": list(FOLDS),
+        }
+
+
+def folds(log: Interactions, seed: int) -> list[Fold]:
+    """The validation folds, on a sample of users when the shop is large."""
+    mask = None
+    if len(log) > TUNING_EVENTS:
+        share = TUNING_EVENTS / len(log)
+        keep_user = np.random.default_rng(seed).random(log.n_users) < share
+        mask = keep_user[log.user]
+    made = []
+    for at in FOLDS:
+        try:
+            split = global_split(log, holdout=1 - at, mask=mask, max_users=MAX_USERS, seed=seed)
+        except NotEnoughData:
+            continue
+        seen = log.matrix({"view": 1.0, "add_to_cart": 1.0, "purchase": 1.0}, mask=split.train)
+        seen = seen[split.test_users.astype(np.int64)]
+        unseen = split.truth - split.truth.multiply(seen > 0)
+        unseen.eliminate_zeros()
+        made.append(Fold(split, split.test_users.astype(np.int64), unseen.tocsr()))
+    if not made:
+        raise NotEnoughData(
+            "no validation fold has 10 users with interactions on both sides of its cut; "
+            "collect more history"
+        )
+    return made
+
+
+Progress = Callable[[str], None]
+
+
+def _quiet(_message: str) -> None:
+    return None
+
+
+def choose(
+    log: Interactions,
+    weights: dict[str, float],
+    *,
+    seed: int = 42,
+    recipe: str = "auto",
+    half_life: float | str | None = "auto",
+    repeats: Exclude | str = "auto",
+    budget_s: float = BUDGET_S,
+    progress: Progress = _quiet,
+) -> Choice:
+    """Choose the recipe, half-life, repeat policy and blend weights on validation folds."""
+    started = time.perf_counter()
+    made = folds(log, seed)
+    progress(
+        f"validation: {len(made)} folds cut on global time, "
+        f"{sum(len(f.users) for f in made):,} users scored"
+    )
+    candidates = recipe_candidates(log.n_items, seed)
+    skipped: list[str] = []
+    if log.n_items > EASE.MAX_ITEMS:
+        skipped.append(
+            f"ease: {log.n_items:,} items, over its {EASE.MAX_ITEMS:,}-item limit (a dense "
+            "item x item inverse)"
+        )
+    if recipe != "auto":
+        candidates = [c for c in candidates if c.name == recipe]
+        if not candidates:
+            raise NotEnoughData(f"recipe {recipe} cannot be used on {log.n_items:,} items")
+    half_lives: Sequence[float | None] = HALF_LIVES if half_life == "auto" else (half_life,)  # type: ignore[assignment]
+    tried: list[dict[str, Any]] = []
+
+    def discovery(model: Recipe, hl: float | None) -> float:
+        scores = []
+        for fold in made:
+            history = log.history(weights, fold.split.train, hl)
+            fitted = fresh(model).fit(history.weight_matrix(log.n_items))
+            alone = Blend(collab=1.0, own=0.0, recency=0.0, trending=0.0, exclude="seen")
+            trending = np.zeros(log.n_items, dtype=np.float32)
+            best, _ = recommend_users(
+                alone,
+                fitted,
+                fold.users,
+                history.weight_matrix(log.n_items)[fold.users],
+                history,
+                trending,
+                int(fold.split.cut_ms or 0),
+                K,
+            )
+            scores.append(evaluate(best, fold.unseen_truth)[SELECT_ON])
+        # A shop where nobody tried anything new in a fold has no discovery to score: 0.
+        value = float(np.nan_to_num(np.mean(scores))) if scores else 0.0
+        tried.append({"recipe": label(model), "half_life_days": hl, "discovery_ndcg10": value})
+        progress(f"  {label(model):28} half-life {hl or 'none'}: discovery NDCG@10 {value:.4f}")
+        return value
+
+    best_recipe: Recipe | None = None
+    best_value, best_hl = -1.0, half_lives[0]
+    first_hl = half_lives[0]
+    for model in candidates:
+        if best_recipe is not None and time.perf_counter() - started > budget_s:
+            skipped.append(f"{label(model)}: the {budget_s:g} s tuning budget was spent")
+            continue
+        value = discovery(model, first_hl)
+        if best_recipe is None or value > best_value:
+            best_recipe, best_value = model, value
+    for hl in half_lives[1:]:
+        if best_recipe is None:
+            break
+        if time.perf_counter() - started > budget_s:
+            skipped.append(f"half-life {hl} days: the {budget_s:g} s tuning budget was spent")
+            continue
+        value = discovery(best_recipe, hl)
+        if value > best_value:
+            best_value, best_hl = value, hl
+    assert best_recipe is not None
+    progress(f"  recipe: {label(best_recipe)}, half-life {best_hl or 'none'}")
+
+    blend, value = _tune_blend(log, weights, made, best_recipe, best_hl, repeats, progress)
+    return Choice(
+        recipe=best_recipe if blend.collab > 0 else None,
+        half_life_days=best_hl,
+        blend=blend,
+        validation=value,
+        tried=tried,
+        skipped=skipped,
+        seconds=time.perf_counter() - started,
+    )
+
+
+def _tune_blend(
+    log: Interactions,
+    weights: dict[str, float],
+    made: list[Fold],
+    recipe: Recipe,
+    half_life: float | None,
+    repeats: Exclude | str,
+    progress: Progress,
+) -> tuple[Blend, float]:
+    """Coordinate ascent over the weights, for each repeat policy and trending half-life."""
+    parts: dict[tuple[int, float | None], Components] = {}
+    for n, fold in enumerate(made):
+        history = log.history(weights, fold.split.train, half_life)
+        matrix = history.weight_matrix(log.n_items)
+        fitted = fresh(recipe).fit(matrix)
+        train = fold.split.train
+        for trending_hl in TRENDING_HALF_LIVES:
+            trending = trending_scores(
+                log.item[train],
+                log.ts_ms[train],
+                log.n_items,
+                trending_hl,
+                int(fold.split.cut_ms or 0),
+            )
+            template = Blend(trending_half_life_days=trending_hl)
+            parts[(n, trending_hl)] = components(
+                template,
+                fitted,
+                fold.users,
+                matrix[fold.users],
+                history,
+                trending,
+                top_by_score(trending, template.candidates),
+                int(fold.split.cut_ms or 0),
+            )
+
+    def value(blend: Blend) -> float:
+        scores = [
+            evaluate(rank(blend, parts[(n, blend.trending_half_life_days)], K)[0], f.split.truth)[
+                SELECT_ON
+            ]
+            for n, f in enumerate(made)
+        ]
+        return float(np.mean(scores))
+
+    policies: Sequence[Exclude] = EXCLUDES if repeats == "auto" else (repeats,)  # type: ignore[assignment]
+    best, best_value = Blend(), -1.0
+    middle = TRENDING_HALF_LIVES[1]
+    for exclude in policies:
+        # The user's own items cannot come back under "seen": their weights are moot there.
+        names = ("trending",) if exclude == "seen" else ("own", "recency", "trending")
+        # With and without the recipe: an ascent from one start can stall where dropping
+        # (or keeping) the recipe alone looks worse than the blend it leads to.
+        for collab in (1.0, 0.0):
+            current = Blend(
+                collab=collab,
+                own=0.0,
+                recency=0.0,
+                trending=1.0 if collab == 0 else 0.0,
+                exclude=exclude,
+                trending_half_life_days=middle,
+            )
+            current_value = value(current)
+            for _ in range(2):
+                for name in names:
+                    for option in WEIGHT_GRID:
+                        change: dict[str, Any] = {name: option}
+                        trial = replace(current, **change)
+                        if not any(trial.weights):
+                            continue
+                        trial_value = value(trial)
+                        if trial_value > current_value + 1e-9:
+                            current, current_value = trial, trial_value
+            progress(
+                f"  repeats {exclude:9} {'with' if collab else 'without'} the recipe: NDCG@10 "
+                f"{current_value:.4f}, weights {current.describe()}"
+            )
+            if current_value > best_value:
+                best, best_value = current, current_value
+    if best.trending > 0:
+        for trending_hl in TRENDING_HALF_LIVES:
+            for option in WEIGHT_GRID[1:]:
+                trial = replace(best, trending_half_life_days=trending_hl, trending=option)
+                trial_value = value(trial)
+                if trial_value > best_value + 1e-9:
+                    best, best_value = trial, trial_value
+    progress(
+        f"  blend: repeats {best.exclude}, weights {best.describe()}, trending half-life "
+        f"{best.trending_half_life_days or 'none'}: NDCG@10 {best_value:.4f}"
+    )
+    return best, best_value
