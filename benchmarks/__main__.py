@@ -12,6 +12,7 @@ import platform
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Final
 
 from benchmarks.etl import etl_rows
 from benchmarks.foundation import Row, foundation
@@ -37,6 +38,10 @@ def _table(rows: list[Row]) -> list[str]:
             f"{_figure(row.theirs)} {row.unit} | {row.ours / row.theirs:.2f} |"
         )
     return lines
+
+
+QUALITY: Final = "Training quality: what recs serves on real shops, beside peers"
+SCALE: Final = "Training at scale"
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -66,7 +71,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument(
         "--only",
-        choices=["serving", "reliability"],
+        choices=["quality", "scale", "serving", "reliability"],
         help="run one section and keep the others' last figures",
     )
     args = parser.parse_args(argv)
@@ -77,13 +82,11 @@ def main(argv: list[str] | None = None) -> None:
         sections += [
             ("Foundation: generator and local sink", foundation(args.events, args.sink_events)),
             ("ETL: raw zone to curated Parquet", etl_rows(args.etl_events)),
-            (
-                "Training quality: our recipes beside implicit's defaults",
-                quality(args.quality_events, args.interactions_csv),
-            ),
         ]
-        if args.scale_events:
-            sections.append(("Training at scale", scale_rows(args.scale_events)))
+    if args.only in (None, "quality"):
+        sections.append((QUALITY, quality(args.quality_events, args.interactions_csv)))
+    if args.scale_events and args.only in (None, "scale"):
+        sections.append((SCALE, scale_rows(args.scale_events)))
     if args.serving_events and args.only in (None, "serving"):
         sections.append((SERVING, serving_rows(args.serving_events)))
     if args.reliability_events and args.only in (None, "reliability"):
@@ -120,8 +123,14 @@ RELIABILITY = "Reliability: kill -9, racing ETL runs, hostile input"
 def _replace_section(report: str, title: str, body: list[str]) -> list[str]:
     """The report with the section `title` replaced by `body` (or added at the end)."""
     head, *sections = report.split("\n## ")
-    kept = [f"## {s}".rstrip("\n") for s in sections if not s.startswith(f"{title}\n")]
-    return [head.rstrip("\n"), "", *("\n\n".join(kept).split("\n") if kept else []), "", *body]
+    parts = [f"## {s}".rstrip("\n") for s in sections]
+    new = "\n".join(body).rstrip("\n")
+    at = next((n for n, s in enumerate(sections) if s.startswith(f"{title}\n")), None)
+    if at is None:
+        parts.append(new)
+    else:
+        parts[at] = new  # in place, so the report keeps its order
+    return [head.rstrip("\n"), "", *"\n\n".join(parts).split("\n"), ""]
 
 
 def _cpus() -> int:
