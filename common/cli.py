@@ -36,6 +36,11 @@ out = Console(soft_wrap=True)
 FLAGS_KEY: Final = "recs.flags"
 
 
+def say(line: str) -> None:
+    """A progress line on stderr, printed as it is (no markup): `common.progress.Progress`."""
+    console.print(line, highlight=False, markup=False)
+
+
 class CommandFailed(click.ClickException):
     """A command could not do its job; exit status 2, as for a usage error."""
 

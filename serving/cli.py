@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from common.cli import FLAGS_KEY, console, fails_cleanly, out, with_settings
+from common.cli import FLAGS_KEY, fails_cleanly, out, say, with_settings
 from common.settings import variable
 from ingestion.lake import lake_for_reading
 from serving.limits import LOG_FILE_VARIABLE, GuardedHttpToolsProtocol, ServerLimits
@@ -37,7 +37,7 @@ def publish_command(version: str | None, force: bool, settings: StoreSettings) -
         open_store(settings.store),
         version,
         force=force,
-        progress=lambda line: console.print(line, highlight=False, markup=False),
+        progress=say,
     )
     out.print(
         f"Published {report.version}{' (forced)' if report.forced else ''}: "

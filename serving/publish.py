@@ -9,11 +9,12 @@ previous version in the store for a rollback, dropping older ones.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
 
+from common.progress import Progress, quiet
 from ingestion.contract import format_ts
 from ingestion.lake import Lake, damaged, read_json
 from serving.store import OnlineStore, Row
@@ -75,10 +76,9 @@ def publish(
     version: str | None = None,
     *,
     force: bool = False,
-    progress: Callable[[str], None] | None = None,
+    progress: Progress = quiet,
 ) -> PublishReport:
     """Write the version's rows, flip the pointer, record it as production, prune."""
-    say = progress or (lambda _line: None)
     version = version or latest_version(lake)
     try:
         manifest: dict[str, Any] = read_json(lake, f"{MODELS}/{version}/manifest.json")
@@ -91,11 +91,11 @@ def publish(
             "Publish it anyway with --force"
         )
     report = PublishReport(version=version, forced=force)
-    say(f"version {version}: loading batch/{version}/users.jsonl into the online store")
+    progress(f"version {version}: loading batch/{version}/users.jsonl into the online store")
     report.users = store.write_version(version, "user", _rows(lake, version, "users", "userId"))
-    say(f"  {report.users:,} users; loading batch/{version}/items.jsonl")
+    progress(f"  {report.users:,} users; loading batch/{version}/items.jsonl")
     report.items = store.write_version(version, "item", _rows(lake, version, "items", "itemId"))
-    say(f"  {report.items:,} items; switching readers to {version}")
+    progress(f"  {report.items:,} items; switching readers to {version}")
     store.activate(version)
 
     try:
@@ -106,7 +106,7 @@ def publish(
         raise damaged(lake, PRODUCTION, "not a JSON object") from None
     history = [v for v in history if v != version] + [version]
     for old in history[:-KEEP]:
-        say(f"dropping version {old} from the online store (only {KEEP} are kept)")
+        progress(f"dropping version {old} from the online store (only {KEEP} are kept)")
         store.drop_version(old, _keys(lake, old))
         report.dropped.append(old)
     production = {

@@ -6,7 +6,7 @@ from typing import Final
 
 import click
 
-from common.cli import CommandFailed, console, fails_cleanly, out, with_settings
+from common.cli import CommandFailed, fails_cleanly, out, say, with_settings
 from ingestion.lake import lake_for_reading
 from training.data import DEFAULT_WEIGHTS
 from training.settings import TrainingSettings
@@ -148,7 +148,7 @@ def train_command(
         repeats=REPEATS[repeats],
         holdout="time" if holdout == "time" else "per-user",
         budget_s=budget,
-        progress=lambda line: console.print(line, highlight=False, markup=False),
+        progress=say,
     )
     assert report.tuning is not None
     blend = report.tuning.blend
@@ -219,7 +219,7 @@ def evaluate_command(version: str | None, seed: int, settings: TrainingSettings)
         lake_for_reading(settings.lake),
         version,
         seed=seed,
-        progress=lambda line: console.print(line, highlight=False, markup=False),
+        progress=say,
     )
     scope = (
         "held-out events newer than its data"

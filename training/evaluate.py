@@ -9,13 +9,13 @@ their history before the cut, through the serving path. Popularity is always sco
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 
 import numpy as np
 
+from common.progress import Progress, quiet
 from ingestion.contract import format_ts
 from ingestion.lake import Lake, read_json
 from training.artifacts import MODELS
@@ -57,10 +57,9 @@ def evaluate_version(
     version: str | None = None,
     *,
     seed: int = 42,
-    progress: Callable[[str], None] | None = None,
+    progress: Progress = quiet,
 ) -> Evaluation:
     """Score a version (default: production) and record the result in its manifest."""
-    say = progress or (lambda _line: None)
     version = version or production_version(lake)
     if version is None:
         raise ModelNotFound("no version given and none in production; run `recs publish`")
@@ -72,7 +71,7 @@ def evaluate_version(
             f"no model version {version} under {MODELS}/ (a version is complete once its "
             "manifest.json is written); run `recs train`"
         ) from None
-    say(f"loading version {version} and the curated interactions")
+    progress(f"loading version {version} and the curated interactions")
     model = PublishedModel.load(lake, version)
     weights = manifest.get("event_weights", DEFAULT_WEIGHTS)
     log = load_events(lake)
@@ -80,14 +79,14 @@ def evaluate_version(
     newer = newer_split(log, split, model.last_event_ms)
     target = newer or split
     cut = datetime.fromtimestamp((split.cut_ms or 0) / 1000, UTC)
-    say(
+    progress(
         f"holdout: {len(log):,} events cut at {cut:%Y-%m-%d %H:%M}, {target.n_test:,} users "
         f"scored, each answered by version {version} as the API answers"
     )
     history = log.history(weights, split.train, None)
     users = split.test_users.astype(np.int64)
     now_ms = int(split.cut_ms or log.ts_ms.max())
-    say("scoring popularity-count beside it")
+    progress("scoring popularity-count beside it")
     popular = Blend(collab=0.0, trending=1.0, exclude="none", trending_half_life_days=None)
     trending = trending_scores(
         log.item[split.train], log.ts_ms[split.train], log.n_items, None, now_ms
@@ -98,7 +97,7 @@ def evaluate_version(
     )  # fmt: skip
     result = Evaluation(
         version=version,
-        metrics=score_published(model, log, target, K, progress=say),
+        metrics=score_published(model, log, target, K, progress=progress),
         popularity=evaluate(best, target.truth),
         unseen_only=newer is not None,
         events=len(log),

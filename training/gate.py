@@ -9,7 +9,6 @@ matched by id, so both models answer the same question.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -17,6 +16,7 @@ import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
 
+from common.progress import Progress, quiet
 from ingestion.contract import EVENT_TYPES
 from ingestion.lake import Lake, damaged, read_json
 from training.artifacts import PRODUCTION
@@ -75,7 +75,7 @@ def score_published(
     log: Interactions,
     split: Split,
     k: int,
-    progress: Callable[[str], None] | None = None,
+    progress: Progress = quiet,
 ) -> dict[str, float]:
     """Metrics of a published version on this split, each user answered from their history
     before the cut alone (the version's own history may reach past it): items matched by id."""
@@ -85,7 +85,7 @@ def score_published(
     now_ms = int(split.cut_ms or log.ts_ms.max())
     recommended = np.full((split.n_test, k), -1, dtype=np.int64)
     for row, user in enumerate(split.test_users.tolist()):
-        if progress is not None and row and row % 1000 == 0:
+        if row and row % 1000 == 0:
             progress(f"  {row:,} of {split.n_test:,} users answered")
         positions = events.get(int(user), [])
         news = [

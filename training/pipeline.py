@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import platform
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import metadata
@@ -27,6 +27,7 @@ from typing import Any, Final, Literal
 import numpy as np
 import numpy.typing as npt
 
+from common.progress import Progress, quiet
 from ingestion.contract import format_ts
 from ingestion.lake import Lake
 from training.artifacts import BATCH, MODELS, npz_bytes
@@ -123,7 +124,7 @@ def train(
     holdout: Holdout = "time",
     budget_s: float = BUDGET_S,
     now: datetime | None = None,
-    progress: Callable[[str], None] | None = None,
+    progress: Progress = quiet,
 ) -> TrainReport:
     """Tune, evaluate, refit and write one model version; see the module docstring."""
     now = now or datetime.now(UTC)
@@ -143,10 +144,6 @@ def train(
     )
 
 
-def _say(progress: Callable[[str], None] | None) -> Callable[[str], None]:
-    return progress if progress is not None else (lambda _message: None)
-
-
 def train_on(
     lake: Lake,
     log: Interactions,
@@ -159,16 +156,15 @@ def train_on(
     holdout: Holdout = "time",
     budget_s: float = BUDGET_S,
     now: datetime,
-    progress: Callable[[str], None] | None = None,
+    progress: Progress = quiet,
 ) -> TrainReport:
     """`train` on events already loaded."""
-    say = _say(progress)
     if not any(weights.get(k, 0.0) > 0 for k in ("view", "add_to_cart", "purchase")):
         raise NotEnoughData("every weight is zero: check the event weights")
     version = f"{now:%Y%m%dT%H%M%SZ}"
     first = datetime.fromtimestamp(log.ts_ms.min() / 1000, UTC)
     last = datetime.fromtimestamp(log.ts_ms.max() / 1000, UTC)
-    say(
+    progress(
         f"data: {len(log):,} interactions, {log.n_users:,} users, {log.n_items:,} items, "
         f"{first:%Y-%m-%d} to {last:%Y-%m-%d}"
     )
@@ -181,7 +177,7 @@ def train_on(
         half_life=half_life,
         repeats=repeats,
         budget_s=budget_s,
-        progress=say,
+        progress=progress,
     )
     report = TrainReport(version=version, chosen=_chosen(choice), tuning=choice)
     report.seconds["tuning"] = round(time.perf_counter() - started, 1)
@@ -191,19 +187,19 @@ def train_on(
         if holdout == "time"
         else time_split(log, seed=seed)
     )
-    say(f"holdout ({holdout}): {split.n_test:,} users scored")
+    progress(f"holdout ({holdout}): {split.n_test:,} users scored")
     started = time.perf_counter()
     ranked = _holdout_ranked(log, dict(weights), choice, split)
     report.metrics = {name: evaluate(best, split.truth) for name, best in ranked.items()}
     report.seconds["evaluation"] = round(time.perf_counter() - started, 1)
     for name, metrics in report.metrics.items():
-        say(
+        progress(
             f"  {name:24} NDCG@10 {metrics[SELECT_ON]:.4f}  recall@20 {metrics['recall_at_20']:.4f}"
         )
     report.gate = _gate(lake, log, split, report, ranked)
 
     started = time.perf_counter()
-    say("refit on every event and write the batch output")
+    progress("refit on every event and write the batch output")
     history = log.history(weights, None, choice.half_life_days)
     matrix = history.weight_matrix(log.n_items)
     final = fresh(choice.recipe).fit(matrix) if choice.recipe is not None else None
@@ -231,7 +227,7 @@ def train_on(
         log, categories, popular.popularity, item_best, item_scores
     )
     report.seconds["refit"] = round(time.perf_counter() - started, 1)
-    say(
+    progress(
         f"  {report.users_served:,} users get recommendations, "
         f"{report.users_left_to_popular:,} get trending items (nothing of theirs scored)"
     )

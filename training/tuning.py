@@ -21,13 +21,14 @@ once spent; the manifest lists what was tried, what was skipped, and why.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
 import numpy as np
 import scipy.sparse as sp
 
+from common.progress import Progress, quiet
 from training.blend import EXCLUDES, Blend, Exclude, top_by_score, trending_scores
 from training.data import Interactions, Split, global_split
 from training.errors import NotEnoughData
@@ -138,13 +139,6 @@ def folds(log: Interactions, seed: int) -> list[Fold]:
     return made
 
 
-Progress = Callable[[str], None]
-
-
-def _quiet(_message: str) -> None:
-    return None
-
-
 def choose(
     log: Interactions,
     weights: dict[str, float],
@@ -154,7 +148,7 @@ def choose(
     half_life: float | str | None = "auto",
     repeats: Exclude | str = "auto",
     budget_s: float = BUDGET_S,
-    progress: Progress = _quiet,
+    progress: Progress = quiet,
 ) -> Choice:
     """Choose the recipe, half-life, repeat policy and blend weights on validation folds."""
     started = time.perf_counter()
