@@ -82,6 +82,11 @@ class Blend:
         return ", ".join(f"{n} {w:g}" for n, w in zip(names, self.weights, strict=True))
 
 
+#: The baselines, as blends: all-time popularity, and popularity halving every 7 days.
+POPULARITY: Final = Blend(collab=0.0, trending=1.0, exclude="none", trending_half_life_days=None)
+TRENDING: Final = Blend(collab=0.0, trending=1.0, exclude="none", trending_half_life_days=7.0)
+
+
 @dataclass(frozen=True)
 class UserHistory:
     """One user's interactions, one entry per item: what the blend and the policy read."""

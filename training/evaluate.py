@@ -13,19 +13,17 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 
-import numpy as np
-
 from common.progress import Progress, quiet
 from ingestion.contract import format_ts
 from ingestion.lake import Lake, read_json
 from training.artifacts import MODELS
-from training.blend import Blend, trending_scores
+from training.blend import POPULARITY
 from training.data import DEFAULT_WEIGHTS, global_split, load_events
 from training.errors import ModelNotFound
 from training.gate import newer_split, production_version, score_published
 from training.metrics import evaluate
 from training.published import PublishedModel
-from training.scoring import recommend_users
+from training.scoring import rank_split
 
 K: Final = 25
 EVAL_USERS: Final = 5000
@@ -83,18 +81,9 @@ def evaluate_version(
         f"holdout: {len(log):,} events cut at {cut:%Y-%m-%d %H:%M}, {target.n_test:,} users "
         f"scored, each answered by version {version} as the API answers"
     )
-    history = log.history(weights, split.train, None)
-    users = split.test_users.astype(np.int64)
-    now_ms = int(split.cut_ms or log.ts_ms.max())
     progress("scoring popularity-count beside it")
-    popular = Blend(collab=0.0, trending=1.0, exclude="none", trending_half_life_days=None)
-    trending = trending_scores(
-        log.item[split.train], log.ts_ms[split.train], log.n_items, None, now_ms
-    )
-    best, _ = recommend_users(
-        popular, None, users, history.weight_matrix(log.n_items)[users], history, trending,
-        now_ms, K,
-    )  # fmt: skip
+    history = log.history(weights, split.train, None)
+    best = rank_split(POPULARITY, None, log, split, history, history.weight_matrix(log.n_items), K)
     result = Evaluation(
         version=version,
         metrics=score_published(model, log, target, K, progress=progress),

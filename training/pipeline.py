@@ -31,7 +31,7 @@ from common.progress import Progress, quiet
 from ingestion.contract import format_ts
 from ingestion.lake import Lake
 from training.artifacts import BATCH, MODELS, npz_bytes
-from training.blend import Blend, History, trending_scores
+from training.blend import POPULARITY, TRENDING, Blend, History, trending_scores
 from training.data import (
     DEFAULT_WEIGHTS,
     Interactions,
@@ -47,7 +47,7 @@ from training.metrics import evaluate
 from training.published import PublishedModel
 from training.recipes import ALS, ItemKNN, Popularity, Recipe
 from training.report import figure, markdown
-from training.scoring import recommend_users
+from training.scoring import rank_split, recommend_users
 from training.similar import MIN_EVENTS, category_fallback
 from training.tuning import BUDGET_S, SELECT_ON, Choice, choose, fresh, label
 
@@ -268,28 +268,14 @@ def _holdout_ranked(
     """What is served, and the baselines, ranked for the holdout by the serving path."""
     history = log.history(weights, split.train, choice.half_life_days)
     matrix = history.weight_matrix(log.n_items)
-    users = split.test_users.astype(np.int64)
-    now_ms = int(split.cut_ms if split.cut_ms is not None else log.ts_ms[split.train].max())
     model = fresh(choice.recipe).fit(matrix) if choice.recipe is not None else None
 
     def served(blend: Blend, recipe: Recipe | None) -> npt.NDArray[np.int64]:
-        trending = trending_scores(
-            log.item[split.train],
-            log.ts_ms[split.train],
-            log.n_items,
-            blend.trending_half_life_days,
-            now_ms,
-        )
-        best, _ = recommend_users(blend, recipe, users, matrix[users], history, trending, now_ms, K)
-        return best
+        return rank_split(blend, recipe, log, split, history, matrix, K)
 
     ranked = {SERVED: served(choice.blend, model)}
-    ranked["popularity-count"] = served(
-        Blend(collab=0.0, trending=1.0, exclude="none", trending_half_life_days=None), None
-    )
-    ranked["trending"] = served(
-        Blend(collab=0.0, trending=1.0, exclude="none", trending_half_life_days=7.0), None
-    )
+    ranked["popularity-count"] = served(POPULARITY, None)
+    ranked["trending"] = served(TRENDING, None)
     if model is not None:
         alone = Blend(collab=1.0, trending=0.0, exclude=choice.blend.exclude)
         ranked[f"{model.name} alone"] = served(alone, model)

@@ -18,7 +18,16 @@ import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
 
-from training.blend import DAY_MS, Blend, History, fill, held_back, top_by_score
+from training.blend import (
+    DAY_MS,
+    Blend,
+    History,
+    fill,
+    held_back,
+    top_by_score,
+    trending_scores,
+)
+from training.data import Interactions, Split
 from training.recipes import Recipe
 
 Floats = npt.NDArray[np.float32]
@@ -183,6 +192,30 @@ def blocks(n: int, size: int = BLOCK) -> Iterator[slice]:
     """Consecutive slices covering range(n)."""
     for start in range(0, n, size):
         yield slice(start, min(n, start + size))
+
+
+def rank_split(
+    blend: Blend,
+    recipe: Recipe | None,
+    log: Interactions,
+    split: Split,
+    history: History,
+    matrix: sp.csr_matrix,
+    k: int,
+) -> Ints:
+    """What `blend` serves each of a split's scored users from what they did before its cut
+    (`history` and `matrix` are of the training side): the batch output's own path."""
+    users = split.test_users.astype(np.int64)
+    now_ms = int(split.cut_ms if split.cut_ms is not None else log.ts_ms[split.train].max())
+    trending = trending_scores(
+        log.item[split.train],
+        log.ts_ms[split.train],
+        log.n_items,
+        blend.trending_half_life_days,
+        now_ms,
+    )
+    best, _ = recommend_users(blend, recipe, users, matrix[users], history, trending, now_ms, k)
+    return best
 
 
 def recommend_users(
