@@ -80,7 +80,10 @@ def score_published(
     """Metrics of a published version on this split, each user answered from their history
     before the cut alone (the version's own history may reach past it): items matched by id."""
     kinds = list(EVENT_TYPES)
-    events = user_events(log, split.train)
+    scored = np.zeros(log.n_users, dtype=bool)
+    scored[split.test_users] = True
+    # Only the scored users' events: on a large shop that is a few thousand users of many.
+    events = user_events(log, split.train & scored[log.user])
     to_new = {item: code for code, item in enumerate(log.item_ids.tolist())}
     now_ms = int(split.cut_ms or log.ts_ms.max())
     recommended = np.full((split.n_test, k), -1, dtype=np.int64)
