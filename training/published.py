@@ -16,6 +16,7 @@ the training recipes' (a parity test holds it to them):
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -74,6 +75,29 @@ class NeighbourTable:
         return np.bincount(
             self.indices[positions], weights=self.data[positions] * scale, minlength=n_items
         ).astype(np.float32)
+
+
+def fold_in(
+    gram: npt.NDArray[np.float64],
+    item_factors: Floats,
+    items: Ints,
+    weights: npt.NDArray[np.floating[Any]],
+    alpha: float,
+) -> npt.NDArray[np.float64]:
+    """A user's factors from their history, the item factors fixed: one step of ALS, as
+    implicit computes it. Confidence is 1 + alpha x weight, and
+    x = (Y'Y + reg I + Y'(C - I)Y)^-1 Y'C p, where `gram` is Y'Y + reg I (the same for
+    every user, so computed once)."""
+    confidence = alpha * np.asarray(weights, dtype=np.float64)
+    yi = item_factors[items].astype(np.float64)
+    system = gram + (yi.T * confidence) @ yi
+    return np.linalg.solve(system, ((1.0 + confidence)[:, None] * yi).sum(axis=0))
+
+
+def gram_matrix(item_factors: Floats, regularization: float) -> npt.NDArray[np.float64]:
+    """Y'Y + reg I, in float64: the part of `fold_in` that does not depend on the user."""
+    y = item_factors.astype(np.float64)
+    return y.T @ y + regularization * np.eye(y.shape[1])
 
 
 @dataclass(frozen=True)
@@ -174,15 +198,23 @@ class PublishedModel:
             return None
         if self.neighbours is not None:
             return self.neighbours.spread(history.items, history.weights, self.n_items)
+        if self.item_factors is None or self._gram is None:
+            return None
+        user = fold_in(
+            self._gram,
+            self.item_factors,
+            history.items,
+            history.weights,
+            float(self.params["alpha"]),
+        )
+        return (self.item_factors @ user.astype(np.float32)).astype(np.float32)
+
+    @functools.cached_property
+    def _gram(self) -> npt.NDArray[np.float64] | None:
+        """ALS's Y'Y + reg I, once per version rather than once per request."""
         if self.item_factors is None:
             return None
-        y = self.item_factors.astype(np.float64)
-        confidence = float(self.params["alpha"]) * history.weights.astype(np.float64)
-        yi = y[history.items]
-        system = y.T @ y + float(self.params["regularization"]) * np.eye(y.shape[1])
-        system += (yi.T * confidence) @ yi
-        user = np.linalg.solve(system, ((1.0 + confidence)[:, None] * yi).sum(axis=0))
-        return (self.item_factors @ user.astype(np.float32)).astype(np.float32)
+        return gram_matrix(self.item_factors, float(self.params["regularization"]))
 
     def recommend(
         self,

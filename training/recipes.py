@@ -21,6 +21,7 @@ import numpy.typing as npt
 import scipy.sparse as sp
 
 from training.errors import ModelDiverged, NotEnoughData
+from training.published import fold_in, gram_matrix
 
 Floats = npt.NDArray[np.float32]
 Ints = npt.NDArray[np.int64]
@@ -397,20 +398,20 @@ class ALS(Recipe):
         One step of ALS for each row, as implicit computes it: confidence 1 + alpha x weight,
         x = (Y'Y + Y'(C - I)Y + reg I)^-1 Y'C p.
         """
-        y = self.item_factors.astype(np.float64)
-        alpha = float(self.params["alpha"])
-        base = y.T @ y + float(self.params["regularization"]) * np.eye(y.shape[1])
+        gram = gram_matrix(self.item_factors, float(self.params["regularization"]))
         rows = rows.tocsr()
-        out = np.zeros((rows.shape[0], y.shape[1]), dtype=np.float32)
+        out = np.zeros((rows.shape[0], self.item_factors.shape[1]), dtype=np.float32)
         for i in range(rows.shape[0]):
-            cols = rows.indices[rows.indptr[i] : rows.indptr[i + 1]]
-            if not len(cols):
+            part = slice(rows.indptr[i], rows.indptr[i + 1])
+            if part.start == part.stop:
                 continue
-            confidence = alpha * rows.data[rows.indptr[i] : rows.indptr[i + 1]]
-            yi = y[cols]
-            a = base + (yi.T * confidence) @ yi
-            b = ((1.0 + confidence)[:, None] * yi).sum(axis=0)
-            out[i] = np.linalg.solve(a, b)
+            out[i] = fold_in(
+                gram,
+                self.item_factors,
+                rows.indices[part].astype(np.int64),
+                rows.data[part],
+                float(self.params["alpha"]),
+            )
         return out
 
     def similar_items(self, items: Ints, k: int) -> tuple[Ints, Floats]:
