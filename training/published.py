@@ -85,13 +85,14 @@ def fold_in(
     alpha: float,
 ) -> npt.NDArray[np.float64]:
     """A user's factors from their history, the item factors fixed: one step of ALS, as
-    implicit computes it. Confidence is 1 + alpha x weight, and
+    implicit's exact solver computes it. Confidence is alpha x weight (implicit scales the
+    matrix by alpha; it does not add Hu et al.'s 1), and
     x = (Y'Y + reg I + Y'(C - I)Y)^-1 Y'C p, where `gram` is Y'Y + reg I (the same for
     every user, so computed once)."""
     confidence = alpha * np.asarray(weights, dtype=np.float64)
     yi = item_factors[items].astype(np.float64)
-    system = gram + (yi.T * confidence) @ yi
-    return np.linalg.solve(system, ((1.0 + confidence)[:, None] * yi).sum(axis=0))
+    system = gram + (yi.T * (confidence - 1.0)) @ yi
+    return np.linalg.solve(system, (confidence[:, None] * yi).sum(axis=0))
 
 
 def gram_matrix(item_factors: Floats, regularization: float) -> npt.NDArray[np.float64]:

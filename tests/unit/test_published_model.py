@@ -204,3 +204,25 @@ def test_the_serving_model_imports_nothing_heavy() -> None:
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == "[]"
+
+
+def test_als_fold_in_is_implicits_own_user_step() -> None:
+    """Serving and training share `fold_in`; this holds it to implicit's recalculate_user."""
+    from implicit.cpu.als import AlternatingLeastSquares
+    from threadpoolctl import threadpool_limits
+
+    from training.published import fold_in, gram_matrix
+
+    with threadpool_limits(1, "blas"):
+        # The exact solver: with conjugate gradient (its default) implicit approximates.
+        model = AlternatingLeastSquares(
+            factors=8, regularization=0.05, alpha=4.0, random_state=1, use_cg=False
+        )
+        model.fit(MATRIX, show_progress=False)
+    factors = np.asarray(model.item_factors, dtype=np.float32)
+    gram = gram_matrix(factors, 0.05)
+    for user in range(0, N_USERS, 13):
+        row = MATRIX[user]
+        expected = np.asarray(model.recalculate_user(user, row)).ravel()
+        got = fold_in(gram, factors, row.indices.astype(np.int64), row.data, 4.0)
+        np.testing.assert_allclose(got, expected, rtol=1e-3, atol=1e-4)
