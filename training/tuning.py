@@ -23,13 +23,13 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 import numpy as np
 import scipy.sparse as sp
 
 from common.progress import Progress, quiet
-from training.blend import EXCLUDES, Blend, Exclude, top_by_score, trending_scores
+from training.blend import EXCLUDES, Blend, Exclude, History, top_by_score, trending_scores
 from training.data import Interactions, Split, global_split
 from training.errors import NotEnoughData
 from training.metrics import evaluate
@@ -85,6 +85,14 @@ class Fold:
     split: Split
     users: np.ndarray
     unseen_truth: sp.csr_matrix
+
+
+class Fitted(NamedTuple):
+    """A recipe fitted on one fold, with the history and matrix it was fitted on."""
+
+    history: History
+    matrix: sp.csr_matrix
+    recipe: Recipe
 
 
 @dataclass
@@ -171,18 +179,20 @@ def choose(
     half_lives: Sequence[float | None] = HALF_LIVES if half_life == "auto" else (half_life,)  # type: ignore[assignment]
     tried: list[dict[str, Any]] = []
 
-    def discovery(model: Recipe, hl: float | None) -> float:
-        scores = []
+    def discovery(model: Recipe, hl: float | None) -> tuple[float, list[Fitted]]:
+        scores, fits = [], []
         for fold in made:
             history = log.history(weights, fold.split.train, hl)
-            fitted = fresh(model).fit(history.weight_matrix(log.n_items))
+            matrix = history.weight_matrix(log.n_items)
+            fitted = Fitted(history, matrix, fresh(model).fit(matrix))
+            fits.append(fitted)
             alone = Blend(collab=1.0, own=0.0, recency=0.0, trending=0.0, exclude="seen")
             trending = np.zeros(log.n_items, dtype=np.float32)
             best, _ = recommend_users(
                 alone,
-                fitted,
+                fitted.recipe,
                 fold.users,
-                history.weight_matrix(log.n_items)[fold.users],
+                matrix[fold.users],
                 history,
                 trending,
                 int(fold.split.cut_ms or 0),
@@ -193,31 +203,33 @@ def choose(
         value = float(np.nan_to_num(np.mean(scores))) if scores else 0.0
         tried.append({"recipe": label(model), "half_life_days": hl, "discovery_ndcg10": value})
         progress(f"  {label(model):28} half-life {hl or 'none'}: discovery NDCG@10 {value:.4f}")
-        return value
+        return value, fits
 
     best_recipe: Recipe | None = None
     best_value, best_hl = -1.0, half_lives[0]
+    # The best candidate's fits on each fold, kept for the blend rather than refitted.
+    best_fits: list[Fitted] = []
     first_hl = half_lives[0]
     for model in candidates:
         if best_recipe is not None and time.perf_counter() - started > budget_s:
             skipped.append(f"{label(model)}: the {budget_s:g} s tuning budget was spent")
             continue
-        value = discovery(model, first_hl)
+        value, fits = discovery(model, first_hl)
         if best_recipe is None or value > best_value:
-            best_recipe, best_value = model, value
+            best_recipe, best_value, best_fits = model, value, fits
     for hl in half_lives[1:]:
         if best_recipe is None:
             break
         if time.perf_counter() - started > budget_s:
             skipped.append(f"half-life {hl} days: the {budget_s:g} s tuning budget was spent")
             continue
-        value = discovery(best_recipe, hl)
+        value, fits = discovery(best_recipe, hl)
         if value > best_value:
-            best_value, best_hl = value, hl
+            best_value, best_hl, best_fits = value, hl, fits
     assert best_recipe is not None
     progress(f"  recipe: {label(best_recipe)}, half-life {best_hl or 'none'}")
 
-    blend, value = _tune_blend(log, weights, made, best_recipe, best_hl, repeats, progress)
+    blend, value = _tune_blend(log, made, best_fits, repeats, progress)
     return Choice(
         recipe=best_recipe if blend.collab > 0 else None,
         half_life_days=best_hl,
@@ -231,19 +243,15 @@ def choose(
 
 def _tune_blend(
     log: Interactions,
-    weights: dict[str, float],
     made: list[Fold],
-    recipe: Recipe,
-    half_life: float | None,
+    fits: list[Fitted],
     repeats: Exclude | str,
     progress: Progress,
 ) -> tuple[Blend, float]:
-    """Coordinate ascent over the weights, for each repeat policy and trending half-life."""
+    """Coordinate ascent over the weights, for each repeat policy and trending half-life,
+    with the chosen recipe as fitted on each fold."""
     parts: dict[tuple[int, float | None], Components] = {}
-    for n, fold in enumerate(made):
-        history = log.history(weights, fold.split.train, half_life)
-        matrix = history.weight_matrix(log.n_items)
-        fitted = fresh(recipe).fit(matrix)
+    for n, (fold, (history, matrix, fitted)) in enumerate(zip(made, fits, strict=True)):
         train = fold.split.train
         for trending_hl in TRENDING_HALF_LIVES:
             trending = trending_scores(
