@@ -245,6 +245,15 @@ def trending_scores(
     return (counts / top if top > 0 else counts).astype(np.float32)
 
 
+def row_positions(indptr: Ints, rows: Ints) -> tuple[Ints, Ints]:
+    """The positions of some CSR rows' entries, row after row, and each row's length."""
+    starts = indptr[rows].astype(np.int64)
+    lengths = indptr[rows + 1].astype(np.int64) - starts
+    first = np.cumsum(lengths) - lengths  # where each row begins in the result
+    shift = np.repeat(starts - first, lengths)
+    return np.arange(int(lengths.sum()), dtype=np.int64) + shift, lengths
+
+
 def top_by_score(scores: Floats, m: int) -> Ints:
     """The codes of the m best positive scores, best first, ties by code."""
     positive = np.flatnonzero(scores > 0)

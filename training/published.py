@@ -34,6 +34,7 @@ from training.blend import (
     UserHistory,
     held_back,
     recommend_one,
+    row_positions,
     top_by_score,
     with_events,
 )
@@ -66,11 +67,9 @@ class NeighbourTable:
 
     def spread(self, items: Ints, weights: Floats, n_items: int) -> Floats:
         """Sum of each item's neighbour row, times the item's weight."""
-        starts, stops = self.indptr[items], self.indptr[items + 1]
-        lengths = stops - starts
-        if not lengths.sum():
+        positions, lengths = row_positions(self.indptr, items)
+        if not len(positions):
             return np.zeros(n_items, dtype=np.float32)
-        positions = np.concatenate([np.arange(a, b) for a, b in zip(starts, stops, strict=True)])
         scale = np.repeat(weights, lengths)
         return np.bincount(
             self.indices[positions], weights=self.data[positions] * scale, minlength=n_items

@@ -24,6 +24,7 @@ from training.blend import (
     History,
     fill,
     held_back,
+    row_positions,
     top_by_score,
     trending_scores,
 )
@@ -52,13 +53,7 @@ class Components:
 
 def history_rows(history: History, users: Ints, n_items: int) -> sp.csr_matrix:
     """The history entries of some users as a CSR matrix whose data are entry positions."""
-    starts, stops = history.indptr[users], history.indptr[users + 1]
-    lengths = stops - starts
-    positions = (
-        np.concatenate([np.arange(a, b) for a, b in zip(starts, stops, strict=True)])
-        if lengths.sum()
-        else np.empty(0, np.int64)
-    )
+    positions, lengths = row_positions(history.indptr, users)
     indptr = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
     # Positions are stored + 1, so that position 0 is not an explicit zero.
     return sp.csr_matrix(

@@ -210,3 +210,15 @@ def test_tuning_welcomes_repeats_only_where_the_data_shows_they_pay() -> None:
     assert discovery_shop.blend.exclude in ("seen", "purchased")
     assert discovery_shop.recipe is not None
     assert discovery_shop.validation > 0.1
+
+
+def test_row_positions_lists_each_rows_entries_in_order() -> None:
+    from training.blend import row_positions
+
+    indptr = np.array([0, 2, 2, 5, 6], np.int64)
+    positions, lengths = row_positions(indptr, np.array([2, 0, 1, 3], np.int64))
+    assert positions.tolist() == [2, 3, 4, 0, 1, 5]
+    assert lengths.tolist() == [3, 2, 0, 1]
+    empty, none = row_positions(indptr, np.array([1], np.int64))
+    assert empty.tolist() == []
+    assert none.tolist() == [0]
