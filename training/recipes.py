@@ -43,21 +43,32 @@ def top_k(scores: Floats, k: int) -> tuple[Ints, Floats]:
 def sparse_top_k(matrix: sp.csr_matrix, k: int) -> tuple[Ints, Floats]:
     """`top_k` over the stored entries of each row only: no dense row of the whole catalog.
 
-    Rows with fewer than k entries are padded with -1, so an item nothing points to is never
-    recommended by accident.
+    Entries are ranked in float32 (as the realtime path ranks them), ties by column. Rows
+    with fewer than k entries are padded with -1, so an item nothing points to is never
+    recommended by accident. One sort of a 64-bit key (row, then the score's bits, largest
+    first) rather than a lexsort of two keys: about three times faster on a block of users.
     """
     matrix = matrix.tocsr()
+    if not matrix.has_sorted_indices:
+        matrix = matrix.sorted_indices()  # a stable sort then breaks ties by column
     n = matrix.shape[0]
     counts = np.diff(matrix.indptr)
-    rows = np.repeat(np.arange(n), counts)
-    order = np.lexsort((-matrix.data, rows))
+    rows = np.repeat(np.arange(n, dtype=np.uint64), counts)
+    data = np.ascontiguousarray(matrix.data, dtype=np.float32)
+    bits = data.view(np.uint32)
+    # IEEE floats sort as integers once negative ones have every bit flipped and positive
+    # ones their sign bit set; flipping all of them again puts the largest first.
+    ascending = np.where(bits >> np.uint32(31) == 1, ~bits, bits | np.uint32(0x80000000))
+    key = (rows << np.uint64(32)) | (~ascending).astype(np.uint64)
+    order = np.argsort(key, kind="stable")
     rank = np.arange(len(order)) - np.repeat(matrix.indptr[:-1], counts)
     keep = rank < k
     chosen = order[keep]
+    at = rows[chosen].astype(np.int64)
     items = np.full((n, k), -1, dtype=np.int64)
     scores = np.full((n, k), -np.inf, dtype=np.float32)
-    items[rows[chosen], rank[keep]] = matrix.indices[chosen]
-    scores[rows[chosen], rank[keep]] = matrix.data[chosen]
+    items[at, rank[keep]] = matrix.indices[chosen]
+    scores[at, rank[keep]] = data[chosen]
     return items, scores
 
 
@@ -261,34 +272,61 @@ class NeighbourRecipe(Recipe):
 class ItemKNN(NeighbourRecipe):
     """item-kNN over co-occurrence, divided by popularity^alpha x popularity^(1-alpha).
 
-    alpha 0.5 is cosine; higher alpha favours popular neighbours less. Computed a block of
-    items at a time, so only the top-N of each row is ever kept.
+    alpha 0.5 is cosine; higher alpha favours popular neighbours less. The co-occurrences and
+    each item's top N are computed by `implicit`'s `all_pairs_knn` (C++, one heap of N per
+    item, on every core), so no item x item matrix is ever held whole.
     """
 
     name = "item-knn"
 
-    def __init__(self, neighbours: int = 100, alpha: float = 0.5, block: int = 2048) -> None:
-        super().__init__(neighbours=neighbours, alpha=alpha, block=block)
+    def __init__(self, neighbours: int = 100, alpha: float = 0.5) -> None:
+        super().__init__(neighbours=neighbours, alpha=alpha)
 
     def fit(self, matrix: sp.csr_matrix) -> ItemKNN:
-        """Binary co-occurrence of items in users' histories, normalised and pruned."""
+        """Binary co-occurrence of items in users' histories, normalised and pruned.
+
+        all_pairs_knn ranks the dot products of item columns. Scaling column j by
+        c_j^-(1-alpha) ranks each row i by co_ij / c_j^(1-alpha), the same order as the
+        asymmetric cosine co_ij / (c_i^alpha c_j^(1-alpha)); multiplying row i by
+        c_i^(1-2 alpha) then gives the cosine's own values.
+        """
+        from implicit._nearest_neighbours import all_pairs_knn
+
         self.n_items = matrix.shape[1]
-        seen = matrix.copy()
+        seen = matrix.tocsr().astype(np.float64)
         seen.data[:] = 1.0
-        by_item = seen.T.tocsr()
-        counts = np.asarray(seen.sum(axis=0)).ravel().astype(np.float32) + 1e-9
+        counts = np.asarray(seen.sum(axis=0)).ravel() + 1e-9
         alpha = float(self.params["alpha"])
-        blocks = []
-        # A block of rows is dense while pruned: about 200 MB of float32 at most.
-        step = max(16, min(int(self.params["block"]), 50_000_000 // max(self.n_items, 1)))
-        for start in range(0, self.n_items, step):
-            co = by_item[start : start + step] @ seen
-            co = co.multiply(1.0 / counts[start : start + step, None] ** alpha)
-            co = co.multiply(1.0 / counts[None, :] ** (1 - alpha)).tocsr()
-            blocks.append(self._keep_top(co, start))
-        self.neighbours = sp.vstack(blocks).tocsr() if blocks else sp.csr_matrix((0, 0))
+        scaled = (seen @ sp.diags(counts ** -(1.0 - alpha))).tocsr()
+        n = int(self.params["neighbours"])
+        # One more than wanted: an item is its own nearest neighbour, and is dropped.
+        near = all_pairs_knn(scaled, n + 1, show_progress=False).tocsr()
+        near.setdiag(0.0)
+        near.eliminate_zeros()
+        near = (sp.diags(counts ** (1.0 - 2.0 * alpha)) @ near).tocsr()
+        self.neighbours = _prune_rows(near, n).astype(np.float32)
         _check_finite(self.name, self.neighbours.data)
         return self
+
+    @classmethod
+    def from_arrays(
+        cls, arrays: Mapping[str, npt.NDArray[Any]], params: Mapping[str, Any]
+    ) -> NeighbourRecipe:
+        """Back from its CSR arrays (versions trained before 2026-11-25 carry a `block`
+        parameter, which no longer means anything)."""
+        return super().from_arrays(arrays, {k: v for k, v in params.items() if k != "block"})
+
+
+def _prune_rows(matrix: sp.csr_matrix, n: int) -> sp.csr_matrix:
+    """Each row's n largest entries (an item whose own entry was not in its top N + 1 has
+    one neighbour too many)."""
+    counts = np.diff(matrix.indptr)
+    if counts.size == 0 or counts.max() <= n:
+        return matrix
+    items, scores = sparse_top_k(matrix, n)
+    keep = items >= 0
+    rows = np.repeat(np.arange(matrix.shape[0]), n).reshape(-1, n)
+    return sp.csr_matrix((scores[keep], (rows[keep], items[keep])), shape=matrix.shape)
 
 
 class EASE(NeighbourRecipe):

@@ -29,7 +29,7 @@ from training.blend import (
     trending_scores,
 )
 from training.data import Interactions, Split
-from training.recipes import Recipe
+from training.recipes import Recipe, sparse_top_k
 
 Floats = npt.NDArray[np.float32]
 Ints = npt.NDArray[np.int64]
@@ -140,25 +140,7 @@ def rank(blend: Blend, parts: Components, k: int) -> tuple[Ints, Floats]:
     score = score.tocsr()
     score.data[score.data <= 0] = 0.0
     score.eliminate_zeros()
-    return top_k_by_code(score, k)
-
-
-def top_k_by_code(matrix: sp.csr_matrix, k: int) -> tuple[Ints, Floats]:
-    """Each row's k largest entries, best first, ties by column; -1 where a row has fewer."""
-    matrix = matrix.tocsr()
-    n = matrix.shape[0]
-    counts = np.diff(matrix.indptr)
-    rows = np.repeat(np.arange(n), counts)
-    data = matrix.data.astype(np.float32)  # rank as the realtime path does, in float32
-    order = np.lexsort((matrix.indices, -data, rows))
-    rank_in_row = np.arange(len(order)) - np.repeat(matrix.indptr[:-1], counts)
-    keep = rank_in_row < k
-    chosen = order[keep]
-    best = np.full((n, k), -1, dtype=np.int64)
-    scores = np.full((n, k), -np.inf, dtype=np.float32)
-    best[rows[chosen], rank_in_row[keep]] = matrix.indices[chosen]
-    scores[rows[chosen], rank_in_row[keep]] = data[chosen]
-    return best, scores
+    return sparse_top_k(score, k)
 
 
 def _fill(

@@ -9,7 +9,7 @@ import pytest
 import scipy.sparse as sp
 
 from training.errors import ModelDiverged
-from training.recipes import ALS, EASE, ItemKNN, Popularity, Recipe, top_k
+from training.recipes import ALS, EASE, ItemKNN, Popularity, Recipe, sparse_top_k, top_k
 
 # Items 0-4 are one taste, 5-9 another; each user has 3 items of one taste.
 rng = np.random.default_rng(0)
@@ -78,3 +78,39 @@ def test_top_k_pads_rows_with_too_few_candidates() -> None:
     scores = np.array([[1.0, -np.inf, 3.0]], dtype=np.float32)
     items, _best = top_k(scores, 3)
     assert items.tolist() == [[2, 0, -1]]
+
+
+@pytest.mark.parametrize("alpha", [0.3, 0.5, 0.8])
+def test_item_knn_keeps_each_items_top_asymmetric_cosine(alpha: float) -> None:
+    rng = np.random.default_rng(3)
+    matrix = sp.random(300, 40, density=0.1, random_state=rng, format="csr", dtype=np.float32)
+    model = ItemKNN(neighbours=5, alpha=alpha).fit(matrix)
+    seen = (matrix > 0).astype(np.float64).toarray()
+    co = seen.T @ seen
+    counts = seen.sum(axis=0) + 1e-9
+    expected = co / (counts[:, None] ** alpha * counts[None, :] ** (1 - alpha))
+    np.fill_diagonal(expected, 0.0)
+    got = model.neighbours.toarray()
+    assert (np.count_nonzero(got, axis=1) <= 5).all()
+    for item in range(40):
+        kept = np.flatnonzero(got[item])
+        assert np.allclose(got[item, kept], expected[item, kept], rtol=1e-5)
+        # What was kept is the item's best: nothing left out scores higher.
+        left_out = np.setdiff1d(np.flatnonzero(expected[item] > 0), kept)
+        if len(kept) and len(left_out):
+            assert expected[item, left_out].max() <= got[item, kept].min() + 1e-6
+
+
+def test_item_knn_loads_versions_saved_with_the_old_block_parameter() -> None:
+    model = ItemKNN(neighbours=4).fit(MATRIX)
+    loaded = ItemKNN.from_arrays(model.arrays(), {"neighbours": 4, "alpha": 0.5, "block": 2048})
+    assert (loaded.neighbours != model.neighbours).nnz == 0
+
+
+def test_sparse_top_k_ranks_signed_scores_and_breaks_ties_by_column() -> None:
+    matrix = sp.csr_matrix(
+        np.array([[0.0, -2.0, 1.5, -0.5, 1.5], [3.0, 0.0, 0.0, 0.0, 0.0], [0, 0, 0, 0, 0]])
+    )
+    items, scores = sparse_top_k(matrix, 4)
+    assert items.tolist() == [[2, 4, 3, 1], [0, -1, -1, -1], [-1, -1, -1, -1]]
+    assert scores[0].tolist() == [1.5, 1.5, -0.5, -2.0]
