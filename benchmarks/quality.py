@@ -46,7 +46,7 @@ from ingestion.contract import EVENT_TYPES, parse_event
 from ingestion.generator import ShopSpec, generate_shop
 from training.data import Interactions
 from training.metrics import evaluate
-from training.tuning import SELECT_ON
+from training.tuning import SELECT_ON, Choice
 
 if TYPE_CHECKING:
     from serving.recommend import Recommender
@@ -196,6 +196,7 @@ class Served:
     approved: bool
     train_s: float
     replay: tuple[float, float, int]
+    tuning: Choice
 
 
 def _pre_cut_csv(table: pa.Table, cut_ms: int, path: Path) -> None:
@@ -272,9 +273,40 @@ def serve(data: DataSet, root: Path) -> Served:
         codes = [item_at[i] for i, _ in answer.items]
         answers[row, : len(codes)] = codes
     replay = _replay(recommender, root, log, after, users)
+    assert report.tuning is not None
     return Served(
-        log, truth, users, answers, sources, report.chosen, report.approved, train_s, replay
+        log,
+        truth,
+        users,
+        answers,
+        sources,
+        report.chosen,
+        report.approved,
+        train_s,
+        replay,
+        report.tuning,
     )
+
+
+def ceiling(served: Served, cut_ms: int) -> tuple[float, str]:
+    """NDCG@10 of the blend `recs train` can serve when its weights and repeat policy are
+    chosen on the scored period itself: the most tuning could ever reach with the chosen
+    recipe and half-life. An upper bound that cheats, not a result; it says how much of a
+    gap to a peer better tuning could close."""
+    from common.progress import quiet
+    from training.data import DEFAULT_WEIGHTS, Split
+    from training.tuning import Fitted, Fold, fresh, tune_blend
+
+    log, choice = served.log, served.tuning
+    history = log.history(DEFAULT_WEIGHTS, None, choice.half_life_days)
+    matrix = history.weight_matrix(log.n_items)
+    recipe = fresh(choice.recipe).fit(matrix) if choice.recipe is not None else None
+    split = Split(
+        np.ones(len(log), dtype=bool), served.users.astype(np.int32), served.truth, cut_ms
+    )
+    fold = Fold(split, served.users, served.truth)
+    blend, value = tune_blend(log, [fold], [Fitted(history, matrix, recipe)], "auto", quiet)
+    return value, f"repeats {blend.exclude}, {blend.describe()}"
 
 
 def _replay(
@@ -462,10 +494,18 @@ def quality_rows(data: DataSet) -> tuple[list[Row], list[str]]:
         per_user_ndcg(served.answers, truth), per_user_ndcg(ranked[best_peer], truth)
     )
     realtime, batch, replayed = served.replay
+    best_possible, best_blend = ceiling(served, cut_ms)
     rows = [
         Row(
             f"{data.name}: NDCG@10 of what recs serves (no flags) vs the best peer",
             ours[SELECT_ON] * 1000,
+            best_peer,
+            results[best_peer][SELECT_ON] * 1000,
+            unit="x1000",
+        ),
+        Row(
+            f"{data.name}: NDCG@10 ceiling, recs' blend tuned on the scored period itself",
+            best_possible * 1000,
             best_peer,
             results[best_peer][SELECT_ON] * 1000,
             unit="x1000",
@@ -499,7 +539,11 @@ def quality_rows(data: DataSet) -> tuple[list[Row], list[str]]:
         f"`recs train` took {served.train_s:.0f} s; answers by source: {sources}. "
         f"Replay: {replayed:,} events of up to {REPLAY_USERS} users. Peers took {peers_s:.0f} s. "
         f"NDCG@10 ratio to {best_peer}: {ours[SELECT_ON] / results[best_peer][SELECT_ON]:.2f}, "
-        f"95% interval {low:.2f} to {high:.2f} (paired bootstrap over the scored users).",
+        f"95% interval {low:.2f} to {high:.2f} (paired bootstrap over the scored users). "
+        f"Ceiling: the same recipe and half-life with the blend chosen on the scored period "
+        f"itself ({best_blend}) reaches NDCG@10 {best_possible:.4f}, "
+        f"{best_possible / results[best_peer][SELECT_ON]:.2f}x {best_peer}: what better "
+        "tuning of this blend could at most reach.",
         "",
         "| model | NDCG@10 | recall@20 | MRR@25 | coverage |",
         "|---|---:|---:|---:|---:|",

@@ -88,11 +88,12 @@ class Fold:
 
 
 class Fitted(NamedTuple):
-    """A recipe fitted on one fold, with the history and matrix it was fitted on."""
+    """A recipe fitted on one fold, with the history and matrix it was fitted on (None:
+    history and trending alone)."""
 
     history: History
     matrix: sp.csr_matrix
-    recipe: Recipe
+    recipe: Recipe | None
 
 
 @dataclass
@@ -229,7 +230,7 @@ def choose(
     assert best_recipe is not None
     progress(f"  recipe: {label(best_recipe)}, half-life {best_hl or 'none'}")
 
-    blend, value = _tune_blend(log, made, best_fits, repeats, progress)
+    blend, value = tune_blend(log, made, best_fits, repeats, progress)
     return Choice(
         recipe=best_recipe if blend.collab > 0 else None,
         half_life_days=best_hl,
@@ -241,7 +242,7 @@ def choose(
     )
 
 
-def _tune_blend(
+def tune_blend(
     log: Interactions,
     made: list[Fold],
     fits: list[Fitted],
