@@ -15,7 +15,7 @@ BASE := http://127.0.0.1:$(PORT)
 # Demo shop size: small enough for a minute on a laptop, large enough to train on later.
 DEMO_ARGS ?= --users 5000 --items 2000 --categories 20 --days 90 --events 500000 --seed 42 --end 2026-11-01 --live-days 1
 
-.PHONY: venv demo test test-all lint format bench generate flush etl export train publish sql serve stop openapi package tf-validate clean
+.PHONY: venv demo test test-all lint format bench generate flush etl export train pipeline publish sql serve stop openapi package tf-validate clean
 
 venv: $(STAMP)
 
@@ -96,7 +96,11 @@ export: venv
 ## train: train and evaluate the recipes, write models/ and batch/, publish if the gate agrees
 train: venv
 	$(BIN)/recs train
-	$(BIN)/recs publish
+	$(BIN)/recs publish --if-approved
+
+## pipeline: one night's run: flush, etl, train, evaluate, gate, publish, notify (recs pipeline status)
+pipeline: venv
+	$(BIN)/recs pipeline run
 
 ## publish: load the newest approved model version into the online store
 publish: venv

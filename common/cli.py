@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from typing import Any, Final, ParamSpec, TypeVar
 
 import click
@@ -148,3 +149,22 @@ def with_settings(
         return decorated
 
     return decorate
+
+
+def clock_value(value: str | None) -> datetime | None:
+    """An ISO timestamp, UTC unless it says otherwise; None stays None."""
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"{value!r} is not a timestamp like 2026-11-25T02:00:00Z") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def clock(_ctx: click.Context, _param: click.Parameter, value: str | None) -> datetime | None:
+    """A `--now` flag's value (`clock_value`); a usage error when it does not parse."""
+    try:
+        return clock_value(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None

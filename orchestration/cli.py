@@ -18,13 +18,20 @@ from common.settings import CONFIG_VARIABLE, RecsSettings, flag, settings_file, 
 from etl.cli import COMMANDS as ETL_COMMANDS
 from etl.settings import EtlSettings
 from ingestion.cli import COMMANDS as INGESTION_COMMANDS
+from orchestration.commands import COMMANDS as ORCHESTRATION_COMMANDS
+from orchestration.settings import PipelineSettings
 from serving.cli import COMMANDS as SERVING_COMMANDS
 from serving.settings import ServingSettings
 from training.cli import COMMANDS as TRAINING_COMMANDS
 from training.settings import TrainingSettings
 
 #: The settings models that together hold every setting, for `recs settings`.
-_MODELS: tuple[type[RecsSettings], ...] = (ServingSettings, EtlSettings, TrainingSettings)
+_MODELS: tuple[type[RecsSettings], ...] = (
+    ServingSettings,
+    EtlSettings,
+    TrainingSettings,
+    PipelineSettings,
+)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -97,6 +104,7 @@ for _command in (
     *ETL_COMMANDS,
     *TRAINING_COMMANDS,
     *SERVING_COMMANDS,
+    *ORCHESTRATION_COMMANDS,
     settings_command,
 ):
     recs.add_command(_command)

@@ -19,21 +19,40 @@ from serving.store import open_store
 @click.command("publish")
 @click.argument("version", required=False)
 @click.option("--force", is_flag=True, help="Publish even if the promotion gate said no.")
+@click.option(
+    "--if-approved",
+    is_flag=True,
+    help="A candidate the gate kept is reported and left alone, with exit status 0.",
+)
 @with_settings(StoreSettings)
 @fails_cleanly
-def publish_command(version: str | None, force: bool, settings: StoreSettings) -> None:
+def publish_command(
+    version: str | None, force: bool, if_approved: bool, settings: StoreSettings
+) -> None:
     """Load a model version's recommendations into the online store and make it live.
 
     Without VERSION, the newest trained version. A version the promotion gate kept as a
-    candidate is refused unless --force.
+    candidate is refused unless --force; with --if-approved that is a normal outcome (what
+    `make train` does after a night whose model did not beat production).
 
     \b
     Example: recs publish 20261124T230000Z
     """
-    from serving.publish import publish
+    from serving.publish import kept_reasons, latest_version, publish
 
+    lake = lake_for_reading(settings.lake)
+    if if_approved and not force:
+        version = version or latest_version(lake)
+        reasons = kept_reasons(lake, version)
+        if reasons is not None:
+            out.print(
+                f"Version {version} was kept as a candidate, not published: {reasons}. "
+                "Production is unchanged.",
+                highlight=False,
+            )
+            return
     report = publish(
-        lake_for_reading(settings.lake),
+        lake,
         open_store(settings.store),
         version,
         force=force,

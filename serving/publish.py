@@ -70,6 +70,22 @@ def _keys(lake: Lake, version: str) -> Iterator[tuple[str, str]]:
             yield kind, key
 
 
+def kept_reasons(lake: Lake, version: str) -> str | None:
+    """Why the gate kept a version as a candidate, or None if it approved it."""
+    manifest = _manifest(lake, version)
+    if manifest.get("status") == "approved":
+        return None
+    return "; ".join((manifest.get("gate") or {}).get("reasons", [])) or "not approved"
+
+
+def _manifest(lake: Lake, version: str) -> dict[str, Any]:
+    try:
+        found: dict[str, Any] = read_json(lake, f"{MODELS}/{version}/manifest.json")
+    except FileNotFoundError:
+        raise ModelRejected(f"no model version {version} under {MODELS}/") from None
+    return found
+
+
 def publish(
     lake: Lake,
     store: OnlineStore,
@@ -80,12 +96,8 @@ def publish(
 ) -> PublishReport:
     """Write the version's rows, flip the pointer, record it as production, prune."""
     version = version or latest_version(lake)
-    try:
-        manifest: dict[str, Any] = read_json(lake, f"{MODELS}/{version}/manifest.json")
-    except FileNotFoundError:
-        raise ModelRejected(f"no model version {version} under {MODELS}/") from None
-    if manifest.get("status") != "approved" and not force:
-        reasons = "; ".join((manifest.get("gate") or {}).get("reasons", [])) or "not approved"
+    reasons = kept_reasons(lake, version)
+    if reasons is not None and not force:
         raise ModelRejected(
             f"version {version} is a candidate, not approved: {reasons}. "
             "Publish it anyway with --force"

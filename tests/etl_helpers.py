@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -116,3 +118,20 @@ def curated_training_shop(lake: Lake) -> None:
     write_raw(built, lake)
     write_catalog(built, lake)
     run_etl(lake, now=NOW)
+
+
+def staples_csv(path: Path) -> Path:
+    """Personalize-format purchases where every customer rebuys the same five staples each
+    day: popularity is already a perfect answer, so no model beats it and a gate keeps the
+    candidate."""
+    start = 1_760_000_000
+    lines = ["USER_ID,ITEM_ID,TIMESTAMP,EVENT_TYPE"]
+    for day in range(40):
+        for user in range(60):
+            for item in range(5):
+                lines.append(f"U{user},I{item},{start + day * 86_400 + user * 60 + item},purchase")
+    for user in range(60):  # one stray view each, so the catalog is more than the staples
+        lines.append(f"U{user},I{100 + user % 20},{start + user},view")
+    with gzip.open(path, "wt") as handle:
+        handle.write("\n".join(lines) + "\n")
+    return path

@@ -20,6 +20,9 @@ PRODUCTION: Final = f"{MODELS}/production.json"
 #: `batch/<version>/{users,items}.jsonl`: each version's recommendations, in Personalize's
 #: batch output format, which `recs publish` loads into the online store.
 BATCH: Final = "batch"
+#: The name, in a manifest's `metrics`, of what the version serves (the other entries are the
+#: baselines scored beside it).
+SERVED: Final = "served"
 
 
 def npz_bytes(arrays: Mapping[str, npt.NDArray[Any]]) -> bytes:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Final
 
 import click
 
-from common.cli import CommandFailed, fails_cleanly, out, say, with_settings
+from common.cli import CommandFailed, clock, fails_cleanly, out, say, with_settings
 from ingestion.lake import lake_for_reading
 from training.data import DEFAULT_WEIGHTS
 from training.settings import TrainingSettings
@@ -107,6 +108,11 @@ def _half_life(_ctx: click.Context, _param: click.Parameter, value: str) -> floa
     help="Seconds of candidate fitting while tuning; candidates left when it is spent are "
     "skipped, and the manifest says so.",
 )
+@click.option(
+    "--now",
+    callback=clock,
+    help="The training clock (UTC), which names the version; default: the time it starts.",
+)
 @with_settings(TrainingSettings)
 @fails_cleanly
 def train_command(
@@ -119,6 +125,7 @@ def train_command(
     repeats: str,
     holdout: str,
     budget: float,
+    now: datetime | None,
     settings: TrainingSettings,
 ) -> None:
     """Choose what to serve from the data, fit it on everything, and write it out.
@@ -132,8 +139,9 @@ def train_command(
     \b
     Example: recs train --repeats allow --half-life 30
     """
+    from training.artifacts import SERVED
     from training.metrics import CUTOFFS
-    from training.pipeline import SERVED, train
+    from training.pipeline import train
     from training.tuning import SELECT_ON
 
     if backend == "personalize":
@@ -148,6 +156,7 @@ def train_command(
         repeats=REPEATS[repeats],
         holdout="time" if holdout == "time" else "per-user",
         budget_s=budget,
+        now=now,
         progress=say,
     )
     assert report.tuning is not None

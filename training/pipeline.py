@@ -30,7 +30,7 @@ import numpy.typing as npt
 from common.progress import Progress, quiet
 from ingestion.contract import format_ts
 from ingestion.lake import Lake
-from training.artifacts import BATCH, MODELS, npz_bytes
+from training.artifacts import BATCH, MODELS, SERVED, npz_bytes
 from training.blend import POPULARITY, TRENDING, Blend, History, trending_scores
 from training.data import (
     DEFAULT_WEIGHTS,
@@ -49,6 +49,7 @@ from training.recipes import ALS, ItemKNN, Popularity, Recipe
 from training.report import figure, markdown
 from training.scoring import rank_split, recommend_users
 from training.similar import MIN_EVENTS, category_fallback
+from training.trainer import version_name
 from training.tuning import BUDGET_S, SELECT_ON, Choice, choose, fresh, label
 
 #: Recommendations evaluated and written per user and per item.
@@ -56,7 +57,6 @@ K: Final = 25
 #: Users scored on the holdout.
 EVAL_USERS: Final = 5000
 Holdout = Literal["time", "per-user"]
-SERVED: Final = "served"
 
 
 @dataclass
@@ -161,7 +161,7 @@ def train_on(
     """`train` on events already loaded."""
     if not any(weights.get(k, 0.0) > 0 for k in ("view", "add_to_cart", "purchase")):
         raise NotEnoughData("every weight is zero: check the event weights")
-    version = f"{now:%Y%m%dT%H%M%SZ}"
+    version = version_name(now)
     first = datetime.fromtimestamp(log.ts_ms.min() / 1000, UTC)
     last = datetime.fromtimestamp(log.ts_ms.max() / 1000, UTC)
     progress(

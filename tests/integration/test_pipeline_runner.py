@@ -1,0 +1,118 @@
+"""The local runner in process: retries, a failing step that still reaches notify, resume."""
+
+from __future__ import annotations
+
+from contextlib import ExitStack
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from ingestion.generator import ShopSpec, generate_shop, write_catalog, write_raw
+from ingestion.lake import LocalLake
+from orchestration.commands import next_run, schedule
+from orchestration.notify import summary
+from orchestration.runner import PipelineFailed, run_pipeline
+from orchestration.runs import RunNotFound, RunRecord, resumable
+from orchestration.settings import PipelineSettings
+from orchestration.steps import STEPS, steps_for
+
+NOW = datetime(2026, 11, 2, 2, tzinfo=UTC)
+
+
+@pytest.fixture
+def shop(tmp_path: Path) -> tuple[LocalLake, PipelineSettings]:
+    lake = LocalLake(tmp_path / "lake")
+    generated = generate_shop(
+        ShopSpec(users=300, items=120, categories=5, days=30, events=8000, seed=4, end=NOW)
+    )
+    write_raw(generated, lake)
+    write_catalog(generated, lake)
+    settings = PipelineSettings(
+        lake=str(tmp_path / "lake"),
+        event_log=tmp_path / "var" / "log.sqlite3",
+        store=str(tmp_path / "var" / "store.sqlite3"),
+    )
+    return lake, settings
+
+
+def test_one_definition_orders_the_steps_for_each_trainer() -> None:
+    assert [s.name for s in steps_for("local")] == [
+        "flush", "etl", "train", "evaluate", "gate", "publish", "notify"
+    ]  # fmt: skip
+    assert [s.name for s in steps_for("personalize")] == [s.name for s in STEPS]
+    assert {s.owner for s in STEPS} == {"ingestion", "etl", "training", "serving", "orchestration"}
+
+
+def test_a_retryable_error_is_tried_again_with_backoff(
+    shop: tuple[LocalLake, PipelineSettings],
+) -> None:
+    lake, settings = shop
+    waits: list[float] = []
+    with ExitStack() as held:
+        held.enter_context(lake.lock("etl", lease_s=60))  # another ETL run holds the lake
+
+        def sleep(seconds: float) -> None:
+            waits.append(seconds)
+            held.close()  # ...and finishes while we wait
+
+        record = run_pipeline(lake, settings, now=NOW, sleep=sleep)
+    etl = record.step("etl")
+    assert etl.status == "succeeded"
+    assert etl.attempts == 2
+    assert waits == [5.0]
+    assert record.status == "succeeded"
+
+
+def test_a_failing_step_reaches_notify_and_resume_goes_on_from_it(
+    shop: tuple[LocalLake, PipelineSettings],
+) -> None:
+    lake, settings = shop
+    lines: list[str] = []
+    with lake.lock("etl", lease_s=60), pytest.raises(PipelineFailed, match="step etl failed"):
+        run_pipeline(lake, settings, now=NOW, progress=lines.append, sleep=lambda _s: None)
+    record = resumable(lake)
+    assert record.status == "failed"
+    etl = record.step("etl")
+    assert etl.status == "failed"
+    assert etl.attempts == 3
+    assert etl.error is not None
+    assert etl.error.startswith("LakeLocked")
+    # The failure was announced, saying what to do.
+    assert any("failed at step etl" in line and "--resume" in line for line in lines)
+    assert record.step("train").status == "pending"
+
+    resumed = run_pipeline(lake, settings, resume=True)
+    assert resumed.run_id == record.run_id
+    assert resumed.resumed == 1
+    assert resumed.status == "succeeded"
+    assert resumed.step("flush").attempts == 1  # not run again
+    assert resumed.version == "20261102T020000Z"  # the run's own clock, not today's
+    assert "published 20261102T020000Z" in str(resumed.result("notify", "message"))
+    with pytest.raises(RunNotFound, match="nothing to resume"):
+        resumable(lake)
+
+
+def test_a_run_record_survives_the_round_trip(shop: tuple[LocalLake, PipelineSettings]) -> None:
+    lake, settings = shop
+    record = run_pipeline(lake, settings, now=NOW)
+    again = RunRecord.load(lake, record.run_id)
+    assert again == record
+    assert summary(again).endswith("it is in production now.")
+
+
+def test_schedule_runs_at_the_time_of_day_in_utc() -> None:
+    assert next_run(datetime(2026, 11, 2, 1, 59, tzinfo=UTC), "02:00") == datetime(
+        2026, 11, 2, 2, tzinfo=UTC
+    )
+    assert next_run(datetime(2026, 11, 2, 2, 0, tzinfo=UTC), "02:00") == datetime(
+        2026, 11, 3, 2, tzinfo=UTC
+    )
+    clock = [datetime(2026, 11, 2, 1, 0, tzinfo=UTC)]
+    ran: list[datetime] = []
+
+    def sleep(seconds: float) -> None:
+        clock[0] = clock[0] + timedelta(seconds=seconds)
+
+    schedule("02:00", lambda: ran.append(clock[0]), nights=2, clock=lambda: clock[0], sleep=sleep)
+    assert ran == [datetime(2026, 11, 2, 2, tzinfo=UTC), datetime(2026, 11, 3, 2, tzinfo=UTC)]

@@ -1,0 +1,108 @@
+"""The trainer seam: our recipes or Amazon Personalize, one interface.
+
+Both write a version that `recs evaluate`, the gate, `recs publish` and the API take:
+`models/<version>/manifest.json` and `batch/<version>/`. The version is named after the
+run's clock, so a run resumed after a kill writes the same version again, not a second one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from common.progress import Progress, quiet
+from ingestion.lake import Lake
+from training.errors import TrainingFailed
+from training.settings import TrainingSettings
+
+
+@dataclass(frozen=True)
+class Trained:
+    """What a trainer wrote."""
+
+    version: str
+    chosen: str
+
+
+def version_name(now: datetime) -> str:
+    """A version's name: its training clock, to the second."""
+    return f"{now:%Y%m%dT%H%M%SZ}"
+
+
+class Trainer(Protocol):
+    """Writes one model version from the curated zone (or, for Personalize, an export)."""
+
+    name: str
+
+    def train(
+        self,
+        lake: Lake,
+        *,
+        now: datetime,
+        export_prefix: str | None = None,
+        progress: Progress = quiet,
+    ) -> Trained:
+        """Train, score and write a version named after `now`."""
+
+
+class LocalTrainer:
+    """Our recipes, tuned on the data (`training.pipeline.train` with its defaults)."""
+
+    name = "local"
+
+    def train(
+        self,
+        lake: Lake,
+        *,
+        now: datetime,
+        export_prefix: str | None = None,
+        progress: Progress = quiet,
+    ) -> Trained:
+        """`recs train` with no flags."""
+        from training.pipeline import train
+
+        report = train(lake, now=now, progress=progress)
+        return Trained(report.version, report.chosen)
+
+
+@dataclass
+class PersonalizeBackend:
+    """Amazon Personalize, through `training.personalize`."""
+
+    settings: TrainingSettings
+    name = "personalize"
+
+    def train(
+        self,
+        lake: Lake,
+        *,
+        now: datetime,
+        export_prefix: str | None = None,
+        progress: Progress = quiet,
+    ) -> Trained:
+        """Import the export, train a solution version, batch-recommend, deploy."""
+        from training.personalize import (
+            PersonalizeSettings,
+            PersonalizeTrainer,
+            train_with_personalize,
+        )
+
+        if not export_prefix:
+            raise TrainingFailed(
+                "the personalize trainer needs an export; run `recs export personalize` first"
+            )
+        trainer = PersonalizeTrainer(PersonalizeSettings.from_settings(self.settings))
+        run = train_with_personalize(
+            lake, trainer, export_prefix=export_prefix, version=version_name(now)
+        )
+        return Trained(run.version, "personalize user-personalization")
+
+
+def trainer_for(name: str, settings: TrainingSettings) -> Trainer:
+    """The trainer a setting names."""
+    if name == "local":
+        return LocalTrainer()
+    if name == "personalize":
+        return PersonalizeBackend(settings)
+    raise TrainingFailed(f"unknown trainer {name!r}: use local or personalize")
