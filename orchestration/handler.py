@@ -1,0 +1,59 @@
+"""The Lambda entry point of the state machine's steps (`orchestration.handler.handler`).
+
+The state machine (`orchestration/statemachine.asl.json`) calls it once per step with
+`{"step": "start"}` and then `{"step": NAME, "run_id": ID}`. Each call runs one step of
+`orchestration.steps.STEPS` against the run record in the lake, exactly as the local runner
+does. A failing step raises its own error class, so the state machine's Retry and Catch
+match our class names (`LakeLocked`, `TrainingPending`, `DataQualityError`, ...).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from ingestion.lake import open_lake
+
+logger = logging.getLogger(__name__)
+
+
+def handler(event: dict[str, Any], _context: Any = None) -> dict[str, Any]:
+    """Run the step the event names and say what it did."""
+    from common.cli import clock_value
+    from orchestration.runner import run_one, start_run
+    from orchestration.settings import PipelineSettings
+
+    settings = PipelineSettings.from_env()
+    lake = open_lake(settings.lake)
+    name = event.get("step")
+    if name == "start":
+        given = event.get("input") or {}
+        record = start_run(lake, settings, clock_value(given.get("now")))
+        return {"run_id": record.run_id, "trainer": record.trainer, "outcome": None}
+    run_id = event.get("run_id")
+    if not isinstance(name, str) or not isinstance(run_id, str):
+        raise ValueError('the event needs "step" and "run_id" (or {"step": "start"})')
+    if name == "notify" and isinstance(event.get("error"), dict):
+        _record_crash(lake, run_id, event["error"])
+    record = run_one(lake, settings, run_id, name, progress=logger.info)
+    mine = record.step(name)
+    return {
+        "run_id": record.run_id,
+        "step": name,
+        "status": mine.status,
+        "outcome": record.result("gate", "outcome"),
+        "result": mine.result,
+    }
+
+
+def _record_crash(lake: Any, run_id: str, error: dict[str, Any]) -> None:
+    """A step whose Lambda died (a timeout, out of memory) never recorded its failure: the
+    state machine's Catch hands the error over, and it is recorded before the summary."""
+    from orchestration.runs import RunRecord
+
+    record = RunRecord.load(lake, run_id)
+    for step in record.steps:
+        if step.status == "running":
+            step.status = "failed"
+            step.error = f"{error.get('Error', 'Error')}: {error.get('Cause', '')}"[:1000]
+    record.save(lake)
