@@ -140,14 +140,26 @@ class HistorySettings(RecsSettings):
     history_table: str = Field(
         min_length=1, description="DynamoDB table of recent history the Kinesis consumer fills"
     )
+    personalize_tracking_id: str | None = Field(
+        None,
+        description="Also forward each event to this Personalize event tracker (PutEvents)",
+    )
 
 
 def handler(event: Mapping[str, Any], context: object) -> dict[str, int]:
     """Kinesis consumer Lambda: each event on the stream into the history table.
 
-    A DynamoDB failure raises, so Lambda retries the batch; the writes are idempotent.
+    A DynamoDB failure raises, so Lambda retries the batch; the writes are idempotent. With
+    a tracking id, the events then go to the Personalize event tracker too; a refused call is
+    logged and counted, not retried through the stream (`ingestion.tracker` says why).
     """
     settings = HistorySettings.from_env()
     events, invalid = kinesis_events(event.get("Records", []))
     DynamoHistory(settings.history_table).append(events)
-    return {"written": len(events), "invalid": invalid}
+    answer = {"written": len(events), "invalid": invalid}
+    if settings.personalize_tracking_id:
+        from ingestion.tracker import EventTracker
+
+        report = EventTracker(settings.personalize_tracking_id).forward(events)
+        answer |= {"tracked": report.sent, "tracking_failed": report.failed}
+    return answer

@@ -47,6 +47,10 @@ def build_services(settings: ServingSettings, *, background_flush: bool = False)
         history = sink.log
     else:
         history = DynamoHistory(_table(settings.history))
+    if settings.personalize_tracking_id:
+        from ingestion.tracker import EventTracker, TrackedSink
+
+        sink = TrackedSink(sink, EventTracker(settings.personalize_tracking_id))
     recommender = Recommender(
         live=LiveModel(lake, store, check_seconds=settings.model_check_seconds),
         store=store,

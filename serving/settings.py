@@ -66,6 +66,12 @@ class ServingSettings(IngestionSettings, StoreSettings):
     personalize_filter_arn: str | None = Field(
         None, description="The campaign's not-purchased filter"
     )
+    personalize_tracking_id: str | None = Field(
+        None,
+        description="Forward accepted events to this Personalize event tracker (the "
+        "`tracking_id` in a Personalize version's manifest). With RECS_SINK=kinesis the "
+        "Kinesis consumer forwards instead",
+    )
     api_keys: Annotated[frozenset[str], NoDecode] = Field(
         frozenset(),
         repr=False,
@@ -112,6 +118,16 @@ class ServingSettings(IngestionSettings, StoreSettings):
         if value is not None and not value.startswith("arn:aws"):
             raise ValueError("must be a campaign ARN")
         return value
+
+    @model_validator(mode="after")
+    def _tracker_once(self) -> Self:
+        if self.personalize_tracking_id and self.sink == "kinesis":
+            raise ValueError(
+                "RECS_PERSONALIZE_TRACKING_ID is set on the API, but with RECS_SINK=kinesis "
+                "the Kinesis consumer forwards every event to the tracker; set it on the "
+                "consumer only, or each event reaches Personalize twice"
+            )
+        return self
 
     @model_validator(mode="after")
     def _history_needs_local_sink(self) -> Self:
