@@ -1,8 +1,9 @@
 """Personalized answers from an Amazon Personalize campaign, when PERSONALIZE_CAMPAIGN_ARN is set.
 
-The campaign answers "recommended for you" from what its solution version was trained on.
-Training creates an event tracker, but nothing sends live events to it yet, so the campaign
-learns of new events at the next nightly retraining. The campaign's filter
+The campaign answers "recommended for you" from what its solution version was trained on and
+what the event tracker has received since (`ingestion.tracker`: set
+RECS_PERSONALIZE_TRACKING_ID where events are forwarded from). Its answers say
+`"source": "personalize"`. The campaign's filter
 (PERSONALIZE_FILTER_ARN, e.g. the not-purchased one training creates) applies to every
 request; `filter=not-purchased` without one leaves out purchases from our own recent
 history. Related items, category
@@ -102,7 +103,7 @@ class CampaignRecommender(Recommender):
                     for i in response.get("itemList", [])
                     if i["itemId"] not in skip
                 ][:k]
-                return Answer(items, "realtime", self.campaign, response.get("recommendationId"))
+                return Answer(items, "personalize", self.campaign, response.get("recommendationId"))
         return super().personalized(
             user_id, k, exclude=exclude, category=category, not_purchased=not_purchased
         )

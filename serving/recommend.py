@@ -31,8 +31,8 @@ from serving.errors import ModelUnavailable
 from serving.store import OnlineStore
 from training.published import PublishedModel
 
-Source = Literal["realtime", "batch", "popular"]
-SOURCES: Final = ("realtime", "batch", "popular")
+Source = Literal["realtime", "batch", "popular", "personalize"]
+SOURCES: Final = ("realtime", "batch", "popular", "personalize")
 #: Recent events folded in per request: enough for a session and then some.
 HISTORY_LIMIT: Final = 200
 
