@@ -120,15 +120,17 @@ def _version(ctx: Context) -> str:
 
 
 def _evaluate(ctx: Context) -> dict[str, Any]:
+    from training.artifacts import SERVED
     from training.versions import describe
 
     found = describe(ctx.lake, _version(ctx), None)
     if found.ndcg10 is not None and found.popularity_ndcg10 is not None:
+        where = " (on Personalize's holdout)" if found.backend == "personalize" else ""
         ctx.progress(
-            f"  {found.version} ({found.chosen}): NDCG@10 {found.ndcg10:.4f}, "
+            f"  {found.version} ({found.chosen}): NDCG@10 {found.ndcg10:.4f}{where}, "
             f"popularity {found.popularity_ndcg10:.4f}"
         )
-    metrics = {k: v for k, v in (found.manifest.get("metrics") or {}).items() if k != "served"}
+    metrics = {k: v for k, v in (found.manifest.get("metrics") or {}).items() if k != SERVED}
     return {
         "ndcg10": found.ndcg10,
         "popularity_ndcg10": found.popularity_ndcg10,
@@ -197,7 +199,8 @@ STEPS: Final[tuple[Step, ...]] = (
         "serving",
         "load the version into the online store and flip the pointer",
         _publish,
-        retry_on=("UnprocessedWrites",),
+        # TrainingPending: a Personalize campaign still updating to the new solution version.
+        retry_on=("UnprocessedWrites", "TrainingPending"),
     ),
     Step("notify", "orchestration", "say what the night did", _notify),
 )

@@ -9,7 +9,7 @@ previous version in the store for a rollback, dropping older ones.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -34,6 +34,18 @@ class PublishReport:
     items: int = 0
     dropped: list[str] = field(default_factory=list)
     forced: bool = False
+    #: The Personalize campaign moved to this version's solution version, if it has one.
+    campaign: str | None = None
+
+
+#: Moves a Personalize campaign to a version's solution version; returns the campaign's ARN.
+Deploy = Callable[[Mapping[str, Any], Progress], str]
+
+
+def _deploy_campaign(manifest: Mapping[str, Any], progress: Progress) -> str:
+    from training.personalize import deploy_version
+
+    return deploy_version(manifest, progress=progress)
 
 
 def latest_version(lake: Lake) -> str:
@@ -93,8 +105,12 @@ def publish(
     *,
     force: bool = False,
     progress: Progress = quiet,
+    deploy: Deploy | None = None,
 ) -> PublishReport:
-    """Write the version's rows, flip the pointer, record it as production, prune."""
+    """Write the version's rows, flip the pointer, record it as production, prune.
+
+    A Personalize version first moves the stage's campaign to its solution version
+    (`deploy`, by default `training.personalize.deploy_version`)."""
     version = version or latest_version(lake)
     reasons = kept_reasons(lake, version)
     if reasons is not None and not force:
@@ -103,6 +119,11 @@ def publish(
             "Publish it anyway with --force"
         )
     report = PublishReport(version=version, forced=force)
+    manifest = _manifest(lake, version)
+    if manifest.get("backend") == "personalize":
+        # The campaign moves first: if it fails, nothing was flipped and the store still
+        # serves the old version beside the old campaign.
+        report.campaign = (deploy or _deploy_campaign)(manifest, progress)
     progress(f"version {version}: loading batch/{version}/users.jsonl into the online store")
     report.users = store.write_version(version, "user", _rows(lake, version, "users", "userId"))
     progress(f"  {report.users:,} users; loading batch/{version}/items.jsonl")
@@ -126,6 +147,7 @@ def publish(
         "published_at": format_ts(datetime.now(UTC)),
         "forced": force,
         "history": history[-KEEP:],
+        **({"campaign": report.campaign} if report.campaign else {}),
     }
     lake.write_bytes(PRODUCTION, json.dumps(production, indent=2).encode())
     return report

@@ -145,7 +145,7 @@ def train_command(
     from training.tuning import SELECT_ON
 
     if backend == "personalize":
-        _train_with_personalize(settings, export_run)
+        _train_with_personalize(settings, export_run, now)
         return
     report = train(
         lake_for_reading(settings.lake),
@@ -184,29 +184,31 @@ def train_command(
         out.print(f"  {key}")
 
 
-def _train_with_personalize(settings: TrainingSettings, export_run: str | None) -> None:
-    from datetime import UTC, datetime
+def _train_with_personalize(
+    settings: TrainingSettings, export_run: str | None, now: datetime | None
+) -> None:
+    from datetime import UTC
 
-    from training.personalize import (
-        PersonalizeSettings,
-        PersonalizeTrainer,
-        train_with_personalize,
-    )
+    from training.trainer import PersonalizeBackend
+    from training.versions import manifest as read_manifest
 
     if not export_run:
         raise CommandFailed(
             "--backend personalize needs --export RUN (see `recs export personalize`)"
         )
-    trainer = PersonalizeTrainer(PersonalizeSettings.from_settings(settings))
-    run = train_with_personalize(
-        lake_for_reading(settings.lake),
-        trainer,
+    lake = lake_for_reading(settings.lake)
+    trained = PersonalizeBackend(settings).train(
+        lake,
+        now=now or datetime.now(UTC),
         export_prefix=f"exports/personalize/{export_run}",
-        version=f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}",
+        progress=say,
     )
-    out.print(f"Personalize version {run.version}: campaign {run.arns['campaign']}")
-    for name, value in sorted(run.metrics.items()):
+    manifest = read_manifest(lake, trained.version)
+    out.print(f"Personalize version {trained.version}: {manifest['personalize_users']:,} users")
+    for name, value in sorted(manifest["metrics"]["personalize"].items()):
         out.print(f"  {name:45} {value:.4f}")
+    verdict = "approved for publishing" if manifest["status"] == "approved" else "kept"
+    out.print(f"Gate: {verdict}: {'; '.join(manifest['gate']['reasons'])}")
 
 
 @click.command("evaluate")

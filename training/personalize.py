@@ -1,8 +1,12 @@
 """The Amazon Personalize backend of the trainer seam.
 
-The ETL's export (`exports/personalize/<run>/`) goes in; what comes out is what the local
-trainer writes: batch recommendations in `batch/<version>/users.jsonl` (Personalize's own
-batch format, which ours copies) and a manifest with Personalize's metrics.
+The ETL's export (`exports/personalize/<run>/`) goes in. What comes out is a version like the
+local trainer's, built on top of it: our own model of the same name (the fallback, related
+items and realtime answers), with Personalize's batch answers as its users' rows in
+`batch/<version>/users.jsonl` (Personalize's batch format, which ours copies), Personalize's
+metrics, and a gate decision against production on the metric names both report.
+`recs publish` moves the stage's campaign to the version's solution version before the flip
+(`deploy_version`).
 
 Every step is idempotent: resources have names derived from the stage and the version, and
 a step that finds its resource already there uses it. A step whose resource is still being
@@ -21,7 +25,9 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 from botocore.exceptions import ClientError
 
 from common.errors import SettingsError
+from common.progress import Progress, quiet
 from ingestion.lake import Lake, read_json
+from training.artifacts import BATCH, MODELS, SERVED
 from training.errors import TrainingFailed, TrainingPending
 from training.settings import TrainingSettings
 
@@ -380,6 +386,77 @@ def _user_ids(interactions_csv: bytes) -> list[str]:
     return sorted(pc.unique(table["USER_ID"]).to_pylist())
 
 
+def _merged_batch(lake: Lake, version: str) -> tuple[bytes, int]:
+    """Personalize's batch output over our own rows for the same version: each user it
+    answered gets its answer; a user it could not answer keeps ours. Returns the file and
+    how many users Personalize answered."""
+    ours: dict[str, bytes] = {}
+    key = f"{BATCH}/{version}/users.jsonl"
+    if lake.exists(key):
+        for line in lake.read_bytes(key).splitlines():
+            if line.strip():
+                ours[json.loads(line)["input"]["userId"]] = line
+    answered = 0
+    output = lake.read_bytes(f"{BATCH}/{version}/personalize/users.json.out")
+    for line in output.splitlines():
+        if not line.strip():
+            continue
+        record = json.loads(line)
+        items = (record.get("output") or {}).get("recommendedItems")
+        if record.get("error") or not items:
+            continue
+        user = record["input"]["userId"]
+        clean = {"input": {"userId": user}, "output": record["output"], "error": None}
+        ours[user] = json.dumps(clean).encode()
+        answered += 1
+    return b"".join(line + b"\n" for _, line in sorted(ours.items())), answered
+
+
+def personalize_gate(
+    lake: Lake, metrics: Mapping[str, float], own: Mapping[str, Mapping[str, float]]
+) -> dict[str, Any]:
+    """The gate for a Personalize version: its own metrics against production's, on the
+    metric names the two share (or, with nothing in production, against our popularity
+    baseline). The holdouts differ, Personalize's and ours, and the reasons say so."""
+    from training.gate import production_version
+    from training.tuning import SELECT_ON
+
+    production = production_version(lake)
+    if production is not None:
+        found = read_json(lake, f"{MODELS}/{production}/manifest.json")
+        theirs_all = found.get("metrics") or {}
+        backend = found.get("backend", "local")
+        theirs = theirs_all.get("personalize" if backend == "personalize" else SERVED) or {}
+        against = f"production {production} ({backend})"
+    else:
+        theirs = own.get("popularity-count") or {}
+        against = "popularity-count"
+    shared = sorted(set(metrics) & set(theirs))
+    note = (
+        f"compared on the metric names both report ({', '.join(shared) or 'none'}); "
+        "Personalize scored its own holdout"
+        + (", production was scored on ours" if production else ", popularity on ours")
+    )
+    if SELECT_ON not in shared:
+        return {
+            "passed": False,
+            "metric": SELECT_ON,
+            "production_version": production,
+            "reasons": [f"{SELECT_ON} is not reported by both this version and {against}; {note}"],
+        }
+    mine, other = float(metrics[SELECT_ON]), float(theirs[SELECT_ON])
+    passed = mine > other
+    verb = "beats" if passed else "does not beat"
+    return {
+        "passed": passed,
+        "metric": SELECT_ON,
+        "candidate": mine,
+        "production_version": production,
+        "production_metrics": dict(theirs),
+        "reasons": [f"{SELECT_ON} {mine:.4f} {verb} {against}'s {other:.4f}; {note}"],
+    }
+
+
 def train_with_personalize(
     lake: Lake,
     trainer: PersonalizeTrainer,
@@ -388,37 +465,50 @@ def train_with_personalize(
     version: str,
     k: int = 25,
     mode: Literal["FULL", "UPDATE"] = "FULL",
+    progress: Progress = quiet,
 ) -> PersonalizeRun:
-    """The whole run: import the export, train, score, batch-recommend, deploy, record.
+    """Import the export, train, batch-recommend, gate and record, on top of our own model.
 
-    Writes `batch/<version>/users.jsonl` (copied from Personalize's batch output, which has
-    our format already) and `models/<version>/manifest.json` with `"backend": "personalize"`,
-    the ARNs and Personalize's metrics. Safe to call again after `TrainingPending`.
+    The version our local trainer wrote under the same name stays whole (the API's fallback,
+    related items and realtime answers come from it). Personalize's batch output replaces
+    its users' rows in `batch/<version>/users.jsonl`; the manifest gains `"backend":
+    "personalize"`, the ARNs, the tracking id, Personalize's metrics and the gate's decision.
+    The campaign is moved to the new solution version by `recs publish`, not here, so a
+    version the gate keeps never reaches the campaign. Safe to call again after
+    `TrainingPending`.
     """
+    key = f"{MODELS}/{version}/manifest.json"
+    try:
+        manifest: dict[str, Any] = read_json(lake, key)
+    except FileNotFoundError:
+        raise TrainingFailed(
+            f"no local version {version} to build on; the personalize trainer trains ours first"
+        ) from None
     run = PersonalizeRun(version=version)
     schemas = {}
     for dataset_type in DATASET_TYPES:
-        key = f"{export_prefix}/{dataset_type.lower()}.schema.json"
-        if lake.exists(key):
-            schemas[dataset_type] = read_json(lake, key)
+        schema_key = f"{export_prefix}/{dataset_type.lower()}.schema.json"
+        if lake.exists(schema_key):
+            schemas[dataset_type] = read_json(lake, schema_key)
     if "Interactions" not in schemas:
         raise TrainingFailed(
             f"no interactions export under {export_prefix}/; run `recs export personalize`"
         )
+    progress("Personalize: dataset group, datasets and import jobs")
     group = trainer.dataset_group()
     datasets = trainer.datasets(group, schemas)
     trainer.import_data(version, datasets, export_prefix)
+    progress("Personalize: training a solution version")
     version_arn, run.metrics = trainer.train(version, group, mode=mode)
     filter_arn = trainer.not_purchased_filter(group)
     users_key = f"batch-input/{version}/users.json"
     users = _user_ids(lake.read_bytes(f"{export_prefix}/interactions.csv"))
     lake.write_bytes(users_key, "".join(json.dumps({"userId": u}) + "\n" for u in users).encode())
+    progress(f"Personalize: batch recommendations for {len(users):,} users")
     job = trainer.batch_recommendations(version, version_arn, lake.url(users_key), filter_arn, k)
-    lake.write_bytes(
-        f"batch/{version}/users.jsonl",
-        lake.read_bytes(f"batch/{version}/personalize/users.json.out"),
-    )
-    campaign = trainer.deploy(version_arn)
+    merged, answered = _merged_batch(lake, version)
+    lake.write_bytes(f"{BATCH}/{version}/users.jsonl", merged)
+    progress(f"  {answered:,} users answered by Personalize; the rest keep our own rows")
     tracker, run.tracking_id = trainer.event_tracker(group)
     run.arns = {
         "dataset_group": group,
@@ -426,29 +516,41 @@ def train_with_personalize(
         "solution_version": version_arn,
         "filter_not_purchased": filter_arn,
         "batch_inference_job": job,
-        "campaign": campaign,
         "event_tracker": tracker,
     }
-    manifest = {
-        "version": version,
-        "backend": "personalize",
-        "recipe": trainer.settings.recipe_arn,
-        "training_mode": mode,
-        "metrics": {"personalize": run.metrics},
-        "arns": run.arns,
-        "tracking_id": run.tracking_id,
-        "export": export_prefix,
-        "batch": [f"batch/{version}/users.jsonl"],
-        # Personalize scored its own holdout, not ours, so the gate cannot compare it with
-        # production: the batch output waits for `recs publish --force` after a review.
-        "status": "candidate",
-        "gate": {
-            "passed": None,
-            "reasons": [
-                "Personalize evaluated this version on its own holdout (metrics above); "
-                "the promotion gate compares models on ours, so review and publish with --force"
-            ],
-        },
-    }
-    lake.write_bytes(f"models/{version}/manifest.json", json.dumps(manifest, indent=2).encode())
+    own_metrics = manifest.get("metrics") or {}
+    gate = personalize_gate(lake, run.metrics, own_metrics)
+    manifest.update(
+        {
+            "backend": "personalize",
+            "stage": trainer.settings.stage,
+            "personalize_recipe": trainer.settings.recipe_arn,
+            "training_mode": mode,
+            "metrics": {**own_metrics, "personalize": run.metrics},
+            "arns": run.arns,
+            "tracking_id": run.tracking_id,
+            "export": export_prefix,
+            "personalize_users": answered,
+            "status": "approved" if gate["passed"] else "candidate",
+            "gate": gate,
+        }
+    )
+    lake.write_bytes(key, json.dumps(manifest, indent=2).encode())
     return run
+
+
+def deploy_version(
+    manifest: Mapping[str, Any],
+    client: PersonalizeClient | None = None,
+    progress: Progress = quiet,
+) -> str:
+    """Point the stage's campaign at a Personalize version's solution version (`recs
+    publish` calls it before the flip); returns the campaign's ARN."""
+    arns = manifest.get("arns") or {}
+    if not arns.get("solution_version") or not manifest.get("stage"):
+        raise TrainingFailed(
+            f"version {manifest.get('version')} names no solution version or stage to deploy"
+        )
+    settings = PersonalizeSettings(stage=str(manifest["stage"]), role_arn="", lake_uri="")
+    progress(f"Personalize: campaign recs-{settings.stage} to {arns['solution_version']}")
+    return PersonalizeTrainer(settings, client=client).deploy(str(arns["solution_version"]))

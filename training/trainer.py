@@ -7,14 +7,18 @@ run's clock, so a run resumed after a kill writes the same version again, not a 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from common.progress import Progress, quiet
 from ingestion.lake import Lake
+from training.artifacts import MODELS
 from training.errors import TrainingFailed
 from training.settings import TrainingSettings
+
+if TYPE_CHECKING:
+    from mypy_boto3_personalize import PersonalizeClient
 
 
 @dataclass(frozen=True)
@@ -68,9 +72,16 @@ class LocalTrainer:
 
 @dataclass
 class PersonalizeBackend:
-    """Amazon Personalize, through `training.personalize`."""
+    """Amazon Personalize, on top of our own model (`training.personalize`).
+
+    Our trainer runs first, under the same version name: its model answers related items,
+    realtime requests and whatever the campaign cannot, and its holdout metrics stand beside
+    Personalize's. Then Personalize imports the export, trains, and batch-recommends; its
+    answers become the version's user rows.
+    """
 
     settings: TrainingSettings
+    client: PersonalizeClient | None = field(default=None, repr=False)
     name = "personalize"
 
     def train(
@@ -81,7 +92,7 @@ class PersonalizeBackend:
         export_prefix: str | None = None,
         progress: Progress = quiet,
     ) -> Trained:
-        """Import the export, train a solution version, batch-recommend, deploy."""
+        """Train ours, then import the export, train a solution version, batch-recommend."""
         from training.personalize import (
             PersonalizeSettings,
             PersonalizeTrainer,
@@ -92,9 +103,17 @@ class PersonalizeBackend:
             raise TrainingFailed(
                 "the personalize trainer needs an export; run `recs export personalize` first"
             )
-        trainer = PersonalizeTrainer(PersonalizeSettings.from_settings(self.settings))
+        settings = PersonalizeSettings.from_settings(self.settings)
+        version = version_name(now)
+        if not lake.exists(f"{MODELS}/{version}/manifest.json"):
+            progress("our own model first: the fallback, related items and realtime answers")
+            LocalTrainer().train(lake, now=now, progress=progress)
+        else:
+            # A retry after TrainingPending: ours is written, Personalize's jobs go on.
+            progress(f"our own model {version} is already written; on to Personalize")
+        trainer = PersonalizeTrainer(settings, client=self.client)
         run = train_with_personalize(
-            lake, trainer, export_prefix=export_prefix, version=version_name(now)
+            lake, trainer, export_prefix=export_prefix, version=version, progress=progress
         )
         return Trained(run.version, "personalize user-personalization")
 

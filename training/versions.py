@@ -24,8 +24,8 @@ class Version:
     state: str
     backend: str
     chosen: str
-    #: The served model's NDCG@10 on its holdout, and popularity's beside it (None where the
-    #: trainer recorded no such metric, as Personalize records its own).
+    #: The served model's NDCG@10 on its holdout (a Personalize version's: on Personalize's
+    #: holdout), and popularity's beside it on ours.
     ndcg10: float | None
     popularity_ndcg10: float | None
     reasons: tuple[str, ...]
@@ -50,13 +50,15 @@ def describe(lake: Lake, version: str, production: str | None) -> Version:
     """One version's summary."""
     found = manifest(lake, version)
     metrics = found.get("metrics") or {}
-    served = metrics.get(SERVED) or {}
+    backend = str(found.get("backend", "local"))
+    # A Personalize version serves Personalize's answers: its figure is Personalize's own.
+    served = metrics.get("personalize" if backend == "personalize" else SERVED) or {}
     popularity = metrics.get("popularity-count") or {}
     status = str(found.get("status", "candidate"))
     return Version(
         version=version,
         state="production" if version == production else status,
-        backend=str(found.get("backend", "local")),
+        backend=backend,
         chosen=str(found.get("chosen_label") or found.get("chosen") or found.get("recipe")),
         ndcg10=served.get(SELECT_ON),
         popularity_ndcg10=popularity.get(SELECT_ON),

@@ -18,6 +18,7 @@ from training.personalize import (
     USER_PERSONALIZATION,
     PersonalizeSettings,
     PersonalizeTrainer,
+    personalize_gate,
     train_with_personalize,
 )
 
@@ -254,7 +255,7 @@ def test_filter_tracker_and_batch_job_requests(stubbed: Any) -> None:
     assert job == "b1"
 
 
-def test_a_whole_run_imports_trains_batches_deploys_and_records(
+def test_a_whole_run_imports_trains_batches_gates_and_records(
     stubbed: Any, local_lake: Any
 ) -> None:
     trainer, stub = stubbed
@@ -266,10 +267,19 @@ def test_a_whole_run_imports_trains_batches_deploys_and_records(
         f"{export}/interactions.csv",
         b"USER_ID,ITEM_ID,EVENT_TYPE,TIMESTAMP\nU2,I1,view,1\nU1,I1,view,2\nU2,I2,purchase,3\n",
     )
-    # Where Personalize's batch job writes its output (the service does; here the test).
+    # Our own version of the same name, which the personalize trainer writes first.
+    ndcg = "normalized_discounted_cumulative_gain_at_10"
+    local_lake.write_bytes(
+        "models/v9/manifest.json",
+        json.dumps({"version": "v9", "metrics": {"popularity-count": {ndcg: 0.1}}}).encode(),
+    )
+    ours = b'{"input":{"userId":"U2"},"output":{"recommendedItems":["I9"],"scores":[1.0]}}\n'
+    local_lake.write_bytes("batch/v9/users.jsonl", ours)
+    # Where Personalize's batch job writes its output (the service does; here the test). It
+    # could not answer U2 (an error line): U2 keeps our row.
     output = (
         b'{"input":{"userId":"U1"},"output":{"recommendedItems":["I2"],"scores":[0.5]},'
-        b'"error":null}\n'
+        b'"error":null}\n{"input":{"userId":"U2"},"error":"user not found"}\n'
     )
     local_lake.write_bytes("batch/v9/personalize/users.json.out", output)
     for method, response in [
@@ -284,26 +294,55 @@ def test_a_whole_run_imports_trains_batches_deploys_and_records(
         ("describe_solution", {"solution": {"status": "ACTIVE"}}),
         ("create_solution_version", {"solutionVersionArn": "sv9"}),
         ("describe_solution_version", {"solutionVersion": {"status": "ACTIVE"}}),
-        ("get_solution_metrics", {"metrics": {"coverage": 0.4}}),
+        ("get_solution_metrics", {"metrics": {"coverage": 0.4, ndcg: 0.2}}),
         ("create_filter", {"filterArn": "f1"}),
         ("describe_filter", {"filter": {"status": "ACTIVE"}}),
         ("create_batch_inference_job", {"batchInferenceJobArn": "b9"}),
         ("describe_batch_inference_job", {"batchInferenceJob": {"status": "ACTIVE"}}),
-        ("create_campaign", {"campaignArn": "c1"}),
-        ("describe_campaign", {"campaign": {"status": "ACTIVE"}}),
         ("create_event_tracker", {"eventTrackerArn": "t1", "trackingId": "tid"}),
         ("describe_event_tracker", {"eventTracker": {"status": "ACTIVE", "trackingId": "tid"}}),
     ]:
         stub.add_response(method, response)
     run = train_with_personalize(local_lake, trainer, export_prefix=export, version="v9")
-    assert run.metrics == {"coverage": 0.4}
-    assert run.arns["campaign"] == "c1"
+    assert run.metrics == {"coverage": 0.4, ndcg: 0.2}
+    assert "campaign" not in run.arns  # publish moves the campaign, after the gate
     assert (
         local_lake.read_bytes("batch-input/v9/users.json")
         == b'{"userId": "U1"}\n{"userId": "U2"}\n'
     )
-    assert local_lake.read_bytes("batch/v9/users.jsonl") == output
+    rows = [json.loads(x) for x in local_lake.read_bytes("batch/v9/users.jsonl").splitlines()]
+    assert [(r["input"]["userId"], r["output"]["recommendedItems"]) for r in rows] == [
+        ("U1", ["I2"]),
+        ("U2", ["I9"]),
+    ]
     manifest = json.loads(local_lake.read_bytes("models/v9/manifest.json"))
     assert manifest["backend"] == "personalize"
-    assert manifest["status"] == "candidate"
+    assert manifest["metrics"]["personalize"][ndcg] == 0.2
+    assert manifest["metrics"]["popularity-count"][ndcg] == 0.1  # ours, kept
+    assert manifest["status"] == "approved"
+    assert manifest["gate"]["reasons"] == [
+        f"{ndcg} 0.2000 beats popularity-count's 0.1000; compared on the metric names both "
+        f"report ({ndcg}); Personalize scored its own holdout, popularity on ours"
+    ]
     assert manifest["tracking_id"] == "tid"
+    assert manifest["personalize_users"] == 1
+
+
+def test_the_gate_compares_with_a_personalize_production_on_shared_names(
+    local_lake: Any,
+) -> None:
+    ndcg = "normalized_discounted_cumulative_gain_at_10"
+    local_lake.write_bytes("models/production.json", b'{"version": "v1"}')
+    local_lake.write_bytes(
+        "models/v1/manifest.json",
+        json.dumps(
+            {"backend": "personalize", "metrics": {"personalize": {ndcg: 0.3, "coverage": 0.2}}}
+        ).encode(),
+    )
+    gate = personalize_gate(local_lake, {ndcg: 0.25, "precision_at_5": 0.1}, {})
+    assert gate["passed"] is False
+    assert gate["reasons"][0].startswith(f"{ndcg} 0.2500 does not beat production v1")
+    assert f"({ndcg})" in gate["reasons"][0]  # the one name both report
+    gate = personalize_gate(local_lake, {"coverage": 0.9}, {})
+    assert gate["passed"] is False
+    assert "is not reported by both" in gate["reasons"][0]
