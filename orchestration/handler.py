@@ -3,8 +3,10 @@
 The state machine (`orchestration/statemachine.asl.json`) calls it once per step with
 `{"step": "start"}` and then `{"step": NAME, "run_id": ID}`. Each call runs one step of
 `orchestration.steps.STEPS` against the run record in the lake, exactly as the local runner
-does. A failing step raises its own error class, so the state machine's Retry and Catch
-match our class names (`LakeLocked`, `TrainingPending`, `DataQualityError`, ...).
+does. With the Personalize trainer, `{"step": "train", "run_id": ID, "phase": P}` first
+starts each of Personalize's long jobs, which the state machine then polls itself. A
+failing step raises its own error class, so the state machine's Retry and Catch match our
+class names (`LakeLocked`, `TrainingPending`, `DataQualityError`, ...).
 """
 
 from __future__ import annotations
@@ -33,17 +35,39 @@ def handler(event: dict[str, Any], _context: Any = None) -> dict[str, Any]:
     run_id = event.get("run_id")
     if not isinstance(name, str) or not isinstance(run_id, str):
         raise ValueError('the event needs "step" and "run_id" (or {"step": "start"})')
+    if isinstance(event.get("phase"), str):
+        return _personalize_phase(lake, settings, run_id, event["phase"])
     if name == "notify" and isinstance(event.get("error"), dict):
         _record_crash(lake, run_id, event["error"])
     record = run_one(lake, settings, run_id, name, progress=logger.info)
     mine = record.step(name)
     return {
         "run_id": record.run_id,
+        "trainer": record.trainer,
         "step": name,
         "status": mine.status,
         "outcome": record.result("gate", "outcome"),
         "result": mine.result,
     }
+
+
+def _personalize_phase(lake: Any, settings: Any, run_id: str, phase: str) -> dict[str, Any]:
+    """Start one of Personalize's long jobs for the run's `train` step (the state machine
+    polls it with aws-sdk integrations), and record what was started."""
+    from orchestration.runs import RunRecord
+    from training.trainer import PersonalizeBackend
+
+    record = RunRecord.load(lake, run_id)
+    export = record.result("export", "prefix")
+    if record.trainer != "personalize" or not isinstance(export, str):
+        raise ValueError(f"run {run_id} has no Personalize export to train on")
+    started = PersonalizeBackend(settings).start(
+        lake, phase, now=record.clock, export_prefix=export, progress=logger.info
+    )
+    step = record.step("train")
+    step.result = {**(step.result or {}), phase: started}
+    record.save(lake)
+    return {"run_id": run_id, "trainer": record.trainer, "outcome": None, "result": started}
 
 
 def _record_crash(lake: Any, run_id: str, error: dict[str, Any]) -> None:

@@ -4,13 +4,18 @@
 committed (Terraform reads it with `templatefile`, filling in `${pipeline_function_arn}`);
 a test fails when the file and the steps drift apart.
 
-Shape: `start` makes the run record; then one Lambda task per step of the local trainer, in
-`STEPS` order, each calling `orchestration.handler.handler`. A Choice after `gate` sends a
-kept candidate to `notify` past `publish` (a normal night). Retry lists each step's
-retryable error class names, with the local runner's attempts and backoff. Catch sends
-`ModelRejected` to `notify` (the night ends there, saying why) and every other error,
-`DataQualityError` included, to `notify-failure`, which says why and then fails the
-execution so an alarm can page someone.
+Shape: `start` makes the run record and says which trainer the run uses; then one Lambda
+task per step, in `STEPS` order, each calling `orchestration.handler.handler`. A step only
+some trainers take (`export`) sits behind a Choice on the run's trainer. With Personalize,
+`export` is followed by its long jobs (dataset imports, one per dataset in a Map; the
+solution version; the batch inference job): our Lambda starts each, and the machine polls
+it with the aws-sdk integration (`personalize:describe...`), a Wait and a Choice, so no
+Lambda sits waiting; then `train` finds them done and writes the version. A Choice after
+`gate` sends a kept candidate to `notify` past `publish` (a normal night). Retry lists each
+step's retryable error class names, with the local runner's attempts and backoff. Catch
+sends `ModelRejected` to `notify` (the night ends there, saying why) and every other error,
+`DataQualityError` and a failed Personalize job included, to `notify-failure`, which says
+why and then fails the execution so an alarm can page someone.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from orchestration.runner import ATTEMPTS, BACKOFF_S
-from orchestration.steps import steps_for
+from orchestration.steps import STEPS, TRAINERS
 
 FUNCTION: Final = "${pipeline_function_arn}"
 PATH: Final = Path(__file__).with_name("statemachine.asl.json")
@@ -36,12 +41,28 @@ LAMBDA_TRANSIENT: Final = [
 EXPECTED: Final = ["ModelRejected"]
 
 
+#: Personalize's long jobs: the phase that starts one, the aws-sdk call that describes it,
+#: the request's ARN field and the response's resource field (Step Functions' SDK
+#: integrations take and give PascalCase), and how long to wait between looks.
+POLLED: Final = (
+    ("imports", "describeDatasetImportJob", "DatasetImportJobArn", "DatasetImportJob", 60),
+    ("training", "describeSolutionVersion", "SolutionVersionArn", "SolutionVersion", 300),
+    ("batch", "describeBatchInferenceJob", "BatchInferenceJobArn", "BatchInferenceJob", 120),
+)
+#: Personalize's throttling, worth another look.
+PERSONALIZE_TRANSIENT: Final = [
+    "Personalize.ThrottlingException",
+    "Personalize.LimitExceededException",
+]
+_CARRIED: Final = {"run_id.$": "$.Payload.run_id", "trainer.$": "$.Payload.trainer"}
+
+
 def _task(payload: dict[str, Any], **more: Any) -> dict[str, Any]:
     return {
         "Type": "Task",
         "Resource": "arn:aws:states:::lambda:invoke",
         "Parameters": {"FunctionName": FUNCTION, "Payload": payload},
-        "ResultSelector": {"run_id.$": "$.Payload.run_id", "outcome.$": "$.Payload.outcome"},
+        "ResultSelector": {**_CARRIED, "outcome.$": "$.Payload.outcome"},
         "Retry": [
             {
                 "ErrorEquals": LAMBDA_TRANSIENT,
@@ -54,42 +75,164 @@ def _task(payload: dict[str, Any], **more: Any) -> dict[str, Any]:
     }
 
 
-def definition(trainer: str = "local") -> dict[str, Any]:
-    """The state machine's ASL as a dict."""
-    steps = steps_for(trainer)
-    names = [s.name for s in steps]
+def _retry(errors: tuple[str, ...]) -> dict[str, Any]:
+    return {
+        "ErrorEquals": list(errors),
+        "IntervalSeconds": int(BACKOFF_S),
+        "MaxAttempts": ATTEMPTS - 1,
+        "BackoffRate": 2.0,
+    }
+
+
+_CATCH: Final = [
+    {"ErrorEquals": EXPECTED, "ResultPath": "$.error", "Next": "notify"},
+    {"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "notify-failure"},
+]
+
+
+def _poll(phase: str, call: str, arn: str, resource: str, wait_s: int, then: str) -> dict[str, Any]:
+    """Wait, describe through the aws-sdk integration, and go on once ACTIVE."""
+    failed = {
+        "Type": "Fail",
+        "Error": "TrainingFailed",
+        "Cause": f"a Personalize {phase} job failed: Personalize's console has its reason",
+    }
+    return {
+        f"{phase}-wait": {"Type": "Wait", "Seconds": wait_s, "Next": f"{phase}-status"},
+        f"{phase}-status": {
+            "Type": "Task",
+            "Comment": f"Personalize's own status of the {phase} job",
+            "Resource": f"arn:aws:states:::aws-sdk:personalize:{call}",
+            "Parameters": {f"{arn}.$": "$.job"},
+            "ResultSelector": {"status.$": f"$.{resource}.Status"},
+            "ResultPath": "$.status",
+            "Retry": [
+                {
+                    "ErrorEquals": PERSONALIZE_TRANSIENT,
+                    "IntervalSeconds": 30,
+                    "MaxAttempts": 5,
+                    "BackoffRate": 2.0,
+                }
+            ],
+            "Next": f"{phase}-done",
+        },
+        f"{phase}-done": {
+            "Type": "Choice",
+            "Choices": [
+                {"Variable": "$.status.status", "StringEquals": "ACTIVE", "Next": then},
+                {
+                    "Variable": "$.status.status",
+                    "StringEquals": "CREATE FAILED",
+                    "Next": f"{phase}-failed",
+                },
+            ],
+            "Default": f"{phase}-wait",
+        },
+        f"{phase}-failed": failed,
+    }
+
+
+def _personalize(then: str) -> dict[str, Any]:
+    """The Personalize trainer's long jobs, each started by our Lambda and polled here."""
+    states: dict[str, Any] = {}
+    phases = [p[0] for p in POLLED]
+    for (phase, call, arn, resource, wait_s), following in zip(
+        POLLED, [*(f"personalize-{p}" for p in phases[1:]), then], strict=True
+    ):
+        start = _task(
+            {"step": "train", "phase": phase, "run_id.$": "$.run_id"},
+            Comment=f"start Personalize's {phase} job (training)",
+            Catch=_CATCH,
+        )
+        start["Retry"].insert(0, _retry(("TrainingPending",)))
+        polled = _poll(phase, call, arn, resource, wait_s, following)
+        if phase == "imports":
+            # One import job per dataset: each is polled in its own branch.
+            start["ResultSelector"] = {**_CARRIED, "jobs.$": "$.Payload.result.jobs"}
+            start["Next"] = "imports-each"
+            states["imports-each"] = {
+                "Type": "Map",
+                "ItemsPath": "$.jobs",
+                "ItemSelector": {"job.$": "$$.Map.Item.Value"},
+                "ItemProcessor": {
+                    "ProcessorConfig": {"Mode": "INLINE"},
+                    "StartAt": "imports-wait",
+                    "States": {
+                        **polled,
+                        "imports-done": {
+                            **polled["imports-done"],
+                            "Choices": [
+                                {**c, "Next": "imported" if c["Next"] == following else c["Next"]}
+                                for c in polled["imports-done"]["Choices"]
+                            ],
+                        },
+                        "imported": {"Type": "Succeed"},
+                    },
+                },
+                "ResultPath": None,
+                "Catch": _CATCH,
+                "Next": following,
+            }
+        else:
+            start["ResultSelector"] = {**_CARRIED, "job.$": "$.Payload.result.job"}
+            start["Next"] = f"{phase}-wait"
+            # A failed job ends in the notify that says why, as a failing step does.
+            polled[f"{phase}-failed"] = {
+                "Type": "Pass",
+                "Parameters": {
+                    "run_id.$": "$.run_id",
+                    "trainer.$": "$.trainer",
+                    "error": {
+                        "Error": "TrainingFailed",
+                        "Cause.$": f"States.Format('Personalize {phase} job {{}} failed', $.job)",
+                    },
+                },
+                "Next": "notify-failure",
+            }
+            states.update(polled)
+        states[f"personalize-{phase}"] = start
+    return states
+
+
+def definition() -> dict[str, Any]:
+    """The state machine's ASL as a dict: both trainers, chosen by the run's setting."""
+    names = [s.name for s in STEPS]
     states: dict[str, Any] = {
         "start": {
             **_task({"step": "start", "input.$": "$"}),
-            "ResultSelector": {"run_id.$": "$.Payload.run_id"},
+            "ResultSelector": _CARRIED,
             "Next": names[0],
         }
     }
-    catch = [
-        {"ErrorEquals": EXPECTED, "ResultPath": "$.error", "Next": "notify"},
-        {"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "notify-failure"},
-    ]
-    for step, following in zip(steps, [*names[1:], None], strict=True):
+    for step, following in zip(STEPS, [*names[1:], None], strict=True):
         if step.name == "notify":
             states["notify"] = _task({"step": "notify", "run_id.$": "$.run_id"}, End=True)
             states["notify"]["Comment"] = step.does
             continue
+        nxt = following
+        only = STEPS[names.index(following)].trainers if following else TRAINERS
+        if following is not None and only != TRAINERS:
+            # The step after is only for some trainers: a Choice on the run's trainer.
+            nxt = f"{following}-for-trainer"
+            states[nxt] = {
+                "Type": "Choice",
+                "Comment": f"{following} runs only for the {', '.join(only)} trainer",
+                "Choices": [
+                    {"Variable": "$.trainer", "StringEquals": t, "Next": following} for t in only
+                ],
+                "Default": names[names.index(following) + 1],
+            }
+        if step.name == "export":
+            nxt = "personalize-imports"
+            states.update(_personalize(then=following or "notify"))
         state = _task(
             {"step": step.name, "run_id.$": "$.run_id"},
             Comment=f"{step.does} ({step.owner})",
-            Catch=catch,
-            Next="gate-decision" if step.name == "gate" else following,
+            Catch=_CATCH,
+            Next="gate-decision" if step.name == "gate" else nxt,
         )
         if step.retry_on:
-            state["Retry"].insert(
-                0,
-                {
-                    "ErrorEquals": list(step.retry_on),
-                    "IntervalSeconds": int(BACKOFF_S),
-                    "MaxAttempts": ATTEMPTS - 1,
-                    "BackoffRate": 2.0,
-                },
-            )
+            state["Retry"].insert(0, _retry(step.retry_on))
         states[step.name] = state
         if step.name == "gate":
             states["gate-decision"] = {

@@ -203,10 +203,7 @@ class PersonalizeTrainer:
         mode: Literal["FULL", "INCREMENTAL"] = "FULL",
     ) -> list[str]:
         """One import job per dataset, reading the export's CSVs from S3; all start first."""
-        jobs = [
-            self._import_job(version, dataset_type, dataset_arn, export_prefix, mode)
-            for dataset_type, dataset_arn in dataset_arns.items()
-        ]
+        jobs = self.start_imports(version, dataset_arns, export_prefix, mode)
         for arn in jobs:
             self.wait(
                 "dataset import job",
@@ -216,6 +213,19 @@ class PersonalizeTrainer:
                 )["datasetImportJob"],
             )
         return jobs
+
+    def start_imports(
+        self,
+        version: str,
+        dataset_arns: Mapping[str, str],
+        export_prefix: str,
+        mode: Literal["FULL", "INCREMENTAL"] = "FULL",
+    ) -> list[str]:
+        """Start (or find) one import job per dataset, without waiting for them."""
+        return [
+            self._import_job(version, dataset_type, dataset_arn, export_prefix, mode)
+            for dataset_type, dataset_arn in dataset_arns.items()
+        ]
 
     def _import_job(
         self,
@@ -248,6 +258,19 @@ class PersonalizeTrainer:
         self, version: str, group_arn: str, mode: Literal["FULL", "UPDATE"] = "FULL"
     ) -> tuple[str, dict[str, float]]:
         """The solution, a new solution version, and Personalize's offline metrics for it."""
+        version_arn = self.start_solution_version(version, self.solution(group_arn), mode)
+        self.wait(
+            "solution version",
+            version_arn,
+            lambda: self.client.describe_solution_version(solutionVersionArn=version_arn)[
+                "solutionVersion"
+            ],
+        )
+        metrics = self.client.get_solution_metrics(solutionVersionArn=version_arn)["metrics"]
+        return version_arn, {k: float(v) for k, v in metrics.items()}
+
+    def solution(self, group_arn: str) -> str:
+        """The stage's user-personalization solution, created once."""
         solution_name = self._name("user-personalization")
         solution_arn = self._create(
             lambda: self.client.create_solution(
@@ -265,6 +288,12 @@ class PersonalizeTrainer:
             solution_arn,
             lambda: self.client.describe_solution(solutionArn=solution_arn)["solution"],
         )
+        return solution_arn
+
+    def start_solution_version(
+        self, version: str, solution_arn: str, mode: Literal["FULL", "UPDATE"] = "FULL"
+    ) -> str:
+        """Start (or find) the training of this version's solution version; no waiting."""
         version_name = self._name(version)
         version_arn = self._create(
             lambda: self.client.create_solution_version(
@@ -277,15 +306,7 @@ class PersonalizeTrainer:
                 version_name,
             ),
         )
-        self.wait(
-            "solution version",
-            version_arn,
-            lambda: self.client.describe_solution_version(solutionVersionArn=version_arn)[
-                "solutionVersion"
-            ],
-        )
-        metrics = self.client.get_solution_metrics(solutionVersionArn=version_arn)["metrics"]
-        return version_arn, {k: float(v) for k, v in metrics.items()}
+        return version_arn
 
     def deploy(self, version_arn: str, min_tps: int = 1) -> str:
         """Create the stage's campaign on this solution version, or point it at it."""
@@ -343,6 +364,20 @@ class PersonalizeTrainer:
     ) -> str:
         """A batch inference job for every user listed in `users_input` (S3 JSON lines);
         its output lands in `batch/<version>/personalize/` of the lake."""
+        arn = self.start_batch_recommendations(version, version_arn, users_input, filter_arn, k)
+        self.wait(
+            "batch inference job",
+            arn,
+            lambda: self.client.describe_batch_inference_job(batchInferenceJobArn=arn)[
+                "batchInferenceJob"
+            ],
+        )
+        return arn
+
+    def start_batch_recommendations(
+        self, version: str, version_arn: str, users_input: str, filter_arn: str | None, k: int
+    ) -> str:
+        """Start (or find) the batch inference job, without waiting for it."""
         name = self._name(version, "users")
         output = f"{self.settings.lake_uri}/batch/{version}/personalize/"
         request: dict[str, Any] = {
@@ -364,13 +399,6 @@ class PersonalizeTrainer:
                 name,
             ),
         )
-        self.wait(
-            "batch inference job",
-            arn,
-            lambda: self.client.describe_batch_inference_job(batchInferenceJobArn=arn)[
-                "batchInferenceJob"
-            ],
-        )
         return arn
 
 
@@ -384,6 +412,28 @@ def _user_ids(interactions_csv: bytes) -> list[str]:
         convert_options=pacsv.ConvertOptions(column_types={"USER_ID": pa.string()}),
     )
     return sorted(pc.unique(table["USER_ID"]).to_pylist())
+
+
+def export_schemas(lake: Lake, export_prefix: str) -> dict[str, Any]:
+    """The export's schema per dataset type; the interactions one is required."""
+    schemas = {}
+    for dataset_type in DATASET_TYPES:
+        schema_key = f"{export_prefix}/{dataset_type.lower()}.schema.json"
+        if lake.exists(schema_key):
+            schemas[dataset_type] = read_json(lake, schema_key)
+    if "Interactions" not in schemas:
+        raise TrainingFailed(
+            f"no interactions export under {export_prefix}/; run `recs export personalize`"
+        )
+    return schemas
+
+
+def batch_input(lake: Lake, export_prefix: str, version: str) -> tuple[str, int]:
+    """Write the batch job's input, every user of the export; return its URL and count."""
+    key = f"batch-input/{version}/users.json"
+    users = _user_ids(lake.read_bytes(f"{export_prefix}/interactions.csv"))
+    lake.write_bytes(key, "".join(json.dumps({"userId": u}) + "\n" for u in users).encode())
+    return lake.url(key), len(users)
 
 
 def _merged_batch(lake: Lake, version: str) -> tuple[bytes, int]:
@@ -485,15 +535,7 @@ def train_with_personalize(
             f"no local version {version} to build on; the personalize trainer trains ours first"
         ) from None
     run = PersonalizeRun(version=version)
-    schemas = {}
-    for dataset_type in DATASET_TYPES:
-        schema_key = f"{export_prefix}/{dataset_type.lower()}.schema.json"
-        if lake.exists(schema_key):
-            schemas[dataset_type] = read_json(lake, schema_key)
-    if "Interactions" not in schemas:
-        raise TrainingFailed(
-            f"no interactions export under {export_prefix}/; run `recs export personalize`"
-        )
+    schemas = export_schemas(lake, export_prefix)
     progress("Personalize: dataset group, datasets and import jobs")
     group = trainer.dataset_group()
     datasets = trainer.datasets(group, schemas)
@@ -501,11 +543,9 @@ def train_with_personalize(
     progress("Personalize: training a solution version")
     version_arn, run.metrics = trainer.train(version, group, mode=mode)
     filter_arn = trainer.not_purchased_filter(group)
-    users_key = f"batch-input/{version}/users.json"
-    users = _user_ids(lake.read_bytes(f"{export_prefix}/interactions.csv"))
-    lake.write_bytes(users_key, "".join(json.dumps({"userId": u}) + "\n" for u in users).encode())
-    progress(f"Personalize: batch recommendations for {len(users):,} users")
-    job = trainer.batch_recommendations(version, version_arn, lake.url(users_key), filter_arn, k)
+    users_input, users = batch_input(lake, export_prefix, version)
+    progress(f"Personalize: batch recommendations for {users:,} users")
+    job = trainer.batch_recommendations(version, version_arn, users_input, filter_arn, k)
     merged, answered = _merged_batch(lake, version)
     lake.write_bytes(f"{BATCH}/{version}/users.jsonl", merged)
     progress(f"  {answered:,} users answered by Personalize; the rest keep our own rows")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from common.progress import Progress, quiet
 from ingestion.lake import Lake
@@ -19,6 +19,9 @@ from training.settings import TrainingSettings
 
 if TYPE_CHECKING:
     from mypy_boto3_personalize import PersonalizeClient
+
+#: Personalize's long jobs, in the order the state machine starts and polls them.
+PHASES: Final = ("imports", "training", "batch")
 
 
 @dataclass(frozen=True)
@@ -116,6 +119,51 @@ class PersonalizeBackend:
             lake, trainer, export_prefix=export_prefix, version=version, progress=progress
         )
         return Trained(run.version, "personalize user-personalization")
+
+    def start(
+        self,
+        lake: Lake,
+        phase: str,
+        *,
+        now: datetime,
+        export_prefix: str,
+        progress: Progress = quiet,
+    ) -> dict[str, Any]:
+        """Start one of Personalize's long jobs and return its ARNs, without waiting.
+
+        The state machine calls these in order (`imports`, `training`, `batch`), polls each
+        job with its own Wait and Choice states, and then runs the whole `train`, which
+        finds every job done and writes the version. Each is idempotent, as `train` is.
+        """
+        from training.personalize import (
+            PersonalizeSettings,
+            PersonalizeTrainer,
+            batch_input,
+            export_schemas,
+        )
+        from training.pipeline import K
+
+        trainer = PersonalizeTrainer(
+            PersonalizeSettings.from_settings(self.settings), client=self.client
+        )
+        version = version_name(now)
+        if phase not in PHASES:
+            raise TrainingFailed(f"unknown Personalize phase {phase!r}: one of {PHASES}")
+        if phase == "imports":
+            if not lake.exists(f"{MODELS}/{version}/manifest.json"):
+                LocalTrainer().train(lake, now=now, progress=progress)
+            group = trainer.dataset_group()
+            datasets = trainer.datasets(group, export_schemas(lake, export_prefix))
+            return {"jobs": trainer.start_imports(version, datasets, export_prefix)}
+        group = trainer.dataset_group()
+        solution_version = trainer.start_solution_version(version, trainer.solution(group))
+        if phase == "training":
+            return {"job": solution_version}
+        users_input, _ = batch_input(lake, export_prefix, version)
+        job = trainer.start_batch_recommendations(
+            version, solution_version, users_input, trainer.not_purchased_filter(group), K
+        )
+        return {"job": job}
 
 
 def trainer_for(name: str, settings: TrainingSettings) -> Trainer:

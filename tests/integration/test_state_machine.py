@@ -44,6 +44,8 @@ def test_the_committed_asl_is_generated_from_the_steps() -> None:
     states = definition()["States"]
     assert states["etl"]["Retry"][0]["ErrorEquals"] == ["LakeLocked"]
     assert states["gate-decision"]["Default"] == "notify"
+    assert states["export-for-trainer"]["Default"] == "train"  # export: Personalize only
+    assert states["training-status"]["Resource"].endswith(":personalize:describeSolutionVersion")
 
 
 class Machine:
@@ -161,7 +163,8 @@ def test_a_night_runs_every_step_and_publishes(machine: Machine) -> None:
     done = machine.run({"now": "2026-11-02T02:00:00Z"})
     assert done["status"] == "SUCCEEDED"
     assert done["states"] == [
-        "start", "flush", "etl", "train", "evaluate", "gate", "gate-decision", "publish", "notify"
+        "start", "flush", "etl", "export-for-trainer", "train", "evaluate", "gate",
+        "gate-decision", "publish", "notify",
     ]  # fmt: skip
     record = machine.record()
     assert record.status == "succeeded"
@@ -209,3 +212,144 @@ def test_a_gate_rejection_ends_in_notify_saying_why(machine: Machine, tmp_path: 
     assert record.step("publish").status == "pending"  # never reached
     inbox = machine.inbox()  # type: ignore[attr-defined]
     assert any("kept it as a candidate" in m and "Production is unchanged" in m for m in inbox)
+
+
+_LONG_JOBS = {"datasetImportJob", "solutionVersion", "batchInferenceJob"}
+
+
+def _camel(snake: str) -> str:
+    head, *rest = snake.split("_")
+    return head + "".join(word.title() for word in rest)
+
+
+class FakePersonalize:
+    """Amazon Personalize for this test only (moto has none): each create answers an ARN
+    named after the resource; a long job says CREATE IN_PROGRESS at its first look and
+    ACTIVE after; a batch job writes its output into the lake, as the service writes to S3.
+    Request and response shapes are pinned by the Stubber tests of `training.personalize`."""
+
+    def __init__(self, lake: LocalLake) -> None:
+        self.lake = lake
+        self.looks: dict[str, int] = {}
+        self.calls: list[str] = []
+
+    def __getattr__(self, method: str) -> Any:
+        def call(**params: Any) -> dict[str, Any]:
+            self.calls.append(method)
+            verb, _, kind = method.partition("_")
+            kind = _camel(kind)
+            if verb == "create":
+                name = params.get("name") or params.get("jobName")
+                arn = f"arn:aws:personalize:us-east-1:123456789012:{kind}/{name}"
+                if kind == "batchInferenceJob":
+                    self._batch_output(params)
+                return {f"{kind}Arn": arn}
+            if verb == "describe":
+                arn = str(next(iter(params.values())))
+                self.looks[arn] = self.looks.get(arn, 0) + 1
+                first = kind in _LONG_JOBS and self.looks[arn] == 1
+                status = "CREATE IN_PROGRESS" if first else "ACTIVE"
+                return {kind: {"status": status, "trackingId": "tid-1"}}
+            if method == "get_solution_metrics":
+                return {"metrics": {"normalized_discounted_cumulative_gain_at_10": 0.9}}
+            raise AttributeError(method)
+
+        return call
+
+    def _batch_output(self, params: dict[str, Any]) -> None:
+        users = Path(params["jobInput"]["s3DataSource"]["path"]).read_text().splitlines()
+        key = params["jobOutput"]["s3DataDestination"]["path"].removeprefix("s3://shop-lake/prod/")
+        lines = [
+            json.dumps(
+                {
+                    "input": json.loads(user),
+                    "output": {"recommendedItems": ["I1", "I2", "I3"], "scores": [0.3, 0.2, 0.1]},
+                    "error": None,
+                }
+            )
+            for user in users
+        ]
+        self.lake.write_bytes(f"{key}users.json.out", ("\n".join(lines) + "\n").encode())
+
+
+class StepFunctionsSdk:
+    """What Step Functions' aws-sdk integration does in front of a client: PascalCase
+    parameters and response fields over the service's camelCase API."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    @classmethod
+    def _pascal(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k[:1].upper() + k[1:]: cls._pascal(v) for k, v in value.items()}
+        return value
+
+    def __getattr__(self, method: str) -> Any:
+        def call(**params: Any) -> Any:
+            camel = {k[:1].lower() + k[1:]: v for k, v in params.items()}
+            return self._pascal(getattr(self.client, method)(**camel))
+
+        return call
+
+
+def test_the_personalize_branch_starts_polls_and_publishes(
+    machine: Machine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
+        state_task_service_aws_sdk as sdk,
+    )
+    from moto.stepfunctions.parser.asl.component.state.wait.wait_function import wait_function
+
+    from training.personalize import PersonalizeSettings, PersonalizeTrainer
+
+    fake = FakePersonalize(machine.lake)
+    waits: list[int] = []
+    monkeypatch.setenv("RECS_TRAINER", "personalize")
+    monkeypatch.setenv("RECS_STAGE", "prod")
+    monkeypatch.setenv("RECS_PERSONALIZE_ROLE_ARN", "arn:aws:iam::123456789012:role/p")
+    # Personalize reads and writes S3; this lake is a folder (the S3 path of the same code
+    # is tested in test_personalize_version), so the S3 URI Personalize is given is a name.
+    monkeypatch.setattr(
+        PersonalizeSettings,
+        "from_settings",
+        classmethod(lambda cls, s: cls(stage="prod", role_arn="r", lake_uri="s3://shop-lake/prod")),
+    )
+    monkeypatch.setattr(PersonalizeTrainer, "client", property(lambda _self: fake))
+    original = sdk.boto_client_for
+    monkeypatch.setattr(
+        sdk,
+        "boto_client_for",
+        lambda region, service, state_credentials=None: (
+            StepFunctionsSdk(fake)
+            if service == "personalize"
+            else original(region, service, state_credentials)
+        ),
+    )
+    # A Wait state's seconds are recorded, not slept.
+    monkeypatch.setattr(
+        wait_function.WaitFunction,
+        "_wait_interval",
+        lambda _self, env, wait_seconds: waits.append(wait_seconds),
+    )
+    done = machine.run({"now": "2026-11-02T02:00:00Z"})
+    assert done["status"] == "SUCCEEDED", done
+    states = done["states"]
+    assert states[:5] == ["start", "flush", "etl", "export-for-trainer", "export"]
+    # Each long job: started by our Lambda, then polled until ACTIVE, looked at twice.
+    for phase in ("training", "batch"):
+        at = states.index(f"personalize-{phase}")
+        assert states[at + 1 : at + 7] == [f"{phase}-wait", f"{phase}-status", f"{phase}-done"] * 2
+    assert "imports-each" in states
+    assert states[-6:] == ["train", "evaluate", "gate", "gate-decision", "publish", "notify"]
+    assert sorted(set(waits)) == [60, 120, 300]
+    record = machine.record()
+    assert record.status == "succeeded"
+    assert record.step("train").result["version"] == "20261102T020000Z"
+    manifest = json.loads(machine.lake.read_bytes("models/20261102T020000Z/manifest.json"))
+    assert (manifest["backend"], manifest["status"]) == ("personalize", "approved")
+    production = json.loads(machine.lake.read_bytes("models/production.json"))
+    assert production["campaign"].endswith("campaign/recs-prod")
+    assert fake.calls.count("create_solution_version") >= 2  # found again, never twice made
+    inbox = machine.inbox()  # type: ignore[attr-defined]
+    assert any("published 20261102T020000Z" in m for m in inbox)
