@@ -27,3 +27,13 @@ output "publisher_policy_arn" {
   description = "Attach to the role that runs `recs publish`."
   value       = aws_iam_policy.publisher.arn
 }
+
+output "notify_topic_arn" {
+  description = "Set RECS_NOTIFY_TOPIC_ARN to this: the nightly pipeline's summary goes there."
+  value       = aws_sns_topic.pipeline.arn
+}
+
+output "pipeline_state_machine_arn" {
+  description = "The nightly pipeline (null until pipeline_function_arn is set)."
+  value       = one(aws_sfn_state_machine.pipeline[*].arn)
+}

@@ -37,3 +37,21 @@ variable "raw_retention_days" {
   type        = number
   default     = 90
 }
+
+variable "pipeline_function_arn" {
+  description = "ARN of the Lambda that runs the pipeline's steps (handler orchestration.handler.handler). Unset: no state machine or schedule yet, only the notify topic."
+  type        = string
+  default     = null
+}
+
+variable "pipeline_schedule" {
+  description = "EventBridge Scheduler expression that starts the nightly pipeline."
+  type        = string
+  default     = "cron(0 2 * * ? *)"
+}
+
+variable "pipeline_timezone" {
+  description = "Time zone of pipeline_schedule (IANA name)."
+  type        = string
+  default     = "UTC"
+}

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import shutil
 import time
 import zipfile
@@ -41,6 +42,8 @@ def test_the_committed_asl_is_generated_from_the_steps() -> None:
     assert PATH.read_text() == render(), (
         "orchestration/statemachine.asl.json is stale: run `python -m orchestration.statemachine`"
     )
+    # Terraform's templatefile fills in exactly one placeholder (infra/terraform/pipeline.tf).
+    assert set(re.findall(r"\$\{[^}]*\}", PATH.read_text())) == {FUNCTION}
     states = definition()["States"]
     assert states["etl"]["Retry"][0]["ErrorEquals"] == ["LakeLocked"]
     assert states["gate-decision"]["Default"] == "notify"

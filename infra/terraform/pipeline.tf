@@ -1,0 +1,160 @@
+# The nightly pipeline: the Step Functions state machine generated from orchestration/steps.py
+# (orchestration/statemachine.asl.json), started every night by an EventBridge Scheduler
+# schedule, with its summary published to SNS. The Lambda that runs the steps
+# (orchestration.handler.handler) is passed in as pipeline_function_arn; without it, only the
+# topic is created, so this file applies before that Lambda exists.
+
+locals {
+  pipeline = var.pipeline_function_arn == null ? 0 : 1
+}
+
+resource "aws_sns_topic" "pipeline" {
+  name              = "${local.name}-pipeline"
+  kms_master_key_id = aws_kms_key.lake.arn
+}
+
+resource "aws_cloudwatch_log_group" "pipeline" {
+  count             = local.pipeline
+  name              = "/aws/vendedlogs/states/${local.name}-pipeline"
+  retention_in_days = 30
+}
+
+data "aws_iam_policy_document" "pipeline_assume" {
+  statement {
+    actions = ["sts:AssumeRole"]
+    principals {
+      type        = "Service"
+      identifiers = ["states.amazonaws.com"]
+    }
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [data.aws_caller_identity.current.account_id]
+    }
+  }
+}
+
+resource "aws_iam_role" "pipeline" {
+  count              = local.pipeline
+  name               = "${local.name}-pipeline"
+  assume_role_policy = data.aws_iam_policy_document.pipeline_assume.json
+}
+
+data "aws_iam_policy_document" "pipeline" {
+  count = local.pipeline
+  statement {
+    sid       = "RunTheSteps"
+    actions   = ["lambda:InvokeFunction"]
+    resources = [var.pipeline_function_arn, "${var.pipeline_function_arn}:*"]
+  }
+  statement {
+    # The aws-sdk integrations that poll Personalize's long jobs. Personalize names them
+    # recs-<stage>-..., the prefix every resource of the Personalize trainer takes.
+    sid = "PollPersonalize"
+    actions = [
+      "personalize:DescribeDatasetImportJob",
+      "personalize:DescribeSolutionVersion",
+      "personalize:DescribeBatchInferenceJob",
+    ]
+    resources = [
+      "arn:aws:personalize:${var.region}:${data.aws_caller_identity.current.account_id}:dataset-import-job/${local.name}-*",
+      "arn:aws:personalize:${var.region}:${data.aws_caller_identity.current.account_id}:solution/${local.name}-*",
+      "arn:aws:personalize:${var.region}:${data.aws_caller_identity.current.account_id}:batch-inference-job/${local.name}-*",
+    ]
+  }
+  statement {
+    # CloudWatch Logs' log delivery APIs take no resource ARN: AWS documents "*" for them
+    # (Step Functions' "Logging using CloudWatch Logs" page).
+    sid = "DeliverLogs"
+    actions = [
+      "logs:CreateLogDelivery",
+      "logs:GetLogDelivery",
+      "logs:UpdateLogDelivery",
+      "logs:DeleteLogDelivery",
+      "logs:ListLogDeliveries",
+      "logs:PutResourcePolicy",
+      "logs:DescribeResourcePolicies",
+      "logs:DescribeLogGroups",
+    ]
+    resources = ["*"]
+  }
+}
+
+resource "aws_iam_role_policy" "pipeline" {
+  count  = local.pipeline
+  role   = aws_iam_role.pipeline[0].id
+  policy = data.aws_iam_policy_document.pipeline[0].json
+}
+
+resource "aws_sfn_state_machine" "pipeline" {
+  count    = local.pipeline
+  name     = "${local.name}-pipeline"
+  role_arn = aws_iam_role.pipeline[0].arn
+  definition = templatefile("${path.module}/../../orchestration/statemachine.asl.json", {
+    pipeline_function_arn = var.pipeline_function_arn
+  })
+  logging_configuration {
+    log_destination        = "${aws_cloudwatch_log_group.pipeline[0].arn}:*"
+    include_execution_data = false
+    level                  = "ERROR"
+  }
+  tracing_configuration {
+    enabled = true
+  }
+}
+
+data "aws_iam_policy_document" "scheduler_assume" {
+  statement {
+    actions = ["sts:AssumeRole"]
+    principals {
+      type        = "Service"
+      identifiers = ["scheduler.amazonaws.com"]
+    }
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [data.aws_caller_identity.current.account_id]
+    }
+  }
+}
+
+resource "aws_iam_role" "scheduler" {
+  count              = local.pipeline
+  name               = "${local.name}-pipeline-schedule"
+  assume_role_policy = data.aws_iam_policy_document.scheduler_assume.json
+}
+
+data "aws_iam_policy_document" "scheduler" {
+  count = local.pipeline
+  statement {
+    actions   = ["states:StartExecution"]
+    resources = [aws_sfn_state_machine.pipeline[0].arn]
+  }
+}
+
+resource "aws_iam_role_policy" "scheduler" {
+  count  = local.pipeline
+  role   = aws_iam_role.scheduler[0].id
+  policy = data.aws_iam_policy_document.scheduler[0].json
+}
+
+resource "aws_scheduler_schedule" "pipeline" {
+  count                        = local.pipeline
+  name                         = "${local.name}-pipeline-nightly"
+  description                  = "Start the recs nightly pipeline."
+  schedule_expression          = var.pipeline_schedule
+  schedule_expression_timezone = var.pipeline_timezone
+  flexible_time_window {
+    mode = "OFF"
+  }
+  target {
+    arn      = aws_sfn_state_machine.pipeline[0].arn
+    role_arn = aws_iam_role.scheduler[0].arn
+    # The run's clock is the time the schedule fired (orchestration.handler's "now").
+    input = jsonencode({ now = "<aws.scheduler.scheduled-time>" })
+    retry_policy {
+      maximum_retry_attempts       = 3
+      maximum_event_age_in_seconds = 3600
+    }
+  }
+}
