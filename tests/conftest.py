@@ -79,3 +79,19 @@ def s3_server(aws_env: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
     yield endpoint
     server.stop()
+
+
+def create_history_table(client: Any, name: str) -> None:
+    """The recent-history table the Kinesis consumer fills, as `ingestion.history` reads it."""
+    client.create_table(
+        TableName=name,
+        KeySchema=[
+            {"AttributeName": "user_id", "KeyType": "HASH"},
+            {"AttributeName": "event", "KeyType": "RANGE"},
+        ],
+        AttributeDefinitions=[
+            {"AttributeName": "user_id", "AttributeType": "S"},
+            {"AttributeName": "event", "AttributeType": "S"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )

@@ -19,12 +19,15 @@ resource "aws_cloudwatch_log_group" "pipeline" {
   retention_in_days = 30
 }
 
-data "aws_iam_policy_document" "pipeline_assume" {
+# Who may assume the pipeline's roles: Step Functions, and EventBridge Scheduler that starts
+# it, each only on behalf of this account.
+data "aws_iam_policy_document" "assume" {
+  for_each = toset(["states", "scheduler"])
   statement {
     actions = ["sts:AssumeRole"]
     principals {
       type        = "Service"
-      identifiers = ["states.amazonaws.com"]
+      identifiers = ["${each.key}.amazonaws.com"]
     }
     condition {
       test     = "StringEquals"
@@ -37,7 +40,7 @@ data "aws_iam_policy_document" "pipeline_assume" {
 resource "aws_iam_role" "pipeline" {
   count              = local.pipeline
   name               = "${local.name}-pipeline"
-  assume_role_policy = data.aws_iam_policy_document.pipeline_assume.json
+  assume_role_policy = data.aws_iam_policy_document.assume["states"].json
 }
 
 data "aws_iam_policy_document" "pipeline" {
@@ -103,25 +106,10 @@ resource "aws_sfn_state_machine" "pipeline" {
   }
 }
 
-data "aws_iam_policy_document" "scheduler_assume" {
-  statement {
-    actions = ["sts:AssumeRole"]
-    principals {
-      type        = "Service"
-      identifiers = ["scheduler.amazonaws.com"]
-    }
-    condition {
-      test     = "StringEquals"
-      variable = "aws:SourceAccount"
-      values   = [data.aws_caller_identity.current.account_id]
-    }
-  }
-}
-
 resource "aws_iam_role" "scheduler" {
   count              = local.pipeline
   name               = "${local.name}-pipeline-schedule"
-  assume_role_policy = data.aws_iam_policy_document.scheduler_assume.json
+  assume_role_policy = data.aws_iam_policy_document.assume["scheduler"].json
 }
 
 data "aws_iam_policy_document" "scheduler" {

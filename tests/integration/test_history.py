@@ -20,7 +20,7 @@ from common.errors import SettingsError, UnprocessedWrites
 from ingestion.contract import Event, parse_event
 from ingestion.history import DynamoHistory, RecentEvent, RecentHistory, handler
 from ingestion.sinks.local import EventLog
-from tests.conftest import load_event
+from tests.conftest import create_history_table, load_event
 
 TABLE = "recs-history"
 T0 = datetime(2026, 11, 20, 10, tzinfo=UTC)
@@ -28,18 +28,7 @@ Append = Callable[[Sequence[Event]], Any]
 
 
 def _create_table(client: Any) -> None:
-    client.create_table(
-        TableName=TABLE,
-        KeySchema=[
-            {"AttributeName": "user_id", "KeyType": "HASH"},
-            {"AttributeName": "event", "KeyType": "RANGE"},
-        ],
-        AttributeDefinitions=[
-            {"AttributeName": "user_id", "AttributeType": "S"},
-            {"AttributeName": "event", "AttributeType": "S"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    create_history_table(client, TABLE)
 
 
 @pytest.fixture(params=["local", pytest.param("dynamodb", marks=pytest.mark.aws)])

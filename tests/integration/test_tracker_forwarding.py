@@ -19,7 +19,7 @@ from ingestion.tracker import EventTracker, TrackedSink
 from serving.app import Services
 from serving.idempotency import LocalRequestContext
 from serving.settings import ServingSettings
-from tests.conftest import load_event
+from tests.conftest import create_history_table, load_event
 from tests.serving_helpers import PublishedShop, handler_for, published_shop, services_for
 
 TRACKING_ID = "tid-7"
@@ -108,18 +108,7 @@ def test_the_kinesis_consumer_forwards_what_it_wrote(
     stub.add_response("put_events", {}, expected)
     stub.add_client_error("put_events", "InternalFailure", http_status_code=500)
     with mock_aws():
-        boto3.client("dynamodb").create_table(
-            TableName="recs-history",
-            KeySchema=[
-                {"AttributeName": "user_id", "KeyType": "HASH"},
-                {"AttributeName": "event", "KeyType": "RANGE"},
-            ],
-            AttributeDefinitions=[
-                {"AttributeName": "user_id", "AttributeType": "S"},
-                {"AttributeName": "event", "AttributeType": "S"},
-            ],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        create_history_table(boto3.client("dynamodb"), "recs-history")
         result = consumer(load_event("kinesis_history.json"), None)
     # Every event reached the history table; the tracker took U1's and refused U2's.
     assert result == {"written": 3, "invalid": 1, "tracked": 2, "tracking_failed": 1}
