@@ -189,6 +189,7 @@ def _train_with_personalize(
 ) -> None:
     from datetime import UTC
 
+    from training.personalize import PersonalizeSettings
     from training.trainer import PersonalizeBackend
     from training.versions import manifest as read_manifest
 
@@ -196,6 +197,7 @@ def _train_with_personalize(
         raise CommandFailed(
             "--backend personalize needs --export RUN (see `recs export personalize`)"
         )
+    PersonalizeSettings.from_settings(settings)  # a missing role is named before anything runs
     lake = lake_for_reading(settings.lake)
     trained = PersonalizeBackend(settings).train(
         lake,
