@@ -67,3 +67,7 @@ class LakeLocked(LakeError):
 
 class DamagedObject(LakeError):
     """An object of the lake that recs wrote cannot be read back: damaged or edited by hand."""
+
+
+class HistoryUnavailable(IngestionError):
+    """The recent-history table could not be read; the message names it and why."""

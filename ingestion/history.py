@@ -15,13 +15,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
+from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import Field
 
 from common.dynamodb import batch_write
 from common.errors import UnprocessedWrites
 from common.settings import RecsSettings
 from ingestion.contract import Event, epoch_ms, parse_stored_event
-from ingestion.errors import DeliveryFailed, InvalidEvent
+from ingestion.errors import DeliveryFailed, HistoryUnavailable, InvalidEvent
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -98,14 +99,30 @@ class DynamoHistory:
         )
 
     def recent(self, user_id: str, limit: int = 50) -> list[RecentEvent]:
-        """One Query, newest first."""
-        response = self._db().query(
-            TableName=self.table,
-            KeyConditionExpression="user_id = :u",
-            ExpressionAttributeValues={":u": {"S": user_id}},
-            ScanIndexForward=False,
-            Limit=limit,
-        )
+        """One Query, newest first; `HistoryUnavailable` names the table when it fails."""
+        try:
+            response = self._db().query(
+                TableName=self.table,
+                KeyConditionExpression="user_id = :u",
+                ExpressionAttributeValues={":u": {"S": user_id}},
+                ScanIndexForward=False,
+                Limit=limit,
+            )
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            if code == "ResourceNotFoundException":
+                raise HistoryUnavailable(
+                    f"The recent-history table {self.table} does not exist: create it "
+                    "(infra/terraform declares it) or point RECS_HISTORY at the one the "
+                    "Kinesis consumer fills"
+                ) from exc
+            raise HistoryUnavailable(
+                f"The recent-history table {self.table} is unavailable ({code}); retry shortly"
+            ) from exc
+        except BotoCoreError as exc:
+            raise HistoryUnavailable(
+                f"The recent-history table {self.table} is unreachable ({exc}); retry shortly"
+            ) from exc
         return [
             RecentEvent(i["item_id"]["S"], i["event_type"]["S"], int(i["ts_ms"]["N"]))
             for i in response.get("Items", [])

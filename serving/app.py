@@ -33,6 +33,7 @@ from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
 from aws_lambda_powertools.utilities.idempotency.exceptions import (
     IdempotencyAlreadyInProgressError,
+    IdempotencyPersistenceLayerError,
     IdempotencyValidationError,
 )
 from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePersistenceLayer
@@ -45,7 +46,7 @@ from ingestion.contract import (
     loads_untrusted,
     parse_event,
 )
-from ingestion.errors import DeliveryFailed, InvalidEvent
+from ingestion.errors import DeliveryFailed, HistoryUnavailable, InvalidEvent
 from ingestion.sinks import EventSink
 from serving.errors import ModelUnavailable, StoreError
 from serving.precheck import refuse
@@ -117,6 +118,19 @@ def error(status: int, message: str, **extra: Any) -> Response[str]:
         content_type="application/json",
         body=json.dumps({"error": message, **extra}),
     )
+
+
+def _idempotency_down(layer: BasePersistenceLayer, exc: Exception) -> str:
+    """Why the Idempotency-Key records failed, naming their table where there is one."""
+    table = getattr(layer, "table_name", None)
+    where = f"The idempotency table {table}" if table else "The idempotency records"
+    if "ResourceNotFoundException" in repr(exc) + repr(exc.__cause__):
+        return (
+            f"{where} does not exist: create it (infra/terraform declares it) or point "
+            "RECS_IDEMPOTENCY_STORE at it, then retry with the same Idempotency-Key"
+        )
+    # The events' ids come from the key, so a retry never stores an event twice.
+    return f"{where} is unavailable; retry with the same Idempotency-Key"
 
 
 def _validation_message(exc: RequestValidationError) -> str:
@@ -195,6 +209,11 @@ def build_app(services: Services) -> APIGatewayHttpResolver:
 
     @app.exception_handler(ModelUnavailable)  # type: ignore[untyped-decorator]
     def _no_model(exc: ModelUnavailable) -> Response[str]:
+        return error(503, str(exc))
+
+    @app.exception_handler(HistoryUnavailable)  # type: ignore[untyped-decorator]
+    def _history_down(exc: HistoryUnavailable) -> Response[str]:
+        logger.exception("recent history failed")
         return error(503, str(exc))
 
     @app.exception_handler(StoreError)  # type: ignore[untyped-decorator]
@@ -368,6 +387,9 @@ def build_app(services: Services) -> APIGatewayHttpResolver:
         except DeliveryFailed:
             logger.exception("event sink refused a batch")
             return error(503, "The event sink is unavailable; retry with the same Idempotency-Key")
+        except IdempotencyPersistenceLayerError as exc:
+            logger.exception("idempotency records failed")
+            return error(503, _idempotency_down(services.idempotency, exc))
         return Response(status_code=202, content_type="application/json", body=json.dumps(result))
 
     @app.get(

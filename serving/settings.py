@@ -119,6 +119,40 @@ class ServingSettings(IngestionSettings, StoreSettings):
             raise ValueError("must be a campaign ARN")
         return value
 
+    def local_files_beside_aws(self) -> list[str]:
+        """The settings that still name a file on this machine while the lake or the store
+        is on AWS, each with what to set instead. On a Lambda those files would be written
+        to a disk that disappears with the instance, so events and keys would be lost."""
+        if not (self.lake.startswith("s3://") or self.store.startswith("dynamodb://")):
+            return []
+        gaps = []
+        if self.sink == "local":
+            gaps.append(
+                f"RECS_SINK=local writes events to {self.event_log}: set RECS_SINK=kinesis and "
+                "RECS_KINESIS_STREAM (Terraform output kinesis_stream)"
+            )
+        if not self.idempotency_store.startswith("dynamodb://"):
+            gaps.append(
+                f"RECS_IDEMPOTENCY_STORE is the file {self.idempotency_store}: set it to "
+                "dynamodb://TABLE (Terraform output idempotency_store)"
+            )
+        if self.history == "local":
+            gaps.append(
+                "RECS_HISTORY=local reads the local event log: set it to dynamodb://TABLE "
+                "(Terraform output history)"
+            )
+        if not self.store.startswith("dynamodb://"):
+            gaps.append(
+                f"RECS_STORE is the file {self.store}: set it to dynamodb://TABLE "
+                "(Terraform output online_store)"
+            )
+        if not self.lake.startswith("s3://"):
+            gaps.append(
+                f"RECS_LAKE is the folder {self.lake}: set it to s3://BUCKET "
+                "(Terraform output lake_uri)"
+            )
+        return gaps
+
     @model_validator(mode="after")
     def _tracker_once(self) -> Self:
         if self.personalize_tracking_id and self.sink == "kinesis":

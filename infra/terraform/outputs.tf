@@ -37,3 +37,18 @@ output "pipeline_state_machine_arn" {
   description = "The nightly pipeline (null until pipeline_function_arn is set)."
   value       = one(aws_sfn_state_machine.pipeline[*].arn)
 }
+
+output "history" {
+  description = "Set RECS_HISTORY to this on the API (the Kinesis consumer takes the bare name as RECS_HISTORY_TABLE)."
+  value       = "dynamodb://${aws_dynamodb_table.history.name}"
+}
+
+output "history_table" {
+  description = "Set RECS_HISTORY_TABLE to this on the Kinesis consumer."
+  value       = aws_dynamodb_table.history.name
+}
+
+output "idempotency_store" {
+  description = "Set RECS_IDEMPOTENCY_STORE to this on the API."
+  value       = "dynamodb://${aws_dynamodb_table.idempotency.name}"
+}

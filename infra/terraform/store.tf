@@ -28,22 +28,118 @@ resource "aws_dynamodb_table" "online_store" {
   }
 }
 
-# What `recs publish` needs on the table; attach it to the role that runs publishing.
+# Recent history for realtime answers on AWS: the Kinesis consumer (ingestion.history.handler)
+# writes each event under user_id (hash) and event = "<13-digit ts_ms>#<event_id>" (range),
+# with expires_at for TTL; the API queries a user's newest. Set RECS_HISTORY=dynamodb://<name>
+# on the API and RECS_HISTORY_TABLE=<name> on the consumer.
+resource "aws_dynamodb_table" "history" {
+  name         = "${local.name}-history"
+  billing_mode = "PAY_PER_REQUEST"
+  hash_key     = "user_id"
+  range_key    = "event"
+
+  attribute {
+    name = "user_id"
+    type = "S"
+  }
+
+  attribute {
+    name = "event"
+    type = "S"
+  }
+
+  ttl {
+    attribute_name = "expires_at"
+    enabled        = true
+  }
+
+  point_in_time_recovery {
+    enabled = true
+  }
+
+  server_side_encryption {
+    enabled     = true
+    kms_key_arn = aws_kms_key.lake.arn
+  }
+}
+
+# Idempotency-Key records of POST /v1/events, in Powertools' DynamoDB layout: id (hash),
+# expiration for TTL. Set RECS_IDEMPOTENCY_STORE=dynamodb://<name> on the API.
+resource "aws_dynamodb_table" "idempotency" {
+  name         = "${local.name}-idempotency"
+  billing_mode = "PAY_PER_REQUEST"
+  hash_key     = "id"
+
+  attribute {
+    name = "id"
+    type = "S"
+  }
+
+  ttl {
+    attribute_name = "expiration"
+    enabled        = true
+  }
+
+  point_in_time_recovery {
+    enabled = true
+  }
+
+  server_side_encryption {
+    enabled     = true
+    kms_key_arn = aws_kms_key.lake.arn
+  }
+}
+
+# What `recs publish` needs: the table's rows and pointer, and in the lake the versions it
+# reads (models/, batch/) and models/production.json, which it writes. Attach it to the role
+# that runs publishing.
+data "aws_iam_policy_document" "publisher" {
+  statement {
+    sid       = "OnlineStore"
+    actions   = ["dynamodb:BatchWriteItem", "dynamodb:PutItem", "dynamodb:GetItem"]
+    resources = [aws_dynamodb_table.online_store.arn]
+  }
+  statement {
+    sid       = "ReadVersions"
+    actions   = ["s3:GetObject"]
+    resources = ["${aws_s3_bucket.lake.arn}/models/*", "${aws_s3_bucket.lake.arn}/batch/*"]
+  }
+  statement {
+    sid       = "RecordProduction"
+    actions   = ["s3:PutObject"]
+    resources = ["${aws_s3_bucket.lake.arn}/models/production.json"]
+  }
+  statement {
+    sid       = "ListVersions"
+    actions   = ["s3:ListBucket"]
+    resources = [aws_s3_bucket.lake.arn]
+    condition {
+      test     = "StringLike"
+      variable = "s3:prefix"
+      values   = ["models/*", "batch/*"]
+    }
+  }
+  statement {
+    sid       = "Encryption"
+    actions   = ["kms:Encrypt", "kms:Decrypt", "kms:GenerateDataKey"]
+    resources = [aws_kms_key.lake.arn]
+  }
+  statement {
+    # A Personalize version moves the stage's campaign (recs-<stage>) before the flip.
+    sid       = "PersonalizeCampaign"
+    actions   = ["personalize:CreateCampaign", "personalize:UpdateCampaign", "personalize:DescribeCampaign"]
+    resources = ["arn:aws:personalize:${var.region}:${data.aws_caller_identity.current.account_id}:campaign/${local.name}"]
+  }
+  statement {
+    # ListCampaigns takes no resource ARN (Personalize's service authorization reference),
+    # so it needs "*"; it only reads campaign names, to find ours after a retry.
+    sid       = "FindCampaign"
+    actions   = ["personalize:ListCampaigns"]
+    resources = ["*"]
+  }
+}
+
 resource "aws_iam_policy" "publisher" {
-  name = "${local.name}-publisher"
-  policy = jsonencode({
-    Version = "2012-10-17"
-    Statement = [
-      {
-        Effect   = "Allow"
-        Action   = ["dynamodb:BatchWriteItem", "dynamodb:PutItem", "dynamodb:GetItem"]
-        Resource = aws_dynamodb_table.online_store.arn
-      },
-      {
-        Effect   = "Allow"
-        Action   = ["kms:Encrypt", "kms:Decrypt", "kms:GenerateDataKey"]
-        Resource = aws_kms_key.lake.arn
-      }
-    ]
-  })
+  name   = "${local.name}-publisher"
+  policy = data.aws_iam_policy_document.publisher.json
 }
