@@ -2,6 +2,9 @@
 SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
+# checkov pins boto3 to an older release than ours, so it lives in a venv of its own.
+CHECKOV_VENV := .venv-checkov
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-$(shell cat infra/checkov-constraints.txt | sha1sum | cut -c1-12)
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | sha1sum | cut -c1-12)
 TF_PLUGIN_DIR ?= /opt/tf-plugins
@@ -15,7 +18,7 @@ BASE := http://127.0.0.1:$(PORT)
 # Demo shop size: small enough for a minute on a laptop, large enough to train on later.
 DEMO_ARGS ?= --users 5000 --items 2000 --categories 20 --days 90 --events 500000 --seed 42 --end 2026-11-01 --live-days 1
 
-.PHONY: venv demo test test-all lint format bench generate flush etl export train pipeline publish sql serve stop openapi package tf-validate clean
+.PHONY: checkov venv demo test test-all lint format bench generate flush etl export train pipeline publish sql serve stop openapi package tf-validate clean
 
 venv: $(STAMP)
 
@@ -59,11 +62,11 @@ demo: venv
 	@for line in $(DEMO_CURLS); do echo "\$$ $$line"; eval "$$line"; echo; done
 
 ## test: the fast suite (unit, integration under moto, e2e); what CI runs
-test: venv
+test: venv $(CHECKOV_STAMP)
 	$(BIN)/pytest -m "not slow" -q
 
 ## test-all: everything, including the slow suites
-test-all: venv
+test-all: venv $(CHECKOV_STAMP)
 	$(BIN)/pytest -q
 
 lint: venv
@@ -136,6 +139,17 @@ sql: venv
 ## tf-validate: check the Terraform offline, against the provider mirror on this machine
 tf-validate:
 	cd infra/terraform && terraform fmt -check -recursive && terraform init -backend=false -input=false -plugin-dir=$(TF_PLUGIN_DIR) >/dev/null && terraform validate
+
+## checkov: scan infra/terraform with checkov (zero failures; every skip carries its reason)
+checkov: $(CHECKOV_STAMP)
+	$(CHECKOV_VENV)/bin/checkov -d infra/terraform --framework terraform --compact --quiet
+
+$(CHECKOV_STAMP): infra/checkov-constraints.txt
+	@test -n "$(PYTHON)" || { echo "Python 3.11 is required"; exit 1; }
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -c infra/checkov-constraints.txt checkov
+	rm -f $(CHECKOV_VENV)/.installed-*
+	touch $@
 
 clean: stop
 	rm -rf lake var .bench dist

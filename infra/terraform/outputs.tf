@@ -1,6 +1,6 @@
 output "lake_uri" {
   description = "Set RECS_LAKE to this."
-  value       = "s3://${aws_s3_bucket.lake.bucket}"
+  value       = trimsuffix("s3://${aws_s3_bucket.lake.bucket}/${local.lake_root}", "/")
 }
 
 output "kinesis_stream" {
@@ -8,9 +8,14 @@ output "kinesis_stream" {
   value       = aws_kinesis_stream.events.name
 }
 
+output "raw_events_firehose" {
+  description = "The Firehose that lands the Kinesis stream in the lake's raw/events/."
+  value       = aws_kinesis_firehose_delivery_stream.raw["kinesis"].name
+}
+
 output "firehose_stream" {
-  description = "Firehose that lands the stream in raw/events/."
-  value       = aws_kinesis_firehose_delivery_stream.raw_events.name
+  description = "Set RECS_SINK=firehose and RECS_FIREHOSE_STREAM to this (null unless firehose_direct_put)."
+  value       = try(aws_kinesis_firehose_delivery_stream.raw["direct"].name, null)
 }
 
 output "producer_policy_arn" {

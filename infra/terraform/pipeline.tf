@@ -16,7 +16,8 @@ resource "aws_sns_topic" "pipeline" {
 resource "aws_cloudwatch_log_group" "pipeline" {
   count             = local.pipeline
   name              = "/aws/vendedlogs/states/${local.name}-pipeline"
-  retention_in_days = 30
+  retention_in_days = var.log_retention_days
+  kms_key_id        = aws_kms_key.lake.arn
 }
 
 # Who may assume the pipeline's roles: Step Functions, and EventBridge Scheduler that starts
@@ -96,10 +97,11 @@ resource "aws_sfn_state_machine" "pipeline" {
   definition = templatefile("${path.module}/../../orchestration/statemachine.asl.json", {
     pipeline_function_arn = var.pipeline_function_arn
   })
+  # Every state's input and output: run ids, step names and counts, no shopper data.
   logging_configuration {
     log_destination        = "${aws_cloudwatch_log_group.pipeline[0].arn}:*"
-    include_execution_data = false
-    level                  = "ERROR"
+    include_execution_data = true
+    level                  = "ALL"
   }
   tracing_configuration {
     enabled = true
@@ -132,6 +134,7 @@ resource "aws_scheduler_schedule" "pipeline" {
   description                  = "Start the recs nightly pipeline."
   schedule_expression          = var.pipeline_schedule
   schedule_expression_timezone = var.pipeline_timezone
+  kms_key_arn                  = aws_kms_key.lake.arn
   flexible_time_window {
     mode = "OFF"
   }

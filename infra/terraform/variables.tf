@@ -55,3 +55,25 @@ variable "pipeline_timezone" {
   type        = string
   default     = "UTC"
 }
+
+variable "lake_prefix" {
+  description = "Folder of the lake inside its bucket (RECS_LAKE=s3://bucket/<lake_prefix>); empty for the bucket's root."
+  type        = string
+  default     = ""
+  validation {
+    condition     = can(regex("^([a-z0-9][a-z0-9._-]*(/[a-z0-9][a-z0-9._-]*)*)?$", var.lake_prefix))
+    error_message = "lake_prefix is empty or a path such as shop/lake, without leading or trailing slashes."
+  }
+}
+
+variable "firehose_direct_put" {
+  description = "Also create a Direct PUT Firehose for RECS_SINK=firehose (the Kinesis-fed one refuses direct puts)."
+  type        = bool
+  default     = false
+}
+
+variable "log_retention_days" {
+  description = "Days CloudWatch log groups and S3 access logs are kept."
+  type        = number
+  default     = 365
+}
