@@ -1,4 +1,4 @@
-"""`make package`: the API's Lambda zip for ARM64 (Graviton), Python 3.11.
+"""`make package`: the API's Lambda zip for ARM64 (Graviton), the python3.12 runtime.
 
 pip fetches the manylinux aarch64 wheels of exactly what the serving path imports, at the
 versions constraints.txt pins; our own packages are copied beside them. boto3 and botocore
@@ -34,10 +34,13 @@ REQUIREMENTS: Final = (
     "aws-xray-sdk",
     "wrapt",
 )
-#: The python3.11 Lambda runtime is Amazon Linux 2 (glibc 2.26). numpy stopped publishing
-#: manylinux2014 aarch64 wheels after 2.2.6 (later ones need glibc 2.28), so the Lambda gets
-#: that release; serving uses nothing from numpy that 2.2 lacks.
-LAMBDA_PINS: Final = {"numpy": "2.2.6"}
+#: The Lambda runtime: python3.12 runs on Amazon Linux 2023 (glibc 2.34), which takes the
+#: manylinux_2_28 wheels of the very numpy the tests run (constraints.txt). python3.11 runs
+#: on Amazon Linux 2 (glibc 2.26), where the newest numpy with a fitting wheel is 2.2.6: the
+#: Lambda would have run another numpy than the one tested.
+RUNTIME: Final = "python3.12"
+PYTHON_VERSION: Final = "3.12"
+PLATFORMS: Final = ("manylinux_2_28_aarch64", "manylinux_2_17_aarch64", "manylinux2014_aarch64")
 SOURCES: Final = ("common", "ingestion", "training", "serving")
 LIMIT_BYTES: Final = 50 * 1024 * 1024
 HANDLER: Final = "serving.handler.handler"
@@ -55,7 +58,7 @@ def _pins(constraints: Path) -> dict[str, str]:
 
 def build(out: Path, constraints: Path = ROOT / "constraints.txt") -> int:
     """Build the zip at `out`; returns its size in bytes."""
-    pins = {**_pins(constraints), **LAMBDA_PINS}
+    pins = _pins(constraints)
     missing = [name for name in REQUIREMENTS if name not in pins]
     if missing:
         raise SystemExit(f"constraints.txt pins no version of {', '.join(missing)}")
@@ -64,8 +67,10 @@ def build(out: Path, constraints: Path = ROOT / "constraints.txt") -> int:
         subprocess.run(  # noqa: S603 - our own interpreter and pinned names
             [
                 sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-                "--no-deps", "--only-binary=:all:", "--platform", "manylinux2014_aarch64",
-                "--implementation", "cp", "--python-version", "3.11", "--target", str(target),
+                "--no-deps", "--only-binary=:all:",
+                *(arg for platform in PLATFORMS for arg in ("--platform", platform)),
+                "--implementation", "cp", "--python-version", PYTHON_VERSION,
+                "--target", str(target),
                 *(f"{name}=={pins[name]}" for name in REQUIREMENTS),
             ],
             check=True,
@@ -98,7 +103,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "dist" / "recs-api-arm64.zip")
     args = parser.parse_args(argv)
     size = build(args.out)
-    print(f"{args.out}: {size / 2**20:.1f} MiB (limit 50 MiB), handler {HANDLER}, arm64")
+    print(
+        f"{args.out}: {size / 2**20:.1f} MiB (limit 50 MiB), handler {HANDLER}, "
+        f"runtime {RUNTIME}, arm64"
+    )
 
 
 if __name__ == "__main__":

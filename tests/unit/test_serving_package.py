@@ -7,12 +7,14 @@ requirements (or the runtime's boto3).
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import subprocess
 import sys
 from pathlib import Path
 
-from serving.package import REQUIREMENTS, SOURCES
+from serving import package
+from serving.package import REQUIREMENTS, ROOT, SOURCES
 
 PROBE = """
 import json, sys
@@ -23,7 +25,7 @@ response = handler(event, LocalRequestContext())
 print(json.dumps({"status": response["statusCode"],
                   "modules": sorted({m.split(".")[0] for m in sys.modules})}))
 """
-#: The python3.11 Lambda runtime's own packages: boto3 and what it pulls in (botocore uses
+#: The Lambda runtime's own packages: boto3 and what it pulls in (botocore uses
 #: certifi when it is there, and its own CA bundle otherwise).
 RUNTIME = {"boto3", "botocore", "s3transfer", "jmespath", "dateutil", "urllib3", "six", "certifi"}
 FORBIDDEN = {"scipy", "pandas", "pyarrow", "awswrangler", "duckdb", "implicit", "matplotlib"}
@@ -59,3 +61,10 @@ def test_the_lambda_imports_only_what_its_package_carries(tmp_path: Path) -> Non
     carried |= {"aws_xray_sdk", "typing_extensions", "dotenv"}  # import names of the above
     third_party = {m for m in modules if m not in stdlib and not m.startswith("_")}
     assert third_party <= carried, f"not in the Lambda zip: {sorted(third_party - carried)}"
+
+
+def test_the_lambda_gets_the_numpy_the_tests_run() -> None:
+    # No Lambda-only pin: the zip takes constraints.txt's numpy, which is the one installed.
+    pins = package._pins(ROOT / "constraints.txt")
+    assert pins["numpy"] == importlib.metadata.version("numpy")
+    assert f"python{package.PYTHON_VERSION}" == package.RUNTIME
