@@ -1,0 +1,51 @@
+"""The GitHub Actions workflow: it runs what CI runs here, every make target it calls
+exists, and AWS credentials come only from OIDC, never from stored keys."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+WORKFLOW = ROOT / ".github" / "workflows" / "ci.yml"
+
+
+def _workflow() -> dict[str, Any]:
+    found: dict[str, Any] = yaml.safe_load(WORKFLOW.read_text())
+    return found
+
+
+def _runs(job: dict[str, Any]) -> str:
+    return "\n".join(step.get("run", "") for step in job["steps"])
+
+
+def test_the_test_job_runs_ci_and_builds_the_package() -> None:
+    test = _workflow()["jobs"]["test"]
+    assert ".ci/run" in _runs(test)
+    assert "make package" in _runs(test)
+    assert "make tf-validate" in _runs(test)
+
+
+def test_every_make_target_it_calls_exists() -> None:
+    targets = set(re.findall(r"^([a-z][a-z-]*):", (ROOT / "Makefile").read_text(), re.M))
+    called = set(re.findall(r"\bmake ([a-z][a-z-]*)", WORKFLOW.read_text()))
+    assert called
+    assert called <= targets, sorted(called - targets)
+
+
+def test_aws_credentials_come_from_oidc_only() -> None:
+    text = WORKFLOW.read_text()
+    assert "aws-access-key-id" not in text
+    assert "secrets.AWS" not in text
+    jobs = _workflow()["jobs"]
+    for name in ("plan", "deploy"):
+        assert jobs[name]["permissions"]["id-token"] == "write"
+        assume = [
+            s for s in jobs[name]["steps"] if "configure-aws-credentials" in s.get("uses", "")
+        ]
+        assert assume[0]["with"]["role-to-assume"].startswith("${{ vars.")
+    assert "refs/heads/main" in jobs["deploy"]["if"]
+    assert _workflow()["permissions"] == {"contents": "read"}
