@@ -232,6 +232,16 @@ resource "aws_s3_bucket_lifecycle_configuration" "lake" {
     }
   }
   rule {
+    id     = "expire-athena-results"
+    status = "Enabled"
+    filter {
+      prefix = "${local.lake_root}athena-results/"
+    }
+    expiration {
+      days = 30
+    }
+  }
+  rule {
     # Everywhere: old versions of rewritten files (manifests, the production pointer) and
     # uploads a crashed writer never finished.
     id     = "tidy-everything"

@@ -57,3 +57,13 @@ output "idempotency_store" {
   description = "Set RECS_IDEMPOTENCY_STORE to this on the API."
   value       = "dynamodb://${aws_dynamodb_table.idempotency.name}"
 }
+
+output "glue_database" {
+  description = "Set RECS_GLUE_DATABASE to this: the ETL registers the curated tables there."
+  value       = aws_glue_catalog_database.curated.name
+}
+
+output "athena_workgroup" {
+  description = "The Athena workgroup analysts query the curated tables in."
+  value       = aws_athena_workgroup.analysts.name
+}

@@ -77,3 +77,9 @@ variable "log_retention_days" {
   type        = number
   default     = 365
 }
+
+variable "athena_bytes_scanned_cutoff" {
+  description = "Largest scan one Athena query in the analysts' workgroup may make, in bytes (Athena's minimum is 10 MB)."
+  type        = number
+  default     = 10737418240
+}
