@@ -11,14 +11,14 @@ from __future__ import annotations
 import base64
 import logging
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import Field
 
-from common.dynamodb import batch_write
+from common.dynamodb import BATCH_SIZE, batch_write
 from common.errors import UnprocessedWrites
 from common.settings import RecsSettings
 from ingestion.contract import Event, epoch_ms, parse_stored_event
@@ -135,20 +135,32 @@ def kinesis_events(records: Iterable[Mapping[str, Any]]) -> tuple[list[Event], i
     An invalid record is logged and skipped: the ETL quarantines it with its reason, and
     retrying the batch would not make it valid.
     """
-    events, invalid = [], 0
+    events: list[Event] = []
+    invalid = 0
+    for _, found, bad in _record_events(records):
+        events.extend(found)
+        invalid += bad
+    return events, invalid
+
+
+def _record_events(
+    records: Iterable[Mapping[str, Any]],
+) -> Iterator[tuple[str, list[Event], int]]:
+    """Per Kinesis record, in stream order: its sequence number, its valid events, and how
+    many of its lines were not valid events."""
     for record in records:
+        sequence = str(record["kinesis"].get("sequenceNumber", ""))
         data = base64.b64decode(record["kinesis"]["data"])
+        found, invalid = [], 0
         for line in data.splitlines():
             if not line.strip():
                 continue
             try:
-                events.append(parse_stored_event(line))
+                found.append(parse_stored_event(line))
             except InvalidEvent as exc:
                 invalid += 1
-                logger.warning(
-                    "skipping invalid record %s: %s", record["kinesis"].get("sequenceNumber"), exc
-                )
-    return events, invalid
+                logger.warning("skipping invalid record %s: %s", sequence, exc)
+        yield sequence, found, invalid
 
 
 class HistorySettings(RecsSettings):
@@ -163,20 +175,52 @@ class HistorySettings(RecsSettings):
     )
 
 
-def handler(event: Mapping[str, Any], context: object) -> dict[str, int]:
+def handler(event: Mapping[str, Any], context: object) -> dict[str, Any]:
     """Kinesis consumer Lambda: each event on the stream into the history table.
 
-    A DynamoDB failure raises, so Lambda retries the batch; the writes are idempotent. With
-    a tracking id, the events then go to the Personalize event tracker too; a refused call is
-    logged and counted, not retried through the stream (`ingestion.tracker` says why).
+    Its event source mapping reports partial batch failures (`ReportBatchItemFailures`):
+    events are written in stream order, in DynamoDB's batches of 25, and when a batch still
+    fails after its retries, the answer names the first record not fully written. Lambda then
+    retries from that record on, not the whole batch; rewriting an event is idempotent. With
+    a tracking id, the written events then go to the Personalize event tracker too; a
+    refused call is logged and counted, not retried through the stream (`ingestion.tracker`).
     """
     settings = HistorySettings.from_env()
-    events, invalid = kinesis_events(event.get("Records", []))
-    DynamoHistory(settings.history_table).append(events)
-    answer = {"written": len(events), "invalid": invalid}
-    if settings.personalize_tracking_id:
+    history = DynamoHistory(settings.history_table)
+    written: list[Event] = []
+    invalid = 0
+    chunk: list[tuple[str, Event]] = []
+    failed: str | None = None
+
+    def flush() -> bool:
+        try:
+            history.append([e for _, e in chunk])
+        except (DeliveryFailed, ClientError, BotoCoreError) as exc:
+            logger.warning("history table %s refused a batch: %s", settings.history_table, exc)
+            return False
+        written.extend(e for _, e in chunk)
+        chunk.clear()
+        return True
+
+    for sequence, found, bad in _record_events(event.get("Records", [])):
+        invalid += bad
+        for one in found:
+            chunk.append((sequence, one))
+            if len(chunk) == BATCH_SIZE and not flush():
+                failed = chunk[0][0]
+                break
+        if failed is not None:
+            break
+    if failed is None and chunk and not flush():
+        failed = chunk[0][0]
+    answer: dict[str, Any] = {
+        "written": len(written),
+        "invalid": invalid,
+        "batchItemFailures": [] if failed is None else [{"itemIdentifier": failed}],
+    }
+    if settings.personalize_tracking_id and written:
         from ingestion.tracker import EventTracker
 
-        report = EventTracker(settings.personalize_tracking_id).forward(events)
+        report = EventTracker(settings.personalize_tracking_id).forward(written)
         answer |= {"tracked": report.sent, "tracking_failed": report.failed}
     return answer

@@ -6,6 +6,8 @@ fills (what the Lambda reads) must answer `recent(user_id)` the same way.
 
 from __future__ import annotations
 
+import base64
+import json
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,6 +20,7 @@ from moto import mock_aws
 from common.dynamodb import batch_write
 from common.errors import SettingsError, UnprocessedWrites
 from ingestion.contract import Event, parse_event
+from ingestion.errors import DeliveryFailed
 from ingestion.history import DynamoHistory, RecentEvent, RecentHistory, handler
 from ingestion.sinks.local import EventLog
 from tests.conftest import create_history_table, load_event
@@ -92,7 +95,7 @@ def test_the_kinesis_consumer_fills_the_table(
         client = boto3.client("dynamodb")
         _create_table(client)
         result = handler(load_event("kinesis_history.json"), None)
-        assert result == {"written": 3, "invalid": 1}
+        assert result == {"written": 3, "invalid": 1, "batchItemFailures": []}
         table = DynamoHistory(TABLE, client=client)
         assert [e.item_id for e in table.recent("U1")] == ["I7", "I100"]
         assert table.recent("U2")[0].event_type == "purchase"
@@ -132,3 +135,41 @@ def test_batch_write_gives_up_naming_the_table() -> None:
     with pytest.raises(UnprocessedWrites, match=f"DynamoDB table {TABLE} kept leaving writes"):
         batch_write(client, TABLE, [{"PutRequest": {}}], attempts=3, sleep=lambda _: None)  # type: ignore[arg-type]
     assert client.calls == [1, 1, 1]
+
+
+def _kinesis_batch(n: int) -> dict[str, Any]:
+    records = []
+    for i in range(n):
+        line = json.dumps(
+            {"event_id": f"e{i}", "user_id": "U1", "item_id": f"I{i}", "event_type": "view",
+             "ts": f"2026-11-20T10:{i // 60:02d}:{i % 60:02d}.000Z"}
+        )  # fmt: skip
+        data = base64.b64encode(line.encode()).decode()
+        records.append({"kinesis": {"sequenceNumber": f"{i:05d}", "data": data}})
+    return {"Records": records}
+
+
+@pytest.mark.aws
+def test_the_kinesis_consumer_reports_the_first_record_it_could_not_write(
+    aws_env: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RECS_HISTORY_TABLE", TABLE)
+    calls: list[int] = []
+    real_append = DynamoHistory.append
+
+    def second_batch_fails(self: DynamoHistory, events: Sequence[Event]) -> int:
+        calls.append(len(events))
+        if len(calls) == 2:
+            raise DeliveryFailed(f"DynamoDB table {TABLE} kept leaving writes unprocessed")
+        return real_append(self, events)
+
+    monkeypatch.setattr(DynamoHistory, "append", second_batch_fails)
+    with mock_aws():
+        client = boto3.client("dynamodb")
+        _create_table(client)
+        result = handler(_kinesis_batch(30), None)
+        # The first 25 are written; Lambda retries from record 25 on, not the whole batch.
+        assert calls == [25, 5]
+        assert result["written"] == 25
+        assert result["batchItemFailures"] == [{"itemIdentifier": "00025"}]
+        assert len(DynamoHistory(TABLE, client=client).recent("U1", limit=100)) == 25
