@@ -67,3 +67,13 @@ output "athena_workgroup" {
   description = "The Athena workgroup analysts query the curated tables in."
   value       = aws_athena_workgroup.analysts.name
 }
+
+output "api_url" {
+  description = "The API's base URL: GET <api_url>/v1/health."
+  value       = aws_apigatewayv2_stage.recs.invoke_url
+}
+
+output "alarms_topic_arn" {
+  description = "Subscribe an e-mail or a pager to this: every alarm goes there."
+  value       = aws_sns_topic.alarms.arn
+}

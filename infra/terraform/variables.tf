@@ -83,3 +83,58 @@ variable "athena_bytes_scanned_cutoff" {
   type        = number
   default     = 10737418240
 }
+
+variable "api_package" {
+  description = "The Lambda zip `make package` builds (API and Kinesis consumer)."
+  type        = string
+  default     = "../../dist/recs-api-arm64.zip"
+}
+
+variable "api_keys" {
+  description = "Comma-separated API keys (RECS_API_KEYS); empty leaves the API open. Kept in the Lambda's KMS-encrypted environment."
+  type        = string
+  default     = ""
+  sensitive   = true
+}
+
+variable "cors_origins" {
+  description = "Origins browsers may call the API from (RECS_CORS_ORIGINS and the HTTP API's CORS)."
+  type        = list(string)
+  default     = []
+}
+
+variable "api_concurrency" {
+  description = "Reserved concurrency of the API Lambda: its most instances at once."
+  type        = number
+  default     = 50
+}
+
+variable "api_rate_limit" {
+  description = "HTTP API steady-state requests per second, across clients."
+  type        = number
+  default     = 500
+}
+
+variable "api_burst_limit" {
+  description = "HTTP API burst of requests above the rate."
+  type        = number
+  default     = 1000
+}
+
+variable "api_p99_alarm_ms" {
+  description = "Alarm when the API's p99 latency over 5 minutes is above this."
+  type        = number
+  default     = 500
+}
+
+variable "personalize_campaign_arn" {
+  description = "Answer personalized requests from this Personalize campaign (RECS_PERSONALIZE_CAMPAIGN_ARN)."
+  type        = string
+  default     = null
+}
+
+variable "personalize_tracking_id" {
+  description = "The Kinesis consumer forwards events to this Personalize event tracker (RECS_PERSONALIZE_TRACKING_ID)."
+  type        = string
+  default     = null
+}

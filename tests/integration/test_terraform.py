@@ -98,3 +98,35 @@ def test_every_recs_setting_terraform_names_is_one_the_code_reads() -> None:
     named = set(re.findall(r"\bRECS_[A-Z_]+[A-Z]\b", _tf_files()))
     assert named, "the outputs say which setting each fills"
     assert named <= known, f"not settings of any stage: {sorted(named - known)}"
+
+
+def test_every_lambda_handler_terraform_names_exists() -> None:
+    handlers = set(re.findall(r'handler\s*=\s*"([a-z_.]+)"', _tf_files()))
+    handlers |= set(re.findall(r"handler \(?([a-z_]+(?:\.[a-z_]+)+)\)?", _tf_files()))
+    assert {"serving.handler.handler", "ingestion.history.handler"} <= handlers
+    for dotted in handlers:
+        module, _, name = dotted.rpartition(".")
+        assert callable(getattr(importlib.import_module(module), name)), dotted
+
+
+def test_the_api_lambda_is_given_every_aws_setting_it_needs() -> None:
+    from serving.settings import ServingSettings
+
+    block = _tf_files().split("api_environment = merge(", 1)[1].split("consumer_environment", 1)[0]
+    given = set(re.findall(r"\b(RECS_[A-Z_]+)\s*=", block))
+    # Values stand in for Terraform's; what matters is which settings are set at all.
+    env = {name: "x" for name in given}
+    env |= {"RECS_LAKE": "s3://b/lake", "RECS_SINK": "kinesis", "RECS_CORS_ORIGINS": ""}
+    env |= {k: f"dynamodb://{k.lower()}" for k in given if k.endswith(("STORE", "HISTORY"))}
+    env.pop("RECS_API_KEYS", None)
+    env["RECS_PERSONALIZE_CAMPAIGN_ARN"] = "arn:aws:personalize:us-east-2:1:campaign/recs-prod"
+    settings = ServingSettings.from_env(env)
+    assert settings.local_files_beside_aws() == []
+
+
+def test_the_http_api_routes_every_path_the_app_serves() -> None:
+    from serving.app import METHODS
+
+    declared = re.search(r"api_paths\s*=\s*\[([^\]]*)\]", _tf_files())
+    assert declared is not None
+    assert set(re.findall(r'"([^"]+)"', declared.group(1))) == set(METHODS)
