@@ -33,6 +33,23 @@ data "aws_iam_policy_document" "lake_key" {
       identifiers = ["arn:aws:iam::${data.aws_caller_identity.current.account_id}:root"]
     }
   }
+  dynamic "statement" {
+    for_each = var.personalize ? [1] : []
+    content {
+      sid       = "PersonalizeReadsAndWritesTheLake"
+      actions   = ["kms:Decrypt", "kms:GenerateDataKey", "kms:DescribeKey"]
+      resources = ["*"] # in a key policy, "*" is this key
+      principals {
+        type        = "Service"
+        identifiers = ["personalize.amazonaws.com"]
+      }
+      condition {
+        test     = "StringEquals"
+        variable = "aws:SourceAccount"
+        values   = [data.aws_caller_identity.current.account_id]
+      }
+    }
+  }
   statement {
     sid       = "CloudWatchLogsEncryptsOurLogGroups"
     actions   = ["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"]
@@ -84,9 +101,32 @@ data "aws_iam_policy_document" "lake_tls_only" {
   }
 }
 
+# With the Personalize backend, its service principal reads the exports and writes batch
+# output, on behalf of this account only.
+data "aws_iam_policy_document" "lake_personalize" {
+  source_policy_documents = [data.aws_iam_policy_document.lake_tls_only.json]
+  dynamic "statement" {
+    for_each = var.personalize ? [1] : []
+    content {
+      sid       = "PersonalizeReadsAndWrites"
+      actions   = ["s3:GetObject", "s3:PutObject", "s3:ListBucket"]
+      resources = concat([aws_s3_bucket.lake.arn], local.personalize_reads, local.personalize_writes)
+      principals {
+        type        = "Service"
+        identifiers = ["personalize.amazonaws.com"]
+      }
+      condition {
+        test     = "StringEquals"
+        variable = "aws:SourceAccount"
+        values   = [data.aws_caller_identity.current.account_id]
+      }
+    }
+  }
+}
+
 resource "aws_s3_bucket_policy" "lake" {
   bucket = aws_s3_bucket.lake.id
-  policy = data.aws_iam_policy_document.lake_tls_only.json
+  policy = data.aws_iam_policy_document.lake_personalize.json
 }
 
 # New objects are announced on EventBridge, for whoever wants to react to a landing batch;

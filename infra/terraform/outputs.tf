@@ -77,3 +77,8 @@ output "alarms_topic_arn" {
   description = "Subscribe an e-mail or a pager to this: every alarm goes there."
   value       = aws_sns_topic.alarms.arn
 }
+
+output "personalize_role_arn" {
+  description = "Set RECS_PERSONALIZE_ROLE_ARN to this (null unless personalize = true)."
+  value       = one(aws_iam_role.personalize[*].arn)
+}

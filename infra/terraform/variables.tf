@@ -138,3 +138,9 @@ variable "personalize_tracking_id" {
   type        = string
   default     = null
 }
+
+variable "personalize" {
+  description = "Grant Amazon Personalize the lake (RECS_TRAINER=personalize): its role, and its bucket and key access."
+  type        = bool
+  default     = false
+}
