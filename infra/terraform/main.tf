@@ -80,6 +80,8 @@ resource "aws_s3_bucket_logging" "lake" {
   bucket        = aws_s3_bucket.lake.id
   target_bucket = aws_s3_bucket.access_logs.id
   target_prefix = "lake/"
+  # S3 refuses a target whose policy does not yet let its log delivery write there.
+  depends_on = [aws_s3_bucket_policy.access_logs]
 }
 
 # Only TLS: any request over plain HTTP is refused, whoever makes it.
