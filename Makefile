@@ -18,7 +18,7 @@ BASE := http://127.0.0.1:$(PORT)
 # Demo shop size: small enough for a minute on a laptop, large enough to train on later.
 DEMO_ARGS ?= --users 5000 --items 2000 --categories 20 --days 90 --events 500000 --seed 42 --end 2026-11-01 --live-days 1
 
-.PHONY: checkov venv demo test test-all lint format bench generate flush etl export train pipeline publish sql serve stop openapi package tf-validate clean
+.PHONY: aws-local checkov venv demo test test-all lint format bench generate flush etl export train pipeline publish sql serve stop openapi package tf-validate clean
 
 venv: $(STAMP)
 
@@ -139,6 +139,10 @@ sql: venv
 ## tf-validate: check the Terraform offline, against the provider mirror on this machine
 tf-validate:
 	cd infra/terraform && terraform fmt -check -recursive && terraform init -backend=false -input=false -plugin-dir=$(TF_PLUGIN_DIR) >/dev/null && terraform validate
+
+## aws-local: apply the Terraform to a moto server on loopback and run the AWS path on it
+aws-local: venv package
+	$(BIN)/python infra/aws_local.py
 
 ## checkov: scan infra/terraform with checkov (zero failures; every skip carries its reason)
 checkov: $(CHECKOV_STAMP)

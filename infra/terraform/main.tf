@@ -86,19 +86,22 @@ resource "aws_s3_bucket_logging" "lake" {
 
 # Only TLS: any request over plain HTTP is refused, whoever makes it.
 data "aws_iam_policy_document" "lake_tls_only" {
-  statement {
-    sid       = "DenyPlainHttp"
-    effect    = "Deny"
-    actions   = ["s3:*"]
-    resources = [aws_s3_bucket.lake.arn, "${aws_s3_bucket.lake.arn}/*"]
-    principals {
-      type        = "*"
-      identifiers = ["*"]
-    }
-    condition {
-      test     = "Bool"
-      variable = "aws:SecureTransport"
-      values   = ["false"]
+  dynamic "statement" {
+    for_each = var.require_tls ? [1] : []
+    content {
+      sid       = "DenyPlainHttp"
+      effect    = "Deny"
+      actions   = ["s3:*"]
+      resources = [aws_s3_bucket.lake.arn, "${aws_s3_bucket.lake.arn}/*"]
+      principals {
+        type        = "*"
+        identifiers = ["*"]
+      }
+      condition {
+        test     = "Bool"
+        variable = "aws:SecureTransport"
+        values   = ["false"]
+      }
     }
   }
 }
@@ -127,6 +130,7 @@ data "aws_iam_policy_document" "lake_personalize" {
 }
 
 resource "aws_s3_bucket_policy" "lake" {
+  count  = var.require_tls || var.personalize ? 1 : 0 # S3 refuses a policy with no statement
   bucket = aws_s3_bucket.lake.id
   policy = data.aws_iam_policy_document.lake_personalize.json
 }

@@ -144,3 +144,9 @@ variable "personalize" {
   type        = bool
   default     = false
 }
+
+variable "require_tls" {
+  description = "Refuse plain-HTTP requests to the lake. Only an emulator on loopback (make aws-local) sets false."
+  type        = bool
+  default     = true
+}

@@ -1,0 +1,41 @@
+"""`make aws-local` from end to end: the Terraform applied to a moto server, then the AWS path
+on it, from `recs generate` through Kinesis, Firehose, the ETL, training and publishing to
+the API's Lambda handler and the Kinesis consumer. About two minutes, so it runs in
+`make test-all` (marked slow), not in `make test`."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+PLUGINS = Path(os.environ.get("TF_PLUGIN_DIR", "/opt/tf-plugins"))
+
+pytestmark = [pytest.mark.slow, pytest.mark.aws]
+
+
+def test_make_aws_local_runs_the_aws_path_on_the_emulator() -> None:
+    if shutil.which("terraform") is None or not (PLUGINS / "registry.terraform.io").is_dir():
+        pytest.skip("needs terraform and the AWS provider mirror (TF_PLUGIN_DIR)")
+    if not (ROOT / "dist" / "recs-api-arm64.zip").exists():
+        subprocess.run([sys.executable, "-m", "serving.package"], cwd=ROOT, check=True)
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "infra" / "aws_local.py")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    out = done.stdout
+    assert 'aws_lambda_function.recs["api"]' in out
+    assert "Glue database" in out
+    assert "Kinesis consumer:" in out
+    assert '"source":"realtime"' in out
+    assert out.rstrip().endswith("The AWS path works on the emulator.")
