@@ -10,6 +10,24 @@ locals {
   lake_root = var.lake_prefix == "" ? "" : "${var.lake_prefix}/"
 }
 
+# Who may assume each of the stack's roles: one AWS service each, on behalf of this account
+# only (aws:SourceAccount), so no other account's use of the service can borrow them.
+data "aws_iam_policy_document" "assume" {
+  for_each = toset(["firehose", "lambda", "states", "scheduler", "personalize"])
+  statement {
+    actions = ["sts:AssumeRole"]
+    principals {
+      type        = "Service"
+      identifiers = ["${each.key}.amazonaws.com"]
+    }
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [data.aws_caller_identity.current.account_id]
+    }
+  }
+}
+
 resource "aws_kms_key" "lake" {
   description             = "${local.name}: S3 lake, Kinesis, Firehose, DynamoDB, logs and SNS"
   enable_key_rotation     = true
@@ -84,15 +102,16 @@ resource "aws_s3_bucket_logging" "lake" {
   depends_on = [aws_s3_bucket_policy.access_logs]
 }
 
-# Only TLS: any request over plain HTTP is refused, whoever makes it.
-data "aws_iam_policy_document" "lake_tls_only" {
+# Only TLS: any request over plain HTTP to either bucket is refused, whoever makes it.
+data "aws_iam_policy_document" "tls_only" {
+  for_each = { lake = aws_s3_bucket.lake.arn, access_logs = aws_s3_bucket.access_logs.arn }
   dynamic "statement" {
     for_each = var.require_tls ? [1] : []
     content {
       sid       = "DenyPlainHttp"
       effect    = "Deny"
       actions   = ["s3:*"]
-      resources = [aws_s3_bucket.lake.arn, "${aws_s3_bucket.lake.arn}/*"]
+      resources = [each.value, "${each.value}/*"]
       principals {
         type        = "*"
         identifiers = ["*"]
@@ -109,7 +128,7 @@ data "aws_iam_policy_document" "lake_tls_only" {
 # With the Personalize backend, its service principal reads the exports and writes batch
 # output, on behalf of this account only.
 data "aws_iam_policy_document" "lake_personalize" {
-  source_policy_documents = [data.aws_iam_policy_document.lake_tls_only.json]
+  source_policy_documents = [data.aws_iam_policy_document.tls_only["lake"].json]
   dynamic "statement" {
     for_each = var.personalize ? [1] : []
     content {
@@ -195,6 +214,7 @@ resource "aws_s3_bucket_lifecycle_configuration" "access_logs" {
 
 # S3's log delivery service writes the logs, for the lake bucket of this account only.
 data "aws_iam_policy_document" "access_logs" {
+  source_policy_documents = [data.aws_iam_policy_document.tls_only["access_logs"].json]
   statement {
     sid       = "S3LogDelivery"
     actions   = ["s3:PutObject"]
@@ -212,21 +232,6 @@ data "aws_iam_policy_document" "access_logs" {
       test     = "StringEquals"
       variable = "aws:SourceAccount"
       values   = [data.aws_caller_identity.current.account_id]
-    }
-  }
-  statement {
-    sid       = "DenyPlainHttp"
-    effect    = "Deny"
-    actions   = ["s3:*"]
-    resources = [aws_s3_bucket.access_logs.arn, "${aws_s3_bucket.access_logs.arn}/*"]
-    principals {
-      type        = "*"
-      identifiers = ["*"]
-    }
-    condition {
-      test     = "Bool"
-      variable = "aws:SecureTransport"
-      values   = ["false"]
     }
   }
 }
@@ -313,24 +318,9 @@ resource "aws_kinesis_stream" "events" {
   }
 }
 
-data "aws_iam_policy_document" "firehose_assume" {
-  statement {
-    actions = ["sts:AssumeRole"]
-    principals {
-      type        = "Service"
-      identifiers = ["firehose.amazonaws.com"]
-    }
-    condition {
-      test     = "StringEquals"
-      variable = "aws:SourceAccount"
-      values   = [data.aws_caller_identity.current.account_id]
-    }
-  }
-}
-
 resource "aws_iam_role" "firehose" {
   name               = "${local.name}-firehose"
-  assume_role_policy = data.aws_iam_policy_document.firehose_assume.json
+  assume_role_policy = data.aws_iam_policy_document.assume["firehose"].json
 }
 
 data "aws_iam_policy_document" "firehose" {

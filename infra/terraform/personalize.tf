@@ -12,25 +12,10 @@ locals {
   personalize_writes = ["${aws_s3_bucket.lake.arn}/${local.lake_root}batch/*"]
 }
 
-data "aws_iam_policy_document" "personalize_assume" {
-  statement {
-    actions = ["sts:AssumeRole"]
-    principals {
-      type        = "Service"
-      identifiers = ["personalize.amazonaws.com"]
-    }
-    condition {
-      test     = "StringEquals"
-      variable = "aws:SourceAccount"
-      values   = [data.aws_caller_identity.current.account_id]
-    }
-  }
-}
-
 resource "aws_iam_role" "personalize" {
   count              = local.personalize
   name               = "${local.name}-personalize"
-  assume_role_policy = data.aws_iam_policy_document.personalize_assume.json
+  assume_role_policy = data.aws_iam_policy_document.assume["personalize"].json
 }
 
 data "aws_iam_policy_document" "personalize" {

@@ -20,24 +20,6 @@ resource "aws_cloudwatch_log_group" "pipeline" {
   kms_key_id        = aws_kms_key.lake.arn
 }
 
-# Who may assume the pipeline's roles: Step Functions, and EventBridge Scheduler that starts
-# it, each only on behalf of this account.
-data "aws_iam_policy_document" "assume" {
-  for_each = toset(["states", "scheduler"])
-  statement {
-    actions = ["sts:AssumeRole"]
-    principals {
-      type        = "Service"
-      identifiers = ["${each.key}.amazonaws.com"]
-    }
-    condition {
-      test     = "StringEquals"
-      variable = "aws:SourceAccount"
-      values   = [data.aws_caller_identity.current.account_id]
-    }
-  }
-}
-
 resource "aws_iam_role" "pipeline" {
   count              = local.pipeline
   name               = "${local.name}-pipeline"
