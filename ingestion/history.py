@@ -13,6 +13,7 @@ import logging
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -187,32 +188,25 @@ def handler(event: Mapping[str, Any], context: object) -> dict[str, Any]:
     """
     settings = HistorySettings.from_env()
     history = DynamoHistory(settings.history_table)
-    written: list[Event] = []
     invalid = 0
-    chunk: list[tuple[str, Event]] = []
-    failed: str | None = None
 
-    def flush() -> bool:
+    def in_order() -> Iterator[tuple[str, Event]]:
+        nonlocal invalid
+        for sequence, found, bad in _record_events(event.get("Records", [])):
+            invalid += bad
+            yield from ((sequence, one) for one in found)
+
+    written: list[Event] = []
+    failed: str | None = None
+    pending = in_order()
+    while chunk := list(islice(pending, BATCH_SIZE)):
         try:
             history.append([e for _, e in chunk])
         except (DeliveryFailed, ClientError, BotoCoreError) as exc:
             logger.warning("history table %s refused a batch: %s", settings.history_table, exc)
-            return False
-        written.extend(e for _, e in chunk)
-        chunk.clear()
-        return True
-
-    for sequence, found, bad in _record_events(event.get("Records", [])):
-        invalid += bad
-        for one in found:
-            chunk.append((sequence, one))
-            if len(chunk) == BATCH_SIZE and not flush():
-                failed = chunk[0][0]
-                break
-        if failed is not None:
+            failed = chunk[0][0]
             break
-    if failed is None and chunk and not flush():
-        failed = chunk[0][0]
+        written.extend(e for _, e in chunk)
     answer: dict[str, Any] = {
         "written": len(written),
         "invalid": invalid,

@@ -94,15 +94,15 @@ def run_pipeline(
             record.resumed += 1
             record.status = "running"
             progress(f"resuming run {record.run_id} (clock {record.now})")
+            record.save(lake)
         else:
-            record = new_run(now or datetime.now(UTC), settings.trainer, [s.name for s in steps])
+            record = start_run(lake, settings, now)
             progress(f"run {record.run_id}: {' -> '.join(s.name for s in steps)}")
         ctx = Context(lake, settings, record, progress)
 
         def save() -> None:
             record.save(lake)
 
-        save()
         total = len(steps)
         for number, step in enumerate(steps, start=1):
             mine = record.step(step.name)
