@@ -102,12 +102,12 @@ data "aws_iam_policy_document" "publisher" {
   statement {
     sid       = "ReadVersions"
     actions   = ["s3:GetObject"]
-    resources = ["${aws_s3_bucket.lake.arn}/models/*", "${aws_s3_bucket.lake.arn}/batch/*"]
+    resources = ["${aws_s3_bucket.lake.arn}/${local.lake_root}models/*", "${aws_s3_bucket.lake.arn}/${local.lake_root}batch/*"]
   }
   statement {
     sid       = "RecordProduction"
     actions   = ["s3:PutObject"]
-    resources = ["${aws_s3_bucket.lake.arn}/models/production.json"]
+    resources = ["${aws_s3_bucket.lake.arn}/${local.lake_root}models/production.json"]
   }
   statement {
     sid       = "ListVersions"
@@ -116,7 +116,7 @@ data "aws_iam_policy_document" "publisher" {
     condition {
       test     = "StringLike"
       variable = "s3:prefix"
-      values   = ["models/*", "batch/*"]
+      values   = ["${local.lake_root}models/*", "${local.lake_root}batch/*"]
     }
   }
   statement {
