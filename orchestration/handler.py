@@ -1,7 +1,9 @@
 """The Lambda entry point of the state machine's steps (`orchestration.handler.handler`).
 
 The state machine (`orchestration/statemachine.asl.json`) calls it once per step with
-`{"step": "start"}` and then `{"step": NAME, "run_id": ID}`. Each call runs one step of
+`{"step": "start"}` and then `{"step": NAME, "run_id": ID}`. Every answer carries the run id,
+its trainer and `compute` (where the etl and train steps run: `RECS_ETL_ON`,
+`RECS_TRAIN_ON`), which the state machine's Choices read. Each call runs one step of
 `orchestration.steps.STEPS` against the run record in the lake, exactly as the local runner
 does. With the Personalize trainer, `{"step": "train", "run_id": ID, "phase": P}` first
 starts each of Personalize's long jobs, which the state machine then polls itself. A
@@ -26,12 +28,18 @@ def handler(event: dict[str, Any], _context: Any = None) -> dict[str, Any]:
     from orchestration.settings import PipelineSettings
 
     settings = PipelineSettings.from_env()
+    settings.refuse_local_files_beside_aws("The pipeline's steps")
     lake = open_lake(settings.lake)
     name = event.get("step")
     if name == "start":
         given = event.get("input") or {}
         record = start_run(lake, settings, clock_value(given.get("now")))
-        return {"run_id": record.run_id, "trainer": record.trainer, "outcome": None}
+        return {
+            "run_id": record.run_id,
+            "trainer": record.trainer,
+            "compute": compute(settings),
+            "outcome": None,
+        }
     run_id = event.get("run_id")
     if not isinstance(name, str) or not isinstance(run_id, str):
         raise ValueError('the event needs "step" and "run_id" (or {"step": "start"})')
@@ -44,11 +52,17 @@ def handler(event: dict[str, Any], _context: Any = None) -> dict[str, Any]:
     return {
         "run_id": record.run_id,
         "trainer": record.trainer,
+        "compute": compute(settings),
         "step": name,
         "status": mine.status,
         "outcome": record.result("gate", "outcome"),
         "result": mine.result,
     }
+
+
+def compute(settings: Any) -> dict[str, str]:
+    """Where the state machine runs each heavy step (its Choices read `$.compute`)."""
+    return {"etl": settings.etl_on, "train": settings.train_on}
 
 
 def _personalize_phase(lake: Any, settings: Any, run_id: str, phase: str) -> dict[str, Any]:
@@ -67,7 +81,13 @@ def _personalize_phase(lake: Any, settings: Any, run_id: str, phase: str) -> dic
     step = record.step("train")
     step.result = {**(step.result or {}), phase: started}
     record.save(lake)
-    return {"run_id": run_id, "trainer": record.trainer, "outcome": None, "result": started}
+    return {
+        "run_id": run_id,
+        "trainer": record.trainer,
+        "compute": compute(settings),
+        "outcome": None,
+        "result": started,
+    }
 
 
 def _record_crash(lake: Any, run_id: str, error: dict[str, Any]) -> None:

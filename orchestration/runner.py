@@ -144,9 +144,18 @@ def start_run(lake: Lake, settings: PipelineSettings, now: datetime | None = Non
 
 
 def run_one(
-    lake: Lake, settings: PipelineSettings, run_id: str, name: str, progress: Progress = quiet
+    lake: Lake,
+    settings: PipelineSettings,
+    run_id: str,
+    name: str,
+    progress: Progress = quiet,
+    *,
+    attempts: int = 1,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> RunRecord:
-    """One step of a recorded run, tried once (the state machine's Retry tries again).
+    """One step of a recorded run, tried `attempts` times on its retryable errors (once in a
+    Lambda, whose state machine's Retry tries again; more in a Glue or Batch job, whose exit
+    is all the state machine sees).
 
     A failure is recorded, then re-raised as it was, so the caller sees its class name.
     """
@@ -164,7 +173,7 @@ def run_one(
         failure.append(exc)
 
     ctx = Context(lake, settings, record, progress)
-    _run_step(step, mine, ctx, save, lambda _s: None, attempts=1, on_failure=keep)
+    _run_step(step, mine, ctx, save, sleep, attempts=attempts, on_failure=keep)
     if name == "notify":
         failed = any(s.status == "failed" for s in record.steps)
         record.status = "failed" if failed else "succeeded"

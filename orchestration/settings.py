@@ -11,10 +11,21 @@ from training.settings import TrainingSettings
 
 
 class PipelineSettings(ServingSettings, TrainingSettings):
-    """The lake, the sink, the store, the trainer, and where the night's summary goes."""
+    """The lake, the sink, the store, the trainer, where the heavy steps run on AWS, and where
+    the night's summary goes."""
 
     trainer: Literal["local", "personalize"] = Field(
         "local", description="Who trains each night: local (our recipes) or personalize"
+    )
+    etl_on: Literal["lambda", "glue"] = Field(
+        "lambda",
+        description="On AWS, where the state machine runs the etl step: lambda (15 minutes at "
+        "most) or glue (the Glue job, for a lake that outgrows a Lambda)",
+    )
+    train_on: Literal["lambda", "batch"] = Field(
+        "lambda",
+        description="On AWS, where the state machine runs the train step: lambda (15 minutes, "
+        "10 GB at most) or batch (an AWS Batch job on Fargate, for a big shop)",
     )
     notify_topic_arn: str | None = Field(
         None,

@@ -1,8 +1,9 @@
 """The Step Functions state machine, generated from `orchestration.steps.STEPS`.
 
 `python -m orchestration.statemachine` writes `orchestration/statemachine.asl.json`, which is
-committed (Terraform reads it with `templatefile`, filling in `${pipeline_function_arn}`);
-a test fails when the file and the steps drift apart.
+committed (Terraform reads it with `templatefile`, filling in `PLACEHOLDERS`: the steps'
+Lambda, the Glue job and the Batch queue and job definition); a test fails when the file and
+the steps drift apart.
 
 Shape: `start` makes the run record and says which trainer the run uses; then one Lambda
 task per step, in `STEPS` order, each calling `orchestration.handler.handler`. A step only
@@ -11,7 +12,10 @@ some trainers take (`export`) sits behind a Choice on the run's trainer. With Pe
 solution version; the batch inference job): our Lambda starts each, and the machine polls
 it with the aws-sdk integration (`personalize:describe...`), a Wait and a Choice, so no
 Lambda sits waiting; then `train` finds them done and writes the version. A Choice after
-`gate` sends a kept candidate to `notify` past `publish` (a normal night). Retry lists each
+`gate` sends a kept candidate to `notify` past `publish` (a normal night). The etl and train
+steps each begin with a Choice on the run's `compute` (from `RECS_ETL_ON`, `RECS_TRAIN_ON`):
+the Lambda by default, or the Glue job (etl) or an AWS Batch job on Fargate (train), each
+running `orchestration.remote` and awaited with the `.sync` integration. Retry lists each
 step's retryable error class names, with the local runner's attempts and backoff. Catch
 sends `ModelRejected` to `notify` (the night ends there, saying why) and every other error,
 `DataQualityError` and a failed Personalize job included, to `notify-failure`, which says
@@ -29,6 +33,11 @@ from orchestration.runner import ATTEMPTS, BACKOFF_S
 from orchestration.steps import STEPS, TRAINERS
 
 FUNCTION: Final = "${pipeline_function_arn}"
+GLUE_JOB: Final = "${etl_glue_job}"
+BATCH_QUEUE: Final = "${batch_job_queue}"
+BATCH_DEFINITION: Final = "${batch_job_definition}"
+#: What Terraform's templatefile fills in (infra/terraform/pipeline.tf).
+PLACEHOLDERS: Final = (FUNCTION, GLUE_JOB, BATCH_QUEUE, BATCH_DEFINITION)
 PATH: Final = Path(__file__).with_name("statemachine.asl.json")
 #: Errors of the Lambda service itself, which AWS advises retrying on every Lambda task.
 LAMBDA_TRANSIENT: Final = [
@@ -54,7 +63,14 @@ PERSONALIZE_TRANSIENT: Final = [
     "Personalize.ThrottlingException",
     "Personalize.LimitExceededException",
 ]
-_CARRIED: Final = {"run_id.$": "$.Payload.run_id", "trainer.$": "$.Payload.trainer"}
+_CARRIED: Final = {
+    "run_id.$": "$.Payload.run_id",
+    "trainer.$": "$.Payload.trainer",
+    "compute.$": "$.Payload.compute",
+}
+#: Throttling and capacity errors of the Glue and Batch integrations, worth another try.
+GLUE_TRANSIENT: Final = ["Glue.ConcurrentRunsExceededException", "Glue.ThrottlingException"]
+BATCH_TRANSIENT: Final = ["Batch.TooManyRequestsException", "Batch.ServerException"]
 
 
 def _task(payload: dict[str, Any], **more: Any) -> dict[str, Any]:
@@ -194,6 +210,72 @@ def _personalize(then: str) -> dict[str, Any]:
     return states
 
 
+def _on_glue(step: str, then: str) -> dict[str, Any]:
+    """The step as a run of the Glue job (`orchestration.remote` is its script)."""
+    return {
+        "Type": "Task",
+        "Comment": f"{step} as the Glue job, for a lake past a Lambda's 15 minutes",
+        "Resource": "arn:aws:states:::glue:startJobRun.sync",
+        "Parameters": {
+            "JobName": GLUE_JOB,
+            "Arguments": {"--run-id.$": "$.run_id", "--step": step},
+        },
+        # The job writes its outcome to the run record; the state's input goes on as it was.
+        "ResultPath": None,
+        "Retry": [
+            {
+                "ErrorEquals": GLUE_TRANSIENT,
+                "IntervalSeconds": 60,
+                "MaxAttempts": 3,
+                "BackoffRate": 2.0,
+            }
+        ],
+        "Catch": _CATCH,
+        "Next": then,
+    }
+
+
+def _on_batch(step: str, then: str) -> dict[str, Any]:
+    """The step as an AWS Batch job on Fargate, from the pipeline's container image."""
+    return {
+        "Type": "Task",
+        "Comment": f"{step} as an AWS Batch job on Fargate, for a shop past a Lambda's 10 GB",
+        "Resource": "arn:aws:states:::batch:submitJob.sync",
+        "Parameters": {
+            "JobName": f"recs-{step}",
+            "JobQueue": BATCH_QUEUE,
+            "JobDefinition": BATCH_DEFINITION,
+            "ContainerOverrides": {
+                "Command.$": (
+                    "States.Array('python', '-m', 'orchestration.remote', "
+                    f"'--run-id', $.run_id, '--step', '{step}')"
+                )
+            },
+        },
+        "ResultPath": None,
+        "Retry": [
+            {
+                "ErrorEquals": BATCH_TRANSIENT,
+                "IntervalSeconds": 60,
+                "MaxAttempts": 3,
+                "BackoffRate": 2.0,
+            }
+        ],
+        "Catch": _CATCH,
+        "Next": then,
+    }
+
+
+#: Steps the state machine can run outside the Lambda: the `compute` value that sends a step
+#: there (`RECS_ETL_ON`, `RECS_TRAIN_ON`), and the state that runs it.
+REMOTE: Final = {"etl": ("glue", _on_glue), "train": ("batch", _on_batch)}
+
+
+def entry(name: str) -> str:
+    """The state a step begins at: a Choice of where it runs, for a step that can run remotely."""
+    return f"{name}-runs-on" if name in REMOTE else name
+
+
 def definition() -> dict[str, Any]:
     """The state machine's ASL as a dict: both trainers, chosen by the run's setting."""
     names = [s.name for s in STEPS]
@@ -201,7 +283,7 @@ def definition() -> dict[str, Any]:
         "start": {
             **_task({"step": "start", "input.$": "$"}),
             "ResultSelector": _CARRIED,
-            "Next": names[0],
+            "Next": entry(names[0]),
         }
     }
     for step, following in zip(STEPS, [*names[1:], None], strict=True):
@@ -209,7 +291,7 @@ def definition() -> dict[str, Any]:
             states["notify"] = _task({"step": "notify", "run_id.$": "$.run_id"}, End=True)
             states["notify"]["Comment"] = step.does
             continue
-        nxt = following
+        nxt = entry(following) if following else None
         only = STEPS[names.index(following)].trainers if following else TRAINERS
         if following is not None and only != TRAINERS:
             # The step after is only for some trainers: a Choice on the run's trainer.
@@ -218,13 +300,14 @@ def definition() -> dict[str, Any]:
                 "Type": "Choice",
                 "Comment": f"{following} runs only for the {', '.join(only)} trainer",
                 "Choices": [
-                    {"Variable": "$.trainer", "StringEquals": t, "Next": following} for t in only
+                    {"Variable": "$.trainer", "StringEquals": t, "Next": entry(following)}
+                    for t in only
                 ],
-                "Default": names[names.index(following) + 1],
+                "Default": entry(names[names.index(following) + 1]),
             }
         if step.name == "export":
             nxt = "personalize-imports"
-            states.update(_personalize(then=following or "notify"))
+            states.update(_personalize(then=entry(following or "notify")))
         state = _task(
             {"step": step.name, "run_id.$": "$.run_id"},
             Comment=f"{step.does} ({step.owner})",
@@ -234,12 +317,28 @@ def definition() -> dict[str, Any]:
         if step.retry_on:
             state["Retry"].insert(0, _retry(step.retry_on))
         states[step.name] = state
+        if step.name in REMOTE:
+            where, build = REMOTE[step.name]
+            remote = f"{step.name}-on-{where}"
+            states[entry(step.name)] = {
+                "Type": "Choice",
+                "Comment": f"{step.name} runs in the Lambda unless the run's compute says {where}",
+                "Choices": [
+                    {"Variable": f"$.compute.{step.name}", "StringEquals": where, "Next": remote}
+                ],
+                "Default": step.name,
+            }
+            states[remote] = build(step.name, state["Next"])
         if step.name == "gate":
             states["gate-decision"] = {
                 "Type": "Choice",
                 "Comment": "a kept candidate is a normal night: publish is skipped",
                 "Choices": [
-                    {"Variable": "$.outcome", "StringEquals": "approved", "Next": following}
+                    {
+                        "Variable": "$.outcome",
+                        "StringEquals": "approved",
+                        "Next": entry(following or "notify"),
+                    }
                 ],
                 "Default": "notify",
             }

@@ -11,7 +11,6 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePersistenceLayer
 
-from common.errors import SettingsError
 from ingestion.history import DynamoHistory, RecentHistory
 from ingestion.lake import open_lake
 from ingestion.sinks import EventSink, LocalSink, make_sink
@@ -42,12 +41,7 @@ def build_services(settings: ServingSettings, *, background_flush: bool = False)
 
     Where the lake or the store is on AWS, a setting still naming a local file is an error
     here, at start-up, not a file quietly written where nobody reads it."""
-    gaps = settings.local_files_beside_aws()
-    if gaps:
-        raise SettingsError(
-            "The lake or the online store is on AWS, but these settings still name local "
-            "files:\n  - " + "\n  - ".join(gaps)
-        )
+    settings.refuse_local_files_beside_aws("The API")
     lake = open_lake(settings.lake)
     store = open_store(settings.store)
     sink: EventSink = make_sink(settings, background=background_flush)

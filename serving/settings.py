@@ -153,6 +153,18 @@ class ServingSettings(IngestionSettings, StoreSettings):
             )
         return gaps
 
+    def refuse_local_files_beside_aws(self, who: str) -> None:
+        """Raise `SettingsError` naming each gap of `local_files_beside_aws`: on AWS, a
+        setting left on a local file is an error at start-up, never a file quietly lost."""
+        from common.errors import SettingsError
+
+        gaps = self.local_files_beside_aws()
+        if gaps:
+            raise SettingsError(
+                f"{who}: the lake or the online store is on AWS, but these settings still "
+                "name local files:\n  - " + "\n  - ".join(gaps)
+            )
+
     @model_validator(mode="after")
     def _tracker_once(self) -> Self:
         if self.personalize_tracking_id and self.sink == "kinesis":

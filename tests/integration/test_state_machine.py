@@ -30,8 +30,18 @@ from ingestion.generator import ShopSpec, generate_shop, write_catalog, write_ra
 from ingestion.importer import import_files
 from ingestion.lake import LocalLake
 from orchestration import handler as step_handler
+from orchestration import remote
 from orchestration.runs import RunRecord, run_ids
-from orchestration.statemachine import FUNCTION, PATH, definition, render
+from orchestration.statemachine import (
+    BATCH_DEFINITION,
+    BATCH_QUEUE,
+    FUNCTION,
+    GLUE_JOB,
+    PATH,
+    PLACEHOLDERS,
+    definition,
+    render,
+)
 from tests.etl_helpers import staples_csv
 
 NOW = datetime(2026, 11, 2, 2, tzinfo=UTC)
@@ -42,12 +52,18 @@ def test_the_committed_asl_is_generated_from_the_steps() -> None:
     assert PATH.read_text() == render(), (
         "orchestration/statemachine.asl.json is stale: run `python -m orchestration.statemachine`"
     )
-    # Terraform's templatefile fills in exactly one placeholder (infra/terraform/pipeline.tf).
-    assert set(re.findall(r"\$\{[^}]*\}", PATH.read_text())) == {FUNCTION}
+    # Terraform's templatefile fills in exactly these (infra/terraform/pipeline.tf).
+    assert set(re.findall(r"\$\{[^}]*\}", PATH.read_text())) == set(PLACEHOLDERS)
+    tf = (Path(__file__).parents[2] / "infra" / "terraform" / "pipeline.tf").read_text()
+    for placeholder in PLACEHOLDERS:
+        assert re.search(rf"\b{placeholder[2:-1]}\s+=", tf), f"pipeline.tf lacks {placeholder}"
     states = definition()["States"]
+    assert states["etl-runs-on"]["Default"] == "etl"  # the Lambda, unless compute says glue
+    assert states["etl-on-glue"]["Next"] == states["etl"]["Next"]
+    assert states["train-on-batch"]["Next"] == states["train"]["Next"] == "evaluate"
     assert states["etl"]["Retry"][0]["ErrorEquals"] == ["LakeLocked"]
     assert states["gate-decision"]["Default"] == "notify"
-    assert states["export-for-trainer"]["Default"] == "train"  # export: Personalize only
+    assert states["export-for-trainer"]["Default"] == "train-runs-on"  # export: Personalize only
     assert states["training-status"]["Resource"].endswith(":personalize:describeSolutionVersion")
 
 
@@ -65,6 +81,7 @@ class Machine:
             found = self.sfn.describe_execution(executionArn=started["executionArn"])
             if found["status"] != "RUNNING":
                 history = self.sfn.get_execution_history(executionArn=started["executionArn"])
+                found["failures"] = [e for e in history["events"] if "Failed" in e["type"]]
                 found["states"] = [
                     e["stateEnteredEventDetails"]["name"]
                     for e in history["events"]
@@ -101,6 +118,7 @@ def machine(tmp_path: Path, aws_env: None, monkeypatch: pytest.MonkeyPatch) -> I
     config: Any = {
         "stepfunctions": {"execute_state_machine": True},
         "lambda": {"use_docker": False},
+        "batch": {"use_docker": False},
     }
     with mock_aws(config=config):
         from moto.awslambda_simple.models import LambdaSimpleBackend
@@ -123,6 +141,7 @@ def machine(tmp_path: Path, aws_env: None, monkeypatch: pytest.MonkeyPatch) -> I
             return json.dumps(answer).encode()
 
         monkeypatch.setattr(LambdaSimpleBackend, "invoke", invoke)
+        _run_remote_jobs_here(monkeypatch, box, sleeps)
         iam = boto3.client("iam")
         role = iam.create_role(
             RoleName="recs-pipeline",
@@ -148,13 +167,42 @@ def machine(tmp_path: Path, aws_env: None, monkeypatch: pytest.MonkeyPatch) -> I
             Endpoint=queue_arn["Attributes"]["QueueArn"],
             Attributes={"RawMessageDelivery": "true"},
         )
+        glue = boto3.client("glue")
+        glue.create_job(
+            Name="recs-etl",
+            Role=role,
+            Command={"Name": "glueetl", "ScriptLocation": "s3://artifacts/remote.py"},
+            DefaultArguments={"--RECS_LAKE": str(tmp_path / "lake")},
+        )
+        batch = boto3.client("batch")
+        environment = batch.create_compute_environment(
+            computeEnvironmentName="recs", type="UNMANAGED", state="ENABLED", serviceRole=role
+        )["computeEnvironmentArn"]
+        queue_arn = batch.create_job_queue(
+            jobQueueName="recs",
+            state="ENABLED",
+            priority=1,
+            computeEnvironmentOrder=[{"order": 1, "computeEnvironment": environment}],
+        )["jobQueueArn"]
+        job_definition = batch.register_job_definition(
+            jobDefinitionName="recs-pipeline",
+            type="container",
+            containerProperties={"image": "recs:test", "vcpus": 1, "memory": 2048},
+        )["jobDefinitionArn"]
         sfn = boto3.client("stepfunctions")
-        arn = sfn.create_state_machine(
-            name="recs-pipeline",
-            definition=PATH.read_text().replace(FUNCTION, function),
-            roleArn=role,
-        )["stateMachineArn"]
+        asl = PATH.read_text()
+        for placeholder, value in (
+            (FUNCTION, function),
+            (GLUE_JOB, "recs-etl"),
+            (BATCH_QUEUE, queue_arn),
+            (BATCH_DEFINITION, job_definition),
+        ):
+            asl = asl.replace(placeholder, value)
+        arn = sfn.create_state_machine(name="recs-pipeline", definition=asl, roleArn=role)[
+            "stateMachineArn"
+        ]
         box["machine"] = found = Machine(lake, sfn, arn, sleeps)
+        found.box = box  # type: ignore[attr-defined]
         found.inbox = lambda: [  # type: ignore[attr-defined]
             m["Body"]
             for m in sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages", [])
@@ -162,12 +210,89 @@ def machine(tmp_path: Path, aws_env: None, monkeypatch: pytest.MonkeyPatch) -> I
         yield found
 
 
+def _run_remote_jobs_here(
+    monkeypatch: pytest.MonkeyPatch, box: dict[str, Any], sleeps: list[float]
+) -> None:
+    """moto records Glue job runs and Batch jobs but runs neither: here each runs what the
+    real job runs, `orchestration.remote` with the job's arguments or container command, in
+    process, and its exit status decides whether the job run succeeded or failed."""
+    from moto.batch_simple.models import BatchSimpleBackend
+    from moto.glue.models import FakeJob
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
+        resource,
+        state_task_service_batch,
+        state_task_service_glue,
+    )
+
+    # moto 5.2.5's Glue `.sync` integration ends by interrupting a callback endpoint it only
+    # makes for integrations that take a task token, so every Glue task fails with
+    # "'NoneType' object has no attribute 'interrupt_all'". Letting it make one mends that;
+    # the state machine still uses `.sync` only.
+    monkeypatch.setattr(
+        state_task_service_glue,
+        "_SUPPORTED_INTEGRATION_PATTERNS",
+        {resource.ResourceCondition.Sync, resource.ResourceCondition.WaitForTaskToken},
+    )
+
+    start_job_run = FakeJob.start_job_run
+
+    def glue_run(self: Any, **params: Any) -> str:
+        run_id = start_job_run(self, **params)
+        run = next(r for r in self.job_runs if r.job_run_id == run_id)
+        argv = [word for pair in run.arguments.items() for word in pair]
+        box.setdefault("glue", []).append(argv)
+        if remote.main(argv, sleep=sleeps.append):
+            run.status = "FAILED"
+        return run_id
+
+    finish = BatchSimpleBackend._mark_job_as_finished
+
+    def batch_run(self: Any, include_start_attempt: bool, job: Any) -> None:
+        command = job.container_overrides["command"]
+        box.setdefault("batch", []).append(command)
+        assert command[:3] == ["python", "-m", "orchestration.remote"]
+        code = remote.main(command[3:], sleep=sleeps.append)
+        finish(self, include_start_attempt, job)
+        if code:
+            job._mark_stopped(success=False)
+
+    # moto 5.2.5 dropped the request and response casing of the service integrations (its
+    # hooks are no-ops), so Batch's PascalCase `Parameters` reach botocore as they are. These
+    # put back what Step Functions does: PascalCase to the API's names and back, by the
+    # botocore model.
+    import botocore.session
+
+    def operation(self: Any, action: str | None) -> Any:
+        name = self._get_boto_service_action(action)
+        model = botocore.session.get_session().get_service_model("batch")
+        return model.operation_model("".join(w.title() for w in name.split("_")))
+
+    def to_boto(
+        self: Any, parameters: dict[str, Any], _service: Any = None, action: Any = None
+    ) -> None:
+        self._to_boto_request(parameters, operation(self, action).input_shape)
+
+    def from_boto(
+        self: Any, response: Any, _service: Any = None, service_action_name: Any = None
+    ) -> None:
+        self._from_boto_response(response, operation(self, service_action_name).output_shape)
+
+    monkeypatch.setattr(
+        state_task_service_batch.StateTaskServiceBatch, "_normalise_parameters", to_boto
+    )
+    monkeypatch.setattr(
+        state_task_service_batch.StateTaskServiceBatch, "_normalise_response", from_boto
+    )
+    monkeypatch.setattr(FakeJob, "start_job_run", glue_run)
+    monkeypatch.setattr(BatchSimpleBackend, "_mark_job_as_finished", batch_run)
+
+
 def test_a_night_runs_every_step_and_publishes(machine: Machine) -> None:
     done = machine.run({"now": "2026-11-02T02:00:00Z"})
     assert done["status"] == "SUCCEEDED"
     assert done["states"] == [
-        "start", "flush", "etl", "export-for-trainer", "train", "evaluate", "gate",
-        "gate-decision", "publish", "notify",
+        "start", "flush", "etl-runs-on", "etl", "export-for-trainer", "train-runs-on", "train",
+        "evaluate", "gate", "gate-decision", "publish", "notify",
     ]  # fmt: skip
     record = machine.record()
     assert record.status == "succeeded"
@@ -200,6 +325,45 @@ def test_a_failing_step_reaches_notify_then_fails(machine: Machine) -> None:
     record = machine.record()
     assert record.status == "failed"
     assert record.step("etl").attempts == 3
+    inbox = machine.inbox()  # type: ignore[attr-defined]
+    assert any("failed at step etl: LakeLocked" in m for m in inbox)
+
+
+def test_etl_as_the_glue_job_and_train_on_batch_make_the_same_night(
+    machine: Machine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RECS_ETL_ON", "glue")
+    monkeypatch.setenv("RECS_TRAIN_ON", "batch")
+    done = machine.run({"now": "2026-11-02T02:00:00Z"})
+    assert done["status"] == "SUCCEEDED", f"{done['states']} {done['failures']}"
+    assert done["states"] == [
+        "start", "flush", "etl-runs-on", "etl-on-glue", "export-for-trainer", "train-runs-on",
+        "train-on-batch", "evaluate", "gate", "gate-decision", "publish", "notify",
+    ]  # fmt: skip
+    record = machine.record()
+    assert record.status == "succeeded"
+    assert record.step("etl").status == record.step("train").status == "succeeded"
+    assert record.step("etl").result["curated"] > 0
+    assert record.version == "20261102T020000Z"
+    [glue_argv] = machine.box["glue"]  # type: ignore[attr-defined]
+    assert glue_argv[glue_argv.index("--run-id") + 1] == record.run_id
+    assert "--RECS_LAKE" in glue_argv  # Terraform's job arguments, put into the environment
+    [command] = machine.box["batch"]  # type: ignore[attr-defined]
+    assert command[3:] == ["--run-id", record.run_id, "--step", "train"]
+
+
+def test_a_failing_glue_job_retries_inside_and_reaches_notify(
+    machine: Machine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RECS_ETL_ON", "glue")
+    with machine.lake.lock("etl", lease_s=60):  # held all night: every attempt is refused
+        done = machine.run({"now": "2026-11-02T02:00:00Z"})
+    assert done["status"] == "FAILED"
+    assert done["states"][-3:] == ["etl-on-glue", "notify-failure", "failed"]
+    record = machine.record()
+    assert record.step("etl").status == "failed"
+    assert record.step("etl").attempts == 3  # the job's own retries, with the runner's backoff
+    assert machine.sleeps[:2] == [5.0, 10.0]
     inbox = machine.inbox()  # type: ignore[attr-defined]
     assert any("failed at step etl: LakeLocked" in m for m in inbox)
 
@@ -338,13 +502,21 @@ def test_the_personalize_branch_starts_polls_and_publishes(
     done = machine.run({"now": "2026-11-02T02:00:00Z"})
     assert done["status"] == "SUCCEEDED", done
     states = done["states"]
-    assert states[:5] == ["start", "flush", "etl", "export-for-trainer", "export"]
+    assert states[:6] == ["start", "flush", "etl-runs-on", "etl", "export-for-trainer", "export"]
     # Each long job: started by our Lambda, then polled until ACTIVE, looked at twice.
     for phase in ("training", "batch"):
         at = states.index(f"personalize-{phase}")
         assert states[at + 1 : at + 7] == [f"{phase}-wait", f"{phase}-status", f"{phase}-done"] * 2
     assert "imports-each" in states
-    assert states[-6:] == ["train", "evaluate", "gate", "gate-decision", "publish", "notify"]
+    assert states[-7:] == [
+        "train-runs-on",
+        "train",
+        "evaluate",
+        "gate",
+        "gate-decision",
+        "publish",
+        "notify",
+    ]
     assert sorted(set(waits)) == [60, 120, 300]
     record = machine.record()
     assert record.status == "succeeded"
