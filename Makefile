@@ -18,7 +18,7 @@ BASE := http://127.0.0.1:$(PORT)
 # Demo shop size: small enough for a minute on a laptop, large enough to train on later.
 DEMO_ARGS ?= --users 5000 --items 2000 --categories 20 --days 90 --events 500000 --seed 42 --end 2026-11-01 --live-days 1
 
-.PHONY: aws-local checkov venv demo test test-all lint format bench generate flush etl export train pipeline publish sql serve stop openapi package tf-validate clean
+.PHONY: aws-local checkov image image-context glue-artifacts venv demo test test-all lint format bench generate flush etl export train pipeline publish sql serve stop openapi package tf-validate clean
 
 venv: $(STAMP)
 
@@ -131,6 +131,20 @@ openapi: venv
 ## package: the API's Lambda zip for ARM64 in dist/ (fetches aarch64 wheels from PyPI)
 package: venv
 	$(BIN)/python -m serving.package --out dist/recs-api-arm64.zip
+
+## image-context: the pipeline image's build context in dist/pipeline-image (aarch64 wheels)
+image-context: venv
+	$(BIN)/python -m orchestration.package image --out dist/pipeline-image
+
+## image: build the pipeline's arm64 image (needs a Docker engine); IMAGE names it
+IMAGE ?= recs-pipeline:$(shell git rev-parse --short HEAD)
+image: image-context
+	@docker info >/dev/null 2>&1 || { echo "make image needs a running Docker engine; the build context is ready in dist/pipeline-image"; exit 1; }
+	docker buildx build --platform linux/arm64 --provenance=false -t $(IMAGE) dist/pipeline-image
+
+## glue-artifacts: our wheel and the Glue job's pinned modules in dist/glue
+glue-artifacts: venv
+	$(BIN)/python -m orchestration.package glue --out dist/glue
 
 ## sql: DuckDB over the curated lake
 sql: venv

@@ -11,19 +11,27 @@ locals {
 }
 
 # Who may assume each of the stack's roles: one AWS service each, on behalf of this account
-# only (aws:SourceAccount), so no other account's use of the service can borrow them.
+# only (aws:SourceAccount), so no other account's use of the service can borrow them. Glue is
+# the exception: it sets no aws:SourceAccount when it assumes a job's role, so the condition
+# would lock its job out.
 data "aws_iam_policy_document" "assume" {
-  for_each = toset(["firehose", "lambda", "states", "scheduler", "personalize"])
+  for_each = {
+    firehose  = true, lambda = true, states = true, scheduler = true, personalize = true,
+    ecs-tasks = true, glue = false,
+  }
   statement {
     actions = ["sts:AssumeRole"]
     principals {
       type        = "Service"
       identifiers = ["${each.key}.amazonaws.com"]
     }
-    condition {
-      test     = "StringEquals"
-      variable = "aws:SourceAccount"
-      values   = [data.aws_caller_identity.current.account_id]
+    dynamic "condition" {
+      for_each = each.value ? [1] : []
+      content {
+        test     = "StringEquals"
+        variable = "aws:SourceAccount"
+        values   = [data.aws_caller_identity.current.account_id]
+      }
     }
   }
 }

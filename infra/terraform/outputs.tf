@@ -39,7 +39,7 @@ output "notify_topic_arn" {
 }
 
 output "pipeline_state_machine_arn" {
-  description = "The nightly pipeline (null until pipeline_function_arn is set)."
+  description = "The nightly pipeline (null until pipeline_image_tag is set)."
   value       = one(aws_sfn_state_machine.pipeline[*].arn)
 }
 
@@ -81,4 +81,24 @@ output "alarms_topic_arn" {
 output "personalize_role_arn" {
   description = "Set RECS_PERSONALIZE_ROLE_ARN to this (null unless personalize = true)."
   value       = one(aws_iam_role.personalize[*].arn)
+}
+
+output "pipeline_image_repository" {
+  description = "Push the pipeline's image here (`make image`), then set pipeline_image_tag to its tag."
+  value       = aws_ecr_repository.pipeline.repository_url
+}
+
+output "pipeline_steps_policy_arn" {
+  description = "Attach to whatever else runs pipeline steps (a CI job, an operator's role)."
+  value       = aws_iam_policy.pipeline_steps.arn
+}
+
+output "etl_glue_job" {
+  description = "The Glue job that runs the etl step when etl_on = \"glue\" (null without glue_artifacts)."
+  value       = one(aws_glue_job.etl[*].name)
+}
+
+output "batch_job_queue" {
+  description = "The Batch queue of the train step when train_on = \"batch\" (null without batch_subnet_ids)."
+  value       = one(aws_batch_job_queue.pipeline[*].arn)
 }

@@ -1,12 +1,8 @@
 # The nightly pipeline: the Step Functions state machine generated from orchestration/steps.py
 # (orchestration/statemachine.asl.json), started every night by an EventBridge Scheduler
-# schedule, with its summary published to SNS. The Lambda that runs the steps
-# (orchestration.handler.handler) is passed in as pipeline_function_arn; without it, only the
-# topic is created, so this file applies before that Lambda exists.
-
-locals {
-  pipeline = var.pipeline_function_arn == null ? 0 : 1
-}
+# schedule, with its summary published to SNS. The steps run in the pipeline Lambda, the Glue
+# job or a Batch job (compute.tf); until pipeline_image_tag names the pipeline's image, only
+# the topic is created, so this file applies before that image exists.
 
 resource "aws_sns_topic" "pipeline" {
   name              = "${local.name}-pipeline"
@@ -31,7 +27,43 @@ data "aws_iam_policy_document" "pipeline" {
   statement {
     sid       = "RunTheSteps"
     actions   = ["lambda:InvokeFunction"]
-    resources = [var.pipeline_function_arn, "${var.pipeline_function_arn}:*"]
+    resources = [aws_lambda_function.pipeline[0].arn, "${aws_lambda_function.pipeline[0].arn}:*"]
+  }
+  dynamic "statement" {
+    for_each = local.glue == 0 ? [] : [1]
+    content {
+      # glue:startJobRun.sync starts the job, polls its run, and stops it if the run is stopped.
+      sid       = "RunTheEtlJob"
+      actions   = ["glue:StartJobRun", "glue:GetJobRun", "glue:GetJobRuns", "glue:BatchStopJobRun"]
+      resources = [aws_glue_job.etl[0].arn]
+    }
+  }
+  dynamic "statement" {
+    for_each = local.batch == 0 ? [] : [1]
+    content {
+      sid       = "SubmitBatchJobs"
+      actions   = ["batch:SubmitJob"]
+      resources = [aws_batch_job_queue.pipeline[0].arn, "${aws_batch_job_definition.pipeline[0].arn_prefix}:*"]
+    }
+  }
+  dynamic "statement" {
+    for_each = local.batch == 0 ? [] : [1]
+    content {
+      # batch:submitJob.sync: DescribeJobs and TerminateJob take no job ARN known in advance
+      # (Batch names jobs by id at submission), so "*" as Step Functions' docs show.
+      sid       = "FollowBatchJobs"
+      actions   = ["batch:DescribeJobs", "batch:TerminateJob"]
+      resources = ["*"]
+    }
+  }
+  dynamic "statement" {
+    for_each = local.batch == 0 ? [] : [1]
+    content {
+      # The rule Step Functions manages to hear of Batch jobs' ends (its .sync pattern).
+      sid       = "HearBatchJobsEnd"
+      actions   = ["events:PutTargets", "events:PutRule", "events:DescribeRule"]
+      resources = ["arn:aws:events:${var.region}:${local.account}:rule/StepFunctionsGetEventsForBatchJobsRule"]
+    }
   }
   statement {
     # The aws-sdk integrations that poll Personalize's long jobs. Personalize names them
@@ -77,8 +109,22 @@ resource "aws_sfn_state_machine" "pipeline" {
   name     = "${local.name}-pipeline"
   role_arn = aws_iam_role.pipeline[0].arn
   definition = templatefile("${path.module}/../../orchestration/statemachine.asl.json", {
-    pipeline_function_arn = var.pipeline_function_arn
+    pipeline_function_arn = aws_lambda_function.pipeline[0].arn
+    # A branch the settings never take may name nothing: its Choice is never true.
+    etl_glue_job         = try(aws_glue_job.etl[0].name, "")
+    batch_job_queue      = try(aws_batch_job_queue.pipeline[0].arn, "")
+    batch_job_definition = try(aws_batch_job_definition.pipeline[0].arn, "")
   })
+  lifecycle {
+    precondition {
+      condition     = var.etl_on != "glue" || local.glue == 1
+      error_message = "etl_on = \"glue\" needs the Glue job: run `make glue-artifacts` and set glue_artifacts = \"../../dist/glue\"."
+    }
+    precondition {
+      condition     = var.train_on != "batch" || local.batch == 1
+      error_message = "train_on = \"batch\" needs Batch: set batch_subnet_ids to subnets that reach AWS APIs."
+    }
+  }
   # Every state's input and output: run ids, step names and counts, no shopper data.
   logging_configuration {
     log_destination        = "${aws_cloudwatch_log_group.pipeline[0].arn}:*"

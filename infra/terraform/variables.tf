@@ -38,10 +38,78 @@ variable "raw_retention_days" {
   default     = 90
 }
 
-variable "pipeline_function_arn" {
-  description = "ARN of the Lambda that runs the pipeline's steps (handler orchestration.handler.handler). Unset: no state machine or schedule yet, only the notify topic."
+variable "pipeline_image_tag" {
+  description = "Tag of the pipeline's image in the pipeline_image_repository output (`make image` builds it). Unset: no pipeline Lambda, state machine, schedule or Batch job yet; the first apply makes the repository to push to."
   type        = string
   default     = null
+}
+
+variable "pipeline_memory_mb" {
+  description = "Memory of the pipeline Lambda, which runs every step not sent to Glue or Batch (Lambda gives CPU in proportion: 1,769 MB is one vCPU)."
+  type        = number
+  default     = 4096
+}
+
+variable "etl_on" {
+  description = "Where the etl step runs: lambda, or glue (the Glue job; needs glue_artifacts)."
+  type        = string
+  default     = "lambda"
+  validation {
+    condition     = contains(["lambda", "glue"], var.etl_on)
+    error_message = "etl_on is lambda or glue."
+  }
+}
+
+variable "train_on" {
+  description = "Where the train step runs: lambda, or batch (AWS Batch on Fargate; needs batch_subnet_ids)."
+  type        = string
+  default     = "lambda"
+  validation {
+    condition     = contains(["lambda", "batch"], var.train_on)
+    error_message = "train_on is lambda or batch."
+  }
+}
+
+variable "glue_artifacts" {
+  description = "Folder `make glue-artifacts` writes (dist/glue: our wheel and modules.txt). Set: the Glue job that can run the etl step is created."
+  type        = string
+  default     = null
+}
+
+variable "glue_worker_type" {
+  description = "Worker type of the Glue job (G.1X: 4 vCPU, 16 GB; G.2X: 8 vCPU, 32 GB). The ETL runs on the driver."
+  type        = string
+  default     = "G.1X"
+}
+
+variable "glue_workers" {
+  description = "Workers of the Glue job; 2 is Glue's minimum."
+  type        = number
+  default     = 2
+}
+
+variable "batch_subnet_ids" {
+  description = "Subnets for the Batch jobs on Fargate (with a route to AWS APIs: a NAT, VPC endpoints, or a public subnet with batch_public_ip). Empty: no Batch."
+  type        = list(string)
+  default     = []
+}
+
+variable "batch_public_ip" {
+  description = "Give each Batch task a public IP (for public subnets without a NAT)."
+  type        = bool
+  default     = false
+}
+
+variable "batch_vcpu" {
+  description = "vCPUs of a Batch training job (Fargate: 0.25 to 16)."
+  type        = number
+  default     = 4
+}
+
+variable "batch_memory_mb" {
+  description = "Memory of a Batch training job in MiB (Fargate: up to 122,880 with 16 vCPU)."
+  type        = number
+  default     = 16384
 }
 
 variable "pipeline_schedule" {

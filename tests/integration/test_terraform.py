@@ -103,7 +103,13 @@ def test_every_recs_setting_terraform_names_is_one_the_code_reads() -> None:
 def test_every_lambda_handler_terraform_names_exists() -> None:
     handlers = set(re.findall(r'handler\s*=\s*"([a-z_.]+)"', _tf_files()))
     handlers |= set(re.findall(r"handler \(?([a-z_]+(?:\.[a-z_]+)+)\)?", _tf_files()))
-    assert {"serving.handler.handler", "ingestion.history.handler"} <= handlers
+    # The pipeline's image names its handler in image_config.
+    handlers |= set(re.findall(r'command\s*=\s*\["([a-z_]+(?:\.[a-z_]+)+)"\]', _tf_files()))
+    assert {
+        "serving.handler.handler",
+        "ingestion.history.handler",
+        "orchestration.handler.handler",
+    } <= handlers
     for dotted in handlers:
         module, _, name = dotted.rpartition(".")
         assert callable(getattr(importlib.import_module(module), name)), dotted
@@ -122,6 +128,25 @@ def test_the_api_lambda_is_given_every_aws_setting_it_needs() -> None:
     env["RECS_PERSONALIZE_CAMPAIGN_ARN"] = "arn:aws:personalize:us-east-2:1:campaign/recs-prod"
     settings = ServingSettings.from_env(env)
     assert settings.local_files_beside_aws() == []
+
+
+def test_the_pipeline_is_given_every_aws_setting_its_steps_read() -> None:
+    from etl.settings import EtlSettings
+    from orchestration.settings import PipelineSettings
+
+    tf = _tf_files()
+    block = tf.split("pipeline_environment = merge(", 1)[1].split("account =", 1)[0]
+    given = dict(re.findall(r"\b(RECS_[A-Z_]+)\s*=\s*(.+)", block))
+    env = {name: "x" for name in given}
+    env |= {k: f"dynamodb://{k.lower()}" for k in given if k.endswith(("STORE", "HISTORY"))}
+    env |= {"RECS_LAKE": "s3://b/lake", "RECS_SINK": "kinesis", "RECS_TRAINER": "local"}
+    env |= {"RECS_ETL_ON": "glue", "RECS_TRAIN_ON": "batch"}
+    settings = PipelineSettings.from_env(env)
+    assert settings.local_files_beside_aws() == []
+    assert settings.notify_topic_arn == "x"  # the summary goes to SNS, not only to a log
+    assert EtlSettings.from_env(env).glue_database == "x"  # Athena sees what the ETL writes
+    # The Lambda, the Glue job and the Batch job all take this one environment.
+    assert tf.count("local.pipeline_environment") == 3
 
 
 def test_the_http_api_routes_every_path_the_app_serves() -> None:
