@@ -10,7 +10,7 @@ import click
 
 from common.cli import CommandFailed, console, fails_cleanly, out, progress_bar, with_settings
 from etl.settings import EtlSettings
-from ingestion.lake import S3Lake, lake_for_reading
+from ingestion.lake import lake_for_reading
 from ingestion.settings import LakeSettings
 
 
@@ -42,15 +42,11 @@ def etl_command(
     \b
     Example: recs etl --since 2026-10-01 --until 2026-10-08
     """
-    from etl.glue import GlueCatalog
+    from etl.glue import catalog_for
     from etl.job import run_etl
 
     store = lake_for_reading(settings.lake)
-    glue = (
-        GlueCatalog(settings.glue_database, store)
-        if isinstance(store, S3Lake) and not no_glue
-        else None
-    )
+    glue = None if no_glue else catalog_for(store, settings.glue_database)
     with progress_bar("Curating raw objects", None) as advance:
         report = run_etl(
             store,

@@ -18,6 +18,12 @@ if TYPE_CHECKING:
     import boto3
 
 
+def catalog_for(lake: object, database: str) -> GlueCatalog | None:
+    """The Glue catalog an ETL run registers in: an S3 lake's; None for a folder, which
+    Athena cannot read (DuckDB reads it directly)."""
+    return GlueCatalog(database, lake) if isinstance(lake, S3Lake) else None
+
+
 @dataclass
 class GlueCatalog:
     """One Glue database holding the curated tables of one S3 lake."""

@@ -6,11 +6,12 @@ from typing import Literal
 
 from pydantic import Field
 
+from etl.settings import EtlSettings
 from serving.settings import ServingSettings
 from training.settings import TrainingSettings
 
 
-class PipelineSettings(ServingSettings, TrainingSettings):
+class PipelineSettings(ServingSettings, TrainingSettings, EtlSettings):
     """The lake, the sink, the store, the trainer, where the heavy steps run on AWS, and where
     the night's summary goes."""
 

@@ -80,9 +80,16 @@ def _flush(ctx: Context) -> dict[str, Any]:
 
 
 def _etl(ctx: Context) -> dict[str, Any]:
+    from etl.glue import catalog_for
     from etl.job import run_etl
 
-    report = run_etl(ctx.lake, now=ctx.now)
+    # As `recs etl`: an S3 lake's new dates become Glue partitions, so Athena sees them.
+    report = run_etl(
+        ctx.lake,
+        now=ctx.now,
+        glue=catalog_for(ctx.lake, ctx.settings.glue_database),
+        batch_bytes=ctx.settings.etl_batch_mb << 20,
+    )
     ctx.progress(
         f"  {report.raw_objects:,} raw objects: {report.curated:,} curated, "
         f"{report.quarantined:,} quarantined, {report.duplicates:,} duplicates"

@@ -87,3 +87,41 @@ def test_wrong_arguments_exit_2_saying_what_is_wanted() -> None:
     )  # fmt: skip
     assert done.returncode == 2
     assert "invalid choice: 'publish'" in done.stderr
+
+
+@pytest.mark.aws
+def test_the_etl_step_on_an_s3_lake_registers_the_new_dates_in_glue(
+    aws_env: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The nightly etl step, wherever it runs, leaves Athena seeing what it curated."""
+    import boto3
+    from moto import mock_aws
+
+    from ingestion.lake import open_lake
+
+    with mock_aws():
+        boto3.client("s3").create_bucket(Bucket="shop-lake")
+        lake = open_lake("s3://shop-lake/prod")
+        shop = generate_shop(
+            ShopSpec(users=100, items=40, categories=3, days=5, events=1000, seed=5, end=NOW)
+        )
+        write_raw(shop, lake)
+        write_catalog(shop, lake)
+        aws = {
+            "RECS_LAKE": "s3://shop-lake/prod", "RECS_STORE": "dynamodb://store",
+            "RECS_SINK": "kinesis", "RECS_KINESIS_STREAM": "events",
+            "RECS_HISTORY": "dynamodb://history", "RECS_IDEMPOTENCY_STORE": "dynamodb://keys",
+            "RECS_GLUE_DATABASE": "shop_curated",
+        }  # fmt: skip
+        for name, value in aws.items():
+            monkeypatch.setenv(name, value)
+        run_id = start_run(lake, PipelineSettings.from_env(), NOW).run_id
+        assert remote.main(["--run-id", run_id, "--step", "etl"]) == 0
+        glue = boto3.client("glue")
+        tables = {t["Name"] for t in glue.get_tables(DatabaseName="shop_curated")["TableList"]}
+        assert "interactions" in tables
+        found = glue.get_partitions(DatabaseName="shop_curated", TableName="interactions")
+        curated = {
+            key.split("event_date=")[1].split("/")[0] for key in lake.list("curated/interactions/")
+        }
+        assert {p["Values"][0] for p in found["Partitions"]} == curated  # one per date
