@@ -44,7 +44,9 @@ LOCKS: Final = "_state/locks"
 ABANDONED_AFTER_S: Final = 3600.0
 #: The top-level folders of a lake, one per zone (DESIGN.md's layout). A folder that holds
 #: files but none of these is not a lake, and no command writes into it.
-ZONES: Final = frozenset({"raw", "curated", "quarantine", "exports", "models", "batch", "_state"})
+ZONES: Final = frozenset(
+    {"raw", "curated", "quarantine", "exports", "models", "batch", "_state", "artifacts"}
+)
 
 
 class Lake(Protocol):
