@@ -156,7 +156,7 @@ tf-validate:
 
 ## aws-local: apply the Terraform to a moto server on loopback and run the AWS path on it
 aws-local: venv package
-	$(BIN)/python infra/aws_local.py
+	$(BIN)/python -m infra.aws_local
 
 ## checkov: scan infra/terraform with checkov (zero failures; every skip carries its reason)
 checkov: $(CHECKOV_STAMP)

@@ -7,22 +7,30 @@
    - `recs generate`: history to the S3 lake, the last day through Kinesis;
    - Firehose: moto does not read a Kinesis source, so the stream's records are put to the
      delivery stream directly, and it lands them in the lake's raw zone;
-   - `recs etl` (Glue partitions), `recs train`, `recs publish` (DynamoDB);
-   - the API's Lambda handler (`serving.handler.handler`, in this process: moto runs Lambdas
-     only in Docker) answers health, personalized and related from DynamoDB;
+   - the nightly state machine, started as its schedule would start it: the etl step as the
+     Glue job (Glue partitions), then train, evaluate, gate and publish (DynamoDB) in the
+     pipeline Lambda, and notify to SNS;
+   - the API's Lambda handler (`serving.handler.handler`) answers health, personalized and
+     related from DynamoDB;
    - the Kinesis consumer's handler (`ingestion.history.handler`) fills the history table
      from the stream, and a personalized answer after a posted event is realtime.
 
+moto runs no Lambda without Docker and runs no Glue job: `infra.emulator` runs each in this
+process, with the function's environment or the job's arguments as Terraform declared
+them, and fills the gaps of moto's it found (ValidateStateMachineDefinition among them).
+
 What the emulator run leaves out, and why:
-- the state machine and its schedule (`pipeline.tf` with `pipeline_function_arn` unset): the
-  AWS provider calls ValidateStateMachineDefinition while planning one, which moto does not
-  implement. The committed ASL is executed under moto by tests/integration/test_state_machine.py.
+- the pipeline's container image: the Lambda is declared with an image tag that was never
+  pushed (moto does not pull it); its handler runs here from this checkout;
+- AWS Batch (`batch_subnet_ids` unset): the train-on-Batch branch runs under moto in
+  tests/integration/test_state_machine.py;
 - the lake's TLS-only policy (`require_tls=false`): the emulator speaks plain HTTP.
 """
 
 from __future__ import annotations
 
 import base64
+import importlib
 import json
 import logging
 import os
@@ -31,6 +39,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Final
 
@@ -39,9 +49,12 @@ PLUGINS: Final = Path(os.environ.get("TF_PLUGIN_DIR", "/opt/tf-plugins"))
 REGION: Final = "us-east-1"
 #: Every service the Terraform declares resources in.
 SERVICES: Final = (
-    "apigatewayv2", "athena", "cloudwatch", "dynamodb", "firehose", "glue", "iam", "kinesis",
-    "kms", "lambda", "logs", "s3", "scheduler", "sfn", "sns", "sqs", "sts",
+    "apigatewayv2", "athena", "batch", "cloudwatch", "dynamodb", "ecr", "firehose", "glue",
+    "iam", "kinesis", "kms", "lambda", "logs", "s3", "scheduler", "sfn", "sns", "sqs", "sts",
 )  # fmt: skip
+#: The pipeline image's tag: declared, never pushed (the handler runs from this checkout).
+IMAGE_TAG: Final = "emulator"
+NOW: Final = "2026-11-01T02:00:00Z"
 SHOP: Final = (
     "--users", "300", "--items", "120", "--categories", "5", "--days", "20",
     "--events", "8000", "--seed", "4", "--end", "2026-11-01", "--live-days", "1",
@@ -91,6 +104,10 @@ def apply(endpoint: str, work: Path) -> dict[str, Any]:
     shutil.copytree(ROOT / "orchestration", work / "orchestration")  # the ASL pipeline.tf reads
     (work / "dist").mkdir()
     shutil.copy(ROOT / "dist" / "recs-api-arm64.zip", work / "dist")
+    from orchestration.package import build_glue
+
+    glue = work / "dist" / "glue"
+    build_glue(glue)  # the Glue job's wheel and modules, as `make glue-artifacts`
     (folder / "emulator_override.tf").write_text(_override(endpoint))
     _terraform(folder, "init", "-input=false", f"-plugin-dir={PLUGINS}")
     say("terraform apply (to the emulator)...")
@@ -98,6 +115,8 @@ def apply(endpoint: str, work: Path) -> dict[str, Any]:
     _terraform(
         folder, "apply", "-auto-approve", "-input=false", "-no-color",
         "-var", f"region={REGION}", "-var", "require_tls=false",
+        "-var", f"pipeline_image_tag={IMAGE_TAG}", "-var", f"glue_artifacts={glue}",
+        "-var", "etl_on=glue",
     )  # fmt: skip
     listed = _terraform(folder, "state", "list").splitlines()
     resources = [line for line in listed if not line.startswith("data.")]
@@ -152,18 +171,121 @@ def api(method: str, path: str, query: str = "", body: str | None = None) -> dic
     return {"status": answer["statusCode"], "body": json.loads(answer["body"])}
 
 
+@contextmanager
+def environment(variables: dict[str, str]) -> Iterator[None]:
+    """The process environment with `variables` set, as it was afterwards."""
+    saved = dict(os.environ)
+    os.environ.update(variables)
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def lambda_call(name: str, event: dict[str, Any]) -> Any:
+    """A Lambda invocation: the function's handler, with its environment from Terraform."""
+    import boto3
+
+    from serving.idempotency import LocalRequestContext
+
+    config = boto3.client("lambda").get_function_configuration(FunctionName=name)
+    image = config.get("ImageConfigResponse", {}).get("ImageConfig", {})
+    dotted = image["Command"][0] if image.get("Command") else config["Handler"]
+    module, _, function = dotted.rpartition(".")
+    handler = getattr(importlib.import_module(module), function)
+    with environment(config.get("Environment", {}).get("Variables", {})):
+        return handler(event, LocalRequestContext())
+
+
+def glue_call(argv: list[str]) -> int:
+    """A Glue job run: its script, `orchestration.remote`, with the run's arguments."""
+    from orchestration import remote
+
+    given = dict(zip(argv[::2], argv[1::2], strict=False))
+    settings = sorted(name for name in given if name.startswith("--RECS_"))
+    say(
+        f"  Glue job run: orchestration.remote --run-id {given.get('--run-id')} --step "
+        f"{given.get('--step')}, with {len(settings)} settings from the job's arguments"
+    )
+    with environment({}):  # the job's --RECS_* arguments stay inside the job
+        return remote.main(argv)
+
+
+def batch_call(command: list[str]) -> int:
+    """No Batch here (no subnets); a job would be a mistake in the Terraform's settings."""
+    say(f"  unexpected Batch job: {command}")
+    return 1
+
+
+def run_pipeline(out: dict[str, Any]) -> None:
+    """The nightly state machine, started as its schedule starts it; its summary from SNS."""
+    import boto3
+
+    sqs, sns = boto3.client("sqs"), boto3.client("sns")
+    inbox = sqs.create_queue(QueueName="pipeline-summaries")["QueueUrl"]
+    inbox_arn = sqs.get_queue_attributes(QueueUrl=inbox, AttributeNames=["QueueArn"])
+    sns.subscribe(
+        TopicArn=out["notify_topic_arn"], Protocol="sqs",
+        Endpoint=inbox_arn["Attributes"]["QueueArn"], Attributes={"RawMessageDelivery": "true"},
+    )  # fmt: skip
+    sfn = boto3.client("stepfunctions")
+    say(f'$ aws stepfunctions start-execution --input \'{{"now": "{NOW}"}}\'')
+    started = sfn.start_execution(
+        stateMachineArn=out["pipeline_state_machine_arn"], input=json.dumps({"now": NOW})
+    )
+    deadline = time.monotonic() + 600
+    while (done := sfn.describe_execution(executionArn=started["executionArn"]))["status"] == (
+        "RUNNING"
+    ):
+        if time.monotonic() > deadline:
+            raise SystemExit("the state machine did not finish in 10 minutes")
+        time.sleep(0.5)
+    history = sfn.get_execution_history(executionArn=started["executionArn"])["events"]
+    states = [
+        e["stateEnteredEventDetails"]["name"] for e in history if "stateEnteredEventDetails" in e
+    ]
+    say(f"  {done['status']}: {' -> '.join(states)}")
+    if done["status"] != "SUCCEEDED":
+        failures = [e for e in history if "Failed" in e["type"]]
+        raise SystemExit(f"the state machine failed: {failures}")
+    for message in sqs.receive_message(QueueUrl=inbox, MaxNumberOfMessages=10).get("Messages", []):
+        say("  SNS: " + message["Body"].splitlines()[0])
+    glue = boto3.client("glue")
+    tables = glue.get_tables(DatabaseName=out["glue_database"])["TableList"]
+    partitions = {
+        t["Name"]: len(
+            glue.get_partitions(DatabaseName=out["glue_database"], TableName=t["Name"])[
+                "Partitions"
+            ]
+        )
+        for t in tables
+    }
+    say(
+        f"  Glue database {out['glue_database']}: "
+        + ", ".join(f"{k} ({v} partitions)" for k, v in sorted(partitions.items()))
+    )
+
+
 def main() -> None:
     """Run it all; exit non-zero on the first thing that does not work."""
+    from moto.core.config import default_user_config
     from moto.server import ThreadedMotoServer
 
+    from infra.emulator import CONFIG, mend_moto, run_here
+
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's request log
+    default_user_config.update(CONFIG)
+    mend_moto(setattr)
+    run_here(setattr, lambda_call, glue_call, batch_call)
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
     endpoint = f"http://{host}:{port}"
     say(f"moto server on {endpoint}")
-    # moto runs Lambdas only in Docker: the event source mapping's invocations of the
-    # consumer fail there and log it. The handlers run in this process instead (below).
+    os.environ["MOTO_PORT"] = str(port)  # where moto's Step Functions sends its task calls
+    # The event source mapping invokes the consumer through moto's Docker backend, which is
+    # absent here and logs each attempt; the consumer's handler is called below instead.
     logging.getLogger("moto.awslambda.models").setLevel(logging.CRITICAL)
     # moto's placeholder credentials: the emulator accepts any.
     os.environ.update(
@@ -198,9 +320,7 @@ def main() -> None:
                 Records=[{"Data": r["Data"]} for r in records[start : start + 500]],
             )
         say(f"Firehose: {len(records):,} stream records put to {out['raw_events_firehose']}")
-        recs("etl")
-        recs("train")
-        recs("publish")
+        run_pipeline(out)
 
         assert api("GET", "/v1/health")["status"] == 200
         answer = api("GET", "/v1/recommendations/personalized", "userId=U1&k=3")

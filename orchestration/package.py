@@ -42,7 +42,10 @@ def build_wheel(out: Path) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     for old in out.glob(f"{DISTRIBUTION}-*.whl"):
         old.unlink()
+    # setuptools keeps build/ between runs and never removes a deleted module from it.
+    shutil.rmtree(ROOT / "build", ignore_errors=True)
     _pip("wheel", "--no-deps", "--wheel-dir", str(out), str(ROOT))
+    shutil.rmtree(ROOT / "build", ignore_errors=True)
     [wheel] = out.glob(f"{DISTRIBUTION}-*.whl")
     return wheel
 

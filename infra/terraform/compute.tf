@@ -271,14 +271,39 @@ resource "aws_iam_role" "glue" {
   assume_role_policy = data.aws_iam_policy_document.assume["glue"].json
 }
 
-resource "aws_iam_role_policy_attachment" "glue" {
-  for_each = local.glue == 0 ? {} : {
-    steps = aws_iam_policy.pipeline_steps.arn
-    # AWS's managed policy for Glue jobs: its own logs (/aws-glue/*), metrics and buckets.
-    glue = "arn:aws:iam::aws:policy/service-role/AWSGlueServiceRole"
+data "aws_iam_policy_document" "glue" {
+  count = local.glue
+  statement {
+    # Glue writes a job's logs to groups under /aws-glue/ (with the security configuration's
+    # key: AssociateKmsKey), named after the configuration and the role.
+    sid       = "JobLogs"
+    actions   = ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "logs:AssociateKmsKey"]
+    resources = ["arn:aws:logs:${var.region}:${local.account}:log-group:/aws-glue/*"]
   }
+  statement {
+    # CloudWatch's PutMetricData takes no resource ARN; the namespace condition keeps it to Glue's.
+    sid       = "JobMetrics"
+    actions   = ["cloudwatch:PutMetricData"]
+    resources = ["*"]
+    condition {
+      test     = "StringEquals"
+      variable = "cloudwatch:namespace"
+      values   = ["Glue"]
+    }
+  }
+}
+
+resource "aws_iam_role_policy" "glue" {
+  count  = local.glue
+  name   = "${local.name}-etl-job"
+  role   = aws_iam_role.glue[0].id
+  policy = data.aws_iam_policy_document.glue[0].json
+}
+
+resource "aws_iam_role_policy_attachment" "glue" {
+  count      = local.glue
   role       = aws_iam_role.glue[0].name
-  policy_arn = each.value
+  policy_arn = aws_iam_policy.pipeline_steps.arn
 }
 
 resource "aws_glue_security_configuration" "etl" {

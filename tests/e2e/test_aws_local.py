@@ -1,7 +1,7 @@
 """`make aws-local` from end to end: the Terraform applied to a moto server, then the AWS path
-on it, from `recs generate` through Kinesis, Firehose, the ETL, training and publishing to
-the API's Lambda handler and the Kinesis consumer. About two minutes, so it runs in
-`make test-all` (marked slow), not in `make test`."""
+on it, from `recs generate` through Kinesis, Firehose, the nightly state machine (the ETL as
+the Glue job, training and publishing) to the API's Lambda handler and the Kinesis consumer.
+About two minutes, so it runs in `make test-all` (marked slow), not in `make test`."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ def test_make_aws_local_runs_the_aws_path_on_the_emulator() -> None:
     if not (ROOT / "dist" / "recs-api-arm64.zip").exists():
         subprocess.run([sys.executable, "-m", "serving.package"], cwd=ROOT, check=True)
     done = subprocess.run(
-        [sys.executable, str(ROOT / "infra" / "aws_local.py")],
+        [sys.executable, "-m", "infra.aws_local"],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -35,7 +35,13 @@ def test_make_aws_local_runs_the_aws_path_on_the_emulator() -> None:
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     out = done.stdout
     assert 'aws_lambda_function.recs["api"]' in out
-    assert "Glue database" in out
+    assert "aws_sfn_state_machine.pipeline[0]" in out
+    assert "aws_glue_job.etl[0]" in out
+    # The nightly state machine ran every step, the etl step as the Glue job.
+    assert "SUCCEEDED: start -> flush -> etl-runs-on -> etl-on-glue" in out
+    assert "-> publish -> notify" in out
+    assert "it is in production now" in out  # its summary, read back from SNS
+    assert "interactions (20 partitions)" in out  # Athena sees the curated dates
     assert "Kinesis consumer:" in out
     assert '"source":"realtime"' in out
     assert out.rstrip().endswith("The AWS path works on the emulator.")

@@ -1,14 +1,16 @@
 """The committed state machine, executed by moto's Step Functions interpreter.
 
 moto runs the ASL (Retry, Catch, Choice, ResultSelector) itself. Lambda tasks go through
-moto's Lambda API to its docker-less backend, whose invoke is pointed here at our real step
-handler, in process, on a real lake on disk. That stands in for the Lambda runtime only:
-an exception becomes a function error with its class name as `errorType`, as the Python
-runtime reports it.
+moto's Lambda API to its docker-less backend, and Glue and Batch tasks to its Glue and
+Batch; `infra.emulator` points each at what the real service runs (our step handler, or
+`orchestration.remote` with the job's arguments), in process, on a real lake on disk. That
+stands in for the runtimes only: an exception becomes a function error with its class name
+as `errorType`, as the Python runtime reports it.
 """
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import re
@@ -26,6 +28,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from infra.emulator import CONFIG, mend_moto, run_here
 from ingestion.generator import ShopSpec, generate_shop, write_catalog, write_raw
 from ingestion.importer import import_files
 from ingestion.lake import LocalLake
@@ -115,33 +118,26 @@ def machine(tmp_path: Path, aws_env: None, monkeypatch: pytest.MonkeyPatch) -> I
     # Only the retrier's own `time` is replaced: patching `time.sleep` itself would turn
     # every polling loop in the process into a busy loop.
     monkeypatch.setattr(retrier_decl, "time", SimpleNamespace(sleep=sleeps.append))
-    config: Any = {
-        "stepfunctions": {"execute_state_machine": True},
-        "lambda": {"use_docker": False},
-        "batch": {"use_docker": False},
-    }
-    with mock_aws(config=config):
-        from moto.awslambda_simple.models import LambdaSimpleBackend
+    with mock_aws(config=CONFIG):
+        box: dict[str, Any] = {}
 
-        box: dict[str, Machine] = {}
-
-        def invoke(
-            _self: Any, _name: str, _qualifier: Any, body: Any, _headers: Any, headers: Any
-        ) -> bytes:
-            event = json.loads(body)
+        def step(_name: str, event: dict[str, Any]) -> Any:
             for hook in box["machine"].before:
                 hook(event)
-            try:
-                answer = step_handler.handler(event)
-            except Exception as exc:  # noqa: BLE001 - the Lambda runtime's own catch-all
-                headers["x-amz-function-error"] = "Unhandled"
-                return json.dumps(
-                    {"errorType": type(exc).__name__, "errorMessage": str(exc)}
-                ).encode()
-            return json.dumps(answer).encode()
+            return step_handler.handler(event)
 
-        monkeypatch.setattr(LambdaSimpleBackend, "invoke", invoke)
-        _run_remote_jobs_here(monkeypatch, box, sleeps)
+        def glue(argv: list[str]) -> int:
+            box.setdefault("glue", []).append(argv)
+            return remote.main(argv, sleep=sleeps.append)
+
+        def batch(command: list[str]) -> int:
+            box.setdefault("batch", []).append(command)
+            assert command[:3] == ["python", "-m", "orchestration.remote"]
+            return remote.main(command[3:], sleep=sleeps.append)
+
+        patch = functools.partial(monkeypatch.setattr, raising=False)  # one is moto's gap
+        mend_moto(patch)
+        run_here(patch, step, glue, batch)
         iam = boto3.client("iam")
         role = iam.create_role(
             RoleName="recs-pipeline",
@@ -208,83 +204,6 @@ def machine(tmp_path: Path, aws_env: None, monkeypatch: pytest.MonkeyPatch) -> I
             for m in sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages", [])
         ]
         yield found
-
-
-def _run_remote_jobs_here(
-    monkeypatch: pytest.MonkeyPatch, box: dict[str, Any], sleeps: list[float]
-) -> None:
-    """moto records Glue job runs and Batch jobs but runs neither: here each runs what the
-    real job runs, `orchestration.remote` with the job's arguments or container command, in
-    process, and its exit status decides whether the job run succeeded or failed."""
-    from moto.batch_simple.models import BatchSimpleBackend
-    from moto.glue.models import FakeJob
-    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
-        resource,
-        state_task_service_batch,
-        state_task_service_glue,
-    )
-
-    # moto 5.2.5's Glue `.sync` integration ends by interrupting a callback endpoint it only
-    # makes for integrations that take a task token, so every Glue task fails with
-    # "'NoneType' object has no attribute 'interrupt_all'". Letting it make one mends that;
-    # the state machine still uses `.sync` only.
-    monkeypatch.setattr(
-        state_task_service_glue,
-        "_SUPPORTED_INTEGRATION_PATTERNS",
-        {resource.ResourceCondition.Sync, resource.ResourceCondition.WaitForTaskToken},
-    )
-
-    start_job_run = FakeJob.start_job_run
-
-    def glue_run(self: Any, **params: Any) -> str:
-        run_id = start_job_run(self, **params)
-        run = next(r for r in self.job_runs if r.job_run_id == run_id)
-        argv = [word for pair in run.arguments.items() for word in pair]
-        box.setdefault("glue", []).append(argv)
-        if remote.main(argv, sleep=sleeps.append):
-            run.status = "FAILED"
-        return run_id
-
-    finish = BatchSimpleBackend._mark_job_as_finished
-
-    def batch_run(self: Any, include_start_attempt: bool, job: Any) -> None:
-        command = job.container_overrides["command"]
-        box.setdefault("batch", []).append(command)
-        assert command[:3] == ["python", "-m", "orchestration.remote"]
-        code = remote.main(command[3:], sleep=sleeps.append)
-        finish(self, include_start_attempt, job)
-        if code:
-            job._mark_stopped(success=False)
-
-    # moto 5.2.5 dropped the request and response casing of the service integrations (its
-    # hooks are no-ops), so Batch's PascalCase `Parameters` reach botocore as they are. These
-    # put back what Step Functions does: PascalCase to the API's names and back, by the
-    # botocore model.
-    import botocore.session
-
-    def operation(self: Any, action: str | None) -> Any:
-        name = self._get_boto_service_action(action)
-        model = botocore.session.get_session().get_service_model("batch")
-        return model.operation_model("".join(w.title() for w in name.split("_")))
-
-    def to_boto(
-        self: Any, parameters: dict[str, Any], _service: Any = None, action: Any = None
-    ) -> None:
-        self._to_boto_request(parameters, operation(self, action).input_shape)
-
-    def from_boto(
-        self: Any, response: Any, _service: Any = None, service_action_name: Any = None
-    ) -> None:
-        self._from_boto_response(response, operation(self, service_action_name).output_shape)
-
-    monkeypatch.setattr(
-        state_task_service_batch.StateTaskServiceBatch, "_normalise_parameters", to_boto
-    )
-    monkeypatch.setattr(
-        state_task_service_batch.StateTaskServiceBatch, "_normalise_response", from_boto
-    )
-    monkeypatch.setattr(FakeJob, "start_job_run", glue_run)
-    monkeypatch.setattr(BatchSimpleBackend, "_mark_job_as_finished", batch_run)
 
 
 def test_a_night_runs_every_step_and_publishes(machine: Machine) -> None:
