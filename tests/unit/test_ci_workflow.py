@@ -49,3 +49,12 @@ def test_aws_credentials_come_from_oidc_only() -> None:
         assert assume[0]["with"]["role-to-assume"].startswith("${{ vars.")
     assert "refs/heads/main" in jobs["deploy"]["if"]
     assert _workflow()["permissions"] == {"contents": "read"}
+
+
+def test_the_deploy_pushes_the_pipeline_image_before_the_apply_that_names_it() -> None:
+    deploy = _runs(_workflow()["jobs"]["deploy"])
+    repository = deploy.index("-target=aws_ecr_repository.pipeline")
+    push = deploy.index("--push")
+    named = deploy.index("pipeline_image_tag=${GITHUB_SHA}")
+    assert repository < push < named  # the repository exists, then the image, then its use
+    assert "glue_artifacts=../../dist/glue" in deploy
