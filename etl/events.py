@@ -50,6 +50,7 @@ _ALIASES: Final = (
     ("item_id", "itemId"),
     ("event_type", "eventType"),
     ("session_id", "sessionId"),
+    ("recommendation_id", "recommendationId"),
 )
 #: Every key the fast path understands, with the type pyarrow should parse it as. A key not
 #: listed here (`properties`, or one the contract does not know) fails the parse, and the
@@ -64,6 +65,7 @@ _LAKE_SCHEMA: Final = pa.schema(
         ("session_id", pa.string()),
         ("price", pa.float64()),
         ("quantity", pa.int64()),
+        ("recommendation_id", pa.string()),
     ]
 )
 _ANY_SCHEMA: Final = pa.schema([*_LAKE_SCHEMA, *((alias, pa.string()) for _, alias in _ALIASES)])
@@ -254,6 +256,7 @@ def _check(
         _id_ok(columns["user_id"]),
         _id_ok(columns["item_id"]),
         _id_ok(columns["session_id"], nullable=True),
+        _id_ok(columns["recommendation_id"], nullable=True),
         pc.fill_null(pc.is_in(columns["event_type"], value_set=pa.array(EVENT_TYPES)), False),
         ts_ok,
         pc.and_(pc.greater_equal(ts_us, earliest), pc.less_equal(ts_us, latest)),
@@ -274,6 +277,7 @@ def _check(
             "price": price,
             "quantity": pc.cast(pc.if_else(pc.fill_null(ok, False), quantity, None), pa.int32()),
             "properties": pa.nulls(table.num_rows, pa.string()),
+            "recommendation_id": columns["recommendation_id"],
         }
     )
     return np.asarray(ok.to_numpy(zero_copy_only=False), dtype=bool), curated
@@ -300,6 +304,7 @@ def event_rows(events: Sequence[Event], seqs: Sequence[int]) -> pa.Table:
             if event.properties is None
             else json.dumps(event.properties, sort_keys=True, separators=(",", ":"))
         )
+        records["recommendation_id"].append(event.recommendation_id)
     records["_seq"] = list(seqs)
     return pa.table(records, schema=_ROWS)
 

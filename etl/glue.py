@@ -69,7 +69,8 @@ class GlueCatalog:
                     c.name: c.doc for c in (*table.columns, *([partition] if partition else []))
                 },
                 # "append" creates a missing table and leaves an existing one and its
-                # partitions alone; "overwrite" would drop every partition.
+                # partitions alone; "overwrite" would drop every partition. A column added
+                # since the table was made (recommendation_id) is added to it (a test holds it).
                 mode="append",
                 boto3_session=session,
             )

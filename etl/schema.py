@@ -99,6 +99,16 @@ INTERACTIONS_TABLE: Final = Table(
             "Free-form attributes as a JSON object (json_extract_scalar in Athena).",
             nullable=True,
         ),
+        # Added after the first release: files written before it lack the column, and the
+        # views read them with it null (etl/sql.py).
+        Column(
+            "recommendation_id",
+            pa.string(),
+            "string",
+            "recommendationId of the answer the interaction came from (a click on a "
+            "recommendation); null otherwise.",
+            nullable=True,
+        ),
     ),
     partition=Column(PARTITION, pa.date32(), "date", "UTC date of ts."),
 )

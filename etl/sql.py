@@ -42,7 +42,7 @@ def _local_views(con: duckdb.DuckDBPyConnection, lake: LocalLake) -> None:
     pattern = root / INTERACTIONS_TABLE.prefix / f"{PARTITION}=*" / "*.parquet"
     con.execute(
         "CREATE OR REPLACE VIEW interactions AS SELECT * FROM read_parquet("
-        f"{sql_string(str(pattern))}, hive_partitioning = true, "
+        f"{sql_string(str(pattern))}, hive_partitioning = true, union_by_name = true, "
         f"hive_types = {{'{PARTITION}': DATE}})"
     )
     for table in (ITEMS_TABLE, USERS_TABLE):
@@ -103,8 +103,11 @@ def _s3_views(con: duckdb.DuckDBPyConnection, lake: S3Lake, session: Any) -> Non
             f"no curated interactions under {lake.url(INTERACTIONS_TABLE.prefix)}; run `recs etl`"
         )
     partitioning = ds.partitioning(pa.schema([(PARTITION, pa.date32())]), flavor="hive")
+    # The table's whole schema: a file written before a column was added reads it as null.
+    schema = INTERACTIONS_TABLE.arrow_schema.append(pa.field(PARTITION, pa.date32()))
     dataset = ds.dataset(
         files,
+        schema=schema,
         filesystem=filesystem,
         format="parquet",
         partitioning=partitioning,

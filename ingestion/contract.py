@@ -177,6 +177,12 @@ class Event(BaseModel):
         description=f"Free-form attributes: at most {MAX_PROPERTIES} keys, string values of "
         f"at most {MAX_PROPERTY_CHARS} characters.",
     )
+    recommendation_id: Id | None = Field(
+        default=None,
+        validation_alias=AliasChoices("recommendationId", "recommendation_id"),
+        description="The recommendationId of the answer this interaction came from (a click "
+        "on a recommended item), so that outcomes can be traced to what was recommended.",
+    )
 
     @model_validator(mode="after")
     def _ts_in_range(self, info: ValidationInfo) -> Event:

@@ -73,6 +73,9 @@ def _event(event: Event) -> EventTypeDef:
         "itemId": event.item_id,
         "sentAt": event.ts,
     }
+    if event.recommendation_id is not None:
+        # Personalize attributes the interaction to the recommendation it came from.
+        found["recommendationId"] = event.recommendation_id
     return found
 
 

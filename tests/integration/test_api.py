@@ -14,6 +14,8 @@ from urllib.parse import parse_qsl
 
 import pytest
 
+from ingestion.raw import read_lines
+from ingestion.sinks.local import LocalSink
 from serving.app import Services
 from serving.idempotency import LocalRequestContext
 from serving.shapes import MAX_BODY_BYTES
@@ -233,6 +235,25 @@ def test_one_event_is_accepted_and_reaches_the_sink(api: Client, services: Servi
     status, body, _ = _post(api, {"userId": "U77", "itemId": "I3", "event_type": "view"})
     assert (status, body) == (202, {"ok": True, "accepted": 1})
     assert [(e.item_id, e.event_type) for e in services.sink.log.recent("U77")] == [("I3", "view")]
+
+
+def test_a_click_on_a_recommendation_keeps_its_recommendation_id(
+    api: Client, services: Services
+) -> None:
+    answer = api("GET", "/v1/recommendations/personalized", "userId=U1&k=3")[1]
+    rid = answer["recommendationId"]
+    click = {"userId": "U1", "itemId": answer["items"][0]["id"], "event_type": "view"}
+    assert _post(api, {**click, "recommendationId": rid})[0] == 202
+    sink = services.sink
+    assert isinstance(sink, LocalSink)
+    report = sink.flush(force=True)
+    lines = [
+        json.loads(line) for key in report.objects for line in read_lines(sink.lake.read_bytes(key))
+    ]
+    assert [line["recommendation_id"] for line in lines if "recommendation_id" in line] == [rid]
+    bad = _post(api, {**click, "recommendationId": "\u0000"})
+    assert bad[0] == 400
+    assert "recommendationId" in bad[1]["error"]
 
 
 def test_a_batch_is_accepted_whole(api: Client, services: Services) -> None:

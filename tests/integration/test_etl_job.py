@@ -151,3 +151,25 @@ def test_on_s3_the_tables_and_partitions_are_registered_in_glue(aws_env: None) -
         GlueCatalog("recs_test", lake).register(report.event_dates)
         again = glue.get_partitions(DatabaseName="recs_test", TableName="interactions")
         assert len(again["Partitions"]) == len(values)
+        # A table made before a column was added gains it, keeping its partitions.
+        old = glue.get_table(DatabaseName="recs_test", Name="interactions")["Table"]
+        descriptor = old["StorageDescriptor"]
+        descriptor["Columns"] = [
+            c for c in descriptor["Columns"] if c["Name"] != "recommendation_id"
+        ]
+        glue.update_table(
+            DatabaseName="recs_test",
+            TableInput={
+                "Name": "interactions",
+                "StorageDescriptor": descriptor,
+                "PartitionKeys": old["PartitionKeys"],
+                "TableType": old["TableType"],
+                "Parameters": old["Parameters"],
+            },
+        )
+        GlueCatalog("recs_test", lake).register(report.event_dates)
+        table = glue.get_table(DatabaseName="recs_test", Name="interactions")["Table"]
+        names = [c["Name"] for c in table["StorageDescriptor"]["Columns"]]
+        assert names[-1] == "recommendation_id"
+        kept = glue.get_partitions(DatabaseName="recs_test", TableName="interactions")
+        assert len(kept["Partitions"]) == len(values)

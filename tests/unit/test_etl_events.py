@@ -48,6 +48,7 @@ def _expected(line: bytes) -> dict[str, Any] | None:
         "properties": None
         if properties is None
         else json.dumps(properties, sort_keys=True, separators=(",", ":")),
+        "recommendation_id": event.recommendation_id,
     }
 
 
@@ -115,6 +116,10 @@ CASES: list[tuple[str, Any]] = [
     ("quantity float", {**GOOD, "quantity": 1.0}),
     ("quantity bool", {**GOOD, "quantity": True}),
     ("properties", {**GOOD, "properties": {"color": "red", "size": 42}}),
+    ("recommendation id", {**GOOD, "recommendation_id": "5c1f-rid"}),
+    ("recommendationId", {**GOOD, "recommendationId": "5c1f-rid"}),
+    ("both recommendation ids", {**GOOD, "recommendationId": "a", "recommendation_id": "b"}),
+    ("blank recommendation id", {**GOOD, "recommendation_id": " "}),
     ("properties not an object", {**GOOD, "properties": [1]}),
     ("unknown field", {**GOOD, "coupon": "X"}),
     ("unknown field null", {**GOOD, "coupon": None}),

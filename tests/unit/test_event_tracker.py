@@ -71,6 +71,23 @@ def test_events_are_put_with_their_ids_types_items_and_times(stubbed: Any) -> No
     assert (report.sent, report.failed, report.calls) == (2, 0, 1)
 
 
+def test_a_click_on_a_recommendation_carries_its_recommendation_id(stubbed: Any) -> None:
+    tracker, stub = stubbed
+    at = T0 + timedelta(seconds=1)
+    sent = {"eventId": "e1", "eventType": "view", "itemId": "I1", "sentAt": at}
+    stub.add_response(
+        "put_events",
+        {},
+        {
+            "trackingId": "tid-1",
+            "userId": "U1",
+            "sessionId": "U1",
+            "eventList": [{**sent, "recommendationId": "rid-7"}],
+        },
+    )
+    assert tracker.forward([_event(1, recommendationId="rid-7")]).sent == 1
+
+
 def test_a_refused_call_is_counted_and_logged_and_the_rest_still_go(
     stubbed: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
