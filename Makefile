@@ -18,7 +18,7 @@ BASE := http://127.0.0.1:$(PORT)
 # Demo shop size: small enough for a minute on a laptop, large enough to train on later.
 DEMO_ARGS ?= --users 5000 --items 2000 --categories 20 --days 90 --events 500000 --seed 42 --end 2026-11-01 --live-days 1
 
-.PHONY: aws-local checkov image image-context glue-artifacts venv demo test test-all lint format bench generate flush etl export train pipeline publish sql serve stop openapi package tf-validate clean
+.PHONY: aws-local browser checkov screenshots image image-context glue-artifacts venv demo test test-all lint format bench generate flush etl export train pipeline publish sql serve stop openapi package tf-validate clean
 
 venv: $(STAMP)
 
@@ -55,7 +55,8 @@ demo: venv
 	@echo "Query it yourself: .venv/bin/recs sql   (docs/analysts.md has worked queries)"
 	@$(MAKE) --no-print-directory serve-background
 	@echo
-	@echo "The API is up at $(BASE) (docs: $(BASE)/v1/docs; log: var/serve.log; stop it: make stop). Try:"
+	@echo "The API is up at $(BASE) (docs: $(BASE)/v1/docs; log: var/serve.log; stop it: make stop)."
+	@echo "The demo store is at $(BASE)/ and the ops page at $(BASE)/ops. Try:"
 	@echo
 	@for line in $(DEMO_CURLS); do echo "  $$line"; done
 	@echo
@@ -63,11 +64,25 @@ demo: venv
 
 ## test: the fast suite (unit, integration under moto, e2e); what CI runs
 test: venv $(CHECKOV_STAMP)
-	$(BIN)/pytest -m "not slow" -q
+	$(BIN)/pytest -m "not slow and not browser" -q
 
-## test-all: everything, including the slow suites
-test-all: venv $(CHECKOV_STAMP)
+## test-all: everything, including the slow suites and the browser test
+test-all: venv $(CHECKOV_STAMP) browser
 	$(BIN)/pytest -q
+
+## browser: Debian's Chromium for the browser test and the screenshots (apt, as root)
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+		[ "$$(id -u)" = 0 ] || { echo "make browser installs Debian's chromium with apt: run it as root, or install chromium yourself (RECS_CHROMIUM names another)"; exit 1; }; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+	@chromium --version
+
+## screenshots: the store, a product and the ops page into docs/img (after make demo)
+screenshots: venv browser
+	@$(BIN)/python -c 'import urllib.request as u; u.urlopen("$(BASE)/v1/health", timeout=2)' 2>/dev/null \
+		|| { echo "The API is not up at $(BASE): run make demo first"; exit 1; }
+	$(BIN)/recs pipeline run
+	$(BIN)/python -m orchestration.ui.tour --base $(BASE) --out docs/img
 
 lint: venv
 	$(BIN)/ruff check .

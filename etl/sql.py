@@ -40,10 +40,19 @@ def _local_views(con: duckdb.DuckDBPyConnection, lake: LocalLake) -> None:
             f"no curated interactions under {root / INTERACTIONS_TABLE.prefix}; run `recs etl`"
         )
     pattern = root / INTERACTIONS_TABLE.prefix / f"{PARTITION}=*" / "*.parquet"
+    source = (
+        f"read_parquet({sql_string(str(pattern))}, hive_partitioning = true, "
+        f"union_by_name = true, hive_types = {{'{PARTITION}': DATE}})"
+    )
+    # Every column of the table, in its order: one that no file has yet (added since they
+    # were written) reads as null.
+    present = {row[0] for row in con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()}
+    columns = ", ".join(
+        c.name if c.name in present else f"NULL::{_duck_type(c.athena)} AS {c.name}"
+        for c in INTERACTIONS_TABLE.columns
+    )
     con.execute(
-        "CREATE OR REPLACE VIEW interactions AS SELECT * FROM read_parquet("
-        f"{sql_string(str(pattern))}, hive_partitioning = true, union_by_name = true, "
-        f"hive_types = {{'{PARTITION}': DATE}})"
+        f"CREATE OR REPLACE VIEW interactions AS SELECT {columns}, {PARTITION} FROM {source}"
     )
     for table in (ITEMS_TABLE, USERS_TABLE):
         path = root / curated_key(table)

@@ -12,6 +12,7 @@ from typing import Any
 
 import click
 
+import serving.cli
 from common.cli import CommandFailed, out
 from common.errors import SettingsError
 from common.settings import CONFIG_VARIABLE, RecsSettings, flag, settings_file, unknown_keys
@@ -98,6 +99,9 @@ def settings_command() -> None:
     for name, shown, source, option, _ in rows:
         out.print(f"{name:<{width}}  {shown}  ({source}; {option})", highlight=False)
 
+
+# `recs serve` shows the storefront and the ops page, which read every stage's zone.
+serving.cli.UI_FACTORY = "orchestration.ui.server:create_app"
 
 for _command in (
     *INGESTION_COMMANDS,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import os
 from pathlib import Path
+from typing import Final
 
 import click
 
@@ -124,6 +125,11 @@ def publish_command(
     type=click.IntRange(min=1024),
     help="Bytes of a request's line and headers; more is answered 431.",
 )
+@click.option(
+    "--no-ui",
+    is_flag=True,
+    help="Serve the API alone, without the demo storefront at / and the ops page at /ops.",
+)
 @with_settings(ServingSettings)
 @fails_cleanly
 def serve_command(
@@ -137,6 +143,7 @@ def serve_command(
     keep_alive: int,
     max_connections: int,
     max_header_bytes: int,
+    no_ui: bool,
     settings: ServingSettings,
 ) -> None:
     """Serve the recommendations API over HTTP (the same app the Lambda runs).
@@ -165,9 +172,12 @@ def serve_command(
         max_url_bytes=min(ServerLimits.max_url_bytes, max_header_bytes),
         max_connections=max_connections,
     )
-    out.print(f"Serving on http://{host}:{port} (docs: http://{host}:{port}/v1/docs)")
+    pages = UI_FACTORY is not None and not no_ui
+    base = f"http://{host}:{port}"
+    shown = f"; store: {base}/, ops: {base}/ops" if pages else ""
+    out.print(f"Serving on {base} (docs: {base}/v1/docs{shown})")
     uvicorn.run(
-        "serving.server:create_app",
+        UI_FACTORY if pages and UI_FACTORY else API_FACTORY,
         factory=True,
         host=host,
         port=port,
@@ -203,5 +213,10 @@ def openapi_command(target: str | None) -> None:
     else:
         click.echo(text, nl=False)
 
+
+#: The app uvicorn builds in each worker. The pages come from the layer above serving: the
+#: `recs` command (orchestration) names their factory here, so serving imports nothing of it.
+API_FACTORY: Final = "serving.server:create_app"
+UI_FACTORY: str | None = None
 
 COMMANDS: list[click.Command] = [publish_command, serve_command, openapi_command]

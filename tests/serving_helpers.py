@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 
@@ -69,7 +70,13 @@ def handler_for(services: Services) -> Handler:
 @contextmanager
 def serving(services: Services) -> Iterator[str]:
     """The API over real HTTP on a free loopback port; yields its base URL."""
-    app = LambdaASGI(handler_for(services))
+    with serving_app(LambdaASGI(handler_for(services))) as base:
+        yield base
+
+
+@contextmanager
+def serving_app(app: Any) -> Iterator[str]:
+    """An ASGI app over real HTTP on a free loopback port; yields its base URL."""
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
     )

@@ -48,11 +48,8 @@ def test_views_on_s3_through_pyarrow(s3_server: str) -> None:
     )
 
 
-def _files_from_before_recommendation_id(lake: Lake) -> None:
-    """Curate a shop, strip the newer column from its files as the first release wrote them,
-    then curate clicks on recommendations that carry it."""
-    plant_shop(lake)
-    run_etl(lake, now=NOW)
+def _strip_recommendation_id(lake: Lake) -> None:
+    """Make the curated files look as the first release wrote them."""
     for key in lake.list("curated/interactions/"):
         old = pq.read_table(pa.BufferReader(lake.read_bytes(key))).drop_columns(
             ["recommendation_id"]
@@ -60,6 +57,16 @@ def _files_from_before_recommendation_id(lake: Lake) -> None:
         sink = pa.BufferOutputStream()
         pq.write_table(old, sink)
         lake.write_bytes(key, sink.getvalue().to_pybytes())
+
+
+def _files_from_before_recommendation_id(lake: Lake) -> None:
+    """Curate a shop, strip the newer column from its files, then curate clicks on
+    recommendations that carry it."""
+    plant_shop(lake)
+    run_etl(lake, now=NOW)
+    _strip_recommendation_id(lake)
+    # Before any file has the column, it reads as null too.
+    assert connect(lake).execute(CLICKS).fetchone() == (_rows_in_files(lake), 0, None)
     clicks = [
         {"event_id": f"click-{i}", "user_id": "U1", "item_id": "I1", "event_type": "view",
          "ts": "2026-10-31T12:00:00Z", "recommendationId": f"rid-{i}"}

@@ -1,0 +1,1 @@
+"""The demo storefront and the ops page that `recs serve` shows beside the API."""

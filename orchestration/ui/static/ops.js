@@ -1,0 +1,126 @@
+// The ops page: is production healthy, did last night go well, what is the shop doing.
+"use strict";
+
+(() => {
+  const { el, svg, call, setUp, showError, number } = recs;
+
+  const fill = (id, ...children) =>
+    document.querySelector(`#${id} .body`).replaceChildren(...children);
+
+  function table(headings, rows, attrs = {}) {
+    return el("table", attrs,
+      el("thead", {}, el("tr", {}, headings.map((h) => el("th", {}, h)))),
+      el("tbody", {}, rows.map((cells) => el("tr", {}, cells.map((c) => el("td", {}, c))))));
+  }
+
+  function bars(series, width = 420, height = 120) {
+    // One bar per value, scaled to the largest; values labelled.
+    const top = Math.max(...series.map((s) => s.value || 0), 1e-9);
+    const step = width / Math.max(series.length, 1);
+    const pad = 16; // room for the tallest bar's label
+    return svg("svg", { viewBox: `0 -${pad} ${width} ${height + 30 + pad}`, class: "chart", role: "img" },
+      series.map((s, i) => {
+        const h = Math.round(((s.value || 0) / top) * height);
+        return svg("g", {},
+          svg("rect", { x: i * step + 8, y: height - h, width: step - 16, height: h, class: `bar bar-${i}` }),
+          svg("text", { x: i * step + step / 2, y: height - h - 4, "text-anchor": "middle" }, number(s.value, 4)),
+          svg("text", { x: i * step + step / 2, y: height + 18, "text-anchor": "middle" }, s.label));
+      }));
+  }
+
+  function lines(days, keys, width = 640, height = 140) {
+    // One polyline per key, each scaled to its own maximum (views dwarf purchases).
+    const x = (i) => 10 + (i * (width - 20)) / Math.max(days.length - 1, 1);
+    return svg("svg", { viewBox: `0 0 ${width} ${height + 24}`, class: "chart", role: "img" },
+      keys.map((key, k) => {
+        const top = Math.max(...days.map((d) => d[key]), 1);
+        const points = days.map((d, i) => `${x(i)},${height - (d[key] / top) * (height - 10)}`);
+        return svg("polyline", { points: points.join(" "), class: `line line-${k}` });
+      }),
+      days.length ? [
+        svg("text", { x: 10, y: height + 18 }, days[0].day),
+        svg("text", { x: width - 10, y: height + 18, "text-anchor": "end" }, days[days.length - 1].day),
+      ] : []);
+  }
+
+  function model(data) {
+    const live = data.production;
+    if (!live) return fill("model", el("p", {}, "No version is in production yet: run `make pipeline`."));
+    const previous = data.previous;
+    const series = [
+      { label: `live ${live.version}`, value: live.ndcg10 },
+      { label: "popularity", value: live.popularityNdcg10 },
+    ];
+    if (previous) series.push({ label: `previous ${previous.version}`, value: previous.ndcg10 });
+    fill("model",
+      el("p", {}, el("strong", { id: "model-version" }, live.version), " ",
+        el("span", { class: "state" }, live.state), ` · ${live.chosen} · ${live.backend}`),
+      el("p", { class: "muted" }, `trained ${live.trainedAt || "–"} · ${data.versions} versions in the lake`),
+      el("p", {}, "NDCG@10 on its holdout"),
+      bars(series),
+      live.reasons.length ? el("p", { class: "muted" }, `gate: ${live.reasons.join("; ")}`) : null);
+  }
+
+  function api(counters) {
+    fill("api", table(
+      ["requests", "p50", "p99", "4xx", "5xx"],
+      [[number(counters.requests), `${number(counters.p50Ms, 1)} ms`, `${number(counters.p99Ms, 1)} ms`,
+        number(counters.errors4xx), number(counters.errors5xx)]]),
+      el("p", { class: "muted small" }, `this server worker, over its last ${number(counters.over)} API requests`));
+  }
+
+  function runs(list) {
+    if (!list.length) return fill("runs", el("p", {}, "No pipeline run yet: `make pipeline` starts one."));
+    fill("runs", table(["run", "status", "steps"], list.map((run) => [
+      run.runId,
+      el("span", { class: `state state-${run.status}` }, run.status),
+      el("span", { class: "steps" }, run.steps.map((s) => el("span", {
+        class: `step step-${s.status}`, title: s.error || `${s.name}: ${s.status}`,
+      }, `${s.name} ${s.seconds == null ? "" : s.seconds + " s"}`))),
+    ]), { id: "runs-table" }));
+  }
+
+  function funnel(days) {
+    if (!days.length) return fill("funnel", el("p", {}, "Nothing curated yet."));
+    fill("funnel",
+      lines(days, ["views", "carts", "purchases"]),
+      el("p", { class: "legend" },
+        el("span", { class: "key key-0" }, "views"), el("span", { class: "key key-1" }, "carts"),
+        el("span", { class: "key key-2" }, "purchases"), " (each scaled to its own peak)"),
+      table(["day", "views", "carts", "purchases", "from a recommendation"], days.map((d) =>
+        [d.day, number(d.views), number(d.carts), number(d.purchases), number(d.from_recommendations)])));
+  }
+
+  function quarantine(q) {
+    fill("quarantine",
+      table(["zone", "refused records"], Object.entries(q.byZone).map(([zone, n]) => [zone, number(n)])),
+      el("p", { class: "muted small" }, `counted over the newest ${q.countedFiles} of ${q.files} files`),
+      q.latest.length ? el("ul", {}, q.latest.map((r) => el("li", {}, `${r.zone}: ${r.reason}`))) :
+        el("p", {}, "Nothing refused."));
+  }
+
+  async function refresh() {
+    try {
+      const data = await call("/ui/ops");
+      showError("");
+      model(data);
+      api(data.api);
+      runs(data.runs);
+      funnel(data.funnel);
+      fill("top", table(["item", "purchases", "interactions"],
+        data.topItems.map((t) => [`${t.title} (${t.id})`, number(t.purchases), number(t.interactions)])));
+      quarantine(data.quarantine);
+      document.getElementById("updated").textContent = `updated ${new Date().toLocaleTimeString()}`;
+    } catch (error) { showError(error.message); }
+  }
+
+  async function start() {
+    try {
+      if (!(await setUp(start))) return;
+      await refresh();
+      setInterval(refresh, 15000);
+    } catch (error) { showError(error.message); }
+  }
+
+  start();
+})();

@@ -1,0 +1,147 @@
+"""The storefront and ops pages `recs serve` shows beside the API, over real HTTP."""
+
+from __future__ import annotations
+
+import json
+import os
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ingestion.lake import LocalLake
+from orchestration.runner import start_run
+from orchestration.settings import PipelineSettings
+from orchestration.ui.server import UiApp
+from serving.asgi import LambdaASGI
+from tests.serving_helpers import (
+    PublishedShop,
+    handler_for,
+    published_shop,
+    services_for,
+    serving_app,
+)
+
+KEY = "s3cret-key-for-the-ui-test"
+
+
+@pytest.fixture(scope="module")
+def shop(tmp_path_factory: pytest.TempPathFactory) -> PublishedShop:
+    return published_shop(tmp_path_factory.mktemp("shop"))
+
+
+def _served(shop: PublishedShop, folder: Path, keys: frozenset[str]) -> Iterator[str]:
+    services = services_for(shop, folder, api_keys=keys)
+    app = UiApp(LambdaASGI(handler_for(services)), LocalLake(shop.lake), keys)
+    try:
+        with serving_app(app) as base:
+            yield base
+    finally:
+        services.sink.close()
+
+
+@pytest.fixture
+def base(shop: PublishedShop, tmp_path: Path) -> Iterator[str]:
+    yield from _served(shop, tmp_path, frozenset())
+
+
+@pytest.fixture
+def keyed(shop: PublishedShop, tmp_path: Path) -> Iterator[str]:
+    yield from _served(shop, tmp_path, frozenset({KEY}))
+
+
+def _get(url: str, **headers: str) -> tuple[int, dict[str, str], bytes]:
+    request = urllib.request.Request(url, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            return answer.status, dict(answer.headers), answer.read()
+    except urllib.error.HTTPError as error:
+        return error.code, dict(error.headers), error.read()
+
+
+def _json(url: str, **headers: str) -> tuple[int, Any]:
+    status, _, body = _get(url, **headers)
+    return status, json.loads(body)
+
+
+def test_the_pages_are_static_with_a_strict_policy(base: str) -> None:
+    for path in ("/", "/ops"):
+        status, headers, body = _get(base + path)
+        assert status == 200
+        assert headers["content-type"] == "text/html; charset=utf-8"
+        assert "script-src 'self'" in headers["content-security-policy"]
+        assert b"<script>" not in body  # no inline script: the policy would refuse it
+    assert b"demo" in _get(base + "/")[2]
+    status, headers, _ = _get(base + "/ui/static/store.js")
+    assert (status, headers["content-type"]) == (200, "text/javascript; charset=utf-8")
+    assert _get(base + "/ui/static/../server.py")[0] == 404  # nothing outside static/
+    assert _get(base + "/ui/static/%2e%2e/server.py")[0] == 404
+    assert _json(base + "/ui/nothing") == (
+        404,
+        {"error": "no /ui/nothing: /ui/ answers catalog, items, ops"},
+    )
+
+
+def test_the_catalog_has_names_and_shoppers(base: str) -> None:
+    status, catalog = _json(base + "/ui/catalog")
+    assert status == 200
+    assert catalog["users"]
+    shelf = catalog["categories"][0]
+    assert shelf["name"]
+    assert all(item["title"] and item["title"] != item["id"] for item in shelf["items"])
+    ids = [item["id"] for item in shelf["items"][:3]] + ["no-such-item"]
+    status, found = _json(base + "/ui/items?ids=" + ",".join(ids))
+    assert status == 200
+    assert sorted(found["items"]) == sorted(ids[:3])
+
+
+def test_ops_shows_the_model_the_runs_the_lake_and_the_api(base: str, shop: PublishedShop) -> None:
+    lake = LocalLake(shop.lake)
+    run = start_run(lake, PipelineSettings(lake=str(shop.lake)), datetime(2026, 11, 2, tzinfo=UTC))
+    for _ in range(3):
+        assert _get(base + "/v1/recommendations/personalized?userId=U1&k=3")[0] == 200
+    assert _get(base + "/v1/recommendations/personalized?userId=U1&k=0")[0] == 400
+    status, ops = _json(base + "/ui/ops")
+    assert status == 200
+    assert ops["production"]["version"] == shop.version
+    assert ops["production"]["ndcg10"] > ops["production"]["popularityNdcg10"]
+    assert ops["runs"][0]["runId"] == run.run_id
+    assert ops["funnel"]
+    assert {"views", "carts", "purchases", "from_recommendations"} <= set(ops["funnel"][0])
+    assert ops["topItems"][0]["title"]
+    assert ops["api"]["requests"] == 4
+    assert ops["api"]["errors4xx"] == 1
+    assert ops["api"]["p50Ms"] > 0
+
+
+def test_with_api_keys_the_pages_hold_none_and_the_data_needs_one(keyed: str) -> None:
+    for path in ("/", "/ops", "/ui/static/common.js", "/ui/static/store.js", "/ui/config"):
+        assert KEY.encode() not in _get(keyed + path)[2]
+    assert _json(keyed + "/ui/config") == (200, {"keyRequired": True, "demo": True})
+    assert _json(keyed + "/ui/ops")[0] == 401
+    assert _json(keyed + "/ui/catalog", **{"X-Api-Key": "wrong"})[0] == 401
+    assert _json(keyed + "/ui/catalog", **{"X-Api-Key": KEY})[0] == 200
+
+
+def test_serve_without_ui_runs_the_api_alone(
+    shop: PublishedShop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import uvicorn
+    from click.testing import CliRunner
+
+    from orchestration.cli import recs
+
+    started: list[str] = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **_: started.append(app))
+    # `recs serve` hands its settings to its workers through the environment: keep ours.
+    monkeypatch.setattr(os, "environ", os.environ.copy())
+    for flags, expected in (([], "orchestration.ui.server:create_app"),
+                            (["--no-ui"], "serving.server:create_app")):  # fmt: skip
+        done = CliRunner().invoke(recs, ["serve", *flags, "--lake", str(shop.lake)])
+        assert done.exit_code == 0, done.output
+        assert started[-1] == expected
+        assert ("store: http://" in done.output) == (not flags)
