@@ -17,7 +17,7 @@ import shutil
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 #: Chromium's flags for a closed network and a root user (no sandbox), as the machine needs.
 FLAGS: Final = (
@@ -52,6 +52,12 @@ class Seen:
     shots: list[Path] = field(default_factory=list)
 
 
+def _recommended(page: Any) -> list[str]:
+    """The item ids of the "recommended for you" row, in order."""
+    cards = page.locator("#recommended .product-card")
+    return [cards.nth(i).get_attribute("data-item") or "" for i in range(cards.count())]
+
+
 def tour(base: str, out: Path | None = None, *, shopper_index: int = 0) -> Seen:
     """Walk the store and the ops page at `base`; screenshots into `out` if given."""
     from playwright.sync_api import sync_playwright
@@ -81,10 +87,7 @@ def tour(base: str, out: Path | None = None, *, shopper_index: int = 0) -> Seen:
             page.select_option("#user", seen.shopper)
             page.wait_for_selector("#recommended .product-card")
             seen.home_source = page.get_attribute("#recommended", "data-source")
-            cards = page.locator("#recommended .product-card")
-            seen.recommended_before = [
-                cards.nth(i).get_attribute("data-item") or "" for i in range(cards.count())
-            ]
+            seen.recommended_before = _recommended(page)
             shot(page, "store")
             page.locator(".shelf .product-card").first.click()
             page.wait_for_selector("#add-to-cart")
@@ -93,10 +96,7 @@ def tour(base: str, out: Path | None = None, *, shopper_index: int = 0) -> Seen:
             page.click("#add-to-cart")
             page.wait_for_selector("#status:has-text('Add to cart')")
             seen.after_cart_source = page.get_attribute("#recommended", "data-source")
-            cards = page.locator("#recommended .product-card")
-            seen.recommended_after = [
-                cards.nth(i).get_attribute("data-item") or "" for i in range(cards.count())
-            ]
+            seen.recommended_after = _recommended(page)
             shot(page, "product")
             page.goto(f"{base}/ops")
             page.wait_for_selector("#model-version")
