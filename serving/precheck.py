@@ -12,7 +12,7 @@ import base64
 import binascii
 import hmac
 import json
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from http import HTTPStatus
 from typing import Any, Final
 
@@ -32,6 +32,14 @@ def header(event: Mapping[str, Any], name: str) -> str | None:
     return None if value is None else str(value)
 
 
+KEY_REFUSED: Final = "Missing or unknown X-Api-Key header; ask the API's operator for a key"
+
+
+def key_accepted(given: str, api_keys: Iterable[str]) -> bool:
+    """Whether `given` is one of the keys, compared in constant time."""
+    return any(hmac.compare_digest(given, key) for key in api_keys)
+
+
 def refuse(
     event: Mapping[str, Any], api_keys: Collection[str], cors_origins: Collection[str]
 ) -> dict[str, Any] | None:
@@ -42,11 +50,9 @@ def refuse(
     status, message = 0, ""
     if method == "OPTIONS":
         return None
-    if api_keys and path not in OPEN_PATHS:
-        given = header(event, "x-api-key") or ""
-        if not any(hmac.compare_digest(given, key) for key in api_keys):
-            status = 401
-            message = "Missing or unknown X-Api-Key header; ask the API's operator for a key"
+    given = header(event, "x-api-key") or ""
+    if api_keys and path not in OPEN_PATHS and not key_accepted(given, api_keys):
+        status, message = 401, KEY_REFUSED
     body = event.get("body")
     if not status and body:
         size = len(body) * 3 // 4 if event.get("isBase64Encoded") else len(str(body).encode())

@@ -25,6 +25,7 @@ from urllib.parse import parse_qs
 from ingestion.lake import Lake, open_lake
 from orchestration.ui import data
 from serving.asgi import LambdaASGI, Receive, Scope, Send
+from serving.precheck import KEY_REFUSED, key_accepted
 
 STATIC: Final = Path(__file__).with_name("static")
 PAGES: Final = {"/": "store.html", "/ops": "ops.html", "/ops/": "ops.html"}
@@ -112,8 +113,8 @@ class UiApp:
             return
         if self.api_keys:
             given = dict(scope.get("headers", [])).get(b"x-api-key", b"").decode("latin-1")
-            if given not in self.api_keys:
-                await _json(send, 401, {"error": "Missing or unknown X-Api-Key header"})
+            if not key_accepted(given, self.api_keys):  # as the API checks its own routes
+                await _json(send, 401, {"error": KEY_REFUSED})
                 return
         query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
         try:
