@@ -210,60 +210,54 @@ def _personalize(then: str) -> dict[str, Any]:
     return states
 
 
-def _on_glue(step: str, then: str) -> dict[str, Any]:
-    """The step as a run of the Glue job (`orchestration.remote` is its script)."""
+def _job(
+    comment: str, resource: str, parameters: dict[str, Any], transient: list[str], then: str
+) -> dict[str, Any]:
+    """A `.sync` task that runs a step as a job: it writes its outcome to the run record, so
+    the state's input goes on as it was; the service's throttling is retried."""
     return {
         "Type": "Task",
-        "Comment": f"{step} as the Glue job, for a lake past a Lambda's 15 minutes",
-        "Resource": "arn:aws:states:::glue:startJobRun.sync",
-        "Parameters": {
-            "JobName": GLUE_JOB,
-            "Arguments": {"--run-id.$": "$.run_id", "--step": step},
-        },
-        # The job writes its outcome to the run record; the state's input goes on as it was.
+        "Comment": comment,
+        "Resource": resource,
+        "Parameters": parameters,
         "ResultPath": None,
         "Retry": [
-            {
-                "ErrorEquals": GLUE_TRANSIENT,
-                "IntervalSeconds": 60,
-                "MaxAttempts": 3,
-                "BackoffRate": 2.0,
-            }
+            {"ErrorEquals": transient, "IntervalSeconds": 60, "MaxAttempts": 3, "BackoffRate": 2.0}
         ],
         "Catch": _CATCH,
         "Next": then,
     }
+
+
+def _on_glue(step: str, then: str) -> dict[str, Any]:
+    """The step as a run of the Glue job (`orchestration.remote` is its script)."""
+    return _job(
+        f"{step} as the Glue job, for a lake past a Lambda's 15 minutes",
+        "arn:aws:states:::glue:startJobRun.sync",
+        {"JobName": GLUE_JOB, "Arguments": {"--run-id.$": "$.run_id", "--step": step}},
+        GLUE_TRANSIENT,
+        then,
+    )
 
 
 def _on_batch(step: str, then: str) -> dict[str, Any]:
     """The step as an AWS Batch job on Fargate, from the pipeline's container image."""
-    return {
-        "Type": "Task",
-        "Comment": f"{step} as an AWS Batch job on Fargate, for a shop past a Lambda's 10 GB",
-        "Resource": "arn:aws:states:::batch:submitJob.sync",
-        "Parameters": {
+    command = (
+        "States.Array('python', '-m', 'orchestration.remote', "
+        f"'--run-id', $.run_id, '--step', '{step}')"
+    )
+    return _job(
+        f"{step} as an AWS Batch job on Fargate, for a shop past a Lambda's 10 GB",
+        "arn:aws:states:::batch:submitJob.sync",
+        {
             "JobName": f"recs-{step}",
             "JobQueue": BATCH_QUEUE,
             "JobDefinition": BATCH_DEFINITION,
-            "ContainerOverrides": {
-                "Command.$": (
-                    "States.Array('python', '-m', 'orchestration.remote', "
-                    f"'--run-id', $.run_id, '--step', '{step}')"
-                )
-            },
+            "ContainerOverrides": {"Command.$": command},
         },
-        "ResultPath": None,
-        "Retry": [
-            {
-                "ErrorEquals": BATCH_TRANSIENT,
-                "IntervalSeconds": 60,
-                "MaxAttempts": 3,
-                "BackoffRate": 2.0,
-            }
-        ],
-        "Catch": _CATCH,
-        "Next": then,
-    }
+        BATCH_TRANSIENT,
+        then,
+    )
 
 
 #: Steps the state machine can run outside the Lambda: the `compute` value that sends a step
