@@ -116,7 +116,24 @@ def publish_command(
     default=ServerLimits.max_connections,
     show_default=True,
     type=click.IntRange(min=1),
-    help="Open connections per worker; more are answered 503.",
+    help="Open connections per worker; past it, a small reserve answers only /v1/health and "
+    "the rest are answered 503.",
+)
+@click.option(
+    "--max-connections-per-client",
+    default=ServerLimits.max_connections_per_client,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Open connections from one client address, per worker, treated as --max-connections "
+    "is. Behind a reverse proxy, every client has the proxy's address: raise it there.",
+)
+@click.option(
+    "--health-reserve",
+    default=ServerLimits.health_reserve,
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="Connections past either cap that may still ask for /v1/health; one more is "
+    "answered 503 and closed.",
 )
 @click.option(
     "--max-header-bytes",
@@ -142,6 +159,8 @@ def serve_command(
     request_timeout: float,
     keep_alive: int,
     max_connections: int,
+    max_connections_per_client: int,
+    health_reserve: int,
     max_header_bytes: int,
     no_ui: bool,
     settings: ServingSettings,
@@ -171,6 +190,8 @@ def serve_command(
         max_head_bytes=max_header_bytes,
         max_url_bytes=min(ServerLimits.max_url_bytes, max_header_bytes),
         max_connections=max_connections,
+        max_connections_per_client=min(max_connections, max_connections_per_client),
+        health_reserve=health_reserve,
     )
     pages = UI_FACTORY is not None and not no_ui
     base = f"http://{host}:{port}"

@@ -7,6 +7,12 @@ the Lambda, and answers every refusal (and every malformed request) in the API's
 shape, `{"error": "..."}`, then closes the connection. Idle keep-alive connections are closed
 by uvicorn's `timeout_keep_alive`.
 
+Connections are capped per worker and per client address, so one client holding idle sockets
+cannot lock the others out; past either cap, a small reserve of connections still answers
+the health check (and refuses every other path with 503), so a load balancer does not take a
+busy worker for a dead one. A refusal that comes while earlier pipelined requests of the
+connection are still owed their answers waits for them: they are answered first.
+
 This module imports no part of the app, so the command line can read its defaults without
 loading the API (whose logger reads its level when first imported).
 """
@@ -19,6 +25,7 @@ from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any, Final
 
+import httptools
 from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
@@ -38,8 +45,21 @@ class ServerLimits:
     max_head_bytes: int = 16 * 1024
     #: Bytes of the URL alone.
     max_url_bytes: int = 8 * 1024
-    #: Open connections per worker; one more is answered 503 and closed.
+    #: Open connections per worker; past it, only the health reserve is left.
     max_connections: int = 1024
+    #: Open connections from one client address, per worker; past it, only the health reserve
+    #: is left to that client. Behind a reverse proxy every client shares the proxy's address:
+    #: raise it there to the proxy's own connection limit.
+    max_connections_per_client: int = 256
+    #: Connections past either cap that may still ask for the health check; one more is
+    #: answered 503 and closed.
+    health_reserve: int = 32
+
+
+#: The paths a connection of the health reserve may ask for.
+HEALTH_PATHS: Final = frozenset({b"/v1/health", b"/health"})
+#: How the head of a request ends (llhttp also takes bare line feeds).
+_HEAD_ENDS: Final = (b"\r\n\r\n", b"\n\n")
 
 
 def error_response(status: int, message: str) -> bytes:
@@ -73,17 +93,37 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         super().__init__(config, server_state, app_state, _loop)
         self.limits = limits or ServerLimits()
         self._head_bytes = 0
+        self._head_tail = b""  # the last bytes of the head so far, to find its end across reads
         self._url_bytes = 0
         self._in_head = True
         self._started = False  # some bytes of the current request have arrived
         self._read_timer: asyncio.TimerHandle | None = None
+        self._peer = ""  # the client's address
+        self.health_only = False  # a connection of the health reserve
+        self._health_refusal = ""  # why, told to its requests for other paths
+        self._refusal: bytes | None = None  # the refusal owed, once the answers before it are sent
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        """Count the connection; refuse it over the cap; else start the read clock."""
+        """Count the connection; past the caps, into the health reserve or refused; then start
+        the read clock."""
         super().connection_made(transport)
-        if len(self.connections) > self.limits.max_connections:
-            self._refuse(503, "The server has too many open connections; retry shortly")
+        self._peer = self.client[0] if self.client else ""
+        limits = self.limits
+        peers = [c for c in self.connections if isinstance(c, GuardedHttpToolsProtocol)]
+        regular = [c for c in peers if not c.health_only and c is not self]
+        same_client = sum(1 for c in regular if c._peer == self._peer)
+        if len(regular) >= limits.max_connections:
+            reason = "The server has too many open connections"
+        elif same_client >= limits.max_connections_per_client:
+            reason = f"This client has {same_client} connections open, the most one client may"
+        else:
+            self._arm()
             return
+        if sum(1 for c in peers if c.health_only) >= limits.health_reserve:
+            self._refuse(503, f"{reason}; close some, or retry shortly")
+            return
+        self.health_only = True
+        self._health_refusal = f"{reason}; only /v1/health is answered on this connection"
         self._arm()
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -93,10 +133,10 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def data_received(self, data: bytes) -> None:
         """Count the head's bytes before parsing them; start the read clock for a request."""
-        if self.transport.is_closing():
+        if self.transport.is_closing() or self._refusal is not None:
             return
         if self._in_head:
-            self._head_bytes += len(data)
+            self._head_bytes += self._head_part(data)
             if self._head_bytes > self.limits.max_head_bytes:
                 self._refuse(
                     431,
@@ -107,6 +147,17 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._started = True
         self._arm()
         super().data_received(data)
+
+    def _head_part(self, data: bytes) -> int:
+        """How many bytes of `data` belong to the current request's head: up to its blank
+        line, so that a body sent in the same write is not counted as head."""
+        window = self._head_tail + data
+        ends = [found + len(end) for end in _HEAD_ENDS if (found := window.find(end)) >= 0]
+        if not ends:
+            self._head_tail = window[-3:]
+            return len(data)
+        self._head_tail = b""
+        return max(0, min(ends) - (len(window) - len(data)))
 
     def on_url(self, url: bytes) -> None:
         """Refuse a URL over its limit before it is read whole."""
@@ -121,8 +172,12 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         super().on_url(url)
 
     def on_headers_complete(self) -> None:
-        """The head is whole: the body comes next, still on the read clock."""
+        """The head is whole: the body comes next, still on the read clock. On a connection
+        of the health reserve, anything but the health check is refused."""
         self._in_head = False
+        if self.health_only and httptools.parse_url(self.url).path not in HEALTH_PATHS:
+            self._refuse(503, self._health_refusal)
+            raise _Refused
         super().on_headers_complete()
 
     def on_message_complete(self) -> None:
@@ -130,7 +185,24 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._disarm()
         self._in_head, self._started = True, False
         self._head_bytes = self._url_bytes = 0
+        self._head_tail = b""
         super().on_message_complete()
+
+    def on_response_complete(self) -> None:
+        """An answer went out: send a refusal that waited for it, once none is left owed."""
+        if self._refusal is not None and not self._whole_request_waiting():
+            self.server_state.total_requests += 1
+            self._send_refusal()
+            return
+        super().on_response_complete()
+
+    def _whole_request_waiting(self) -> bool:
+        """Whether a request received whole still waits for its answer: a refusal goes out
+        after it. A request still missing its body is the one refused, so it does not count."""
+        waiting = [cycle for cycle, _ in self.pipeline]
+        if self.cycle is not None and not self.cycle.response_complete:
+            waiting.append(self.cycle)
+        return any(not cycle.more_body for cycle in waiting)
 
     def send_400_response(self, msg: str) -> None:
         """Malformed HTTP, in the API's error shape (uvicorn's is plain text)."""
@@ -160,8 +232,19 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         )
 
     def _refuse(self, status: int, message: str) -> None:
+        """Answer `status` and close: at once, or after the answers still owed to earlier
+        pipelined requests. Nothing more is read from the connection."""
         self._disarm()
-        if not self.transport.is_closing():
-            self.logger.warning("refused a connection: %s %s", status, message)
-            self.transport.write(error_response(status, message))
+        if self.transport.is_closing() or self._refusal is not None:
+            return
+        self.logger.warning("refused a connection: %s %s", status, message)
+        self._refusal = error_response(status, message)
+        if self._whole_request_waiting():
+            self.flow.pause_reading()
+            return
+        self._send_refusal()
+
+    def _send_refusal(self) -> None:
+        if self._refusal is not None and not self.transport.is_closing():
+            self.transport.write(self._refusal)
             self.transport.close()

@@ -7,12 +7,15 @@ requests got uvicorn's plain-text 400.
 
 from __future__ import annotations
 
+import contextlib
+import gzip
 import json
 import logging
 import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +27,8 @@ from tests.conftest import free_port
 
 TIMEOUT_S = 1.0
 MAX_CONNECTIONS = 6
+PER_CLIENT = 4
+RESERVE = 2
 
 
 @pytest.fixture(scope="module")
@@ -50,6 +55,10 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, Path
                 str(TIMEOUT_S),
                 "--max-connections",
                 str(MAX_CONNECTIONS),
+                "--max-connections-per-client",
+                str(PER_CLIENT),
+                "--health-reserve",
+                str(RESERVE),
             ],
             cwd=root,
             env=env,
@@ -69,10 +78,13 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, Path
             process.wait(timeout=30)
 
 
-def _exchange(port: int, data: bytes, wait: float = 5.0) -> tuple[float, bytes]:
-    """Send raw bytes; return the seconds until the server closed, and what it sent."""
+def _exchange(
+    port: int, data: bytes, wait: float = 5.0, source: str = "127.0.0.1"
+) -> tuple[float, bytes]:
+    """Send raw bytes in one write (from the `source` loopback address); return the seconds
+    until the server closed, and what it sent."""
     started = time.monotonic()
-    with socket.create_connection(("127.0.0.1", port)) as conn:
+    with socket.create_connection(("127.0.0.1", port), source_address=(source, 0)) as conn:
         conn.settimeout(wait)
         if data:
             conn.sendall(data)
@@ -85,6 +97,28 @@ def _exchange(port: int, data: bytes, wait: float = 5.0) -> tuple[float, bytes]:
     return time.monotonic() - started, received
 
 
+def _send_while_reading(port: int, request: bytes) -> bytes:
+    """Send a large request while reading the answer, as curl does: a server may answer (and
+    close) before the body is all sent."""
+    with socket.create_connection(("127.0.0.1", port)) as conn:
+        conn.settimeout(20)
+
+        def send() -> None:
+            with contextlib.suppress(OSError):  # the server closed after answering
+                conn.sendall(request)
+
+        sender = threading.Thread(target=send)
+        sender.start()
+        received = b""
+        try:
+            while chunk := conn.recv(65536):
+                received += chunk
+        except ConnectionResetError:
+            pass
+        sender.join()
+    return received
+
+
 def _status_and_error(response: bytes) -> tuple[int, str]:
     head, _, body = response.partition(b"\r\n\r\n")
     assert b"content-type: application/json" in head.lower()
@@ -93,6 +127,11 @@ def _status_and_error(response: bytes) -> tuple[int, str]:
 
 def _get(path: str, extra: bytes = b"") -> bytes:
     return f"GET {path} HTTP/1.1\r\nHost: x\r\n".encode() + extra + b"\r\n"
+
+
+def _get_once(path: str) -> bytes:
+    """A GET that asks the server to close the connection after its answer."""
+    return _get(path, b"Connection: close\r\n")
 
 
 def test_an_oversized_head_is_a_431_at_once(served: tuple[int, Path, Path]) -> None:
@@ -147,32 +186,150 @@ def test_half_a_request_is_a_408_after_the_timeout(
     assert "within 1 s" in message
 
 
-def test_connections_over_the_cap_are_refused_and_the_server_recovers(
+def _idle(port: int, count: int, source: str) -> list[socket.socket]:
+    return [
+        socket.create_connection(("127.0.0.1", port), source_address=(source, 0))
+        for _ in range(count)
+    ]
+
+
+def _health_answered(response: bytes) -> bool:
+    """The app's own health answer (503 with no model published yet), not a refusal."""
+    body = response.partition(b"\r\n\r\n")[2]
+    return b'"modelVersion"' in body
+
+
+def test_one_client_holding_idle_sockets_locks_out_neither_others_nor_health_checks(
     served: tuple[int, Path, Path],
 ) -> None:
+    """Before: 1,024 idle sockets from one address got every new client a 503 for 10 s."""
     port, _, _ = served
-    idle = [socket.create_connection(("127.0.0.1", port)) for _ in range(MAX_CONNECTIONS)]
+    idle = _idle(port, PER_CLIENT, "127.0.0.1")
     try:
         time.sleep(0.2)
-        _, response = _exchange(port, _get("/v1/health"))
-        assert _status_and_error(response) == (
-            503,
-            "The server has too many open connections; retry shortly",
+        # Another address still gets the whole API.
+        _, response = _exchange(
+            port, _get_once("/v1/recommendations/related?itemId=I1"), source="127.0.0.2"
+        )
+        # (the app's own answer: no model is published in this lake)
+        assert _status_and_error(response)[1].startswith("No model version is published yet")
+        # The hoarding address may still ask for health, and for nothing else.
+        _, response = _exchange(port, _get_once("/v1/health"))
+        assert _health_answered(response)
+        _, response = _exchange(port, _get_once("/v1/recommendations/related?itemId=I1"))
+        status, message = _status_and_error(response)
+        assert status == 503
+        assert message == (
+            f"This client has {PER_CLIENT} connections open, the most one client may; only "
+            "/v1/health is answered on this connection"
         )
     finally:
         for conn in idle:
             conn.close()
-    time.sleep(TIMEOUT_S + 0.5)
-    _, response = _exchange(port, _get("/v1/health", b"Connection: close\r\n"))
-    assert response.startswith(b"HTTP/1.1 503")  # no model yet: the app answers, in JSON
-    assert b'"modelVersion": null' in response
+
+
+def test_past_the_caps_and_the_reserve_connections_are_refused_and_the_server_recovers(
+    served: tuple[int, Path, Path],
+) -> None:
+    port, _, _ = served
+    idle = _idle(port, PER_CLIENT, "127.0.0.1") + _idle(
+        port, MAX_CONNECTIONS - PER_CLIENT, "127.0.0.3"
+    )
+    try:
+        time.sleep(0.2)
+        # Past the worker's cap, every address is left the health reserve alone.
+        _, response = _exchange(port, _get_once("/v1/health"), source="127.0.0.4")
+        assert _health_answered(response)
+        reserve = _idle(port, RESERVE, "127.0.0.4")
+        idle += reserve
+        time.sleep(0.2)
+        _, response = _exchange(port, _get("/v1/health"), source="127.0.0.4")
+        assert _status_and_error(response) == (
+            503,
+            "The server has too many open connections; close some, or retry shortly",
+        )
+    finally:
+        for conn in idle:
+            conn.close()
+    time.sleep(0.5)
+    _, response = _exchange(port, _get_once("/v1/health"))
+    assert _health_answered(response)
+
+
+def _post_events(count: int, extra_headers: bytes = b"") -> bytes:
+    """A POST of `count` valid events, head and body in one buffer (as curl and urllib send)."""
+    body = json.dumps(
+        [
+            {
+                "userId": f"U{n}",
+                "itemId": f"I{n}",
+                "event_type": "view",
+                "ts": "2026-11-30T18:30:00Z",
+                "properties": {"note": "x" * 200},
+            }
+            for n in range(count)
+        ]
+    ).encode()
+    return (
+        b"POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        + extra_headers
+        + f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
+        + body
+    )
+
+
+def test_a_batch_over_the_head_limit_in_one_write_is_accepted(
+    served: tuple[int, Path, Path],
+) -> None:
+    """Before: the body sent in the head's write was counted as head, and 29 KB got a 431."""
+    port, _, _ = served
+    request = _post_events(100)
+    assert len(request) > 30_000
+    _, response = _exchange(port, request)
+    assert response.startswith(b"HTTP/1.1 202"), response[:300]
+    assert json.loads(response.partition(b"\r\n\r\n")[2])["accepted"] == 100
+
+
+@pytest.mark.parametrize(
+    ("body", "headers", "status"),
+    [
+        (b"[" + b" " * 20_000_000 + b"]", b"Content-Type: application/json\r\n", 413),
+        (gzip.compress(b"[" + b" " * 5_000_000 + b"]"), b"Content-Encoding: gzip\r\n", 415),
+        (b"[" * 10_000 + b"]" * 10_000, b"Content-Type: application/json\r\n", 400),
+    ],
+    ids=["20 MB", "gzip bomb", "nested 10,000 deep"],
+)
+def test_bodies_that_are_too_large_or_malformed_get_their_own_status(
+    served: tuple[int, Path, Path], body: bytes, headers: bytes, status: int
+) -> None:
+    port, _, _ = served
+    request = (
+        b"POST /v1/events HTTP/1.1\r\nHost: x\r\n"
+        + headers
+        + f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
+        + body
+    )
+    assert _status_and_error(_send_while_reading(port, request))[0] == status
+
+
+def test_pipelined_requests_are_answered_before_a_malformed_one_is_refused(
+    served: tuple[int, Path, Path],
+) -> None:
+    """Before: two valid pipelined requests and a malformed one got a single 400."""
+    port, _, _ = served
+    _, response = _exchange(port, _get("/v1/health") * 2 + b"NOT HTTP AT ALL\r\n\r\n")
+    answers = response.split(b"HTTP/1.1 ")[1:]
+    assert len(answers) == 3
+    assert all(b"modelVersion" in answer for answer in answers[:2])
+    assert answers[2].startswith(b"400")
+    assert b"The request is not valid HTTP/1.1" in answers[2]
 
 
 def test_the_log_goes_to_its_file_for_its_owner_and_no_metrics_are_printed(
     served: tuple[int, Path, Path],
 ) -> None:
     port, log, output = served
-    _exchange(port, _get("/v1/health", b"Connection: close\r\n"))
+    _exchange(port, _get_once("/v1/health"))
     time.sleep(0.2)
     assert log.stat().st_mode & 0o777 == 0o600
     records = [json.loads(line) for line in log.read_text().splitlines()]
