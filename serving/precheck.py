@@ -36,8 +36,16 @@ KEY_REFUSED: Final = "Missing or unknown X-Api-Key header; ask the API's operato
 
 
 def key_accepted(given: str, api_keys: Iterable[str]) -> bool:
-    """Whether `given` is one of the keys, compared in constant time."""
-    return any(hmac.compare_digest(given, key) for key in api_keys)
+    """Whether `given` is one of the keys, compared in constant time.
+
+    The comparison is of bytes: `hmac.compare_digest` raises on a str that is not ASCII, and
+    a header may hold any character."""
+    offered = _key_bytes(given)
+    return any(hmac.compare_digest(offered, _key_bytes(key)) for key in api_keys)
+
+
+def _key_bytes(key: str) -> bytes:
+    return key.encode("utf-8", "surrogatepass")
 
 
 def refuse(

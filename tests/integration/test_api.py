@@ -18,6 +18,7 @@ from ingestion.raw import read_lines
 from ingestion.sinks.local import LocalSink
 from serving.app import Services
 from serving.idempotency import LocalRequestContext
+from serving.precheck import KEY_REFUSED
 from serving.shapes import MAX_BODY_BYTES
 from tests.conftest import load_event
 from tests.serving_helpers import (
@@ -474,6 +475,11 @@ def test_api_keys_when_configured(transport: str, shop: PublishedShop, tmp_path:
             api("GET", "/v1/recommendations/related", "itemId=I1", headers={"X-Api-Key": "no"})[0]
             == 401
         )
+        # Before: a key that is not ASCII made hmac.compare_digest raise, and the API a 500.
+        status, body, _ = api(
+            "GET", "/v1/recommendations/related", "itemId=I1", headers={"X-Api-Key": "k-12\xe9"}
+        )
+        assert (status, body) == (401, {"error": KEY_REFUSED})
         ok = api("GET", "/v1/recommendations/related", "itemId=I1", headers={"X-Api-Key": "k-123"})
         assert ok[0] == 200
         assert api("GET", "/v1/health")[0] == 200  # load balancers carry no key

@@ -124,6 +124,7 @@ def test_with_api_keys_the_pages_hold_none_and_the_data_needs_one(keyed: str) ->
     assert _json(keyed + "/ui/config") == (200, {"keyRequired": True, "demo": True})
     assert _json(keyed + "/ui/ops")[0] == 401
     assert _json(keyed + "/ui/catalog", **{"X-Api-Key": "wrong"})[0] == 401
+    assert _json(keyed + "/ui/catalog", **{"X-Api-Key": "wr\xf6ng"})[0] == 401  # was a 500
     assert _json(keyed + "/ui/catalog", **{"X-Api-Key": KEY})[0] == 200
 
 
