@@ -49,8 +49,8 @@ from ingestion.contract import (
 from ingestion.errors import DeliveryFailed, HistoryUnavailable, InvalidEvent
 from ingestion.sinks import EventSink
 from serving.errors import ModelUnavailable, StoreError
-from serving.precheck import refuse
-from serving.recommend import Answer, Recommender
+from serving.precheck import internal_error, refuse
+from serving.recommend import Answer, LiveModel, Recommender
 from serving.shapes import (
     API_VERSION,
     DEFAULT_K,
@@ -403,11 +403,12 @@ def build_app(services: Services) -> APIGatewayHttpResolver:
     @app.get("/health", include_in_schema=False)
     def health() -> Any:
         metrics.add_metric(name="HealthChecks", unit=MetricUnit.Count, value=1)
+        live = recommender.live
         try:
-            model = recommender.live.get()
+            model = live.get()
         except ModelUnavailable as exc:
             body = {"ok": False, "version": API_VERSION, "modelVersion": None, "error": str(exc)}
-            return Response(503, "application/json", json.dumps(body))
+            return Response(503, "application/json", json.dumps(_with_failure(body, live)))
         last_event = datetime.fromtimestamp(model.last_event_ms / 1000, UTC)
         body = {
             "ok": True,
@@ -422,7 +423,7 @@ def build_app(services: Services) -> APIGatewayHttpResolver:
                 "dataAgeHours": round((datetime.now(UTC) - last_event).total_seconds() / 3600, 1),
             },
         }
-        return Response(200, "application/json", json.dumps(body))
+        return Response(200, "application/json", json.dumps(_with_failure(body, live)))
 
     app.enable_swagger(
         path=DOCS_PATH,
@@ -433,6 +434,20 @@ def build_app(services: Services) -> APIGatewayHttpResolver:
         security=[{}, {"apiKey": []}],
     )
     return app
+
+
+def _with_failure(body: dict[str, Any], live: LiveModel) -> dict[str, Any]:
+    """A health answer with the published version this worker cannot load, if there is one:
+    it still answers with the version it has (or 503s, if it has none)."""
+    failure = live.failure
+    if failure is not None:
+        body["failure"] = {
+            "publishedVersion": failure.version,
+            "error": failure.error,
+            "attempts": failure.attempts,
+            "since": format_ts(datetime.fromtimestamp(failure.since, UTC)),
+        }
+    return body
 
 
 def _json_body(body: str) -> Any:
@@ -490,18 +505,28 @@ def make_handler(app: APIGatewayHttpResolver, services: Services) -> Handler:
     @metrics.log_metrics(
         capture_cold_start_metric=not is_metrics_disabled(), raise_on_empty_metrics=False
     )
+    def _route(event: Mapping[str, Any], context: Any) -> dict[str, Any]:
+        refused = refuse(event, services.api_keys, services.cors_origins)
+        if refused is not None:
+            return refused
+        # Powertools frees an in-progress key once the request's time is up.
+        services.idempotency_config.register_lambda_context(context)
+        response: dict[str, Any] = app.resolve(event, context)
+        return response
+
     def handler(event: Mapping[str, Any], context: Any) -> dict[str, Any]:
         metrics.add_metric(name="Requests", unit=MetricUnit.Count, value=1)
         head = _method(event) == "HEAD"
         if head:  # HEAD is GET without the body
             event = _as_get(event)
-        refused = refuse(event, services.api_keys, services.cors_origins)
-        if refused is not None:
-            response = refused
-        else:
-            # Powertools frees an in-progress key once the request's time is up.
-            services.idempotency_config.register_lambda_context(context)
-            response = app.resolve(event, context)
+        response: dict[str, Any]
+        try:
+            response = _route(event, context)
+        except Exception:
+            # The edge: what no route handled is logged, and answered in the one error shape
+            # (API Gateway's own 500 would be {"message": ...}).
+            logger.exception("unhandled error")
+            response = internal_error()
         if head:
             response = {**response, "body": "", "isBase64Encoded": False}
         logger.info(

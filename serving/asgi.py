@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
 from datetime import UTC, datetime
@@ -19,13 +20,16 @@ from urllib.parse import parse_qsl
 
 from serving.app import Handler
 from serving.idempotency import LocalRequestContext
-from serving.precheck import too_large
+from serving.precheck import internal_error, too_large
 from serving.shapes import MAX_BODY_BYTES
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
+App = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+logger = logging.getLogger(__name__)
 
 #: Local requests get API Gateway's integration timeout.
 TIMEOUT_MS: Final = 30_000
@@ -92,6 +96,34 @@ def to_event(scope: Scope, body: bytes) -> dict[str, Any]:
     return event
 
 
+class JsonErrors:
+    """The outermost ASGI layer: an error that escapes the app is logged with its traceback
+    and answered in the API's error shape, a JSON 500, never the server's plain text."""
+
+    def __init__(self, app: App) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """One ASGI connection scope."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def watched(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watched)
+        except Exception:
+            logger.exception("unhandled error answering %s %s", scope["method"], scope["path"])
+            if started:
+                raise  # half an answer is out: the server can only close the connection
+            await LambdaASGI.send_response(send, internal_error())
+
+
 class LambdaASGI:
     """An ASGI app that runs a Lambda handler for API Gateway's HTTP API."""
 
@@ -123,14 +155,15 @@ class LambdaASGI:
             more = message.get("more_body", False)
             if len(body) > self.max_body_bytes:
                 # Stop reading: the refusal does not depend on the rest.
-                await self._send(send, too_large(len(body), more))
+                await self.send_response(send, too_large(len(body), more))
                 return
         context = LocalRequestContext(timeout_ms=TIMEOUT_MS)
         response = self.handler(to_event(scope, bytes(body)), context)
-        await self._send(send, response)
+        await self.send_response(send, response)
 
     @staticmethod
-    async def _send(send: Send, response: dict[str, Any]) -> None:
+    async def send_response(send: Send, response: dict[str, Any]) -> None:
+        """Send a payload 2.0 response over ASGI."""
         raw = response.get("body") or ""
         body = (
             base64.b64decode(raw)

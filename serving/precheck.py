@@ -17,7 +17,7 @@ from http import HTTPStatus
 from typing import Any, Final
 
 from ingestion.contract import MAX_EVENT_BYTES
-from serving.shapes import DOCS_PATH, MAX_BATCH, MAX_BODY_BYTES
+from serving.shapes import DOCS_PATH, INTERNAL_ERROR, MAX_BATCH, MAX_BODY_BYTES
 
 #: Paths a client needs no API key for: a load balancer's health check, and the docs.
 OPEN_PATHS: Final = frozenset({"/health", "/v1/health", DOCS_PATH})
@@ -114,6 +114,16 @@ def too_large(size: int, partial: bool = False) -> dict[str, Any]:
                 "Send smaller batches"
             }
         ),
+        "isBase64Encoded": False,
+    }
+
+
+def internal_error() -> dict[str, Any]:
+    """The 500 answer for a request that failed inside the API (the log has why)."""
+    return {
+        "statusCode": 500,
+        "headers": {"Content-Type": "application/json"},
+        "body": json.dumps({"error": INTERNAL_ERROR}),
         "isBase64Encoded": False,
     }
 

@@ -1,7 +1,8 @@
 """`recs publish`: load a trained version's batch output into the online store, then flip.
 
 Serving owns the store, so this lives here although it runs after training. It refuses a
-version the promotion gate kept as a candidate (`ModelRejected`) unless forced, records the
+version the promotion gate kept as a candidate (`ModelRejected`) unless forced, and one the
+API could not load (`ModelUnreadable`) even if forced; it records the
 live version in `models/production.json` for the next training run's gate, and keeps the
 previous version in the store for a rollback, dropping older ones.
 """
@@ -19,7 +20,8 @@ from ingestion.contract import format_ts
 from ingestion.lake import Lake, damaged, read_json
 from serving.store import OnlineStore, Row
 from training.artifacts import BATCH, MODELS, PRODUCTION
-from training.errors import ModelRejected
+from training.errors import ModelRejected, ModelUnreadable
+from training.published import PublishedModel
 
 #: Versions kept in the store: the live one and the one before it, for a rollback.
 KEEP: Final = 2
@@ -120,6 +122,12 @@ def publish(
         )
     report = PublishReport(version=version, forced=force)
     manifest = _manifest(lake, version)
+    try:
+        # Loaded as the API will load it, before anything is written or flipped: a version
+        # the API cannot read must never become the one it is told to serve.
+        PublishedModel.load(lake, version)
+    except ModelUnreadable as exc:
+        raise ModelUnreadable(f"not published, as the API could not load it: {exc}") from None
     if manifest.get("backend") == "personalize":
         # The campaign moves first: if it fails, nothing was flipped and the store still
         # serves the old version beside the old campaign.

@@ -19,22 +19,28 @@ does not know (**popular**). Nothing answers "not found" for an unknown id.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Final, Literal
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from ingestion.history import RecentHistory
 from ingestion.lake import Lake
 from serving.errors import ModelUnavailable
 from serving.store import OnlineStore
+from training.errors import ModelUnreadable
 from training.published import PublishedModel
 
 Source = Literal["realtime", "batch", "popular", "personalize"]
 SOURCES: Final = ("realtime", "batch", "popular", "personalize")
 #: Recent events folded in per request: enough for a session and then some.
 HISTORY_LIMIT: Final = 200
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -48,40 +54,111 @@ class Answer:
     recommendation_id: str | None = None
 
 
+@dataclass(frozen=True)
+class LoadFailure:
+    """A published version this worker could not load, and when it tries again."""
+
+    version: str
+    error: str
+    attempts: int
+    #: Wall-clock seconds of the first failed attempt.
+    since: float
+    #: Monotonic seconds of the next attempt.
+    retry_at: float
+
+
 @dataclass
 class LiveModel:
     """The published version, reloaded when the store's pointer moves.
 
     The pointer is read at most every `check_seconds`, so a busy API costs the store one
-    read per interval, not one per request.
+    read per interval, not one per request. A version that cannot be loaded (a missing or
+    damaged file, a lake that does not answer) never takes the API down: the version already
+    loaded keeps answering, the failure is logged and shown by `/v1/health` (`failure`), and
+    the load is tried again after 1, 2, 4 ... seconds, at most `retry_max_seconds` apart.
     """
 
     lake: Lake
     store: OnlineStore
     check_seconds: float = 30.0
     clock: Callable[[], float] = time.monotonic
+    wall_clock: Callable[[], float] = time.time
+    retry_first_seconds: float = 1.0
+    retry_max_seconds: float = 300.0
     _model: PublishedModel | None = field(default=None, init=False)
-    _checked: float = field(default=float("-inf"), init=False)
+    _next_check: float = field(default=float("-inf"), init=False)
+    _failure: LoadFailure | None = field(default=None, init=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
 
+    @property
+    def failure(self) -> LoadFailure | None:
+        """The published version that could not be loaded, while it cannot."""
+        return self._failure
+
     def get(self) -> PublishedModel:
-        """The live version; raises `ModelUnavailable` when none was published."""
+        """The live version; raises `ModelUnavailable` when none was published or loaded."""
         now = self.clock()
-        if now - self._checked >= self.check_seconds:
+        if now >= self._next_check:
             with self._lock:
-                if now - self._checked >= self.check_seconds:
-                    version = self.store.active_version()
-                    if version is not None and (
-                        self._model is None or self._model.version != version
-                    ):
-                        self._model = PublishedModel.load(self.lake, version)
-                    self._checked = now
+                if now >= self._next_check:
+                    self._refresh(now)
         if self._model is None:
+            failure = self._failure
+            if failure is not None:
+                raise ModelUnavailable(
+                    f"Model version {failure.version} is published but cannot be loaded: "
+                    f"{failure.error}. Retrying in "
+                    f"{max(0.0, failure.retry_at - now):.0f} s"
+                )
             raise ModelUnavailable(
                 "No model version is published yet: run `recs train` and `recs publish` "
                 "(or `make demo`)"
             )
         return self._model
+
+    def _refresh(self, now: float) -> None:
+        version = self.store.active_version()
+        self._next_check = now + self.check_seconds
+        if version is None or (self._model is not None and self._model.version == version):
+            self._failure = None
+            return
+        failure = self._failure
+        if failure is not None and failure.version == version and now < failure.retry_at:
+            self._next_check = min(self._next_check, failure.retry_at)
+            return
+        try:
+            model = PublishedModel.load(self.lake, version)
+        except (ModelUnreadable, BotoCoreError, ClientError) as exc:
+            self._failed(version, exc, now)
+            return
+        if failure is not None:
+            logger.warning(
+                "loaded model version %s after %d failed attempts", version, failure.attempts
+            )
+        self._model, self._failure = model, None
+
+    def _failed(self, version: str, exc: Exception, now: float) -> None:
+        before = self._failure if self._failure and self._failure.version == version else None
+        attempts = 1 if before is None else before.attempts + 1
+        delay = min(self.retry_max_seconds, self.retry_first_seconds * 2 ** (attempts - 1))
+        self._failure = LoadFailure(
+            version=version,
+            error=str(exc),
+            attempts=attempts,
+            since=self.wall_clock() if before is None else before.since,
+            retry_at=now + delay,
+        )
+        self._next_check = min(self._next_check, now + delay)
+        serving = self._model.version if self._model else "nothing (503s until it loads)"
+        logger.error(
+            "model version %s cannot be loaded (attempt %d): %s; serving %s; next attempt in "
+            "%.0f s",
+            version,
+            attempts,
+            exc,
+            serving,
+            delay,
+        )
 
 
 @dataclass

@@ -15,7 +15,7 @@ from typing import Final
 
 from serving.app import SERVICE, build_app, make_handler
 from serving.app import logger as request_logger
-from serving.asgi import LambdaASGI
+from serving.asgi import JsonErrors, LambdaASGI
 from serving.handler import build_services
 from serving.limits import LOG_FILE_VARIABLE
 from serving.settings import ServingSettings
@@ -38,11 +38,11 @@ def log_to_file(path: Path) -> None:
         target.propagate = False
 
 
-def create_app() -> LambdaASGI:
+def create_app() -> JsonErrors:
     """The ASGI app of one worker (uvicorn's `--factory`)."""
     log_file = os.environ.get(LOG_FILE_VARIABLE)
     services = build_services(ServingSettings.from_env(), background_flush=True)
     app = LambdaASGI(make_handler(build_app(services), services), on_shutdown=services.sink.close)
     if log_file:
         log_to_file(Path(log_file))
-    return app
+    return JsonErrors(app)

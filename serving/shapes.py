@@ -23,6 +23,11 @@ MAX_BATCH: Final = 100
 #: The largest body: a full batch of the largest events.
 MAX_BODY_BYTES: Final = MAX_BATCH * MAX_EVENT_BYTES
 DOCS_PATH: Final = "/v1/docs"
+#: What a request that failed inside the API is told; the log has the traceback.
+INTERNAL_ERROR: Final = (
+    "Internal error; it was logged with this request's id. Retry, and tell the API's operator "
+    "if it persists"
+)
 
 
 class Scored(BaseModel):
@@ -71,6 +76,12 @@ class Health(BaseModel):
     version: str
     modelVersion: str | None  # noqa: N815
     model: dict[str, Any] | None = None
+    failure: dict[str, Any] | None = Field(
+        default=None,
+        description="Present while the published version cannot be loaded: which version, "
+        "why, how many attempts, since when. The worker answers with the version it has "
+        "(modelVersion), or 503s if it has none; it keeps retrying with backoff",
+    )
 
 
 class RefusedEvent(BaseModel):

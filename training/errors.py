@@ -25,6 +25,10 @@ class ModelNotFound(TrainingError):
     """No model version by that name in the lake."""
 
 
+class ModelUnreadable(TrainingError):
+    """A model version's files are missing or damaged, so it cannot be loaded to serve."""
+
+
 class TrainingPending(TrainingError):
     """An Amazon Personalize resource is still being created or trained. Retry later; a
     Step Functions Retry on this name with a long interval is the intended way to wait."""

@@ -17,6 +17,7 @@ the training recipes' (a parity test holds it to them):
 from __future__ import annotations
 
 import functools
+import zipfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -26,6 +27,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ingestion.contract import epoch_ms
+from ingestion.errors import LakeError
 from ingestion.lake import Lake, read_json
 from training.artifacts import MODELS, load_arrays
 from training.blend import (
@@ -38,6 +40,7 @@ from training.blend import (
     top_by_score,
     with_events,
 )
+from training.errors import ModelUnreadable
 
 Floats = npt.NDArray[np.float32]
 Ints = npt.NDArray[np.int64]
@@ -130,7 +133,31 @@ class PublishedModel:
 
     @classmethod
     def load(cls, lake: Lake, version: str) -> PublishedModel:
-        """Read a version's manifest and arrays from the lake."""
+        """Read a version's manifest and arrays from the lake; `ModelUnreadable` names what is
+        missing or damaged."""
+        try:
+            return cls._load(lake, version)
+        except FileNotFoundError as exc:
+            raise ModelUnreadable(
+                f"model version {version} lacks {exc.filename or exc}; publish another "
+                "version (`recs models rollback`), or train again"
+            ) from None
+        except (
+            LakeError,
+            OSError,
+            EOFError,
+            zipfile.BadZipFile,
+            ValueError,
+            KeyError,
+            TypeError,
+        ) as exc:
+            raise ModelUnreadable(
+                f"model version {version} cannot be read ({type(exc).__name__}: {exc}); "
+                "publish another version (`recs models rollback`), or train again"
+            ) from exc
+
+    @classmethod
+    def _load(cls, lake: Lake, version: str) -> PublishedModel:
         prefix = f"{MODELS}/{version}"
         manifest: dict[str, Any] = read_json(lake, f"{prefix}/manifest.json")
         chosen = manifest.get("chosen")

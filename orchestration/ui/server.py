@@ -24,7 +24,7 @@ from urllib.parse import parse_qs
 
 from ingestion.lake import Lake, open_lake
 from orchestration.ui import data
-from serving.asgi import LambdaASGI, Receive, Scope, Send
+from serving.asgi import App, JsonErrors, Receive, Scope, Send
 from serving.precheck import KEY_REFUSED, key_accepted
 
 STATIC: Final = Path(__file__).with_name("static")
@@ -43,7 +43,7 @@ _PAGE_HEADERS: Final = [
 class UiApp:
     """The pages, their `/ui/` answers, and the API behind them, timed."""
 
-    def __init__(self, api: LambdaASGI, lake: Lake, api_keys: frozenset[str]) -> None:
+    def __init__(self, api: App, lake: Lake, api_keys: frozenset[str]) -> None:
         self.api = api
         self.lake = lake
         self.api_keys = api_keys
@@ -151,10 +151,10 @@ async def _json(send: Send, status: int, body: Any) -> None:
     await send({"type": "http.response.body", "body": payload})
 
 
-def create_app() -> UiApp:
+def create_app() -> JsonErrors:
     """One worker's app with its pages (uvicorn's `--factory`, as `serving.server`'s)."""
     from serving.server import create_app as create_api
     from serving.settings import ServingSettings
 
     settings = ServingSettings.from_env()
-    return UiApp(create_api(), open_lake(settings.lake), settings.api_keys)
+    return JsonErrors(UiApp(create_api(), open_lake(settings.lake), settings.api_keys))

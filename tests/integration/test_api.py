@@ -17,9 +17,10 @@ import pytest
 from ingestion.raw import read_lines
 from ingestion.sinks.local import LocalSink
 from serving.app import Services
+from serving.asgi import JsonErrors
 from serving.idempotency import LocalRequestContext
 from serving.precheck import KEY_REFUSED
-from serving.shapes import MAX_BODY_BYTES
+from serving.shapes import INTERNAL_ERROR, MAX_BODY_BYTES
 from tests.conftest import load_event
 from tests.serving_helpers import (
     PublishedShop,
@@ -27,6 +28,7 @@ from tests.serving_helpers import (
     published_shop,
     services_for,
     serving,
+    serving_app,
 )
 
 Reply = tuple[int, dict[str, Any], dict[str, str]]
@@ -460,6 +462,43 @@ def test_idempotency_keys_and_their_event_ids_are_scoped_by_api_key(
         assert again[:2] == (202, {"ok": True, "accepted": 1})
     assert len(services.sink.log.recent("U77")) == 2  # one each, neither shadowed
     services.sink.close()
+
+
+def test_an_error_no_route_handles_is_logged_and_a_json_500(
+    transport: str,
+    shop: PublishedShop,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Before: an error that escaped the routes was uvicorn's plain-text 500 (or API
+    Gateway's own `{"message": ...}` on Lambda)."""
+    services = services_for(shop, tmp_path)
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("a bug nobody foresaw")
+
+    monkeypatch.setattr(services.recommender, "related", broken)
+    for api in _client(transport, services):
+        status, body, headers = api("GET", "/v1/recommendations/related", "itemId=I1")
+        assert (status, body) == (500, {"error": INTERNAL_ERROR})
+        assert headers["content-type"] == "application/json"
+        assert api("GET", "/v1/health")[0] == 200  # the next request is served as ever
+    assert any("a bug nobody foresaw" in (r.exc_text or "") for r in caplog.records)
+    services.sink.close()
+
+
+def test_an_error_outside_the_handler_is_a_json_500_too() -> None:
+    """The ASGI edge catches what escapes the app itself (the pages, the adapter)."""
+
+    async def broken(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            raise RuntimeError("in the adapter")
+
+    with serving_app(JsonErrors(broken)) as base:
+        status, body, headers = http_client(base)("GET", "/v1/anything")
+    assert (status, body) == (500, {"error": INTERNAL_ERROR})
+    assert headers["content-type"] == "application/json"
 
 
 # -- keys, CORS, no model ------------------------------------------------------------------

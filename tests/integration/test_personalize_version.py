@@ -22,6 +22,7 @@ from serving.recommend import LiveModel, Recommender
 from serving.store import SQLiteStore
 from tests.etl_helpers import curated_training_shop
 from training.personalize import deploy_version
+from training.pipeline import train
 from training.settings import TrainingSettings
 from training.trainer import PersonalizeBackend, version_name
 from training.versions import describe
@@ -134,16 +135,16 @@ def test_a_publish_whose_campaign_update_fails_flips_nothing(
     lake: S3Lake, personalize: tuple[Any, Stubber], tmp_path: Path
 ) -> None:
     client, stub = personalize
-    lake.write_bytes(
-        f"models/{VERSION}/manifest.json",
-        json.dumps(
-            {"version": VERSION, "backend": "personalize", "stage": "prod", "status": "approved",
-             "arns": {"solution_version": "sv1"}}
-        ).encode(),
-    )  # fmt: skip
+    # Our own model of the version, as the Personalize trainer writes it beside the campaign's
+    # (publish loads it as the API will before anything moves).
+    version = train(lake, now=NOW).version
+    manifest = json.loads(lake.read_bytes(f"models/{version}/manifest.json"))
+    manifest |= {"backend": "personalize", "stage": "prod", "status": "approved",
+                 "arns": {"solution_version": "sv1"}}  # fmt: skip
+    lake.write_bytes(f"models/{version}/manifest.json", json.dumps(manifest).encode())
     stub.add_client_error("create_campaign", "LimitExceededException")
     store = SQLiteStore(tmp_path / "store.sqlite3")
     with pytest.raises(Exception, match="LimitExceededException"):
-        publish(lake, store, VERSION, deploy=lambda m, p: deploy_version(m, client=client))
+        publish(lake, store, version, deploy=lambda m, p: deploy_version(m, client=client))
     assert store.active_version() is None
     assert not lake.exists("models/production.json")
