@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import mimetypes
+import re
 import time
 from collections.abc import MutableMapping
 from pathlib import Path
@@ -29,6 +30,7 @@ from serving.precheck import KEY_REFUSED, key_accepted
 
 STATIC: Final = Path(__file__).with_name("static")
 PAGES: Final = {"/": "store.html", "/ops": "ops.html", "/ops/": "ops.html"}
+_STATIC_NAME: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*(\.[A-Za-z0-9]+)+")
 #: Pages: no framing by other sites, no inline script, our own origin only.
 _PAGE_HEADERS: Final = [
     (b"content-security-policy",
@@ -57,7 +59,10 @@ class UiApp:
             return
         path = scope["path"]
         if path in PAGES or path.startswith("/ui/static/"):
-            await self._static(path, send)
+            if scope["method"] not in ("GET", "HEAD"):
+                await _json(send, 405, {"error": f"{path} answers GET only"}, allow=b"GET, HEAD")
+                return
+            await self._static(path, send, head=scope["method"] == "HEAD")
             return
         if path.startswith("/ui/"):
             await self._answer(scope, send)
@@ -79,10 +84,12 @@ class UiApp:
         finally:
             self.counters.record(status, (time.perf_counter() - started) * 1000)
 
-    async def _static(self, path: str, send: Send) -> None:
+    async def _static(self, path: str, send: Send, *, head: bool) -> None:
         name = PAGES.get(path) or path.removeprefix("/ui/static/")
-        file = (STATIC / name).resolve()
-        if STATIC.resolve() not in file.parents or not file.is_file():
+        # The folder is flat: a name is one file's, never a path or a byte the file system
+        # refuses (a NUL made `resolve` raise, and the answer a 500).
+        file = STATIC / name
+        if not _STATIC_NAME.fullmatch(name) or not file.is_file():
             await _json(send, 404, {"error": f"no page at {path}; the store is at /"})
             return
         kind = mimetypes.guess_type(file.name)[0] or "application/octet-stream"
@@ -100,12 +107,12 @@ class UiApp:
                 ],
             }
         )
-        await send({"type": "http.response.body", "body": body})
+        await send({"type": "http.response.body", "body": b"" if head else body})
 
     async def _answer(self, scope: Scope, send: Send) -> None:
         path = scope["path"]
         if scope["method"] != "GET":
-            await _json(send, 405, {"error": f"{path} answers GET only"})
+            await _json(send, 405, {"error": f"{path} answers GET only"}, allow=b"GET")
             return
         if path == "/ui/config":
             # What a page needs to know before its first call: never a key itself.
@@ -135,7 +142,7 @@ class UiApp:
         await _json(send, 200, found)
 
 
-async def _json(send: Send, status: int, body: Any) -> None:
+async def _json(send: Send, status: int, body: Any, *, allow: bytes = b"") -> None:
     payload = json.dumps(body, default=str).encode()
     await send(
         {
@@ -145,6 +152,7 @@ async def _json(send: Send, status: int, body: Any) -> None:
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(payload)).encode()),
                 (b"cache-control", b"no-store"),
+                *([(b"allow", allow)] if allow else []),
             ],
         }
     )

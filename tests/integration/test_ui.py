@@ -68,6 +68,37 @@ def _json(url: str, **headers: str) -> tuple[int, Any]:
     return status, json.loads(body)
 
 
+def _request(url: str, method: str) -> tuple[int, dict[str, str], bytes]:
+    request = urllib.request.Request(url, method=method)
+    try:
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            return answer.status, dict(answer.headers), answer.read()
+    except urllib.error.HTTPError as error:
+        return error.code, dict(error.headers), error.read()
+
+
+@pytest.mark.parametrize("path", ["/", "/ops", "/ui/static/store.js"])
+def test_the_pages_answer_get_and_head_only(base: str, path: str) -> None:
+    """Before: / and /ops answered 200 to PUT, DELETE, PATCH, TRACE and OPTIONS."""
+    for method in ("PUT", "DELETE", "PATCH", "TRACE", "OPTIONS", "POST"):
+        status, headers, body = _request(base + path, method)
+        assert (status, headers["allow"]) == (405, "GET, HEAD"), method
+        assert json.loads(body) == {"error": f"{path} answers GET only"}
+    status, headers, body = _request(base + path, "HEAD")
+    assert (status, body) == (200, b"")
+    assert int(headers["content-length"]) > 0
+
+
+@pytest.mark.parametrize(
+    "path", ["/ui/static/%00", "/ui/static/..%2fserver.py", "/ui/static/a%00.js", "/ui/static/"]
+)
+def test_a_static_name_that_is_no_file_of_the_folder_is_a_json_404(base: str, path: str) -> None:
+    """Before: /ui/static/%00 made the path check raise, and the answer a plain-text 500."""
+    status, body = _json(base + path)
+    assert status == 404
+    assert body["error"].startswith("no page at /ui/static/")
+
+
 def test_the_pages_are_static_with_a_strict_policy(base: str) -> None:
     for path in ("/", "/ops"):
         status, headers, body = _get(base + path)
