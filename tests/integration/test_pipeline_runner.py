@@ -6,10 +6,14 @@ from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import duckdb
 import pytest
 
+from ingestion.contract import Event
 from ingestion.generator import ShopSpec, generate_shop, write_catalog, write_raw
 from ingestion.lake import LocalLake
+from ingestion.sinks import make_sink
+from ingestion.sinks.local import LocalSink
 from orchestration.commands import next_run, schedule
 from orchestration.notify import summary
 from orchestration.runner import PipelineFailed, run_pipeline
@@ -91,6 +95,37 @@ def test_a_failing_step_reaches_notify_and_resume_goes_on_from_it(
     assert "published 20261102T020000Z" in str(resumed.result("notify", "message"))
     with pytest.raises(RunNotFound, match="nothing to resume"):
         resumable(lake)
+
+
+def test_a_run_resumed_an_hour_late_curates_the_events_that_arrived_meanwhile(
+    shop: tuple[LocalLake, PipelineSettings],
+) -> None:
+    """Before: the resumed ETL ran on the run's clock, so events newer than it plus 5 minutes
+    were quarantined as "in the future" and their raw objects marked processed."""
+    lake, settings = shop
+    started = datetime.now(UTC) - timedelta(hours=1)
+    with lake.lock("etl", lease_s=60), pytest.raises(PipelineFailed, match="step etl failed"):
+        run_pipeline(lake, settings, now=started, sleep=lambda _s: None)
+    # The hour goes by: a shopper's events reach the raw zone, as Firehose delivers them.
+    sink = make_sink(settings)
+    late = [
+        Event.model_validate({"userId": "U-late", "itemId": f"I{n}", "event_type": "view"})
+        for n in range(5)
+    ]
+    assert sink.put(late) == 5
+    assert isinstance(sink, LocalSink)
+    sink.flush()
+    sink.close()
+
+    resumed = run_pipeline(lake, settings, resume=True, sleep=lambda _s: None)
+    assert resumed.status == "succeeded"
+    assert resumed.result("etl", "quarantined") == 0
+    assert not list(lake.list("quarantine/"))
+    curated = duckdb.sql(
+        f"SELECT count(*) FROM read_parquet('{lake.root}/curated/interactions/*/*.parquet') "
+        "WHERE user_id = 'U-late'"
+    ).fetchall()
+    assert curated == [(5,)]
 
 
 def test_a_run_record_survives_the_round_trip(shop: tuple[LocalLake, PipelineSettings]) -> None:
