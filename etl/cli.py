@@ -73,6 +73,12 @@ def etl_command(
     )
     if report.unreadable_objects:
         out.print(f"[yellow]{report.unreadable_objects} raw objects could not be read at all")
+    if report.damaged_objects:
+        out.print(
+            f"[yellow]{report.damaged_objects} raw objects were read only up to damage in them"
+        )
+    if report.unreadable_objects or report.damaged_objects:
+        out.print("[yellow]  (each has a quarantine entry with line 0 saying what was wrong)")
     if report.catalog_dumps:
         tables = [
             f"{name} {count:,}"

@@ -145,30 +145,62 @@ class ReadResult:
     lines: int = 0
 
 
-def decompress(key: str, body: bytes) -> bytes:
-    """A raw object's JSON lines, told gzip or plain by content; ends with a newline.
+#: Compressed bytes fed to zlib at a time, so that damage keeps what came before it.
+_GZIP_CHUNK: Final = 1 << 20
 
-    Raises `InvalidEvent` for an object that claims to be gzip but does not decompress.
+
+def decompress(key: str, body: bytes) -> tuple[bytes, Problem | None]:
+    """A raw object's JSON lines, told gzip or plain by content (ending with a newline), and
+    what could not be read of it, if anything.
+
+    It reads what `gzip -dc` reads: members one after another, as `cat a.gz b.gz` makes;
+    zero bytes after the last one are padding; other bytes after it, a stream cut short or
+    damaged keep the lines before them, and are the problem. An empty object named `.gz`
+    (an upload cut short) is a problem too, rather than an object of no events.
     """
+    problem = None
     if body[:2] == GZIP_MAGIC:
-        try:
-            # wbits 47: a gzip header, and members concatenated as `cat a.gz b.gz` makes.
-            decoder = zlib.decompressobj(47)
-            parts = [decoder.decompress(body)]
-            while decoder.unused_data:
-                rest = decoder.unused_data
-                decoder = zlib.decompressobj(47)
-                parts.append(decoder.decompress(rest))
-            if not decoder.eof:
-                raise zlib.error("the object ends before its gzip stream does")
-            body = b"".join(parts)
-        except zlib.error as exc:
-            raise InvalidEvent(
-                [Problem("body", f"Object {key} is not valid gzip ({exc}); nothing read from it")]
-            ) from None
+        parts, problem = _gunzip(key, body)
+        body = b"".join(parts)
+    elif not body and key.endswith(".gz"):
+        problem = Problem("body", f"Object {key} is empty (0 bytes) although named .gz")
+    if problem is not None and not body:
+        problem = Problem("body", f"{problem.message}; nothing read from it")
     if body and not body.endswith(b"\n"):
         body += b"\n"
-    return body
+    return body, problem
+
+
+def _gunzip(key: str, body: bytes) -> tuple[list[bytes], Problem | None]:
+    """The decompressed parts of every gzip member, and what stopped the reading early."""
+    parts: list[bytes] = []
+    position = 0
+    while True:
+        # wbits 47: a gzip header and trailer (the CRC is checked) around one member.
+        decoder = zlib.decompressobj(47)
+        end = position
+        try:
+            while not decoder.eof and end < len(body):
+                chunk = body[end : end + _GZIP_CHUNK]
+                end += len(chunk)
+                parts.append(decoder.decompress(chunk))
+        except zlib.error as exc:
+            return parts, Problem("body", f"Object {key} is not valid gzip ({exc})")
+        if not decoder.eof:
+            return parts, Problem(
+                "body", f"Object {key} is not valid gzip (it ends before its gzip stream does)"
+            )
+        position = end - len(decoder.unused_data)
+        rest = body[position:].lstrip(b"\0")
+        if not rest:
+            return parts, None
+        position = len(body) - len(rest)
+        if rest[:2] != GZIP_MAGIC:
+            return parts, Problem(
+                "body",
+                f"Object {key} has {len(rest):,} bytes after its gzip data that are not gzip; "
+                "they were not read",
+            )
 
 
 def _clean_lines(body: bytes) -> int | None:

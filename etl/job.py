@@ -38,7 +38,6 @@ from etl.schema import INTERACTIONS_TABLE, ITEMS_TABLE, PARQUET_OPTIONS, USERS_T
 from etl.schema import partition_prefix as interactions_partition
 from etl.state import Bookmark
 from ingestion.contract import format_ts
-from ingestion.errors import InvalidEvent
 from ingestion.lake import Lake
 from ingestion.raw import RAW_EVENT_KEY, RAW_EVENTS, is_history
 
@@ -62,7 +61,9 @@ class RunReport:
     """What one ETL run did. For event lines, `read == curated + quarantined + duplicates`.
 
     An object that cannot be decompressed at all counts in `unreadable_objects`, not in
-    `read`; its quarantine entry has line 0.
+    `read`; its quarantine entry has line 0. An object read only in part (damaged or cut
+    short gzip, bytes after its gzip data) counts in `damaged_objects`: its lines before the
+    damage are read, and the damage has a quarantine entry with line 0.
     """
 
     run_id: str | None = None
@@ -81,6 +82,7 @@ class RunReport:
     files: list[str] = field(default_factory=list)
     quarantine_files: list[str] = field(default_factory=list)
     unreadable_objects: int = 0
+    damaged_objects: int = 0
     finished_previous: int = 0
     skipped_keys: int = 0
     #: Temporary files killed writers had left in the lake, removed at the start of the run.
@@ -113,17 +115,20 @@ def _in_window(hour: datetime, since: date | None, until: date | None) -> bool:
 
 def _prefetch(
     lake: Lake, keys: list[str], pool: ThreadPoolExecutor
-) -> Iterator[RawObject | Rejected]:
-    """Raw objects in key order, read and decompressed a few ahead on the pool."""
+) -> Iterator[list[RawObject | Rejected]]:
+    """Raw objects in key order, read and decompressed a few ahead on the pool: each what it
+    held (if anything), then what of it could not be read (if anything)."""
 
-    def fetch(ordinal: int, key: str) -> RawObject | Rejected:
-        try:
-            body = decompress(key, lake.read_bytes(key))
-            return RawObject(key, ordinal, body, history=is_history(key))
-        except InvalidEvent as exc:
-            return Rejected(key, 0, tuple(exc.problems), b"")
+    def fetch(ordinal: int, key: str) -> list[RawObject | Rejected]:
+        body, problem = decompress(key, lake.read_bytes(key))
+        found: list[RawObject | Rejected] = []
+        if body:
+            found.append(RawObject(key, ordinal, body, history=is_history(key)))
+        if problem is not None:
+            found.append(Rejected(key, 0, (problem,), b""))
+        return found
 
-    pending: deque[Future[RawObject | Rejected]] = deque()
+    pending: deque[Future[list[RawObject | Rejected]]] = deque()
     upcoming = iter(enumerate(keys))
     for ordinal, key in upcoming:
         pending.append(pool.submit(fetch, ordinal, key))
@@ -359,12 +364,16 @@ def _run_etl(
             for fetched in _prefetch(lake, selected, pool):
                 if on_object is not None:
                     on_object(1)
-                if isinstance(fetched, Rejected):
-                    run.report.unreadable_objects += 1
-                    run.quarantine(fetched, QUARANTINE_EVENTS)
-                    continue
-                batch.append(fetched)
-                size += len(fetched.body)
+                for part in fetched:
+                    if isinstance(part, Rejected):
+                        if len(fetched) == 1:
+                            run.report.unreadable_objects += 1
+                        else:
+                            run.report.damaged_objects += 1
+                        run.quarantine(part, QUARANTINE_EVENTS)
+                        continue
+                    batch.append(part)
+                    size += len(part.body)
                 if size >= batch_bytes:
                     run.add_events(read_events(batch, now=now))
                     batch, size = [], 0

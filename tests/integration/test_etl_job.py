@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 from datetime import UTC, date, datetime
 
@@ -71,6 +72,31 @@ def test_new_objects_and_late_events_land_in_their_own_dates(lake: LocalLake | S
     dates = {r["event_id"]: r["event_date"] for r in curated_rows(lake)}
     assert dates["late-1"] == "2026-10-29"
     assert dates["late-2"] == "2026-11-01"
+
+
+def test_padded_damaged_and_empty_gzip_objects_give_what_gzip_reads(
+    lake: LocalLake | S3Lake,
+) -> None:
+    """Before: zero padding after the gzip data refused the object whole, and a zero-byte
+    .gz counted as an object of 0 lines with no quarantine entry."""
+    plant_shop(lake)
+    run_etl(lake, now=NOW)
+    events = [{**GOOD, "event_id": f"gz-{n}", "ts": "2026-11-01T09:00:00Z"} for n in range(6)]
+    lines = ["".join(json.dumps(e) + "\n" for e in events[n : n + 2]).encode() for n in (0, 2, 4)]
+    hour = datetime(2026, 11, 1, 12, tzinfo=UTC)
+    padded, garbage, empty = (event_object_key("firehose", hour, name) for name in "abc")
+    lake.write_bytes(padded, gzip.compress(lines[0]) + b"\0" * 4096)
+    lake.write_bytes(garbage, gzip.compress(lines[1]) + b"\xff not gzip")
+    lake.write_bytes(empty, b"")
+    report = run_etl(lake, now=NOW)
+    assert (report.raw_objects, report.read, report.curated) == (3, 4, 4)
+    assert (report.unreadable_objects, report.damaged_objects) == (1, 1)
+    ids = {r["event_id"] for r in curated_rows(lake)}
+    assert {"gz-0", "gz-1", "gz-2", "gz-3"} <= ids
+    quarantine = [q for q in content(lake)["quarantine"] if q["source"] in (garbage, empty)]
+    assert [(q["source"], q["line"]) for q in quarantine] == [(garbage, 0), (empty, 0)]
+    assert "10 bytes after its gzip data" in quarantine[0]["reason"]
+    assert "empty (0 bytes)" in quarantine[1]["reason"]
 
 
 def _as_raw(row: dict[str, object]) -> dict[str, object]:

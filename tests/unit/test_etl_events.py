@@ -13,7 +13,7 @@ import pytest
 
 from etl.events import RawObject, decompress, read_events
 from ingestion.contract import parse_stored_event
-from ingestion.errors import InvalidEvent
+from ingestion.errors import InvalidEvent, Problem
 
 NOW = datetime(2026, 11, 1, tzinfo=UTC)
 GOOD: dict[str, Any] = {
@@ -227,8 +227,43 @@ def test_refusals_name_the_object_the_line_and_the_reason() -> None:
 
 def test_gzip_and_plain_objects_are_told_apart_by_content() -> None:
     body = _line(GOOD) + b"\n"
-    assert decompress("raw/a", gzip.compress(body)) == body
-    assert decompress("raw/b", body[:-1]) == body  # a missing final newline is added
-    assert decompress("raw/c", gzip.compress(body) + gzip.compress(body)) == body * 2
-    with pytest.raises(InvalidEvent, match="raw/d is not valid gzip"):
-        decompress("raw/d", gzip.compress(body)[:-8])
+    assert decompress("raw/a", gzip.compress(body)) == (body, None)
+    assert decompress("raw/b", body[:-1]) == (body, None)  # a missing final newline is added
+    assert decompress("raw/c", gzip.compress(body) + gzip.compress(body)) == (body * 2, None)
+    assert decompress("raw/e", b"") == (b"", None)  # a plain object of no events
+
+
+def _problem(found: tuple[bytes, Problem | None]) -> str:
+    assert found[1] is not None
+    return found[1].message
+
+
+@pytest.mark.parametrize("padding", [1, 512, 10_000])
+def test_zero_padding_after_gzip_is_read_as_gzip_reads_it(padding: int) -> None:
+    """Before: an object gzip -dc reads whole was refused whole for its zero padding."""
+    body = b"".join(_line({**GOOD, "itemId": f"I{n}"}) + b"\n" for n in range(50))
+    padded = gzip.compress(body) + b"\0" * padding
+    assert decompress("raw/p.gz", padded) == (body, None)
+    both = gzip.compress(body) + b"\0" * padding + gzip.compress(body)
+    assert decompress("raw/q.gz", both) == (body * 2, None)
+
+
+def test_what_gzip_cannot_read_is_a_problem_and_what_came_before_it_is_kept() -> None:
+    body = b"".join(_line({**GOOD, "itemId": f"I{n}"}) + b"\n" for n in range(50))
+    whole = gzip.compress(body)
+    # Bytes after the gzip data that are not gzip (gzip -dc: "trailing garbage ignored").
+    read, problem = decompress("raw/g.gz", whole + b"garbage")
+    assert read == body
+    assert problem == Problem(
+        "body",
+        "Object raw/g.gz has 7 bytes after its gzip data that are not gzip; they were not read",
+    )
+    # Cut short: the lines it holds are read; the last, cut, line fails its parse later.
+    read, problem = decompress("raw/t.gz", whole[: len(whole) // 2])
+    assert body.startswith(read[: len(read) // 2])
+    assert "ends before its gzip stream does" in _problem((read, problem))
+    # A zero-byte .gz (an upload cut short) is recorded, not counted as an empty object.
+    assert _problem(decompress("raw/z.gz", b"")) == (
+        "Object raw/z.gz is empty (0 bytes) although named .gz; nothing read from it"
+    )
+    assert "is not valid gzip" in _problem(decompress("raw/d.gz", whole[:10] + b"x" * 40))
