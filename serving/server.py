@@ -10,8 +10,10 @@ from __future__ import annotations
 import logging
 import logging.handlers
 import os
+import sys
+import threading
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 from serving.app import SERVICE, build_app, make_handler
 from serving.app import logger as request_logger
@@ -24,25 +26,54 @@ LOG_BYTES: Final = 10 * 1024 * 1024
 LOG_BACKUPS: Final = 5
 
 
-def log_to_file(path: Path) -> None:
-    """Send this worker's request log and uvicorn's own to one rotating file (mode 0600)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    os.close(os.open(path, os.O_CREAT | os.O_APPEND | os.O_WRONLY, 0o600))
-    handler = logging.handlers.RotatingFileHandler(
-        path, maxBytes=LOG_BYTES, backupCount=LOG_BACKUPS, encoding="utf-8"
-    )
+class PrivateRotatingFileHandler(logging.handlers.RotatingFileHandler):
+    """A rotating log whose every file, the ones rotation starts too, is its owner's alone
+    (the stock handler creates them with the process's umask, usually 0644)."""
+
+    def _open(self) -> Any:
+        fd = os.open(self.baseFilename, os.O_CREAT | os.O_APPEND | os.O_WRONLY, 0o600)
+        os.fchmod(fd, 0o600)  # a file an older release made with other permissions
+        return os.fdopen(fd, "a", encoding=self.encoding, errors=self.errors)
+
+
+def configure_logging(path: Path | None) -> None:
+    """One JSON log for everything this worker says: the request log, uvicorn's, and every
+    package's logger (the background flusher's among them), to a rotating file (mode 0600)
+    or to standard output. Errors of a thread nobody joins are logged there too, not
+    printed to stderr."""
+    handler: logging.Handler
+    if path is None:
+        handler = logging.StreamHandler(sys.stdout)
+    else:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handler = PrivateRotatingFileHandler(
+            path, maxBytes=LOG_BYTES, backupCount=LOG_BACKUPS, encoding="utf-8"
+        )
     handler.setFormatter(request_logger.registered_formatter)
     for name in (SERVICE, "uvicorn", "uvicorn.error", "uvicorn.access"):
         target = logging.getLogger(name)
         target.handlers = [handler]
         target.propagate = False
+    root = logging.getLogger()
+    root.handlers = [handler]
+    root.setLevel(logging.WARNING)
+    logging.captureWarnings(True)
+    threading.excepthook = _log_thread_error
+
+
+def _log_thread_error(args: threading.ExceptHookArgs) -> None:
+    name = args.thread.name if args.thread else "a thread"
+    logging.getLogger(__name__).critical(
+        "%s stopped on an error nobody caught",
+        name,
+        exc_info=(args.exc_type, args.exc_value, args.exc_traceback),  # type: ignore[arg-type]
+    )
 
 
 def create_app() -> JsonErrors:
     """The ASGI app of one worker (uvicorn's `--factory`)."""
     log_file = os.environ.get(LOG_FILE_VARIABLE)
+    configure_logging(Path(log_file) if log_file else None)
     services = build_services(ServingSettings.from_env(), background_flush=True)
     app = LambdaASGI(make_handler(build_app(services), services), on_shutdown=services.sink.close)
-    if log_file:
-        log_to_file(Path(log_file))
     return JsonErrors(app)

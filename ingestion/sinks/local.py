@@ -37,6 +37,8 @@ from ingestion.lake import Lake
 from ingestion.raw import event_object_key, gzip_bytes, join_lines
 
 LOCAL_STREAM: Final = "recs-local"
+#: The longest wait between two attempts of a background flush that keeps failing.
+FLUSH_RETRY_MAX_S: Final = 60.0
 logger = logging.getLogger(__name__)
 
 _SCHEMA: Final = """
@@ -313,16 +315,46 @@ class LocalSink:
 
     def _run(self) -> None:
         period = max(0.05, min(1.0, self.hints.interval_s / 10))
+        wait, failures = period, 0
         try:
-            while not self._stop.wait(period):
+            while not self._stop.wait(wait):
                 try:
                     self.flush(force=False)
-                except (OSError, IngestionError, BotoCoreError, ClientError):
-                    # The events stay in the log and the batch stays pending; the next
-                    # round retries it, so a lake outage delays delivery but loses nothing.
-                    logger.exception("flush to %s failed; will retry", self.lake.uri)
+                except (OSError, sqlite3.Error, IngestionError, BotoCoreError, ClientError) as exc:
+                    # The events stay in the log and the batch stays pending; a later round
+                    # retries it, so a lake outage delays delivery but loses nothing. The
+                    # rounds back off, so a full disk is not filled faster by the log.
+                    failures += 1
+                    wait = min(FLUSH_RETRY_MAX_S, period * 2**failures)
+                    self._failed(exc, failures, wait)
+                    continue
+                if failures:
+                    logger.warning(
+                        "flush to %s works again after %d failed attempts",
+                        self.lake.uri,
+                        failures,
+                    )
+                wait, failures = period, 0
         finally:
             self.log.close()
+
+    def _failed(self, exc: Exception, failures: int, wait: float) -> None:
+        """Log a failed flush: the first with its traceback, later ones in one line."""
+        if failures == 1:
+            logger.exception(
+                "flush to %s failed; the events stay in the event log; next attempt in %.1f s",
+                self.lake.uri,
+                wait,
+            )
+            return
+        logger.error(
+            "flush to %s still failing after %d attempts (%s: %s); next attempt in %.1f s",
+            self.lake.uri,
+            failures,
+            type(exc).__name__,
+            exc,
+            wait,
+        )
 
     def close(self) -> None:
         """Stop the flusher thread. Events not yet due stay in the log for the next flush."""

@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import socket
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -23,6 +24,7 @@ from pathlib import Path
 import pytest
 
 from serving import server
+from serving.store import SQLiteStore
 from tests.conftest import free_port
 
 TIMEOUT_S = 1.0
@@ -39,6 +41,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, Path
     port = free_port()
     output = root / "stdout.txt"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RECS_", "POWERTOOLS_"))}
+    env["RECS_MODEL_CHECK_SECONDS"] = "0"
     with output.open("wb") as sink:
         process = subprocess.Popen(
             [
@@ -339,22 +342,48 @@ def test_the_log_goes_to_its_file_for_its_owner_and_no_metrics_are_printed(
     assert '"message":"request"' not in printed
 
 
-def test_the_log_file_rotates(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_log_file_rotates_and_every_file_is_its_owners_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before: the files rotation started were 0644."""
     monkeypatch.setattr(server, "LOG_BYTES", 2_000)
-    names = (server.SERVICE, "uvicorn", "uvicorn.error", "uvicorn.access")
-    saved = {n: (logging.getLogger(n).handlers[:], logging.getLogger(n).propagate) for n in names}
+    handler = server.PrivateRotatingFileHandler(
+        tmp_path / "serve.log", maxBytes=2_000, backupCount=server.LOG_BACKUPS, encoding="utf-8"
+    )
+    logger = logging.getLogger("tests.rotation")
+    logger.addHandler(handler)
     try:
-        server.log_to_file(tmp_path / "serve.log")
-        for n in range(100):
-            logging.getLogger("uvicorn.error").warning("line %d of a long day", n)
+        for n in range(1_000):
+            logger.warning("line %d of a long day", n)
     finally:
-        for name, (handlers, propagate) in saved.items():
-            for handler in logging.getLogger(name).handlers:
-                handler.close()
-            logging.getLogger(name).handlers = handlers
-            logging.getLogger(name).propagate = propagate
+        logger.removeHandler(handler)
+        handler.close()
     files = sorted(p.name for p in tmp_path.iterdir())
     assert files == sorted(
         ["serve.log", *(f"serve.log.{n}" for n in range(1, server.LOG_BACKUPS + 1))]
     )
     assert all((tmp_path / name).stat().st_size <= 2_000 for name in files)
+    assert {(tmp_path / name).stat().st_mode & 0o777 for name in files} == {0o600}
+
+
+def test_every_package_logs_to_the_log_file_not_to_the_output(
+    served: tuple[int, Path, Path],
+) -> None:
+    """Before: only the request log and uvicorn's went to --log-file; the flusher's and the
+    model loader's tracebacks went to stderr (serve.out), unrotated."""
+    port, log, output = served
+    store = log.parent / "online-store.sqlite3"
+    SQLiteStore(store).activate("20990101T000000Z")  # a version the lake lacks
+    try:
+        _, response = _exchange(port, _get_once("/v1/health"))
+        assert b"20990101T000000Z" in response
+        time.sleep(0.2)
+        records = [json.loads(line) for line in log.read_text().splitlines()]
+        assert any(
+            r["level"] == "ERROR" and "20990101T000000Z cannot be loaded" in r["message"]
+            for r in records
+        )
+        assert "20990101T000000Z" not in output.read_text()
+    finally:
+        with sqlite3.connect(store) as con:
+            con.execute("DELETE FROM pointer")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -160,5 +161,49 @@ def test_background_flusher_delivers_without_being_asked(tmp_path: Path) -> None
                 break
             time.sleep(0.05)
         assert len(_raw_ids(lake)) == 3
+    finally:
+        sink.close()
+
+
+class FullDisk(LocalLake):
+    """A lake whose writes fail as a full disk's do, until `full` is cleared."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.full = True
+        self.attempts = 0
+
+    def write_bytes(self, key: str, body: bytes) -> None:
+        self.attempts += 1
+        if self.full:
+            raise OSError(28, "No space left on device")
+        super().write_bytes(key, body)
+
+
+def test_background_flusher_backs_off_on_a_lake_it_cannot_write_and_logs_through_the_logger(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Before: every second, a traceback printed to stderr, on a disk that was already full."""
+    lake = FullDisk(tmp_path / "lake")
+    caplog.set_level(logging.WARNING, logger="ingestion.sinks.local")
+    sink = LocalSink(
+        EventLog(tmp_path / "log.sqlite3"), lake, hints=BufferHints(interval_s=0.1), background=True
+    )
+    try:
+        sink.put(_events(3))
+        time.sleep(1.6)  # rounds every 0.05 s would be about 30 attempts
+        assert 2 <= lake.attempts <= 6  # after 0.1, 0.2, 0.4 and 0.8 s
+        failures = [r for r in caplog.records if "flush to" in r.getMessage()]
+        assert len(failures) == lake.attempts
+        assert failures[0].exc_info is not None  # the first one with its traceback
+        assert all(r.exc_info is None for r in failures[1:])  # then one line each
+        assert "still failing after 2 attempts (OSError:" in failures[1].getMessage()
+        lake.full = False
+        for _ in range(80):
+            if len(_raw_ids(lake)) == 3:
+                break
+            time.sleep(0.05)
+        assert len(_raw_ids(lake)) == 3  # nothing acknowledged was lost
+        assert "works again" in caplog.records[-1].getMessage()
     finally:
         sink.close()
