@@ -129,9 +129,11 @@ serve: venv
 	$(BIN)/recs serve --port $(PORT)
 
 # The API in the background for the demo: var/serve.pid, var/serve.log (rotated); waits until healthy.
+# Every log line goes to var/serve.log; var/serve.out keeps what bypasses logging (the start
+# line), and the previous start's is kept as var/serve.out.1. All of var/ is the owner's alone.
 serve-background: venv stop
-	@mkdir -p var
-	@nohup $(BIN)/recs serve --port $(PORT) --log-level WARNING --log-file var/serve.log > var/serve.out 2>&1 & echo $$! > var/serve.pid
+	@umask 077; mkdir -p var; [ ! -f var/serve.out ] || mv -f var/serve.out var/serve.out.1; \
+		nohup $(BIN)/recs serve --port $(PORT) --log-level WARNING --log-file var/serve.log > var/serve.out 2>&1 & echo $$! > var/serve.pid
 	@$(BIN)/python -c 'import time, urllib.request as u; exec("for _ in range(150):\n try: u.urlopen(\"$(BASE)/v1/health\", timeout=1); break\n except Exception: time.sleep(0.2)\nelse: raise SystemExit(1)")' \
 		|| { echo "The API did not become healthy; see var/serve.out and var/serve.log"; cat var/serve.out var/serve.log; exit 1; }
 

@@ -209,7 +209,8 @@ class LocalLake:
         del lease_s  # a dead holder's flock is gone at once; no lease needed
         path = self.root / _clean_key(f"{LOCKS}/{name}.lock")
         path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("a+") as handle:
+        # The owner's alone, like every file of the lake (it names the holder's host and pid).
+        with os.fdopen(os.open(path, os.O_CREAT | os.O_RDWR | os.O_APPEND, 0o600), "a+") as handle:
             try:
                 fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:

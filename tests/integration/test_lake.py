@@ -70,6 +70,16 @@ def test_local_writes_leave_no_temporary_files(tmp_path: Path) -> None:
     assert [p.name for p in (tmp_path / "a").iterdir()] == ["b.gz"]
 
 
+def test_local_files_and_locks_are_the_owners_alone(tmp_path: Path) -> None:
+    """Before: a lock file was created 0644, unlike every other file of the lake."""
+    lake = LocalLake(tmp_path)
+    lake.write_bytes("raw/a.json", b"{}")
+    with lake.lock("etl", lease_s=60):
+        pass
+    modes = {p.name: p.stat().st_mode & 0o777 for p in tmp_path.rglob("*") if p.is_file()}
+    assert modes == {"a.json": 0o600, "etl.lock": 0o600}
+
+
 def test_open_lake_parses_uris(tmp_path: Path) -> None:
     assert open_lake(str(tmp_path)) == LocalLake(tmp_path.resolve())
     s3 = open_lake("s3://bucket/some/prefix/")
