@@ -5,12 +5,19 @@ The production model is whatever `recs publish` last published (`models/producti
 written by serving). It is loaded from its own artifacts, as serving loads it, and scored on
 the new model's holdout: each user is answered from their history before the cut, items are
 matched by id, so both models answer the same question.
+
+A decision needs evidence. Every comparison is paired, user by user, and carries a 95%
+bootstrap interval of the difference. Production is judged on held-out events it never saw;
+when fewer than `MIN_USERS` users have such events, that sample is too thin to judge on, and
+the gate says so and compares on the candidate's whole holdout instead, where production has
+seen the events (which can only favour production).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
@@ -23,6 +30,53 @@ from training.artifacts import PRODUCTION
 from training.data import Interactions, Split
 from training.metrics import evaluate
 from training.published import PublishedModel
+
+#: Held-out users (with events to score) below which a sample is too thin to judge on.
+MIN_USERS: Final = 200
+#: Bootstrap resamples of a paired comparison's interval.
+RESAMPLES: Final = 1000
+
+
+@dataclass(frozen=True)
+class Paired:
+    """The candidate against another model on the same users: the mean difference of their
+    per-user scores, and its 95% bootstrap interval."""
+
+    users: int
+    difference: float
+    low: float
+    high: float
+
+    @property
+    def thin(self) -> bool:
+        """Too few users to judge on."""
+        return self.users < MIN_USERS
+
+    def __str__(self) -> str:
+        return (
+            f"difference {self.difference:+.4f}, 95% interval {self.low:+.4f} to "
+            f"{self.high:+.4f}, over {self.users:,} users"
+        )
+
+    def to_json(self) -> dict[str, float | int]:
+        """As the manifest's gate entry holds it."""
+        return {"users": self.users, "difference": self.difference, "low": self.low,
+                "high": self.high}  # fmt: skip
+
+
+def paired(
+    candidate: npt.NDArray[np.float64], other: npt.NDArray[np.float64], seed: int = 0
+) -> Paired:
+    """A paired comparison of two models' per-user scores on the same users (a seeded
+    bootstrap over users, so the same scores give the same interval)."""
+    differences = candidate - other
+    if not len(differences):
+        return Paired(0, 0.0, 0.0, 0.0)
+    rng = np.random.default_rng(seed)
+    draws = rng.integers(0, len(differences), size=(RESAMPLES, len(differences)))
+    means = differences[draws].mean(axis=1)
+    low, high = np.quantile(means, [0.025, 0.975])
+    return Paired(len(differences), float(differences.mean()), float(low), float(high))
 
 
 def production_version(lake: Lake) -> str | None:
@@ -77,8 +131,20 @@ def score_published(
     k: int,
     progress: Progress = quiet,
 ) -> dict[str, float]:
-    """Metrics of a published version on this split, each user answered from their history
-    before the cut alone (the version's own history may reach past it): items matched by id."""
+    """Metrics of a published version on this split (see `rank_published`)."""
+    return evaluate(rank_published(model, log, split, k, progress), split.truth)
+
+
+def rank_published(
+    model: PublishedModel,
+    log: Interactions,
+    split: Split,
+    k: int,
+    progress: Progress = quiet,
+) -> npt.NDArray[np.int64]:
+    """A published version's top k for each test user of this split, answered from their
+    history before the cut alone (the version's own history may reach past it), in this
+    log's item codes (items matched by id; -1 pads)."""
     kinds = list(EVENT_TYPES)
     scored = np.zeros(log.n_users, dtype=bool)
     scored[split.test_users] = True
@@ -98,7 +164,7 @@ def score_published(
         found = model.recommend(model.user_history(None, news), now_ms, k)
         codes = [to_new[item] for item, _ in found if item in to_new][:k]
         recommended[row, : len(codes)] = codes
-    return evaluate(recommended, split.truth)
+    return recommended
 
 
 @dataclass
@@ -112,6 +178,8 @@ class GateResult:
     production_version: str | None = None
     production: dict[str, float] | None = None
     reasons: list[str] = field(default_factory=list)
+    #: The paired comparisons behind the decision: "popularity", "production".
+    evidence: dict[str, Paired] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         """The manifest's `gate` entry."""
@@ -123,6 +191,7 @@ class GateResult:
             "production_version": self.production_version,
             "production_metrics": self.production,
             "reasons": self.reasons,
+            "evidence": {name: found.to_json() for name, found in self.evidence.items()},
         }
 
 
@@ -133,8 +202,16 @@ def decide(
     production: dict[str, float] | None,
     production_version: str | None,
     no_production_reason: str = "no model is in production yet",
+    evidence: Mapping[str, Paired] | None = None,
+    notes: tuple[str, ...] = (),
 ) -> GateResult:
-    """Pass only a model strictly better than popularity and than production, if any."""
+    """Pass only a model strictly better than popularity and than production, if any.
+
+    `evidence` holds the paired comparisons the metrics come from, said beside each verdict.
+    Against production on a thin sample (under `MIN_USERS` users), a point estimate is noise:
+    the candidate must win beyond the 95% interval, or production stays. `notes` come first
+    among the reasons (what the decision could not rest on, and why)."""
+    evidence = dict(evidence or {})
     result = GateResult(
         passed=True,
         metric=metric,
@@ -142,26 +219,49 @@ def decide(
         popularity=popularity[metric],
         production_version=production_version,
         production=production,
+        reasons=list(notes),
+        evidence=evidence,
     )
+
+    def backed(name: str) -> str:
+        return f" ({evidence[name]})" if name in evidence else ""
+
     if candidate[metric] <= popularity[metric]:
         result.passed = False
         result.reasons.append(
             f"{metric} {candidate[metric]:.4f} does not beat popularity-count's "
-            f"{popularity[metric]:.4f}"
+            f"{popularity[metric]:.4f}{backed('popularity')}"
         )
+    versus = evidence.get("production")
     if production is not None and candidate[metric] <= production[metric]:
         result.passed = False
         result.reasons.append(
             f"{metric} {candidate[metric]:.4f} does not beat production {production_version}'s "
-            f"{production[metric]:.4f} on the same holdout"
+            f"{production[metric]:.4f} on the same holdout{backed('production')}"
+        )
+    elif production is not None and versus is not None and versus.thin and versus.low <= 0:
+        result.passed = False
+        result.reasons.append(
+            f"{metric} {candidate[metric]:.4f} beats production {production_version}'s "
+            f"{production[metric]:.4f}{backed('production')}, but {versus.users:,} users are "
+            f"too thin a sample to judge on (at least {MIN_USERS} are needed), where only a "
+            "win beyond the 95% interval counts: production stays"
         )
     if result.passed:
         result.reasons.append(
             f"{metric} {candidate[metric]:.4f} beats popularity-count ({popularity[metric]:.4f})"
+            + backed("popularity")
             + (
                 f" and production {production_version} ({production[metric]:.4f})"
+                + backed("production")
                 if production is not None
                 else f"; {no_production_reason}"
             )
         )
+        thin = min((found.users for found in evidence.values() if found.thin), default=None)
+        if thin is not None:
+            result.reasons.append(
+                f"only {thin:,} held-out users could be scored, a thin sample (at least "
+                f"{MIN_USERS} are needed to judge on): mind the intervals"
+            )
     return result

@@ -50,7 +50,6 @@ def evaluate(recommended: npt.NDArray[np.int64], truth: sp.csr_matrix) -> dict[s
     if not has_truth.any():
         # Nobody to score (say, no user tried anything new): every hit-based metric is 0.
         found, relevant = np.zeros((1, found.shape[1]), dtype=bool), np.ones(1)
-    discounts = 1.0 / np.log2(np.arange(2, max(CUTOFFS) + 2))
     metrics: dict[str, float] = {}
     shown = recommended[:, : max(CUTOFFS)]
     metrics["coverage"] = len(np.unique(shown[shown >= 0])) / truth.shape[1]
@@ -58,10 +57,33 @@ def evaluate(recommended: npt.NDArray[np.int64], truth: sp.csr_matrix) -> dict[s
     metrics["mean_reciprocal_rank_at_25"] = float(np.mean(1.0 / first))
     for k in CUTOFFS:
         top = found[:, :k]
-        dcg = (top * discounts[:k]).sum(axis=1)
-        ideal = np.cumsum(discounts[:k])[np.minimum(relevant, k).astype(np.int64) - 1]
-        metrics[f"normalized_discounted_cumulative_gain_at_{k}"] = float(np.mean(dcg / ideal))
+        metrics[f"normalized_discounted_cumulative_gain_at_{k}"] = float(
+            np.mean(_ndcg(found, relevant, k))
+        )
         metrics[f"precision_at_{k}"] = float(np.mean(top.sum(axis=1) / k))
     for k in (*CUTOFFS, 20):
         metrics[f"recall_at_{k}"] = float(np.mean(found[:, :k].sum(axis=1) / relevant))
     return {name: metrics[name] for name in METRIC_NAMES}
+
+
+def _ndcg(
+    found: npt.NDArray[np.bool_], relevant: npt.NDArray[np.float64], k: int
+) -> npt.NDArray[np.float64]:
+    """Each row's NDCG@k, from its hits and its number of relevant items (at least 1)."""
+    discounts = 1.0 / np.log2(np.arange(2, k + 2))
+    dcg = (found[:, :k] * discounts).sum(axis=1)
+    ideal = np.cumsum(discounts)[np.minimum(relevant, k).astype(np.int64) - 1]
+    return np.asarray(dcg / ideal, dtype=np.float64)
+
+
+def user_ndcg(
+    recommended: npt.NDArray[np.int64], truth: sp.csr_matrix, k: int
+) -> npt.NDArray[np.float64]:
+    """NDCG@k of each user who has held-out events, in row order: the per-user values whose
+    mean `evaluate` reports, for paired comparisons and their intervals."""
+    truth = truth.tocsr()
+    truth.sort_indices()
+    relevant = np.diff(truth.indptr).astype(np.float64)
+    has_truth = relevant > 0
+    found = hits(recommended[:, :k], truth)[has_truth]
+    return _ndcg(found, relevant[has_truth], k)

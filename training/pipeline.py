@@ -42,15 +42,23 @@ from training.data import (
     time_split,
 )
 from training.errors import NotEnoughData
-from training.gate import GateResult, decide, newer_split, production_version, score_published
-from training.metrics import evaluate
+from training.gate import (
+    MIN_USERS,
+    GateResult,
+    decide,
+    newer_split,
+    paired,
+    production_version,
+    rank_published,
+)
+from training.metrics import evaluate, user_ndcg
 from training.published import PublishedModel
 from training.recipes import ALS, ItemKNN, Popularity, Recipe
 from training.report import figure, markdown
 from training.scoring import rank_split, recommend_users
 from training.similar import MIN_EVENTS, category_fallback
 from training.trainer import version_name
-from training.tuning import BUDGET_S, SELECT_ON, Choice, choose, fresh, label
+from training.tuning import BUDGET_S, SELECT_CUTOFF, SELECT_ON, Choice, choose, fresh, label
 
 #: Recommendations evaluated and written per user and per item.
 K: Final = 25
@@ -289,27 +297,52 @@ def _gate(
     report: TrainReport,
     ranked: dict[str, npt.NDArray[np.int64]],
 ) -> GateResult:
-    """The served blend must beat popularity, and production on events it never saw."""
-    candidate = report.metrics[SERVED]
-    popularity = report.metrics["popularity-count"]
+    """The served blend must beat popularity, and production on events it never saw (or, when
+    too few users have such events, on the whole holdout, where production has seen them)."""
     live = production_version(lake)
     no_production = "no model is in production yet"
-    live_metrics = None
+    notes: list[str] = []
+    judged, production_ranked = split, None
     if live is not None:
         model = PublishedModel.load(lake, live)
         newer = newer_split(log, split, model.last_event_ms)
-        if newer is None:
-            no_production = (
-                f"no held-out event is newer than production {live}'s data, so it was not compared"
-            )
-            live = None
+        users = 0 if newer is None else _scored_users(newer)
+        if newer is not None and (users >= MIN_USERS or newer.truth.nnz == split.truth.nnz):
+            judged = newer  # all three on the same events: those production never saw
         else:
-            live_metrics = score_published(model, log, newer, K)
-            report.metrics[f"production {live}"] = live_metrics
-            # All three on the same events: those production never saw.
-            candidate = evaluate(ranked[SERVED], newer.truth)
-            popularity = evaluate(ranked["popularity-count"], newer.truth)
-    return decide(SELECT_ON, candidate, popularity, live_metrics, live, no_production)
+            notes.append(
+                f"only {users:,} held-out users have events newer than production {live}'s "
+                f"data: too thin to judge on (at least {MIN_USERS} are needed), so production "
+                f"was compared on the candidate's whole holdout ({_scored_users(split):,} "
+                "users), where it has seen some of the events (which can only favour it)"
+            )
+        production_ranked = rank_published(model, log, judged, K)
+    gains = {
+        name: user_ndcg(rows, judged.truth, SELECT_CUTOFF)
+        for name, rows in (
+            ("candidate", ranked[SERVED]),
+            ("popularity", ranked["popularity-count"]),
+            ("production", production_ranked),
+        )
+        if rows is not None
+    }
+    evidence = {
+        name: paired(gains["candidate"], gains[name]) for name in gains if name != "candidate"
+    }
+    candidate = evaluate(ranked[SERVED], judged.truth)
+    popularity = evaluate(ranked["popularity-count"], judged.truth)
+    live_metrics = None
+    if production_ranked is not None:
+        live_metrics = evaluate(production_ranked, judged.truth)
+        report.metrics[f"production {live}"] = live_metrics
+    return decide(
+        SELECT_ON, candidate, popularity, live_metrics, live, no_production, evidence, tuple(notes)
+    )
+
+
+def _scored_users(split: Split) -> int:
+    """Test users with held-out events to score."""
+    return int((np.diff(split.truth.tocsr().indptr) > 0).sum())
 
 
 def _write(

@@ -36,7 +36,9 @@ from training.metrics import evaluate
 from training.recipes import ALS, EASE, ItemKNN, Recipe
 from training.scoring import Components, components, rank, recommend_users
 
-SELECT_ON: Final = "normalized_discounted_cumulative_gain_at_10"
+#: The cutoff of the metric recipes are chosen and gated on.
+SELECT_CUTOFF: Final = 10
+SELECT_ON: Final = f"normalized_discounted_cumulative_gain_at_{SELECT_CUTOFF}"
 #: Where the validation folds cut the training data, as shares of its events by time.
 FOLDS: Final = (0.8, 0.9)
 #: Users scored per fold.

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from etl.job import run_etl
@@ -15,10 +17,11 @@ from ingestion.raw import event_object_key
 from serving.publish import publish
 from serving.store import SQLiteStore
 from tests.etl_helpers import curated_training_shop
+from training import pipeline
 from training.artifacts import PRODUCTION
 from training.errors import ModelNotFound, ModelRejected
 from training.evaluate import evaluate_version
-from training.gate import decide
+from training.gate import Paired, decide, paired
 from training.pipeline import train
 
 END = datetime(2026, 11, 1, tzinfo=UTC)
@@ -82,6 +85,15 @@ def test_publish_then_the_next_run_is_gated_against_production(
     manifest = json.loads(shop.read_bytes(f"models/{second.version}/manifest.json"))
     assert manifest["gate"]["production_version"] == first.version
     assert manifest["status"] == ("approved" if second.gate.passed else "candidate")
+    # A day of a 400-user shop is a thin sample: the gate says so, with the intervals, and
+    # only a win beyond the interval would replace production. Before, any sample decided.
+    assert any("too thin" in r or "a thin sample" in r for r in second.gate.reasons)
+    evidence = manifest["gate"]["evidence"]
+    assert set(evidence) == {"popularity", "production"}
+    assert evidence["production"]["users"] == evidence["popularity"]["users"] > 0
+    assert evidence["production"]["low"] <= evidence["production"]["difference"]
+    assert evidence["production"]["difference"] <= evidence["production"]["high"]
+    assert any("95% interval" in reason for reason in second.gate.reasons)
 
     # Production, scored on the new day it never saw, recorded in its manifest.
     result = evaluate_version(shop)
@@ -92,6 +104,38 @@ def test_publish_then_the_next_run_is_gated_against_production(
         "evaluations"
     ]
     assert evaluations[-1]["metrics"] == result.metrics
+
+
+def test_with_enough_users_production_is_judged_on_the_events_it_never_saw(
+    shop: LocalLake, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(pipeline, "MIN_USERS", 5)  # a 400-user shop's day is enough here
+    first = train(shop, now=END)
+    publish(shop, SQLiteStore(tmp_path / "store.sqlite3"), first.version)
+    _next_day(shop)
+    second = train(shop, now=END + timedelta(days=2))
+    assert second.gate is not None
+    assert not any("too thin to judge on" in reason for reason in second.gate.reasons)
+    evidence = second.gate.evidence
+    # All three on the same users: those with events production never saw.
+    assert 5 <= evidence["production"].users == evidence["popularity"].users
+
+
+def test_paired_comparisons_and_their_intervals() -> None:
+    same = np.array([0.0, 0.5, 1.0, 0.25])
+    assert paired(same, same) == Paired(4, 0.0, 0.0, 0.0)
+    better = paired(same + 0.1, same)
+    assert better.users == 4
+    assert better.low == pytest.approx(0.1)
+    assert better.high == pytest.approx(0.1)
+    rng = np.random.default_rng(3)
+    candidate, other = rng.random(500), rng.random(500)
+    found = paired(candidate, other)
+    assert found.low < found.difference < found.high
+    assert found.difference == pytest.approx(float(np.mean(candidate - other)))
+    assert found == paired(candidate, other)  # seeded: the same scores, the same interval
+    assert not found.thin
+    assert paired(candidate[:50], other[:50]).thin
 
 
 def test_a_candidate_is_refused_unless_forced(shop: LocalLake, tmp_path: Path) -> None:
@@ -130,6 +174,51 @@ def test_the_gate_needs_both_popularity_and_production_beaten() -> None:
     weak = decide(metric, {metric: 0.09}, {metric: 0.1}, None, None)
     assert not weak.passed
     assert weak.reasons == ["ndcg 0.0900 does not beat popularity-count's 0.1000"]
+
+
+def test_on_a_thin_sample_only_a_win_beyond_the_interval_replaces_production() -> None:
+    """Before: 105 users decided it, and "0.0000 does not beat 0.0000" was the reason."""
+    metric = "ndcg"
+    scores = ({metric: 0.2}, {metric: 0.1}, {metric: 0.15}, "v1")
+    noise = {
+        "popularity": Paired(105, 0.1, 0.05, 0.15),
+        "production": Paired(105, 0.05, -0.01, 0.11),
+    }
+    kept = decide(metric, *scores, evidence=noise)
+    assert not kept.passed
+    assert kept.reasons == [
+        "ndcg 0.2000 beats production v1's 0.1500 (difference +0.0500, 95% interval -0.0100 to "
+        "+0.1100, over 105 users), but 105 users are too thin a sample to judge on (at least "
+        "200 are needed), where only a win beyond the 95% interval counts: production stays"
+    ]
+    clear = {**noise, "production": Paired(105, 0.05, 0.01, 0.09)}
+    won = decide(metric, *scores, evidence=clear)
+    assert won.passed
+    assert won.reasons[-1] == (
+        "only 105 held-out users could be scored, a thin sample (at least 200 are needed to "
+        "judge on): mind the intervals"
+    )
+    ample = {name: replace(found, users=5_000) for name, found in noise.items()}
+    assert decide(metric, *scores, evidence=ample).passed  # a point estimate, on enough users
+
+
+def test_production_that_saw_the_whole_holdout_is_still_compared_on_it(
+    shop: LocalLake, tmp_path: Path
+) -> None:
+    """Before: with no held-out event newer than production's data, production was not
+    compared at all, and a candidate had only popularity to beat."""
+    _next_day(shop)
+    first = train(shop, now=END + timedelta(days=2))
+    publish(shop, SQLiteStore(tmp_path / "store.sqlite3"), first.version, force=True)
+    second = train(shop, now=END + timedelta(days=2, minutes=1), seed=7)
+    assert second.gate is not None
+    assert second.gate.production_version == first.version
+    assert second.gate.reasons[0].startswith(
+        f"only 0 held-out users have events newer than production {first.version}'s data: "
+        "too thin to judge on (at least 200 are needed), so production was compared on the "
+        "candidate's whole holdout ("
+    )
+    assert second.gate.evidence["production"].users > 0
 
 
 def test_publishing_nothing_says_what_to_run(local_lake: LocalLake, tmp_path: Path) -> None:
