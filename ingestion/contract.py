@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 import uuid
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
@@ -71,13 +72,30 @@ def check_id(value: str) -> str:
     return value
 
 
+#: RFC 3339's date-time (section 5.6): its "T" and "Z" may be lower case, and its note lets a
+#: space stand for the "T". The offset is optional here only to say that it is missing.
+_RFC3339: Final = re.compile(
+    r"(\d{4}-\d{2}-\d{2})[Tt ](\d{2}:\d{2}:\d{2})(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})?"
+)
+
+
 def _parse_rfc3339(value: object) -> datetime:
-    """Parse an RFC 3339 timestamp with an explicit offset, returned in UTC."""
+    """Parse an RFC 3339 timestamp with an explicit offset, returned in UTC.
+
+    Only RFC 3339: `datetime.fromisoformat` alone also takes ISO 8601's other forms (week
+    dates, an hour alone, the basic format), which producers in other languages cannot
+    count on, and refuses RFC 3339's lower-case t and z."""
     if isinstance(value, datetime):
         parsed = value
     elif isinstance(value, str):
+        shape = _RFC3339.fullmatch(value)
         try:
-            parsed = datetime.fromisoformat(value)
+            if shape is None:
+                raise ValueError(value)
+            day, time_of_day, fraction, offset = shape.groups()
+            parsed = datetime.fromisoformat(
+                f"{day}T{time_of_day}{(fraction or '')[:7]}{(offset or '').upper()}"
+            )
         except ValueError:
             raise ValueError(
                 f"must be an RFC 3339 timestamp such as 2025-08-16T18:30:00Z (got {value!r})"

@@ -117,6 +117,32 @@ def test_bad_events_are_refused_naming_field_and_rule(
     assert message in refused.value.first.message
 
 
+@pytest.mark.parametrize(
+    ("ts", "expected"),
+    [
+        ("2025-08-16t18:30:00z", datetime(2025, 8, 16, 18, 30, tzinfo=UTC)),
+        ("2025-08-16 18:30:00+02:00", datetime(2025, 8, 16, 16, 30, tzinfo=UTC)),
+        ("2025-08-16T18:30:00.123456789Z", datetime(2025, 8, 16, 18, 30, 0, 123456, tzinfo=UTC)),
+        ("2025-08-16T18:30:00.5+01:30", datetime(2025, 8, 16, 17, 0, 0, 500000, tzinfo=UTC)),
+    ],
+)
+def test_every_rfc_3339_form_is_accepted(ts: str, expected: datetime) -> None:
+    """Before: RFC 3339's lower-case t and z were refused."""
+    assert parse_event({**GOOD, "ts": ts}, now=NOW).ts == expected
+
+
+@pytest.mark.parametrize(
+    "ts",
+    ["2025-W33-6T18:30:00Z", "2025-08-16T18Z", "2025-08-16T18:30Z", "20250816T183000Z",
+     "2025-08-16T18:30:00.Z", "2025-08-16T18:30:00.1234567890Z", "2025-13-16T18:30:00Z",
+     "2025-08-16T18:30:60Z", "2025-08-16"],
+)  # fmt: skip
+def test_iso_8601_forms_that_are_not_rfc_3339_are_refused(ts: str) -> None:
+    """Before: week dates, an hour alone and the basic format were accepted."""
+    with pytest.raises(InvalidEvent, match="ts must be an RFC 3339 timestamp"):
+        parse_event({**GOOD, "ts": ts}, now=NOW)
+
+
 def test_ts_just_inside_the_clock_skew_is_accepted() -> None:
     ts = (NOW + timedelta(minutes=4, seconds=59)).isoformat()
     assert parse_event({**GOOD, "ts": ts}, now=NOW).ts > NOW
@@ -210,7 +236,8 @@ def test_an_item_needs_only_its_id_as_in_personalize() -> None:
         ({**ITEM, "title": "T" * 1001}, "title must be at most 1000 characters (got 1001)"),
         ({**ITEM, "attributes": {"description": "x" * 20_001}}, "longer than 20000 characters"),
         ({**ITEM, "price": -2}, "price must be at least 0"),
-        ({**ITEM, "created_at": "2025-01-01"}, "created_at must carry a time zone"),
+        ({**ITEM, "created_at": "2025-01-01T00:00:00"}, "created_at must carry a time zone"),
+        ({**ITEM, "created_at": "2025-01-01"}, "created_at must be an RFC 3339 timestamp"),
         ({**ITEM, "item_id": 7}, "item_id must be a string"),
     ],
 )
