@@ -261,6 +261,14 @@ def build_app(services: Services) -> APIGatewayHttpResolver:
             category = filter_.removeprefix("category:")
             if not category:
                 return error(400, "filter category:<name> needs a category name")
+            try:
+                check_id(category)
+            except ValueError:
+                return error(
+                    400,
+                    "filter category:<name> needs a name of printable characters, with no "
+                    f"control characters (got {category!r})",
+                )
         elif filter_ is not None and not not_purchased:
             return error(400, f"filter must be not-purchased or category:<name> (got {filter_!r})")
         refused = _bad_ids("userId", [user_id]) or _bad_ids("exclude", _ids(exclude))

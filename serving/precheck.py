@@ -77,13 +77,26 @@ def refuse(
     if not status and writes:
         # Exactly what the resolver parses as JSON: anything else would reach it and be
         # refused in another shape.
-        content_type = (header(event, "content-type") or "").split(";")[0].strip().lower()
+        content_type, *parameters = (header(event, "content-type") or "").lower().split(";")
+        content_type = content_type.strip()
+        charset = next(
+            (
+                value.strip().strip('"')
+                for name, _, value in (p.partition("=") for p in parameters)
+                if name.strip() == "charset"
+            ),
+            "utf-8",
+        )
         if content_type != "application/json":
             status = HTTPStatus.UNSUPPORTED_MEDIA_TYPE
             message = (
                 f"Content-Type must be application/json (got {content_type or 'none'}); "
                 "send the events as JSON"
             )
+        elif charset not in ("utf-8", "utf8"):
+            # JSON is UTF-8 (RFC 8259); a body in another charset would be read as mojibake.
+            status = HTTPStatus.UNSUPPORTED_MEDIA_TYPE
+            message = f"charset must be utf-8 (got {charset}); send the events as UTF-8 JSON"
     if not status and body and not _utf8(body, bool(event.get("isBase64Encoded"))):
         status, message = 400, "Body is not UTF-8 text; send the events as UTF-8 JSON"
     if not status:

@@ -321,6 +321,12 @@ BAD_QUERIES = [
     ("/v1/recommendations/personalized", f"userId={'u' * 300}", "userId must be at most 256"),
     ("/v1/recommendations/personalized", "userId=U1&filter=bought", "filter must be"),
     ("/v1/recommendations/personalized", "userId=U1&filter=category:", "filter category:"),
+    # Before: a control character in the category was a 200.
+    (
+        "/v1/recommendations/personalized",
+        "userId=U1&filter=category:%00",
+        "filter category:<name> needs a name of printable",
+    ),
     ("/v1/recommendations/related", "k=3", "Missing itemId"),
     ("/v1/recommendations/related", "itemId=I1&k=1000", "k must be between 1 and 100"),
 ]
@@ -418,6 +424,28 @@ def test_a_compressed_body_is_a_415_not_a_400(api: Client) -> None:
     )
     assert status == 415
     assert body["error"].startswith("Content-Encoding gzip is not supported")
+
+
+@pytest.mark.parametrize(
+    ("content_type", "status"),
+    [
+        ("application/json; charset=utf-16", 415),
+        ('application/json; charset="latin-1"', 415),
+        ("application/json; charset=UTF-8", 202),
+        ("application/json;charset=utf8", 202),
+    ],
+)
+def test_a_charset_other_than_utf8_is_a_415(api: Client, content_type: str, status: int) -> None:
+    """Before: charset=utf-16 was accepted, and the body read as UTF-8 anyway."""
+    reply = api(
+        "POST",
+        "/v1/events",
+        body='{"userId": "U1", "itemId": "I1", "event_type": "view"}',
+        headers={"Content-Type": content_type},
+    )
+    assert reply[0] == status, reply
+    if status == 415:
+        assert reply[1]["error"].startswith("charset must be utf-8")
 
 
 def test_head_is_get_without_a_body(api: Client) -> None:
