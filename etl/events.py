@@ -93,6 +93,9 @@ _CHUNK_LINES: Final = 1024
 _ROWS: Final = pa.schema(
     [f.with_nullable(True) for f in INTERACTIONS_TABLE.arrow_schema] + [("_seq", pa.int64())]
 )
+#: The most of one refused record a quarantine line keeps: four of the largest events. A line
+#: of 50 MB stays whole in the raw zone, not copied into the quarantine.
+MAX_QUARANTINED_BYTES: Final = 4 * MAX_EVENT_BYTES
 _LINE_BITS: Final = 32
 _MAX_LINES: Final = 1 << _LINE_BITS
 
@@ -126,14 +129,18 @@ class Rejected:
     record: bytes
 
     def to_json(self) -> dict[str, Any]:
-        """The quarantine line: source, line, reasons and the record as it was."""
-        return {
+        """The quarantine line: source, line, reasons and the record as it was, up to
+        `MAX_QUARANTINED_BYTES` (a longer one says its size; the raw zone keeps it whole)."""
+        found = {
             "source": self.source,
             "line": self.line,
             "reason": "; ".join(p.message for p in self.problems),
             "problems": [{"field": p.field, "message": p.message} for p in self.problems],
-            "record": self.record.decode("utf-8", errors="replace"),
+            "record": self.record[:MAX_QUARANTINED_BYTES].decode("utf-8", errors="replace"),
         }
+        if len(self.record) > MAX_QUARANTINED_BYTES:
+            found["record_bytes"] = len(self.record)
+        return found
 
 
 @dataclass

@@ -11,7 +11,7 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
-from etl.events import RawObject, decompress, read_events
+from etl.events import MAX_QUARANTINED_BYTES, RawObject, decompress, read_events
 from ingestion.contract import parse_stored_event
 from ingestion.errors import InvalidEvent, Problem
 
@@ -223,6 +223,18 @@ def test_refusals_name_the_object_the_line_and_the_reason() -> None:
     assert result.rejected[0].to_json()["reason"].startswith("event_type must be one of")
     assert result.table["_seq"].to_pylist() == [(3 << 32) | 1, (3 << 32) | 5]
     assert result.lines == 4
+
+
+def test_the_quarantine_keeps_the_head_of_a_huge_line_and_its_size() -> None:
+    """Before: a 50 MB line was copied whole into the quarantine."""
+    huge = _line({**GOOD, "itemId": "I" * 5_000_000})
+    result = read_events([RawObject("raw/events/h", 0, huge + b"\n")], now=NOW)
+    (refused,) = result.rejected
+    kept = refused.to_json()
+    assert kept["record_bytes"] == len(huge)
+    assert kept["record"].encode() == huge[:MAX_QUARANTINED_BYTES]
+    small = read_events([RawObject("raw/events/s", 0, b"not json\n")], now=NOW).rejected[0]
+    assert "record_bytes" not in small.to_json()
 
 
 def test_gzip_and_plain_objects_are_told_apart_by_content() -> None:
