@@ -100,6 +100,10 @@ class Lake(Protocol):
         """
         ...
 
+    def lock_held(self, name: str) -> bool:
+        """Whether a live holder has the lake-wide lock `name` now (it takes nothing)."""
+        ...
+
     def remove_abandoned(self, older_than_s: float = ABANDONED_AFTER_S) -> int:
         """Delete temporary files that killed writes left behind; return how many."""
         ...
@@ -224,6 +228,22 @@ class LocalLake:
                 yield
             finally:
                 fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+    def lock_held(self, name: str) -> bool:
+        """Whether a process holds the flock: a shared try on a read-only handle, let go at
+        once (a dead holder's flock is gone with it)."""
+        path = self.root / _clean_key(f"{LOCKS}/{name}.lock")
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except FileNotFoundError:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)  # closing lets go of a lock this took
+        return False
 
     def remove_abandoned(self, older_than_s: float = ABANDONED_AFTER_S) -> int:
         """Temporary files of writes (`.<name>.<random>.tmp`) older than `older_than_s`."""
@@ -358,6 +378,15 @@ class S3Lake:
             yield
         finally:
             s3.delete_object(Bucket=self.bucket, Key=key)
+
+    def lock_held(self, name: str) -> bool:
+        """Whether the lock object exists within its lease (a dead holder's lasts until its
+        lease runs out)."""
+        try:
+            holder = self.read_bytes(f"{LOCKS}/{name}.lock")
+        except FileNotFoundError:
+            return False
+        return not _expired(holder.decode("utf-8", "replace"))
 
     def remove_abandoned(self, older_than_s: float = ABANDONED_AFTER_S) -> int:
         """Nothing to do: an S3 PUT leaves no partial object behind."""

@@ -60,11 +60,12 @@ def status_command(limit: int, as_json: bool, settings: PipelineSettings) -> Non
     \b
     Example: recs pipeline status --limit 3
     """
-    from dataclasses import asdict
+    from dataclasses import asdict, replace
 
-    from orchestration.runs import last_runs
+    from orchestration.runs import last_runs, shown_status
 
-    runs = last_runs(lake_for_reading(settings.lake), limit)
+    lake = lake_for_reading(settings.lake)
+    runs = [replace(r, status=shown_status(lake, r)) for r in last_runs(lake, limit)]
     if as_json:
         out.print_json(json.dumps([asdict(r) for r in runs]))
         return
@@ -78,6 +79,12 @@ def status_command(limit: int, as_json: bool, settings: PipelineSettings) -> Non
             f"{resumed}, version {record.version or '-'}",
             highlight=False,
         )
+        if record.status == "killed":
+            out.print(
+                "    its runner stopped mid-run (no process holds the pipeline's lock); "
+                "`recs pipeline run --resume` goes on from the unfinished step",
+                highlight=False,
+            )
         for step in record.steps:
             took = f"{step.seconds:.1f} s" if step.seconds is not None else ""
             detail = step.error or step.result.get("reason") or ""

@@ -33,7 +33,7 @@ def handler(event: dict[str, Any], _context: Any = None) -> dict[str, Any]:
     name = event.get("step")
     if name == "start":
         given = event.get("input") or {}
-        record = start_run(lake, settings, clock_value(given.get("now")))
+        record = start_run(lake, settings, clock_value(given.get("now")), "state machine")
         return {
             "run_id": record.run_id,
             "trainer": record.trainer,

@@ -18,7 +18,7 @@ from common.errors import RecsError
 from common.progress import Progress, quiet
 from ingestion.contract import format_ts
 from ingestion.lake import Lake
-from orchestration.runs import RunRecord, StepRecord, new_run, resumable
+from orchestration.runs import PIPELINE_LOCK, Runner, RunRecord, StepRecord, new_run, resumable
 from orchestration.settings import PipelineSettings
 from orchestration.steps import Context, Step, StepSkipped, steps_for
 
@@ -82,7 +82,7 @@ def run_pipeline(
     sleep: Callable[[float], None] = time.sleep,
 ) -> RunRecord:
     """One night's run (or the rest of a failed one); raises `PipelineFailed` if a step failed."""
-    with lake.lock("pipeline", lease_s=LEASE_S):
+    with lake.lock(PIPELINE_LOCK, lease_s=LEASE_S):
         steps = steps_for(settings.trainer)
         if resume:
             record = resumable(lake)
@@ -135,10 +135,15 @@ def run_pipeline(
         return record
 
 
-def start_run(lake: Lake, settings: PipelineSettings, now: datetime | None = None) -> RunRecord:
+def start_run(
+    lake: Lake,
+    settings: PipelineSettings,
+    now: datetime | None = None,
+    runner: Runner = "local",
+) -> RunRecord:
     """A new run's record, for a runner that calls one step at a time (the state machine)."""
     steps = steps_for(settings.trainer)
-    record = new_run(now or datetime.now(UTC), settings.trainer, [s.name for s in steps])
+    record = new_run(now or datetime.now(UTC), settings.trainer, [s.name for s in steps], runner)
     record.save(lake)
     return record
 

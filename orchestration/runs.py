@@ -18,7 +18,11 @@ from ingestion.lake import Lake, damaged, read_json
 
 RUNS: Final = "_state/runs"
 StepStatus = Literal["pending", "running", "succeeded", "skipped", "failed"]
-RunStatus = Literal["running", "succeeded", "failed"]
+#: "killed" is never stored: it is what a "running" record of the local runner is when no
+#: process holds the pipeline's lock (`shown_status`).
+RunStatus = Literal["running", "succeeded", "failed", "killed"]
+#: Who drives a run's steps: `recs pipeline run` here, or the Step Functions state machine.
+Runner = Literal["local", "state machine"]
 
 
 class RunNotFound(RecsError):
@@ -53,6 +57,7 @@ class RunRecord:
     steps: list[StepRecord] = field(default_factory=list)
     #: Times the run was resumed after a failure or a kill.
     resumed: int = 0
+    runner: Runner = "local"
 
     @property
     def clock(self) -> datetime:
@@ -98,7 +103,7 @@ class RunRecord:
             raise damaged(lake, key, f"not a run record ({exc})") from None
 
 
-def new_run(now: datetime, trainer: str, steps: list[str]) -> RunRecord:
+def new_run(now: datetime, trainer: str, steps: list[str], runner: Runner = "local") -> RunRecord:
     """A record for a run starting now, its id sortable by time."""
     started = datetime.now(UTC)
     return RunRecord(
@@ -107,7 +112,21 @@ def new_run(now: datetime, trainer: str, steps: list[str]) -> RunRecord:
         trainer=trainer,
         started_at=format_ts(started),
         steps=[StepRecord(name) for name in steps],
+        runner=runner,
     )
+
+
+#: The lake-wide lock a local run holds from its start to its end.
+PIPELINE_LOCK: Final = "pipeline"
+
+
+def shown_status(lake: Lake, record: RunRecord) -> RunStatus:
+    """A run's status as it is now: a local run still recorded as running whose runner holds
+    no lock any more was killed (`recs pipeline run --resume` goes on with it)."""
+    local = record.runner == "local"
+    if record.status == "running" and local and not lake.lock_held(PIPELINE_LOCK):
+        return "killed"
+    return record.status
 
 
 def run_ids(lake: Lake) -> list[str]:

@@ -186,7 +186,7 @@ def quarantine(lake: Lake, *, newest: int = 20, reasons: int = 5) -> dict[str, A
 def ops(lake: Lake, *, days: int = 14, top: int = 10) -> dict[str, Any]:
     """The ops page's picture of the lake: production model, runs, the funnel over the last
     `days` days that have events, top items over the last 7 such days, quarantine."""
-    from orchestration.runs import last_runs
+    from orchestration.runs import last_runs, shown_status
     from training.versions import versions
 
     found = versions(lake)
@@ -213,7 +213,7 @@ def ops(lake: Lake, *, days: int = 14, top: int = 10) -> dict[str, Any]:
     runs = [
         {
             "runId": r.run_id,
-            "status": r.status,
+            "status": shown_status(lake, r),
             "trainer": r.trainer,
             "startedAt": r.started_at,
             "finishedAt": r.finished_at,

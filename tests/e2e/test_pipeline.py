@@ -166,6 +166,10 @@ def test_kill_9_mid_run_then_resume_ends_as_a_clean_run(shop: Path, tmp_path: Pa
         if process.poll() is None:
             process.kill()
     assert _record(killed)["status"] == "running"  # what a kill leaves: a run under way
+    # Before: `recs pipeline status` showed it as running, for ever.
+    shown = recs(killed, "pipeline", "status", "--limit", "1").stdout
+    assert f"{_record(killed)['run_id']}  killed  " in shown
+    assert "`recs pipeline run --resume` goes on" in shown
 
     resumed = recs(killed, "pipeline", "run", "--resume")
     assert "[1/7] flush: done in an earlier attempt" in resumed.stderr

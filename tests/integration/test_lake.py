@@ -80,6 +80,13 @@ def test_local_files_and_locks_are_the_owners_alone(tmp_path: Path) -> None:
     assert modes == {"a.json": 0o600, "etl.lock": 0o600}
 
 
+def test_lock_held_says_whether_someone_holds_a_lock(lake: LocalLake | S3Lake) -> None:
+    assert not lake.lock_held("pipeline")
+    with lake.lock("pipeline", lease_s=60):
+        assert lake.lock_held("pipeline")
+    assert not lake.lock_held("pipeline")
+
+
 def test_open_lake_parses_uris(tmp_path: Path) -> None:
     assert open_lake(str(tmp_path)) == LocalLake(tmp_path.resolve())
     s3 = open_lake("s3://bucket/some/prefix/")

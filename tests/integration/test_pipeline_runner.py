@@ -16,8 +16,8 @@ from ingestion.sinks import make_sink
 from ingestion.sinks.local import LocalSink
 from orchestration.commands import next_run, schedule
 from orchestration.notify import summary
-from orchestration.runner import PipelineFailed, run_pipeline
-from orchestration.runs import RunNotFound, RunRecord, resumable
+from orchestration.runner import PipelineFailed, run_pipeline, start_run
+from orchestration.runs import PIPELINE_LOCK, RunNotFound, RunRecord, resumable, shown_status
 from orchestration.settings import PipelineSettings
 from orchestration.steps import STEPS, steps_for
 
@@ -126,6 +126,19 @@ def test_a_run_resumed_an_hour_late_curates_the_events_that_arrived_meanwhile(
         "WHERE user_id = 'U-late'"
     ).fetchall()
     assert curated == [(5,)]
+
+
+def test_a_running_record_whose_runner_holds_no_lock_shows_as_killed(
+    shop: tuple[LocalLake, PipelineSettings],
+) -> None:
+    lake, settings = shop
+    local = start_run(lake, settings, NOW)
+    assert shown_status(lake, local) == "killed"  # nobody runs it: its runner died
+    with lake.lock(PIPELINE_LOCK, lease_s=60):
+        assert shown_status(lake, local) == "running"
+    remote = start_run(lake, settings, NOW, "state machine")
+    assert shown_status(lake, remote) == "running"  # Step Functions holds no lock
+    assert RunRecord.load(lake, remote.run_id).runner == "state machine"
 
 
 def test_a_run_record_survives_the_round_trip(shop: tuple[LocalLake, PipelineSettings]) -> None:
