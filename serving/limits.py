@@ -56,6 +56,9 @@ class ServerLimits:
     health_reserve: int = 32
 
 
+#: Connections of the health reserve one client address may hold: a client holding idle
+#: sockets cannot use up the reserve that the others' health checks need.
+RESERVE_PER_CLIENT: Final = 2
 #: The paths a connection of the health reserve may ask for.
 HEALTH_PATHS: Final = frozenset({b"/v1/health", b"/health"})
 #: How the head of a request ends (llhttp also takes bare line feeds).
@@ -119,7 +122,9 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         else:
             self._arm()
             return
-        if sum(1 for c in peers if c.health_only) >= limits.health_reserve:
+        reserve = [c for c in peers if c.health_only]
+        mine = sum(1 for c in reserve if c._peer == self._peer)
+        if len(reserve) >= limits.health_reserve or mine >= RESERVE_PER_CLIENT:
             self._refuse(503, f"{reason}; close some, or retry shortly")
             return
         self.health_only = True
