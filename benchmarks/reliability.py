@@ -27,7 +27,7 @@ import urllib.error
 import urllib.request
 from collections import deque
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final
 
@@ -115,9 +115,19 @@ def server_kills(root: Path, events: int, kills: int, rng: random.Random) -> dic
     servers = [_start_server(port, env)]
     done = threading.Event()
 
+    # Kills land at random points of the stream (after a random number of posts, then a few
+    # random milliseconds, mostly while a request is being handled), all `kills` of them
+    # before the client is done: waiting on the clock, a fast client outran them.
+    points = sorted(rng.sample(range(1, len(batches)), kills))
+    posted = [0]
+
     def killer() -> None:
-        # Kills land at random moments, mostly while a request is being handled.
-        while len(servers) <= kills and not done.wait(rng.uniform(0.3, 1.5)):
+        for point in points:
+            while posted[0] < point and not done.is_set():
+                time.sleep(0.001)
+            if done.is_set():
+                return
+            time.sleep(rng.uniform(0.0, 0.02))
             servers[-1].send_signal(signal.SIGKILL)
             servers[-1].wait()
             servers.append(_start_server(port, env))
@@ -128,6 +138,7 @@ def server_kills(root: Path, events: int, kills: int, rng: random.Random) -> dic
     deadline = time.monotonic() + RETRY_DEADLINE_S
     while batches and time.monotonic() < deadline:
         key, batch = batches.popleft()
+        posted[0] += 1
         headers = {"Content-Type": "application/json", "Idempotency-Key": key}
         try:
             status = _post(port, json.dumps(batch).encode(), headers)
@@ -337,8 +348,10 @@ _RAW_REQUESTS: Final[list[bytes]] = [
 ]
 
 
-def _raw_status(port: int, data: bytes) -> int:
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+def _raw_status(port: int, data: bytes, source: str = "127.0.0.1") -> int:
+    with socket.create_connection(
+        ("127.0.0.1", port), timeout=10, source_address=(source, 0)
+    ) as conn:
         conn.sendall(data)
         received = b""
         try:
@@ -396,6 +409,171 @@ def hostile_inputs(root: Path, count: int, rng: random.Random) -> dict[str, int]
     return {"tried": tried, "server_errors": server_errors, "no_answer": no_answer}
 
 
+def big_batch(root: Path) -> dict[str, int]:
+    """A valid 100-event batch of about 30 KB, its head and body in one write (as curl and
+    urllib send them): before, the body was counted as head, and it got a 431."""
+    (root / "lake" / "raw").mkdir(parents=True)
+    env, port = _env(root), free_port()
+    batch = [
+        {"userId": f"U{n}", "itemId": f"I{n}", "event_type": "view",
+         "properties": {"note": "x" * 250}}
+        for n in range(100)
+    ]  # fmt: skip
+    body = json.dumps(batch).encode()
+    server = _start_server(port, env)
+    try:
+        status = _post(port, body, {"Content-Type": "application/json"})
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    return {"sent": len(batch), "accepted": len(batch) if status == 202 else 0,
+            "bytes": len(body), "status": status}  # fmt: skip
+
+
+def _get_json(port: int, path: str) -> tuple[int, dict[str, Any]]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as answer:
+            return int(answer.status), json.loads(answer.read())
+    except urllib.error.HTTPError as exc:
+        return int(exc.code), json.loads(exc.read() or b"{}")
+
+
+def unloadable_version(root: Path, seconds: float = 6.0) -> dict[str, int]:
+    """Requests from 4 clients while a version with a file missing is published: `recs publish
+    --force` must refuse it, and a store that names it anyway must leave the version loaded
+    answering."""
+    from ingestion.lake import LocalLake
+    from serving.store import SQLiteStore
+    from training.pipeline import train
+
+    _published(root)
+    lake = LocalLake(root / "lake")
+    store = SQLiteStore(root / "store.sqlite3")
+    live = store.active_version()
+    broken = train(lake, now=END + timedelta(minutes=1), seed=9).version
+    if broken == live:
+        raise RuntimeError("the second version must be a new one")
+    (root / "lake" / "models" / broken / "similar-items.npz").unlink()
+    env, port = _env(root) | {"RECS_MODEL_CHECK_SECONDS": "0.2"}, free_port()
+    server = _start_server(port, env)
+    statuses: list[int] = []
+    versions: set[str] = set()
+    stop = threading.Event()
+
+    def client(n: int) -> None:
+        paths = ["/v1/recommendations/personalized?userId=U{}&k=5", "/v1/recommendations/"
+                 "related?itemId=I{}&k=5", "/v1/health"]  # fmt: skip
+        count = 0
+        while not stop.is_set():
+            path = paths[count % 3].format(1 + (n * 31 + count) % 500)
+            try:
+                status, body = _get_json(port, path)
+            except OSError:
+                status, body = 0, {}
+            statuses.append(status)
+            if body.get("modelVersion"):
+                versions.add(str(body["modelVersion"]))
+            count += 1
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(4)]
+    failure_seen = 0
+    try:
+        for thread in threads:
+            thread.start()
+        time.sleep(seconds / 3)
+        refused = _run("publish", "--force", broken, env=env).returncode != 0
+        store.activate(broken)  # a store that names it anyway (as --force did before)
+        time.sleep(seconds / 3)
+        failure_seen = int(_get_json(port, "/v1/health")[1].get("failure") is not None)
+        time.sleep(seconds / 3)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
+        server.terminate()
+        server.wait(timeout=30)
+    return {
+        "answers": len(statuses),
+        "server_errors": sum(1 for s in statuses if s >= 500),
+        "no_answer": statuses.count(0),
+        "other_versions": len(versions - {live}),
+        "publish_refused": int(refused),
+        "failure_in_health": failure_seen,
+    }
+
+
+def late_resume(root: Path, late: int = 500) -> dict[str, int]:
+    """A night that fails at its etl step, events acknowledged an hour later, then `recs
+    pipeline run --resume`: before, the resumed ETL used the run's clock and quarantined
+    them as "in the future"."""
+    from ingestion.generator import ShopSpec, generate_shop, write_catalog, write_raw
+    from ingestion.lake import LocalLake
+
+    lake = LocalLake(root / "lake")
+    shop = generate_shop(
+        ShopSpec(users=2_000, items=500, categories=10, days=20, events=20_000, seed=8,
+                 end=datetime.now(UTC).replace(minute=0, second=0, microsecond=0))
+    )  # fmt: skip
+    write_raw(shop, lake)
+    write_catalog(shop, lake)
+    env = _env(root)
+    clock = (datetime.now(UTC) - timedelta(hours=1)).isoformat(timespec="seconds")
+    with lake.lock("etl", lease_s=600):  # another ETL run holds the lake all night
+        failed = _run("pipeline", "run", "--now", clock, env=env).returncode != 0
+    lines = "".join(
+        json.dumps({"eventId": f"late-{n}", "userId": f"U{n % 300}", "itemId": f"I{n % 97}",
+                    "event_type": "view"}) + "\n"
+        for n in range(late)
+    )  # fmt: skip
+    ingested = subprocess.run(
+        [RECS, "ingest", "-"], input=lines, env=env, capture_output=True, text=True, check=False
+    )
+    acknowledged = late if ingested.returncode == 0 else 0
+    _run("flush", env=env)  # the raw zone receives them, as Firehose delivers
+    resumed = _run("pipeline", "run", "--resume", env=env).returncode == 0
+    _, ids = _curated(root / "lake")
+    quarantined = sum(1 for _ in (root / "lake" / "quarantine").rglob("*.jsonl"))
+    return {
+        "acknowledged": acknowledged,
+        "curated": sum(1 for n in range(late) if f"late-{n}" in ids),
+        "first_failed": int(failed),
+        "resumed": int(resumed),
+        "quarantine_files": quarantined,
+    }
+
+
+def idle_sockets(root: Path, sockets: int = 1_024, checks: int = 50) -> dict[str, int]:
+    """One address holds `sockets` idle connections; health checks from another address (a
+    load balancer's) and from the same one, meanwhile. Before, all got 503 for 10 s."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < sockets + 256:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, sockets + 256), hard))
+    _published(root)
+    env, port = _env(root), free_port()
+    server = _start_server(port, env)
+    held: list[socket.socket] = []
+    answered = same_address = 0
+    try:
+        for _ in range(sockets):
+            held.append(socket.create_connection(("127.0.0.1", port), timeout=5))
+        time.sleep(0.5)
+        for _ in range(checks):
+            answered += _raw_status(port, _HEALTH, source="127.0.0.2") == 200
+            same_address += _raw_status(port, _HEALTH) == 200
+            time.sleep(0.05)
+    finally:
+        for conn in held:
+            conn.close()
+        server.terminate()
+        server.wait(timeout=30)
+    return {"checks": checks, "answered": answered, "same_address": same_address}
+
+
+_HEALTH: Final = b"GET /v1/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+
+
 def reliability_rows(
     events: int = 3_000, etl_events: int = 300_000, kills: int = 6, hostile: int = 1_000
 ) -> tuple[list[Row], list[str]]:
@@ -409,6 +587,10 @@ def reliability_rows(
         etl = etl_kills(root / "etl", source, kills, rng)
         race = concurrent_etl(root / "race", source, rounds=3, runs=3)
         attack = hostile_inputs(root / "hostile", hostile, rng)
+        batch = big_batch(root / "batch")
+        unloadable = unloadable_version(root / "unloadable")
+        resume = late_resume(root / "resume")
+        sockets = idle_sockets(root / "sockets")
     rows = [
         Row(
             f"API server killed -9 {server['kills']} times under load: acknowledged events in "
@@ -447,6 +629,35 @@ def reliability_rows(
             attack["tried"],
             unit="",
         ),
+        Row(
+            f"a 100-event batch of {batch['bytes'] / 1024:.0f} KB, head and body in one write: "
+            "events accepted",
+            batch["accepted"],
+            "events sent",
+            batch["sent"],
+            unit="events",
+        ),
+        Row(
+            "a version that cannot be loaded, published under load: 5xx answers",
+            unloadable["server_errors"],
+            "answers",
+            unloadable["answers"],
+            unit="",
+        ),
+        Row(
+            "a night failed at its etl step, resumed an hour later: acknowledged events curated",
+            resume["curated"],
+            "events acknowledged in that hour",
+            resume["acknowledged"],
+            unit="events",
+        ),
+        Row(
+            "1,024 idle sockets held from one address: health checks from another answered",
+            sockets["answered"],
+            "health checks",
+            sockets["checks"],
+            unit="",
+        ),
     ]
     notes = [
         f"Server: {events:,} events in batches of 10 with an Idempotency-Key each, from one "
@@ -463,5 +674,23 @@ def reliability_rows(
         "message (the others ran, one at a time).",
         f"Hostile inputs: {attack['tried']:,} requests, {attack['no_answer']} closed without an "
         "answer (none expected). The 5xx count must be 0.",
+        f"Big batch: {batch['bytes']:,} bytes answered {batch['status']} (the body limit is "
+        "1,638,400 bytes; the head's, 16 KiB, counts the head alone).",
+        f"Unloadable version: 4 clients asking for personalized, related and health; a second "
+        "version lost its similar-items.npz; `recs publish --force` "
+        f"{'refused it' if unloadable['publish_refused'] else 'published it'}, then the store "
+        f"was made to name it anyway. {unloadable['no_answer']} requests got no answer, "
+        f"{unloadable['other_versions']} answers came from another version than the one loaded, "
+        f"and /v1/health {'showed' if unloadable['failure_in_health'] else 'did not show'} the "
+        "failure. The 5xx count must be 0.",
+        f"Late resume: the night {'failed' if resume['first_failed'] else 'did not fail'} at "
+        "etl while another run held the lake; 500 events were acknowledged by the local sink "
+        f"and flushed an hour after the run's clock; the resumed run "
+        f"{'succeeded' if resume['resumed'] else 'failed'}; {resume['quarantine_files']} "
+        "quarantine files.",
+        f"Idle sockets: the server's defaults (1,024 per worker, 256 per address, a health "
+        f"reserve of 32 with 2 per address). Health checks from the hoarding address itself: "
+        f"{sockets['same_address']} of {sockets['checks']} answered (its share of the reserve "
+        "is held by its own idle sockets).",
     ]
     return rows, notes
