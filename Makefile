@@ -62,9 +62,10 @@ demo: venv
 	@echo
 	@for line in $(DEMO_CURLS); do echo "\$$ $$line"; eval "$$line"; echo; done
 
-## test: the fast suite (unit, integration under moto, e2e); what CI runs
+## test: the fast suite (unit, integration under moto, e2e); what CI runs. One worker per CPU
+## (pytest-xdist), each taking whole files, so a module's fixtures are built once.
 test: venv $(CHECKOV_STAMP)
-	$(BIN)/pytest -m "not slow and not browser" -q
+	$(BIN)/pytest -m "not slow and not browser" -q -n auto --dist loadfile
 
 ## test-all: everything, including the slow suites and the browser test
 test-all: venv $(CHECKOV_STAMP) browser

@@ -52,6 +52,7 @@ def test_the_page_has_commands_and_outputs() -> None:
     assert not shown_in("Run …: 2,270 raw objects", "Run 2026-1: 2,269 raw objects")
 
 
+@pytest.mark.slow  # about 75 s: two real shops imported, curated and trained (make test-all)
 def test_own_data_doc_runs_as_written(tmp_path: Path) -> None:
     if not (DATA / "online-retail").is_dir() or not (DATA / "movielens-100k").is_dir():
         pytest.skip(

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 import schemathesis
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, given, settings
 from schemathesis import checks
 
 from serving.spec import SPEC_PATH
@@ -38,16 +38,25 @@ def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     services.sink.close()
 
 
-@schema.parametrize()
-@settings(
-    max_examples=60,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-    derandomize=True,
-)
+#: One test per operation, each with its own id: schemathesis's own parametrize gives them all
+#: one node id, and pytest-xdist then runs only one of them.
+OPERATIONS = [result.ok() for result in schema.get_all_operations()]
+
+
+@pytest.mark.parametrize("operation", OPERATIONS, ids=[op.label for op in OPERATIONS])
 def test_no_request_gets_a_5xx_or_an_undocumented_answer(
-    case: schemathesis.Case, base_url: str
+    operation: schemathesis.APIOperation, base_url: str
 ) -> None:
-    response = case.call(base_url=base_url)
-    assert response.status_code < 500, (response.status_code, response.text)
-    case.validate_response(response, excluded_checks=[checks.positive_data_acceptance])
+    @given(case=operation.as_strategy())
+    @settings(
+        max_examples=60,
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow],
+        derandomize=True,
+    )
+    def answers(case: schemathesis.Case) -> None:
+        response = case.call(base_url=base_url)
+        assert response.status_code < 500, (response.status_code, response.text)
+        case.validate_response(response, excluded_checks=[checks.positive_data_acceptance])
+
+    answers()

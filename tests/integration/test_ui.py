@@ -54,8 +54,8 @@ def keyed(shop: PublishedShop, tmp_path: Path) -> Iterator[str]:
     yield from _served(shop, tmp_path, frozenset({KEY}))
 
 
-def _get(url: str, **headers: str) -> tuple[int, dict[str, str], bytes]:
-    request = urllib.request.Request(url, headers=headers)
+def _get(url: str, method: str = "GET", **headers: str) -> tuple[int, dict[str, str], bytes]:
+    request = urllib.request.Request(url, headers=headers, method=method)
     try:
         with urllib.request.urlopen(request, timeout=30) as answer:
             return answer.status, dict(answer.headers), answer.read()
@@ -68,23 +68,14 @@ def _json(url: str, **headers: str) -> tuple[int, Any]:
     return status, json.loads(body)
 
 
-def _request(url: str, method: str) -> tuple[int, dict[str, str], bytes]:
-    request = urllib.request.Request(url, method=method)
-    try:
-        with urllib.request.urlopen(request, timeout=30) as answer:
-            return answer.status, dict(answer.headers), answer.read()
-    except urllib.error.HTTPError as error:
-        return error.code, dict(error.headers), error.read()
-
-
 @pytest.mark.parametrize("path", ["/", "/ops", "/ui/static/store.js"])
 def test_the_pages_answer_get_and_head_only(base: str, path: str) -> None:
     """Before: / and /ops answered 200 to PUT, DELETE, PATCH, TRACE and OPTIONS."""
     for method in ("PUT", "DELETE", "PATCH", "TRACE", "OPTIONS", "POST"):
-        status, headers, body = _request(base + path, method)
+        status, headers, body = _get(base + path, method)
         assert (status, headers["allow"]) == (405, "GET, HEAD"), method
         assert json.loads(body) == {"error": f"{path} answers GET only"}
-    status, headers, body = _request(base + path, "HEAD")
+    status, headers, body = _get(base + path, "HEAD")
     assert (status, body) == (200, b"")
     assert int(headers["content-length"]) > 0
 
