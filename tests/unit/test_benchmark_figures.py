@@ -1,0 +1,125 @@
+"""The benchmarks' own code: each figure is what a hand calculation gives on a tiny input.
+
+A benchmark that measures the wrong thing fails here, not in a table nobody re-derives:
+before, the scale rows' memory was the generator's peak (read in the same process after
+generating the shop), and implicit's peers left out items a shopper had bought even where
+shoppers buy them again.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import numpy as np
+import pyarrow as pa
+import pytest
+import scipy.sparse as sp
+
+from benchmarks.child import Measured, measure
+from benchmarks.quality import peers, per_user_ndcg
+from benchmarks.scale import scale_report, scale_rows
+from training.data import Interactions
+
+DAY_MS = 86_400_000
+START_MS = int(datetime(2026, 9, 1, tzinfo=UTC).timestamp() * 1000)
+
+
+def test_measure_gives_the_commands_own_peak_not_what_its_parent_holds() -> None:
+    held = b"\x01" * (300 << 20)  # the parent's data, as the generated shop was
+    child = "import time; b = b'\\x01' * (100 << 20); time.sleep(0.3)"
+    found = measure([sys.executable, "-c", child])
+    assert 100 <= found.rss_mb < 250
+    assert found.seconds >= 0.3
+    assert len(held) == 300 << 20  # still held while the child ran
+
+
+def test_measure_names_a_command_that_failed() -> None:
+    with pytest.raises(RuntimeError, match="failed \\(3\\): boom"):
+        measure([sys.executable, "-c", "import sys; sys.stderr.write('boom'); sys.exit(3)"])
+
+
+def test_the_scale_rows_are_the_medians_of_interleaved_runs() -> None:
+    measured = {
+        "ours": [Measured(10.0, 900.0), Measured(30.0, 1100.0), Measured(20.0, 1000.0)],
+        "peer": [Measured(5.0, 400.0), Measured(40.0, 600.0), Measured(10.0, 500.0)],
+    }
+    shape = {"events": 1_000, "users": 20, "items": 10}
+    rows, notes = scale_report(shape, measured, ["v1", "v2", "v3"])
+    assert [(r.ours, r.theirs) for r in rows] == [(20.0, 10.0), (1000.0, 500.0)]
+    assert (
+        rows[0].what
+        == "`recs train` at scale, median of 3: wall time, 1,000 interactions, 10 items"
+    )
+    assert "ours: 10.0, 30.0, 20.0 s; implicit: 5.0, 40.0, 10.0 s" in notes[0]
+    assert "at most 2x its time (2.00x: met) and 2x its memory (2.00x: met)" in notes[1]
+
+
+def test_the_scale_benchmark_times_recs_train_on_a_curated_lake() -> None:
+    """Before, it called train_on on events held in memory, skipping the user's path."""
+    rows, notes = scale_rows(4_000, runs=1)
+    assert rows[0].what.endswith("4,000 interactions, 50 items")  # all curated by the ETL
+    assert rows[0].ours > 0
+    assert rows[1].ours > 0
+    assert "Ours wrote 1 model versions with their batch files" in notes[1]
+
+
+def _log(days: int, users: int, item_of: Callable[[int, int], int]) -> Interactions:
+    """`users` shoppers, one purchase a day each, of item `item_of(user, day)`."""
+    rows = [(u, d) for d in range(days) for u in range(users)]
+    return Interactions.from_arrow(
+        pa.table(
+            {
+                "user_id": [f"U{u}" for u, _ in rows],
+                "item_id": [f"I{item_of(u, d)}" for u, d in rows],
+                "event_type": ["purchase"] * len(rows),
+                "ts_ms": [START_MS + d * DAY_MS + u * 1000 for u, d in rows],
+            }
+        )
+    )
+
+
+def test_popularity_and_repeat_peers_by_hand() -> None:
+    log = _log(10, 3, lambda u, d: [1, 2, 3][u] if d < 9 else 1)  # item 1 sells most lately
+    users = np.arange(3)
+    cut = START_MS + 10 * DAY_MS
+    ranked, detail = peers(log, users, cut)
+    code = {item: n for n, item in enumerate(log.item_ids.tolist())}
+    # Popularity over the last 30 days: I1 (12 sales), then I2 and I3 (9 each).
+    assert ranked["popularity, last 30 days"][0][:3].tolist() == [
+        code[i] for i in ("I1", "I2", "I3")
+    ]
+    # Each shopper's own most-bought first, then popular.
+    assert ranked["repeat then popularity"][1][:2].tolist() == [code["I2"], code["I1"]]
+    assert detail["repeat then popularity"] == "seen items first"
+    assert "too little data to choose on" in detail["implicit ALS"]
+
+
+@pytest.mark.parametrize(
+    ("item_of", "expected"),
+    [
+        (lambda u, d: 100 + u % 40, "seen items allowed"),  # every shopper rebuys one item
+        (lambda u, d: (u * 13 + d * 7) % 300, "seen items left out"),  # nobody buys twice
+    ],
+    ids=["repeats", "no repeats"],
+)
+def test_each_implicit_peer_gets_the_repeat_policy_its_validation_prefers(
+    item_of: Callable[[int, int], int], expected: str
+) -> None:
+    """Before: implicit's default left out bought items on a shop of rebuyers (0.106 where
+    the same model scores 0.368 with them allowed)."""
+    log = _log(30, 120, item_of)
+    users = np.arange(log.n_users)
+    _, detail = peers(log, users, START_MS + 30 * DAY_MS)
+    for name in ("implicit ALS", "implicit BPR", "EASE, tuned"):
+        assert expected in detail[name].split(":")[0], detail[name]
+
+
+def test_per_user_ndcg_by_hand() -> None:
+    truth = sp.csr_matrix(np.array([[1, 0, 1, 0], [0, 0, 0, 0], [0, 1, 0, 0]], dtype=np.float32))
+    best = np.array([[2, 3, 0], [0, 1, 2], [0, 3, 2]])
+    found = per_user_ndcg(best, truth, k=3)
+    ideal = 1 + 1 / np.log2(3)
+    # User 0 hits at ranks 1 and 3; user 1 has no truth and is left out; user 2 misses.
+    assert found.tolist() == pytest.approx([(1 + 1 / np.log2(4)) / ideal, 0.0])
