@@ -59,6 +59,7 @@ def build_services(settings: ServingSettings, *, background_flush: bool = False)
         live=LiveModel(lake, store, check_seconds=settings.model_check_seconds),
         store=store,
         history=history,
+        hide_carted=settings.hide_carted,
     )
     if settings.personalize_campaign_arn:
         from serving.personalize import CampaignRecommender

@@ -5,6 +5,9 @@ any newer events (from the recent-history store) folded in. In this order:
 
 1. **batch**: nothing newer than the version's data, no category: the published top-K from
    the online store, which training computed from the same profile with the same blend.
+
+In every path, what the user has in the cart (added, and not bought since, among their
+recent events) is left out: it is there already.
 2. **realtime**: the user has newer events (or asks for a category, or for more than the
    published row holds): the blend of `training.blend`, scored now over the profile with the
    new events added (`training.published`). The version's repeat policy applies as in batch,
@@ -28,7 +31,7 @@ from typing import Final, Literal
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from ingestion.history import RecentHistory
+from ingestion.history import RecentEvent, RecentHistory
 from ingestion.lake import Lake
 from serving.errors import ModelUnavailable
 from serving.store import OnlineStore
@@ -52,6 +55,18 @@ class Answer:
     model_version: str
     #: Set when the answer comes from a service that names its own (Personalize).
     recommendation_id: str | None = None
+
+
+def in_cart(recent: Collection[RecentEvent]) -> set[str]:
+    """The items of some recent events added to the cart and not bought since."""
+    carted: dict[str, int] = {}
+    bought: dict[str, int] = {}
+    for event in recent:
+        if event.event_type == "add_to_cart":
+            carted[event.item_id] = max(carted.get(event.item_id, 0), event.ts_ms)
+        elif event.event_type == "purchase":
+            bought[event.item_id] = max(bought.get(event.item_id, 0), event.ts_ms)
+    return {item for item, ts in carted.items() if bought.get(item, -1) < ts}
 
 
 @dataclass(frozen=True)
@@ -169,6 +184,9 @@ class Recommender:
     store: OnlineStore
     history: RecentHistory
     wall_clock: Callable[[], float] = time.time
+    #: Leave out of "recommended for you" what the user has in the cart and has not bought
+    #: since: offering back what they just added helps nobody.
+    hide_carted: bool = True
 
     def personalized(
         self,
@@ -184,7 +202,7 @@ class Recommender:
         model = self.live.get()
         recent = self.history.recent(user_id, limit=HISTORY_LIMIT)
         news = [(e.item_id, e.event_type, e.ts_ms) for e in recent if e.ts_ms > model.last_event_ms]
-        skip = set(exclude)
+        skip = set(exclude) | (in_cart(recent) if self.hide_carted else set())
         if not news and category is None:
             row = self.store.recommendations("user", user_id, model.version)
             if row is not None:

@@ -72,6 +72,11 @@ class ServingSettings(IngestionSettings, StoreSettings):
         "`tracking_id` in a Personalize version's manifest). With RECS_SINK=kinesis the "
         "Kinesis consumer forwards instead",
     )
+    hide_carted: bool = Field(
+        True,
+        description="Leave out of personalized answers what the user has in the cart and has "
+        "not bought since (false: offer it like any item)",
+    )
     api_keys: Annotated[frozenset[str], NoDecode] = Field(
         frozenset(),
         repr=False,

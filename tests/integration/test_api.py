@@ -14,12 +14,14 @@ from urllib.parse import parse_qsl
 
 import pytest
 
+from ingestion.history import RecentEvent
 from ingestion.raw import read_lines
 from ingestion.sinks.local import LocalSink
 from serving.app import Services
 from serving.asgi import JsonErrors
 from serving.idempotency import LocalRequestContext
 from serving.precheck import KEY_REFUSED
+from serving.recommend import in_cart
 from serving.shapes import INTERNAL_ERROR, MAX_BODY_BYTES
 from tests.conftest import load_event
 from tests.serving_helpers import (
@@ -287,6 +289,33 @@ def test_a_known_user_with_news_is_answered_in_realtime(api: Client) -> None:
     _, after, _ = api("GET", "/v1/recommendations/personalized", "userId=U1&k=5")
     assert after["source"] == "realtime"
     assert "I5" not in [i["id"] for i in after["items"]]  # not-purchased is the default
+
+
+def test_what_is_in_the_cart_leaves_recommended_for_you(api: Client) -> None:
+    """Before: the item just added to the cart came back at #1 of "recommended for you"."""
+    _, before, _ = api("GET", "/v1/recommendations/personalized", "userId=U1&k=10")
+    carted = [item["id"] for item in before["items"][:2]]
+    events = [{"userId": "U1", "itemId": item, "event_type": "add_to_cart"} for item in carted]
+    assert _post(api, events)[0] == 202
+    _, after, _ = api("GET", "/v1/recommendations/personalized", "userId=U1&k=10")
+    assert not set(carted) & {item["id"] for item in after["items"]}
+    assert len(after["items"]) == 10
+
+
+def test_the_cart_is_what_was_added_and_not_bought_since() -> None:
+    def event(item: str, kind: str, ts: int) -> RecentEvent:
+        return RecentEvent(item, kind, ts)
+
+    recent = [
+        event("A", "add_to_cart", 1),
+        event("B", "add_to_cart", 2),
+        event("B", "purchase", 3),
+        event("C", "purchase", 4),
+        event("C", "add_to_cart", 5),
+        event("D", "view", 6),
+    ]
+    assert in_cart(recent) == {"A", "C"}
+    assert in_cart([]) == set()
 
 
 def test_a_retry_with_the_same_idempotency_key_stores_nothing_twice(
