@@ -75,6 +75,21 @@ class Interactions:
             ts_ms=np.asarray(table["ts_ms"].to_numpy(), dtype=np.int64),
         )
 
+    def repeat_rates(self) -> dict[str, float]:
+        """How often users come back to an item they already had: per event type, the share
+        of its events whose (user, item) pair has an earlier event of any type; `any` over
+        all events. A ratings log, where each pair occurs once, is 0 everywhere."""
+        pair = self.user.astype(np.int64) * self.n_items + self.item
+        order = np.lexsort((self.ts_ms, pair))
+        again = np.zeros(len(pair), dtype=bool)
+        again[order[1:]] = pair[order[1:]] == pair[order[:-1]]
+        rates = {"any": float(again.mean()) if len(again) else 0.0}
+        for code, name in enumerate(EVENT_TYPES):
+            of_kind = self.kind == code
+            if of_kind.any():
+                rates[name] = float(again[of_kind].mean())
+        return rates
+
     def matrix(
         self,
         weights: Mapping[str, float] = DEFAULT_WEIGHTS,

@@ -56,7 +56,7 @@ from training.published import PublishedModel
 from training.recipes import ALS, ItemKNN, Popularity, Recipe
 from training.report import figure, markdown
 from training.scoring import rank_split, recommend_users
-from training.similar import MIN_EVENTS, category_fallback
+from training.similar import MIN_EVENTS, MIN_SHARED, RelatedReport, related_items
 from training.trainer import version_name
 from training.tuning import BUDGET_S, SELECT_CUTOFF, SELECT_ON, Choice, choose, fresh, label
 
@@ -78,7 +78,7 @@ class TrainReport:
     seconds: dict[str, float] = field(default_factory=dict)
     files: list[str] = field(default_factory=list)
     gate: GateResult | None = None
-    category_fallbacks: int = 0
+    related: RelatedReport = field(default_factory=lambda: RelatedReport(0, 0))
     tuning: Choice | None = None
     users_served: int = 0
     users_left_to_popular: int = 0
@@ -176,6 +176,12 @@ def train_on(
         f"data: {len(log):,} interactions, {log.n_users:,} users, {log.n_items:,} items, "
         f"{first:%Y-%m-%d} to {last:%Y-%m-%d}"
     )
+    rates = log.repeat_rates()
+    progress(
+        f"repeats: {rates['any']:.1%} of events come back to an item the user already had ("
+        + ", ".join(f"{name} {rate:.1%}" for name, rate in rates.items() if name != "any")
+        + ")"
+    )
     started = time.perf_counter()
     choice = choose(
         log,
@@ -231,8 +237,13 @@ def train_on(
     )
     categories = item_categories(lake)
     item_best, item_scores = similar.related(np.arange(log.n_items, dtype=np.int64), K)
-    item_best, item_scores, report.category_fallbacks = category_fallback(
-        log, categories, popular.popularity, item_best, item_scores
+    item_best, item_scores, report.related = related_items(
+        log,
+        categories,
+        popular.popularity,
+        item_best,
+        item_scores,
+        alpha=float(similar.params["alpha"]) if isinstance(similar, ItemKNN) else None,
     )
     report.seconds["refit"] = round(time.perf_counter() - started, 1)
     progress(
@@ -420,6 +431,7 @@ def _write(
             "items": log.n_items,
             "first_event": format_ts(datetime.fromtimestamp(log.ts_ms.min() / 1000, UTC)),
             "last_event": format_ts(datetime.fromtimestamp(log.ts_ms.max() / 1000, UTC)),
+            "repeat_rates": {k: round(v, 4) for k, v in log.repeat_rates().items()},
         },
         "batch_users": {
             "served": report.users_served,
@@ -429,8 +441,10 @@ def _write(
         "report": f"{prefix}/report.md",
         "similar_items": {
             "recipe": similar.name,
-            "category_fallbacks": report.category_fallbacks,
+            "category_fallbacks": report.related.replaced,
+            "topped_up_from_category": report.related.topped_up,
             "min_events": MIN_EVENTS,
+            "min_shared": MIN_SHARED,
         },
         "batch": [f"{batch}/{name}.jsonl" for name in batches],
         "libraries": _versions(),

@@ -109,6 +109,8 @@ class Choice:
     tried: list[dict[str, Any]] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    #: What the data settled before validation had a say, and why.
+    rules: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         """The manifest's `tuning` entry."""
@@ -119,6 +121,7 @@ class Choice:
             SELECT_ON: self.validation,
             "tried": self.tried,
             "skipped": self.skipped,
+            "rules": self.rules,
             "seconds": round(self.seconds, 1),
             "folds": list(FOLDS),
         }
@@ -232,6 +235,16 @@ def choose(
     assert best_recipe is not None
     progress(f"  recipe: {label(best_recipe)}, half-life {best_hl or 'none'}")
 
+    rules: list[str] = []
+    if repeats == "auto" and log.repeat_rates()["any"] == 0.0:
+        # A log where nobody ever came back to an item (ratings, say) says so plainly: no
+        # validation noise may make seen items come back.
+        repeats = "seen"
+        rules.append(
+            "repeats seen: no (user, item) pair occurs twice in the data, so items a user "
+            "already had are never recommended"
+        )
+        progress(f"  {rules[-1]}")
     blend, value = tune_blend(log, made, best_fits, repeats, progress)
     return Choice(
         recipe=best_recipe if blend.collab > 0 else None,
@@ -241,6 +254,7 @@ def choose(
         tried=tried,
         skipped=skipped,
         seconds=time.perf_counter() - started,
+        rules=rules,
     )
 
 

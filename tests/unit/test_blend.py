@@ -207,9 +207,31 @@ def test_tuning_welcomes_repeats_only_where_the_data_shows_they_pay() -> None:
     assert repeat_shop.blend.exclude == "none"
     assert repeat_shop.blend.own > 0 or repeat_shop.blend.recency > 0
     discovery_shop = choose(_shop(repeats=False), dict(DEFAULT_WEIGHTS), budget_s=30)
-    assert discovery_shop.blend.exclude in ("seen", "purchased")
+    # Nobody buys an item twice there: seen items never come back, whatever validation says.
+    # Before, "purchased" (or, on a noisy log of ratings, "none") could win on noise.
+    assert discovery_shop.blend.exclude == "seen"
+    assert discovery_shop.rules == [
+        "repeats seen: no (user, item) pair occurs twice in the data, so items a user already "
+        "had are never recommended"
+    ]
     assert discovery_shop.recipe is not None
     assert discovery_shop.validation > 0.1
+    assert repeat_shop.rules == []
+
+
+def test_repeat_rates_by_hand() -> None:
+    log = _log(
+        [
+            ("U1", "I1", "view", NOW),
+            ("U1", "I1", "purchase", NOW + 1),  # comes back to I1
+            ("U1", "I2", "view", NOW + 2),
+            ("U2", "I1", "view", NOW + 3),
+            ("U2", "I1", "view", NOW + 4),  # comes back to I1
+        ]
+    )
+    assert log.repeat_rates() == {"any": 0.4, "view": 0.25, "purchase": 1.0}
+    ratings = _log([(f"U{u}", f"I{i}", "view", NOW + i) for u in range(3) for i in range(4)])
+    assert ratings.repeat_rates() == {"any": 0.0, "view": 0.0}
 
 
 def test_row_positions_lists_each_rows_entries_in_order() -> None:
