@@ -23,6 +23,8 @@ BATCH: Final = "batch"
 #: The name, in a manifest's `metrics`, of what the version serves (the other entries are the
 #: baselines scored beside it).
 SERVED: Final = "served"
+#: The baseline of a shop of rebuyers: the user's own items, then the most popular.
+OWN_HISTORY: Final = "own, then popular"
 
 
 def npz_bytes(arrays: Mapping[str, npt.NDArray[Any]]) -> bytes:

@@ -85,6 +85,11 @@ class Blend:
 #: The baselines, as blends: all-time popularity, and popularity halving every 7 days.
 POPULARITY: Final = Blend(collab=0.0, trending=1.0, exclude="none", trending_half_life_days=None)
 TRENDING: Final = Blend(collab=0.0, trending=1.0, exclude="none", trending_half_life_days=7.0)
+#: The baseline a shop of rebuyers must beat: the user's own items, most touched first, then
+#: the most popular (the trending part only breaks ties and fills; an own item always wins).
+OWN_THEN_POPULAR: Final = Blend(
+    collab=0.0, own=1.0, trending=0.001, exclude="none", trending_half_life_days=None
+)
 
 
 @dataclass(frozen=True)

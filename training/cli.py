@@ -166,7 +166,14 @@ def train_command(
         f"repeats: {blend.exclude}), chosen on {SELECT_ON}",
         highlight=False,
     )
-    header = ["scored", *(f"ndcg@{k}" for k in CUTOFFS), "recall@20", "mrr@25", "coverage"]
+    header = [
+        "scored",
+        *(f"ndcg@{k}" for k in CUTOFFS),
+        "recall@20",
+        "mrr@25",
+        "coverage",
+        "new items ndcg@10",
+    ]
     out.print("  ".join(f"{h:>16}" for h in header))
     for name, metrics in report.metrics.items():
         cells = [
@@ -174,6 +181,7 @@ def train_command(
             metrics["recall_at_20"],
             metrics["mean_reciprocal_rank_at_25"],
             metrics["coverage"],
+            report.discovery.get(name, float("nan")),
         ]
         mark = "*" if name == SERVED else " "
         out.print(f"{mark + name:>16}  " + "  ".join(f"{c:>16.4f}" for c in cells))

@@ -181,6 +181,16 @@ class Split:
         return len(self.test_users)
 
 
+def unseen_truth(log: Interactions, split: Split) -> sp.csr_matrix:
+    """A split's truth without the items each scored user had touched before its cut: what
+    they discovered, which no replay of their own history can find."""
+    seen = log.matrix({"view": 1.0, "add_to_cart": 1.0, "purchase": 1.0}, mask=split.train)
+    seen = seen[split.test_users.astype(np.int64)]
+    unseen = split.truth - split.truth.multiply(seen > 0)
+    unseen.eliminate_zeros()
+    return unseen.tocsr()
+
+
 def time_split(
     log: Interactions, *, test_users: float = 0.1, holdout: float = 0.1, seed: int = 42
 ) -> Split:

@@ -178,8 +178,10 @@ class GateResult:
     production_version: str | None = None
     production: dict[str, float] | None = None
     reasons: list[str] = field(default_factory=list)
-    #: The paired comparisons behind the decision: "popularity", "production".
+    #: The paired comparisons behind the decision: "popularity", "own history", "production".
     evidence: dict[str, Paired] = field(default_factory=dict)
+    #: The metric of replaying each user's own history, then popular (where repeats are on).
+    own_history: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The manifest's `gate` entry."""
@@ -188,6 +190,7 @@ class GateResult:
             "metric": self.metric,
             "candidate": self.candidate,
             "popularity": self.popularity,
+            "own_history": self.own_history,
             "production_version": self.production_version,
             "production_metrics": self.production,
             "reasons": self.reasons,
@@ -204,8 +207,11 @@ def decide(
     no_production_reason: str = "no model is in production yet",
     evidence: Mapping[str, Paired] | None = None,
     notes: tuple[str, ...] = (),
+    own_history: dict[str, float] | None = None,
 ) -> GateResult:
-    """Pass only a model strictly better than popularity and than production, if any.
+    """Pass only a model strictly better than popularity, than production, if any, and, where
+    it lets users' own items come back (`own_history` given), than replaying their own
+    history before the popular items.
 
     `evidence` holds the paired comparisons the metrics come from, said beside each verdict.
     Against production on a thin sample (under `MIN_USERS` users), a point estimate is noise:
@@ -232,6 +238,14 @@ def decide(
             f"{metric} {candidate[metric]:.4f} does not beat popularity-count's "
             f"{popularity[metric]:.4f}{backed('popularity')}"
         )
+    if own_history is not None:
+        result.own_history = own_history[metric]
+        if candidate[metric] <= own_history[metric]:
+            result.passed = False
+            result.reasons.append(
+                f"{metric} {candidate[metric]:.4f} does not beat own history, then popular "
+                f"({own_history[metric]:.4f}){backed('own history')}"
+            )
     versus = evidence.get("production")
     if production is not None and candidate[metric] <= production[metric]:
         result.passed = False
@@ -251,6 +265,11 @@ def decide(
         result.reasons.append(
             f"{metric} {candidate[metric]:.4f} beats popularity-count ({popularity[metric]:.4f})"
             + backed("popularity")
+            + (
+                f", own history, then popular ({own_history[metric]:.4f})" + backed("own history")
+                if own_history is not None
+                else ""
+            )
             + (
                 f" and production {production_version} ({production[metric]:.4f})"
                 + backed("production")

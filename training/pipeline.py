@@ -30,8 +30,8 @@ import numpy.typing as npt
 from common.progress import Progress, quiet
 from ingestion.contract import format_ts
 from ingestion.lake import Lake
-from training.artifacts import BATCH, MODELS, SERVED, npz_bytes
-from training.blend import POPULARITY, TRENDING, Blend, History, trending_scores
+from training.artifacts import BATCH, MODELS, OWN_HISTORY, SERVED, npz_bytes
+from training.blend import OWN_THEN_POPULAR, POPULARITY, TRENDING, Blend, History, trending_scores
 from training.data import (
     DEFAULT_WEIGHTS,
     Interactions,
@@ -40,6 +40,7 @@ from training.data import (
     item_categories,
     load_events,
     time_split,
+    unseen_truth,
 )
 from training.errors import NotEnoughData
 from training.gate import (
@@ -79,6 +80,8 @@ class TrainReport:
     files: list[str] = field(default_factory=list)
     gate: GateResult | None = None
     related: RelatedReport = field(default_factory=lambda: RelatedReport(0, 0))
+    #: NDCG@10 of each ranked answer on items its users had never touched.
+    discovery: dict[str, float] = field(default_factory=dict)
     tuning: Choice | None = None
     users_served: int = 0
     users_left_to_popular: int = 0
@@ -205,10 +208,14 @@ def train_on(
     started = time.perf_counter()
     ranked = _holdout_ranked(log, dict(weights), choice, split)
     report.metrics = {name: evaluate(best, split.truth) for name, best in ranked.items()}
+    # Discovery: the same answers scored on the items each user had never touched.
+    unseen = unseen_truth(log, split)
+    report.discovery = {name: evaluate(best, unseen)[SELECT_ON] for name, best in ranked.items()}
     report.seconds["evaluation"] = round(time.perf_counter() - started, 1)
     for name, metrics in report.metrics.items():
         progress(
             f"  {name:24} NDCG@10 {metrics[SELECT_ON]:.4f}  recall@20 {metrics['recall_at_20']:.4f}"
+            f"  on new items NDCG@10 {report.discovery[name]:.4f}"
         )
     report.gate = _gate(lake, log, split, report, ranked)
 
@@ -295,6 +302,7 @@ def _holdout_ranked(
     ranked = {SERVED: served(choice.blend, model)}
     ranked["popularity-count"] = served(POPULARITY, None)
     ranked["trending"] = served(TRENDING, None)
+    ranked[OWN_HISTORY] = served(OWN_THEN_POPULAR, None)
     if model is not None:
         alone = Blend(collab=1.0, trending=0.0, exclude=choice.blend.exclude)
         ranked[f"{model.name} alone"] = served(alone, model)
@@ -328,11 +336,15 @@ def _gate(
                 "users), where it has seen some of the events (which can only favour it)"
             )
         production_ranked = rank_published(model, log, judged, K)
+    # Where the served blend lets a user's own items come back, replaying their own history
+    # is the bar to clear, beside popularity.
+    repeats = report.tuning is not None and report.tuning.blend.exclude != "seen"
     gains = {
         name: user_ndcg(rows, judged.truth, SELECT_CUTOFF)
         for name, rows in (
             ("candidate", ranked[SERVED]),
             ("popularity", ranked["popularity-count"]),
+            ("own history", ranked[OWN_HISTORY] if repeats else None),
             ("production", production_ranked),
         )
         if rows is not None
@@ -346,8 +358,17 @@ def _gate(
     if production_ranked is not None:
         live_metrics = evaluate(production_ranked, judged.truth)
         report.metrics[f"production {live}"] = live_metrics
+    own = evaluate(ranked[OWN_HISTORY], judged.truth) if repeats else None
     return decide(
-        SELECT_ON, candidate, popularity, live_metrics, live, no_production, evidence, tuple(notes)
+        SELECT_ON,
+        candidate,
+        popularity,
+        live_metrics,
+        live,
+        no_production,
+        evidence,
+        tuple(notes),
+        own_history=own,
     )
 
 
@@ -418,6 +439,7 @@ def _write(
         "tuning": choice.to_json(),
         "holdout": holdout,
         "metrics": report.metrics,
+        "discovery_ndcg_at_10": report.discovery,
         "baseline": "popularity-count",
         "status": "approved" if report.approved else "candidate",
         "gate": report.gate.to_json() if report.gate else None,

@@ -30,7 +30,7 @@ import scipy.sparse as sp
 
 from common.progress import Progress, quiet
 from training.blend import EXCLUDES, Blend, Exclude, History, top_by_score, trending_scores
-from training.data import Interactions, Split, global_split
+from training.data import Interactions, Split, global_split, unseen_truth
 from training.errors import NotEnoughData
 from training.metrics import evaluate
 from training.recipes import ALS, EASE, ItemKNN, Recipe
@@ -140,11 +140,7 @@ def folds(log: Interactions, seed: int) -> list[Fold]:
             split = global_split(log, holdout=1 - at, mask=mask, max_users=MAX_USERS, seed=seed)
         except NotEnoughData:
             continue
-        seen = log.matrix({"view": 1.0, "add_to_cart": 1.0, "purchase": 1.0}, mask=split.train)
-        seen = seen[split.test_users.astype(np.int64)]
-        unseen = split.truth - split.truth.multiply(seen > 0)
-        unseen.eliminate_zeros()
-        made.append(Fold(split, split.test_users.astype(np.int64), unseen.tocsr()))
+        made.append(Fold(split, split.test_users.astype(np.int64), unseen_truth(log, split)))
     if not made:
         raise NotEnoughData(
             "no validation fold has 10 users with interactions on both sides of its cut; "
