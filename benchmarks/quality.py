@@ -307,7 +307,7 @@ def ceiling(served: Served, cut_ms: int) -> tuple[float, str]:
         np.ones(len(log), dtype=bool), served.users.astype(np.int32), served.truth, cut_ms
     )
     fold = Fold(split, served.users, served.truth)
-    blend, value = tune_blend(log, [fold], [Fitted(history, matrix, recipe)], "auto", quiet)
+    blend, value, _ = tune_blend(log, [fold], [Fitted(history, matrix, recipe)], "auto", quiet)
     return value, f"repeats {blend.exclude}, {blend.describe()}"
 
 

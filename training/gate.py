@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, Final
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -28,55 +28,8 @@ from ingestion.contract import EVENT_TYPES
 from ingestion.lake import Lake, damaged, read_json
 from training.artifacts import PRODUCTION
 from training.data import Interactions, Split
-from training.metrics import evaluate
+from training.metrics import MIN_USERS, Paired, evaluate
 from training.published import PublishedModel
-
-#: Held-out users (with events to score) below which a sample is too thin to judge on.
-MIN_USERS: Final = 200
-#: Bootstrap resamples of a paired comparison's interval.
-RESAMPLES: Final = 1000
-
-
-@dataclass(frozen=True)
-class Paired:
-    """The candidate against another model on the same users: the mean difference of their
-    per-user scores, and its 95% bootstrap interval."""
-
-    users: int
-    difference: float
-    low: float
-    high: float
-
-    @property
-    def thin(self) -> bool:
-        """Too few users to judge on."""
-        return self.users < MIN_USERS
-
-    def __str__(self) -> str:
-        return (
-            f"difference {self.difference:+.4f}, 95% interval {self.low:+.4f} to "
-            f"{self.high:+.4f}, over {self.users:,} users"
-        )
-
-    def to_json(self) -> dict[str, float | int]:
-        """As the manifest's gate entry holds it."""
-        return {"users": self.users, "difference": self.difference, "low": self.low,
-                "high": self.high}  # fmt: skip
-
-
-def paired(
-    candidate: npt.NDArray[np.float64], other: npt.NDArray[np.float64], seed: int = 0
-) -> Paired:
-    """A paired comparison of two models' per-user scores on the same users (a seeded
-    bootstrap over users, so the same scores give the same interval)."""
-    differences = candidate - other
-    if not len(differences):
-        return Paired(0, 0.0, 0.0, 0.0)
-    rng = np.random.default_rng(seed)
-    draws = rng.integers(0, len(differences), size=(RESAMPLES, len(differences)))
-    means = differences[draws].mean(axis=1)
-    low, high = np.quantile(means, [0.025, 0.975])
-    return Paired(len(differences), float(differences.mean()), float(low), float(high))
 
 
 def production_version(lake: Lake) -> str | None:

@@ -7,6 +7,7 @@ catalog that appears in anyone's top 25.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Final
 
 import numpy as np
@@ -87,3 +88,51 @@ def user_ndcg(
     has_truth = relevant > 0
     found = hits(recommended[:, :k], truth)[has_truth]
     return _ndcg(found, relevant[has_truth], k)
+
+
+#: Held-out users (with events to score) below which a sample is too thin to judge on.
+MIN_USERS: Final = 200
+#: Bootstrap resamples of a paired comparison's interval.
+RESAMPLES: Final = 1000
+
+
+@dataclass(frozen=True)
+class Paired:
+    """The candidate against another model on the same users: the mean difference of their
+    per-user scores, and its 95% bootstrap interval."""
+
+    users: int
+    difference: float
+    low: float
+    high: float
+
+    @property
+    def thin(self) -> bool:
+        """Too few users to judge on."""
+        return self.users < MIN_USERS
+
+    def __str__(self) -> str:
+        return (
+            f"difference {self.difference:+.4f}, 95% interval {self.low:+.4f} to "
+            f"{self.high:+.4f}, over {self.users:,} users"
+        )
+
+    def to_json(self) -> dict[str, float | int]:
+        """As the manifest's gate entry holds it."""
+        return {"users": self.users, "difference": self.difference, "low": self.low,
+                "high": self.high}  # fmt: skip
+
+
+def paired(
+    candidate: npt.NDArray[np.float64], other: npt.NDArray[np.float64], seed: int = 0
+) -> Paired:
+    """A paired comparison of two models' per-user scores on the same users (a seeded
+    bootstrap over users, so the same scores give the same interval)."""
+    differences = candidate - other
+    if not len(differences):
+        return Paired(0, 0.0, 0.0, 0.0)
+    rng = np.random.default_rng(seed)
+    draws = rng.integers(0, len(differences), size=(RESAMPLES, len(differences)))
+    means = differences[draws].mean(axis=1)
+    low, high = np.quantile(means, [0.025, 0.975])
+    return Paired(len(differences), float(differences.mean()), float(low), float(high))

@@ -44,15 +44,13 @@ from training.data import (
 )
 from training.errors import NotEnoughData
 from training.gate import (
-    MIN_USERS,
     GateResult,
     decide,
     newer_split,
-    paired,
     production_version,
     rank_published,
 )
-from training.metrics import evaluate, user_ndcg
+from training.metrics import MIN_USERS, evaluate, paired, user_ndcg
 from training.published import PublishedModel
 from training.recipes import ALS, ItemKNN, Popularity, Recipe
 from training.report import figure, markdown

@@ -13,6 +13,13 @@ before its cut and scores what each user did after it. Scores are averaged over 
    policy and trending half-life, on NDCG@10 of exactly what would be served, repeats
    counted.
 
+Every choice starts from a default, and moves away from it only when validation shows,
+beyond noise, that another option pays: the recipe from the first candidate (item-kNN), the
+half-life from none, the blend from `default_blend`. "Beyond noise" means the lower end of
+a 95% paired bootstrap interval of the per-user gain is above 0. Where the time-cut folds
+score fewer than `MIN_VALIDATION_USERS` users (a log spanning years, with few users active
+near its end), a third fold holds out each user's newest events, so that more users speak.
+
 On a large shop the folds are drawn from a sample of users, and each fold scores at most
 `MAX_USERS` users, so tuning takes a bounded time. A time budget stops trying candidates
 once spent; the manifest lists what was tried, what was skipped, and why.
@@ -21,7 +28,7 @@ once spent; the manifest lists what was tried, what was skipped, and why.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Final, NamedTuple
 
@@ -30,9 +37,9 @@ import scipy.sparse as sp
 
 from common.progress import Progress, quiet
 from training.blend import EXCLUDES, Blend, Exclude, History, top_by_score, trending_scores
-from training.data import Interactions, Split, global_split, unseen_truth
+from training.data import Interactions, Split, global_split, time_split, unseen_truth
 from training.errors import NotEnoughData
-from training.metrics import evaluate
+from training.metrics import MIN_USERS, Paired, evaluate, paired, user_ndcg
 from training.recipes import ALS, EASE, ItemKNN, Recipe
 from training.scoring import Components, components, rank, recommend_users
 
@@ -52,6 +59,21 @@ TRENDING_HALF_LIVES: Final[tuple[float | None, ...]] = (7.0, 30.0, None)
 WEIGHT_GRID: Final = (0.0, 0.1, 0.3, 1.0, 3.0)
 EASE_L2: Final = (300.0, 100.0, 1000.0, 30.0)
 K: Final = 25
+#: Scored users, over the time-cut folds, below which a fold of each user's newest events is
+#: added: fewer users than the gate needs to judge on is too few to choose on.
+MIN_VALIDATION_USERS: Final = MIN_USERS
+
+
+def default_blend(exclude: Exclude = "purchased") -> Blend:
+    """What is served unless validation shows beyond noise that other weights pay: the
+    recipe, a little of what is trending, and the given repeat policy."""
+    return Blend(exclude=exclude)
+
+
+def beyond_noise(chosen: np.ndarray, default: np.ndarray) -> Paired:
+    """The chosen option's per-user gain over the default's, paired, with its interval; a
+    choice is kept only where `low > 0`."""
+    return paired(np.asarray(chosen, np.float64), np.asarray(default, np.float64))
 
 
 def recipe_candidates(n_items: int, seed: int) -> list[Recipe]:
@@ -87,6 +109,8 @@ class Fold:
     split: Split
     users: np.ndarray
     unseen_truth: sp.csr_matrix
+    #: Held out each user's newest events rather than cut on global time.
+    per_user: bool = False
 
 
 class Fitted(NamedTuple):
@@ -124,6 +148,7 @@ class Choice:
             "rules": self.rules,
             "seconds": round(self.seconds, 1),
             "folds": list(FOLDS),
+            "min_validation_users": MIN_VALIDATION_USERS,
         }
 
 
@@ -141,12 +166,30 @@ def folds(log: Interactions, seed: int) -> list[Fold]:
         except NotEnoughData:
             continue
         made.append(Fold(split, split.test_users.astype(np.int64), unseen_truth(log, split)))
+    if sum(len(fold.users) for fold in made) < MIN_VALIDATION_USERS:
+        per_user = _per_user_fold(log, seed)
+        if per_user is not None:
+            made.append(per_user)
     if not made:
         raise NotEnoughData(
             "no validation fold has 10 users with interactions on both sides of its cut; "
             "collect more history"
         )
     return made
+
+
+def _per_user_fold(log: Interactions, seed: int) -> Fold | None:
+    """A fold holding out each user's newest 10% of events (at least one), for up to
+    `MAX_USERS` users with 2 or more: Personalize's own evaluation split. Its "now" is just
+    after the newest event it trains on."""
+    eligible = int((np.bincount(log.user, minlength=log.n_users) >= 2).sum())
+    if eligible < 10:
+        return None
+    split = time_split(log, test_users=min(1.0, MAX_USERS / eligible), seed=seed)
+    if not split.train.any():
+        return None
+    split = replace(split, cut_ms=int(log.ts_ms[split.train].max()) + 1)
+    return Fold(split, split.test_users.astype(np.int64), unseen_truth(log, split), True)
 
 
 def choose(
@@ -163,10 +206,19 @@ def choose(
     """Choose the recipe, half-life, repeat policy and blend weights on validation folds."""
     started = time.perf_counter()
     made = folds(log, seed)
+    on_time = [f for f in made if not f.per_user]
     progress(
-        f"validation: {len(made)} folds cut on global time, "
-        f"{sum(len(f.users) for f in made):,} users scored"
+        f"validation: {len(on_time)} folds cut on global time"
+        + (", and one of each user's newest events" if len(on_time) < len(made) else "")
+        + f", {sum(len(f.users) for f in made):,} users scored"
     )
+    rules: list[str] = []
+    if len(on_time) < len(made):
+        rules.append(
+            f"validation: the folds cut on global time score only "
+            f"{sum(len(f.users) for f in on_time):,} users, under {MIN_VALIDATION_USERS}, so a "
+            "fold of each user's newest events was added"
+        )
     candidates = recipe_candidates(log.n_items, seed)
     skipped: list[str] = []
     if log.n_items > EASE.MAX_ITEMS:
@@ -181,8 +233,8 @@ def choose(
     half_lives: Sequence[float | None] = HALF_LIVES if half_life == "auto" else (half_life,)  # type: ignore[assignment]
     tried: list[dict[str, Any]] = []
 
-    def discovery(model: Recipe, hl: float | None) -> tuple[float, list[Fitted]]:
-        scores, fits = [], []
+    def discovery(model: Recipe, hl: float | None) -> tuple[float, list[Fitted], np.ndarray]:
+        scores, fits, users = [], [], []
         for fold in made:
             history = log.history(weights, fold.split.train, hl)
             matrix = history.weight_matrix(log.n_items)
@@ -201,37 +253,65 @@ def choose(
                 K,
             )
             scores.append(evaluate(best, fold.unseen_truth)[SELECT_ON])
+            users.append(user_ndcg(best, fold.unseen_truth, SELECT_CUTOFF))
         # A shop where nobody tried anything new in a fold has no discovery to score: 0.
         value = float(np.nan_to_num(np.mean(scores))) if scores else 0.0
         tried.append({"recipe": label(model), "half_life_days": hl, "discovery_ndcg10": value})
         progress(f"  {label(model):28} half-life {hl or 'none'}: discovery NDCG@10 {value:.4f}")
-        return value, fits
+        return value, fits, np.concatenate(users) if users else np.zeros(0)
+
+    def kept(what: str, chosen: np.ndarray, default: np.ndarray, default_name: str) -> bool:
+        """Whether a choice beats its default beyond noise; if not, say so in the rules."""
+        gain = beyond_noise(chosen, default)
+        if gain.low > 0:
+            return True
+        rules.append(
+            f"{what}: its gain over {default_name} ({gain}) is within noise, so "
+            f"{default_name} stays"
+        )
+        progress(f"  {rules[-1]}")
+        return False
 
     best_recipe: Recipe | None = None
     best_value, best_hl = -1.0, half_lives[0]
-    # The best candidate's fits on each fold, kept for the blend rather than refitted.
+    # The best candidate's fits on each fold, kept for the blend rather than refitted; and
+    # the first (default) candidate's, to fall back on when the best one's gain is noise.
     best_fits: list[Fitted] = []
+    best_users = first_users = np.zeros(0)
+    first: tuple[Recipe, float, list[Fitted]] | None = None
     first_hl = half_lives[0]
     for model in candidates:
         if best_recipe is not None and time.perf_counter() - started > budget_s:
             skipped.append(f"{label(model)}: the {budget_s:g} s tuning budget was spent")
             continue
-        value, fits = discovery(model, first_hl)
+        value, fits, users = discovery(model, first_hl)
+        if first is None:
+            first, first_users = (model, value, fits), users
         if best_recipe is None or value > best_value:
-            best_recipe, best_value, best_fits = model, value, fits
+            best_recipe, best_value, best_fits, best_users = model, value, fits, users
+    assert best_recipe is not None
+    if (
+        first is not None
+        and best_recipe is not first[0]
+        and not kept(label(best_recipe), best_users, first_users, label(first[0]))
+    ):
+        best_recipe, best_value, best_fits = first
+        best_users = first_users
+    at_first_hl = (best_value, best_fits, best_users)
     for hl in half_lives[1:]:
-        if best_recipe is None:
-            break
         if time.perf_counter() - started > budget_s:
             skipped.append(f"half-life {hl} days: the {budget_s:g} s tuning budget was spent")
             continue
-        value, fits = discovery(best_recipe, hl)
+        value, fits, users = discovery(best_recipe, hl)
         if value > best_value:
-            best_value, best_hl, best_fits = value, hl, fits
-    assert best_recipe is not None
+            best_value, best_hl, best_fits, best_users = value, hl, fits, users
+    if best_hl != first_hl and not kept(
+        f"half-life {best_hl} days", best_users, at_first_hl[2], f"half-life {first_hl or 'none'}"
+    ):
+        best_hl = first_hl
+        best_value, best_fits, best_users = at_first_hl
     progress(f"  recipe: {label(best_recipe)}, half-life {best_hl or 'none'}")
 
-    rules: list[str] = []
     if repeats == "auto" and log.repeat_rates()["any"] == 0.0:
         # A log where nobody ever came back to an item (ratings, say) says so plainly: no
         # validation noise may make seen items come back.
@@ -241,7 +321,15 @@ def choose(
             "already had are never recommended"
         )
         progress(f"  {rules[-1]}")
-    blend, value = tune_blend(log, made, best_fits, repeats, progress)
+    blend, value, scores = tune_blend(log, made, best_fits, repeats, progress)
+    default = default_blend("purchased" if repeats == "auto" else repeats)  # type: ignore[arg-type]
+    if blend != default and not kept(
+        f"the blend (repeats {blend.exclude}, {blend.describe()})",
+        scores(blend),
+        scores(default),
+        f"the default blend (repeats {default.exclude}, {default.describe()})",
+    ):
+        blend, value = default, float(np.mean(scores(default)))
     return Choice(
         recipe=best_recipe if blend.collab > 0 else None,
         half_life_days=best_hl,
@@ -260,9 +348,10 @@ def tune_blend(
     fits: list[Fitted],
     repeats: Exclude | str,
     progress: Progress,
-) -> tuple[Blend, float]:
+) -> tuple[Blend, float, Callable[[Blend], np.ndarray]]:
     """Coordinate ascent over the weights, for each repeat policy and trending half-life,
-    with the chosen recipe as fitted on each fold."""
+    with the chosen recipe as fitted on each fold. Returns the best blend, its value, and a
+    function giving any blend's per-user NDCG@10 over the folds (for paired comparisons)."""
     parts: dict[tuple[int, float | None], Components] = {}
     for n, (fold, (history, matrix, fitted)) in enumerate(zip(made, fits, strict=True)):
         train = fold.split.train
@@ -294,6 +383,18 @@ def tune_blend(
             for n, f in enumerate(made)
         ]
         return float(np.mean(scores))
+
+    def per_user(blend: Blend) -> np.ndarray:
+        return np.concatenate(
+            [
+                user_ndcg(
+                    rank(blend, parts[(n, blend.trending_half_life_days)], K)[0],
+                    f.split.truth,
+                    SELECT_CUTOFF,
+                )
+                for n, f in enumerate(made)
+            ]
+        )
 
     policies: Sequence[Exclude] = EXCLUDES if repeats == "auto" else (repeats,)  # type: ignore[assignment]
     best, best_value = Blend(), -1.0
@@ -340,4 +441,4 @@ def tune_blend(
         f"  blend: repeats {best.exclude}, weights {best.describe()}, trending half-life "
         f"{best.trending_half_life_days or 'none'}: NDCG@10 {best_value:.4f}"
     )
-    return best, best_value
+    return best, best_value, per_user

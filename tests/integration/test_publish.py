@@ -21,7 +21,8 @@ from training import pipeline
 from training.artifacts import PRODUCTION
 from training.errors import ModelNotFound, ModelRejected
 from training.evaluate import evaluate_version
-from training.gate import Paired, decide, paired
+from training.gate import decide
+from training.metrics import Paired, paired
 from training.pipeline import train
 
 END = datetime(2026, 11, 1, tzinfo=UTC)

@@ -17,7 +17,7 @@ from training.blend import (
 )
 from training.data import DEFAULT_WEIGHTS, Interactions, global_split
 from training.scoring import recommend_users
-from training.tuning import choose
+from training.tuning import MIN_VALIDATION_USERS, beyond_noise, choose, default_blend, folds
 
 NOW = 1_780_000_000_000
 # Items: 0 viewed, 1 bought, 2 the recipe's pick, 3 and 4 trending, 5 nothing.
@@ -210,13 +210,81 @@ def test_tuning_welcomes_repeats_only_where_the_data_shows_they_pay() -> None:
     # Nobody buys an item twice there: seen items never come back, whatever validation says.
     # Before, "purchased" (or, on a noisy log of ratings, "none") could win on noise.
     assert discovery_shop.blend.exclude == "seen"
-    assert discovery_shop.rules == [
+    assert discovery_shop.rules[0] == (
         "repeats seen: no (user, item) pair occurs twice in the data, so items a user already "
         "had are never recommended"
-    ]
+    )
     assert discovery_shop.recipe is not None
     assert discovery_shop.validation > 0.1
     assert repeat_shop.rules == []
+
+
+def test_a_gain_within_noise_keeps_the_default() -> None:
+    """The rule itself, on per-user scores whose answer is known."""
+    rng = np.random.default_rng(0)
+    default = rng.random(60)
+    noisy = default + rng.normal(0.0, 0.2, 60)  # the same on average, give or take
+    assert beyond_noise(noisy, default).low <= 0
+    clear = default + 0.05 + rng.normal(0.0, 0.01, 60)
+    assert beyond_noise(clear, default).low > 0
+    same = beyond_noise(default, default)
+    assert (same.difference, same.low, same.high) == (0.0, 0.0, 0.0)
+
+
+def _noise_shop(seed: int = 3) -> Interactions:
+    """30 users buying at random from 40 items, some twice: nothing to learn, and too few users
+    for any tuned weight to show a gain beyond noise."""
+    rng = np.random.default_rng(seed)
+    rows = [
+        (f"U{u}", f"I{int(rng.integers(40)):02d}", "purchase", NOW - int(rng.integers(60)) * DAY_MS)
+        for u in range(30)
+        for _ in range(12)
+    ]
+    return _log(rows)
+
+
+def test_on_noise_every_choice_stays_at_its_default() -> None:
+    """Before: coordinate ascent kept any weight that scored a hair higher on 30 users, so a
+    noisy shop was served repeats with trending weighted 3, or a recipe picked by chance."""
+    found = choose(_noise_shop(), dict(DEFAULT_WEIGHTS), budget_s=30)
+    assert found.blend == default_blend()
+    assert found.recipe is not None
+    assert found.recipe.name == "item-knn"
+    assert found.half_life_days is None
+    assert any(rule.startswith("the blend (") and "within noise" in rule for rule in found.rules)
+    # 30 users cannot fill the time-cut folds: a fold of each user's newest events is added.
+    assert any("a fold of each user's newest events was added" in r for r in found.rules)
+
+
+def test_a_clear_gain_moves_the_choice_off_its_default() -> None:
+    """A shop of rebuyers with 400 users: repeats pay far beyond noise, so they are kept."""
+    found = choose(_shop(repeats=True), dict(DEFAULT_WEIGHTS), budget_s=30)
+    assert found.blend != default_blend()
+    assert not any(rule.startswith("the blend (") for rule in found.rules)
+
+
+def test_few_users_near_the_end_add_a_fold_of_each_users_newest_events() -> None:
+    """A log spanning years where 400 users were active early and 12 late: the time-cut folds
+    score only the late few, so a per-user fold lets the many speak."""
+    rng = np.random.default_rng(1)
+    rows = [
+        (f"U{u}", f"I{int(rng.integers(50)):02d}", "view", NOW - (2000 - d) * DAY_MS)
+        for u in range(400)
+        for d in rng.choice(1000, size=5, replace=False).tolist()
+    ]
+    rows += [
+        (f"U{u}", f"I{int(rng.integers(50)):02d}", "view", NOW - (900 - d) * DAY_MS)
+        for u in range(12)
+        for d in range(0, 900, 3)
+    ]
+    made = folds(_log(rows), seed=42)
+    assert sum(len(f.users) for f in made if not f.per_user) < MIN_VALIDATION_USERS
+    per_user = [f for f in made if f.per_user]
+    assert len(per_user) == 1
+    assert len(per_user[0].users) >= MIN_VALIDATION_USERS
+    split = per_user[0].split
+    assert split.cut_ms is not None
+    assert split.cut_ms > _log(rows).ts_ms[split.train].max()
 
 
 def test_repeat_rates_by_hand() -> None:
