@@ -112,7 +112,7 @@ def test_each_implicit_peer_gets_the_repeat_policy_its_validation_prefers(
     log = _log(30, 120, item_of)
     users = np.arange(log.n_users)
     _, detail = peers(log, users, START_MS + 30 * DAY_MS)
-    for name in ("implicit ALS", "implicit BPR", "EASE, tuned"):
+    for name in ("implicit ALS", "implicit BPR", "EASE, tuned", "TIFU-KNN", "UP-CF@r"):
         assert expected in detail[name].split(":")[0], detail[name]
 
 
@@ -123,3 +123,116 @@ def test_per_user_ndcg_by_hand() -> None:
     ideal = 1 + 1 / np.log2(3)
     # User 0 hits at ranks 1 and 3; user 1 has no truth and is left out; user 2 misses.
     assert found.tolist() == pytest.approx([(1 + 1 / np.log2(4)) / ideal, 0.0])
+
+
+def _basket_log(rows: list[tuple[str, str, int]]) -> Interactions:
+    """(user, item, day) purchases: one basket per user and day."""
+    return Interactions.from_arrow(
+        pa.table(
+            {
+                "user_id": [u for u, _, _ in rows],
+                "item_id": [i for _, i, _ in rows],
+                "event_type": ["purchase"] * len(rows),
+                "ts_ms": [START_MS + d * DAY_MS for _, _, d in rows],
+            }
+        )
+    )
+
+
+def test_tifu_vectors_by_hand() -> None:
+    """Baskets in blocks, decayed within a block and across blocks (Hu et al. 2020)."""
+    from benchmarks.basket_peers import baskets, tifu_vectors
+
+    log = _basket_log([("U1", "A", 0), ("U1", "B", 0), ("U1", "A", 1), ("U1", "A", 2)])
+    _, basket, _, counts = baskets(log, np.ones(len(log), dtype=bool))
+    assert basket.tolist() == [0, 0, 1, 2]
+    assert counts.tolist() == [3]
+    a, b = (log.item_ids.tolist().index(x) for x in ("A", "B"))
+    within, group = 0.5, 0.25
+    # Seven groups, three baskets: one basket a block, blocks weigh group^2, group, 1, over 3.
+    seven = tifu_vectors(log, np.ones(len(log), bool), groups=7, within=within, group=group)
+    assert seven[0, a] == pytest.approx((group**2 + group + 1) / 3)
+    assert seven[0, b] == pytest.approx(group**2 / 3)
+    # Two groups: basket 0 alone, then baskets 1 and 2 (the later block takes the extra),
+    # within it weighing within^1 and within^0, over its size 2.
+    two = tifu_vectors(log, np.ones(len(log), bool), groups=2, within=within, group=group)
+    assert two[0, a] == pytest.approx((group * 1 + (within + 1) / 2) / 2)
+    assert two[0, b] == pytest.approx(group / 2)
+
+
+def test_tifu_scores_mix_the_user_with_the_nearest_users() -> None:
+    from benchmarks.basket_peers import tifu_scores
+
+    vectors = sp.csr_matrix(np.array([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0]], dtype=np.float32))
+    rows = np.array([0])
+    # The nearest one is the user: the score is the user's own vector.
+    ((_, alone),) = list(tifu_scores(vectors, rows, neighbours=1, alpha=0.7))
+    assert alone[0].tolist() == pytest.approx([1.0, 0.0])
+    # The nearest two are the user and user 1 (user 2 is far).
+    ((_, mixed),) = list(tifu_scores(vectors, rows, neighbours=2, alpha=0.7))
+    assert mixed[0].tolist() == pytest.approx([0.7 * 1 + 0.3 * 0.95, 0.3 * 0.05])
+
+
+def test_upcf_scores_by_hand() -> None:
+    """Recency-aware popularity over the last r baskets, spread by asymmetric cosine
+    similarity raised to the locality (Faggioli et al. 2020)."""
+    from benchmarks.basket_peers import upcf_scores
+
+    log = _basket_log(
+        [("U1", "A", 0), ("U1", "B", 1), ("U2", "A", 0), ("U2", "C", 1), ("U2", "C", 2)]
+    )
+    code = {x: log.item_ids.tolist().index(x) for x in ("A", "B", "C")}
+    everything = np.ones(len(log), dtype=bool)
+    ((_, found),) = list(
+        upcf_scores(log, everything, np.array([0]), recent=1, asymmetry=0.5, locality=2.0)
+    )
+    # U1's last basket holds B; U2's last holds C. U1 and U2 share A: sim = 1 / sqrt(2 * 2).
+    similarity = (1 / np.sqrt(2 * 2)) ** 2
+    assert found[0, code["B"]] == pytest.approx(1.0)
+    assert found[0, code["C"]] == pytest.approx(similarity)
+    assert found[0, code["A"]] == pytest.approx(0.0)
+    ((_, wider),) = list(
+        upcf_scores(log, everything, np.array([0]), recent=2, asymmetry=0.5, locality=1.0)
+    )
+    # Over the last 2 baskets, U1 holds A and B (a half each); U2's last two both hold C.
+    assert wider[0, code["A"]] == pytest.approx(0.5)
+    assert wider[0, code["B"]] == pytest.approx(0.5)
+    assert wider[0, code["C"]] == pytest.approx(0.5 * 1.0)
+
+
+def test_related_queries_are_the_next_different_item_the_same_day() -> None:
+    from benchmarks.related import queries
+
+    log = _basket_log([("U1", "A", 0), ("U1", "B", 0), ("U1", "C", 0), ("U2", "A", 0)])
+    day = START_MS + 40 * DAY_MS
+    after = pa.table(
+        {
+            "user_id": ["U1", "U1", "U1", "U1", "U2", "U9"],
+            "item_id": ["A", "A", "B", "C", "B", "C"],
+            "ts_ms": [day, day + 1, day + 2, day + DAY_MS, day, day + 1],
+        }
+    )
+    asked, sought = queries(log, after)
+    code = {x: log.item_ids.tolist().index(x) for x in ("A", "B", "C")}
+    # U1: A, A again (skipped), then B the same day; C is the next day. U2 has one event;
+    # U9 is unknown before the cut.
+    assert list(zip(asked.tolist(), sought.tolist(), strict=True)) == [(code["A"], code["B"])]
+
+
+def test_related_scores_and_peers_by_hand() -> None:
+    from benchmarks.related import category_best_sellers, co_occurrence, scored
+
+    asked, sought = np.array([0, 0, 1]), np.array([2, 3, 0])
+    lists = {0: [0, 2, 5], 1: [4]}  # the asked item itself never counts
+    assert scored(lists, asked, sought).tolist() == pytest.approx([1.0, 0.0, 0.0])
+    # A and B are bought together by two shoppers, A and C by one; D sells most on its own.
+    log = _basket_log(
+        [("U1", "A", 0), ("U1", "B", 0), ("U2", "A", 0), ("U2", "B", 0), ("U3", "A", 0)]
+        + [("U3", "C", 0)]
+        + [(f"V{n}", "D", 0) for n in range(5)]
+    )
+    code = {x: log.item_ids.tolist().index(x) for x in ("A", "B", "C", "D")}
+    found = co_occurrence(log, np.array([code["A"]]))[code["A"]]
+    assert found[:2] == [code["B"], code["C"]]
+    best = category_best_sellers(log, np.array([code["A"]]), {"A": "x", "C": "x", "D": "y"})
+    assert best[code["A"]][:2] == [code["A"], code["C"]]
