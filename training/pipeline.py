@@ -52,7 +52,7 @@ from training.gate import (
 )
 from training.metrics import MIN_USERS, evaluate, paired, user_ndcg
 from training.published import PublishedModel
-from training.recipes import ALS, ItemKNN, Popularity, Recipe
+from training.recipes import ItemKNN, Popularity, Recipe
 from training.report import figure, markdown
 from training.scoring import rank_split, recommend_users
 from training.similar import MIN_EVENTS, MIN_SHARED, RelatedReport, related_items
@@ -236,10 +236,11 @@ def train_on(
     report.users_served = int(served.sum())
     report.users_left_to_popular = int((~served).sum())
     popular = Popularity().fit(log.matrix(weights))
-    # Related items: the recipe's own neighbours, or item-kNN's where it has none.
-    similar: Recipe = (
-        final if final is not None and not isinstance(final, ALS) else ItemKNN().fit(matrix)
-    )
+    # Related items are a pairwise question (who touched this also touched that), which
+    # item-kNN's co-occurrence answers; ALS has no item neighbours of its own, and EASE's
+    # weights are partial effects given everything else a user has, not pairwise ones (on
+    # MovieLens its lists found the next item 0.84x as often as a plain cosine's).
+    similar: Recipe = final if isinstance(final, ItemKNN) else ItemKNN().fit(matrix)
     categories = item_categories(lake)
     item_best, item_scores = similar.related(np.arange(log.n_items, dtype=np.int64), K)
     item_best, item_scores, report.related = related_items(
