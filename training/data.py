@@ -7,7 +7,7 @@ user and item ids become dense integer codes, kept in id maps beside every model
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Final
 
@@ -54,6 +54,16 @@ class Interactions:
 
     def __len__(self) -> int:
         return len(self.user)
+
+    def subset(self, mask: npt.NDArray[np.bool_]) -> Interactions:
+        """The interactions within `mask`, with the same user and item codes."""
+        return replace(
+            self,
+            user=self.user[mask],
+            item=self.item[mask],
+            kind=self.kind[mask],
+            ts_ms=self.ts_ms[mask],
+        )
 
     @classmethod
     def from_arrow(cls, table: pa.Table) -> Interactions:
@@ -192,13 +202,24 @@ def unseen_truth(log: Interactions, split: Split) -> sp.csr_matrix:
 
 
 def time_split(
-    log: Interactions, *, test_users: float = 0.1, holdout: float = 0.1, seed: int = 42
+    log: Interactions,
+    *,
+    test_users: float = 0.1,
+    holdout: float = 0.1,
+    seed: int = 42,
+    mask: npt.NDArray[np.bool_] | None = None,
 ) -> Split:
-    """Hold out, for a random `test_users` share of users, their newest `holdout` of events.
+    """Hold out, for a random `test_users` share of users, their newest `holdout` of events
+    (of those within `mask`, if given: the split then trains on the rest of `mask` alone).
 
     This is how Amazon Personalize evaluates a solution version: the truth is what each
     held-out user did last. Users with fewer than 2 events are never held out.
     """
+    if mask is not None:
+        inner = time_split(log.subset(mask), test_users=test_users, holdout=holdout, seed=seed)
+        train = np.zeros(len(log), dtype=bool)
+        train[np.flatnonzero(mask)[inner.train]] = True
+        return replace(inner, train=train)
     counts = np.bincount(log.user, minlength=log.n_users)
     eligible = np.flatnonzero(counts >= 2)
     if len(eligible) < 10:

@@ -214,6 +214,13 @@ def decide(
             f"too thin a sample to judge on (at least {MIN_USERS} are needed), where only a "
             "win beyond the 95% interval counts: production stays"
         )
+    production_said = any(f"production {production_version}" in r for r in result.reasons)
+    if not result.passed and production is not None and not production_said:
+        # Kept for another reason: what production's comparison found is said all the same.
+        result.reasons.append(
+            f"{metric} {candidate[metric]:.4f} beats production {production_version}'s "
+            f"{production[metric]:.4f}{backed('production')}"
+        )
     if result.passed:
         result.reasons.append(
             f"{metric} {candidate[metric]:.4f} beats popularity-count ({popularity[metric]:.4f})"
@@ -230,10 +237,11 @@ def decide(
                 else f"; {no_production_reason}"
             )
         )
-        thin = min((found.users for found in evidence.values() if found.thin), default=None)
-        if thin is not None:
-            result.reasons.append(
-                f"only {thin:,} held-out users could be scored, a thin sample (at least "
-                f"{MIN_USERS} are needed to judge on): mind the intervals"
-            )
+    # Thin evidence is said whichever way the decision went (unless a reason already did).
+    thin = min((found.users for found in evidence.values() if found.thin), default=None)
+    if thin is not None and not any("too thin" in reason for reason in result.reasons):
+        result.reasons.append(
+            f"only {thin:,} held-out users could be scored, a thin sample (at least "
+            f"{MIN_USERS} are needed to judge on): mind the intervals"
+        )
     return result

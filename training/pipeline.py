@@ -183,7 +183,14 @@ def train_on(
         + ", ".join(f"{name} {rate:.1%}" for name, rate in rates.items() if name != "any")
         + ")"
     )
+    split = (
+        global_split(log, max_users=EVAL_USERS, seed=seed)
+        if holdout == "time"
+        else time_split(log, seed=seed)
+    )
     started = time.perf_counter()
+    # Tuning sees only what the holdout trains on: a blend chosen on the events the gate
+    # then judges it on would be judged on its own validation, which only favours it.
     choice = choose(
         log,
         dict(weights),
@@ -193,15 +200,10 @@ def train_on(
         repeats=repeats,
         budget_s=budget_s,
         progress=progress,
+        within=split.train,
     )
     report = TrainReport(version=version, chosen=_chosen(choice), tuning=choice)
     report.seconds["tuning"] = round(time.perf_counter() - started, 1)
-
-    split = (
-        global_split(log, max_users=EVAL_USERS, seed=seed)
-        if holdout == "time"
-        else time_split(log, seed=seed)
-    )
     progress(f"holdout ({holdout}): {split.n_test:,} users scored")
     started = time.perf_counter()
     ranked = _holdout_ranked(log, dict(weights), choice, split)

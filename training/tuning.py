@@ -33,6 +33,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Final, NamedTuple
 
 import numpy as np
+import numpy.typing as npt
 import scipy.sparse as sp
 
 from common.progress import Progress, quiet
@@ -152,13 +153,15 @@ class Choice:
         }
 
 
-def folds(log: Interactions, seed: int) -> list[Fold]:
-    """The validation folds, on a sample of users when the shop is large."""
-    mask = None
+def folds(log: Interactions, seed: int, within: npt.NDArray[np.bool_] | None = None) -> list[Fold]:
+    """The validation folds, inside `within` (the events before the gate's holdout: what
+    tuning chose on must not be what the gate judges on), on a sample of users when the shop
+    is large."""
+    mask = within
     if len(log) > TUNING_EVENTS:
         share = TUNING_EVENTS / len(log)
         keep_user = np.random.default_rng(seed).random(log.n_users) < share
-        mask = keep_user[log.user]
+        mask = keep_user[log.user] if mask is None else mask & keep_user[log.user]
     made = []
     for at in FOLDS:
         try:
@@ -167,7 +170,7 @@ def folds(log: Interactions, seed: int) -> list[Fold]:
             continue
         made.append(Fold(split, split.test_users.astype(np.int64), unseen_truth(log, split)))
     if sum(len(fold.users) for fold in made) < MIN_VALIDATION_USERS:
-        per_user = _per_user_fold(log, seed)
+        per_user = _per_user_fold(log, seed, within)
         if per_user is not None:
             made.append(per_user)
     if not made:
@@ -178,14 +181,18 @@ def folds(log: Interactions, seed: int) -> list[Fold]:
     return made
 
 
-def _per_user_fold(log: Interactions, seed: int) -> Fold | None:
-    """A fold holding out each user's newest 10% of events (at least one), for up to
-    `MAX_USERS` users with 2 or more: Personalize's own evaluation split. Its "now" is just
-    after the newest event it trains on."""
-    eligible = int((np.bincount(log.user, minlength=log.n_users) >= 2).sum())
+def _per_user_fold(
+    log: Interactions, seed: int, within: npt.NDArray[np.bool_] | None
+) -> Fold | None:
+    """A fold holding out each user's newest 10% of events (at least one) within `within`,
+    for up to `MAX_USERS` users with 2 or more: Personalize's own evaluation split. Its "now"
+    is just after the newest event it trains on."""
+    users = log.user if within is None else log.user[within]
+    eligible = int((np.bincount(users, minlength=log.n_users) >= 2).sum())
     if eligible < 10:
         return None
-    split = time_split(log, test_users=min(1.0, MAX_USERS / eligible), seed=seed)
+    share = min(1.0, MAX_USERS / eligible)
+    split = time_split(log, test_users=share, seed=seed, mask=within)
     if not split.train.any():
         return None
     split = replace(split, cut_ms=int(log.ts_ms[split.train].max()) + 1)
@@ -202,10 +209,12 @@ def choose(
     repeats: Exclude | str = "auto",
     budget_s: float = BUDGET_S,
     progress: Progress = quiet,
+    within: npt.NDArray[np.bool_] | None = None,
 ) -> Choice:
-    """Choose the recipe, half-life, repeat policy and blend weights on validation folds."""
+    """Choose the recipe, half-life, repeat policy and blend weights on validation folds
+    cut inside `within` (all events if None)."""
     started = time.perf_counter()
-    made = folds(log, seed)
+    made = folds(log, seed, within)
     on_time = [f for f in made if not f.per_user]
     progress(
         f"validation: {len(on_time)} folds cut on global time"

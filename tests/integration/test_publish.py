@@ -192,6 +192,26 @@ def test_where_repeats_are_served_replaying_own_history_is_a_bar_too() -> None:
     assert beaten.to_json()["own_history"] == 0.1
 
 
+def test_a_kept_candidate_still_says_how_it_fared_against_production_and_a_thin_sample() -> None:
+    """Before: a candidate kept for losing to own history said nothing of production, and
+    the thin-sample warning came only with an approval."""
+    metric = "ndcg"
+    thin = Paired(150, 0.01, 0.001, 0.02)
+    kept = decide(
+        metric,
+        {metric: 0.23},
+        {metric: 0.17},
+        {metric: 0.22},
+        "v1",
+        evidence={"production": thin},
+        own_history={metric: 0.24},
+    )
+    assert not kept.passed
+    assert kept.reasons[0].startswith("ndcg 0.2300 does not beat own history")
+    assert kept.reasons[1].startswith("ndcg 0.2300 beats production v1's 0.2200")
+    assert "a thin sample" in kept.reasons[2]
+
+
 def test_on_a_thin_sample_only_a_win_beyond_the_interval_replaces_production() -> None:
     """Before: 105 users decided it, and "0.0000 does not beat 0.0000" was the reason."""
     metric = "ndcg"

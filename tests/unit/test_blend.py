@@ -287,6 +287,33 @@ def test_few_users_near_the_end_add_a_fold_of_each_users_newest_events() -> None
     assert split.cut_ms > _log(rows).ts_ms[split.train].max()
 
 
+def test_tuning_never_sees_the_events_the_gate_judges_on() -> None:
+    """Before: the fold cut at 90% of the events scored exactly the gate's holdout, so the
+    gate judged a blend on the events it had been chosen on."""
+    log = _shop(repeats=True)
+    late = log.ts_ms >= np.quantile(log.ts_ms, 0.9)
+    made = folds(log, seed=42, within=~late)
+    assert made
+    for fold in made:
+        assert not (fold.split.train & late).any()
+        assert fold.split.cut_ms is not None
+        assert fold.split.cut_ms <= log.ts_ms[late].min()
+    # The per-user fold (30 users are too few for the time cuts) holds out and trains on
+    # events inside the window only: its truth is each user's newest events before the window
+    # ends.
+    few = _noise_shop()
+    window = few.ts_ms < np.quantile(few.ts_ms, 0.9)
+    (per_user,) = [f for f in folds(few, seed=42, within=window) if f.per_user]
+    assert not (per_user.split.train & ~window).any()
+    held = window & ~per_user.split.train
+    assert held.any()
+    truth = per_user.split.truth.tocoo()
+    rows = per_user.users[truth.row]
+    assert {(int(u), int(i)) for u, i in zip(rows, truth.col, strict=True)} == {
+        (int(u), int(i)) for u, i in zip(few.user[held], few.item[held], strict=True)
+    }
+
+
 def test_repeat_rates_by_hand() -> None:
     log = _log(
         [
