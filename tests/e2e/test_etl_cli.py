@@ -64,7 +64,14 @@ def test_generate_curate_query_and_export(tmp_path: Path) -> None:
     assert "popularity-count" in trained.stdout
     assert list((tmp_path / "lake/models").glob("*/manifest.json"))
 
-    published = run("publish", cwd=tmp_path)
+    # Five days of a small shop of rebuyers: replaying each shopper's own items, then the
+    # popular ones, scores above the tuned blend on 104 held-out users, so the gate keeps the
+    # version as a candidate and says why; publishing it takes --force.
+    assert "does not beat own history, then popular" in trained.stdout
+    kept = run("publish", cwd=tmp_path)
+    assert kept.returncode == 2
+    assert "Publish it anyway with --force" in kept.stderr
+    published = run("publish", "--force", cwd=tmp_path)
     assert published.returncode == 0, published.stderr
     assert "Published" in published.stdout
     assert (tmp_path / "var/online-store.sqlite3").is_file()
