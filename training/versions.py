@@ -30,6 +30,9 @@ class Version:
     popularity_ndcg10: float | None
     reasons: tuple[str, ...]
     manifest: dict[str, Any]
+    #: Replaying each user's own items, then popular, on the same holdout: the gate's bar
+    #: where the version lets seen items come back (None where it does not).
+    own_history_ndcg10: float | None = None
 
 
 def manifest(lake: Lake, version: str) -> dict[str, Any]:
@@ -64,6 +67,7 @@ def describe(lake: Lake, version: str, production: str | None) -> Version:
         popularity_ndcg10=popularity.get(SELECT_ON),
         reasons=tuple((found.get("gate") or {}).get("reasons", [])),
         manifest=found,
+        own_history_ndcg10=(found.get("gate") or {}).get("own_history"),
     )
 
 

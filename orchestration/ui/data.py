@@ -206,6 +206,7 @@ def ops(lake: Lake, *, days: int = 14, top: int = 10) -> dict[str, Any]:
             "chosen": v.chosen,
             "ndcg10": v.ndcg10,
             "popularityNdcg10": v.popularity_ndcg10,
+            "ownHistoryNdcg10": v.own_history_ndcg10,
             "reasons": list(v.reasons),
             "trainedAt": v.manifest.get("created_at"),
         }

@@ -51,6 +51,10 @@
       { label: `live ${live.version}`, value: live.ndcg10 },
       { label: "popularity", value: live.popularityNdcg10 },
     ];
+    // Where the version lets shoppers' own items come back, the gate's other bar.
+    if (live.ownHistoryNdcg10 != null) {
+      series.push({ label: "own items, then popular", value: live.ownHistoryNdcg10 });
+    }
     if (previous) series.push({ label: `previous ${previous.version}`, value: previous.ndcg10 });
     fill("model",
       el("p", {}, el("strong", { id: "model-version" }, live.version), " ",
