@@ -64,7 +64,7 @@ from benchmarks.related import queries as related_queries
 from benchmarks.related import scored as related_scored
 from ingestion.contract import EVENT_TYPES, parse_event
 from ingestion.generator import ShopSpec, generate_shop
-from training.data import Interactions
+from training.data import Interactions, Split, unseen_truth
 from training.metrics import evaluate
 from training.tuning import SELECT_ON, Choice
 
@@ -325,7 +325,7 @@ def ceiling(served: Served, cut_ms: int) -> tuple[float, str]:
     recipe and half-life. An upper bound that cheats, not a result; it says how much of a
     gap to a peer better tuning could close."""
     from common.progress import quiet
-    from training.data import DEFAULT_WEIGHTS, Split
+    from training.data import DEFAULT_WEIGHTS
     from training.tuning import Fitted, Fold, fresh, tune_blend
 
     log, choice = served.log, served.tuning
@@ -394,7 +394,7 @@ def _replay(
 
 def _binary(log: Interactions, mask: npt.NDArray[np.bool_]) -> tuple[sp.csr_matrix, sp.csr_matrix]:
     """Who touched what (1s), and how often."""
-    matrix = log.matrix({"view": 1.0, "add_to_cart": 1.0, "purchase": 1.0}, mask=mask)
+    matrix = log.touched(mask)
     counts = matrix.copy()
     matrix.data[:] = 1.0
     return matrix, counts
@@ -643,30 +643,11 @@ def _ease(
 BASELINE: Final = "repeat then popularity"
 
 
-def unseen_after(
-    log: Interactions, users: npt.NDArray[np.int64], truth: sp.csr_matrix
-) -> sp.csr_matrix:
-    """The truth without the items each scored user had touched before the cut (the truth
-    may have more columns than the log: items first seen after the cut, all of them new)."""
-    seen, _ = _binary(log, np.ones(len(log), dtype=bool))
-    seen = sp.hstack(
-        [seen[users], sp.csr_matrix((len(users), truth.shape[1] - seen.shape[1]))]
-    ).tocsr()
-    unseen = (truth - truth.multiply(seen > 0)).tocsr()
-    unseen.eliminate_zeros()
-    return unseen
-
-
 def per_user_ndcg(best: npt.NDArray[np.int64], truth: sp.csr_matrix, k: int = 10) -> Floats64:
     """Each user's NDCG@k (users with an empty truth left out, as `evaluate` does)."""
-    from training.metrics import hits
+    from training.metrics import user_ndcg
 
-    truth = truth.tocsr()
-    relevant = np.diff(truth.indptr)
-    found = hits(best[:, :k], truth)[relevant > 0]
-    discounts = 1.0 / np.log2(np.arange(2, k + 2))
-    ideal = np.cumsum(discounts)[np.minimum(relevant[relevant > 0], k) - 1]
-    return np.asarray((found * discounts).sum(axis=1) / ideal, dtype=np.float64)
+    return user_ndcg(best, truth, k)
 
 
 def ratio_interval(ours: Floats64, peer: Floats64, draws: int = 2000) -> tuple[float, float]:
@@ -693,7 +674,8 @@ def quality_rows(data: DataSet) -> tuple[list[Row], list[str]]:
     low, high = ratio_interval(
         per_user_ndcg(served.answers, truth), per_user_ndcg(ranked[best_peer], truth)
     )
-    unseen = unseen_after(log, users, truth)
+    everything = np.ones(len(log), dtype=bool)
+    unseen = unseen_truth(log, Split(everything, users.astype(np.int32), truth))
     realtime, batch, replayed = served.replay
     best_possible, best_blend = ceiling(served, cut_ms)
     rows = [

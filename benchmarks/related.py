@@ -29,6 +29,7 @@ import pyarrow as pa
 import scipy.sparse as sp
 
 from training.data import Interactions
+from training.similar import shoppers
 
 Ints = npt.NDArray[np.int64]
 Floats64 = npt.NDArray[np.float64]
@@ -82,18 +83,16 @@ def scored(lists: Mapping[int, list[int]], asked: Ints, sought: Ints) -> Floats6
 
 
 def _binary(log: Interactions) -> sp.csr_matrix:
-    matrix = sp.csr_matrix(
-        (np.ones(len(log), np.float32), (log.user, log.item)), shape=(log.n_users, log.n_items)
-    )
-    matrix.sum_duplicates()
-    matrix.data[:] = 1.0
-    return matrix
+    """Who touched what, as 1s."""
+    binary = log.touched()
+    binary.data[:] = 1.0
+    return binary
 
 
 def co_occurrence(log: Interactions, asked: Ints) -> dict[int, list[int]]:
     """The items most shoppers touched along with each asked item (ties by popularity)."""
     binary = _binary(log)
-    popularity = np.asarray(binary.sum(axis=0)).ravel()
+    popularity = shoppers(log)
     items = np.unique(asked)
     together = (binary[:, items].T @ binary).toarray()
     together[np.arange(len(items)), items] = 0.0
@@ -120,7 +119,7 @@ def category_best_sellers(
     log: Interactions, asked: Ints, categories: Mapping[str, str]
 ) -> dict[int, list[int]]:
     """The best sellers (most shoppers) of each asked item's category, or of the shop."""
-    popularity = np.asarray(_binary(log).sum(axis=0)).ravel()
+    popularity = shoppers(log)
     order = np.argsort(-popularity, kind="stable")
     of_item = [categories.get(i) for i in log.item_ids.tolist()]
     by_category: dict[str | None, list[int]] = {}

@@ -115,6 +115,11 @@ class Interactions:
         """
         return self.history(weights, mask, half_life_days).weight_matrix(self.n_items)
 
+    def touched(self, mask: npt.NDArray[np.bool_] | None = None) -> sp.csr_matrix:
+        """Users x items: how many events (of any type, within `mask`) each user had on each
+        item; nonzero where the user touched it."""
+        return self.matrix(dict.fromkeys(EVENT_TYPES, 1.0), mask)
+
     def history(
         self,
         weights: Mapping[str, float] = DEFAULT_WEIGHTS,
@@ -193,9 +198,12 @@ class Split:
 
 def unseen_truth(log: Interactions, split: Split) -> sp.csr_matrix:
     """A split's truth without the items each scored user had touched before its cut: what
-    they discovered, which no replay of their own history can find."""
-    seen = log.matrix({"view": 1.0, "add_to_cart": 1.0, "purchase": 1.0}, mask=split.train)
-    seen = seen[split.test_users.astype(np.int64)]
+    they discovered, which no replay of their own history can find. The truth may have more
+    columns than the log has items (items first seen after the cut, new to everyone)."""
+    seen = log.touched(split.train)[split.test_users.astype(np.int64)]
+    if split.truth.shape[1] > seen.shape[1]:
+        extra = sp.csr_matrix((seen.shape[0], split.truth.shape[1] - seen.shape[1]))
+        seen = sp.hstack([seen, extra]).tocsr()
     unseen = split.truth - split.truth.multiply(seen > 0)
     unseen.eliminate_zeros()
     return unseen.tocsr()

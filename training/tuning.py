@@ -40,7 +40,7 @@ from common.progress import Progress, quiet
 from training.blend import EXCLUDES, Blend, Exclude, History, top_by_score, trending_scores
 from training.data import Interactions, Split, global_split, time_split, unseen_truth
 from training.errors import NotEnoughData
-from training.metrics import MIN_USERS, Paired, evaluate, paired, user_ndcg
+from training.metrics import MIN_USERS, Paired, paired, user_ndcg
 from training.recipes import ALS, EASE, ItemKNN, Recipe
 from training.scoring import Components, components, rank, recommend_users
 
@@ -69,6 +69,12 @@ def default_blend(exclude: Exclude = "purchased") -> Blend:
     """What is served unless validation shows beyond noise that other weights pay: the
     recipe, a little of what is trending, and the given repeat policy."""
     return Blend(exclude=exclude)
+
+
+def fold_mean(users: np.ndarray) -> float:
+    """A fold's metric from its per-user values, as `evaluate` gives it (0 with nobody to
+    score)."""
+    return float(users.mean()) if len(users) else 0.0
 
 
 def beyond_noise(chosen: np.ndarray, default: np.ndarray) -> Paired:
@@ -261,10 +267,10 @@ def choose(
                 int(fold.split.cut_ms or 0),
                 K,
             )
-            scores.append(evaluate(best, fold.unseen_truth)[SELECT_ON])
             users.append(user_ndcg(best, fold.unseen_truth, SELECT_CUTOFF))
-        # A shop where nobody tried anything new in a fold has no discovery to score: 0.
-        value = float(np.nan_to_num(np.mean(scores))) if scores else 0.0
+            # A fold where nobody tried anything new has no discovery to score: 0.
+            scores.append(fold_mean(users[-1]))
+        value = float(np.mean(scores)) if scores else 0.0
         tried.append({"recipe": label(model), "half_life_days": hl, "discovery_ndcg10": value})
         progress(f"  {label(model):28} half-life {hl or 'none'}: discovery NDCG@10 {value:.4f}")
         return value, fits, np.concatenate(users) if users else np.zeros(0)
@@ -332,13 +338,15 @@ def choose(
         progress(f"  {rules[-1]}")
     blend, value, scores = tune_blend(log, made, best_fits, repeats, progress)
     default = default_blend("purchased" if repeats == "auto" else repeats)  # type: ignore[arg-type]
-    if blend != default and not kept(
-        f"the blend (repeats {blend.exclude}, {blend.describe()})",
-        scores(blend),
-        scores(default),
-        f"the default blend (repeats {default.exclude}, {default.describe()})",
-    ):
-        blend, value = default, float(np.mean(scores(default)))
+    if blend != default:
+        at_default = scores(default)
+        if not kept(
+            f"the blend (repeats {blend.exclude}, {blend.describe()})",
+            scores(blend),
+            at_default,
+            f"the default blend (repeats {default.exclude}, {default.describe()})",
+        ):
+            blend, value = default, float(np.mean(at_default))
     return Choice(
         recipe=best_recipe if blend.collab > 0 else None,
         half_life_days=best_hl,
@@ -384,26 +392,22 @@ def tune_blend(
                 int(fold.split.cut_ms or 0),
             )
 
-    def value(blend: Blend) -> float:
-        scores = [
-            evaluate(rank(blend, parts[(n, blend.trending_half_life_days)], K)[0], f.split.truth)[
-                SELECT_ON
-            ]
+    def per_fold(blend: Blend) -> list[np.ndarray]:
+        """Each fold's per-user NDCG@10 of what `blend` would serve."""
+        return [
+            user_ndcg(
+                rank(blend, parts[(n, blend.trending_half_life_days)], K)[0],
+                f.split.truth,
+                SELECT_CUTOFF,
+            )
             for n, f in enumerate(made)
         ]
-        return float(np.mean(scores))
+
+    def value(blend: Blend) -> float:
+        return float(np.mean([fold_mean(users) for users in per_fold(blend)]))
 
     def per_user(blend: Blend) -> np.ndarray:
-        return np.concatenate(
-            [
-                user_ndcg(
-                    rank(blend, parts[(n, blend.trending_half_life_days)], K)[0],
-                    f.split.truth,
-                    SELECT_CUTOFF,
-                )
-                for n, f in enumerate(made)
-            ]
-        )
+        return np.concatenate(per_fold(blend))
 
     policies: Sequence[Exclude] = EXCLUDES if repeats == "auto" else (repeats,)  # type: ignore[assignment]
     best, best_value = Blend(), -1.0
