@@ -432,7 +432,7 @@ def peers(
     validation = _validation(log)
     for name, (best, chosen) in _implicit(binary, users, validation).items():
         ranked[name], detail[name] = best, chosen
-    for name, (best, chosen) in _basket_peers(log, users, validation).items():
+    for name, (best, chosen) in _basket_peers(log, binary, users, validation).items():
         ranked[name], detail[name] = best, chosen
     ease = _ease(log, users, validation)
     if ease is not None:
@@ -500,13 +500,16 @@ UPCF_GRID: Final = [
 
 
 def _basket_peers(
-    log: Interactions, users: npt.NDArray[np.int64], validation: Validation | None
+    log: Interactions,
+    seen: sp.csr_matrix,
+    users: npt.NDArray[np.int64],
+    validation: Validation | None,
 ) -> dict[str, tuple[npt.NDArray[np.int64], str]]:
-    """TIFU-KNN and UP-CF@r, each with its setting and repeat policy chosen on validation."""
+    """TIFU-KNN and UP-CF@r, each with its setting and repeat policy chosen on validation
+    (`seen`: who touched what, of all the events)."""
     from benchmarks.basket_peers import tifu_scores, tifu_vectors, upcf_scores
 
     everything = np.ones(len(log), dtype=bool)
-    seen, _ = _binary(log, everything)
 
     def tifu(
         mask: npt.NDArray[np.bool_], rows: npt.NDArray[np.int64], setting: dict[str, float]
@@ -671,9 +674,10 @@ def quality_rows(data: DataSet) -> tuple[list[Row], list[str]]:
     results = {name: evaluate(best, truth) for name, best in ranked.items()}
     ours = evaluate(served.answers, truth)
     best_peer = max(results, key=lambda name: results[name][SELECT_ON])
-    low, high = ratio_interval(
-        per_user_ndcg(served.answers, truth), per_user_ndcg(ranked[best_peer], truth)
-    )
+    # Each answer's per-user NDCG@10, for the paired intervals.
+    mine = per_user_ndcg(served.answers, truth)
+    per_user = {name: per_user_ndcg(best, truth) for name, best in ranked.items()}
+    low, high = ratio_interval(mine, per_user[best_peer])
     everything = np.ones(len(log), dtype=bool)
     unseen = unseen_truth(log, Split(everything, users.astype(np.int32), truth))
     realtime, batch, replayed = served.replay
@@ -738,15 +742,14 @@ def quality_rows(data: DataSet) -> tuple[list[Row], list[str]]:
         f"| ratio to {BASELINE} [95%] |",
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
-    baseline = per_user_ndcg(ranked[BASELINE], truth)
-    for name, best, m in [
-        ("**recs, served**", served.answers, ours),
-        *((n, ranked[n], results[n]) for n in results),
+    baseline = per_user[BASELINE]
+    for name, best, m, gains in [
+        ("**recs, served**", served.answers, ours, mine),
+        *((n, ranked[n], results[n], per_user[n]) for n in results),
     ]:
         extra = f" ({detail[name]})" if name in detail else ""
-        mine = per_user_ndcg(best, truth)
-        low, high = ratio_interval(mine, baseline)
-        ratio = mine.mean() / max(baseline.mean(), 1e-12)
+        low, high = ratio_interval(gains, baseline)
+        ratio = gains.mean() / max(baseline.mean(), 1e-12)
         table.append(
             f"| {name}{extra} | {m[SELECT_ON]:.4f} | {evaluate(best, unseen)[SELECT_ON]:.4f} | "
             f"{m['recall_at_20']:.4f} | {m['mean_reciprocal_rank_at_25']:.4f} | "

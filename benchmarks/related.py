@@ -20,7 +20,7 @@ top 10), and by hit rate @10.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Final
 
 import numpy as np
@@ -138,10 +138,9 @@ def peers(
     log: Interactions, asked: Ints, categories: Mapping[str, str]
 ) -> dict[str, dict[int, list[int]]]:
     """Each peer's related items for every asked item, in the log's item codes."""
-    made: dict[str, Callable[[], dict[int, list[int]]]] = {
-        "co-occurrence": lambda: co_occurrence(log, asked),
-        "implicit cosine": lambda: implicit_similar(log, asked, "cosine"),
-        "implicit BM25": lambda: implicit_similar(log, asked, "bm25"),
-        "category best sellers": lambda: category_best_sellers(log, asked, categories),
+    return {
+        "co-occurrence": co_occurrence(log, asked),
+        "implicit cosine": implicit_similar(log, asked, "cosine"),
+        "implicit BM25": implicit_similar(log, asked, "bm25"),
+        "category best sellers": category_best_sellers(log, asked, categories),
     }
-    return {name: make() for name, make in made.items()}

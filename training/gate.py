@@ -200,22 +200,24 @@ def decide(
                 f"({own_history[metric]:.4f}){backed('own history')}"
             )
     versus = evidence.get("production")
+    # On a thin sample, production stays unless the candidate wins beyond the interval.
+    thin_stays = versus is not None and versus.thin and versus.low <= 0
     if production is not None and candidate[metric] <= production[metric]:
         result.passed = False
         result.reasons.append(
             f"{metric} {candidate[metric]:.4f} does not beat production {production_version}'s "
             f"{production[metric]:.4f} on the same holdout{backed('production')}"
         )
-    elif production is not None and versus is not None and versus.thin and versus.low <= 0:
+    elif production is not None and thin_stays:
         result.passed = False
+        assert versus is not None
         result.reasons.append(
             f"{metric} {candidate[metric]:.4f} beats production {production_version}'s "
             f"{production[metric]:.4f}{backed('production')}, but {versus.users:,} users are "
             f"too thin a sample to judge on (at least {MIN_USERS} are needed), where only a "
             "win beyond the 95% interval counts: production stays"
         )
-    production_said = any(f"production {production_version}" in r for r in result.reasons)
-    if not result.passed and production is not None and not production_said:
+    elif production is not None and not result.passed:
         # Kept for another reason: what production's comparison found is said all the same.
         result.reasons.append(
             f"{metric} {candidate[metric]:.4f} beats production {production_version}'s "
@@ -237,9 +239,9 @@ def decide(
                 else f"; {no_production_reason}"
             )
         )
-    # Thin evidence is said whichever way the decision went (unless a reason already did).
+    # Thin evidence is said whichever way the decision went (unless production stayed for it).
     thin = min((found.users for found in evidence.values() if found.thin), default=None)
-    if thin is not None and not any("too thin" in reason for reason in result.reasons):
+    if thin is not None and not (production is not None and thin_stays):
         result.reasons.append(
             f"only {thin:,} held-out users could be scored, a thin sample (at least "
             f"{MIN_USERS} are needed to judge on): mind the intervals"
