@@ -16,7 +16,11 @@ after the cut, repeats counted. The peers train on the same curated events:
 - EASE, its lambda and repeat policy chosen on the same validation split;
 - TIFU-KNN (Hu et al., SIGIR 2020) and UP-CF@r (Faggioli et al., UMAP 2020), the strongest
   published methods for shoppers who buy again (`benchmarks/basket_peers.py`), each with its
-  setting and repeat policy chosen on the same validation split.
+  setting and repeat policy chosen on the same validation split;
+- a learned second stage: the candidates of the user's own items, item-kNN and popularity,
+  reranked by a LightGBM lambdarank model over 21 features, trained on label windows at the
+  end of the training period (`benchmarks/reranker.py`), its rounds chosen on the same
+  validation split. The notes give its ratio to what recs serves.
 
 Relevance is binary, as in Personalize's metrics and recs' gate: an item a user touched after
 the cut counts once, however often they bought it. Graded by how often (each purchase
@@ -438,7 +442,44 @@ def peers(
     if ease is not None:
         name, best, chosen = ease
         ranked[name], detail[name] = best, chosen
+    reranked = _reranker(log, users, cut_ms, validation)
+    if reranked is not None:
+        best, chosen = reranked
+        ranked[RERANKER], detail[RERANKER] = best, chosen
     return ranked, detail
+
+
+RERANKER: Final = "LightGBM lambdarank reranker"
+
+
+def _reranker(
+    log: Interactions, users: npt.NDArray[np.int64], cut_ms: int, validation: Validation | None
+) -> tuple[npt.NDArray[np.int64], str] | None:
+    """The learned peer (`benchmarks/reranker.py`), its boosting rounds chosen on validation;
+    None where no label window fits before the validation cut."""
+    from benchmarks import reranker
+
+    if validation is None:
+        return None
+    trial = reranker.fit(log, validation.cut_ms, max(reranker.ROUNDS))
+    if trial is None:
+        return None
+    scores = {
+        rounds: evaluate(
+            reranker.rank(trial, log, validation.cut_ms, validation.users, K, rounds),
+            validation.truth,
+        )[SELECT_ON]
+        for rounds in reranker.ROUNDS
+    }
+    rounds = max(scores, key=lambda n: scores[n])
+    model = reranker.fit(log, cut_ms, rounds)
+    if model is None:
+        return None
+    said = ", ".join(f"{n} rounds {v:.4f}" for n, v in scores.items())
+    return (
+        reranker.rank(model, log, cut_ms, users, K),
+        f"{len(reranker.FEATURES)} features, {rounds} rounds: validation NDCG@10 {said}",
+    )
 
 
 @dataclass(frozen=True)
@@ -450,6 +491,8 @@ class Validation:
     truth: sp.csr_matrix
     #: The events trained on.
     mask: npt.NDArray[np.bool_]
+    #: The moment the split was cut at.
+    cut_ms: int
 
 
 def _validation(log: Interactions) -> Validation | None:
@@ -461,7 +504,9 @@ def _validation(log: Interactions) -> Validation | None:
     except NotEnoughData:
         return None
     train, _ = _binary(log, split.train)
-    return Validation(train, split.test_users.astype(np.int64), split.truth, split.train)
+    return Validation(
+        train, split.test_users.astype(np.int64), split.truth, split.train, int(split.cut_ms or 0)
+    )
 
 
 def _ranked_blocks(
@@ -755,6 +800,15 @@ def quality_rows(data: DataSet) -> tuple[list[Row], list[str]]:
             f"{m['recall_at_20']:.4f} | {m['mean_reciprocal_rank_at_25']:.4f} | "
             f"{m['coverage']:.3f} | {ratio:.2f} [{low:.2f}, {high:.2f}] |"
         )
+    if RERANKER in per_user:
+        learned = per_user[RERANKER]
+        low, high = ratio_interval(learned, mine)
+        over = learned.mean() / max(mine.mean(), 1e-12)
+        table += [
+            "",
+            f"The learned peer over what recs serves: {over:.2f}, 95% interval {low:.2f} to "
+            f"{high:.2f} (paired bootstrap over the scored users).",
+        ]
     return rows, [*table, "", *related_notes]
 
 
