@@ -215,6 +215,8 @@ class Served:
     truth: sp.csr_matrix
     users: npt.NDArray[np.int64]
     answers: npt.NDArray[np.int64]
+    #: What each user gets with `filter=not-seen`: only items they never touched.
+    discovery: npt.NDArray[np.int64]
     sources: dict[str, int]
     chosen: str
     approved: bool
@@ -294,12 +296,15 @@ def serve(data: DataSet, root: Path) -> Served:
     recommender = Recommender(LiveModel(lake, store), store, EventLog(root / "empty.sqlite3"))
     item_at = {u: i for i, u in enumerate(log.item_ids.tolist())}
     answers = np.full((len(users), K), -1, dtype=np.int64)
+    discovery = np.full((len(users), K), -1, dtype=np.int64)
     sources: dict[str, int] = {}
     for row, user in enumerate(log.user_ids[users].tolist()):
         answer = recommender.personalized(user, K)
         sources[answer.source] = sources.get(answer.source, 0) + 1
         codes = [item_at[i] for i, _ in answer.items]
         answers[row, : len(codes)] = codes
+        codes = [item_at[i] for i, _ in recommender.personalized(user, K, not_seen=True).items]
+        discovery[row, : len(codes)] = codes
     replay = _replay(recommender, root, log, after, users)
     asked, sought = related_queries(log, after)
     related: dict[int, list[int]] = {}
@@ -312,6 +317,7 @@ def serve(data: DataSet, root: Path) -> Served:
         truth,
         users,
         answers,
+        discovery,
         sources,
         report.chosen,
         report.approved,
@@ -757,6 +763,16 @@ def quality_rows(data: DataSet) -> tuple[list[Row], list[str]]:
             unit="x1000",
         ),
     ]
+    popular = "popularity, last 30 days"
+    rows.append(
+        Row(
+            f"{data.name}: NDCG@10 on items new to each user, `filter=not-seen` vs popularity",
+            evaluate(served.discovery, unseen)[SELECT_ON] * 1000,
+            popular,
+            evaluate(ranked[popular], unseen)[SELECT_ON] * 1000,
+            unit="x1000",
+        )
+    )
     related_rows, related_notes = _related(served, data.name)
     rows += related_rows
     sources = ", ".join(f"{n} {c:,}" for n, c in sorted(served.sources.items()))
@@ -788,8 +804,15 @@ def quality_rows(data: DataSet) -> tuple[list[Row], list[str]]:
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
     baseline = per_user[BASELINE]
+    discovered = evaluate(served.discovery, truth)
     for name, best, m, gains in [
         ("**recs, served**", served.answers, ours, mine),
+        (
+            "recs, `filter=not-seen` (only items new to the user)",
+            served.discovery,
+            discovered,
+            per_user_ndcg(served.discovery, truth),
+        ),
         *((n, ranked[n], results[n], per_user[n]) for n in results),
     ]:
         extra = f" ({detail[name]})" if name in detail else ""

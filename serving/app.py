@@ -256,7 +256,7 @@ def build_app(services: Services) -> APIGatewayHttpResolver:
         exclude: ExcludeParam = None,
         filter_: FilterParam = None,
     ) -> Any:
-        category, not_purchased = None, filter_ == "not-purchased"
+        category, not_purchased, not_seen = None, filter_ == "not-purchased", filter_ == "not-seen"
         if filter_ is not None and filter_.startswith("category:"):
             category = filter_.removeprefix("category:")
             if not category:
@@ -269,13 +269,21 @@ def build_app(services: Services) -> APIGatewayHttpResolver:
                     "filter category:<name> needs a name of printable characters, with no "
                     f"control characters (got {category!r})",
                 )
-        elif filter_ is not None and not not_purchased:
-            return error(400, f"filter must be not-purchased or category:<name> (got {filter_!r})")
+        elif filter_ is not None and not (not_purchased or not_seen):
+            return error(
+                400,
+                f"filter must be not-purchased, not-seen or category:<name> (got {filter_!r})",
+            )
         refused = _bad_ids("userId", [user_id]) or _bad_ids("exclude", _ids(exclude))
         if refused is not None:
             return refused
         answer = recommender.personalized(
-            user_id, k, exclude=_ids(exclude), category=category, not_purchased=not_purchased
+            user_id,
+            k,
+            exclude=_ids(exclude),
+            category=category,
+            not_purchased=not_purchased,
+            not_seen=not_seen,
         )
         return _answer("userId", user_id, "items", answer)
 

@@ -76,9 +76,11 @@ class CampaignRecommender(Recommender):
         exclude: Collection[str] = (),
         category: str | None = None,
         not_purchased: bool = False,
+        not_seen: bool = False,
     ) -> Answer:
-        """The campaign's top k, through its filter if one is set; our own for a category."""
-        if category is None:
+        """The campaign's top k, through its filter if one is set; our own for a category, and
+        for `not_seen` (the campaign has no filter for it, and recs knows the whole history)."""
+        if category is None and not not_seen:
             skip = set(exclude)
             if not_purchased and not self.filter_arn:
                 recent = self.history.recent(user_id, limit=HISTORY_LIMIT)
@@ -105,5 +107,10 @@ class CampaignRecommender(Recommender):
                 ][:k]
                 return Answer(items, "personalize", self.campaign, response.get("recommendationId"))
         return super().personalized(
-            user_id, k, exclude=exclude, category=category, not_purchased=not_purchased
+            user_id,
+            k,
+            exclude=exclude,
+            category=category,
+            not_purchased=not_purchased,
+            not_seen=not_seen,
         )

@@ -196,9 +196,11 @@ class Recommender:
         exclude: Collection[str] = (),
         category: str | None = None,
         not_purchased: bool = False,
+        not_seen: bool = False,
     ) -> Answer:
         """The user's top k, leaving out `exclude` (and, with `not_purchased`, everything the
-        user bought, whatever the version's repeat policy), within `category`."""
+        user bought, or with `not_seen`, everything the user touched, whatever the version's
+        repeat policy), within `category`."""
         model = self.live.get()
         recent = self.history.recent(user_id, limit=HISTORY_LIMIT)
         news = [(e.item_id, e.event_type, e.ts_ms) for e in recent if e.ts_ms > model.last_event_ms]
@@ -206,14 +208,14 @@ class Recommender:
         if not news and category is None:
             row = self.store.recommendations("user", user_id, model.version)
             if row is not None:
-                if not_purchased:
-                    skip |= model.purchased(model.user_history(user_id))
+                if not_purchased or not_seen:
+                    skip |= model.own(model.user_history(user_id), purchased_only=not not_seen)
                 kept = [(i, s) for i, s in zip(*row, strict=True) if i not in skip]
                 if len(kept) >= k:
                     return Answer(kept[:k], "batch", model.version)
         profile = model.user_history(user_id, news)
-        if not_purchased:
-            skip |= model.purchased(profile)
+        if not_purchased or not_seen:
+            skip |= model.own(profile, purchased_only=not not_seen)
         # "Now" is the newest event known, as in training, so that the user's own items age
         # the same way in both paths.
         now_ms = max([model.last_event_ms, *(ts for _, _, ts in news)])

@@ -141,9 +141,10 @@ FilterParam = Annotated[
         alias="filter",
         max_length=MAX_ID_LENGTH + 9,
         description="`not-purchased` (leave out everything the user bought, whatever the "
-        "model's repeat policy) or `category:<name>` (only that category). Without it, the "
-        "model's repeat policy, chosen in training, decides which of the user's own items "
-        "may come back.",
+        "model's repeat policy), `not-seen` (only items the user has never touched: what to "
+        "discover, for a shop whose default list is mostly what the user buys again) or "
+        "`category:<name>` (only that category). Without it, the model's repeat policy, "
+        "chosen in training, decides which of the user's own items may come back.",
     ),
 ]
 

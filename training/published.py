@@ -271,9 +271,11 @@ class PublishedModel:
         """The user's own items that the version's repeat policy keeps from coming back."""
         return {str(i) for i in self.item_ids[held_back(self.blend, history, now_ms)]}
 
-    def purchased(self, history: UserHistory) -> set[str]:
-        """The items the user bought, as far back as the version's data and since."""
-        return {str(i) for i in self.item_ids[history.items[history.purchased]]}
+    def own(self, history: UserHistory, *, purchased_only: bool = False) -> set[str]:
+        """The items the user touched (or only those they bought), as far back as the
+        version's data and since."""
+        items = history.items[history.purchased] if purchased_only else history.items
+        return {str(i) for i in self.item_ids[items]}
 
     def popular(
         self, k: int, *, skip: Iterable[str] = (), category: str | None = None

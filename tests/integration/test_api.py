@@ -200,6 +200,29 @@ def test_exclude_and_a_category_filter(api: Client, services: Services) -> None:
         assert model.categories[model.item_code(item["id"])] == category
 
 
+@pytest.mark.parametrize("news", [False, True], ids=["batch", "realtime"])
+def test_not_seen_gives_only_items_the_user_never_touched(
+    api: Client, services: Services, news: bool
+) -> None:
+    """What a shop of rebuyers needs beside its default list, which is mostly what each
+    shopper buys again: items to discover."""
+    model = services.recommender.live.get()
+    # Trained shoppers no other test asks for, one per case (the shop is the module's).
+    user = str(model.user_ids[-2 if news else -1])
+    if news:
+        assert _post(api, {"userId": user, "itemId": "I7", "event_type": "view"})[0] == 202
+    touched = model.own(model.user_history(user, [("I7", "view", 0)] if news else []))
+    assert touched  # the check below means something only for a user with history
+    status, body, _ = api(
+        "GET", "/v1/recommendations/personalized", f"userId={user}&k=10&filter=not-seen"
+    )
+    assert status == 200, body
+    assert body["source"] == ("realtime" if news else body["source"])
+    found = [i["id"] for i in body["items"]]
+    assert len(found) == 10
+    assert not set(found) & touched
+
+
 @pytest.mark.parametrize("prefix", ["/v1", ""])
 def test_related_items(api: Client, prefix: str) -> None:
     status, body, _ = api("GET", f"{prefix}/recommendations/related", "itemId=I10&k=3")

@@ -143,3 +143,19 @@ def test_the_api_serves_the_campaigns_answer_with_its_recommendation_id(
     assert body["source"] == "personalize"
     assert body["recommendationId"] == "RID-1"
     assert [i["id"] for i in body["items"]] == ["I9", "I3"]
+
+
+def test_not_seen_is_answered_by_our_own_model_not_the_campaign(
+    services: Services, runtime: Any
+) -> None:
+    """The campaign has no filter for it; recs knows each shopper's whole history. The
+    Stubber has no response queued, so a call to the campaign would raise."""
+    client, stub = runtime
+    campaign = _campaign(services, client, FILTER)
+    model = services.recommender.live.get()
+    user = str(model.user_ids[0])
+    answer = campaign.personalized(user, 5, not_seen=True)
+    stub.assert_no_pending_responses()
+    assert answer.source != "personalize"
+    assert len(answer.items) == 5
+    assert not {i for i, _ in answer.items} & model.own(model.user_history(user))
