@@ -697,6 +697,22 @@ def _ease(
 BASELINE: Final = "repeat then popularity"
 
 
+def with_room(
+    answers: npt.NDArray[np.int64], fresh: npt.NDArray[np.int64], places: int, k: int = 10
+) -> npt.NDArray[np.int64]:
+    """Each list's first k with its last `places` given to the best of `fresh` that the list
+    does not already hold; what follows is the rest of the list."""
+    mixed = np.full_like(answers, -1)
+    for row in range(len(answers)):
+        own = [int(i) for i in answers[row] if i >= 0]
+        new = [int(i) for i in fresh[row] if i >= 0 and i not in own[: k - places]][:places]
+        first = own[: k - places] + new
+        rest = [i for i in own if i not in first]
+        kept = (first + rest)[: answers.shape[1]]
+        mixed[row, : len(kept)] = kept
+    return mixed
+
+
 def per_user_ndcg(best: npt.NDArray[np.int64], truth: sp.csr_matrix, k: int = 10) -> Floats64:
     """Each user's NDCG@k (users with an empty truth left out, as `evaluate` does)."""
     from training.metrics import user_ndcg
@@ -822,6 +838,19 @@ def quality_rows(data: DataSet) -> tuple[list[Row], list[str]]:
             f"| {name}{extra} | {m[SELECT_ON]:.4f} | {evaluate(best, unseen)[SELECT_ON]:.4f} | "
             f"{m['recall_at_20']:.4f} | {m['mean_reciprocal_rank_at_25']:.4f} | "
             f"{m['coverage']:.3f} | {ratio:.2f} [{low:.2f}, {high:.2f}] |"
+        )
+    baseline_mean = max(baseline.mean(), 1e-12)
+    table.append("")
+    for places in (1, 3):
+        mixed = with_room(served.answers, served.discovery, places)
+        gains = per_user_ndcg(mixed, truth)
+        low, high = ratio_interval(gains, mine)
+        table.append(
+            f"Room for new items: the served list with its last {places} of the first 10 places "
+            f"given to `filter=not-seen`'s best scores NDCG@10 {gains.mean():.4f} "
+            f"({gains.mean() / max(mine.mean(), 1e-12):.2f}x what recs serves, 95% interval "
+            f"{low:.2f} to {high:.2f}; {gains.mean() / baseline_mean:.2f}x {BASELINE}) and "
+            f"{evaluate(mixed, unseen)[SELECT_ON]:.4f} on new items."
         )
     if RERANKER in per_user:
         learned = per_user[RERANKER]

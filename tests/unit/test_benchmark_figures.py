@@ -320,3 +320,13 @@ def test_reranker_ranks_by_the_models_scores_within_each_user() -> None:
     assert best[0].tolist() == [code["I2"], code["I1"], -1]
     # U1: I1 (bought once) over I2 (never), though I2 sold more.
     assert best[1].tolist() == [code["I1"], code["I2"], -1]
+
+
+def test_room_for_new_items_takes_the_last_places_of_the_first_ten() -> None:
+    from benchmarks.quality import with_room
+
+    answers = np.array([[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]])
+    fresh = np.array([[3, 20, 21, 22, -1, -1, -1, -1, -1, -1, -1, -1]])
+    # 3 is in the list's first 7 already, so the fresh ones are 20 and 21; 8, 9 and 10 follow.
+    assert with_room(answers, fresh, 2, k=9).tolist() == [[1, 2, 3, 4, 5, 6, 7, 20, 21, 8, 9, 10]]
+    assert with_room(answers, fresh, 3).tolist() == [[1, 2, 3, 4, 5, 6, 7, 20, 21, 22, 8, 9]]
