@@ -30,11 +30,12 @@ from typing import Any, Final, Literal
 import numpy as np
 import numpy.typing as npt
 
+from training.ranker import DAY_MS, Trees, squash, table, user_row
+
 Floats = npt.NDArray[np.float32]
 Ints = npt.NDArray[np.int64]
 Exclude = Literal["seen", "purchased", "none"]
 EXCLUDES: Final[tuple[Exclude, ...]] = ("seen", "purchased", "none")
-DAY_MS: Final = 86_400_000
 HOUR_MS: Final = 3_600_000
 #: Candidates taken from the recipe, and from trending items, per user.
 CANDIDATES: Final = 100
@@ -278,12 +279,16 @@ def recommend_one(
     *,
     skip: Ints | None = None,
     allowed: npt.NDArray[np.bool_] | None = None,
+    ranker: Trees | None = None,
+    stats: npt.NDArray[np.float64] | None = None,
 ) -> list[tuple[int, float]]:
     """One user's top k (code, score), best first, ties by code, filled up with trending
     items when fewer score; empty if nothing scores.
 
     `collab` is the recipe's dense score row for the user (None: no recipe score); `skip`
     codes are left out (the request's exclusions); `allowed` keeps to a subset (a category).
+    With a `ranker` (and the version's item `stats`), the candidates the blend lets through
+    are ordered by the ranker's score instead of the blend's.
     """
     n_items = len(trending)
     # Within a category every scored item is a candidate, so a small category still fills.
@@ -323,10 +328,47 @@ def recommend_one(
     if allowed is not None:
         keep &= allowed[candidates]
     codes, score = candidates[keep], score[keep]
+    if ranker is not None and len(codes):
+        assert stats is not None, "a ranker needs the item statistics"
+        score = _learned(ranker, stats, blend, codes, history, now_ms, (
+            collab_part[codes], own[codes], recency[codes], trending[codes]
+        ))  # fmt: skip
     order = np.lexsort((codes, -score))[:k]
     found = [(int(codes[i]), float(score[i])) for i in order]
     blocked = ([] if skip is None else skip.tolist()) + held.tolist()
     return fill(found, trending, k, blocked, allowed)
+
+
+def _learned(
+    ranker: Trees,
+    stats: npt.NDArray[np.float64],
+    blend: Blend,
+    codes: Ints,
+    history: UserHistory,
+    now_ms: int,
+    parts: tuple[Floats, Floats, Floats, Floats],
+) -> Floats:
+    """The ranker's scores of one user's candidates, from the features the batch path reads
+    (`training.scoring.entries`)."""
+    at = np.searchsorted(history.items, codes)
+    at = np.minimum(at, max(len(history.items) - 1, 0))
+    seen = (history.items[at] == codes) if len(history.items) else np.zeros(len(codes), bool)
+    age = np.where(seen, np.maximum(0, now_ms - history.last_ms[at]) / DAY_MS, 0.0)
+    # Batch components are float64 sums of these float32 values; the same values here.
+    comps = np.column_stack([np.asarray(p, np.float64) for p in parts])
+    user = user_row(history.counts, history.last_ms, now_ms)
+    features = table(
+        comps,
+        blend.weights,
+        seen,
+        seen & history.purchased[at] if len(history.items) else seen,
+        age,
+        np.where(seen, history.counts[at], 0.0).astype(np.float64),
+        codes,
+        stats,
+        np.repeat(user[None, :], len(codes), axis=0),
+    )
+    return squash(ranker.raw(features))
 
 
 def held_back(blend: Blend, history: UserHistory, now_ms: int) -> Ints:

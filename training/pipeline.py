@@ -91,7 +91,7 @@ class TrainReport:
 
 
 def _versions() -> dict[str, str]:
-    names = ("recs", "numpy", "scipy", "implicit", "pyarrow", "duckdb")
+    names = ("recs", "numpy", "scipy", "implicit", "lightgbm", "pyarrow", "duckdb")
     found = {name: metadata.version(name) for name in names}
     return found | {"python": platform.python_version()}
 
@@ -232,7 +232,7 @@ def train_on(
     )
     users = np.arange(log.n_users, dtype=np.int64)
     user_best, user_scores = recommend_users(
-        choice.blend, final, users, matrix, history, trending, newest_ms, K
+        choice.blend, final, users, matrix, history, trending, newest_ms, K, choice.ranker
     )
     served = user_best[:, 0] >= 0
     report.users_served = int(served.sum())
@@ -284,9 +284,8 @@ def train_on(
 
 
 def _chosen(choice: Choice) -> str:
-    if choice.recipe is None:
-        return "history and trending"
-    return label(choice.recipe)
+    chosen = "history and trending" if choice.recipe is None else label(choice.recipe)
+    return chosen + (", reranked by a learned ranker" if choice.ranker is not None else "")
 
 
 def _holdout_ranked(
@@ -300,7 +299,9 @@ def _holdout_ranked(
     def served(blend: Blend, recipe: Recipe | None) -> npt.NDArray[np.int64]:
         return rank_split(blend, recipe, log, split, history, matrix, K)
 
-    ranked = {SERVED: served(choice.blend, model)}
+    ranked = {
+        SERVED: rank_split(choice.blend, model, log, split, history, matrix, K, choice.ranker)
+    }
     ranked["popularity-count"] = served(POPULARITY, None)
     ranked["trending"] = served(TRENDING, None)
     ranked[OWN_HISTORY] = served(OWN_THEN_POPULAR, None)
@@ -414,6 +415,8 @@ def _write(
     }
     if final is not None:
         artifacts["user-personalization.npz"] = final.arrays()
+    if choice.ranker is not None:
+        artifacts["ranker.npz"] = choice.ranker.arrays()
     for name, arrays in artifacts.items():
         lake.write_bytes(f"{prefix}/{name}", npz_bytes(arrays))
         report.files.append(f"{prefix}/{name}")

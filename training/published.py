@@ -41,6 +41,7 @@ from training.blend import (
     with_events,
 )
 from training.errors import ModelUnreadable
+from training.ranker import Trees, item_stats
 
 Floats = npt.NDArray[np.float32]
 Ints = npt.NDArray[np.int64]
@@ -125,6 +126,8 @@ class PublishedModel:
     label: str = ""
     neighbours: NeighbourTable | None = None
     item_factors: Floats | None = None
+    #: The learned second stage, where training chose one.
+    ranker: Trees | None = None
 
     @property
     def n_items(self) -> int:
@@ -188,6 +191,11 @@ class PublishedModel:
                 if "item_factors" in personal
                 else None
             ),
+            ranker=(
+                Trees.from_arrays(load_arrays(lake, f"{prefix}/ranker.npz"))
+                if "ranker.npz" in manifest.get("artifacts", [])
+                else None
+            ),
         )
 
     def item_code(self, item_id: str) -> int | None:
@@ -237,6 +245,13 @@ class PublishedModel:
         return (self.item_factors @ user.astype(np.float32)).astype(np.float32)
 
     @functools.cached_property
+    def _item_stats(self) -> npt.NDArray[np.float64]:
+        """The ranker's item statistics, at the version's newest event, as training had
+        them for the batch output; once per version."""
+        h = self.history
+        return item_stats(h.items, h.counts, h.last_ms, self.n_items, self.last_event_ms)
+
+    @functools.cached_property
     def _gram(self) -> npt.NDArray[np.float64] | None:
         """ALS's Y'Y + reg I, once per version rather than once per request."""
         if self.item_factors is None:
@@ -264,6 +279,8 @@ class PublishedModel:
             k,
             skip=np.array(codes, dtype=np.int64),
             allowed=None if category is None else self.categories == category,
+            ranker=self.ranker,
+            stats=None if self.ranker is None else self._item_stats,
         )
         return [(str(self.item_ids[code]), round(score, 6)) for code, score in found]
 

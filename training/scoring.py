@@ -19,7 +19,6 @@ import numpy.typing as npt
 import scipy.sparse as sp
 
 from training.blend import (
-    DAY_MS,
     Blend,
     History,
     fill,
@@ -29,6 +28,7 @@ from training.blend import (
     trending_scores,
 )
 from training.data import Interactions, Split
+from training.ranker import DAY_MS, NEVER, Trees, item_stats, squash, table
 from training.recipes import Recipe, sparse_top_k
 
 Floats = npt.NDArray[np.float32]
@@ -49,6 +49,8 @@ class Components:
     purchased: sp.csr_matrix
     #: Age in days of each own entry's last touch (+1, so that 0 days is not a zero).
     age_days: sp.csr_matrix
+    #: How often the user touched each own entry.
+    count: sp.csr_matrix
 
 
 def history_rows(history: History, users: Ints, n_items: int) -> sp.csr_matrix:
@@ -103,6 +105,7 @@ def components(
     seen = _with_data(held, np.ones(len(positions)))
     purchased = _with_data(held, history.purchased[positions].astype(np.float64))
     age_days = _with_data(held, age + 1.0)
+    count = _with_data(held, history.counts[positions].astype(np.float64))
     top_rows = np.repeat(np.arange(n), len(trending_top))
     top_cols = np.tile(trending_top, n)
     tops = sp.csr_matrix((np.ones(len(top_rows)), (top_rows, top_cols)), shape=(n, n_items))
@@ -117,11 +120,86 @@ def components(
         seen.tocsr(),
         purchased.tocsr(),
         age_days.tocsr(),
+        count.tocsr(),
     )
 
 
-def rank(blend: Blend, parts: Components, k: int) -> tuple[Ints, Floats]:
-    """The k best candidates of each user under the blend's weights and policy."""
+def rank(
+    blend: Blend,
+    parts: Components,
+    k: int,
+    ranker: Trees | None = None,
+    stats: npt.NDArray[np.float64] | None = None,
+) -> tuple[Ints, Floats]:
+    """The k best candidates of each user under the blend's weights and policy, ordered by
+    the blend's score, or by the ranker's (`stats`: the item statistics it reads)."""
+    if ranker is None:
+        return sparse_top_k(allowed_scores(blend, parts), k)
+    assert stats is not None, "a ranker needs the item statistics"
+    found = entries(blend, parts, stats)
+    scores = squash(ranker.raw(found.features))
+    shape = parts.seen.shape
+    return sparse_top_k(sp.csr_matrix((scores, (found.row, found.item)), shape=shape), k)
+
+
+@dataclass(frozen=True)
+class Entries:
+    """The candidates a blend's policy lets through, as (row, item) pairs in row order, with
+    their `ranker.FEATURES`."""
+
+    row: Ints
+    item: Ints
+    features: Floats
+
+
+def entries(blend: Blend, parts: Components, stats: npt.NDArray[np.float64]) -> Entries:
+    """Every candidate the blend would rank (its score above 0 under its policy), with the
+    features the ranker reads, as `blend.recommend_one` computes them for one user."""
+    score = allowed_scores(blend, parts)
+    row, item = score.nonzero()
+    order = np.lexsort((item, row))
+    row, item = row[order].astype(np.int64), item[order].astype(np.int64)
+
+    def at(matrix: sp.csr_matrix) -> npt.NDArray[np.float64]:
+        return np.asarray(matrix[row, item], dtype=np.float64).ravel()
+
+    comps = np.column_stack(
+        [at(parts.collab), at(parts.own), at(parts.recency), at(parts.trending)]
+    )
+    seen = at(parts.seen) > 0
+    ages = parts.age_days.tocsr()
+    has = np.diff(ages.indptr) > 0
+    idle = np.full(ages.shape[0], NEVER)
+    if ages.nnz:
+        idle[has] = np.minimum.reduceat(ages.data, ages.indptr[:-1][has]) - 1.0
+    user = np.column_stack(
+        [
+            np.diff(parts.seen.indptr).astype(np.float64),
+            np.asarray(parts.count.sum(axis=1), dtype=np.float64).ravel(),
+            idle,
+        ]
+    )[row]
+    features = table(
+        comps,
+        blend.weights,
+        seen,
+        at(parts.purchased) > 0,
+        at(parts.age_days) - 1.0,
+        at(parts.count),
+        item,
+        stats,
+        user,
+    )
+    return Entries(row, item, features)
+
+
+def history_stats(history: History, n_items: int, now_ms: int) -> npt.NDArray[np.float64]:
+    """`ranker.item_stats` of a whole history, at `now_ms`."""
+    return item_stats(history.items, history.counts, history.last_ms, n_items, now_ms)
+
+
+def allowed_scores(blend: Blend, parts: Components) -> sp.csr_matrix:
+    """The blend's score of every candidate its policy lets through (others dropped)."""
     score = (
         blend.collab * parts.collab
         + blend.own * parts.own
@@ -140,7 +218,7 @@ def rank(blend: Blend, parts: Components, k: int) -> tuple[Ints, Floats]:
     score = score.tocsr()
     score.data[score.data <= 0] = 0.0
     score.eliminate_zeros()
-    return sparse_top_k(score, k)
+    return score
 
 
 def _fill(
@@ -179,9 +257,11 @@ def rank_split(
     history: History,
     matrix: sp.csr_matrix,
     k: int,
+    ranker: Trees | None = None,
 ) -> Ints:
-    """What `blend` serves each of a split's scored users from what they did before its cut
-    (`history` and `matrix` are of the training side): the batch output's own path."""
+    """What `blend` (reordered by `ranker`, if any) serves each of a split's scored users
+    from what they did before its cut (`history` and `matrix` are of the training side): the
+    batch output's own path."""
     users = split.test_users.astype(np.int64)
     now_ms = int(split.cut_ms if split.cut_ms is not None else log.ts_ms[split.train].max())
     trending = trending_scores(
@@ -191,7 +271,9 @@ def rank_split(
         blend.trending_half_life_days,
         now_ms,
     )
-    best, _ = recommend_users(blend, recipe, users, matrix[users], history, trending, now_ms, k)
+    best, _ = recommend_users(
+        blend, recipe, users, matrix[users], history, trending, now_ms, k, ranker
+    )
     return best
 
 
@@ -204,15 +286,18 @@ def recommend_users(
     trending: Floats,
     now_ms: int,
     k: int,
+    ranker: Trees | None = None,
 ) -> tuple[Ints, Floats]:
-    """Top k per user (codes, scores), -1 where fewer items score above 0."""
+    """Top k per user (codes, scores), -1 where fewer items score above 0; in the ranker's
+    order where one is given."""
     trending_top = top_by_score(trending, blend.candidates)
+    stats = None if ranker is None else history_stats(history, len(trending), now_ms)
     found_best, found_scores = [], []
     for part in blocks(len(users)):
         parts = components(
             blend, recipe, users[part], rows[part], history, trending, trending_top, now_ms
         )
-        best, scores = rank(blend, parts, k)
+        best, scores = rank(blend, parts, k, ranker, stats)
         _fill(blend, best, scores, users[part], history, trending, now_ms)
         found_best.append(best)
         found_scores.append(scores)

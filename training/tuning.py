@@ -41,8 +41,16 @@ from training.blend import EXCLUDES, Blend, Exclude, History, top_by_score, tren
 from training.data import Interactions, Split, global_split, time_split, unseen_truth
 from training.errors import NotEnoughData
 from training.metrics import MIN_USERS, Paired, paired, user_ndcg
+from training.ranker import FEATURES, Trees
 from training.recipes import ALS, EASE, ItemKNN, Recipe
-from training.scoring import Components, components, rank, recommend_users
+from training.scoring import (
+    Components,
+    components,
+    entries,
+    history_stats,
+    rank,
+    recommend_users,
+)
 
 #: The cutoff of the metric recipes are chosen and gated on.
 SELECT_CUTOFF: Final = 10
@@ -142,6 +150,10 @@ class Choice:
     seconds: float = 0.0
     #: What the data settled before validation had a say, and why.
     rules: list[str] = field(default_factory=list)
+    #: The learned second stage, where validation showed it pays (`training.ranker`).
+    ranker: Trees | None = None
+    #: What the ranker scored on validation beside the blend, and whether it is used.
+    ranker_report: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         """The manifest's `tuning` entry."""
@@ -153,6 +165,7 @@ class Choice:
             "tried": self.tried,
             "skipped": self.skipped,
             "rules": self.rules,
+            "ranker": self.ranker_report,
             "seconds": round(self.seconds, 1),
             "folds": list(FOLDS),
             "min_validation_users": MIN_VALIDATION_USERS,
@@ -347,6 +360,20 @@ def choose(
             f"the default blend (repeats {default.exclude}, {default.describe()})",
         ):
             blend, value = default, float(np.mean(at_default))
+    ranker, ranker_report, gains = learn_ranker(log, made, best_fits, blend)
+    if gains is not None:
+        progress(
+            f"  learned ranker: NDCG@10 {ranker_report['ranker']:.4f} against the blend's "
+            f"{ranker_report['blend']:.4f} on the newest fold"
+        )
+        if kept("the learned ranker", gains[0], gains[1], "the blend's own order"):
+            ranker = learn_ranker(log, made, best_fits, blend, final=True)[0]
+        else:
+            ranker = None
+    else:
+        rules.append(f"the learned ranker: {ranker_report['why']}")
+        progress(f"  {rules[-1]}")
+    ranker_report["used"] = ranker is not None
     return Choice(
         recipe=best_recipe if blend.collab > 0 else None,
         half_life_days=best_hl,
@@ -356,7 +383,66 @@ def choose(
         skipped=skipped,
         seconds=time.perf_counter() - started,
         rules=rules,
+        ranker=ranker,
+        ranker_report=ranker_report,
     )
+
+
+def learn_ranker(
+    log: Interactions,
+    made: list[Fold],
+    fits: list[Fitted],
+    blend: Blend,
+    *,
+    final: bool = False,
+) -> tuple[Trees | None, dict[str, Any], tuple[np.ndarray, np.ndarray] | None]:
+    """The learned second stage on the folds cut on global time: trained on all but the
+    newest and scored there beside the blend's own order (the ranker, its report, and both
+    per-user NDCG@10 for a paired comparison; None where it cannot be judged), or with
+    `final`, trained on every fold."""
+    from training.learned import ROUNDS, fit
+
+    report: dict[str, Any] = {"features": list(FEATURES), "rounds": ROUNDS}
+    on_time = [n for n, fold in enumerate(made) if not fold.per_user]
+    if len(on_time) < 2:
+        report["why"] = (
+            "it needs two validation folds cut on global time, one to learn on and a newer "
+            "one to judge on; the blend orders the list"
+        )
+        return None, report, None
+    labelled = []
+    for n in on_time:
+        fold, fitted = made[n], fits[n]
+        now_ms = int(fold.split.cut_ms or 0)
+        train = fold.split.train
+        trending = trending_scores(
+            log.item[train], log.ts_ms[train], log.n_items, blend.trending_half_life_days, now_ms
+        )
+        parts = components(
+            blend,
+            fitted.recipe if blend.collab > 0 else None,
+            fold.users,
+            fitted.matrix[fold.users],
+            fitted.history,
+            trending,
+            top_by_score(trending, blend.candidates),
+            now_ms,
+        )
+        stats = history_stats(fitted.history, log.n_items, now_ms)
+        labelled.append((fold, parts, stats, entries(blend, parts, stats)))
+    if final:
+        return fit([(e, fold.split.truth) for fold, _, _, e in labelled]), report, None
+    trial = fit([(e, fold.split.truth) for fold, _, _, e in labelled[:-1]])
+    if trial is None:
+        report["why"] = "no candidate was touched in the older folds; the blend orders the list"
+        return None, report, None
+    fold, parts, stats, _ = labelled[-1]
+    own = user_ndcg(rank(blend, parts, K)[0], fold.split.truth, SELECT_CUTOFF)
+    learned = user_ndcg(rank(blend, parts, K, trial, stats)[0], fold.split.truth, SELECT_CUTOFF)
+    report.update(
+        blend=fold_mean(own), ranker=fold_mean(learned), gain=beyond_noise(learned, own).to_json()
+    )
+    return trial, report, (learned, own)
 
 
 def tune_blend(

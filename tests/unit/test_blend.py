@@ -216,7 +216,8 @@ def test_tuning_welcomes_repeats_only_where_the_data_shows_they_pay() -> None:
     )
     assert discovery_shop.recipe is not None
     assert discovery_shop.validation > 0.1
-    assert repeat_shop.rules == []
+    # No rule but the learned ranker's verdict, which every run records.
+    assert [r for r in repeat_shop.rules if not r.startswith("the learned ranker")] == []
 
 
 def test_a_gain_within_noise_keeps_the_default() -> None:
@@ -252,6 +253,8 @@ def test_on_noise_every_choice_stays_at_its_default() -> None:
     assert found.recipe.name == "item-knn"
     assert found.half_life_days is None
     assert any(rule.startswith("the blend (") and "within noise" in rule for rule in found.rules)
+    assert found.ranker is None
+    assert not found.ranker_report["used"]
     # 30 users cannot fill the time-cut folds: a fold of each user's newest events is added.
     assert any("a fold of each user's newest events was added" in r for r in found.rules)
 
@@ -339,3 +342,30 @@ def test_row_positions_lists_each_rows_entries_in_order() -> None:
     empty, none = row_positions(indptr, np.array([1], np.int64))
     assert empty.tolist() == []
     assert none.tolist() == [0]
+
+
+def _cycle_shop(users: int = 400) -> Interactions:
+    """Shoppers who rebuy each of their eight consumables every 28 days, the eight a few days
+    apart: what comes next is what they bought longest ago, which a recency weight (newest
+    first) gets backwards and no other weight of the blend tells apart, and which the learned
+    ranker's days-since feature can learn."""
+    rng = np.random.default_rng(5)
+    rows = []
+    for u in range(users):
+        items = rng.choice(40, size=8, replace=False).tolist()
+        for j, item in enumerate(items):
+            phase = (u + 3 * j + j // 2) % 28
+            rows += [
+                (f"U{u}", f"I{item:02d}", "purchase", NOW - (140 - d) * DAY_MS)
+                for d in range(phase, 140, 28)
+            ]
+    return _log(rows)
+
+
+def test_a_learned_ranker_is_used_where_it_pays_beyond_noise() -> None:
+    found = choose(_cycle_shop(), dict(DEFAULT_WEIGHTS), budget_s=30)
+    report = found.ranker_report
+    assert report["used"], report
+    assert found.ranker is not None
+    assert report["gain"]["low"] > 0
+    assert report["ranker"] > report["blend"]

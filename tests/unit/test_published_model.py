@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -12,8 +13,9 @@ import pytest
 from training.blend import EXCLUDES, Blend, Exclude, top_by_score, trending_scores
 from training.data import DEFAULT_WEIGHTS, Interactions
 from training.published import NeighbourTable, PublishedModel
+from training.ranker import Trees
 from training.recipes import ALS, EASE, ItemKNN, Recipe
-from training.scoring import recommend_users
+from training.scoring import components, entries, history_stats, recommend_users
 
 N_USERS, N_ITEMS, N_EVENTS = 120, 40, 2400
 DAY = 86_400_000
@@ -226,3 +228,53 @@ def test_als_fold_in_is_implicits_own_user_step() -> None:
         expected = np.asarray(model.recalculate_user(user, row)).ravel()
         got = fold_in(gram, factors, row.indices.astype(np.int64), row.data, 4.0)
         np.testing.assert_allclose(got, expected, rtol=1e-3, atol=1e-4)
+
+
+def _ranker(blend: Blend, recipe: Recipe | None, now: int) -> Trees:
+    """A real LightGBM ranker, trained on these users' candidates against what a later
+    random log says they touched."""
+    from training.learned import fit
+
+    users = np.arange(N_USERS, dtype=np.int64)
+    parts = components(
+        blend,
+        recipe,
+        users,
+        MATRIX,
+        HISTORY,
+        TRENDING,
+        top_by_score(TRENDING, blend.candidates),
+        now,
+    )
+    found = entries(blend, parts, history_stats(HISTORY, N_ITEMS, now))
+    later = _log(seed=11)
+    truth = later.touched()
+    trees = fit([(found, truth)], rounds=20)
+    assert trees is not None
+    return trees
+
+
+@pytest.mark.parametrize("blend", BLENDS[2:], ids=lambda b: f"{b.weights}-{b.exclude}")
+@pytest.mark.parametrize("recipe", [ItemKNN(neighbours=10), None])
+def test_a_learned_ranker_orders_realtime_answers_as_the_batch(
+    blend: Blend, recipe: Recipe | None
+) -> None:
+    """The ranker reads the same features on both paths: realtime is the batch row."""
+    if recipe is not None:
+        recipe.fit(MATRIX)
+    now = int(LOG.ts_ms.max())  # the version's newest event, as `recs train` ranks at
+    ranker = _ranker(blend, recipe, now)
+    model = replace(_model(recipe, blend), ranker=ranker)
+    users = np.arange(N_USERS, dtype=np.int64)
+    plain, _ = recommend_users(blend, recipe, users, MATRIX, HISTORY, TRENDING, now, 10)
+    best, scores = recommend_users(blend, recipe, users, MATRIX, HISTORY, TRENDING, now, 10, ranker)
+    assert (best != plain).any()  # the ranker reorders something, or the test shows nothing
+    for user in users.tolist():
+        got = model.recommend(model.user_history(str(LOG.user_ids[user])), now, 10)
+        expected = [
+            (str(LOG.item_ids[c]), float(s))
+            for c, s in zip(best[user], scores[user], strict=True)
+            if c >= 0
+        ]
+        assert [i for i, _ in got] == [i for i, _ in expected], f"user {user}"
+        np.testing.assert_allclose([s for _, s in got], [s for _, s in expected], atol=1e-6)
