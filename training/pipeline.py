@@ -207,6 +207,10 @@ def train_on(
     progress(f"holdout ({holdout}): {split.n_test:,} users scored")
     started = time.perf_counter()
     ranked = _holdout_ranked(log, dict(weights), choice, split)
+    if choice.ranker is not None and not _ranker_confirmed(choice, ranked, split, progress):
+        choice.ranker = None
+        ranked[SERVED] = ranked.pop(WITHOUT_RANKER)
+        report.chosen = _chosen(choice)
     report.metrics = {name: evaluate(best, split.truth) for name, best in ranked.items()}
     # Discovery: the same answers scored on the items each user had never touched.
     unseen = unseen_truth(log, split)
@@ -288,6 +292,35 @@ def _chosen(choice: Choice) -> str:
     return chosen + (", reranked by a learned ranker" if choice.ranker is not None else "")
 
 
+#: The holdout row of the served blend in its own order, where a learned ranker reorders it.
+WITHOUT_RANKER: Final = "served, without the ranker"
+
+
+def _ranker_confirmed(
+    choice: Choice, ranked: dict[str, npt.NDArray[np.int64]], split: Split, progress: Progress
+) -> bool:
+    """Whether the learned ranker also beats the blend's own order on the holdout, newer than
+    the folds it was judged on; recorded in the manifest either way.
+
+    Validation showed its gain beyond noise on an older window; a ranker whose gain does not
+    carry forward in time (on a small shop whose last days differ from the rest, it can
+    lose) serves the blend's order instead. Choosing between the two on the holdout favours
+    the served figure a little, by at most the noise between two close orderings."""
+    gain = paired(
+        user_ndcg(ranked[SERVED], split.truth, SELECT_CUTOFF),
+        user_ndcg(ranked[WITHOUT_RANKER], split.truth, SELECT_CUTOFF),
+    )
+    choice.ranker_report["holdout"] = gain.to_json()
+    confirmed = gain.difference > 0
+    choice.ranker_report["used"] = confirmed
+    verdict = "it serves" if confirmed else "it is dropped, and the blend's own order serves"
+    line = f"learned ranker on the holdout, over the blend's own order: {gain}: {verdict}"
+    if not confirmed:
+        choice.rules.append(line)
+    progress(f"  {line}")
+    return confirmed
+
+
 def _holdout_ranked(
     log: Interactions, weights: dict[str, float], choice: Choice, split: Split
 ) -> dict[str, npt.NDArray[np.int64]]:
@@ -302,6 +335,9 @@ def _holdout_ranked(
     ranked = {
         SERVED: rank_split(choice.blend, model, log, split, history, matrix, K, choice.ranker)
     }
+    if choice.ranker is not None:
+        # What the ranker added: the same candidates in the blend's own order.
+        ranked[WITHOUT_RANKER] = served(choice.blend, model)
     ranked["popularity-count"] = served(POPULARITY, None)
     ranked["trending"] = served(TRENDING, None)
     ranked[OWN_HISTORY] = served(OWN_THEN_POPULAR, None)

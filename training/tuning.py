@@ -360,6 +360,7 @@ def choose(
             f"the default blend (repeats {default.exclude}, {default.describe()})",
         ):
             blend, value = default, float(np.mean(at_default))
+    learning = time.perf_counter()
     ranker, ranker_report, gains = learn_ranker(log, made, best_fits, blend)
     if gains is not None:
         progress(
@@ -368,12 +369,17 @@ def choose(
         )
         if kept("the learned ranker", gains[0], gains[1], "the blend's own order"):
             ranker = learn_ranker(log, made, best_fits, blend, final=True)[0]
+            progress(
+                f"  the learned ranker orders the list: its gain over the blend's own order "
+                f"({beyond_noise(*gains)}) stands clear of the noise"
+            )
         else:
             ranker = None
     else:
         rules.append(f"the learned ranker: {ranker_report['why']}")
         progress(f"  {rules[-1]}")
     ranker_report["used"] = ranker is not None
+    ranker_report["seconds"] = round(time.perf_counter() - learning, 1)
     return Choice(
         recipe=best_recipe if blend.collab > 0 else None,
         half_life_days=best_hl,

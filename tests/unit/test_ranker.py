@@ -23,9 +23,13 @@ def test_the_trees_sum_as_lightgbm_predicts() -> None:
     trees = Trees.from_dump(booster.dump_model())
     assert len(trees.roots) == 40
     expected = booster.predict(rows, raw_score=True)
-    np.testing.assert_allclose(trees.raw(rows), expected, rtol=0, atol=1e-9)
-    again = Trees.from_arrays(trees.arrays())
-    np.testing.assert_array_equal(again.raw(rows), trees.raw(rows))
+    np.testing.assert_allclose(trees.walk(rows), expected, rtol=0, atol=1e-9)
+    again = Trees.from_arrays(trees.arrays())  # what serving loads: numpy alone
+    assert again.text is None
+    np.testing.assert_array_equal(again.raw(rows), trees.walk(rows))
+    # Training's trees carry LightGBM's text, and score the batch output with it.
+    with_text = Trees.from_dump(booster.dump_model(), booster.model_to_string())
+    np.testing.assert_allclose(with_text.raw(rows), trees.walk(rows), rtol=0, atol=1e-9)
 
 
 def test_a_tree_that_is_one_leaf_adds_its_value() -> None:
