@@ -84,7 +84,7 @@ def test_popularity_and_repeat_peers_by_hand() -> None:
     log = _log(10, 3, lambda u, d: [1, 2, 3][u] if d < 9 else 1)  # item 1 sells most lately
     users = np.arange(3)
     cut = START_MS + 10 * DAY_MS
-    ranked, detail = peers(log, users, cut)
+    ranked, detail = peers(log, users, cut, learned=False)
     code = {item: n for n, item in enumerate(log.item_ids.tolist())}
     # Popularity over the last 30 days: I1 (12 sales), then I2 and I3 (9 each).
     assert ranked["popularity, last 30 days"][0][:3].tolist() == [
@@ -111,7 +111,7 @@ def test_each_implicit_peer_gets_the_repeat_policy_its_validation_prefers(
     the same model scores 0.368 with them allowed)."""
     log = _log(30, 120, item_of)
     users = np.arange(log.n_users)
-    _, detail = peers(log, users, START_MS + 30 * DAY_MS)
+    _, detail = peers(log, users, START_MS + 30 * DAY_MS, learned=False)
     for name in ("implicit ALS", "implicit BPR", "EASE, tuned", "TIFU-KNN", "UP-CF@r"):
         assert expected in detail[name].split(":")[0], detail[name]
 
