@@ -30,7 +30,7 @@ from typing import Any, Final, Literal
 import numpy as np
 import numpy.typing as npt
 
-from training.ranker import DAY_MS, Trees, squash, table, user_row
+from training.ranker import DAY_MS, SHORTLIST, Trees, squash, table, user_row
 
 Floats = npt.NDArray[np.float32]
 Ints = npt.NDArray[np.int64]
@@ -330,9 +330,19 @@ def recommend_one(
     codes, score = candidates[keep], score[keep]
     if ranker is not None and len(codes):
         assert stats is not None, "a ranker needs the item statistics"
-        score = _learned(ranker, stats, blend, codes, history, now_ms, (
-            collab_part[codes], own[codes], recency[codes], trending[codes]
+        # The ranker reorders the blend's best SHORTLIST; the rest follow in the blend's
+        # order, each below the last reordered score (only a request for more than
+        # SHORTLIST items reaches them).
+        by_blend = np.lexsort((codes, -score))
+        short, rest = by_blend[:SHORTLIST], by_blend[SHORTLIST:]
+        learned = _learned(ranker, stats, blend, codes[short], history, now_ms, (
+            collab_part[codes[short]], own[codes[short]], recency[codes[short]],
+            trending[codes[short]],
         ))  # fmt: skip
+        tail = score[rest] / max(float(score[rest[0]]), 1e-30) if len(rest) else score[rest]
+        reordered = np.concatenate([learned, 0.5 * float(learned.min()) * tail]).astype(np.float32)
+        codes = np.concatenate([codes[short], codes[rest]])
+        score = reordered
     order = np.lexsort((codes, -score))[:k]
     found = [(int(codes[i]), float(score[i])) for i in order]
     blocked = ([] if skip is None else skip.tolist()) + held.tolist()

@@ -49,6 +49,10 @@ DAY_MS: Final = 86_400_000
 #: What "days since" reads for an item the user never touched.
 NEVER: Final = 9999.0
 ITEM_HALF_LIVES: Final = (30.0, 7.0)
+#: The blend's best candidates per user that the ranker reorders (twice the batch rows'
+#: 25): scoring a shortlist rather than all of a user's ~200 candidates keeps the batch
+#: output at scale to a quarter of the trees' work.
+SHORTLIST: Final = 50
 #: Rows evaluated at once: a block's (rows x trees) node table stays a few tens of MB.
 _ROWS: Final = 20_000
 

@@ -28,7 +28,7 @@ from training.blend import (
     trending_scores,
 )
 from training.data import Interactions, Split
-from training.ranker import DAY_MS, NEVER, Trees, item_stats, squash, table
+from training.ranker import DAY_MS, NEVER, SHORTLIST, Trees, item_stats, squash, table
 from training.recipes import Recipe, sparse_top_k
 
 Floats = npt.NDArray[np.float32]
@@ -155,8 +155,11 @@ class Entries:
 def entries(blend: Blend, parts: Components, stats: npt.NDArray[np.float64]) -> Entries:
     """Every candidate the blend would rank (its score above 0 under its policy), with the
     features the ranker reads, as `blend.recommend_one` computes them for one user."""
-    score = allowed_scores(blend, parts)
-    row, item = score.nonzero()
+    # The ranker reorders each user's shortlist: the blend's best `SHORTLIST`, as ranked
+    # realtime (float32 scores, ties by code).
+    best, _ = sparse_top_k(allowed_scores(blend, parts), SHORTLIST)
+    row, slot = np.nonzero(best >= 0)
+    item = best[row, slot]
     order = np.lexsort((item, row))
     row, item = row[order].astype(np.int64), item[order].astype(np.int64)
 

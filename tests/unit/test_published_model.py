@@ -254,23 +254,29 @@ def _ranker(blend: Blend, recipe: Recipe | None, now: int) -> Trees:
     return trees
 
 
+@pytest.mark.parametrize("shortlist", [50, 6], ids=["all candidates", "a shortlist of 6"])
 @pytest.mark.parametrize("blend", BLENDS[2:], ids=lambda b: f"{b.weights}-{b.exclude}")
 @pytest.mark.parametrize("recipe", [ItemKNN(neighbours=10), None])
 def test_a_learned_ranker_orders_realtime_answers_as_the_batch(
-    blend: Blend, recipe: Recipe | None
+    blend: Blend, recipe: Recipe | None, shortlist: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The ranker reads the same features on both paths: realtime is the batch row."""
+    """The ranker reads the same features on both paths, and reorders the same shortlist of
+    the blend's best: realtime is the batch row."""
+    monkeypatch.setattr("training.blend.SHORTLIST", shortlist)
+    monkeypatch.setattr("training.scoring.SHORTLIST", shortlist)
     if recipe is not None:
         recipe.fit(MATRIX)
     now = int(LOG.ts_ms.max())  # the version's newest event, as `recs train` ranks at
     ranker = _ranker(blend, recipe, now)
     model = replace(_model(recipe, blend), ranker=ranker)
     users = np.arange(N_USERS, dtype=np.int64)
-    plain, _ = recommend_users(blend, recipe, users, MATRIX, HISTORY, TRENDING, now, 10)
-    best, scores = recommend_users(blend, recipe, users, MATRIX, HISTORY, TRENDING, now, 10, ranker)
+    # The batch rows (25) are shorter than the shortlist (50): so here, k is at most it.
+    k = min(10, shortlist)
+    plain, _ = recommend_users(blend, recipe, users, MATRIX, HISTORY, TRENDING, now, k)
+    best, scores = recommend_users(blend, recipe, users, MATRIX, HISTORY, TRENDING, now, k, ranker)
     assert (best != plain).any()  # the ranker reorders something, or the test shows nothing
     for user in users.tolist():
-        got = model.recommend(model.user_history(str(LOG.user_ids[user])), now, 10)
+        got = model.recommend(model.user_history(str(LOG.user_ids[user])), now, k)
         expected = [
             (str(LOG.item_ids[c]), float(s))
             for c, s in zip(best[user], scores[user], strict=True)

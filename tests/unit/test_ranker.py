@@ -57,3 +57,12 @@ def test_item_and_user_statistics_by_hand() -> None:
     np.testing.assert_allclose(stats[1], [1, 0.5, 0.5 ** (30 / 7), 0])
     np.testing.assert_allclose(stats[2], [0, 0, 0, 0])
     np.testing.assert_allclose(user_row(counts[:2], last[:2], now + 2 * day), [2, 3, 2])
+
+
+def test_the_shortlist_covers_the_batch_rows() -> None:
+    """Realtime reorders the blend's best SHORTLIST and appends the rest in the blend's order;
+    the batch keeps only the shortlist. They agree because a batch row is never longer."""
+    from training.pipeline import K
+    from training.ranker import SHORTLIST
+
+    assert SHORTLIST >= K
