@@ -30,7 +30,7 @@ from typing import Any, Final, Literal
 import numpy as np
 import numpy.typing as npt
 
-from training.ranker import DAY_MS, SHORTLIST, Trees, squash, table, user_row
+from training.ranker import DAY_MS, SHORTLIST, Trees, item_stats, squash, table, user_row
 
 Floats = npt.NDArray[np.float32]
 Ints = npt.NDArray[np.int64]
@@ -146,6 +146,10 @@ class History:
             self.last_ms[start:stop],
             self.purchased[start:stop],
         )
+
+    def item_stats(self, n_items: int, now_ms: int) -> npt.NDArray[np.float64]:
+        """The learned ranker's item statistics (`ranker.item_stats`) at `now_ms`."""
+        return item_stats(self.items, self.counts, self.last_ms, n_items, now_ms)
 
     def weight_matrix(self, n_items: int) -> Any:
         """Users x items of the decayed weights (scipy CSR; training only: serving has no scipy)."""

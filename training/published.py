@@ -41,7 +41,7 @@ from training.blend import (
     with_events,
 )
 from training.errors import ModelUnreadable
-from training.ranker import Trees, item_stats
+from training.ranker import Trees
 
 Floats = npt.NDArray[np.float32]
 Ints = npt.NDArray[np.int64]
@@ -248,8 +248,7 @@ class PublishedModel:
     def _item_stats(self) -> npt.NDArray[np.float64]:
         """The ranker's item statistics, at the version's newest event, as training had
         them for the batch output; once per version."""
-        h = self.history
-        return item_stats(h.items, h.counts, h.last_ms, self.n_items, self.last_event_ms)
+        return self.history.item_stats(self.n_items, self.last_event_ms)
 
     @functools.cached_property
     def _gram(self) -> npt.NDArray[np.float64] | None:

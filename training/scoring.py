@@ -28,7 +28,7 @@ from training.blend import (
     trending_scores,
 )
 from training.data import Interactions, Split
-from training.ranker import DAY_MS, NEVER, SHORTLIST, Trees, item_stats, squash, table
+from training.ranker import DAY_MS, NEVER, SHORTLIST, Trees, squash, table
 from training.recipes import Recipe, sparse_top_k
 
 Floats = npt.NDArray[np.float32]
@@ -136,9 +136,14 @@ def rank(
     if ranker is None:
         return sparse_top_k(allowed_scores(blend, parts), k)
     assert stats is not None, "a ranker needs the item statistics"
-    found = entries(blend, parts, stats)
+    return rank_entries(ranker, entries(blend, parts, stats), parts.seen.shape, k)
+
+
+def rank_entries(
+    ranker: Trees, found: Entries, shape: tuple[int, int], k: int
+) -> tuple[Ints, Floats]:
+    """The k best of each row's entries by the ranker's score."""
     scores = squash(ranker.raw(found.features))
-    shape = parts.seen.shape
     return sparse_top_k(sp.csr_matrix((scores, (found.row, found.item)), shape=shape), k)
 
 
@@ -153,8 +158,9 @@ class Entries:
 
 
 def entries(blend: Blend, parts: Components, stats: npt.NDArray[np.float64]) -> Entries:
-    """Every candidate the blend would rank (its score above 0 under its policy), with the
-    features the ranker reads, as `blend.recommend_one` computes them for one user."""
+    """Each user's shortlist: the blend's best `SHORTLIST` of the candidates its policy lets
+    through (score above 0), with the features the ranker reads, as `blend.recommend_one`
+    computes them for one user."""
     # The ranker reorders each user's shortlist: the blend's best `SHORTLIST`, as ranked
     # realtime (float32 scores, ties by code).
     best, _ = sparse_top_k(allowed_scores(blend, parts), SHORTLIST)
@@ -170,7 +176,7 @@ def entries(blend: Blend, parts: Components, stats: npt.NDArray[np.float64]) -> 
         [at(parts.collab), at(parts.own), at(parts.recency), at(parts.trending)]
     )
     seen = at(parts.seen) > 0
-    ages = parts.age_days.tocsr()
+    ages = parts.age_days
     has = np.diff(ages.indptr) > 0
     idle = np.full(ages.shape[0], NEVER)
     if ages.nnz:
@@ -194,11 +200,6 @@ def entries(blend: Blend, parts: Components, stats: npt.NDArray[np.float64]) -> 
         user,
     )
     return Entries(row, item, features)
-
-
-def history_stats(history: History, n_items: int, now_ms: int) -> npt.NDArray[np.float64]:
-    """`ranker.item_stats` of a whole history, at `now_ms`."""
-    return item_stats(history.items, history.counts, history.last_ms, n_items, now_ms)
 
 
 def allowed_scores(blend: Blend, parts: Components) -> sp.csr_matrix:
@@ -294,7 +295,7 @@ def recommend_users(
     """Top k per user (codes, scores), -1 where fewer items score above 0; in the ranker's
     order where one is given."""
     trending_top = top_by_score(trending, blend.candidates)
-    stats = None if ranker is None else history_stats(history, len(trending), now_ms)
+    stats = None if ranker is None else history.item_stats(len(trending), now_ms)
     found_best, found_scores = [], []
     for part in blocks(len(users)):
         parts = components(

@@ -47,8 +47,8 @@ from training.scoring import (
     Components,
     components,
     entries,
-    history_stats,
     rank,
+    rank_entries,
     recommend_users,
 )
 
@@ -360,22 +360,23 @@ def choose(
             f"the default blend (repeats {default.exclude}, {default.describe()})",
         ):
             blend, value = default, float(np.mean(at_default))
-    learning = time.perf_counter()
-    ranker, ranker_report, gains = learn_ranker(log, made, best_fits, blend)
-    if gains is not None:
+
+    def judge(learned: np.ndarray, own: np.ndarray) -> bool:
         progress(
-            f"  learned ranker: NDCG@10 {ranker_report['ranker']:.4f} against the blend's "
-            f"{ranker_report['blend']:.4f} on the newest fold"
+            f"  learned ranker: NDCG@10 {fold_mean(learned):.4f} against the blend's "
+            f"{fold_mean(own):.4f} on the newest fold"
         )
-        if kept("the learned ranker", gains[0], gains[1], "the blend's own order"):
-            ranker = learn_ranker(log, made, best_fits, blend, final=True)[0]
-            progress(
-                f"  the learned ranker orders the list: its gain over the blend's own order "
-                f"({beyond_noise(*gains)}) stands clear of the noise"
-            )
-        else:
-            ranker = None
-    else:
+        if not kept("the learned ranker", learned, own, "the blend's own order"):
+            return False
+        progress(
+            f"  the learned ranker orders the list: its gain over the blend's own order "
+            f"({beyond_noise(learned, own)}) stands clear of the noise"
+        )
+        return True
+
+    learning = time.perf_counter()
+    ranker, ranker_report = learn_ranker(log, made, best_fits, blend, judge)
+    if "why" in ranker_report:
         rules.append(f"the learned ranker: {ranker_report['why']}")
         progress(f"  {rules[-1]}")
     ranker_report["used"] = ranker is not None
@@ -399,13 +400,12 @@ def learn_ranker(
     made: list[Fold],
     fits: list[Fitted],
     blend: Blend,
-    *,
-    final: bool = False,
-) -> tuple[Trees | None, dict[str, Any], tuple[np.ndarray, np.ndarray] | None]:
+    judge: Callable[[np.ndarray, np.ndarray], bool],
+) -> tuple[Trees | None, dict[str, Any]]:
     """The learned second stage on the folds cut on global time: trained on all but the
-    newest and scored there beside the blend's own order (the ranker, its report, and both
-    per-user NDCG@10 for a paired comparison; None where it cannot be judged), or with
-    `final`, trained on every fold."""
+    newest, scored there beside the blend's own order, and, where `judge` keeps it on both
+    per-user NDCG@10 (the ranker's, the blend's), trained again on every fold. Returns the
+    ranker (None: not kept) and its report, which says `why` where it cannot be judged."""
     from training.learned import ROUNDS, fit
 
     report: dict[str, Any] = {"features": list(FEATURES), "rounds": ROUNDS}
@@ -415,7 +415,7 @@ def learn_ranker(
             "it needs two validation folds cut on global time, one to learn on and a newer "
             "one to judge on; the blend orders the list"
         )
-        return None, report, None
+        return None, report
     labelled = []
     for n in on_time:
         fold, fitted = made[n], fits[n]
@@ -434,21 +434,22 @@ def learn_ranker(
             top_by_score(trending, blend.candidates),
             now_ms,
         )
-        stats = history_stats(fitted.history, log.n_items, now_ms)
-        labelled.append((fold, parts, stats, entries(blend, parts, stats)))
-    if final:
-        return fit([(e, fold.split.truth) for fold, _, _, e in labelled]), report, None
-    trial = fit([(e, fold.split.truth) for fold, _, _, e in labelled[:-1]])
+        stats = fitted.history.item_stats(log.n_items, now_ms)
+        labelled.append((fold, parts, entries(blend, parts, stats)))
+    trial = fit([(found, fold.split.truth) for fold, _, found in labelled[:-1]])
     if trial is None:
         report["why"] = "no candidate was touched in the older folds; the blend orders the list"
-        return None, report, None
-    fold, parts, stats, _ = labelled[-1]
+        return None, report
+    fold, parts, found = labelled[-1]
     own = user_ndcg(rank(blend, parts, K)[0], fold.split.truth, SELECT_CUTOFF)
-    learned = user_ndcg(rank(blend, parts, K, trial, stats)[0], fold.split.truth, SELECT_CUTOFF)
+    best, _ = rank_entries(trial, found, parts.seen.shape, K)
+    learned = user_ndcg(best, fold.split.truth, SELECT_CUTOFF)
     report.update(
         blend=fold_mean(own), ranker=fold_mean(learned), gain=beyond_noise(learned, own).to_json()
     )
-    return trial, report, (learned, own)
+    if not judge(learned, own):
+        return None, report
+    return fit([(found, fold.split.truth) for fold, _, found in labelled]), report
 
 
 def tune_blend(
