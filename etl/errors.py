@@ -29,3 +29,10 @@ class CuratedZoneEmpty(EtlError):
 
 class CuratedZoneUnreadable(EtlError):
     """A curated file cannot be read: damaged, or written by something other than the ETL."""
+
+
+class GlueDatabaseMissing(EtlError):
+    """The Glue database the curated tables go in does not exist, and this role may not make it.
+
+    Retrying will not help: create it (Terraform does) or name an existing one.
+    """

@@ -3,6 +3,11 @@
 awswrangler writes the table definitions from the one schema in `etl.schema`, and adds the
 partitions of the dates a run changed. Both calls are idempotent, so a run that is retried,
 or that finishes an earlier run's work, registers the same things again harmlessly.
+
+The database is not ours to change. On AWS Terraform owns it (`infra/terraform/analytics.tf`)
+and the steps' role may not update it: `wr.catalog.create_database(exist_ok=True)` rewrites a
+database whose description differs, which AWS would deny after the run's commit. So a run only
+reads it, and creates it only where it is missing (a shop on S3 without our Terraform).
 """
 
 from __future__ import annotations
@@ -11,11 +16,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from etl.errors import GlueDatabaseMissing
 from etl.schema import INTERACTIONS_TABLE, PARQUET_OPTIONS, TABLES
 from ingestion.lake import S3Lake
 
 if TYPE_CHECKING:
     import boto3
+    from mypy_boto3_glue import GlueClient
+
+__all__ = ["GlueCatalog", "GlueDatabaseMissing", "catalog_for"]
 
 
 def catalog_for(lake: object, database: str) -> GlueCatalog | None:
@@ -43,18 +52,44 @@ class GlueCatalog:
         """The S3 URL of a folder of the lake, with the trailing slash Glue expects."""
         return self.lake.url(prefix).rstrip("/") + "/"
 
+    def ensure_database(self, glue: GlueClient) -> None:
+        """Leave an existing database as it is; create a missing one, or say what to do."""
+        from botocore.exceptions import ClientError
+
+        try:
+            glue.get_database(Name=self.database)
+            return
+        except ClientError as error:
+            if error.response["Error"]["Code"] != "EntityNotFoundException":
+                raise
+        try:
+            glue.create_database(
+                DatabaseInput={
+                    "Name": self.database,
+                    "Description": "recs: curated shop interactions and catalog",
+                }
+            )
+        except ClientError as error:
+            code = error.response["Error"]["Code"]
+            if code == "AlreadyExistsException":  # another run made it meanwhile
+                return
+            if code in ("AccessDeniedException", "AccessDenied"):
+                raise GlueDatabaseMissing(
+                    f"Glue database {self.database!r} does not exist and this role may not "
+                    f"create it ({error.response['Error'].get('Message', code)}). Apply the "
+                    "Terraform, which creates it, or set RECS_GLUE_DATABASE to its output "
+                    "`glue_database`."
+                ) from error
+            raise
+
     def register(self, changed_dates: Iterable[str]) -> None:
-        """Create or update the database and tables, and add the partitions of these dates."""
+        """Make sure of the database, create or update the tables, and add the partitions of
+        these dates."""
         import awswrangler as wr
 
         session = self._session()
         compression = str(PARQUET_OPTIONS["compression"])
-        wr.catalog.create_database(
-            self.database,
-            description="recs: curated shop interactions and catalog",
-            exist_ok=True,
-            boto3_session=session,
-        )
+        self.ensure_database(session.client("glue"))
         for table in TABLES:
             partition = table.partition
             wr.catalog.create_parquet_table(

@@ -12,7 +12,7 @@ from moto import mock_aws
 
 from etl import state
 from etl.errors import StateConflict
-from etl.glue import GlueCatalog
+from etl.glue import GlueCatalog, GlueDatabaseMissing
 from etl.job import run_etl
 from ingestion.lake import LocalLake, S3Lake
 from ingestion.raw import event_object_key
@@ -199,3 +199,55 @@ def test_on_s3_the_tables_and_partitions_are_registered_in_glue(aws_env: None) -
         assert names[-1] == "recommendation_id"
         kept = glue.get_partitions(DatabaseName="recs_test", TableName="interactions")
         assert len(kept["Partitions"]) == len(values)
+
+
+@pytest.mark.aws
+def test_the_etl_leaves_terraforms_glue_database_alone(aws_env: None) -> None:
+    """Terraform owns the database; the steps' role may not UpdateDatabase (an AWS denial)."""
+    with mock_aws():
+        s3 = boto3.client("s3")
+        s3.create_bucket(Bucket="shop-lake")
+        lake = S3Lake("shop-lake", "prod", client=s3)
+        plant_shop(lake)
+        glue = boto3.client("glue")
+        glue.create_database(DatabaseInput={"Name": "recs_test", "Description": "Terraform's"})
+        session = boto3.Session()
+        called: list[str] = []
+        session.events.register("before-call.glue", lambda model, **_: called.append(model.name))
+        run_etl(lake, now=NOW, glue=GlueCatalog("recs_test", lake, session=session))
+        database = glue.get_database(Name="recs_test")["Database"]
+        assert database["Description"] == "Terraform's"
+        assert "UpdateDatabase" not in called
+        assert "CreateDatabase" not in called
+        assert "CreateTable" in called  # the ETL's own part
+
+
+@pytest.mark.aws
+def test_a_missing_glue_database_is_created_once_and_a_denial_says_what_to_do(
+    aws_env: None,
+) -> None:
+    """A shop with no Terraform gets the database made; a role that may not make it is told
+    which database to create or name."""
+    from botocore.stub import Stubber
+
+    with mock_aws():
+        s3 = boto3.client("s3")
+        s3.create_bucket(Bucket="shop-lake")
+        lake = S3Lake("shop-lake", "prod", client=s3)
+        GlueCatalog("recs_new", lake).register([])
+        assert boto3.client("glue").get_database(Name="recs_new")["Database"]["Name"] == "recs_new"
+
+        denied = boto3.client("glue")
+        with Stubber(denied) as stub:
+            stub.add_client_error(
+                "get_database", "EntityNotFoundException", "Database recs_other not found.", 400
+            )
+            stub.add_client_error(
+                "create_database", "AccessDeniedException",
+                "User: arn:aws:sts::123456789012:assumed-role/steps is not authorized to "
+                "perform: glue:CreateDatabase", 400,
+            )  # fmt: skip
+            catalog = GlueCatalog("recs_other", lake)
+            with pytest.raises(GlueDatabaseMissing, match="RECS_GLUE_DATABASE") as caught:
+                catalog.ensure_database(denied)
+        assert "recs_other" in str(caught.value)
