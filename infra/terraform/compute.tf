@@ -82,10 +82,11 @@ data "aws_iam_policy_document" "pipeline_steps" {
     resources = [aws_kms_key.lake.arn]
   }
   statement {
-    # The ETL creates the curated tables and adds partitions (etl/glue.py, via awswrangler).
+    # The ETL creates the curated tables and adds partitions (etl/glue.py, via awswrangler);
+    # the database is Terraform's, which the ETL only reads.
     sid = "CuratedTables"
     actions = [
-      "glue:GetDatabase", "glue:CreateDatabase", "glue:GetTable", "glue:GetTables",
+      "glue:GetDatabase", "glue:GetTable", "glue:GetTables",
       "glue:CreateTable", "glue:UpdateTable", "glue:GetPartition", "glue:GetPartitions",
       "glue:BatchGetPartition", "glue:CreatePartition", "glue:BatchCreatePartition",
     ]
