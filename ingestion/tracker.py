@@ -14,7 +14,10 @@ PutEvents takes one user and session per call and at most 10 events, and refuses
 a call whole. Calls are retried by botocore (standard mode: throttling and 5xx, exponential
 backoff with jitter). A call that still fails is logged and counted, never raised: the events
 are already durable in the lake, and the next training reads them from there. The tracker is
-a freshness signal, not the record.
+a freshness signal, not the record. But a tracker that refuses everything (a role without
+PutEvents, a tracking id from another account) would leave the campaign blind for good, so
+each refused event is also counted as the CloudWatch metric `recs/TrackerEventsFailed`
+(embedded metric format, dimension `service`), which `infra/terraform/monitoring.tf` alarms on.
 """
 
 from __future__ import annotations
@@ -40,6 +43,8 @@ logger = logging.getLogger(__name__)
 
 #: PutEvents' own limit: events per call.
 MAX_EVENTS: Final = 10
+#: The CloudWatch metric of refused events (namespace `recs`), and the alarm's.
+FAILED_METRIC: Final = "TrackerEventsFailed"
 _CLIENT_CONFIG: Final = Config(retries={"mode": "standard", "max_attempts": 5})
 
 
@@ -118,7 +123,17 @@ class EventTracker:
                 )
             else:
                 report.sent += len(batch)
+        if report.failed:
+            _count_refused(report.failed)
         return report
+
+
+def _count_refused(events: int) -> None:
+    """One embedded-metric line on stdout, which Lambda's log pipeline turns into the metric."""
+    from aws_lambda_powertools.metrics import MetricUnit, single_metric
+
+    with single_metric(name=FAILED_METRIC, unit=MetricUnit.Count, value=events, namespace="recs"):
+        pass
 
 
 @dataclass

@@ -138,10 +138,11 @@ data "aws_iam_policy_document" "consumer" {
   dynamic "statement" {
     for_each = var.personalize_tracking_id == null ? [] : [1]
     content {
-      # PutEvents is authorized on the event tracker; training names it recs-<stage>.
+      # PutEvents has no resource type (Service Authorization Reference): a statement scoped
+      # to the tracker's ARN never matches, and AWS documents "*" for it.
       sid       = "ForwardToTracker"
       actions   = ["personalize:PutEvents"]
-      resources = ["arn:aws:personalize:${var.region}:${data.aws_caller_identity.current.account_id}:event-tracker/${local.name}*"]
+      resources = ["*"]
     }
   }
   statement {

@@ -46,6 +46,14 @@ locals {
         what       = "events are not landing in the raw zone (oldest record older than three buffer intervals)"
       }
     },
+    var.personalize_tracking_id == null ? {} : {
+      tracker-forwarding = {
+        # ingestion/tracker.py counts each event the event tracker refused after retries.
+        namespace  = "recs", metric = "TrackerEventsFailed", stat = "Sum", threshold = 0, period = 300
+        dimensions = { service = local.consumer_environment.POWERTOOLS_SERVICE_NAME }
+        what       = "Personalize's event tracker refused events: the campaign is not seeing live events (the consumer's log says why)"
+      }
+    },
     local.pipeline == 0 ? {} : {
       pipeline-failed = {
         namespace  = "AWS/States", metric = "ExecutionsFailed", stat = "Sum", threshold = 0, period = 3600

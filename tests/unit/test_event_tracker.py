@@ -102,6 +102,37 @@ def test_a_refused_call_is_counted_and_logged_and_the_rest_still_go(
     assert "They are in the lake" in caplog.text
 
 
+def test_refused_events_are_a_cloudwatch_metric_an_alarm_watches(
+    stubbed: Any, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A denied PutEvents (the consumer's role, say) must page someone, not only log: the
+    count goes out as an embedded metric that infra/terraform/monitoring.tf alarms on."""
+    import json
+
+    from ingestion.tracker import FAILED_METRIC
+
+    monkeypatch.delenv("POWERTOOLS_METRICS_DISABLED", raising=False)
+    monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "recs-history-consumer")
+    tracker, stub = stubbed
+    stub.add_client_error(
+        "put_events", service_error_code="AccessDeniedException", http_status_code=400
+    )
+    stub.add_response("put_events", {})
+    tracker.forward([_event(1), _event(2), _event(3, user="U2")])
+    blobs = [json.loads(line) for line in capsys.readouterr().out.splitlines() if "_aws" in line]
+    assert len(blobs) == 1
+    (emitted,) = blobs
+    directive = emitted["_aws"]["CloudWatchMetrics"][0]
+    assert directive["Namespace"] == "recs"
+    assert [m["Name"] for m in directive["Metrics"]] == [FAILED_METRIC]
+    assert emitted[FAILED_METRIC] == [2.0]
+    assert emitted["service"] == "recs-history-consumer"
+    # Nothing refused, nothing emitted: the alarm's "missing data" is then fine.
+    stub.add_response("put_events", {})
+    tracker.forward([_event(4)])
+    assert "_aws" not in capsys.readouterr().out
+
+
 class _Sink:
     def __init__(self, fail: bool = False) -> None:
         self.fail, self.got = fail, []  # type: list[Event]
