@@ -45,7 +45,7 @@ resource "aws_kms_key" "lake" {
 
 # The key's own policy. The account administers it and delegates use to IAM (each role's
 # policy names this key); CloudWatch Logs, which encrypts the log groups, may use it only
-# for this account's log groups.
+# for this account's log groups, and CloudWatch only for our alarms.
 data "aws_iam_policy_document" "lake_key" {
   #checkov:skip=CKV_AWS_111:A key policy's Resource "*" is the key itself, not every resource; checkov reads it as an identity policy.
   #checkov:skip=CKV_AWS_356:A key policy's Resource "*" is the key itself, not every resource; checkov reads it as an identity policy.
@@ -74,6 +74,27 @@ data "aws_iam_policy_document" "lake_key" {
         variable = "aws:SourceAccount"
         values   = [data.aws_caller_identity.current.account_id]
       }
+    }
+  }
+  statement {
+    # The alarms topic is encrypted with this key: CloudWatch must make and read its data
+    # keys to publish an alarm there, or every notification is dropped without a word.
+    sid       = "CloudWatchAlarmsPublishToOurTopic"
+    actions   = ["kms:Decrypt", "kms:GenerateDataKey*"]
+    resources = ["*"] # in a key policy, "*" is this key
+    principals {
+      type        = "Service"
+      identifiers = ["cloudwatch.amazonaws.com"]
+    }
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [data.aws_caller_identity.current.account_id]
+    }
+    condition {
+      test     = "ArnLike"
+      variable = "aws:SourceArn"
+      values   = ["arn:aws:cloudwatch:${var.region}:${data.aws_caller_identity.current.account_id}:alarm:${local.name}-*"]
     }
   }
   statement {

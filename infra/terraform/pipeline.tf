@@ -148,6 +148,13 @@ data "aws_iam_policy_document" "scheduler" {
     actions   = ["states:StartExecution"]
     resources = [aws_sfn_state_machine.pipeline[0].arn]
   }
+  statement {
+    # The schedule's input is encrypted with the lake key (kms_key_arn below); Scheduler
+    # decrypts it as this role before each start.
+    sid       = "DecryptTheSchedule"
+    actions   = ["kms:Decrypt"]
+    resources = [aws_kms_key.lake.arn]
+  }
 }
 
 resource "aws_iam_role_policy" "scheduler" {
