@@ -219,7 +219,7 @@ resource "aws_lambda_function" "pipeline" {
   }
   memory_size                    = var.pipeline_memory_mb
   timeout                        = 900
-  reserved_concurrent_executions = 5
+  reserved_concurrent_executions = var.pipeline_concurrency
   kms_key_arn                    = aws_kms_key.lake.arn
   ephemeral_storage {
     size = 10240 # training writes its arrays to /tmp before the upload

@@ -174,7 +174,7 @@ resource "aws_lambda_function" "recs" {
   source_code_hash               = filebase64sha256(var.api_package)
   memory_size                    = each.value.memory
   timeout                        = each.value.timeout
-  reserved_concurrent_executions = each.key == "api" ? var.api_concurrency : 10
+  reserved_concurrent_executions = each.key == "api" ? var.api_concurrency : var.consumer_concurrency
   kms_key_arn                    = aws_kms_key.lake.arn
 
   environment {

@@ -28,7 +28,7 @@ locals {
       api-lambda-throttles = {
         namespace  = "AWS/Lambda", metric = "Throttles", stat = "Sum", threshold = 0, period = 300
         dimensions = { FunctionName = aws_lambda_function.recs["api"].function_name }
-        what       = "the API Lambda was throttled (raise api_concurrency)"
+        what       = "the API Lambda was throttled (raise the account's concurrency quota, or set api_concurrency)"
       }
       consumer-errors = {
         namespace  = "AWS/Lambda", metric = "Errors", stat = "Sum", threshold = 0, period = 300

@@ -171,10 +171,26 @@ variable "cors_origins" {
   default     = []
 }
 
+# Reserved concurrency comes out of the account's Lambda concurrency quota, of which AWS
+# keeps 10 unreserved; a new account's quota is often 10, so any reservation fails the apply
+# until the quota is raised (Service Quotas: "Concurrent executions"). Unreserved (null) is
+# the default; docs/deploy.md says when to reserve.
 variable "api_concurrency" {
-  description = "Reserved concurrency of the API Lambda: its most instances at once."
+  description = "Reserved concurrency of the API Lambda (null: unreserved, the account's pool)."
   type        = number
-  default     = 50
+  default     = null
+}
+
+variable "consumer_concurrency" {
+  description = "Reserved concurrency of the Kinesis consumer (null: unreserved)."
+  type        = number
+  default     = null
+}
+
+variable "pipeline_concurrency" {
+  description = "Reserved concurrency of the pipeline steps' Lambda (null: unreserved)."
+  type        = number
+  default     = null
 }
 
 variable "api_rate_limit" {
