@@ -12,6 +12,11 @@ Every step is idempotent: resources have names derived from the stage and the ve
 a step that finds its resource already there uses it. A step whose resource is still being
 created raises `TrainingPending` once its wait runs out, so a Step Functions state can retry
 it later (or the same command can be run again) without starting anything twice.
+
+Finding is done as the service allows it. Creating a name that exists raises
+`ResourceAlreadyExistsException`; the listing is then read page by page and matched on the
+summary's `name`, or `jobName` for import and batch jobs. Solution-version summaries carry no
+name at all, so each listed version is described, newest first, until the name matches.
 """
 
 from __future__ import annotations
@@ -138,6 +143,35 @@ class PersonalizeTrainer:
                 raise
             return find()
 
+    def _find(self, listing: str, key: str, arn_field: str, name: str, **params: Any) -> str:
+        """The ARN of the resource named `name` in every page of `listing`: summaries name it
+        `name`, or `jobName` for jobs."""
+        # The stubs type each listing's paginator by its literal name; this takes any.
+        paginator: Any = self.client.get_paginator(listing)  # type: ignore[call-overload]
+        for page in paginator.paginate(**params):
+            for entry in page.get(key, []):
+                if entry.get("name", entry.get("jobName")) == name:
+                    return str(entry[arn_field])
+        raise TrainingFailed(f"Personalize said {name} exists but does not list it")
+
+    def _find_solution_version(self, solution_arn: str, name: str) -> str:
+        """Solution-version summaries carry no name: describe each, newest first."""
+        paginator = self.client.get_paginator("list_solution_versions")
+        summaries = [
+            entry
+            for page in paginator.paginate(solutionArn=solution_arn)
+            for entry in page.get("solutionVersions", [])
+        ]
+        summaries.sort(key=lambda e: e.get("creationDateTime") or 0, reverse=True)
+        for entry in summaries:
+            arn = entry["solutionVersionArn"]
+            found = self.client.describe_solution_version(solutionVersionArn=arn)
+            if found["solutionVersion"].get("name") == name:
+                return arn
+        raise TrainingFailed(
+            f"Personalize said solution version {name} exists but does not list it"
+        )
+
     # -- the steps, in order --------------------------------------------------------------
 
     def dataset_group(self) -> str:
@@ -146,7 +180,7 @@ class PersonalizeTrainer:
         arn = self._create(
             lambda: self.client.create_dataset_group(name=name),
             "datasetGroupArn",
-            lambda: self._find(self.client.list_dataset_groups(), "datasetGroups", name),
+            lambda: self._find("list_dataset_groups", "datasetGroups", "datasetGroupArn", name),
         )
         self.wait(
             "dataset group",
@@ -154,15 +188,6 @@ class PersonalizeTrainer:
             lambda: self.client.describe_dataset_group(datasetGroupArn=arn)["datasetGroup"],
         )
         return arn
-
-    @staticmethod
-    def _find(listing: Mapping[str, Any], key: str, name: str) -> str:
-        for entry in listing.get(key, []):
-            if entry.get("name") == name:
-                for field_name, value in entry.items():
-                    if field_name.endswith("Arn"):
-                        return str(value)
-        raise TrainingFailed(f"Personalize said {name} exists but does not list it")
 
     def datasets(self, group_arn: str, schemas: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
         """A schema and a dataset for each dataset type the export has."""
@@ -177,7 +202,7 @@ class PersonalizeTrainer:
         schema_arn = self._create(
             lambda: self.client.create_schema(name=name, schema=json.dumps(schema)),
             "schemaArn",
-            lambda: self._find(self.client.list_schemas(), "schemas", name),
+            lambda: self._find("list_schemas", "schemas", "schemaArn", name),
         )
         dataset_arn = self._create(
             lambda: self.client.create_dataset(
@@ -185,7 +210,7 @@ class PersonalizeTrainer:
             ),
             "datasetArn",
             lambda: self._find(
-                self.client.list_datasets(datasetGroupArn=group_arn), "datasets", name
+                "list_datasets", "datasets", "datasetArn", name, datasetGroupArn=group_arn
             ),
         )
         self.wait(
@@ -248,9 +273,11 @@ class PersonalizeTrainer:
             ),
             "datasetImportJobArn",
             lambda: self._find(
-                self.client.list_dataset_import_jobs(datasetArn=dataset_arn),
+                "list_dataset_import_jobs",
                 "datasetImportJobs",
+                "datasetImportJobArn",
                 name,
+                datasetArn=dataset_arn,
             ),
         )
 
@@ -270,17 +297,26 @@ class PersonalizeTrainer:
         return version_arn, {k: float(v) for k, v in metrics.items()}
 
     def solution(self, group_arn: str) -> str:
-        """The stage's user-personalization solution, created once."""
+        """The stage's user-personalization solution, created once.
+
+        Automatic training is off: CreateSolution's default (`performAutoTraining` true)
+        would add a weekly training of Personalize's own, billed beside the nightly one our
+        state machine starts and gates."""
         solution_name = self._name("user-personalization")
         solution_arn = self._create(
             lambda: self.client.create_solution(
                 name=solution_name,
                 datasetGroupArn=group_arn,
                 recipeArn=self.settings.recipe_arn,
+                performAutoTraining=False,
             ),
             "solutionArn",
             lambda: self._find(
-                self.client.list_solutions(datasetGroupArn=group_arn), "solutions", solution_name
+                "list_solutions",
+                "solutions",
+                "solutionArn",
+                solution_name,
+                datasetGroupArn=group_arn,
             ),
         )
         self.wait(
@@ -300,16 +336,16 @@ class PersonalizeTrainer:
                 name=version_name, solutionArn=solution_arn, trainingMode=mode
             ),
             "solutionVersionArn",
-            lambda: self._find(
-                self.client.list_solution_versions(solutionArn=solution_arn),
-                "solutionVersions",
-                version_name,
-            ),
+            lambda: self._find_solution_version(solution_arn, version_name),
         )
         return version_arn
 
     def deploy(self, version_arn: str, min_tps: int = 1) -> str:
-        """Create the stage's campaign on this solution version, or point it at it."""
+        """Create the stage's campaign on this solution version, or point it at it.
+
+        A retry (after `TrainingPending`) finds the update it started still running:
+        UpdateCampaign then raises `ResourceInUseException`, so an update already heading to
+        this version is only waited for, and one heading elsewhere is waited out."""
         name = self._name()
         try:
             arn = self.client.create_campaign(
@@ -318,14 +354,41 @@ class PersonalizeTrainer:
         except ClientError as exc:
             if exc.response["Error"]["Code"] != "ResourceAlreadyExistsException":
                 raise
-            arn = self._find(self.client.list_campaigns(), "campaigns", name)
+            arn = self._find("list_campaigns", "campaigns", "campaignArn", name)
+            self._update_campaign(arn, version_arn, min_tps)
+        self.wait("campaign", arn, lambda: self._campaign_progress(arn, version_arn))
+        return arn
+
+    def _campaign_progress(self, arn: str, version_arn: str) -> Mapping[str, Any]:
+        """The campaign, or its latest update while one runs: a campaign stays ACTIVE on its
+        old solution version while an update is in progress."""
+        campaign = self.client.describe_campaign(campaignArn=arn)["campaign"]
+        update = campaign.get("latestCampaignUpdate")
+        if update and update.get("solutionVersionArn") == version_arn:
+            return update
+        return campaign
+
+    def _update_campaign(self, arn: str, version_arn: str, min_tps: int) -> None:
+        campaign = self.client.describe_campaign(campaignArn=arn)["campaign"]
+        update = campaign.get("latestCampaignUpdate") or {}
+        status = str(update.get("status", campaign.get("status", "")))
+        if update.get("solutionVersionArn") == version_arn and not status.endswith("FAILED"):
+            return  # a previous attempt's update: wait for it
+        if campaign.get("solutionVersionArn") == version_arn and status == _DONE:
+            return  # already there
+        if status != _DONE and not status.endswith("FAILED"):
+            raise TrainingPending(
+                f"Personalize campaign {arn} is being updated to "
+                f"{update.get('solutionVersionArn')} ({status}); retry later"
+            )
+        try:
             self.client.update_campaign(
                 campaignArn=arn, solutionVersionArn=version_arn, minProvisionedTPS=min_tps
             )
-        self.wait(
-            "campaign", arn, lambda: self.client.describe_campaign(campaignArn=arn)["campaign"]
-        )
-        return arn
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "ResourceInUseException":
+                raise
+            raise TrainingPending(f"Personalize campaign {arn} is busy; retry later") from exc
 
     def not_purchased_filter(self, group_arn: str) -> str:
         """The filter the API's default `not-purchased` maps to."""
@@ -336,7 +399,7 @@ class PersonalizeTrainer:
             ),
             "filterArn",
             lambda: self._find(
-                self.client.list_filters(datasetGroupArn=group_arn), "Filters", name
+                "list_filters", "Filters", "filterArn", name, datasetGroupArn=group_arn
             ),
         )
         self.wait("filter", arn, lambda: self.client.describe_filter(filterArn=arn)["filter"])
@@ -349,7 +412,11 @@ class PersonalizeTrainer:
             lambda: self.client.create_event_tracker(name=name, datasetGroupArn=group_arn),
             "eventTrackerArn",
             lambda: self._find(
-                self.client.list_event_trackers(datasetGroupArn=group_arn), "eventTrackers", name
+                "list_event_trackers",
+                "eventTrackers",
+                "eventTrackerArn",
+                name,
+                datasetGroupArn=group_arn,
             ),
         )
         tracker = self.wait(
@@ -394,9 +461,11 @@ class PersonalizeTrainer:
             lambda: self.client.create_batch_inference_job(**request),
             "batchInferenceJobArn",
             lambda: self._find(
-                self.client.list_batch_inference_jobs(solutionVersionArn=version_arn),
+                "list_batch_inference_jobs",
                 "batchInferenceJobs",
+                "batchInferenceJobArn",
                 name,
+                solutionVersionArn=version_arn,
             ),
         )
         return arn

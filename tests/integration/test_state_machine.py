@@ -309,38 +309,112 @@ def _camel(snake: str) -> str:
 
 
 class FakePersonalize:
-    """Amazon Personalize for this test only (moto has none): each create answers an ARN
-    named after the resource; a long job says CREATE IN_PROGRESS at its first look and
-    ACTIVE after; a batch job writes its output into the lake, as the service writes to S3.
+    """Amazon Personalize for this test only (moto has none), answering as the service does
+    where recs depends on it (botocore's model and the API reference):
+    - a create of a name that exists raises `ResourceAlreadyExistsException`;
+    - listings are paginated; job summaries carry `jobName`, solution-version summaries no
+      name at all, the others `name`; ListFilters' key is `Filters`;
+    - a long job says CREATE IN_PROGRESS at its first look and ACTIVE after;
+    - a campaign stays ACTIVE on its old solution version while an update runs, and
+      UpdateCampaign during one raises `ResourceInUseException`;
+    - a batch job writes its output into the lake, as the service writes to S3.
     Request and response shapes are pinned by the Stubber tests of `training.personalize`."""
 
     def __init__(self, lake: LocalLake) -> None:
+        import boto3
+
         self.lake = lake
-        self.looks: dict[str, int] = {}
+        self.errors = boto3.client("personalize", region_name="us-east-1").exceptions
+        self.made: dict[str, dict[str, Any]] = {}  # ARN -> kind, name, params, looks
         self.calls: list[str] = []
+        self.requests: dict[str, list[dict[str, Any]]] = {}
+
+    def _raise(self, code: str, operation: str, message: str) -> None:
+        error = {"Error": {"Code": code, "Message": message}}
+        raise getattr(self.errors, code)(error, operation)
 
     def __getattr__(self, method: str) -> Any:
         def call(**params: Any) -> dict[str, Any]:
             self.calls.append(method)
+            self.requests.setdefault(method, []).append(params)
             verb, _, kind = method.partition("_")
             kind = _camel(kind)
             if verb == "create":
-                name = params.get("name") or params.get("jobName")
-                arn = f"arn:aws:personalize:us-east-1:123456789012:{kind}/{name}"
-                if kind == "batchInferenceJob":
-                    self._batch_output(params)
-                return {f"{kind}Arn": arn}
+                return self._create(kind, params, _camel(f"x_{method}")[1:])
             if verb == "describe":
-                arn = str(next(iter(params.values())))
-                self.looks[arn] = self.looks.get(arn, 0) + 1
-                first = kind in _LONG_JOBS and self.looks[arn] == 1
-                status = "CREATE IN_PROGRESS" if first else "ACTIVE"
-                return {kind: {"status": status, "trackingId": "tid-1"}}
+                return self._describe(kind, str(next(iter(params.values()))))
+            if verb == "update" and kind == "campaign":
+                return self._update_campaign(params)
+            if verb == "list":
+                return self._list(kind, params)
             if method == "get_solution_metrics":
                 return {"metrics": {"normalized_discounted_cumulative_gain_at_10": 0.9}}
             raise AttributeError(method)
 
         return call
+
+    def get_paginator(self, listing: str) -> Any:
+        fake = self
+
+        class OnePage:
+            def paginate(self, **params: Any) -> Iterator[dict[str, Any]]:
+                yield getattr(fake, listing)(**params)
+
+        return OnePage()
+
+    def _create(self, kind: str, params: dict[str, Any], operation: str) -> dict[str, Any]:
+        name = params.get("name") or params.get("jobName")
+        if any(r["kind"] == kind and r["name"] == name for r in self.made.values()):
+            self._raise("ResourceAlreadyExistsException", operation, f"{kind} {name} exists")
+        if kind == "solutionVersion":  # named by the solution and an id, not the name
+            arn = f"{params['solutionArn']}/{len(self.made):08x}"
+        else:
+            arn = f"arn:aws:personalize:us-east-1:123456789012:{kind}/{name}"
+        self.made[arn] = {"kind": kind, "name": name, "params": params, "looks": 0}
+        if kind == "batchInferenceJob":
+            self._batch_output(params)
+        return {f"{kind}Arn": arn}
+
+    def _describe(self, kind: str, arn: str) -> dict[str, Any]:
+        made = self.made[arn]
+        made["looks"] += 1
+        first = kind in _LONG_JOBS and made["looks"] == 1
+        status = "CREATE IN_PROGRESS" if first else "ACTIVE"
+        found = {"name": made["name"], f"{kind}Arn": arn, "status": status, "trackingId": "tid-1"}
+        if kind in {"datasetImportJob", "batchInferenceJob"}:
+            found["jobName"] = found.pop("name")
+        if kind == "campaign":
+            found["solutionVersionArn"] = made["params"]["solutionVersionArn"]
+            if (update := made.get("update")) is not None:
+                update["looks"] += 1
+                update["status"] = "CREATE IN_PROGRESS" if update["looks"] == 1 else "ACTIVE"
+                found["latestCampaignUpdate"] = {
+                    "solutionVersionArn": update["solutionVersionArn"], "status": update["status"]
+                }  # fmt: skip
+        return {kind: found}
+
+    def _update_campaign(self, params: dict[str, Any]) -> dict[str, Any]:
+        made = self.made[params["campaignArn"]]
+        if made.get("update", {}).get("status", "ACTIVE") != "ACTIVE":
+            self._raise("ResourceInUseException", "UpdateCampaign", "campaign is updating")
+        made["update"] = {"solutionVersionArn": params["solutionVersionArn"], "looks": 0,
+                          "status": "CREATE PENDING"}  # fmt: skip
+        return {"campaignArn": params["campaignArn"]}
+
+    def _list(self, plural: str, params: dict[str, Any]) -> dict[str, Any]:
+        kind = plural[:-1]
+        params = {k: v for k, v in params.items() if k not in {"nextToken", "maxResults"}}
+        summaries = []
+        for arn, made in self.made.items():
+            if made["kind"] != kind or any(made["params"].get(k) != v for k, v in params.items()):
+                continue
+            summary: dict[str, Any] = {f"{kind}Arn": arn, "status": "ACTIVE"}
+            if kind in {"datasetImportJob", "batchInferenceJob"}:
+                summary["jobName"] = made["name"]
+            elif kind != "solutionVersion":
+                summary["name"] = made["name"]
+            summaries.append(summary)
+        return {"Filters" if plural == "filters" else plural: summaries}
 
     def _batch_output(self, params: dict[str, Any]) -> None:
         users = Path(params["jobInput"]["s3DataSource"]["path"]).read_text().splitlines()
@@ -419,7 +493,7 @@ def test_the_personalize_branch_starts_polls_and_publishes(
         lambda _self, env, wait_seconds: waits.append(wait_seconds),
     )
     done = machine.run({"now": "2026-11-02T02:00:00Z"})
-    assert done["status"] == "SUCCEEDED", done
+    assert done["status"] == "SUCCEEDED", json.dumps(done["failures"], default=str)[:3000]
     states = done["states"]
     assert states[:6] == ["start", "flush", "etl-runs-on", "etl", "export-for-trainer", "export"]
     # Each long job: started by our Lambda, then polled until ACTIVE, looked at twice.
@@ -444,6 +518,12 @@ def test_the_personalize_branch_starts_polls_and_publishes(
     assert (manifest["backend"], manifest["status"]) == ("personalize", "approved")
     production = json.loads(machine.lake.read_bytes("models/production.json"))
     assert production["campaign"].endswith("campaign/recs-prod")
-    assert fake.calls.count("create_solution_version") >= 2  # found again, never twice made
+    # Each phase asked again and found what the first made: one of each, none made twice.
+    assert fake.calls.count("create_solution_version") >= 2
+    made = [m["kind"] for m in fake.made.values()]
+    assert made.count("solutionVersion") == made.count("batchInferenceJob") == 1
+    assert made.count("datasetImportJob") == made.count("dataset") == 3
+    assert made.count("solution") == 1
+    assert all(r["performAutoTraining"] is False for r in fake.requests["create_solution"])
     inbox = machine.inbox()  # type: ignore[attr-defined]
     assert any("published 20261102T020000Z" in m for m in inbox)

@@ -150,6 +150,8 @@ def test_training_a_solution_version_returns_personalizes_metrics(stubbed: Any) 
             "name": "recs-prod-user-personalization",
             "datasetGroupArn": GROUP,
             "recipeArn": USER_PERSONALIZATION,
+            # Personalize's default is true: a weekly training of its own, billed.
+            "performAutoTraining": False,
         },
     )
     stub.add_response(
@@ -194,15 +196,113 @@ def test_deploy_creates_the_campaign_once_then_updates_it(stubbed: Any) -> None:
     stub.add_response(
         "list_campaigns", {"campaigns": [{"name": "recs-prod", "campaignArn": campaign}]}
     )
+    on_sv1 = {"campaign": {"status": "ACTIVE", "solutionVersionArn": "sv1"}}
+    stub.add_response("describe_campaign", on_sv1, {"campaignArn": campaign})
     stub.add_response(
         "update_campaign",
         {"campaignArn": campaign},
         {"campaignArn": campaign, "solutionVersionArn": "sv2", "minProvisionedTPS": 1},
     )
-    stub.add_response(
-        "describe_campaign", {"campaign": {"status": "ACTIVE"}}, {"campaignArn": campaign}
-    )
+    # The campaign stays ACTIVE on sv1 while its update runs: the wait follows the update.
+    for status in ("CREATE IN_PROGRESS", "ACTIVE"):
+        update = {"solutionVersionArn": "sv2", "status": status}
+        answer = {"campaign": {**on_sv1["campaign"], "latestCampaignUpdate": update}}
+        stub.add_response("describe_campaign", answer, {"campaignArn": campaign})
     assert trainer.deploy("sv2") == campaign
+
+
+def _updating(to: str, status: str = "CREATE IN_PROGRESS") -> dict[str, Any]:
+    update = {"solutionVersionArn": to, "status": status}
+    return {
+        "campaign": {
+            "status": "ACTIVE",
+            "solutionVersionArn": "sv1",
+            "latestCampaignUpdate": update,
+        }
+    }
+
+
+def test_a_retried_publish_waits_for_its_own_campaign_update_instead_of_repeating_it(
+    stubbed: Any,
+) -> None:
+    """UpdateCampaign on a campaign still updating raises ResourceInUseException."""
+    trainer, stub = stubbed
+    campaign = "arn:aws:personalize:us-east-1:123456789012:campaign/recs-prod"
+    _exists(stub, "create_campaign")
+    stub.add_response(
+        "list_campaigns", {"campaigns": [{"name": "recs-prod", "campaignArn": campaign}]}
+    )
+    stub.add_response("describe_campaign", _updating("sv2"))  # the first attempt's update
+    stub.add_response("describe_campaign", _updating("sv2", "ACTIVE"))
+    assert trainer.deploy("sv2") == campaign  # no update_campaign: it would be refused
+
+    # An update to another version still running: wait it out, do not pile on.
+    _exists(stub, "create_campaign")
+    stub.add_response(
+        "list_campaigns", {"campaigns": [{"name": "recs-prod", "campaignArn": campaign}]}
+    )
+    stub.add_response("describe_campaign", _updating("sv9"))
+    with pytest.raises(TrainingPending, match="being updated to sv9"):
+        trainer.deploy("sv2")
+
+    # And if the service says so anyway, that is a retry later, not a failure.
+    _exists(stub, "create_campaign")
+    stub.add_response(
+        "list_campaigns", {"campaigns": [{"name": "recs-prod", "campaignArn": campaign}]}
+    )
+    stub.add_response("describe_campaign", {"campaign": {"status": "ACTIVE"}})
+    stub.add_client_error("update_campaign", service_error_code="ResourceInUseException")
+    with pytest.raises(TrainingPending, match="busy"):
+        trainer.deploy("sv2")
+
+
+def test_a_rerun_finds_jobs_by_job_name_and_solution_versions_by_describing_them(
+    stubbed: Any,
+) -> None:
+    """Import- and batch-job summaries carry `jobName`; solution-version summaries no name."""
+    trainer, stub = stubbed
+    job = "arn:aws:personalize:us-east-1:123456789012:dataset-import-job/recs-prod-v1-items"
+    _exists(stub, "create_dataset_import_job")
+    stub.add_response(
+        "list_dataset_import_jobs",
+        {"datasetImportJobs": [{"jobName": "recs-prod-v0-items", "datasetImportJobArn": "old"}],
+         "nextToken": "page-2"},
+        {"datasetArn": "d-items"},
+    )  # fmt: skip
+    stub.add_response(
+        "list_dataset_import_jobs",
+        {"datasetImportJobs": [{"jobName": "recs-prod-v1-items", "datasetImportJobArn": job}]},
+        {"datasetArn": "d-items", "nextToken": "page-2"},
+    )
+    assert trainer.start_imports("v1", {"Items": "d-items"}, "exports/personalize/v1") == [job]
+
+    solution = "arn:aws:personalize:us-east-1:123456789012:solution/recs-prod-user-personalization"
+    _exists(stub, "create_solution_version")
+    stub.add_response(
+        "list_solution_versions",
+        {"solutionVersions": [
+            {"solutionVersionArn": f"{solution}/old", "creationDateTime": 1},
+            {"solutionVersionArn": f"{solution}/new", "creationDateTime": 2},
+        ]},
+        {"solutionArn": solution},
+    )  # fmt: skip
+    stub.add_response(
+        "describe_solution_version",
+        {"solutionVersion": {"name": "recs-prod-v1", "status": "ACTIVE"}},
+        {"solutionVersionArn": f"{solution}/new"},
+    )
+    assert trainer.start_solution_version("v1", solution) == f"{solution}/new"
+
+    _exists(stub, "create_batch_inference_job")
+    stub.add_response(
+        "list_batch_inference_jobs",
+        {"batchInferenceJobs": [
+            {"jobName": "recs-prod-v1-users", "solutionVersionArn": "sv1",
+             "batchInferenceJobArn": "b1"},
+        ]},
+        {"solutionVersionArn": "sv1"},
+    )  # fmt: skip
+    assert trainer.start_batch_recommendations("v1", "sv1", "s3://in", None, 25) == "b1"
 
 
 def test_filter_tracker_and_batch_job_requests(stubbed: Any) -> None:
