@@ -18,6 +18,9 @@
 moto runs no Lambda without Docker and runs no Glue job: `infra.emulator` runs each in this
 process, with the function's environment or the job's arguments as Terraform declared
 them, and fills the gaps of moto's it found (ValidateStateMachineDefinition among them).
+Each runs with only what it declares, plus what its runtime gives any process (`RUNTIME`:
+credentials, region, the emulator's endpoint): none of this runner's settings reach it, so a
+setting Terraform forgot fails here as it would on AWS.
 
 What the emulator run leaves out, and why:
 - the pipeline's container image: the Lambda is declared with an image tag that was never
@@ -31,6 +34,7 @@ from __future__ import annotations
 
 import base64
 import importlib
+import io
 import json
 import logging
 import os
@@ -40,7 +44,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, redirect_stdout
 from pathlib import Path
 from typing import Any, Final
 
@@ -152,8 +156,11 @@ def stream_records(kinesis: Any, stream: str) -> list[dict[str, Any]]:
     return records
 
 
-def api(method: str, path: str, query: str = "", body: str | None = None) -> dict[str, Any]:
-    """The API Lambda's handler, with an API Gateway HTTP API (2.0) event."""
+def api(
+    function: str, method: str, path: str, query: str = "", body: str | None = None
+) -> dict[str, Any]:
+    """The API Lambda's handler, with an API Gateway HTTP API (2.0) event and only the
+    function's declared environment."""
     from serving.handler import handler
     from serving.idempotency import LocalRequestContext
 
@@ -165,22 +172,56 @@ def api(method: str, path: str, query: str = "", body: str | None = None) -> dic
     if body is not None:
         event["body"] = body
         event["headers"]["content-type"] = "application/json"
-    answer: dict[str, Any] = handler(event, LocalRequestContext())
+    with run_as(function, declared(function)):
+        answer: dict[str, Any] = handler(event, LocalRequestContext())
     say(f"$ {method} {path}{'?' + query if query else ''} -> {answer['statusCode']}")
     say(f"  {answer['body'][:220]}")
     return {"status": answer["statusCode"], "body": json.loads(answer["body"])}
 
 
+#: What a Lambda or Glue runtime gives every process beside the declared variables: the
+#: role's credentials and the region (AWS_*), and here the emulator's endpoint and port.
+RUNTIME: Final = ("PATH", "HOME", "LANG", "TMPDIR", "MOTO_PORT")
+
+
 @contextmanager
 def environment(variables: dict[str, str]) -> Iterator[None]:
-    """The process environment with `variables` set, as it was afterwards."""
+    """The process environment as a function or job would see it: only `variables` and
+    `RUNTIME` (the AWS_* ones included), not this runner's own settings; restored after."""
     saved = dict(os.environ)
-    os.environ.update(variables)
+    os.environ.clear()
+    os.environ.update(
+        {k: v for k, v in saved.items() if k.startswith("AWS_") or k in RUNTIME} | variables
+    )
     try:
         yield
     finally:
         os.environ.clear()
         os.environ.update(saved)
+
+
+#: What each function printed (its CloudWatch Logs stream on AWS: metrics in the embedded
+#: format, log lines), kept off this transcript and counted at the end.
+LOGS: dict[str, list[str]] = {}
+
+
+@contextmanager
+def run_as(function: str, variables: dict[str, str]) -> Iterator[None]:
+    """Run a handler as `function`: its own environment, its output to its own log."""
+    buffer = io.StringIO()
+    try:
+        with environment(variables), redirect_stdout(buffer):
+            yield
+    finally:
+        LOGS.setdefault(function, []).extend(buffer.getvalue().splitlines())
+
+
+def declared(function: str) -> dict[str, str]:
+    """The variables Terraform declared for a Lambda function, read back from the service."""
+    import boto3
+
+    config = boto3.client("lambda").get_function_configuration(FunctionName=function)
+    return dict(config.get("Environment", {}).get("Variables", {}))
 
 
 def lambda_call(name: str, event: dict[str, Any]) -> Any:
@@ -194,7 +235,7 @@ def lambda_call(name: str, event: dict[str, Any]) -> Any:
     dotted = image["Command"][0] if image.get("Command") else config["Handler"]
     module, _, function = dotted.rpartition(".")
     handler = getattr(importlib.import_module(module), function)
-    with environment(config.get("Environment", {}).get("Variables", {})):
+    with run_as(name, dict(config.get("Environment", {}).get("Variables", {}))):
         return handler(event, LocalRequestContext())
 
 
@@ -322,12 +363,18 @@ def main() -> None:
         say(f"Firehose: {len(records):,} stream records put to {out['raw_events_firehose']}")
         run_pipeline(out)
 
-        assert api("GET", "/v1/health")["status"] == 200
-        answer = api("GET", "/v1/recommendations/personalized", "userId=U1&k=3")
+        functions = [
+            f["FunctionName"] for f in boto3.client("lambda").list_functions()["Functions"]
+        ]
+        (api_function,) = [f for f in functions if f.endswith("-api")]
+        (consumer_function,) = [f for f in functions if f.endswith("-consumer")]
+        assert api(api_function, "GET", "/v1/health")["status"] == 200
+        answer = api(api_function, "GET", "/v1/recommendations/personalized", "userId=U1&k=3")
         assert answer["status"] == 200, answer
-        assert api("GET", "/v1/recommendations/related", "itemId=I1&k=3")["status"] == 200
+        related = api(api_function, "GET", "/v1/recommendations/related", "itemId=I1&k=3")
+        assert related["status"] == 200
         posted = json.dumps({"userId": "U1", "itemId": "I7", "event_type": "add_to_cart"})
-        assert api("POST", "/v1/events", body=posted)["status"] == 202
+        assert api(api_function, "POST", "/v1/events", body=posted)["status"] == 202
 
         from ingestion.history import handler as consumer
 
@@ -339,12 +386,15 @@ def main() -> None:
                 for r in fresh
             ]
         }  # fmt: skip
-        filled = consumer(event, None)
+        with run_as(consumer_function, declared(consumer_function)):
+            filled = consumer(event, None)
         say(f"Kinesis consumer: {filled['written']:,} events into {out['history_table']}")
         assert not filled["batchItemFailures"], filled
-        realtime = api("GET", "/v1/recommendations/personalized", "userId=U1&k=3")
+        realtime = api(api_function, "GET", "/v1/recommendations/personalized", "userId=U1&k=3")
         assert realtime["body"]["source"] == "realtime", realtime
         assert not (Path(folder) / "var").exists(), "a local file was written on the AWS path"
+        logged = ", ".join(f"{name} {len(lines)}" for name, lines in sorted(LOGS.items()))
+        say(f"Function log lines (CloudWatch Logs on AWS): {logged}")
         say("The AWS path works on the emulator.")
     server.stop()
 
