@@ -12,15 +12,19 @@
      pipeline Lambda, and notify to SNS;
    - the API's Lambda handler (`serving.handler.handler`) answers health, personalized and
      related from DynamoDB;
-   - the Kinesis consumer's handler (`ingestion.history.handler`) fills the history table
-     from the stream, and a personalized answer after a posted event is realtime.
+   - the Kinesis consumer's handler (`ingestion.history.handler`), invoked by the stream's
+     event source mapping for every record put (by `recs generate` and by the API), fills
+     the history table, and a personalized answer after a posted event is realtime.
 
 moto runs no Lambda without Docker and runs no Glue job: `infra.emulator` runs each in this
 process, with the function's environment or the job's arguments as Terraform declared
 them, and fills the gaps of moto's it found (ValidateStateMachineDefinition among them).
 Each runs with only what it declares, plus what its runtime gives any process (`RUNTIME`:
 credentials, region, the emulator's endpoint): none of this runner's settings reach it, so a
-setting Terraform forgot fails here as it would on AWS.
+setting Terraform forgot fails here as it would on AWS. Once the stack is applied, IAM is
+enforced (`infra.iam_emulation`): each function and job signs with its own role's keys, the
+state machine's calls are judged against its role, and a missing action or resource fails
+the run as AWS would deny it.
 
 What the emulator run leaves out, and why:
 - the pipeline's container image: the Lambda is declared with an image tag that was never
@@ -32,7 +36,6 @@ What the emulator run leaves out, and why:
 
 from __future__ import annotations
 
-import base64
 import importlib
 import io
 import json
@@ -43,10 +46,13 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager, redirect_stdout
 from pathlib import Path
 from typing import Any, Final
+
+from infra.iam_emulation import Enforcer, enforce
 
 ROOT: Final = Path(__file__).resolve().parents[1]
 PLUGINS: Final = Path(os.environ.get("TF_PLUGIN_DIR", "/opt/tf-plugins"))
@@ -172,7 +178,7 @@ def api(
     if body is not None:
         event["body"] = body
         event["headers"]["content-type"] = "application/json"
-    with run_as(function, declared(function)):
+    with run_as(function, *declared(function)):
         answer: dict[str, Any] = handler(event, LocalRequestContext())
     say(f"$ {method} {path}{'?' + query if query else ''} -> {answer['statusCode']}")
     say(f"  {answer['body'][:220]}")
@@ -205,23 +211,50 @@ def environment(variables: dict[str, str]) -> Iterator[None]:
 LOGS: dict[str, list[str]] = {}
 
 
+#: Invocations per function, and what the Kinesis consumer wrote and could not.
+INVOKED: Counter[str] = Counter()
+WRITTEN: Counter[str] = Counter()
+FAILED: Counter[str] = Counter()
+#: IAM on the emulator (`infra.iam_emulation`): on once the stack is applied.
+IAM: Final = Enforcer()
+
+
+def role_credentials(role_arn: str) -> dict[str, str]:
+    """The role's keys, as the Lambda or Glue service gets them by assuming it."""
+    import boto3
+
+    with IAM.off():  # the service assumes the role, under the role's trust policy
+        found = boto3.client("sts").assume_role(RoleArn=role_arn, RoleSessionName="aws-local")
+    keys = found["Credentials"]
+    return {
+        "AWS_ACCESS_KEY_ID": keys["AccessKeyId"],
+        "AWS_SECRET_ACCESS_KEY": keys["SecretAccessKey"],
+        "AWS_SESSION_TOKEN": keys["SessionToken"],
+    }
+
+
 @contextmanager
-def run_as(function: str, variables: dict[str, str]) -> Iterator[None]:
-    """Run a handler as `function`: its own environment, its output to its own log."""
+def run_as(function: str, role_arn: str, variables: dict[str, str]) -> Iterator[None]:
+    """Run a handler as `function`: its role's credentials, its own environment, its output
+    to its own log."""
+    import boto3
+
     buffer = io.StringIO()
+    session, boto3.DEFAULT_SESSION = boto3.DEFAULT_SESSION, None  # clients made anew, as it
     try:
-        with environment(variables), redirect_stdout(buffer):
+        with environment(variables | role_credentials(role_arn)), redirect_stdout(buffer):
             yield
     finally:
+        boto3.DEFAULT_SESSION = session
         LOGS.setdefault(function, []).extend(buffer.getvalue().splitlines())
 
 
-def declared(function: str) -> dict[str, str]:
-    """The variables Terraform declared for a Lambda function, read back from the service."""
+def declared(function: str) -> tuple[str, dict[str, str]]:
+    """A Lambda function's role and the variables Terraform declared for it."""
     import boto3
 
     config = boto3.client("lambda").get_function_configuration(FunctionName=function)
-    return dict(config.get("Environment", {}).get("Variables", {}))
+    return config["Role"], dict(config.get("Environment", {}).get("Variables", {}))
 
 
 def lambda_call(name: str, event: dict[str, Any]) -> Any:
@@ -235,8 +268,32 @@ def lambda_call(name: str, event: dict[str, Any]) -> Any:
     dotted = image["Command"][0] if image.get("Command") else config["Handler"]
     module, _, function = dotted.rpartition(".")
     handler = getattr(importlib.import_module(module), function)
-    with run_as(name, dict(config.get("Environment", {}).get("Variables", {}))):
-        return handler(event, LocalRequestContext())
+    variables = dict(config.get("Environment", {}).get("Variables", {}))
+    with run_as(name, config["Role"], variables):
+        answer = handler(event, LocalRequestContext())
+    INVOKED[name] += 1
+    if isinstance(answer, dict) and isinstance(answer.get("written"), int):
+        WRITTEN[name] += answer["written"]
+        FAILED[name] += len(answer.get("batchItemFailures") or [])
+    return answer
+
+
+#: Records the event source mappings took off the streams, per function, not yet delivered.
+MAPPED: dict[str, list[dict[str, Any]]] = {}
+
+
+def mapped_call(name: str, event: dict[str, Any]) -> None:
+    """One record an event source mapping took off a stream: queued for `deliver`."""
+    MAPPED.setdefault(name, []).extend(event["Records"])
+
+
+def deliver(batch_size: int = 100) -> None:
+    """Invoke each mapped function with its queued records, in the mapping's batches, oldest
+    first, as Lambda's poller does between puts."""
+    for name, records in MAPPED.items():
+        while records:
+            batch, records[:] = records[:batch_size], records[batch_size:]
+            lambda_call(name, {"Records": batch})
 
 
 def glue_call(argv: list[str]) -> int:
@@ -249,7 +306,13 @@ def glue_call(argv: list[str]) -> int:
         f"  Glue job run: orchestration.remote --run-id {given.get('--run-id')} --step "
         f"{given.get('--step')}, with {len(settings)} settings from the job's arguments"
     )
-    with environment({}):  # the job's --RECS_* arguments stay inside the job
+    import boto3
+
+    glue = boto3.client("glue")
+    (job,) = glue.list_jobs()["JobNames"]
+    role = glue.get_job(JobName=job)["Job"]["Role"]
+    # The job's --RECS_* arguments stay inside the job.
+    with run_as(job, role, {}):
         return remote.main(argv)
 
 
@@ -308,6 +371,31 @@ def run_pipeline(out: dict[str, Any]) -> None:
     )
 
 
+def operate_with_iam(out: dict[str, Any]) -> None:
+    """From here on, IAM is enforced: this runner acts as an administrator (an IAM user of
+    its own), each function and job as its own role, the state machine as its role."""
+    import boto3
+
+    iam = boto3.client("iam")
+    iam.create_user(UserName="aws-local-operator")
+    admin = {"Version": "2012-10-17",
+             "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}  # fmt: skip
+    iam.put_user_policy(
+        UserName="aws-local-operator", PolicyName="admin", PolicyDocument=json.dumps(admin)
+    )
+    keys = iam.create_access_key(UserName="aws-local-operator")["AccessKey"]
+    os.environ.update(
+        AWS_ACCESS_KEY_ID=keys["AccessKeyId"], AWS_SECRET_ACCESS_KEY=keys["SecretAccessKey"]
+    )
+    boto3.DEFAULT_SESSION = None
+    machine = boto3.client("stepfunctions").describe_state_machine(
+        stateMachineArn=out["pipeline_state_machine_arn"]
+    )
+    IAM.state_machine_role = machine["roleArn"]
+    IAM.on = True
+    say("IAM enforced: each function, job and the state machine on its own Terraform role")
+
+
 def main() -> None:
     """Run it all; exit non-zero on the first thing that does not work."""
     from moto.core.config import default_user_config
@@ -318,15 +406,15 @@ def main() -> None:
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's request log
     default_user_config.update(CONFIG)
     mend_moto(setattr)
-    run_here(setattr, lambda_call, glue_call, batch_call)
+    run_here(setattr, lambda_call, glue_call, batch_call, mapped_call)
+    enforce(setattr, IAM)
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
     endpoint = f"http://{host}:{port}"
     say(f"moto server on {endpoint}")
     os.environ["MOTO_PORT"] = str(port)  # where moto's Step Functions sends its task calls
-    # The event source mapping invokes the consumer through moto's Docker backend, which is
-    # absent here and logs each attempt; the consumer's handler is called below instead.
+    # moto's Lambda logs each invocation it cannot run in Docker; `infra.emulator` runs them.
     logging.getLogger("moto.awslambda.models").setLevel(logging.CRITICAL)
     # moto's placeholder credentials: the emulator accepts any.
     os.environ.update(
@@ -349,9 +437,10 @@ def main() -> None:
         }
         os.environ.update(settings)
         os.chdir(folder)  # anything written to ./var would show here
-        recs("generate", *SHOP)
-
         import boto3
+
+        operate_with_iam(out)
+        recs("generate", *SHOP)
 
         records = stream_records(boto3.client("kinesis"), out["kinesis_stream"])
         firehose = boto3.client("firehose")
@@ -376,23 +465,22 @@ def main() -> None:
         posted = json.dumps({"userId": "U1", "itemId": "I7", "event_type": "add_to_cart"})
         assert api(api_function, "POST", "/v1/events", body=posted)["status"] == 202
 
-        from ingestion.history import handler as consumer
-
-        fresh = stream_records(boto3.client("kinesis"), out["kinesis_stream"])
-        event = {
-            "Records": [
-                {"kinesis": {"sequenceNumber": r["SequenceNumber"],
-                             "data": base64.b64encode(r["Data"]).decode()}}
-                for r in fresh
-            ]
-        }  # fmt: skip
-        with run_as(consumer_function, declared(consumer_function)):
-            filled = consumer(event, None)
-        say(f"Kinesis consumer: {filled['written']:,} events into {out['history_table']}")
-        assert not filled["batchItemFailures"], filled
+        # The stream's event source mapping took every record put to it, from `recs
+        # generate` and from the API's POST alike; its poller delivers them now.
+        deliver()
+        say(
+            f"Kinesis consumer, fed by the stream's event source mapping: "
+            f"{INVOKED[consumer_function]:,} invocations wrote {WRITTEN[consumer_function]:,} "
+            f"events into {out['history_table']}"
+        )
+        assert INVOKED[consumer_function], "the event source mapping never ran the consumer"
+        assert not FAILED[consumer_function], FAILED
         realtime = api(api_function, "GET", "/v1/recommendations/personalized", "userId=U1&k=3")
         assert realtime["body"]["source"] == "realtime", realtime
         assert not (Path(folder) / "var").exists(), "a local file was written on the AWS path"
+        assert not IAM.denied, IAM.denied  # each denial already failed the step it was in
+        checks = ", ".join(f"{service} {n:,}" for service, n in IAM.checked.most_common())
+        say(f"IAM: requests checked against the signer's role: {checks}; 0 denied")
         logged = ", ".join(f"{name} {len(lines)}" for name, lines in sorted(LOGS.items()))
         say(f"Function log lines (CloudWatch Logs on AWS): {logged}")
         say("The AWS path works on the emulator.")

@@ -3,7 +3,11 @@
 moto speaks the AWS APIs, and its Step Functions interpreter runs our ASL, but it runs no
 Lambda without Docker, and records Glue job runs and Batch jobs without running them. Here
 each runs what the real service would run, in this process:
-- a Lambda invocation calls the function's handler (`lambda_call`);
+- a Lambda invocation calls the function's handler (`lambda_call`); an event source
+  mapping's record (moto hands each record put to a stream to the mapped function, inside
+  the PutRecords call) goes to `mapped_call`, which queues it for delivery in batches, as
+  the mapping polls the stream on AWS (running it inside the put would call back into the
+  request that is still being answered);
 - a Glue job run calls its script with the run's arguments (`glue_call`), and a Batch job
   its container command (`batch_call`); a non-zero exit fails the run or job.
 
@@ -36,6 +40,8 @@ Patch = Callable[[Any, str, Any], None]
 LambdaCall = Callable[[str, dict[str, Any]], Any]
 #: A job's arguments or command, to its exit status.
 JobCall = Callable[[list[str]], int]
+#: A function's name and one mapped record's event, queued for delivery.
+MappedCall = Callable[[str, dict[str, Any]], None]
 
 
 def mend_moto(patch: Patch) -> None:
@@ -93,9 +99,14 @@ def mend_moto(patch: Patch) -> None:
 
 
 def run_here(
-    patch: Patch, lambda_call: LambdaCall, glue_call: JobCall, batch_call: JobCall
+    patch: Patch,
+    lambda_call: LambdaCall,
+    glue_call: JobCall,
+    batch_call: JobCall,
+    mapped_call: MappedCall | None = None,
 ) -> None:
     """Lambda invocations, Glue job runs and Batch jobs run in this process."""
+    from moto.awslambda.models import LambdaFunction
     from moto.awslambda_simple.models import LambdaSimpleBackend
     from moto.batch_simple.models import BatchSimpleBackend
     from moto.glue.models import FakeJob
@@ -110,6 +121,12 @@ def run_here(
             answer["x-amz-function-error"] = "Unhandled"
             return json.dumps({"errorType": type(exc).__name__, "errorMessage": str(exc)}).encode()
         return json.dumps(result).encode()
+
+    def mapped(self: Any, body: Any, _headers: Any, _answer: Any) -> bytes:
+        """An event source mapping's invocation (moto calls the function, not the backend)."""
+        if mapped_call is not None:
+            mapped_call(self.function_name, json.loads(body))
+        return b"{}"
 
     start_job_run = FakeJob.start_job_run
 
@@ -129,6 +146,7 @@ def run_here(
             job._mark_stopped(success=False)
 
     patch(LambdaSimpleBackend, "invoke", invoke)
+    patch(LambdaFunction, "invoke", mapped)
     patch(FakeJob, "start_job_run", glue_run)
     patch(BatchSimpleBackend, "_mark_job_as_finished", batch_run)
 

@@ -1,11 +1,13 @@
 """`make aws-local` from end to end: the Terraform applied to a moto server, then the AWS path
 on it, from `recs generate` through Kinesis, Firehose, the nightly state machine (the ETL as
-the Glue job, training and publishing) to the API's Lambda handler and the Kinesis consumer.
+the Glue job, training and publishing) to the API's Lambda handler and the Kinesis consumer,
+each on its own Terraform role with IAM enforced.
 About two minutes, so it runs in `make test-all` (marked slow), not in `make test`."""
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -42,6 +44,10 @@ def test_make_aws_local_runs_the_aws_path_on_the_emulator() -> None:
     assert "-> publish -> notify" in out
     assert "it is in production now" in out  # its summary, read back from SNS
     assert "interactions (20 partitions)" in out  # Athena sees the curated dates
-    assert "Kinesis consumer:" in out
+    # Every component on its own role, with IAM enforced; nothing denied.
+    assert "IAM enforced: each function, job and the state machine on its own" in out
+    assert re.search(r"IAM: requests checked .*dynamodb \d+.*; 0 denied", out)
+    # The consumer ran from the stream's event source mapping, not from this script.
+    assert re.search(r"event source mapping: \d+ invocations wrote 613 events", out)
     assert '"source":"realtime"' in out
     assert out.rstrip().endswith("The AWS path works on the emulator.")
