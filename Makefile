@@ -24,7 +24,7 @@ venv: $(STAMP)
 
 $(STAMP):
 	@test -n "$(PYTHON)" || { echo "Python 3.11 is required"; exit 1; }
-	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "recs needs Python 3.11, found " + sys.version' 
+	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] in ((3, 11), (3, 12)), "recs needs Python 3.11 (or 3.12, what its Lambdas run), found " + sys.version' 
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
 	rm -f $(VENV)/.installed-*

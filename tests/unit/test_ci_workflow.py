@@ -58,3 +58,21 @@ def test_the_deploy_pushes_the_pipeline_image_before_the_apply_that_names_it() -
     named = deploy.index("pipeline_image_tag=${GITHUB_SHA}")
     assert repository < push < named  # the repository exists, then the image, then its use
     assert "glue_artifacts=../../dist/glue" in deploy
+
+
+def test_the_tests_run_on_the_python_the_lambdas_and_the_image_run() -> None:
+    """The API zip and the pipeline image target CPython 3.12 (Amazon Linux 2023); the tests
+    must run there too, not only on the 3.11 of a developer's machine."""
+    from orchestration.package import PYTHON_VERSION as IMAGE_PYTHON
+    from serving.package import PYTHON_VERSION as LAMBDA_PYTHON
+
+    dockerfile = (ROOT / "infra" / "docker" / "pipeline.Dockerfile").read_text()
+    base = re.search(r"^FROM \S+/lambda/python:(\d+\.\d+)", dockerfile, re.M)
+    assert base is not None
+    assert base.group(1) == IMAGE_PYTHON == LAMBDA_PYTHON
+    test = _workflow()["jobs"]["test"]
+    versions = test["strategy"]["matrix"]["python"]
+    assert LAMBDA_PYTHON in versions
+    assert "3.11" in versions  # the Makefile's, and the one a newcomer's machine has
+    setup = next(s for s in test["steps"] if str(s.get("uses", "")).startswith("actions/setup-python"))
+    assert setup["with"]["python-version"] == "${{ matrix.python }}"
