@@ -9,12 +9,26 @@ before relying on a total. A test keeps docs/deploy.md equal to this output.
 
 from __future__ import annotations
 
+import re
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Final
 
 HOURS: Final = 730  # a month
 DAYS: Final = 30
+VARIABLES: Final = Path(__file__).resolve().parent / "terraform" / "variables.tf"
+
+
+def terraform_default(name: str) -> float:
+    """A numeric variable's default in infra/terraform/variables.tf, so the bill follows
+    what Terraform actually deploys."""
+    block = re.search(rf'variable "{name}" {{(.*?)\n}}', VARIABLES.read_text(), re.S)
+    found = re.search(r"default\s*=\s*([0-9.]+)", block.group(1)) if block else None
+    if found is None:
+        raise KeyError(f"no numeric default for variable {name} in {VARIABLES}")
+    return float(found.group(1))
+
 
 #: USD, us-east-1, on-demand.
 PRICES: Final = {
@@ -53,6 +67,15 @@ PRICES: Final = {
     "cloudwatch_dashboard_month": 3.00,
     "cloudwatch_alarm_month": 0.10,
     "cloudwatch_logs_gb_in": 0.50,
+    "cloudwatch_logs_gb_month": 0.03,  # stored (archived)
+    # https://aws.amazon.com/vpc/pricing/ (NAT gateway)
+    "nat_hour": 0.045,
+    "nat_gb": 0.045,
+    # https://aws.amazon.com/personalize/pricing/ (custom solutions; campaigns bill the
+    # larger of minProvisionedTPS and the TPS used, every hour they exist)
+    "personalize_tps_hour": 0.20,  # the first 20,000 TPS-hours a month
+    "personalize_training_hour": 0.24,
+    "personalize_gb_ingested": 0.05,
     # https://aws.amazon.com/xray/pricing/
     "xray_per_million_traces": 5.00,
     # https://aws.amazon.com/ecr/pricing/
@@ -79,10 +102,20 @@ class Shop:
     publish_minutes: float
     etl_on: str  # lambda | glue
     train_on: str  # lambda | batch
+    #: local (ours) | personalize (Amazon Personalize trains and serves personalized).
+    trainer: str = "local"
     pipeline_memory_gb: float = 4.0
-    glue_dpus: int = 2
-    batch_vcpu: int = 8
-    batch_memory_gb: int = 32
+    #: Glue G.1X workers are 1 DPU each; Batch's size; logs kept: Terraform's defaults.
+    glue_dpus: float = terraform_default("glue_workers")
+    batch_vcpu: float = terraform_default("batch_vcpu")
+    batch_memory_gb: float = terraform_default("batch_memory_mb") / 1024
+    log_retention_days: float = terraform_default("log_retention_days")
+    #: Personalize: the campaign's floor, and training hours a night (4 vCPU, 8 GiB each).
+    personalize_min_tps: int = 1
+    personalize_training_hours: float = 2.0
+    #: Share of recommendation requests that are personalized (the campaign's); related
+    #: items are answered by our own model.
+    personalized_share: float = 0.5
     athena_gb_scanned: float = 10.0
     event_kb: float = 0.4  # one event, JSON
     raw_gzip_kb: float = 0.08  # one event in the raw zone
@@ -120,6 +153,11 @@ LARGE: Final = Shop(
     etl_on="glue",
     train_on="batch",
     athena_gb_scanned=1000,
+)
+#: The large shop with Amazon Personalize as its trainer (`-var personalize=true`,
+#: RECS_TRAINER=personalize): our own model is still trained (fallback, related items).
+LARGE_PERSONALIZE: Final = replace(
+    LARGE, name="large shop, Personalize", trainer="personalize", personalize_training_hours=8
 )
 
 
@@ -189,6 +227,25 @@ def monthly(shop: Shop) -> dict[str, float]:
         cost["Batch on Fargate (train)"] = hours * (
             shop.batch_vcpu * p["fargate_vcpu_hour"] + shop.batch_memory_gb * p["fargate_gb_hour"]
         )
+        # Fargate tasks in private subnets reach S3, ECR and the APIs through a NAT gateway
+        # (docs/deploy.md): billed every hour it exists, and per GB through it, which is
+        # each night's image pull and its read of the curated year.
+        nightly_gb = 0.4 + shop.events_per_day * 365 * shop.curated_kb / 2**20
+        cost["NAT gateway (Batch)"] = HOURS * p["nat_hour"] + DAYS * nightly_gb * p["nat_gb"]
+    if shop.trainer == "personalize":
+        cost["Personalize: campaign"] = (
+            max(shop.personalize_min_tps, requests * shop.personalized_share / (HOURS * 3600))
+            * HOURS
+            * p["personalize_tps_hour"]
+        )  # fmt: skip
+        cost["Personalize: training"] = (
+            DAYS * shop.personalize_training_hours * p["personalize_training_hour"]
+        )
+        # The nightly export (a year of events as CSV) and each live event (PutEvents).
+        export_gb = shop.events_per_day * 365 * 0.1 / 2**20
+        cost["Personalize: data ingested"] = (DAYS * export_gb + gb_in) * p[
+            "personalize_gb_ingested"
+        ]
     cost["KMS"] = p["kms_key_month"] + (puts + gets) / 1e4 * p["kms_per_10k_requests"]
     log_gb = (requests + posts) * 1.5 / 2**20  # a JSON log line and an access log line
     cost["CloudWatch"] = (
@@ -196,6 +253,10 @@ def monthly(shop: Shop) -> dict[str, float]:
         + 10 * p["cloudwatch_alarm_month"]
         + log_gb * p["cloudwatch_logs_gb_in"]
     )
+    # Kept `log_retention_days`: once that long has passed, that many months are stored.
+    cost["CloudWatch Logs storage"] = (
+        log_gb * 0.15 * shop.log_retention_days / DAYS * p["cloudwatch_logs_gb_month"]
+    )  # stored compressed, about 0.15 of what was ingested
     # Lambda's default sampling: the first request each second, then 5% of the rest.
     per_second = (requests + posts) / (HOURS * 3600)
     traces = HOURS * 3600 * min(per_second, 1) + max(requests + posts - HOURS * 3600, 0) * 0.05
@@ -205,7 +266,7 @@ def monthly(shop: Shop) -> dict[str, float]:
     return cost
 
 
-def table(shops: tuple[Shop, ...] = (SMALL, LARGE)) -> str:
+def table(shops: tuple[Shop, ...] = (SMALL, LARGE, LARGE_PERSONALIZE)) -> str:
     """The Markdown table docs/deploy.md shows."""
     costs = [monthly(shop) for shop in shops]
     services = list(dict.fromkeys(name for cost in costs for name in cost))

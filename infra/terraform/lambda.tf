@@ -23,6 +23,7 @@ locals {
     },
     var.api_keys == "" ? {} : { RECS_API_KEYS = var.api_keys },
     var.personalize_campaign_arn == null ? {} : { RECS_PERSONALIZE_CAMPAIGN_ARN = var.personalize_campaign_arn },
+    var.personalize_filter_arn == null ? {} : { RECS_PERSONALIZE_FILTER_ARN = var.personalize_filter_arn },
   )
   consumer_environment = merge(
     {
@@ -90,9 +91,10 @@ data "aws_iam_policy_document" "api" {
   dynamic "statement" {
     for_each = var.personalize_campaign_arn == null ? [] : [1]
     content {
+      # GetRecommendations is authorised on the campaign and on the filter it names.
       sid       = "AskTheCampaign"
       actions   = ["personalize:GetRecommendations"]
-      resources = [var.personalize_campaign_arn]
+      resources = compact([var.personalize_campaign_arn, var.personalize_filter_arn])
     }
   }
   statement {

@@ -217,6 +217,12 @@ variable "personalize_campaign_arn" {
   default     = null
 }
 
+variable "personalize_filter_arn" {
+  description = "Filter the campaign's answers with this Personalize filter, e.g. training's not-purchased one (RECS_PERSONALIZE_FILTER_ARN)."
+  type        = string
+  default     = null
+}
+
 variable "personalize_tracking_id" {
   description = "The Kinesis consumer forwards events to this Personalize event tracker (RECS_PERSONALIZE_TRACKING_ID)."
   type        = string
