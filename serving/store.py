@@ -18,7 +18,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
-from common.dynamodb import batch_write
+from common.dynamodb import batch_write, client_config
 from common.errors import UnprocessedWrites
 from common.sqlite import ThreadConnections
 from serving.errors import StoreError
@@ -137,6 +137,9 @@ class DynamoStore:
 
     table: str
     client: DynamoDBClient | None = field(default=None, repr=False)
+    #: Batches a publish keeps in flight (`common.dynamodb`): 5 million rows take about
+    #: 16 times less than one after another, until the table's write capacity binds.
+    workers: int = 16
 
     @contextmanager
     def _errors(self) -> Iterator[None]:
@@ -156,17 +159,18 @@ class DynamoStore:
         if self.client is None:
             import boto3
 
-            self.client = boto3.client("dynamodb")
+            self.client = boto3.client("dynamodb", config=client_config(self.workers))
         return self.client
 
     def _write(self, requests: Iterable[Mapping[str, Any]]) -> None:
         try:
-            batch_write(self._db(), self.table, requests)
+            batch_write(self._db(), self.table, requests, workers=self.workers)
         except UnprocessedWrites as exc:
             raise StoreError(f"{exc} the publish") from exc
 
     def write_version(self, version: str, kind: str, rows: Iterable[Row]) -> int:
-        """BatchWriteItem in 25s, resending what DynamoDB leaves unprocessed."""
+        """BatchWriteItem in 25s, `workers` at once, resending what DynamoDB leaves
+        unprocessed."""
         _check_kind(kind)
         count = 0
 

@@ -173,3 +173,44 @@ def test_the_kinesis_consumer_reports_the_first_record_it_could_not_write(
         assert result["written"] == 25
         assert result["batchItemFailures"] == [{"itemIdentifier": "00025"}]
         assert len(DynamoHistory(TABLE, client=client).recent("U1", limit=100)) == 25
+
+
+class _Slow:
+    """A thread-safe DynamoDB client whose calls take a while, counting how many overlap."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.lock = threading.Lock()
+        self.written: list[int] = []
+        self.in_flight = self.most = 0
+
+    def batch_write_item(self, RequestItems: dict[str, list[Any]]) -> dict[str, Any]:
+        import time
+
+        [(_, requests)] = RequestItems.items()
+        with self.lock:
+            self.in_flight += 1
+            self.most = max(self.most, self.in_flight)
+        time.sleep(0.01)
+        with self.lock:
+            self.in_flight -= 1
+            self.written.extend(int(r["PutRequest"]["Item"]["n"]["N"]) for r in requests)
+        return {"UnprocessedItems": {}}
+
+
+def test_batch_write_keeps_several_batches_in_flight_and_writes_each_row_once() -> None:
+    """The nightly publish of millions of rows, one batch after another, takes hours."""
+    client = _Slow()
+    requests = ({"PutRequest": {"Item": {"n": {"N": str(i)}}}} for i in range(1_000))
+    batch_write(client, TABLE, requests, workers=8)  # type: ignore[arg-type]
+    assert sorted(client.written) == list(range(1_000))
+    assert client.most > 1
+
+
+def test_a_failing_worker_stops_the_others_and_its_error_is_raised() -> None:
+    client = _Throttled(times=10**6)
+    requests = [{"PutRequest": {}} for _ in range(500)]
+    with pytest.raises(UnprocessedWrites, match="kept leaving writes"):
+        batch_write(client, TABLE, requests, attempts=2, sleep=lambda _: None, workers=4)  # type: ignore[arg-type]
+    assert len(client.calls) < 2 * 500 / 25  # not every batch was tried
