@@ -54,8 +54,8 @@ resource "aws_apigatewayv2_stage" "recs" {
   auto_deploy = true
 
   default_route_settings {
-    throttling_burst_limit = var.api_burst_limit
-    throttling_rate_limit  = var.api_rate_limit
+    throttling_burst_limit = coalesce(var.api_burst_limit, local.sizing[var.size].burst)
+    throttling_rate_limit  = coalesce(var.api_rate_limit, local.sizing[var.size].rate)
   }
 
   access_log_settings {
@@ -82,4 +82,19 @@ resource "aws_lambda_permission" "api" {
   principal      = "apigateway.amazonaws.com"
   source_arn     = "${aws_apigatewayv2_api.recs.execution_arn}/*/*"
   source_account = data.aws_caller_identity.current.account_id
+}
+
+# The sizing table (docs/deploy.md explains each row). A shop's peak requests per second are
+# its recommendation requests plus its event posts (up to 100 events each) at five times the
+# daily mean; each size's rate covers twice that peak and stays under API Gateway's
+# account-wide default of 10,000 requests per second in a region.
+#   small:  100k events and 30k requests a day  -> peak    2 r/s; rate   500
+#   medium: 5M events and 3M requests a day    -> peak  177 r/s; rate 1,000
+#   large:  50M events and 50M requests a day  -> peak 2,922 r/s; rate 6,000
+locals {
+  sizing = {
+    small  = { rate = 500, burst = 1000 }
+    medium = { rate = 1000, burst = 2000 }
+    large  = { rate = 6000, burst = 5000 }
+  }
 }

@@ -193,16 +193,26 @@ variable "pipeline_concurrency" {
   default     = null
 }
 
+variable "size" {
+  description = "The shop's size, which sets the HTTP API's throttles (local.sizing in api.tf; docs/deploy.md's sizing table): small, medium or large."
+  type        = string
+  default     = "small"
+  validation {
+    condition     = contains(["small", "medium", "large"], var.size)
+    error_message = "size is small, medium or large."
+  }
+}
+
 variable "api_rate_limit" {
-  description = "HTTP API steady-state requests per second, across clients."
+  description = "HTTP API steady-state requests per second, across clients (null: the size's)."
   type        = number
-  default     = 500
+  default     = null
 }
 
 variable "api_burst_limit" {
-  description = "HTTP API burst of requests above the rate."
+  description = "HTTP API burst of requests above the rate (null: the size's)."
   type        = number
-  default     = 1000
+  default     = null
 }
 
 variable "api_p99_alarm_ms" {

@@ -180,3 +180,25 @@ def test_no_function_reserves_concurrency_by_default() -> None:
         assert not re.search(r"(?<![\w.])\d+", str(reserved)), f"{name}: {reserved}"
         for variable in used:
             assert variables[variable]["default"] is None, f"{variable} reserves by default"
+
+
+#: The shops behind api.tf's sizing table: events and recommendation requests a day.
+SHOPS = {"small": (100_000, 30_000), "medium": (5_000_000, 3_000_000),
+         "large": (50_000_000, 50_000_000)}  # fmt: skip
+
+
+def test_each_sizes_throttle_covers_twice_its_peak_under_the_regions_quota() -> None:
+    """The throttle that was 500 requests/s would refuse the large shop's peak of ~2,900:
+    events posted 100 to a request, plus recommendation requests, at five times the mean."""
+    with (TERRAFORM / "api.tf").open() as handle:
+        parsed = _clean(hcl2.load(handle))
+    sizing = next(block["sizing"] for block in parsed["locals"] if "sizing" in block)
+    assert set(sizing) == set(SHOPS)
+    for size, (events, requests) in SHOPS.items():
+        peak = 5 * (requests + events / 100) / 86_400
+        rate = float(sizing[size]["rate"])
+        assert 2 * peak <= rate <= 10_000, (size, peak, rate)  # API Gateway's regional quota
+        assert float(sizing[size]["burst"]) <= 5_000  # the account's burst quota
+    stage = blocks()[("resource", "aws_apigatewayv2_stage", "recs")]
+    throttles = str(stage["default_route_settings"])
+    assert "local.sizing[var.size].rate" in throttles
