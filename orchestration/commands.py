@@ -27,9 +27,16 @@ def pipeline() -> None:
     callback=clock,
     help="The run's clock (UTC), for a replay or a test; default: the time it starts.",
 )
+@click.option(
+    "--full-history",
+    is_flag=True,
+    help="Train on all of history, whatever --train-window-days says (the weekly run).",
+)
 @with_settings(PipelineSettings)
 @fails_cleanly
-def run_command(resume: bool, now: datetime | None, settings: PipelineSettings) -> None:
+def run_command(
+    resume: bool, now: datetime | None, full_history: bool, settings: PipelineSettings
+) -> None:
     """Run every step in order, with a progress line per step and a record of each.
 
     A step that fails with a retryable error is tried again with backoff. A gate that keeps
@@ -42,7 +49,12 @@ def run_command(resume: bool, now: datetime | None, settings: PipelineSettings) 
     from orchestration.runner import run_pipeline
 
     record = run_pipeline(
-        lake_for_writing(settings.lake), settings, resume=resume, now=now, progress=say
+        lake_for_writing(settings.lake),
+        settings,
+        resume=resume,
+        now=now,
+        full_history=full_history,
+        progress=say,
     )
     out.print(
         f"Run {record.run_id} succeeded: {record.result('notify', 'message')}", highlight=False

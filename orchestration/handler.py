@@ -33,7 +33,13 @@ def handler(event: dict[str, Any], _context: Any = None) -> dict[str, Any]:
     name = event.get("step")
     if name == "start":
         given = event.get("input") or {}
-        record = start_run(lake, settings, clock_value(given.get("now")), "state machine")
+        record = start_run(
+            lake,
+            settings,
+            clock_value(given.get("now")),
+            "state machine",
+            full_history=given.get("full_history") is True,
+        )
         return {
             "run_id": record.run_id,
             "trainer": record.trainer,

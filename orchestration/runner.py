@@ -78,10 +78,12 @@ def run_pipeline(
     *,
     resume: bool = False,
     now: datetime | None = None,
+    full_history: bool = False,
     progress: Progress = quiet,
     sleep: Callable[[float], None] = time.sleep,
 ) -> RunRecord:
-    """One night's run (or the rest of a failed one); raises `PipelineFailed` if a step failed."""
+    """One night's run (or the rest of a failed one); raises `PipelineFailed` if a step failed.
+    `full_history` trains on all of history whatever the training window."""
     with lake.lock(PIPELINE_LOCK, lease_s=LEASE_S):
         steps = steps_for(settings.trainer)
         if resume:
@@ -96,7 +98,7 @@ def run_pipeline(
             progress(f"resuming run {record.run_id} (clock {record.now})")
             record.save(lake)
         else:
-            record = start_run(lake, settings, now)
+            record = start_run(lake, settings, now, full_history=full_history)
             progress(f"run {record.run_id}: {' -> '.join(s.name for s in steps)}")
         ctx = Context(lake, settings, record, progress)
 
@@ -140,10 +142,18 @@ def start_run(
     settings: PipelineSettings,
     now: datetime | None = None,
     runner: Runner = "local",
+    *,
+    full_history: bool = False,
 ) -> RunRecord:
     """A new run's record, for a runner that calls one step at a time (the state machine)."""
     steps = steps_for(settings.trainer)
-    record = new_run(now or datetime.now(UTC), settings.trainer, [s.name for s in steps], runner)
+    record = new_run(
+        now or datetime.now(UTC),
+        settings.trainer,
+        [s.name for s in steps],
+        runner,
+        full_history=full_history,
+    )
     record.save(lake)
     return record
 

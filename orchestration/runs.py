@@ -58,6 +58,8 @@ class RunRecord:
     #: Times the run was resumed after a failure or a kill.
     resumed: int = 0
     runner: Runner = "local"
+    #: Train on all of history, whatever RECS_TRAIN_WINDOW_DAYS says (the weekly run).
+    full_history: bool = False
 
     @property
     def clock(self) -> datetime:
@@ -103,7 +105,14 @@ class RunRecord:
             raise damaged(lake, key, f"not a run record ({exc})") from None
 
 
-def new_run(now: datetime, trainer: str, steps: list[str], runner: Runner = "local") -> RunRecord:
+def new_run(
+    now: datetime,
+    trainer: str,
+    steps: list[str],
+    runner: Runner = "local",
+    *,
+    full_history: bool = False,
+) -> RunRecord:
     """A record for a run starting now, its id sortable by time."""
     started = datetime.now(UTC)
     return RunRecord(
@@ -113,6 +122,7 @@ def new_run(now: datetime, trainer: str, steps: list[str], runner: Runner = "loc
         started_at=format_ts(started),
         steps=[StepRecord(name) for name in steps],
         runner=runner,
+        full_history=full_history,
     )
 
 

@@ -115,7 +115,7 @@ def _export(ctx: Context) -> dict[str, Any]:
 def _train(ctx: Context) -> dict[str, Any]:
     from training.trainer import trainer_for
 
-    trainer = trainer_for(ctx.settings.trainer, ctx.settings)
+    trainer = trainer_for(ctx.settings.trainer, ctx.settings, full_history=ctx.record.full_history)
     export = ctx.record.result("export", "prefix")
     trained = trainer.train(ctx.lake, now=ctx.now, export_prefix=export, progress=ctx.progress)
     return {"version": trained.version, "chosen": trained.chosen}

@@ -157,6 +157,7 @@ def train_command(
         holdout="time" if holdout == "time" else "per-user",
         budget_s=budget,
         now=now,
+        window_days=settings.train_window_days,
         progress=say,
     )
     assert report.tuning is not None

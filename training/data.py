@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Final
 
 import numpy as np
@@ -41,6 +41,8 @@ class Interactions:
     item: Codes
     kind: npt.NDArray[np.int8]
     ts_ms: IntArray
+    #: The first day read, when training was given a window; None: all of history.
+    since: date | None = None
 
     @property
     def n_users(self) -> int:
@@ -170,14 +172,22 @@ def _sorted_codes(encoded: pa.DictionaryArray) -> tuple[npt.NDArray[np.str_], Co
     return names[order].astype(str), codes
 
 
-def load_events(lake: Lake) -> Interactions:
-    """Every curated interaction of the lake."""
+def load_events(lake: Lake, since: date | None = None) -> Interactions:
+    """Every curated interaction of the lake, or those of `since` and after: the curated
+    zone is partitioned by `event_date`, so a window reads only its own days' files."""
     con = connect(lake)
+    query = "SELECT user_id, item_id, event_type, epoch_ms(ts) AS ts_ms FROM interactions"
     with reading_curated(lake):
-        table = con.sql(
-            "SELECT user_id, item_id, event_type, epoch_ms(ts) AS ts_ms FROM interactions"
-        ).to_arrow_table()
-    return Interactions.from_arrow(table)
+        if since is None:
+            table = con.sql(query).to_arrow_table()
+        else:
+            table = con.sql(f"{query} WHERE event_date >= ?", params=[since]).to_arrow_table()
+    if since is not None and table.num_rows == 0:
+        raise NotEnoughData(
+            f"no curated interactions since {since} (RECS_TRAIN_WINDOW_DAYS); widen the "
+            "window or run `recs etl`"
+        )
+    return replace(Interactions.from_arrow(table), since=since)
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ import platform
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from importlib import metadata
 from typing import Any, Final, Literal
 
@@ -133,11 +133,17 @@ def train(
     holdout: Holdout = "time",
     budget_s: float = BUDGET_S,
     now: datetime | None = None,
+    window_days: int | None = None,
     progress: Progress = quiet,
 ) -> TrainReport:
-    """Tune, evaluate, refit and write one model version; see the module docstring."""
+    """Tune, evaluate, refit and write one model version; see the module docstring.
+
+    `window_days` trains on the last that many days only (up to the day before `now`): a
+    big shop's nightly run then reads, holds and fits a bounded slice, and a full-history
+    run on a longer schedule keeps long cycles in view (docs/deploy.md)."""
     now = now or datetime.now(UTC)
-    log = load_events(lake)
+    since = (now - timedelta(days=window_days)).date() if window_days else None
+    log = load_events(lake, since)
     return train_on(
         lake,
         log,
@@ -176,6 +182,7 @@ def train_on(
     progress(
         f"data: {len(log):,} interactions, {log.n_users:,} users, {log.n_items:,} items, "
         f"{first:%Y-%m-%d} to {last:%Y-%m-%d}"
+        + (f" (window: since {log.since})" if log.since else " (all history)")
     )
     rates = log.repeat_rates()
     progress(
@@ -493,6 +500,7 @@ def _write(
             "items": log.n_items,
             "first_event": format_ts(datetime.fromtimestamp(log.ts_ms.min() / 1000, UTC)),
             "last_event": format_ts(datetime.fromtimestamp(log.ts_ms.max() / 1000, UTC)),
+            "window_since": log.since.isoformat() if log.since else None,
             "repeat_rates": {k: round(v, 4) for k, v in log.repeat_rates().items()},
         },
         "batch_users": {

@@ -19,3 +19,9 @@ class TrainingSettings(LakeSettings):
         None,
         description="IAM role Amazon Personalize assumes, with --backend personalize",
     )
+    train_window_days: int | None = Field(
+        None,
+        ge=1,
+        description="Train on the last N days of events only (unset: all history); a big "
+        "shop sets it and retrains on all history on a longer schedule",
+    )

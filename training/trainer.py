@@ -53,9 +53,12 @@ class Trainer(Protocol):
         """Train, score and write a version named after `now`."""
 
 
+@dataclass
 class LocalTrainer:
-    """Our recipes, tuned on the data (`training.pipeline.train` with its defaults)."""
+    """Our recipes, tuned on the data (`training.pipeline.train` with its defaults), on the
+    last `window_days` of events, or on all of them."""
 
+    window_days: int | None = None
     name = "local"
 
     def train(
@@ -69,7 +72,7 @@ class LocalTrainer:
         """`recs train` with no flags."""
         from training.pipeline import train
 
-        report = train(lake, now=now, progress=progress)
+        report = train(lake, now=now, window_days=self.window_days, progress=progress)
         return Trained(report.version, report.chosen)
 
 
@@ -110,7 +113,7 @@ class PersonalizeBackend:
         version = version_name(now)
         if not lake.exists(f"{MODELS}/{version}/manifest.json"):
             progress("our own model first: the fallback, related items and realtime answers")
-            LocalTrainer().train(lake, now=now, progress=progress)
+            LocalTrainer(self.settings.train_window_days).train(lake, now=now, progress=progress)
         else:
             # A retry after TrainingPending: ours is written, Personalize's jobs go on.
             progress(f"our own model {version} is already written; on to Personalize")
@@ -151,7 +154,9 @@ class PersonalizeBackend:
             raise TrainingFailed(f"unknown Personalize phase {phase!r}: one of {PHASES}")
         if phase == "imports":
             if not lake.exists(f"{MODELS}/{version}/manifest.json"):
-                LocalTrainer().train(lake, now=now, progress=progress)
+                LocalTrainer(self.settings.train_window_days).train(
+                    lake, now=now, progress=progress
+                )
             group = trainer.dataset_group()
             datasets = trainer.datasets(group, export_schemas(lake, export_prefix))
             return {"jobs": trainer.start_imports(version, datasets, export_prefix)}
@@ -166,10 +171,10 @@ class PersonalizeBackend:
         return {"job": job}
 
 
-def trainer_for(name: str, settings: TrainingSettings) -> Trainer:
-    """The trainer a setting names."""
+def trainer_for(name: str, settings: TrainingSettings, *, full_history: bool = False) -> Trainer:
+    """The trainer a setting names; `full_history` ignores the training window."""
     if name == "local":
-        return LocalTrainer()
+        return LocalTrainer(None if full_history else settings.train_window_days)
     if name == "personalize":
         return PersonalizeBackend(settings)
     raise TrainingFailed(f"unknown trainer {name!r}: use local or personalize")

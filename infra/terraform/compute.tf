@@ -35,6 +35,7 @@ locals {
       RECS_TRAIN_ON          = var.train_on
     },
     var.personalize ? { RECS_PERSONALIZE_ROLE_ARN = aws_iam_role.personalize[0].arn } : {},
+    var.train_window_days == null ? {} : { RECS_TRAIN_WINDOW_DAYS = tostring(var.train_window_days) },
   )
   account = data.aws_caller_identity.current.account_id
 }

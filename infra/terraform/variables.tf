@@ -118,6 +118,18 @@ variable "pipeline_schedule" {
   default     = "cron(0 2 * * ? *)"
 }
 
+variable "train_window_days" {
+  description = "Nightly training reads only the last N days of events (RECS_TRAIN_WINDOW_DAYS); null: all history. Set, a second schedule retrains on all history (full_history_schedule)."
+  type        = number
+  default     = null
+}
+
+variable "full_history_schedule" {
+  description = "EventBridge Scheduler expression of the full-history run, when train_window_days is set."
+  type        = string
+  default     = "cron(0 4 ? * SUN *)"
+}
+
 variable "pipeline_timezone" {
   description = "Time zone of pipeline_schedule (IANA name)."
   type        = string

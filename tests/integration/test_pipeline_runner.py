@@ -164,3 +164,35 @@ def test_schedule_runs_at_the_time_of_day_in_utc() -> None:
 
     schedule("02:00", lambda: ran.append(clock[0]), nights=2, clock=lambda: clock[0], sleep=sleep)
     assert ran == [datetime(2026, 11, 2, 2, tzinfo=UTC), datetime(2026, 11, 3, 2, tzinfo=UTC)]
+
+
+def test_the_weekly_full_history_run_trains_on_everything_whatever_the_window(
+    shop: tuple[LocalLake, PipelineSettings], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The state machine's input says it (the weekly schedule's); the run record keeps it
+    for the train step, which then ignores RECS_TRAIN_WINDOW_DAYS."""
+    from orchestration.handler import handler
+    from orchestration.steps import STEPS as ALL
+    from orchestration.steps import Context
+    from training import trainer as trainers
+
+    lake, settings = shop
+    monkeypatch.setenv("RECS_LAKE", settings.lake)
+    monkeypatch.setenv("RECS_STORE", settings.store)
+    monkeypatch.setenv("RECS_TRAIN_WINDOW_DAYS", "7")
+    started = handler({"step": "start", "input": {"now": "2026-11-02T03:00:00Z",
+                                                   "full_history": True}})  # fmt: skip
+    record = RunRecord.load(lake, started["run_id"])
+    assert record.full_history
+    nightly = start_run(lake, PipelineSettings.from_env(), NOW)
+    assert not nightly.full_history
+
+    used: list[int | None] = []
+    monkeypatch.setattr(
+        trainers.LocalTrainer, "train",
+        lambda self, *_a, **_k: used.append(self.window_days) or trainers.Trained("v", "x"),
+    )  # fmt: skip
+    train = next(s for s in ALL if s.name == "train")
+    for run in (record, nightly):
+        train.run(Context(lake, PipelineSettings.from_env(), run, lambda _line: None))
+    assert used == [None, 7]

@@ -139,6 +139,7 @@ def test_the_pipeline_is_given_every_aws_setting_its_steps_read() -> None:
     given = dict(re.findall(r"\b(RECS_[A-Z_]+)\s*=\s*(.+)", block))
     env = {name: "x" for name in given}
     env |= {k: f"dynamodb://{k.lower()}" for k in given if k.endswith(("STORE", "HISTORY"))}
+    env |= {k: "30" for k in given if k.endswith("_DAYS")}
     env |= {"RECS_LAKE": "s3://b/lake", "RECS_SINK": "kinesis", "RECS_TRAINER": "local"}
     env |= {"RECS_ETL_ON": "glue", "RECS_TRAIN_ON": "batch"}
     settings = PipelineSettings.from_env(env)

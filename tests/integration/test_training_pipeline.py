@@ -11,6 +11,7 @@ import pytest
 
 from ingestion.lake import LocalLake, S3Lake
 from tests.etl_helpers import curated_training_shop
+from training.errors import NotEnoughData
 from training.metrics import METRIC_NAMES
 from training.pipeline import SERVED, train
 from training.tuning import SELECT_ON
@@ -126,3 +127,30 @@ def test_training_without_curated_data_says_what_to_run(local_lake: LocalLake) -
 
     with pytest.raises(CuratedZoneEmpty, match="run `recs etl`"):
         train(local_lake, now=NOW)
+
+
+def test_a_training_window_reads_and_fits_only_its_last_days(shop: LocalLake) -> None:
+    """A big shop cannot hold all of history every night (issue 24); the window bounds what
+    is read, and a full-history run (the weekly one) ignores it."""
+    from datetime import date
+
+    from training.data import load_events
+    from training.settings import TrainingSettings
+    from training.trainer import LocalTrainer, trainer_for
+
+    everything = load_events(shop)
+    recent = load_events(shop, since=date(2026, 10, 25))
+    assert everything.since is None
+    assert 0 < len(recent) < len(everything)
+    assert recent.ts_ms.min() >= datetime(2026, 10, 25, tzinfo=UTC).timestamp() * 1000
+    with pytest.raises(NotEnoughData, match="RECS_TRAIN_WINDOW_DAYS"):
+        load_events(shop, since=date(2027, 1, 1))
+
+    report = train(shop, seed=3, now=NOW, window_days=8)
+    manifest = json.loads(shop.read_bytes(f"models/{report.version}/manifest.json"))
+    assert manifest["data"]["window_since"] == "2026-10-25"
+    assert manifest["data"]["events"] == len(recent)
+
+    settings = TrainingSettings.from_env({"RECS_TRAIN_WINDOW_DAYS": "8"})
+    assert trainer_for("local", settings) == LocalTrainer(8)
+    assert trainer_for("local", settings, full_history=True) == LocalTrainer(None)
