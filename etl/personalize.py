@@ -7,6 +7,14 @@ TIMESTAMP and CREATION_TIMESTAMP in epoch seconds, categorical strings marked
 separator). The data is checked against Personalize's documented minimums and quotas first,
 so that a too-small shop fails here with a clear message rather than hours later in a job.
 DuckDB does the work over the curated views, streaming, so memory stays flat.
+
+An incremental export (the nightly one, once Personalize has imported a night) holds only
+the interactions of the days after the last import (`imported_through`, which training
+records once its import jobs finish), for an INCREMENTAL import job; items and users are
+always whole. A shop of 50 million events a day would otherwise write and re-import all of
+its history every night. Events that arrive late for a day already imported are caught by
+the full export of the weekly full-history run, whose FULL import replaces the dataset.
+`export.json` in the prefix says which kind an export is.
 """
 
 from __future__ import annotations
@@ -15,7 +23,7 @@ import json
 import re
 import tempfile
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final
 
@@ -26,6 +34,8 @@ from etl.sql import connect, reading_curated, sql_string
 from ingestion.lake import Lake
 
 EXPORTS: Final = "exports/personalize"
+#: The last day of interactions Personalize has imported (written by training).
+IMPORTED: Final = "_state/personalize/imported.json"
 NAMESPACE: Final = "com.amazonaws.personalize.schema"
 
 # Personalize's documented minimums and quotas (docs: "Amazon Personalize endpoints and
@@ -74,6 +84,11 @@ class ExportReport:
     """What an export wrote, and the checks it passed."""
 
     prefix: str
+    #: FULL (all of history) or INCREMENTAL (the days after the last import).
+    mode: str = "FULL"
+    since: date | None = None
+    #: The last day of interactions in the file, for the import's bookmark.
+    through: date | None = None
     interactions: int = 0
     users_with_two: int = 0
     items: int = 0
@@ -147,12 +162,42 @@ def _categorical_check(
             )
 
 
-def export_personalize(lake: Lake, *, run: str | None = None) -> ExportReport:
-    """Write Personalize's import CSVs and schemas for the curated zone; return what was written."""
+def imported_through(lake: Lake) -> date | None:
+    """The last day of interactions Personalize imported, or None before the first import."""
+    if not lake.exists(IMPORTED):
+        return None
+    return date.fromisoformat(json.loads(lake.read_bytes(IMPORTED))["through"])
+
+
+def mark_imported(lake: Lake, through: date) -> None:
+    """Record that Personalize has imported every interaction up to `through`."""
+    lake.write_bytes(IMPORTED, json.dumps({"through": through.isoformat()}).encode())
+
+
+def export_personalize(
+    lake: Lake, *, run: str | None = None, incremental: bool = False
+) -> ExportReport:
+    """Write Personalize's import CSVs and schemas for the curated zone; return what was written.
+
+    `incremental` exports only the interactions after the last import, when there was one
+    and it left at least Personalize's minimum of new rows for an import job; otherwise the
+    export is whole."""
     run = run or datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     con = connect(lake)
     with reading_curated(lake):
-        return _export(lake, con, ExportReport(prefix=f"{EXPORTS}/{run}"))
+        report = ExportReport(prefix=f"{EXPORTS}/{run}")
+        last = imported_through(lake) if incremental else None
+        if last is not None:
+            since = last + timedelta(days=1)
+            new = int(_one(con, f"SELECT count(*) FROM interactions WHERE event_date >= '{since}'"))
+            if new >= MIN_INTERACTIONS:
+                report.mode, report.since = "INCREMENTAL", since
+            else:
+                report.warnings.append(
+                    f"only {new} interactions since {since}, fewer than an import job's "
+                    f"minimum of {MIN_INTERACTIONS}: exporting all of history instead"
+                )
+        return _export(lake, con, report)
 
 
 def _export(lake: Lake, con: duckdb.DuckDBPyConnection, report: ExportReport) -> ExportReport:
@@ -185,10 +230,14 @@ def _export(lake: Lake, con: duckdb.DuckDBPyConnection, report: ExportReport) ->
 
     item_select, item_fields = attrs(item_keys)
     user_select, user_fields = attrs(user_keys)
+    window = f"WHERE event_date >= '{report.since}' " if report.since else ""
+    through = _one(con, f"SELECT max(event_date) FROM interactions {window}")
+    report.through = through if isinstance(through, date) else None
     datasets = {
         "interactions": (
             "SELECT user_id AS USER_ID, item_id AS ITEM_ID, event_type AS EVENT_TYPE, "
-            "(epoch_ms(ts) // 1000) AS TIMESTAMP FROM interactions ORDER BY ts, event_id",
+            f"(epoch_ms(ts) // 1000) AS TIMESTAMP FROM interactions {window}"
+            "ORDER BY ts, event_id",
             INTERACTIONS_SCHEMA,
         ),
         "items": (
@@ -232,4 +281,16 @@ def _export(lake: Lake, con: duckdb.DuckDBPyConnection, report: ExportReport) ->
                 f"{report.prefix}/{name}.schema.json", json.dumps(schema, indent=2).encode()
             )
             report.files += [f"{report.prefix}/{name}.csv", f"{report.prefix}/{name}.schema.json"]
+    if report.since is not None:
+        report.interactions = int(
+            _one(con, f"SELECT count(*) FROM interactions WHERE event_date >= '{report.since}'")
+        )
+    described = {
+        "mode": report.mode,
+        "since": report.since.isoformat() if report.since else None,
+        "through": report.through.isoformat() if report.through else None,
+        "interactions": report.interactions,
+    }
+    lake.write_bytes(f"{report.prefix}/export.json", json.dumps(described, indent=2).encode())
+    report.files.append(f"{report.prefix}/export.json")
     return report

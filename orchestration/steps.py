@@ -107,9 +107,17 @@ def _etl(ctx: Context) -> dict[str, Any]:
 def _export(ctx: Context) -> dict[str, Any]:
     from etl.personalize import export_personalize
 
-    report = export_personalize(ctx.lake, run=ctx.record.run_id)
-    ctx.progress(f"  {report.interactions:,} interactions into {report.prefix}/")
-    return {"prefix": report.prefix, "interactions": report.interactions, "items": report.items}
+    # Nightly runs export what Personalize has not imported yet; the full-history run all.
+    incremental = not ctx.record.full_history
+    report = export_personalize(ctx.lake, run=ctx.record.run_id, incremental=incremental)
+    since = f" since {report.since}" if report.since else ""
+    ctx.progress(f"  {report.interactions:,} interactions{since} into {report.prefix}/")
+    return {
+        "prefix": report.prefix,
+        "mode": report.mode,
+        "interactions": report.interactions,
+        "items": report.items,
+    }
 
 
 def _train(ctx: Context) -> dict[str, Any]:

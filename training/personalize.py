@@ -25,12 +25,14 @@ import json
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import date
 from typing import TYPE_CHECKING, Any, Final, Literal
 
 from botocore.exceptions import ClientError
 
 from common.errors import SettingsError
 from common.progress import Progress, quiet
+from etl.personalize import mark_imported
 from ingestion.lake import Lake, read_json
 from training.artifacts import BATCH, MODELS, SERVED
 from training.errors import TrainingFailed, TrainingPending
@@ -227,7 +229,9 @@ class PersonalizeTrainer:
         export_prefix: str,
         mode: Literal["FULL", "INCREMENTAL"] = "FULL",
     ) -> list[str]:
-        """One import job per dataset, reading the export's CSVs from S3; all start first."""
+        """One import job per dataset, reading the export's CSVs from S3; all start first.
+        `mode` is the interactions' (an incremental export's is INCREMENTAL); items and users
+        are exported whole, and imported FULL."""
         jobs = self.start_imports(version, dataset_arns, export_prefix, mode)
         for arn in jobs:
             self.wait(
@@ -248,7 +252,13 @@ class PersonalizeTrainer:
     ) -> list[str]:
         """Start (or find) one import job per dataset, without waiting for them."""
         return [
-            self._import_job(version, dataset_type, dataset_arn, export_prefix, mode)
+            self._import_job(
+                version,
+                dataset_type,
+                dataset_arn,
+                export_prefix,
+                mode if dataset_type == "Interactions" else "FULL",
+            )
             for dataset_type, dataset_arn in dataset_arns.items()
         ]
 
@@ -483,6 +493,22 @@ def _user_ids(interactions_csv: bytes) -> list[str]:
     return sorted(pc.unique(table["USER_ID"]).to_pylist())
 
 
+def export_kind(
+    lake: Lake, export_prefix: str
+) -> tuple[Literal["FULL", "INCREMENTAL"], date | None]:
+    """An export's import mode and the last day of interactions it holds (`export.json`; an
+    export from before it existed is whole)."""
+    key = f"{export_prefix}/export.json"
+    if not lake.exists(key):
+        return "FULL", None
+    found = read_json(lake, key)
+    mode: Literal["FULL", "INCREMENTAL"] = (
+        "INCREMENTAL" if found.get("mode") == "INCREMENTAL" else "FULL"
+    )
+    through = found.get("through")
+    return mode, date.fromisoformat(through) if through else None
+
+
 def export_schemas(lake: Lake, export_prefix: str) -> dict[str, Any]:
     """The export's schema per dataset type; the interactions one is required."""
     schemas = {}
@@ -608,7 +634,11 @@ def train_with_personalize(
     progress("Personalize: dataset group, datasets and import jobs")
     group = trainer.dataset_group()
     datasets = trainer.datasets(group, schemas)
-    trainer.import_data(version, datasets, export_prefix)
+    import_mode, through = export_kind(lake, export_prefix)
+    trainer.import_data(version, datasets, export_prefix, import_mode)
+    if through is not None:
+        # Every import job finished: the next nightly export starts the day after.
+        mark_imported(lake, through)
     progress("Personalize: training a solution version")
     version_arn, run.metrics = trainer.train(version, group, mode=mode)
     filter_arn = trainer.not_purchased_filter(group)
@@ -635,6 +665,7 @@ def train_with_personalize(
             "stage": trainer.settings.stage,
             "personalize_recipe": trainer.settings.recipe_arn,
             "training_mode": mode,
+            "import_mode": import_mode,
             "metrics": {**own_metrics, "personalize": run.metrics},
             "arns": run.arns,
             "tracking_id": run.tracking_id,

@@ -142,6 +142,7 @@ class PersonalizeBackend:
             PersonalizeSettings,
             PersonalizeTrainer,
             batch_input,
+            export_kind,
             export_schemas,
         )
         from training.pipeline import K
@@ -159,7 +160,8 @@ class PersonalizeBackend:
                 )
             group = trainer.dataset_group()
             datasets = trainer.datasets(group, export_schemas(lake, export_prefix))
-            return {"jobs": trainer.start_imports(version, datasets, export_prefix)}
+            mode, _ = export_kind(lake, export_prefix)
+            return {"jobs": trainer.start_imports(version, datasets, export_prefix, mode)}
         group = trainer.dataset_group()
         solution_version = trainer.start_solution_version(version, trainer.solution(group))
         if phase == "training":

@@ -11,7 +11,7 @@ import pytest
 
 from etl.errors import DataQualityError
 from etl.job import run_etl
-from etl.personalize import export_personalize
+from etl.personalize import export_personalize, imported_through, mark_imported
 from ingestion.lake import LocalLake
 from tests.etl_helpers import NOW, curated_rows, plant_shop
 
@@ -26,10 +26,14 @@ def test_export_writes_personalize_csvs_and_schemas(local_lake: LocalLake) -> No
     report = export_personalize(local_lake, run="r1")
     prefix = "exports/personalize/r1"
     assert sorted(report.files) == sorted(
-        f"{prefix}/{name}.{kind}"
-        for name in ("interactions", "items", "users")
-        for kind in ("csv", "schema.json")
+        [f"{prefix}/export.json"]
+        + [
+            f"{prefix}/{name}.{kind}"
+            for name in ("interactions", "items", "users")
+            for kind in ("csv", "schema.json")
+        ]
     )
+    assert report.mode == "FULL"
     interactions = _csv(local_lake, f"{prefix}/interactions.csv")
     assert list(interactions[0]) == ["USER_ID", "ITEM_ID", "EVENT_TYPE", "TIMESTAMP"]
     rows = curated_rows(local_lake)
@@ -67,3 +71,34 @@ def test_a_shop_below_personalizes_minimums_is_refused(local_lake: LocalLake) ->
     ):
         export_personalize(local_lake, run="small")
     assert list(local_lake.list("exports/")) == []
+
+
+def test_a_nightly_export_holds_only_the_days_after_the_last_import(local_lake: LocalLake) -> None:
+    """Re-importing all of history every night costs a big shop hours and ~$260 a month."""
+    from datetime import date
+
+    plant_shop(local_lake, events=6000, days=4)
+    run_etl(local_lake, now=NOW)
+    days = sorted({r["event_date"] for r in curated_rows(local_lake)})
+    assert export_personalize(local_lake, run="first", incremental=True).mode == "FULL"
+    assert imported_through(local_lake) is None  # the export alone moves nothing
+
+    mark_imported(local_lake, date.fromisoformat(days[-3]))  # training's import finished
+    nightly = export_personalize(local_lake, run="night", incremental=True)
+    assert (nightly.mode, str(nightly.since), str(nightly.through)) == (
+        "INCREMENTAL",
+        days[-2],
+        days[-1],
+    )
+    exported = _csv(local_lake, "exports/personalize/night/interactions.csv")
+    newer = [r for r in curated_rows(local_lake) if r["event_date"] >= days[-2]]
+    assert len(exported) == len(newer) == nightly.interactions
+    described = json.loads(local_lake.read_bytes("exports/personalize/night/export.json"))
+    assert described["mode"] == "INCREMENTAL"
+    assert len(_csv(local_lake, "exports/personalize/night/items.csv")) == nightly.items  # whole
+
+    # Too few new rows for an import job: the whole history instead, and it says why.
+    mark_imported(local_lake, date.fromisoformat(days[-1]))
+    again = export_personalize(local_lake, run="quiet", incremental=True)
+    assert again.mode == "FULL"
+    assert "fewer than an import job's minimum" in again.warnings[0]

@@ -524,6 +524,12 @@ def test_the_personalize_branch_starts_polls_and_publishes(
     assert made.count("solutionVersion") == made.count("batchInferenceJob") == 1
     assert made.count("datasetImportJob") == made.count("dataset") == 3
     assert made.count("solution") == 1
+    # The first import is whole; once its jobs finished, the next export starts after it.
+    from etl.personalize import imported_through
+
+    imports = fake.requests["create_dataset_import_job"]
+    assert {r["importMode"] for r in imports} == {"FULL"}
+    assert str(imported_through(machine.lake)) == "2026-11-02"  # the shop's last day
     assert all(r["performAutoTraining"] is False for r in fake.requests["create_solution"])
     inbox = machine.inbox()  # type: ignore[attr-defined]
     assert any("published 20261102T020000Z" in m for m in inbox)

@@ -446,3 +446,26 @@ def test_the_gate_compares_with_a_personalize_production_on_shared_names(
     gate = personalize_gate(local_lake, {"coverage": 0.9}, {})
     assert gate["passed"] is False
     assert "is not reported by both" in gate["reasons"][0]
+
+
+def test_an_incremental_export_imports_its_interactions_incrementally_and_the_rest_whole(
+    stubbed: Any,
+) -> None:
+    trainer, stub = stubbed
+    for dataset, mode in (("interactions", "INCREMENTAL"), ("items", "FULL")):
+        stub.add_response(
+            "create_dataset_import_job",
+            {"datasetImportJobArn": f"job-{dataset}"},
+            {
+                "jobName": f"recs-prod-v4-{dataset}",
+                "datasetArn": f"d-{dataset}",
+                "dataSource": {
+                    "dataLocation": f"s3://shop-lake/prod/exports/personalize/v4/{dataset}.csv"
+                },
+                "roleArn": ROLE,
+                "importMode": mode,
+            },
+        )
+    datasets = {"Interactions": "d-interactions", "Items": "d-items"}
+    jobs = trainer.start_imports("v4", datasets, "exports/personalize/v4", "INCREMENTAL")
+    assert jobs == ["job-interactions", "job-items"]
