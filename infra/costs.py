@@ -241,11 +241,11 @@ def monthly(shop: Shop) -> dict[str, float]:
         cost["Personalize: training"] = (
             DAYS * shop.personalize_training_hours * p["personalize_training_hour"]
         )
-        # The nightly export (a year of events as CSV) and each live event (PutEvents).
-        export_gb = shop.events_per_day * 365 * 0.1 / 2**20
-        cost["Personalize: data ingested"] = (DAYS * export_gb + gb_in) * p[
-            "personalize_gb_ingested"
-        ]
+        # Nightly incremental imports (a day of events as CSV), the weekly full-history
+        # import (a year), and each live event (PutEvents).
+        day_gb = shop.events_per_day * 0.1 / 2**20
+        imported_gb = DAYS * day_gb + DAYS / 7 * 365 * day_gb
+        cost["Personalize: data ingested"] = (imported_gb + gb_in) * p["personalize_gb_ingested"]
     cost["KMS"] = p["kms_key_month"] + (puts + gets) / 1e4 * p["kms_per_10k_requests"]
     log_gb = (requests + posts) * 1.5 / 2**20  # a JSON log line and an access log line
     cost["CloudWatch"] = (
