@@ -163,35 +163,33 @@ resource "aws_iam_role_policy" "scheduler" {
   policy = data.aws_iam_policy_document.scheduler[0].json
 }
 
-# With a training window, the nightly runs fit only its last days; this run, on a longer
-# schedule, trains on all of history, so long cycles and slow items stay in the model. The
-# lake's lock keeps it from overlapping a nightly run (a second one waits, then retries).
-resource "aws_scheduler_schedule" "full_history" {
-  count                        = local.pipeline == 1 && var.train_window_days != null ? 1 : 0
-  name                         = "${local.name}-pipeline-full-history"
-  description                  = "Start the recs pipeline on all of history (no training window)."
-  schedule_expression          = var.full_history_schedule
-  schedule_expression_timezone = var.pipeline_timezone
-  kms_key_arn                  = aws_kms_key.lake.arn
-  flexible_time_window {
-    mode = "OFF"
-  }
-  target {
-    arn      = aws_sfn_state_machine.pipeline[0].arn
-    role_arn = aws_iam_role.scheduler[0].arn
-    input    = jsonencode({ now = "<aws.scheduler.scheduled-time>", full_history = true })
-    retry_policy {
-      maximum_retry_attempts       = 3
-      maximum_event_age_in_seconds = 3600
-    }
-  }
+# The nightly run, and with a training window a second one on a longer schedule that trains
+# on all of history, so long cycles and slow items stay in the model. The lake's lock keeps
+# the two from overlapping (a second one waits, then retries).
+locals {
+  schedules = merge(
+    {
+      nightly = {
+        expression  = var.pipeline_schedule
+        description = "Start the recs nightly pipeline."
+        input       = { now = "<aws.scheduler.scheduled-time>" }
+      }
+    },
+    var.train_window_days == null ? {} : {
+      full-history = {
+        expression  = var.full_history_schedule
+        description = "Start the recs pipeline on all of history (no training window)."
+        input       = { now = "<aws.scheduler.scheduled-time>", full_history = true }
+      }
+    },
+  )
 }
 
 resource "aws_scheduler_schedule" "pipeline" {
-  count                        = local.pipeline
-  name                         = "${local.name}-pipeline-nightly"
-  description                  = "Start the recs nightly pipeline."
-  schedule_expression          = var.pipeline_schedule
+  for_each                     = local.pipeline == 1 ? local.schedules : {}
+  name                         = "${local.name}-pipeline-${each.key}"
+  description                  = each.value.description
+  schedule_expression          = each.value.expression
   schedule_expression_timezone = var.pipeline_timezone
   kms_key_arn                  = aws_kms_key.lake.arn
   flexible_time_window {
@@ -201,10 +199,15 @@ resource "aws_scheduler_schedule" "pipeline" {
     arn      = aws_sfn_state_machine.pipeline[0].arn
     role_arn = aws_iam_role.scheduler[0].arn
     # The run's clock is the time the schedule fired (orchestration.handler's "now").
-    input = jsonencode({ now = "<aws.scheduler.scheduled-time>" })
+    input = jsonencode(each.value.input)
     retry_policy {
       maximum_retry_attempts       = 3
       maximum_event_age_in_seconds = 3600
     }
   }
+}
+
+moved {
+  from = aws_scheduler_schedule.pipeline[0]
+  to   = aws_scheduler_schedule.pipeline["nightly"]
 }
