@@ -11,6 +11,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -330,3 +331,16 @@ def test_room_for_new_items_takes_the_last_places_of_the_first_ten() -> None:
     # 3 is in the list's first 7 already, so the fresh ones are 20 and 21; 8, 9 and 10 follow.
     assert with_room(answers, fresh, 2, k=9).tolist() == [[1, 2, 3, 4, 5, 6, 7, 20, 21, 8, 9, 10]]
     assert with_room(answers, fresh, 3).tolist() == [[1, 2, 3, 4, 5, 6, 7, 20, 21, 22, 8, 9]]
+
+
+def test_the_big_shop_table_scales_time_and_memory_and_leaves_bounded_memory_alone() -> None:
+    from benchmarks.big_shop import START, STOP, Component
+
+    train = Component("train", "Batch", 60.0, 1024.0, 50, "120 GB", "yes")
+    assert "| 60.0 s, 1,024 MB | 50.0 min, 50.0 GB |" in train.row()
+    etl = Component("etl", "Glue", 6.0, 1024.0, 10, "16 GB", "yes", memory_scales=False)
+    assert "| 1.0 min, 1.0 GB (bounded) |" in etl.row()
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "deploy.md").read_text()
+    section = doc.split(START, 1)[1].split(STOP, 1)[0]
+    for name in ("ETL", "Training", "Personalize export", "API model load", "Publish"):
+        assert f"| {name}" in section, f"docs/deploy.md lacks the big shop's {name} row"

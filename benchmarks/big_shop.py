@@ -1,0 +1,213 @@
+"""`python -m benchmarks.big_shop`: the big shop of issue 24 at 1/50 of its size, each
+component's time and memory, and the extrapolation beside each AWS limit in docs/deploy.md.
+
+The big shop: 50 million events a day, 5 million users. At 1/50 that is 1 million events a
+day and 100,000 users, over `--days` days (the training window of the run). Each component
+runs as its own command (`benchmarks.child.measure`: wall time and its own peak memory):
+- the ETL curates the raw zone (`recs etl`), and its per-day figures are its total / days;
+- training fits the window (`recs train --train-window-days`);
+- the Personalize export writes the window's interactions (`recs export personalize`); a
+  night's incremental file is one day of it;
+- the API's model load (`PublishedModel.load`, what the Lambda does at a cold start);
+- publishing: `common.dynamodb.batch_write` of every user's row to a client that answers
+  each BatchWriteItem after `LATENCY_S` (DynamoDB's typical round trip; no table capacity is
+  simulated), one writer against the store's 16.
+
+Scaling is taken as linear in events (ETL, export, training) or users (model, publish): a
+plain assumption that the table states, not a measurement at full size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Final
+
+from benchmarks.child import Measured, measure
+
+FRACTION: Final = 50
+EVENTS_PER_DAY: Final = 50_000_000 // FRACTION
+USERS: Final = 5_000_000 // FRACTION
+ITEMS: Final = 1_000_000 // FRACTION
+END: Final = datetime(2026, 11, 1, tzinfo=UTC)
+LATENCY_S: Final = 0.02
+#: A new on-demand DynamoDB table's write throughput before it scales (AWS: "up to 4,000
+#: write request units a second"); a row of 25 recommendations is one unit.
+TABLE_WRITES_PER_S: Final = 4_000
+RECS: Final = str(Path(sys.executable).with_name("recs"))
+DOC: Final = Path("docs/deploy.md")
+START, STOP = "<!-- big-shop:start -->\n", "<!-- big-shop:end -->"
+
+
+@dataclass(frozen=True)
+class Component:
+    """One component's figures at 1/50, what they become at full size, and the limit."""
+
+    name: str
+    where: str
+    seconds: float
+    rss_mb: float
+    scale: float  # how many times the measured work the big shop's night holds
+    limit: str
+    fits: str
+    #: False where memory is bounded by design, whatever the data (the ETL's batches).
+    memory_scales: bool = True
+
+    def row(self) -> str:
+        big_s = self.seconds * self.scale
+        big_gb = self.rss_mb * (self.scale if self.memory_scales else 1) / 1024
+        small = f"{self.seconds:,.1f} s" + (f", {self.rss_mb:,.0f} MB" if self.rss_mb else "")
+        bounded = "" if self.memory_scales else " (bounded)"
+        big = f"{big_s / 60:,.1f} min" + (f", {big_gb:,.1f} GB{bounded}" if self.rss_mb else "")
+        return f"| {self.name} | {self.where} | {small} | {big} | {self.limit} | {self.fits} |"
+
+
+def build(root: Path, days: int) -> None:
+    """The 1/50 shop's raw zone and catalog (not timed)."""
+    from ingestion.generator import ShopSpec, generate_shop, write_catalog, write_raw
+    from ingestion.lake import LocalLake
+
+    spec = ShopSpec(
+        users=USERS, items=ITEMS, categories=50, days=days,
+        events=EVENTS_PER_DAY * days, seed=11, end=END,
+    )  # fmt: skip
+    shop = generate_shop(spec)
+    lake = LocalLake(root)
+    write_raw(shop, lake)
+    write_catalog(shop, lake)
+
+
+class _Dynamo:
+    """BatchWriteItem answered after a fixed round trip, from any thread."""
+
+    def __init__(self) -> None:
+        self.lock, self.rows = threading.Lock(), 0
+
+    def batch_write_item(self, RequestItems: dict[str, list[Any]]) -> dict[str, Any]:  # noqa: N803
+        time.sleep(LATENCY_S)
+        with self.lock:
+            self.rows += sum(len(v) for v in RequestItems.values())
+        return {"UnprocessedItems": {}}
+
+
+def publish_rate(rows: int, workers: int) -> float:
+    """Rows a second `batch_write` reaches with `workers` batches in flight."""
+    from common.dynamodb import batch_write
+
+    client = _Dynamo()
+    requests = ({"PutRequest": {"Item": {"pk": {"S": f"user#{n}"}}}} for n in range(rows))
+    started = time.perf_counter()
+    batch_write(client, "store", requests, workers=workers)  # type: ignore[arg-type]
+    return client.rows / (time.perf_counter() - started)
+
+
+def model_load(lake: str, version: str) -> None:
+    """What the API Lambda does at a cold start (run in its own process by `measure`)."""
+    from ingestion.lake import open_lake
+    from training.published import PublishedModel
+
+    PublishedModel.load(open_lake(lake), version)
+
+
+def run(days: int) -> list[Component]:
+    """Build the shop, measure each component, and extrapolate."""
+    found: list[Component] = []
+    with tempfile.TemporaryDirectory(prefix="recs-big-shop-") as folder:
+        lake = Path(folder) / "lake"
+        build(lake, days)
+        etl = measure([RECS, "etl", "--lake", str(lake)])
+        # A night curates one day at full size: 50 / days times what was measured. Its memory
+        # is bounded by RECS_ETL_BATCH_MB, whatever the day's size.
+        found.append(Component(
+            f"ETL: one day's events (measured: {days} days)", "Glue job (G.1X driver, 16 GB)",
+            etl.seconds, etl.rss_mb, FRACTION / days,
+            "Glue: no time limit; G.1X driver 16 GB", _fits(etl, 1, 16), memory_scales=False,
+        ))  # fmt: skip
+        window, now = str(days), f"{END:%Y-%m-%dT%H:%M:%SZ}"  # the shop's clock
+        train = measure(
+            [RECS, "train", "--lake", str(lake), "--train-window-days", window, "--now", now]
+        )
+        widest = int(days * 120 * 1024 / (train.rss_mb * FRACTION))
+        found.append(Component(
+            f"Training: a {days}-day window (at most {widest} days fit in 120 GB)",
+            "Batch on Fargate (4 vCPU, 16 GB default)", train.seconds, train.rss_mb, FRACTION,
+            "Fargate: 16 vCPU, 120 GB", _fits(train, FRACTION, 120),
+        ))  # fmt: skip
+        export = measure([RECS, "export", "personalize", "--lake", str(lake), "--run", "big"])
+        csv = lake / "exports" / "personalize" / "big" / "interactions.csv"
+        day_gb = csv.stat().st_size / days * FRACTION / 2**30
+        memory = _fits(export, FRACTION / days, 10)
+        problems = [memory] if memory != "yes" else []
+        problems += ["split the file by the hour"] if day_gb > 1 else []
+        found.append(Component(
+            f"Personalize export of a day (measured: {days} days; {day_gb:.1f} GB at full size)",
+            "pipeline Lambda (10 GB /tmp)", export.seconds, export.rss_mb, FRACTION / days,
+            "Lambda: 10 GB; an INCREMENTAL import job: 1 GB a file",
+            "; ".join(problems) or "yes",
+        ))  # fmt: skip
+        version = (
+            json.loads((lake / "models" / "production.json").read_text())["version"]
+            if (lake / "models" / "production.json").exists()
+            else sorted(p.name for p in (lake / "models").iterdir() if p.is_dir())[-1]
+        )
+        code = f"from benchmarks.big_shop import model_load; model_load({str(lake)!r}, {version!r})"
+        load = measure([sys.executable, "-c", code])
+        found.append(Component(
+            "API model load (cold start)", "API Lambda (1 GB)",
+            load.seconds, load.rss_mb, FRACTION,
+            "Lambda: 10 GB at most", _fits(load, FRACTION, 1),
+        ))  # fmt: skip
+    one, many = publish_rate(20_000, 1), publish_rate(100_000, 16)
+    for workers, rate in ((1, one), (16, many)):
+        # The table caps what any number of writers reach until it has scaled up.
+        effective = min(rate, TABLE_WRITES_PER_S)
+        seconds = USERS / effective
+        full = seconds * FRACTION / 60
+        found.append(Component(
+            f"Publish every user's row, {workers} in flight ({rate:,.0f} rows/s here)",
+            "pipeline Lambda (15 min)", seconds, 0.0, FRACTION,
+            f"Lambda: 15 min; a new on-demand table: {TABLE_WRITES_PER_S:,} writes/s",
+            "yes" if full <= 15 else f"no: {full:,.0f} min",
+        ))  # fmt: skip
+    return found
+
+
+def _fits(measured: Measured, scale: float, limit_gb: float) -> str:
+    need = measured.rss_mb * scale / 1024
+    return "yes" if need <= limit_gb else f"no: needs {need:,.0f} GB"
+
+
+def render(found: list[Component], days: int) -> str:
+    """The section docs/deploy.md shows."""
+    lines = [
+        f"Measured {datetime.now(UTC):%Y-%m-%d} by `python -m benchmarks.big_shop --days {days}`"
+        f" at 1/{FRACTION}: {EVENTS_PER_DAY:,} events a day, {USERS:,} users, {ITEMS:,} items.",
+        "",
+        "| component | runs on | at 1/50 | big shop (x50, linear) | AWS limit | fits |",
+        "|---|---|---:|---:|---|---|",
+        *(c.row() for c in found),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run, then write the section between its markers in docs/deploy.md."""
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.big_shop", description=__doc__)
+    parser.add_argument("--days", type=int, default=3, help="days generated: the window")
+    args = parser.parse_args(argv)
+    section = render(run(args.days), args.days)
+    text = DOC.read_text()
+    head, rest = text.split(START, 1)
+    DOC.write_text(head + START + section + rest[rest.index(STOP) :])
+    sys.stdout.write(section)
+
+
+if __name__ == "__main__":
+    main()
