@@ -153,6 +153,7 @@ LARGE: Final = Shop(
     etl_on="glue",
     train_on="batch",
     athena_gb_scanned=1000,
+    api_memory_gb=3.0,  # -var size=large: the catalog's item side in memory
 )
 #: The large shop with Amazon Personalize as its trainer (`-var personalize=true`,
 #: RECS_TRAINER=personalize): our own model is still trained (fallback, related items).

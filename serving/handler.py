@@ -56,7 +56,9 @@ def build_services(settings: ServingSettings, *, background_flush: bool = False)
 
         sink = TrackedSink(sink, EventTracker(settings.personalize_tracking_id))
     recommender = Recommender(
-        live=LiveModel(lake, store, check_seconds=settings.model_check_seconds),
+        live=LiveModel(
+            lake, store, check_seconds=settings.model_check_seconds, users=settings.model_users
+        ),
         store=store,
         history=history,
         hide_carted=settings.hide_carted,

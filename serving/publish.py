@@ -34,6 +34,7 @@ class PublishReport:
     version: str
     users: int = 0
     items: int = 0
+    profiles: int = 0
     dropped: list[str] = field(default_factory=list)
     forced: bool = False
     #: The Personalize campaign moved to this version's solution version, if it has one.
@@ -82,6 +83,24 @@ def _keys(lake: Lake, version: str) -> Iterator[tuple[str, str]]:
     for kind, name, field_name in (("user", "users", "userId"), ("item", "items", "itemId")):
         for key, _, _ in _rows(lake, version, name, field_name):
             yield kind, key
+            if kind == "user":
+                yield "profile", key  # absent for a version published before profiles
+
+
+def _profiles(lake: Lake, version: str) -> Iterator[Row]:
+    """Each trained user's history as a profile row (`training.published.profile_row`), for
+    an API that loads the version without its users (RECS_MODEL_USERS=store)."""
+    from training.artifacts import load_arrays
+    from training.blend import History
+    from training.published import profile_row
+
+    prefix = f"{MODELS}/{version}"
+    ids = load_arrays(lake, f"{prefix}/ids.npz")
+    history = History.from_arrays(load_arrays(lake, f"{prefix}/history.npz"))
+    user_ids, item_ids = ids["user_ids"].astype(str), ids["item_ids"].astype(str)
+    for code in range(history.n_users):
+        items, numbers = profile_row(history, code, item_ids)
+        yield str(user_ids[code]), items, numbers
 
 
 def kept_reasons(lake: Lake, version: str) -> str | None:
@@ -136,7 +155,9 @@ def publish(
     report.users = store.write_version(version, "user", _rows(lake, version, "users", "userId"))
     progress(f"  {report.users:,} users; loading batch/{version}/items.jsonl")
     report.items = store.write_version(version, "item", _rows(lake, version, "items", "itemId"))
-    progress(f"  {report.items:,} items; switching readers to {version}")
+    progress(f"  {report.items:,} items; loading each user's trained history (profile rows)")
+    report.profiles = store.write_version(version, "profile", _profiles(lake, version))
+    progress(f"  {report.profiles:,} profiles; switching readers to {version}")
     store.activate(version)
 
     try:

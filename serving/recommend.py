@@ -35,8 +35,9 @@ from ingestion.history import RecentEvent, RecentHistory
 from ingestion.lake import Lake
 from serving.errors import ModelUnavailable
 from serving.store import OnlineStore
+from training.blend import UserHistory
 from training.errors import ModelUnreadable
-from training.published import PublishedModel
+from training.published import PublishedModel, Users, profile_history
 
 Source = Literal["realtime", "batch", "popular", "personalize"]
 SOURCES: Final = ("realtime", "batch", "popular", "personalize")
@@ -100,6 +101,9 @@ class LiveModel:
     wall_clock: Callable[[], float] = time.time
     retry_first_seconds: float = 1.0
     retry_max_seconds: float = 300.0
+    #: Where users' trained histories are read (RECS_MODEL_USERS): the version's files, or
+    #: the store's profile rows, so that a version of millions of users fits a Lambda.
+    users: Users = "lake"
     _model: PublishedModel | None = field(default=None, init=False)
     _next_check: float = field(default=float("-inf"), init=False)
     _failure: LoadFailure | None = field(default=None, init=False)
@@ -142,7 +146,7 @@ class LiveModel:
             self._next_check = min(self._next_check, failure.retry_at)
             return
         try:
-            model = PublishedModel.load(self.lake, version)
+            model = PublishedModel.load(self.lake, version, self.users)
         except (ModelUnreadable, BotoCoreError, ClientError) as exc:
             self._failed(version, exc, now)
             return
@@ -209,11 +213,12 @@ class Recommender:
             row = self.store.recommendations("user", user_id, model.version)
             if row is not None:
                 if not_purchased or not_seen:
-                    skip |= model.own(model.user_history(user_id), purchased_only=not not_seen)
+                    own = model.user_history(user_id, (), self._trained(model, user_id))
+                    skip |= model.own(own, purchased_only=not not_seen)
                 kept = [(i, s) for i, s in zip(*row, strict=True) if i not in skip]
                 if len(kept) >= k:
                     return Answer(kept[:k], "batch", model.version)
-        profile = model.user_history(user_id, news)
+        profile = model.user_history(user_id, news, self._trained(model, user_id))
         if not_purchased or not_seen:
             skip |= model.own(profile, purchased_only=not not_seen)
         # "Now" is the newest event known, as in training, so that the user's own items age
@@ -225,6 +230,16 @@ class Recommender:
             if found:
                 return Answer(found, "realtime", model.version)
         return Answer(model.popular(k, skip=left_out, category=category), "popular", model.version)
+
+    def _trained(self, model: PublishedModel, user_id: str) -> tuple[UserHistory, int] | None:
+        """The user's trained history from the store's profile row, for a version loaded
+        without its users' (None otherwise: the version has it)."""
+        if model.users != "store":
+            return None
+        row = self.store.recommendations("profile", user_id, model.version)
+        if row is None:
+            return UserHistory.empty(), 0
+        return profile_history(row[0], row[1], model.item_code)
 
     def related(self, item_id: str, k: int, *, exclude: Collection[str] = ()) -> Answer:
         """Items related to `item_id`, strongest first."""

@@ -6,7 +6,7 @@ when the app is built, through `common.settings`.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Final, Self
+from typing import Annotated, Any, Final, Literal, Self
 
 from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import NoDecode
@@ -87,6 +87,12 @@ class ServingSettings(IngestionSettings, StoreSettings):
     )
     model_check_seconds: float = Field(
         30.0, ge=0, description="How often the API looks for a newly published version"
+    )
+    model_users: Literal["lake", "store"] = Field(
+        "lake",
+        description="Where realtime answers read each user's trained history: the version's "
+        "files, loaded whole (lake), or the profile rows `recs publish` writes to the store "
+        "(store: the API then holds only the item side, for shops of millions of users)",
     )
 
     _split = field_validator("cors_origins", mode="before")(_listed)

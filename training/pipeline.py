@@ -452,6 +452,14 @@ def _write(
             ),
         },
         "history.npz": history.arrays(),
+        # What serving needs of the history without holding every user's (RECS_MODEL_USERS
+        # =store): the ranker's item statistics at the newest event, and the decay.
+        "item-stats.npz": {
+            "item_stats": history.item_stats(log.n_items, int(log.ts_ms.max())),
+            "half_life_days": np.array(
+                np.nan if history.half_life_days is None else history.half_life_days
+            ),
+        },
         "similar-items.npz": similar.arrays(),
         "popularity-count.npz": popular.arrays(),
         "trending.npz": {"popularity": trending},

@@ -12,6 +12,13 @@ the training recipes' (a parity test holds it to them):
   neighbours;
 - ALS: the user's factors folded in from their history (one ALS step against the fixed item
   factors), times every item's factors.
+
+Every user's trained history is most of a version's size: at millions of users, past the API
+Lambda's memory (`python -m benchmarks.big_shop` measures both loads). Loaded with
+`users="store"`, a version holds
+only its item side (`item-stats.npz` stands in for what the history gave the ranker), and
+each user's trained history comes with the request, from the profile row `recs publish`
+wrote for them into the online store (`profile_row`, `profile_history`).
 """
 
 from __future__ import annotations
@@ -21,7 +28,7 @@ import zipfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Final, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -45,6 +52,53 @@ from training.ranker import Trees
 
 Floats = npt.NDArray[np.float32]
 Ints = npt.NDArray[np.int64]
+#: Where a loaded version finds each user's trained history: its own `history.npz`, or the
+#: profile rows of the online store.
+Users = Literal["lake", "store"]
+#: Entries a profile row keeps, the most recent first: a DynamoDB item holds 400 KB at most,
+#: and a user past this many items keeps their newest in realtime answers.
+PROFILE_ENTRIES: Final = 2_000
+
+
+def profile_row(
+    history: History, code: int, item_ids: npt.NDArray[np.str_]
+) -> tuple[list[str], list[float]]:
+    """A user's trained history as a store row: their item ids, and the numbers
+    [newest event ms, then per item: weight, count, last ms, bought]."""
+    entries = history.user(code)
+    keep = np.argsort(-entries.last_ms, kind="stable")[:PROFILE_ENTRIES]
+    keep.sort()
+    numbers = [float(history.user_last_ms[code])]
+    for i in keep.tolist():
+        numbers += [
+            float(entries.weights[i]),
+            float(entries.counts[i]),
+            float(entries.last_ms[i]),
+            float(entries.purchased[i]),
+        ]
+    return [str(item_ids[entries.items[i]]) for i in keep.tolist()], numbers
+
+
+def profile_history(
+    items: list[str], numbers: list[float], item_code: Any
+) -> tuple[UserHistory, int]:
+    """A profile row back as (the user's trained history, their newest event's ms)."""
+    table = np.asarray(numbers[1:], dtype=np.float64).reshape(-1, 4)
+    codes = [item_code(i) for i in items]
+    known = np.array([c is not None for c in codes], dtype=bool)
+    order = np.array([c for c in codes if c is not None], dtype=np.int64)
+    table = table[known]
+    sort = np.argsort(order, kind="stable")
+    return (
+        UserHistory(
+            order[sort],
+            table[sort, 0].astype(np.float32),
+            table[sort, 1].astype(np.float32),
+            table[sort, 2].astype(np.int64),
+            table[sort, 3].astype(bool),
+        ),
+        int(numbers[0]),
+    )
 
 
 @dataclass(frozen=True)
@@ -128,6 +182,10 @@ class PublishedModel:
     item_factors: Floats | None = None
     #: The learned second stage, where training chose one.
     ranker: Trees | None = None
+    #: Where users' trained histories are: here (`history`), or the store's profile rows.
+    users: Users = "lake"
+    #: The ranker's item statistics, when loaded without the users' histories.
+    item_stats: npt.NDArray[np.float64] | None = None
 
     @property
     def n_items(self) -> int:
@@ -135,11 +193,11 @@ class PublishedModel:
         return len(self.item_ids)
 
     @classmethod
-    def load(cls, lake: Lake, version: str) -> PublishedModel:
+    def load(cls, lake: Lake, version: str, users: Users = "lake") -> PublishedModel:
         """Read a version's manifest and arrays from the lake; `ModelUnreadable` names what is
-        missing or damaged."""
+        missing or damaged. `users="store"` leaves every user's history out (see above)."""
         try:
-            return cls._load(lake, version)
+            return cls._load(lake, version, users)
         except FileNotFoundError as exc:
             raise ModelUnreadable(
                 f"model version {version} lacks {exc.filename or exc}; publish another "
@@ -160,25 +218,40 @@ class PublishedModel:
             ) from exc
 
     @classmethod
-    def _load(cls, lake: Lake, version: str) -> PublishedModel:
+    def _load(cls, lake: Lake, version: str, users: Users) -> PublishedModel:
         prefix = f"{MODELS}/{version}"
         manifest: dict[str, Any] = read_json(lake, f"{prefix}/manifest.json")
         chosen = manifest.get("chosen")
         ids = load_arrays(lake, f"{prefix}/ids.npz")
+        if users == "store":
+            if "item-stats.npz" not in manifest.get("artifacts", []):
+                raise ModelUnreadable(
+                    f"model version {version} predates profile rows (no item-stats.npz): "
+                    "serve it with RECS_MODEL_USERS=lake, or train and publish again"
+                )
+            side = load_arrays(lake, f"{prefix}/item-stats.npz")
+            history = _no_users(float(side["half_life_days"]))
+            stats: npt.NDArray[np.float64] | None = np.asarray(side["item_stats"], np.float64)
+            user_ids = np.empty(0, dtype=str)
+        else:
+            history = History.from_arrays(load_arrays(lake, f"{prefix}/history.npz"))
+            stats, user_ids = None, ids["user_ids"].astype(str)
         personal = load_arrays(lake, f"{prefix}/user-personalization.npz") if chosen else {}
         return cls(
             version=version,
             recipe=chosen,
             params=manifest["params"].get(chosen, {}) if chosen else {},
             blend=Blend.from_json(manifest["blend"]),
-            user_ids=ids["user_ids"].astype(str),
+            user_ids=user_ids,
             item_ids=ids["item_ids"].astype(str),
             categories=ids["item_categories"].astype(str),
             trending=np.asarray(
                 load_arrays(lake, f"{prefix}/trending.npz")["popularity"], np.float32
             ),
             weights=manifest["event_weights"],
-            history=History.from_arrays(load_arrays(lake, f"{prefix}/history.npz")),
+            history=history,
+            users=users,
+            item_stats=stats,
             last_event_ms=epoch_ms(datetime.fromisoformat(manifest["data"]["last_event"])),
             created_at=manifest["created_at"],
             label=str(manifest.get("chosen_label") or chosen or "history and trending"),
@@ -213,13 +286,19 @@ class PublishedModel:
         return None
 
     def user_history(
-        self, user_id: str | None, news: Iterable[tuple[str, str, int]] = ()
+        self,
+        user_id: str | None,
+        news: Iterable[tuple[str, str, int]] = (),
+        trained_profile: tuple[UserHistory, int] | None = None,
     ) -> UserHistory:
-        """The user's trained history (none for None) with newer (item id, event type, ts_ms)
-        events added."""
-        code = None if user_id is None else self.user_code(user_id)
-        trained = UserHistory.empty() if code is None else self.history.user(code)
-        newest = 0 if code is None else int(self.history.user_last_ms[code])
+        """The user's trained history (none for None; given, for a version loaded without its
+        users' histories) with newer (item id, event type, ts_ms) events added."""
+        if trained_profile is not None:
+            trained, newest = trained_profile
+        else:
+            code = None if user_id is None else self.user_code(user_id)
+            trained = UserHistory.empty() if code is None else self.history.user(code)
+            newest = 0 if code is None else int(self.history.user_last_ms[code])
         events = [
             (item, kind, ts)
             for item_id, kind, ts in news
@@ -248,6 +327,8 @@ class PublishedModel:
     def _item_stats(self) -> npt.NDArray[np.float64]:
         """The ranker's item statistics, at the version's newest event, as training had
         them for the batch output; once per version."""
+        if self.item_stats is not None:
+            return self.item_stats
         return self.history.item_stats(self.n_items, self.last_event_ms)
 
     @functools.cached_property
@@ -320,3 +401,18 @@ class PublishedModel:
             for i in order.tolist()
             if neighbours[i] != code
         ]
+
+
+def _no_users(half_life_days: float) -> History:
+    """A history of no users, keeping the decay that folding new events in needs."""
+    empty = np.empty(0, np.int64)
+    return History(
+        indptr=np.zeros(1, np.int64),
+        items=empty,
+        weights=np.empty(0, np.float32),
+        counts=np.empty(0, np.float32),
+        last_ms=empty,
+        purchased=np.empty(0, bool),
+        user_last_ms=empty,
+        half_life_days=None if np.isnan(half_life_days) else half_life_days,
+    )

@@ -91,10 +91,12 @@ resource "aws_lambda_permission" "api" {
 #   small:  100k events and 30k requests a day  -> peak    2 r/s; rate   500
 #   medium: 5M events and 3M requests a day    -> peak  177 r/s; rate 1,000
 #   large:  50M events and 50M requests a day  -> peak 2,922 r/s; rate 6,000
+# The API Lambda's memory grows with the catalog it holds (the item side of a version; users'
+# histories come from the store): `python -m benchmarks.big_shop` measures it.
 locals {
   sizing = {
-    small  = { rate = 500, burst = 1000 }
-    medium = { rate = 1000, burst = 2000 }
-    large  = { rate = 6000, burst = 5000 }
+    small  = { rate = 500, burst = 1000, api_memory = 1024 }
+    medium = { rate = 1000, burst = 2000, api_memory = 1024 }
+    large  = { rate = 6000, burst = 5000, api_memory = 3072 }
   }
 }

@@ -17,6 +17,7 @@ locals {
       RECS_HISTORY                 = "dynamodb://${aws_dynamodb_table.history.name}"
       RECS_IDEMPOTENCY_STORE       = "dynamodb://${aws_dynamodb_table.idempotency.name}"
       RECS_CORS_ORIGINS            = join(",", var.cors_origins)
+      RECS_MODEL_USERS             = "store" # users' histories from the store's profile rows
       POWERTOOLS_SERVICE_NAME      = "recs-api"
       POWERTOOLS_METRICS_NAMESPACE = "recs"
       POWERTOOLS_LOG_LEVEL         = "INFO"
@@ -33,7 +34,7 @@ locals {
     var.personalize_tracking_id == null ? {} : { RECS_PERSONALIZE_TRACKING_ID = var.personalize_tracking_id },
   )
   functions = {
-    api      = { handler = "serving.handler.handler", memory = 1024, timeout = 10, environment = local.api_environment }
+    api      = { handler = "serving.handler.handler", memory = local.sizing[var.size].api_memory, timeout = 10, environment = local.api_environment }
     consumer = { handler = "ingestion.history.handler", memory = 512, timeout = 60, environment = local.consumer_environment }
   }
 }

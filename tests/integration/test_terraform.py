@@ -123,6 +123,9 @@ def test_the_api_lambda_is_given_every_aws_setting_it_needs() -> None:
     # Values stand in for Terraform's; what matters is which settings are set at all.
     env = {name: "x" for name in given}
     env |= {"RECS_LAKE": "s3://b/lake", "RECS_SINK": "kinesis", "RECS_CORS_ORIGINS": ""}
+    # The Lambda holds only the item side: users' histories come from the store.
+    assert re.search(r'RECS_MODEL_USERS\s*=\s*"store"', block)
+    env["RECS_MODEL_USERS"] = "store"
     env |= {k: f"dynamodb://{k.lower()}" for k in given if k.endswith(("STORE", "HISTORY"))}
     env.pop("RECS_API_KEYS", None)
     env["RECS_PERSONALIZE_CAMPAIGN_ARN"] = "arn:aws:personalize:us-east-2:1:campaign/recs-prod"
