@@ -192,10 +192,7 @@ def test_deploy_creates_the_campaign_once_then_updates_it(stubbed: Any) -> None:
         "describe_campaign", {"campaign": {"status": "ACTIVE"}}, {"campaignArn": campaign}
     )
     assert trainer.deploy("sv1") == campaign
-    _exists(stub, "create_campaign")
-    stub.add_response(
-        "list_campaigns", {"campaigns": [{"name": "recs-prod", "campaignArn": campaign}]}
-    )
+    _campaign_exists(stub, campaign)
     on_sv1 = {"campaign": {"status": "ACTIVE", "solutionVersionArn": "sv1"}}
     stub.add_response("describe_campaign", on_sv1, {"campaignArn": campaign})
     stub.add_response(
@@ -209,6 +206,14 @@ def test_deploy_creates_the_campaign_once_then_updates_it(stubbed: Any) -> None:
         answer = {"campaign": {**on_sv1["campaign"], "latestCampaignUpdate": update}}
         stub.add_response("describe_campaign", answer, {"campaignArn": campaign})
     assert trainer.deploy("sv2") == campaign
+
+
+def _campaign_exists(stub: Stubber, campaign: str) -> None:
+    """CreateCampaign refused (the stage's campaign exists), then found in the listing."""
+    _exists(stub, "create_campaign")
+    stub.add_response(
+        "list_campaigns", {"campaigns": [{"name": "recs-prod", "campaignArn": campaign}]}
+    )
 
 
 def _updating(to: str, status: str = "CREATE IN_PROGRESS") -> dict[str, Any]:
@@ -228,28 +233,19 @@ def test_a_retried_publish_waits_for_its_own_campaign_update_instead_of_repeatin
     """UpdateCampaign on a campaign still updating raises ResourceInUseException."""
     trainer, stub = stubbed
     campaign = "arn:aws:personalize:us-east-1:123456789012:campaign/recs-prod"
-    _exists(stub, "create_campaign")
-    stub.add_response(
-        "list_campaigns", {"campaigns": [{"name": "recs-prod", "campaignArn": campaign}]}
-    )
+    _campaign_exists(stub, campaign)
     stub.add_response("describe_campaign", _updating("sv2"))  # the first attempt's update
     stub.add_response("describe_campaign", _updating("sv2", "ACTIVE"))
     assert trainer.deploy("sv2") == campaign  # no update_campaign: it would be refused
 
     # An update to another version still running: wait it out, do not pile on.
-    _exists(stub, "create_campaign")
-    stub.add_response(
-        "list_campaigns", {"campaigns": [{"name": "recs-prod", "campaignArn": campaign}]}
-    )
+    _campaign_exists(stub, campaign)
     stub.add_response("describe_campaign", _updating("sv9"))
     with pytest.raises(TrainingPending, match="being updated to sv9"):
         trainer.deploy("sv2")
 
     # And if the service says so anyway, that is a retry later, not a failure.
-    _exists(stub, "create_campaign")
-    stub.add_response(
-        "list_campaigns", {"campaigns": [{"name": "recs-prod", "campaignArn": campaign}]}
-    )
+    _campaign_exists(stub, campaign)
     stub.add_response("describe_campaign", {"campaign": {"status": "ACTIVE"}})
     stub.add_client_error("update_campaign", service_error_code="ResourceInUseException")
     with pytest.raises(TrainingPending, match="busy"):
