@@ -9,12 +9,14 @@ so that a too-small shop fails here with a clear message rather than hours later
 DuckDB does the work over the curated views, streaming, so memory stays flat.
 
 An incremental export (the nightly one, once Personalize has imported a night) holds only
-the interactions of the days after the last import (`imported_through`, which training
-records once its import jobs finish), for an INCREMENTAL import job; items and users are
-always whole. A shop of 50 million events a day would otherwise write and re-import all of
-its history every night. Events that arrive late for a day already imported are caught by
-the full export of the weekly full-history run, whose FULL import replaces the dataset.
-`export.json` in the prefix says which kind an export is.
+the interactions from the last imported day on (`imported_through`, which training records
+once its import jobs finish), for an INCREMENTAL import job; items and users are always
+whole. A shop of 50 million events a day would otherwise write and re-import all of its
+history every night. The last imported day goes again, so that events which arrived late for
+it are imported too: Personalize keeps one of two interactions with the same timestamp and
+properties, so the rest are not doubled. Events later still are caught by the weekly
+full-history run, whose FULL import replaces the dataset. `export.json` in the prefix says
+which kind an export is.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import json
 import re
 import tempfile
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, Final
 
@@ -188,7 +190,7 @@ def export_personalize(
         report = ExportReport(prefix=f"{EXPORTS}/{run}")
         last = imported_through(lake) if incremental else None
         if last is not None:
-            since = last + timedelta(days=1)
+            since = last  # again: its late events; Personalize keeps one of each identical
             new = int(_one(con, f"SELECT count(*) FROM interactions WHERE event_date >= '{since}'"))
             if new >= MIN_INTERACTIONS:
                 report.mode, report.since = "INCREMENTAL", since

@@ -637,7 +637,7 @@ def train_with_personalize(
     import_mode, through = export_kind(lake, export_prefix)
     trainer.import_data(version, datasets, export_prefix, import_mode)
     if through is not None:
-        # Every import job finished: the next nightly export starts the day after.
+        # Every import job finished: the next nightly export starts from this day.
         mark_imported(lake, through)
     progress("Personalize: training a solution version")
     version_arn, run.metrics = trainer.train(version, group, mode=mode)
