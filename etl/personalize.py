@@ -86,7 +86,7 @@ class ExportReport:
     """What an export wrote, and the checks it passed."""
 
     prefix: str
-    #: FULL (all of history) or INCREMENTAL (the days after the last import).
+    #: FULL (all of history) or INCREMENTAL (from the last imported day on).
     mode: str = "FULL"
     since: date | None = None
     #: The last day of interactions in the file, for the import's bookmark.
@@ -181,16 +181,16 @@ def export_personalize(
 ) -> ExportReport:
     """Write Personalize's import CSVs and schemas for the curated zone; return what was written.
 
-    `incremental` exports only the interactions after the last import, when there was one
-    and it left at least Personalize's minimum of new rows for an import job; otherwise the
-    export is whole."""
+    `incremental` exports only the interactions from the last imported day on, when there
+    was an import and that leaves at least Personalize's minimum of rows for an import job;
+    otherwise the export is whole."""
     run = run or datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     con = connect(lake)
     with reading_curated(lake):
         report = ExportReport(prefix=f"{EXPORTS}/{run}")
-        last = imported_through(lake) if incremental else None
-        if last is not None:
-            since = last  # again: its late events; Personalize keeps one of each identical
+        since = imported_through(lake) if incremental else None  # again: its late events
+        new = 0
+        if since is not None:
             new = int(_one(con, f"SELECT count(*) FROM interactions WHERE event_date >= '{since}'"))
             if new >= MIN_INTERACTIONS:
                 report.mode, report.since = "INCREMENTAL", since
@@ -199,10 +199,12 @@ def export_personalize(
                     f"only {new} interactions since {since}, fewer than an import job's "
                     f"minimum of {MIN_INTERACTIONS}: exporting all of history instead"
                 )
-        return _export(lake, con, report)
+        return _export(lake, con, report, incremental_rows=new)
 
 
-def _export(lake: Lake, con: duckdb.DuckDBPyConnection, report: ExportReport) -> ExportReport:
+def _export(
+    lake: Lake, con: duckdb.DuckDBPyConnection, report: ExportReport, *, incremental_rows: int
+) -> ExportReport:
     check_minimums(con, report)
     item_keys = _attribute_keys(con, "items")
     user_keys = _attribute_keys(con, "users")
@@ -284,9 +286,7 @@ def _export(lake: Lake, con: duckdb.DuckDBPyConnection, report: ExportReport) ->
             )
             report.files += [f"{report.prefix}/{name}.csv", f"{report.prefix}/{name}.schema.json"]
     if report.since is not None:
-        report.interactions = int(
-            _one(con, f"SELECT count(*) FROM interactions WHERE event_date >= '{report.since}'")
-        )
+        report.interactions = incremental_rows  # the file's, not the zone's (check_minimums)
     described = {
         "mode": report.mode,
         "since": report.since.isoformat() if report.since else None,

@@ -87,20 +87,14 @@ def _keys(lake: Lake, version: str) -> Iterator[tuple[str, str]]:
                 yield "profile", key  # absent for a version published before profiles
 
 
-def _profiles(lake: Lake, version: str) -> Iterator[Row]:
+def _profiles(model: PublishedModel) -> Iterator[Row]:
     """Each trained user's history as a profile row (`training.published.profile_row`), for
     an API that loads the version without its users (RECS_MODEL_USERS=store)."""
-    from training.artifacts import load_arrays
-    from training.blend import History
     from training.published import profile_row
 
-    prefix = f"{MODELS}/{version}"
-    ids = load_arrays(lake, f"{prefix}/ids.npz")
-    history = History.from_arrays(load_arrays(lake, f"{prefix}/history.npz"))
-    user_ids, item_ids = ids["user_ids"].astype(str), ids["item_ids"].astype(str)
-    for code in range(history.n_users):
-        items, numbers = profile_row(history, code, item_ids)
-        yield str(user_ids[code]), items, numbers
+    for code in range(model.history.n_users):
+        items, numbers = profile_row(model.history, code, model.item_ids)
+        yield str(model.user_ids[code]), items, numbers
 
 
 def kept_reasons(lake: Lake, version: str) -> str | None:
@@ -143,8 +137,9 @@ def publish(
     manifest = _manifest(lake, version)
     try:
         # Loaded as the API will load it, before anything is written or flipped: a version
-        # the API cannot read must never become the one it is told to serve.
-        PublishedModel.load(lake, version)
+        # the API cannot read must never become the one it is told to serve. Whole, it also
+        # gives the users' histories for their profile rows.
+        model = PublishedModel.load(lake, version)
     except ModelUnreadable as exc:
         raise ModelUnreadable(f"not published, as the API could not load it: {exc}") from None
     if manifest.get("backend") == "personalize":
@@ -156,7 +151,7 @@ def publish(
     progress(f"  {report.users:,} users; loading batch/{version}/items.jsonl")
     report.items = store.write_version(version, "item", _rows(lake, version, "items", "itemId"))
     progress(f"  {report.items:,} items; loading each user's trained history (profile rows)")
-    report.profiles = store.write_version(version, "profile", _profiles(lake, version))
+    report.profiles = store.write_version(version, "profile", _profiles(model))
     progress(f"  {report.profiles:,} profiles; switching readers to {version}")
     store.activate(version)
 

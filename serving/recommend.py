@@ -22,6 +22,7 @@ does not know (**popular**). Nothing answers "not found" for an unknown id.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -209,16 +210,17 @@ class Recommender:
         recent = self.history.recent(user_id, limit=HISTORY_LIMIT)
         news = [(e.item_id, e.event_type, e.ts_ms) for e in recent if e.ts_ms > model.last_event_ms]
         skip = set(exclude) | (in_cart(recent) if self.hide_carted else set())
+        trained = functools.cache(lambda: self._trained(model, user_id))  # one store read
         if not news and category is None:
             row = self.store.recommendations("user", user_id, model.version)
             if row is not None:
                 if not_purchased or not_seen:
-                    own = model.user_history(user_id, (), self._trained(model, user_id))
+                    own = model.user_history(user_id, (), trained())
                     skip |= model.own(own, purchased_only=not not_seen)
                 kept = [(i, s) for i, s in zip(*row, strict=True) if i not in skip]
                 if len(kept) >= k:
                     return Answer(kept[:k], "batch", model.version)
-        profile = model.user_history(user_id, news, self._trained(model, user_id))
+        profile = model.user_history(user_id, news, trained())
         if not_purchased or not_seen:
             skip |= model.own(profile, purchased_only=not not_seen)
         # "Now" is the newest event known, as in training, so that the user's own items age
