@@ -107,9 +107,9 @@ def export() -> None:
 
 @export.command("personalize")
 @click.option("--run", help="Name of the export folder. [default: the UTC time]")
-@with_settings(LakeSettings)
+@with_settings(EtlSettings)
 @fails_cleanly
-def export_personalize_command(run: str | None, settings: LakeSettings) -> None:
+def export_personalize_command(run: str | None, settings: EtlSettings) -> None:
     """Write Amazon Personalize import CSVs and schemas under exports/personalize/<run>/.
 
     Fails with the rule and the numbers when the data is below Personalize's minimums.
@@ -120,7 +120,12 @@ def export_personalize_command(run: str | None, settings: LakeSettings) -> None:
     from etl.personalize import export_personalize
 
     store = lake_for_reading(settings.lake)
-    report = export_personalize(store, run=run)
+    report = export_personalize(
+        store,
+        run=run,
+        part_bytes=int(settings.personalize_part_mb * 10**6),
+        memory_mb=settings.export_memory_mb,
+    )
     out.print(
         f"{report.interactions:,} interactions ({report.users_with_two:,} users with 2 or "
         f"more), {report.items:,} items, {report.users:,} users"

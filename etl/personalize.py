@@ -1,7 +1,8 @@
 """Amazon Personalize import files from the curated zone: three CSVs and their Avro schemas.
 
-`exports/personalize/<run>/` gets `interactions.csv`, `items.csv`, `users.csv` and one
-`*.schema.json` each, as a dataset import job reads them: upper-case reserved column names,
+`exports/personalize/<run>/` gets `interactions/part-00000.csv` (and further parts),
+`items.csv`, `users.csv` and one `*.schema.json` each, as a dataset import job reads them:
+upper-case reserved column names,
 TIMESTAMP and CREATION_TIMESTAMP in epoch seconds, categorical strings marked
 `"categorical": true` (several values of one field are joined with `|`, Personalize's
 separator). The data is checked against Personalize's documented minimums and quotas first,
@@ -16,14 +17,24 @@ history every night. The last imported day goes again, so that events which arri
 it are imported too: Personalize keeps one of two interactions with the same timestamp and
 properties, so the rest are not doubled. Events later still are caught by the weekly
 full-history run, whose FULL import replaces the dataset. `export.json` in the prefix says
-which kind an export is.
+which kind an export is, and lists the interactions' parts.
+
+Interactions are cut into parts of at most `RECS_PERSONALIZE_PART_MB` (900 MB by default),
+split evenly at line ends, each with the header: an INCREMENTAL import job takes at most 1 GB
+(Personalize's quotas page), and a big shop's day is more. Training imports the parts one
+job after another; a FULL import reads the whole `interactions/` folder in one job (100 GB).
+DuckDB sorts within `RECS_EXPORT_MEMORY_MB` and spills the rest to a temporary folder, so the
+export's memory does not grow with the shop.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
+import math
 import re
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -39,6 +50,13 @@ EXPORTS: Final = "exports/personalize"
 #: The last day of interactions Personalize has imported (written by training).
 IMPORTED: Final = "_state/personalize/imported.json"
 NAMESPACE: Final = "com.amazonaws.personalize.schema"
+#: The folder of interaction parts in an export, and the single file of exports before it.
+INTERACTIONS_FOLDER: Final = "interactions"
+OLD_INTERACTIONS_FILE: Final = "interactions.csv"
+#: Bytes of interactions one INCREMENTAL import job takes (quotas page: 1 GB), and our default
+#: part, under it with room to spare.
+INCREMENTAL_JOB_BYTES: Final = 10**9
+PART_BYTES: Final = 900 * 10**6
 
 # Personalize's documented minimums and quotas (docs: "Amazon Personalize endpoints and
 # quotas", and "Choosing a use case" for the minimums).
@@ -92,6 +110,9 @@ class ExportReport:
     #: The last day of interactions in the file, for the import's bookmark.
     through: date | None = None
     interactions: int = 0
+    #: The interactions' parts, relative to the prefix, and their bytes in all.
+    interaction_parts: list[str] = field(default_factory=list)
+    interaction_bytes: int = 0
     users_with_two: int = 0
     items: int = 0
     users: int = 0
@@ -177,15 +198,27 @@ def mark_imported(lake: Lake, through: date) -> None:
 
 
 def export_personalize(
-    lake: Lake, *, run: str | None = None, incremental: bool = False
+    lake: Lake,
+    *,
+    run: str | None = None,
+    incremental: bool = False,
+    part_bytes: int = PART_BYTES,
+    memory_mb: int = 1024,
 ) -> ExportReport:
     """Write Personalize's import CSVs and schemas for the curated zone; return what was written.
 
     `incremental` exports only the interactions from the last imported day on, when there
     was an import and that leaves at least Personalize's minimum of rows for an import job;
-    otherwise the export is whole."""
+    otherwise the export is whole. Interactions are cut into parts of at most `part_bytes`;
+    DuckDB works within `memory_mb` and spills the rest to disk."""
+    if part_bytes > INCREMENTAL_JOB_BYTES:
+        raise DataQualityError(
+            f"a part of {part_bytes:,} bytes is over the {INCREMENTAL_JOB_BYTES:,} bytes one "
+            "INCREMENTAL import job takes; set RECS_PERSONALIZE_PART_MB to 1000 or less"
+        )
     run = run or datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     con = connect(lake)
+    con.execute(f"SET memory_limit = '{int(memory_mb)}MB'")
     with reading_curated(lake):
         report = ExportReport(prefix=f"{EXPORTS}/{run}")
         since = imported_through(lake) if incremental else None  # again: its late events
@@ -199,11 +232,64 @@ def export_personalize(
                     f"only {new} interactions since {since}, fewer than an import job's "
                     f"minimum of {MIN_INTERACTIONS}: exporting all of history instead"
                 )
-        return _export(lake, con, report, incremental_rows=new)
+        return _export(lake, con, report, incremental_rows=new, part_bytes=part_bytes)
+
+
+def split_csv(source: Path, folder: Path, *, max_bytes: int, min_rows: int) -> Iterator[Path]:
+    """Cut a CSV with a header line into `part-00000.csv`, ... in `folder`: as few parts as
+    keep each within `max_bytes`, as even as line ends allow, each starting with the header.
+    Each part is yielded once written, so the caller can move it away before the next. No
+    part is cut below `min_rows` lines on average (an import job's minimum), which wins
+    over `max_bytes` only for a part size too small to be real."""
+    folder.mkdir(parents=True, exist_ok=True)
+    size = source.stat().st_size
+    with source.open("rb") as f:
+        header = f.readline()
+        body = size - len(header)
+        rows = sum(chunk.count(b"\n") for chunk in iter(lambda: f.read(1 << 24), b""))
+        most = max(1, rows // max(1, min_rows))
+        count = min(most, max(1, math.ceil(body / max(1, max_bytes - len(header)))))
+        while True:
+            cuts = [len(header)]
+            for i in range(1, count):
+                f.seek(len(header) + body * i // count)
+                f.readline()  # to the end of the line that offset falls in
+                cuts.append(max(f.tell(), cuts[-1]))
+            cuts.append(size)
+            biggest = max(end - start for start, end in itertools.pairwise(cuts))
+            if biggest + len(header) <= max_bytes or count >= most:
+                break
+            count += 1
+        for i, (start, end) in enumerate(itertools.pairwise(cuts)):
+            path = folder / f"part-{i:05d}.csv"
+            with path.open("wb") as out:
+                out.write(header)
+                f.seek(start)
+                left = end - start
+                while left > 0:
+                    chunk = f.read(min(left, 1 << 24))
+                    out.write(chunk)
+                    left -= len(chunk)
+            yield path
+
+
+def interaction_parts(lake: Lake, prefix: str) -> list[str]:
+    """The keys of an export's interaction parts (an export from before parts, its one file)."""
+    key = f"{prefix}/export.json"
+    if lake.exists(key):
+        parts = json.loads(lake.read_bytes(key)).get("interaction_parts")
+        if parts:
+            return [f"{prefix}/{part}" for part in parts]
+    return [f"{prefix}/{OLD_INTERACTIONS_FILE}"]
 
 
 def _export(
-    lake: Lake, con: duckdb.DuckDBPyConnection, report: ExportReport, *, incremental_rows: int
+    lake: Lake,
+    con: duckdb.DuckDBPyConnection,
+    report: ExportReport,
+    *,
+    incremental_rows: int,
+    part_bytes: int,
 ) -> ExportReport:
     check_minimums(con, report)
     item_keys = _attribute_keys(con, "items")
@@ -277,14 +363,30 @@ def _export(
         _categorical_check(con, name, query, schema)
 
     with tempfile.TemporaryDirectory(prefix="recs-export-") as tmp:
+        # An in-memory DuckDB spills to `.tmp` in the working folder, which a Lambda's is not.
+        con.execute(f"SET temp_directory = {sql_string(str(Path(tmp) / 'spill'))}")
         for name, (query, schema) in datasets.items():
             path = Path(tmp) / f"{name}.csv"
             con.execute(f"COPY ({query}) TO {sql_string(str(path))} (HEADER, DELIMITER ',')")
-            lake.upload(f"{report.prefix}/{name}.csv", path)
+            if name == "interactions":
+                report.interaction_bytes = path.stat().st_size
+                folder = Path(tmp) / INTERACTIONS_FOLDER
+                for part in split_csv(
+                    path, folder, max_bytes=part_bytes, min_rows=MIN_INTERACTIONS
+                ):
+                    relative = f"{INTERACTIONS_FOLDER}/{part.name}"
+                    lake.upload(f"{report.prefix}/{relative}", part)
+                    report.interaction_parts.append(relative)
+                    report.files.append(f"{report.prefix}/{relative}")
+                    part.unlink()  # /tmp holds the whole file and one part at a time
+                path.unlink()
+            else:
+                lake.upload(f"{report.prefix}/{name}.csv", path)
+                report.files.append(f"{report.prefix}/{name}.csv")
             lake.write_bytes(
                 f"{report.prefix}/{name}.schema.json", json.dumps(schema, indent=2).encode()
             )
-            report.files += [f"{report.prefix}/{name}.csv", f"{report.prefix}/{name}.schema.json"]
+            report.files.append(f"{report.prefix}/{name}.schema.json")
     if report.since is not None:
         report.interactions = incremental_rows  # the file's, not the zone's (check_minimums)
     described = {
@@ -292,6 +394,8 @@ def _export(
         "since": report.since.isoformat() if report.since else None,
         "through": report.through.isoformat() if report.through else None,
         "interactions": report.interactions,
+        "interaction_parts": report.interaction_parts,
+        "interaction_bytes": report.interaction_bytes,
     }
     lake.write_bytes(f"{report.prefix}/export.json", json.dumps(described, indent=2).encode())
     report.files.append(f"{report.prefix}/export.json")

@@ -17,6 +17,16 @@ class EtlSettings(LakeSettings):
         96, ge=1, description="Decompressed raw JSON the ETL holds at once, in MiB; bounds memory"
     )
 
+    personalize_part_mb: float = Field(
+        900,
+        gt=0,
+        le=1000,
+        description="Most MB of interactions in one Personalize import file (a job takes 1 GB)",
+    )
+    export_memory_mb: int = Field(
+        1024, ge=64, description="Memory DuckDB may use for the Personalize export, in MiB"
+    )
+
     @field_validator("glue_database")
     @classmethod
     def _glue_name(cls, value: str) -> str:

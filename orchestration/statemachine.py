@@ -8,7 +8,8 @@ the steps drift apart.
 Shape: `start` makes the run record and says which trainer the run uses; then one Lambda
 task per step, in `STEPS` order, each calling `orchestration.handler.handler`. A step only
 some trainers take (`export`) sits behind a Choice on the run's trainer. With Personalize,
-`export` is followed by its long jobs (dataset imports, one per dataset in a Map; the
+`export` is followed by its long jobs (dataset imports, one per dataset in a Map, again
+while an incremental export has interaction parts left; the
 solution version; the batch inference job): our Lambda starts each, and the machine polls
 it with the aws-sdk integration (`personalize:describe...`), a Wait and a Choice, so no
 Lambda sits waiting; then `train` finds them done and writes the version. A Choice after
@@ -163,8 +164,14 @@ def _personalize(then: str) -> dict[str, Any]:
         start["Retry"].insert(0, _retry(("TrainingPending",)))
         polled = _poll(phase, call, arn, resource, wait_s, following)
         if phase == "imports":
-            # One import job per dataset: each is polled in its own branch.
-            start["ResultSelector"] = {**_CARRIED, "jobs.$": "$.Payload.result.jobs"}
+            # One import job per dataset: each is polled in its own branch. A big
+            # INCREMENTAL export's interaction parts are imported one after another: while
+            # parts are left, the Lambda is asked again once these jobs are done.
+            start["ResultSelector"] = {
+                **_CARRIED,
+                "jobs.$": "$.Payload.result.jobs",
+                "more.$": "$.Payload.result.more",
+            }
             start["Next"] = "imports-each"
             states["imports-each"] = {
                 "Type": "Map",
@@ -187,7 +194,15 @@ def _personalize(then: str) -> dict[str, Any]:
                 },
                 "ResultPath": None,
                 "Catch": _CATCH,
-                "Next": following,
+                "Next": "imports-more",
+            }
+            states["imports-more"] = {
+                "Type": "Choice",
+                "Comment": "interaction parts still to import, one job after another",
+                "Choices": [
+                    {"Variable": "$.more", "BooleanEquals": True, "Next": "personalize-imports"}
+                ],
+                "Default": following,
             }
         else:
             start["ResultSelector"] = {**_CARRIED, "job.$": "$.Payload.result.job"}

@@ -109,13 +109,24 @@ def _export(ctx: Context) -> dict[str, Any]:
 
     # Nightly runs export what Personalize has not imported yet; the full-history run all.
     incremental = not ctx.record.full_history
-    report = export_personalize(ctx.lake, run=ctx.record.run_id, incremental=incremental)
+    report = export_personalize(
+        ctx.lake,
+        run=ctx.record.run_id,
+        incremental=incremental,
+        part_bytes=int(ctx.settings.personalize_part_mb * 10**6),
+        memory_mb=ctx.settings.export_memory_mb,
+    )
     since = f" since {report.since}" if report.since else ""
-    ctx.progress(f"  {report.interactions:,} interactions{since} into {report.prefix}/")
+    parts = len(report.interaction_parts)
+    ctx.progress(
+        f"  {report.interactions:,} interactions{since} into {report.prefix}/ "
+        f"({parts} part{'s' if parts != 1 else ''})"
+    )
     return {
         "prefix": report.prefix,
         "mode": report.mode,
         "interactions": report.interactions,
+        "parts": len(report.interaction_parts),
         "items": report.items,
     }
 

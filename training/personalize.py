@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from typing import TYPE_CHECKING, Any, Final, Literal
@@ -32,7 +32,7 @@ from botocore.exceptions import ClientError
 
 from common.errors import SettingsError
 from common.progress import Progress, quiet
-from etl.personalize import mark_imported
+from etl.personalize import OLD_INTERACTIONS_FILE, interaction_parts, mark_imported
 from ingestion.lake import Lake, read_json
 from training.artifacts import BATCH, MODELS, SERVED
 from training.errors import TrainingFailed, TrainingPending
@@ -77,6 +77,14 @@ class PersonalizeSettings:
         return cls(
             stage=settings.stage, role_arn=settings.personalize_role_arn, lake_uri=settings.lake
         )
+
+
+@dataclass(frozen=True)
+class Imports:
+    """The import jobs to wait for now, and how many interaction parts wait behind them."""
+
+    jobs: list[str]
+    left: int = 0
 
 
 @dataclass
@@ -228,20 +236,26 @@ class PersonalizeTrainer:
         dataset_arns: Mapping[str, str],
         export_prefix: str,
         mode: Literal["FULL", "INCREMENTAL"] = "FULL",
+        parts: Sequence[str] = (OLD_INTERACTIONS_FILE,),
     ) -> list[str]:
-        """One import job per dataset, reading the export's CSVs from S3; all start first.
+        """Import the export and wait: one job per dataset, and for an INCREMENTAL export of
+        several interaction parts, one job per part, each after the one before it.
         `mode` is the interactions' (an incremental export's is INCREMENTAL); items and users
-        are exported whole, and imported FULL."""
-        jobs = self.start_imports(version, dataset_arns, export_prefix, mode)
-        for arn in jobs:
-            self.wait(
-                "dataset import job",
-                arn,
-                lambda arn=arn: self.client.describe_dataset_import_job(  # type: ignore[misc]
-                    datasetImportJobArn=arn
-                )["datasetImportJob"],
-            )
-        return jobs
+        are exported whole, and imported FULL. Returns every job."""
+        jobs: list[str] = []
+        while True:
+            imports = self.start_imports(version, dataset_arns, export_prefix, mode, parts)
+            for arn in imports.jobs:
+                self.wait(
+                    "dataset import job",
+                    arn,
+                    lambda arn=arn: self.client.describe_dataset_import_job(  # type: ignore[misc]
+                        datasetImportJobArn=arn
+                    )["datasetImportJob"],
+                )
+            jobs += [arn for arn in imports.jobs if arn not in jobs]
+            if not imports.left:
+                return jobs
 
     def start_imports(
         self,
@@ -249,35 +263,59 @@ class PersonalizeTrainer:
         dataset_arns: Mapping[str, str],
         export_prefix: str,
         mode: Literal["FULL", "INCREMENTAL"] = "FULL",
-    ) -> list[str]:
-        """Start (or find) one import job per dataset, without waiting for them."""
-        return [
-            self._import_job(
-                version,
-                dataset_type,
-                dataset_arn,
-                export_prefix,
-                mode if dataset_type == "Interactions" else "FULL",
-            )
-            for dataset_type, dataset_arn in dataset_arns.items()
-        ]
+        parts: Sequence[str] = (OLD_INTERACTIONS_FILE,),
+    ) -> Imports:
+        """Start (or find) the import jobs to wait for now, without waiting for them: one
+        per dataset. `parts` are the interactions' files, relative to the export: a FULL
+        import reads their folder in one job; an INCREMENTAL one takes 1 GB a job, so each
+        part gets its own, started once the part before it is imported (the next call
+        starts it; `Imports.left` says how many are still to start)."""
+        jobs: list[str] = []
+        left = 0
+        for dataset_type, dataset_arn in dataset_arns.items():
+            file = dataset_type.lower()
+            if dataset_type != "Interactions":
+                location = f"{export_prefix}/{file}.csv"
+                jobs.append(self._import_job(self._name(version, file), dataset_arn, location))
+            elif mode == "FULL" or len(parts) == 1:
+                folder = parts[0].rpartition("/")[0]
+                location = f"{export_prefix}/{folder}/" if folder else f"{export_prefix}/{parts[0]}"
+                name = self._name(version, file)
+                jobs.append(self._import_job(name, dataset_arn, location, mode))
+            else:
+                job, left = self._next_part(version, dataset_arn, export_prefix, parts)
+                jobs.append(job)
+        return Imports(jobs, left)
+
+    def _next_part(
+        self, version: str, dataset_arn: str, export_prefix: str, parts: Sequence[str]
+    ) -> tuple[str, int]:
+        """The first interactions part not imported yet (started if it was not), and how
+        many parts come after it."""
+        for i, part in enumerate(parts):
+            name = self._name(version, "interactions", f"{i + 1}of{len(parts)}")
+            arn = self._import_job(name, dataset_arn, f"{export_prefix}/{part}", "INCREMENTAL")
+            job = self.client.describe_dataset_import_job(datasetImportJobArn=arn)
+            status = str(job["datasetImportJob"].get("status", ""))
+            if status.endswith("FAILED"):
+                reason = job["datasetImportJob"].get("failureReason", "no reason given")
+                raise TrainingFailed(f"Personalize dataset import job {arn} failed: {reason}")
+            if status != _DONE:
+                return arn, len(parts) - i - 1
+        return arn, 0
 
     def _import_job(
         self,
-        version: str,
-        dataset_type: str,
+        name: str,
         dataset_arn: str,
-        export_prefix: str,
-        mode: Literal["FULL", "INCREMENTAL"],
+        location: str,
+        mode: Literal["FULL", "INCREMENTAL"] = "FULL",
     ) -> str:
-        file = dataset_type.lower()
-        name = self._name(version, file)
-        location = f"{self.settings.lake_uri}/{export_prefix}/{file}.csv"
         return self._create(
             lambda: self.client.create_dataset_import_job(
                 jobName=name,
                 datasetArn=dataset_arn,
-                dataSource={"dataLocation": location},
+                dataSource={"dataLocation": f"{self.settings.lake_uri}/{location}"},
                 roleArn=self.settings.role_arn,
                 importMode=mode,
             ),
@@ -481,16 +519,18 @@ class PersonalizeTrainer:
         return arn
 
 
-def _user_ids(interactions_csv: bytes) -> list[str]:
+def _user_ids(interactions_csv: bytes) -> set[str]:
     import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.csv as pacsv
 
     table = pacsv.read_csv(
         pa.BufferReader(interactions_csv),
-        convert_options=pacsv.ConvertOptions(column_types={"USER_ID": pa.string()}),
+        convert_options=pacsv.ConvertOptions(
+            column_types={"USER_ID": pa.string()}, include_columns=["USER_ID"]
+        ),
     )
-    return sorted(pc.unique(table["USER_ID"]).to_pylist())
+    return set(pc.unique(table["USER_ID"]).to_pylist())
 
 
 def export_kind(
@@ -507,6 +547,11 @@ def export_kind(
     )
     through = found.get("through")
     return mode, date.fromisoformat(through) if through else None
+
+
+def export_parts(lake: Lake, export_prefix: str) -> list[str]:
+    """The export's interaction files, relative to its prefix."""
+    return [key.removeprefix(f"{export_prefix}/") for key in interaction_parts(lake, export_prefix)]
 
 
 def export_schemas(lake: Lake, export_prefix: str) -> dict[str, Any]:
@@ -526,7 +571,8 @@ def export_schemas(lake: Lake, export_prefix: str) -> dict[str, Any]:
 def batch_input(lake: Lake, export_prefix: str, version: str) -> tuple[str, int]:
     """Write the batch job's input, every user of the export; return its URL and count."""
     key = f"batch-input/{version}/users.json"
-    users = _user_ids(lake.read_bytes(f"{export_prefix}/interactions.csv"))
+    keys = interaction_parts(lake, export_prefix)
+    users = sorted(set().union(*(_user_ids(lake.read_bytes(key)) for key in keys)))
     lake.write_bytes(key, "".join(json.dumps({"userId": u}) + "\n" for u in users).encode())
     return lake.url(key), len(users)
 
@@ -635,7 +681,8 @@ def train_with_personalize(
     group = trainer.dataset_group()
     datasets = trainer.datasets(group, schemas)
     import_mode, through = export_kind(lake, export_prefix)
-    trainer.import_data(version, datasets, export_prefix, import_mode)
+    parts = export_parts(lake, export_prefix)
+    trainer.import_data(version, datasets, export_prefix, import_mode, parts)
     if through is not None:
         # Every import job finished: the next nightly export starts from this day.
         mark_imported(lake, through)

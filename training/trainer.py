@@ -143,6 +143,7 @@ class PersonalizeBackend:
             PersonalizeTrainer,
             batch_input,
             export_kind,
+            export_parts,
             export_schemas,
         )
         from training.pipeline import K
@@ -161,7 +162,11 @@ class PersonalizeBackend:
             group = trainer.dataset_group()
             datasets = trainer.datasets(group, export_schemas(lake, export_prefix))
             mode, _ = export_kind(lake, export_prefix)
-            return {"jobs": trainer.start_imports(version, datasets, export_prefix, mode)}
+            imports = trainer.start_imports(
+                version, datasets, export_prefix, mode, export_parts(lake, export_prefix)
+            )
+            # More parts: the state machine comes back here once these jobs are done.
+            return {"jobs": imports.jobs, "more": imports.left > 0}
         group = trainer.dataset_group()
         solution_version = trainer.start_solution_version(version, trainer.solution(group))
         if phase == "training":

@@ -56,7 +56,7 @@ def test_generate_curate_query_and_export(tmp_path: Path) -> None:
 
     export = run("export", "personalize", "--run", "e2e", cwd=tmp_path)
     assert export.returncode == 0, export.stderr
-    assert (tmp_path / "lake/exports/personalize/e2e/interactions.csv").is_file()
+    assert (tmp_path / "lake/exports/personalize/e2e/interactions/part-00000.csv").is_file()
 
     trained = run("train", "--weights", "view=1,purchase=10", cwd=tmp_path)
     assert trained.returncode == 0, trained.stderr

@@ -26,15 +26,13 @@ def test_export_writes_personalize_csvs_and_schemas(local_lake: LocalLake) -> No
     report = export_personalize(local_lake, run="r1")
     prefix = "exports/personalize/r1"
     assert sorted(report.files) == sorted(
-        [f"{prefix}/export.json"]
-        + [
-            f"{prefix}/{name}.{kind}"
-            for name in ("interactions", "items", "users")
-            for kind in ("csv", "schema.json")
-        ]
+        [f"{prefix}/export.json", f"{prefix}/interactions/part-00000.csv"]
+        + [f"{prefix}/{name}.schema.json" for name in ("interactions", "items", "users")]
+        + [f"{prefix}/{name}.csv" for name in ("items", "users")]
     )
     assert report.mode == "FULL"
-    interactions = _csv(local_lake, f"{prefix}/interactions.csv")
+    assert report.interaction_parts == ["interactions/part-00000.csv"]  # a small shop: one
+    interactions = _csv(local_lake, f"{prefix}/interactions/part-00000.csv")
     assert list(interactions[0]) == ["USER_ID", "ITEM_ID", "EVENT_TYPE", "TIMESTAMP"]
     rows = curated_rows(local_lake)
     assert len(interactions) == len(rows) == report.interactions
@@ -90,7 +88,7 @@ def test_a_nightly_export_holds_only_the_days_after_the_last_import(local_lake: 
         days[-2],
         days[-1],
     )
-    exported = _csv(local_lake, "exports/personalize/night/interactions.csv")
+    exported = _csv(local_lake, "exports/personalize/night/interactions/part-00000.csv")
     newer = [r for r in curated_rows(local_lake) if r["event_date"] >= days[-2]]
     assert len(exported) == len(newer) == nightly.interactions
     described = json.loads(local_lake.read_bytes("exports/personalize/night/export.json"))
@@ -103,3 +101,43 @@ def test_a_nightly_export_holds_only_the_days_after_the_last_import(local_lake: 
     again = export_personalize(local_lake, run="quiet", incremental=True)
     assert again.mode == "FULL"
     assert "fewer than an import job's minimum" in again.warnings[0]
+
+
+def test_a_day_over_an_import_jobs_gigabyte_is_cut_into_even_parts(local_lake: LocalLake) -> None:
+    """A big shop's day is 1.4 GB; an INCREMENTAL import job takes 1 GB. Each part must fit,
+    keep the header, and hold at least an import job's minimum of rows; together they hold
+    every interaction once."""
+    plant_shop(local_lake, events=6000, days=4)
+    run_etl(local_lake, now=NOW)
+    whole = export_personalize(local_lake, run="whole")
+    size = whole.interaction_bytes
+    report = export_personalize(local_lake, run="cut", part_bytes=size // 3)
+    prefix = "exports/personalize/cut"
+    assert len(report.interaction_parts) == 4  # a third is over a third once headers are in
+    rows: list[dict[str, str]] = []
+    for part in report.interaction_parts:
+        data = local_lake.read_bytes(f"{prefix}/{part}")
+        assert len(data) <= size // 3
+        assert data.startswith(b"USER_ID,ITEM_ID,EVENT_TYPE,TIMESTAMP\n")
+        found = _csv(local_lake, f"{prefix}/{part}")
+        assert len(found) >= 1000
+        rows += found
+    assert rows == _csv(local_lake, "exports/personalize/whole/interactions/part-00000.csv")
+    described = json.loads(local_lake.read_bytes(f"{prefix}/export.json"))
+    assert described["interaction_parts"] == report.interaction_parts
+    # Never under an import job's minimum, whatever the part size asked for.
+    tiny = export_personalize(local_lake, run="tiny", part_bytes=1000)
+    assert len(tiny.interaction_parts) == report.interactions // 1000
+    with pytest.raises(DataQualityError, match="RECS_PERSONALIZE_PART_MB to 1000 or less"):
+        export_personalize(local_lake, run="big", part_bytes=2 * 10**9)
+
+
+def test_the_export_sorts_within_its_memory_limit(local_lake: LocalLake) -> None:
+    """DuckDB spills its sort to the export's own temporary folder (a Lambda's working
+    folder is read-only), so a small limit still exports everything, in order."""
+    plant_shop(local_lake, events=6000, days=4)
+    run_etl(local_lake, now=NOW)
+    report = export_personalize(local_lake, run="lean", memory_mb=64)
+    rows = _csv(local_lake, "exports/personalize/lean/interactions/part-00000.csv")
+    assert len(rows) == report.interactions
+    assert [int(r["TIMESTAMP"]) for r in rows] == sorted(int(r["TIMESTAMP"]) for r in rows)

@@ -89,7 +89,8 @@ def test_a_personalize_version_is_gated_published_and_served(
         lake.exists(f"exports/personalize/r1/{name}.schema.json")
         for name in ("interactions", "items", "users")
     )
-    user = lake.read_bytes("exports/personalize/r1/interactions.csv").splitlines()[1].split(b",")[0]
+    part = lake.read_bytes("exports/personalize/r1/interactions/part-00000.csv")
+    user = part.splitlines()[1].split(b",")[0]
     picks = ["P1", "P2", "P3", "P4"]
     # What Personalize's batch job writes to the lake (the service does; here the test).
     lake.write_bytes(

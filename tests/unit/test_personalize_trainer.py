@@ -270,7 +270,7 @@ def test_a_rerun_finds_jobs_by_job_name_and_solution_versions_by_describing_them
         {"datasetImportJobs": [{"jobName": "recs-prod-v1-items", "datasetImportJobArn": job}]},
         {"datasetArn": "d-items", "nextToken": "page-2"},
     )
-    assert trainer.start_imports("v1", {"Items": "d-items"}, "exports/personalize/v1") == [job]
+    assert trainer.start_imports("v1", {"Items": "d-items"}, "exports/personalize/v1").jobs == [job]
 
     solution = "arn:aws:personalize:us-east-1:123456789012:solution/recs-prod-user-personalization"
     _exists(stub, "create_solution_version")
@@ -463,5 +463,92 @@ def test_an_incremental_export_imports_its_interactions_incrementally_and_the_re
             },
         )
     datasets = {"Interactions": "d-interactions", "Items": "d-items"}
-    jobs = trainer.start_imports("v4", datasets, "exports/personalize/v4", "INCREMENTAL")
-    assert jobs == ["job-interactions", "job-items"]
+    imports = trainer.start_imports("v4", datasets, "exports/personalize/v4", "INCREMENTAL")
+    assert imports.jobs == ["job-interactions", "job-items"]
+    assert imports.left == 0
+
+
+def test_an_incremental_export_in_parts_imports_them_one_job_after_another(stubbed: Any) -> None:
+    """An INCREMENTAL job takes 1 GB, so a big day comes in parts: each gets its own job,
+    started only once the one before it is imported; a FULL import reads their folder."""
+    trainer, stub = stubbed
+    export = "exports/personalize/v5"
+    parts = ["interactions/part-00000.csv", "interactions/part-00001.csv"]
+    base = "s3://shop-lake/prod/exports/personalize/v5"
+
+    def create(part: int, status: str) -> None:
+        job = f"job-{part}"
+        stub.add_response(
+            "create_dataset_import_job",
+            {"datasetImportJobArn": job},
+            {
+                "jobName": f"recs-prod-v5-interactions-{part + 1}of2",
+                "datasetArn": "d-interactions",
+                "dataSource": {"dataLocation": f"{base}/{parts[part]}"},
+                "roleArn": ROLE,
+                "importMode": "INCREMENTAL",
+            },
+        )
+        stub.add_response(
+            "describe_dataset_import_job",
+            {"datasetImportJob": {"status": status}},
+            {"datasetImportJobArn": job},
+        )
+
+    datasets = {"Interactions": "d-interactions"}
+    create(0, "CREATE PENDING")
+    first = trainer.start_imports("v5", datasets, export, "INCREMENTAL", parts)
+    assert (first.jobs, first.left) == (["job-0"], 1)  # the second waits for the first
+
+    # Asked again once the first job is done: it is found, seen ACTIVE, the second starts.
+    _exists(stub, "create_dataset_import_job")
+    stub.add_response(
+        "list_dataset_import_jobs",
+        {"datasetImportJobs": [
+            {"jobName": "recs-prod-v5-interactions-1of2", "datasetImportJobArn": "job-0"}
+        ]},
+        {"datasetArn": "d-interactions"},
+    )  # fmt: skip
+    stub.add_response(
+        "describe_dataset_import_job",
+        {"datasetImportJob": {"status": "ACTIVE"}},
+        {"datasetImportJobArn": "job-0"},
+    )
+    create(1, "CREATE PENDING")
+    second = trainer.start_imports("v5", datasets, export, "INCREMENTAL", parts)
+    assert (second.jobs, second.left) == (["job-1"], 0)
+
+    # A failed part stops the night with Personalize's reason, before any later part.
+    stub.add_response(
+        "create_dataset_import_job",
+        {"datasetImportJobArn": "job-x"},
+        {
+            "jobName": "recs-prod-v6-interactions-1of2",
+            "datasetArn": "d-interactions",
+            "dataSource": {"dataLocation": f"{base}/{parts[0]}"},
+            "roleArn": ROLE,
+            "importMode": "INCREMENTAL",
+        },
+    )
+    stub.add_response(
+        "describe_dataset_import_job",
+        {"datasetImportJob": {"status": "CREATE FAILED", "failureReason": "bad row"}},
+        {"datasetImportJobArn": "job-x"},
+    )
+    with pytest.raises(TrainingFailed, match="job-x failed: bad row"):
+        trainer.start_imports("v6", datasets, export, "INCREMENTAL", parts)
+
+    # The weekly FULL import reads the folder in one job (100 GB a job).
+    stub.add_response(
+        "create_dataset_import_job",
+        {"datasetImportJobArn": "job-full"},
+        {
+            "jobName": "recs-prod-v7-interactions",
+            "datasetArn": "d-interactions",
+            "dataSource": {"dataLocation": f"{base}/interactions/"},
+            "roleArn": ROLE,
+            "importMode": "FULL",
+        },
+    )
+    full = trainer.start_imports("v7", datasets, export, "FULL", parts)
+    assert (full.jobs, full.left) == (["job-full"], 0)
