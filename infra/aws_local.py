@@ -369,6 +369,13 @@ def run_pipeline(out: dict[str, Any]) -> None:
         f"  Glue database {out['glue_database']}: "
         + ", ".join(f"{k} ({v} partitions)" for k, v in sorted(partitions.items()))
     )
+    # The publish swapped in a table of its own (RECS_STORE_PUBLISH=import): say which.
+    dynamodb = boto3.client("dynamodb")
+    base = out["online_store"].removeprefix("dynamodb://")
+    pointer = dynamodb.get_item(TableName=base, Key={"pk": {"S": "_pointer"}, "sk": {"S": "live"}})
+    table = pointer["Item"]["table"]["S"]
+    rows = dynamodb.describe_table(TableName=table)["Table"]["ItemCount"]
+    say(f"  Online store: the pointer in {base} names {table}, {rows:,} rows by ImportTable")
 
 
 def operate_with_iam(out: dict[str, Any]) -> None:

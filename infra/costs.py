@@ -49,6 +49,7 @@ PRICES: Final = {
     "dynamodb_write_per_million": 0.625,
     "dynamodb_read_per_million": 0.125,
     "dynamodb_gb_month": 0.25,
+    "dynamodb_import_gb": 0.15,  # import from S3, per GB of uncompressed source data
     # https://aws.amazon.com/s3/pricing/ (Standard)
     "s3_gb_month": 0.023,
     "s3_put_per_thousand": 0.005,
@@ -193,17 +194,18 @@ def monthly(shop: Shop) -> dict[str, float]:
             + 2 * gb_in * p["kinesis_on_demand_gb_out"]
         )
     cost["Firehose"] = events * 5 / 2**20 * p["firehose_gb"]  # each record billed as 5 KB
-    written = (
-        events  # recent history, one item per event
-        + posts  # idempotency records
-        + (shop.users_with_rows + shop.items) * DAYS  # the nightly publish
-    )
+    written = events + posts  # recent history, one item per event; idempotency records
     read = requests * 3 + posts  # pointer, row and history per answer; idempotency look-up
-    stored_gb = (shop.users_with_rows + shop.items) * 2 * 2 / 2**20  # two versions, ~2 KB
+    # The nightly publish is a table swap (RECS_STORE_PUBLISH=import, as Terraform sets it):
+    # every user's row and profile and every item's row, ~2 KB each, imported, not written;
+    # the previous version's table is deleted, not its rows.
+    rows = shop.users_with_rows * 2 + shop.items
+    stored_gb = rows * 2 * 2 / 2**20  # the live version and the one before it
     cost["DynamoDB"] = (
         written / 1e6 * p["dynamodb_write_per_million"]
         + read / 1e6 * p["dynamodb_read_per_million"]
         + stored_gb * p["dynamodb_gb_month"]
+        + rows * 2 / 2**20 * DAYS * p["dynamodb_import_gb"]
     )
     lake_gb = (
         shop.events_per_day * shop.raw_retention_days * shop.raw_gzip_kb

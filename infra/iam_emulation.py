@@ -11,6 +11,8 @@ matches and everything would be denied. So here:
   function, a Glue job, a state machine;
 - a request to a resource encrypted with a KMS key also needs that key (`implied`): Kinesis
   producers `kms:GenerateDataKey` and consumers `kms:Decrypt`, SNS and SQS senders both;
+  a DynamoDB table import also needs what the import does as its caller: read the staged
+  objects, log to `/aws-dynamodb/`, and (via DynamoDB) grant itself the table's key;
 - each (action, resource) is judged by moto's own policy evaluator (`IAMPolicy`) over the
   signer's policies. An explicit Deny or no Allow is `AccessDenied`, as AWS answers.
 
@@ -78,7 +80,10 @@ def resources(
 ) -> list[str]:
     """The resource ARNs AWS authorises `service:action` on, from the request."""
     if service == "dynamodb":
-        tables = list(params.get("RequestItems", {})) or [params.get("TableName")]
+        if arn := params.get("ImportArn"):  # DescribeImport: the import, under its table
+            return [str(arn)]
+        created = (params.get("TableCreationParameters") or {}).get("TableName")
+        tables = list(params.get("RequestItems", {})) or [params.get("TableName") or created]
         return [_arn("dynamodb", region, account, f"table/{t}") for t in tables if t]
     if service == "kinesis":
         if arn := params.get("StreamARN"):
@@ -117,11 +122,53 @@ def _glue(action: str, params: dict[str, Any], region: str, account: str) -> lis
     return found
 
 
+#: What a request also needs, with the condition keys AWS sets on it: (action, resource,
+#: conditions).
+Need = tuple[str, str, dict[str, str]]
+_IMPORT_LOGS: Final = (
+    "logs:CreateLogGroup",
+    "logs:CreateLogStream",
+    "logs:DescribeLogGroups",
+    "logs:DescribeLogStreams",
+    "logs:PutLogEvents",
+    "logs:PutRetentionPolicy",
+)
+
+
+def _table_import(params: dict[str, Any], region: str, account: str) -> list[Need]:
+    """ImportTable reads its source as the caller, logs to /aws-dynamodb/, and a table with
+    a customer managed key has DynamoDB make a grant on it for the caller (AWS's guide
+    "Requesting a table import"; "Encryption at rest: how it works")."""
+    from moto.s3.models import s3_backends
+
+    source = params.get("S3BucketSource") or {}
+    bucket, prefix = str(source.get("S3Bucket")), str(source.get("S3KeyPrefix") or "")
+    found = s3_backends[account]["aws"].buckets.get(bucket)
+    keys = [k for k in (found.keys if found else {}) if k.startswith(prefix)]
+    needs: list[Need] = [("s3:ListBucket", f"arn:aws:s3:::{bucket}", {})]
+    needs += [("s3:GetObject", f"arn:aws:s3:::{bucket}/{k}", {}) for k in keys]
+    group = _arn("logs", region, account, "log-group:/aws-dynamodb/imports")
+    needs += [(a, group, {}) for a in _IMPORT_LOGS]
+    sse = (params.get("TableCreationParameters") or {}).get("SSESpecification") or {}
+    if key := sse.get("KMSMasterKeyId"):
+        via = {"kms:ViaService": f"dynamodb.{region}.amazonaws.com"}
+        needs += [("kms:CreateGrant", str(key), via), ("kms:DescribeKey", str(key), via)]
+    return needs
+
+
 def implied(
-    service: str, action: str, resource: str, region: str, account: str
-) -> list[tuple[str, str]]:
-    """The KMS use a request implies: the key its resource is encrypted with."""
+    service: str,
+    action: str,
+    resource: str,
+    region: str,
+    account: str,
+    params: dict[str, Any] | None = None,
+) -> list[Need]:
+    """What else a request needs: the key its resource is encrypted with, and for a table
+    import what the import does as the caller."""
     key: str | None = None
+    if service == "dynamodb" and action == "ImportTable":
+        return _table_import(params or {}, region, account)
     if service == "kinesis" and action in {"PutRecord", "PutRecords", "GetRecords"}:
         from moto.kinesis.models import kinesis_backends
 
@@ -149,7 +196,7 @@ def implied(
         return []
     if not key.startswith("arn:"):
         key = _arn("kms", region, account, f"key/{key}")
-    return [(use, key) for use in uses]
+    return [(use, key, {}) for use in uses]
 
 
 def _request_params(response: Any) -> dict[str, Any]:
@@ -211,12 +258,15 @@ def enforce(patch: Patch, enforcer: Enforcer) -> None:
         if resource != "*":
             found = [resource]
         named = f"{service}:{action}"
-        wanted = [(ACTIONS.get(named, named), r) for r in found]
+        wanted: list[Need] = [(ACTIONS.get(named, named), r, {}) for r in found]
         for r in found:
-            wanted += implied(service, action, r, region, account)
-        for act, res in wanted:
+            wanted += implied(service, action, r, region, account, params)
+        for act, res, conditions in wanted:
             enforcer.checked[act.split(":")[0]] += 1
-            results = [IAMPolicy(p).is_action_permitted(act, res) for p in policies]
+            results = [
+                IAMPolicy(p).is_action_permitted(act, res, incoming_condition_values=conditions)
+                for p in policies
+            ]
             if PermissionResult.DENIED in results or PermissionResult.PERMITTED not in results:
                 enforcer.denied.append(f"{who} {act} on {res}")
                 raise AccessDeniedError(user_arn=who, action=f"{act} on {res}")

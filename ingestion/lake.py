@@ -289,6 +289,10 @@ class S3Lake:
     def _key(self, key: str) -> str:
         return f"{self.prefix}/{_clean_key(key)}" if self.prefix else _clean_key(key)
 
+    def object_key(self, key: str) -> str:
+        """The S3 object key of a lake key (for a service that reads the bucket itself)."""
+        return self._key(key)
+
     @property
     def uri(self) -> str:
         """`s3://bucket/prefix`."""

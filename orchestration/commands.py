@@ -226,8 +226,11 @@ def _publish(settings: StoreSettings, version: str, force: bool) -> None:
     from serving.publish import publish
     from serving.store import open_store
 
-    store = open_store(settings.store)
-    report = publish(lake_for_reading(settings.lake), store, version, force=force, progress=say)
+    lake = lake_for_reading(settings.lake)
+    store = open_store(
+        settings.store, publish=settings.store_publish, lake=lake, kms_key=settings.store_kms_key
+    )
+    report = publish(lake, store, version, force=force, progress=say)
     out.print(f"{report.version} is in production ({report.users:,} users, {report.items:,} items)")
 
 

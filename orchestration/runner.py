@@ -33,7 +33,8 @@ class PipelineFailed(RecsError):
 
 
 def _retryable(step: Step, exc: BaseException) -> bool:
-    return any(cls.__name__ in step.retry_on for cls in type(exc).__mro__)
+    names = (*step.retry_on, *step.pending_on)
+    return any(cls.__name__ in names for cls in type(exc).__mro__)
 
 
 def _run_step(

@@ -92,6 +92,11 @@ def _task(payload: dict[str, Any], **more: Any) -> dict[str, Any]:
     }
 
 
+#: Tries of a step whose AWS job is still running: with each try's own 5-minute wait, a
+#: table import has about three hours.
+PENDING_ATTEMPTS: Final = 30
+
+
 def _retry(errors: tuple[str, ...]) -> dict[str, Any]:
     return {
         "ErrorEquals": list(errors),
@@ -325,6 +330,13 @@ def definition() -> dict[str, Any]:
         )
         if step.retry_on:
             state["Retry"].insert(0, _retry(step.retry_on))
+        if step.pending_on:
+            state["Retry"].insert(0, {
+                "ErrorEquals": list(step.pending_on),
+                "IntervalSeconds": 60,
+                "MaxAttempts": PENDING_ATTEMPTS,
+                "BackoffRate": 1.0,
+            })  # fmt: skip
         states[step.name] = state
         if step.name in REMOTE:
             where, build = REMOTE[step.name]

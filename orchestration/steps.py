@@ -61,6 +61,9 @@ class Step:
     trainers: tuple[str, ...] = TRAINERS
     #: Error class names worth another try (the state machine's Retry lists the same).
     retry_on: tuple[str, ...] = field(default=())
+    #: Error class names that mean "a job of AWS's is still running; call again later": the
+    #: state machine retries them every minute, for up to `PENDING_ATTEMPTS` tries.
+    pending_on: tuple[str, ...] = field(default=())
 
 
 def _flush(ctx: Context) -> dict[str, Any]:
@@ -184,7 +187,13 @@ def _publish(ctx: Context) -> dict[str, Any]:
         raise StepSkipped(
             f"the gate kept {_version(ctx)} as a candidate; production stays as it was"
         )
-    store = open_store(ctx.settings.store)
+    settings = ctx.settings
+    store = open_store(
+        settings.store,
+        publish=settings.store_publish,
+        lake=ctx.lake,
+        kms_key=settings.store_kms_key,
+    )
     report = publish(ctx.lake, store, _version(ctx), progress=ctx.progress)
     return {"version": report.version, "users": report.users, "items": report.items}
 
@@ -229,6 +238,8 @@ STEPS: Final[tuple[Step, ...]] = (
         _publish,
         # TrainingPending: a Personalize campaign still updating to the new solution version.
         retry_on=("UnprocessedWrites", "TrainingPending"),
+        # A table swap's import still running: each try waits on it for 5 minutes.
+        pending_on=("PublishPending",),
     ),
     Step("notify", "orchestration", "say what the night did", _notify),
 )

@@ -135,24 +135,36 @@ def publish(
         )
     report = PublishReport(version=version, forced=force)
     manifest = _manifest(lake, version)
-    try:
-        # Loaded as the API will load it, before anything is written or flipped: a version
-        # the API cannot read must never become the one it is told to serve. Whole, it also
-        # gives the users' histories for their profile rows.
-        model = PublishedModel.load(lake, version)
-    except ModelUnreadable as exc:
-        raise ModelUnreadable(f"not published, as the API could not load it: {exc}") from None
+    # A table swap whose import outlived the last try: its rows are staged, and checked.
+    prepared = store.prepared(version)
+    model: PublishedModel | None = None
+    if prepared is None:
+        try:
+            # Loaded as the API will load it, before anything is written or flipped: a
+            # version the API cannot read must never become the one it is told to serve.
+            # Whole, it also gives the users' histories for their profile rows.
+            model = PublishedModel.load(lake, version)
+        except ModelUnreadable as exc:
+            raise ModelUnreadable(f"not published, as the API could not load it: {exc}") from None
     if manifest.get("backend") == "personalize":
         # The campaign moves first: if it fails, nothing was flipped and the store still
         # serves the old version beside the old campaign.
         report.campaign = (deploy or _deploy_campaign)(manifest, progress)
-    progress(f"version {version}: loading batch/{version}/users.jsonl into the online store")
-    report.users = store.write_version(version, "user", _rows(lake, version, "users", "userId"))
-    progress(f"  {report.users:,} users; loading batch/{version}/items.jsonl")
-    report.items = store.write_version(version, "item", _rows(lake, version, "items", "itemId"))
-    progress(f"  {report.items:,} items; loading each user's trained history (profile rows)")
-    report.profiles = store.write_version(version, "profile", _profiles(model))
-    progress(f"  {report.profiles:,} profiles; switching readers to {version}")
+    if model is not None:
+        progress(f"version {version}: loading batch/{version}/users.jsonl into the online store")
+        users = _rows(lake, version, "users", "userId")
+        report.users = store.write_version(version, "user", users)
+        progress(f"  {report.users:,} users; loading batch/{version}/items.jsonl")
+        items = _rows(lake, version, "items", "itemId")
+        report.items = store.write_version(version, "item", items)
+        progress(f"  {report.items:,} items; loading each user's trained history (profile rows)")
+        report.profiles = store.write_version(version, "profile", _profiles(model))
+        progress(f"  {report.profiles:,} profiles; switching readers to {version}")
+    else:
+        assert prepared is not None
+        report.users, report.items = prepared.get("user", 0), prepared.get("item", 0)
+        report.profiles = prepared.get("profile", 0)
+        progress(f"version {version}: its rows were written by an earlier try; switching readers")
     store.activate(version)
 
     try:

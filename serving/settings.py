@@ -32,6 +32,15 @@ class StoreSettings(LakeSettings):
         min_length=1,
         description="Online store: a SQLite file or dynamodb://table",
     )
+    store_publish: Literal["rows", "import"] = Field(
+        "rows",
+        description="How `recs publish` fills a DynamoDB store: rows (BatchWriteItem into the "
+        "table) or import (a table per version, made by DynamoDB's ImportTable from files in "
+        "the S3 lake, then named by the pointer: no write capacity, for millions of users)",
+    )
+    store_kms_key: str | None = Field(
+        None, description="KMS key for the tables an import publish makes (AWS-owned if unset)"
+    )
 
     @field_validator("store")
     @classmethod

@@ -23,6 +23,8 @@ locals {
     {
       RECS_LAKE              = trimsuffix("s3://${aws_s3_bucket.lake.bucket}/${local.lake_root}", "/")
       RECS_STORE             = "dynamodb://${aws_dynamodb_table.online_store.name}"
+      RECS_STORE_PUBLISH     = "import" # a table per version: serving/store.py
+      RECS_STORE_KMS_KEY     = aws_kms_key.lake.arn
       RECS_SINK              = "kinesis" # Firehose lands the events: the flush step is skipped
       RECS_KINESIS_STREAM    = aws_kinesis_stream.events.name
       RECS_HISTORY           = "dynamodb://${aws_dynamodb_table.history.name}"

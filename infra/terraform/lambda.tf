@@ -65,9 +65,10 @@ data "aws_iam_policy_document" "api" {
     resources = [aws_kinesis_stream.events.arn]
   }
   statement {
+    # The pointer, and each version's own table a table-swap publish makes (<store>.<version>).
     sid       = "ReadPublished"
     actions   = ["dynamodb:GetItem"]
-    resources = [aws_dynamodb_table.online_store.arn]
+    resources = [aws_dynamodb_table.online_store.arn, "${aws_dynamodb_table.online_store.arn}.*"]
   }
   statement {
     sid       = "ReadHistory"

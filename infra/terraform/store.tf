@@ -1,6 +1,11 @@
-# The online store serving reads: one DynamoDB table. `recs publish` writes each version's
-# rows (pk = "user#U1" or "item#I1", sk = version) and then flips the pointer item
-# (pk = "_pointer", sk = "live"); serving/store.py is the contract.
+# The online store serving reads. This table holds the pointer item (pk = "_pointer",
+# sk = "live"), which names the live version and its table. The pipeline publishes by table
+# swap (RECS_STORE_PUBLISH=import): DynamoDB's ImportTable makes a table per version,
+# "<this table>.<version>", from rows staged in the lake (pk = "user#U1", "item#I1" or
+# "profile#U1", sk = version), encrypted with the lake's key; `recs publish` deletes a
+# version's table two publishes later. Those tables are the pipeline's, not Terraform's.
+# With RECS_STORE_PUBLISH=rows the rows go into this table instead. serving/store.py is
+# the contract.
 
 resource "aws_dynamodb_table" "online_store" {
   name         = "${local.name}-online-store"
@@ -100,6 +105,37 @@ data "aws_iam_policy_document" "publisher" {
     resources = [aws_dynamodb_table.online_store.arn]
   }
   statement {
+    # A table swap: ImportTable makes <store>.<version> (DescribeImport is authorised on its
+    # import, <table>/import/<id>, which the same pattern matches), and an old version's
+    # table is deleted. AWS's guide "Requesting a table import" lists these.
+    sid       = "VersionTables"
+    actions   = ["dynamodb:ImportTable", "dynamodb:DescribeImport", "dynamodb:DeleteTable"]
+    resources = ["${aws_dynamodb_table.online_store.arn}.*"]
+  }
+  statement {
+    # The import reads the staged rows as the caller, and writes its errors to CloudWatch.
+    sid       = "StageVersions"
+    actions   = ["s3:PutObject", "s3:GetObject", "s3:DeleteObject"]
+    resources = ["${aws_s3_bucket.lake.arn}/${local.lake_root}store-import/*"]
+  }
+  statement {
+    sid       = "ImportLogs"
+    actions   = ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:DescribeLogGroups", "logs:DescribeLogStreams", "logs:PutLogEvents", "logs:PutRetentionPolicy"]
+    resources = ["arn:aws:logs:${var.region}:${data.aws_caller_identity.current.account_id}:log-group:/aws-dynamodb/*"]
+  }
+  statement {
+    # A table encrypted with a customer managed key: DynamoDB makes a grant on the key for
+    # the table, on behalf of whoever creates it.
+    sid       = "VersionTableKey"
+    actions   = ["kms:CreateGrant", "kms:DescribeKey"]
+    resources = [aws_kms_key.lake.arn]
+    condition {
+      test     = "StringEquals"
+      variable = "kms:ViaService"
+      values   = ["dynamodb.${var.region}.amazonaws.com"]
+    }
+  }
+  statement {
     sid       = "ReadVersions"
     actions   = ["s3:GetObject"]
     resources = ["${aws_s3_bucket.lake.arn}/${local.lake_root}models/*", "${aws_s3_bucket.lake.arn}/${local.lake_root}batch/*"]
@@ -116,7 +152,7 @@ data "aws_iam_policy_document" "publisher" {
     condition {
       test     = "StringLike"
       variable = "s3:prefix"
-      values   = ["${local.lake_root}models/*", "${local.lake_root}batch/*"]
+      values   = ["${local.lake_root}models/*", "${local.lake_root}batch/*", "${local.lake_root}store-import/*"]
     }
   }
   statement {

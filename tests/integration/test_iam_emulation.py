@@ -124,3 +124,45 @@ def test_resources_are_named_as_the_service_authorization_reference_names_them()
     ]  # fmt: skip
     assert of("kinesis", "PutRecords", {"StreamName": "s"}) == [arn % ("kinesis", "stream/s")]
     assert of("cloudwatch", "PutMetricData", {}) == ["*"]
+
+
+def test_a_table_import_needs_what_the_import_does_as_its_caller(enforcer: Enforcer) -> None:
+    """A table-swap publish: ImportTable on the version's table is not enough. The import
+    reads the staged objects and logs as the caller, and the table's customer managed key
+    is granted through DynamoDB (AWS's guide "Requesting a table import")."""
+    from ingestion.lake import S3Lake
+    from serving.store import DynamoImportStore
+
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket="lake")
+    s3.put_object(Bucket="lake", Key="store-import/v1/user-00000.json.gz", Body=b"")
+    key = boto3.client("kms").create_key()["KeyMetadata"]["Arn"]
+    table = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/store.*"
+    logs = f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/aws-dynamodb/*"
+    importing = {"Effect": "Allow", "Action": ["dynamodb:ImportTable", "dynamodb:DescribeImport"],
+                 "Resource": table}  # fmt: skip
+    reading = {"Effect": "Allow", "Action": ["s3:GetObject", "s3:ListBucket"],
+               "Resource": ["arn:aws:s3:::lake", "arn:aws:s3:::lake/store-import/*"]}  # fmt: skip
+    logging = {"Effect": "Allow", "Action": ["logs:CreateLogGroup", "logs:CreateLogStream",
+               "logs:DescribeLogGroups", "logs:DescribeLogStreams", "logs:PutLogEvents",
+               "logs:PutRetentionPolicy"], "Resource": logs}  # fmt: skip
+    granting = {"Effect": "Allow", "Action": ["kms:CreateGrant", "kms:DescribeKey"],
+                "Resource": key, "Condition": {"StringEquals": {
+                    "kms:ViaService": f"dynamodb.{REGION}.amazonaws.com"}}}  # fmt: skip
+    iam = boto3.client("iam")
+    short = _role(iam, "short", [importing, reading, logging])
+    full = _role(iam, "full", [importing, reading, logging, granting])
+
+    stores = {
+        role: DynamoImportStore(
+            "store", client=_as(role).client("dynamodb"), kms_key=key, lake=S3Lake("lake")
+        )
+        for role in (short, full)
+    }
+    enforcer.on = True
+    with pytest.raises(ClientError, match="kms:CreateGrant"):
+        stores[short]._start_import("v1", "store.v1", "token-1")
+    started = stores[full]._start_import("v1", "store.v1", "token-1")
+    assert started.startswith(f"{table[:-2]}.v1/import/")
+    arn = resources("dynamodb", "DescribeImport", {"ImportArn": "x/import/1"}, "", REGION, ACCOUNT)
+    assert arn == ["x/import/1"]

@@ -264,3 +264,65 @@ def test_publishing_nothing_says_what_to_run(local_lake: LocalLake, tmp_path: Pa
         evaluate_version(local_lake)
     with pytest.raises(ModelNotFound, match="no model version nope under models/"):
         evaluate_version(local_lake, "nope")
+
+
+@pytest.mark.aws
+def test_a_table_swap_publish_tried_again_waits_on_its_import(
+    shop: LocalLake, aws_env: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The nightly step's Retry calls publish again while the import runs: it must not
+    stage or load the version again, and must report the first try's counts."""
+    import threading
+
+    import boto3
+    from moto import mock_aws
+    from moto.dynamodb.models.table_import import TableImport
+
+    from ingestion.lake import S3Lake
+    from serving.store import DynamoImportStore, PublishPending
+
+    version = train(shop, now=END).version
+    release = threading.Event()
+    original = TableImport.run
+    monkeypatch.setattr(TableImport, "run", lambda self: (release.wait(5), original(self)))
+    with mock_aws():
+        db, s3 = boto3.client("dynamodb"), boto3.client("s3")
+        db.create_table(
+            TableName="store",
+            KeySchema=[
+                {"AttributeName": "pk", "KeyType": "HASH"},
+                {"AttributeName": "sk", "KeyType": "RANGE"},
+            ],
+            AttributeDefinitions=[
+                {"AttributeName": "pk", "AttributeType": "S"},
+                {"AttributeName": "sk", "AttributeType": "S"},
+            ],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        s3.create_bucket(Bucket="lake")
+        staging = S3Lake("lake", client=s3)
+        store = DynamoImportStore("store", client=db, lake=staging, wait_seconds=0)
+        with pytest.raises(PublishPending):
+            publish(shop, store, version)
+        first = store.prepared(version)
+        assert first is not None
+        assert first["user"] > 0
+        assert first["profile"] == first["user"]
+        release.set()
+        said: list[str] = []
+        loads: list[str] = []
+        monkeypatch.setattr(
+            "serving.publish.PublishedModel.load", lambda *a, **k: loads.append("load")
+        )
+        again = DynamoImportStore("store", client=db, lake=staging, poll_seconds=0.01)
+        report = publish(shop, again, version, progress=said.append)
+        assert loads == []  # the first try checked it and staged it
+        assert (report.users, report.items, report.profiles) == (
+            first["user"], first["item"], first["profile"]
+        )  # fmt: skip
+        assert any("written by an earlier try" in line for line in said)
+        assert again.active_version() == version
+        user = json.loads(shop.read_bytes(f"batch/{version}/users.jsonl").splitlines()[0])
+        found = again.recommendations("user", user["input"]["userId"], version)
+        assert found is not None
+        assert found[0] == user["output"]["recommendedItems"]

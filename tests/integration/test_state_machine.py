@@ -236,6 +236,30 @@ def test_a_retryable_error_is_retried_by_the_state_machine(machine: Machine) -> 
     assert machine.record().step("etl").attempts == 2
 
 
+def test_a_publish_waiting_on_its_table_import_is_asked_again_every_minute(
+    machine: Machine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A big shop's table import outlives a Lambda try: PublishPending is not a failure,
+    and has its own Retry, longer than the transient errors' three tries."""
+    from serving import publish as publishing
+    from serving.store import PublishPending
+
+    tries: list[int] = []
+    original = publishing.publish
+
+    def slow_import(*args: Any, **kwargs: Any) -> Any:
+        tries.append(1)
+        if len(tries) < 5:
+            raise PublishPending("the import into recs.v1 is still IN_PROGRESS")
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(publishing, "publish", slow_import)
+    done = machine.run({"now": "2026-11-02T02:00:00Z"})
+    assert done["status"] == "SUCCEEDED", json.dumps(done["failures"], default=str)[:2000]
+    assert len(tries) == 5
+    assert machine.sleeps.count(60) == 4
+
+
 def test_a_failing_step_reaches_notify_then_fails(machine: Machine) -> None:
     with machine.lake.lock("etl", lease_s=60):  # held all night: every attempt is refused
         done = machine.run({"now": "2026-11-02T02:00:00Z"})

@@ -145,6 +145,8 @@ def test_the_pipeline_is_given_every_aws_setting_its_steps_read() -> None:
     env |= {k: "30" for k in given if k.endswith("_DAYS")}
     env |= {"RECS_LAKE": "s3://b/lake", "RECS_SINK": "kinesis", "RECS_TRAINER": "local"}
     env |= {"RECS_ETL_ON": "glue", "RECS_TRAIN_ON": "batch"}
+    assert given["RECS_STORE_PUBLISH"].startswith('"import"')  # a table per version on AWS
+    env |= {"RECS_STORE_PUBLISH": "import"}
     settings = PipelineSettings.from_env(env)
     assert settings.local_files_beside_aws() == []
     assert settings.notify_topic_arn == "x"  # the summary goes to SNS, not only to a log

@@ -206,3 +206,24 @@ def test_each_sizes_throttle_covers_twice_its_peak_under_the_regions_quota() -> 
     stage = blocks()[("resource", "aws_apigatewayv2_stage", "recs")]
     throttles = str(stage["default_route_settings"])
     assert "local.sizing[var.size].rate" in throttles
+
+
+def test_a_table_swap_may_make_read_and_drop_each_versions_table() -> None:
+    """RECS_STORE_PUBLISH=import makes <store>.<version> with ImportTable, encrypted with the
+    lake's key (a grant DynamoDB makes for the caller), reading the staged rows and logging
+    as the caller; the API reads those tables, and an old one is deleted."""
+    tables = "${aws_dynamodb_table.online_store.arn}.*"
+    publisher = documents()["publisher"]
+    for action in ("dynamodb:ImportTable", "dynamodb:DescribeImport", "dynamodb:DeleteTable"):
+        assert any(grants(s, action) and tables in s["resources"] for s in statements(publisher)), (
+            action
+        )
+    assert any(
+        grants(s, "logs:CreateLogGroup") and any("/aws-dynamodb/" in r for r in s["resources"])
+        for s in statements(publisher)
+    )
+    assert may_use_key([publisher], "kms:CreateGrant", "kms:DescribeKey")
+    assert any(
+        grants(s, "dynamodb:GetItem") and tables in s["resources"]
+        for s in statements(documents()["api"])
+    )
