@@ -19,28 +19,30 @@ properties, so the rest are not doubled. Events later still are caught by the we
 full-history run, whose FULL import replaces the dataset. `export.json` in the prefix says
 which kind an export is, and lists the interactions' parts.
 
-Interactions are cut into parts of at most `RECS_PERSONALIZE_PART_MB` (900 MB by default),
-split evenly at line ends, each with the header: an INCREMENTAL import job takes at most 1 GB
-(Personalize's quotas page), and a big shop's day is more. Training imports the parts one
-job after another; a FULL import reads the whole `interactions/` folder in one job (100 GB).
-DuckDB sorts within `RECS_EXPORT_MEMORY_MB` and spills the rest to a temporary folder, so the
-export's memory does not grow with the shop.
+Interactions are streamed into parts of at most `RECS_PERSONALIZE_PART_MB` (900 MB by
+default), each with the header: an INCREMENTAL import job takes at most 1 GB (Personalize's
+quotas page), and a big shop's day is more. Training imports the parts one job after
+another; a FULL import reads the whole `interactions/` folder in one job (100 GB). The disk
+holds two parts at a time, never the whole export, and DuckDB works within
+`RECS_EXPORT_MEMORY_MB` (spilling to a temporary folder), so neither grows with the shop.
+Rows come in no particular order: Personalize orders them by TIMESTAMP itself.
 """
 
 from __future__ import annotations
 
-import itertools
+import io
 import json
-import math
 import re
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, Final
 
 import duckdb
+import pyarrow as pa
+import pyarrow.csv as pacsv
 
 from etl.errors import DataQualityError
 from etl.sql import connect, reading_curated, sql_string
@@ -57,6 +59,9 @@ OLD_INTERACTIONS_FILE: Final = "interactions.csv"
 #: part, under it with room to spare.
 INCREMENTAL_JOB_BYTES: Final = 10**9
 PART_BYTES: Final = 900 * 10**6
+#: The largest part asked for: a last part under an import job's 1,000 rows joins the one
+#: before it, and 10 MB leaves room for it.
+MAX_PART_BYTES: Final = 990 * 10**6
 
 # Personalize's documented minimums and quotas (docs: "Amazon Personalize endpoints and
 # quotas", and "Choosing a use case" for the minimums).
@@ -211,14 +216,17 @@ def export_personalize(
     was an import and that leaves at least Personalize's minimum of rows for an import job;
     otherwise the export is whole. Interactions are cut into parts of at most `part_bytes`;
     DuckDB works within `memory_mb` and spills the rest to disk."""
-    if part_bytes > INCREMENTAL_JOB_BYTES:
+    if part_bytes > MAX_PART_BYTES:
         raise DataQualityError(
-            f"a part of {part_bytes:,} bytes is over the {INCREMENTAL_JOB_BYTES:,} bytes one "
-            "INCREMENTAL import job takes; set RECS_PERSONALIZE_PART_MB to 1000 or less"
+            f"a part of {part_bytes:,} bytes leaves no room under the {INCREMENTAL_JOB_BYTES:,} "
+            "bytes one INCREMENTAL import job takes (a short last part joins the one before "
+            "it); set RECS_PERSONALIZE_PART_MB to 990 or less"
         )
     run = run or datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     con = connect(lake)
     con.execute(f"SET memory_limit = '{int(memory_mb)}MB'")
+    # Personalize reads rows in any order: DuckDB need not hold any back to keep one.
+    con.execute("SET preserve_insertion_order = false")
     with reading_curated(lake):
         report = ExportReport(prefix=f"{EXPORTS}/{run}")
         since = imported_through(lake) if incremental else None  # again: its late events
@@ -235,42 +243,66 @@ def export_personalize(
         return _export(lake, con, report, incremental_rows=new, part_bytes=part_bytes)
 
 
-def split_csv(source: Path, folder: Path, *, max_bytes: int, min_rows: int) -> Iterator[Path]:
-    """Cut a CSV with a header line into `part-00000.csv`, ... in `folder`: as few parts as
-    keep each within `max_bytes`, as even as line ends allow, each starting with the header.
-    Each part is yielded once written, so the caller can move it away before the next. No
-    part is cut below `min_rows` lines on average (an import job's minimum), which wins
-    over `max_bytes` only for a part size too small to be real."""
+def _csv_rows(batch: pa.RecordBatch) -> bytes:
+    """A batch as CSV lines: bare values, as DuckDB writes them, unless one holds a comma,
+    quote or line end; then the batch's strings are quoted."""
+    sink = io.BytesIO()
+    try:
+        pacsv.write_csv(batch, sink, pacsv.WriteOptions(include_header=False, quoting_style="none"))
+    except pa.ArrowInvalid:
+        sink = io.BytesIO()
+        options = pacsv.WriteOptions(include_header=False, quoting_style="needed")
+        pacsv.write_csv(batch, sink, options)
+    return sink.getvalue()
+
+
+def write_parts(
+    batches: Iterable[pa.RecordBatch],
+    columns: list[str],
+    folder: Path,
+    *,
+    max_bytes: int,
+    min_rows: int,
+) -> Iterator[tuple[Path, int, int]]:
+    """CSV parts `part-00000.csv`, ... in `folder`, each with the header, filled in order up
+    to `max_bytes`. A part closes only once it holds `min_rows` (an import job's minimum,
+    which wins over a part size too small to be real), and a last part under `min_rows`
+    joins the one before it. Yields each part's path, rows and bytes once the part after it
+    has begun, so the caller can move it away: the disk holds two parts at most, never the
+    whole export."""
     folder.mkdir(parents=True, exist_ok=True)
-    size = source.stat().st_size
-    with source.open("rb") as f:
-        header = f.readline()
-        body = size - len(header)
-        rows = sum(chunk.count(b"\n") for chunk in iter(lambda: f.read(1 << 24), b""))
-        most = max(1, rows // max(1, min_rows))
-        count = min(most, max(1, math.ceil(body / max(1, max_bytes - len(header)))))
-        while True:
-            cuts = [len(header)]
-            for i in range(1, count):
-                f.seek(len(header) + body * i // count)
-                f.readline()  # to the end of the line that offset falls in
-                cuts.append(max(f.tell(), cuts[-1]))
-            cuts.append(size)
-            biggest = max(end - start for start, end in itertools.pairwise(cuts))
-            if biggest + len(header) <= max_bytes or count >= most:
-                break
-            count += 1
-        for i, (start, end) in enumerate(itertools.pairwise(cuts)):
-            path = folder / f"part-{i:05d}.csv"
-            with path.open("wb") as out:
+    header = (",".join(columns) + "\n").encode()
+    held: tuple[Path, int, int] | None = None
+    path, rows, size, count = folder / "part-00000.csv", 0, len(header), 1
+    out = path.open("wb")
+    out.write(header)
+    try:
+        for batch in batches:
+            body = _csv_rows(batch)
+            if rows >= min_rows and size + len(body) > max_bytes:
+                out.close()
+                if held is not None:
+                    yield held
+                held = (path, rows, size)
+                path, rows, size = folder / f"part-{count:05d}.csv", 0, len(header)
+                count += 1
+                out = path.open("wb")
                 out.write(header)
-                f.seek(start)
-                left = end - start
-                while left > 0:
-                    chunk = f.read(min(left, 1 << 24))
-                    out.write(chunk)
-                    left -= len(chunk)
-            yield path
+            out.write(body)
+            rows, size = rows + batch.num_rows, size + len(body)
+    finally:
+        out.close()
+    if held is not None and rows < min_rows:
+        before, before_rows, before_size = held
+        with before.open("ab") as joined, path.open("rb") as tail:
+            tail.seek(len(header))
+            joined.write(tail.read())
+        path.unlink()
+        held = None
+        path, rows, size = before, before_rows + rows, before_size + size - len(header)
+    if held is not None:
+        yield held
+    yield path, rows, size
 
 
 def interaction_parts(lake: Lake, prefix: str) -> list[str]:
@@ -326,8 +358,7 @@ def _export(
     datasets = {
         "interactions": (
             "SELECT user_id AS USER_ID, item_id AS ITEM_ID, event_type AS EVENT_TYPE, "
-            f"(epoch_ms(ts) // 1000) AS TIMESTAMP FROM interactions {window}"
-            "ORDER BY ts, event_id",
+            f"(epoch_ms(ts) // 1000) AS TIMESTAMP FROM interactions {window}",
             INTERACTIONS_SCHEMA,
         ),
         "items": (
@@ -366,21 +397,24 @@ def _export(
         # An in-memory DuckDB spills to `.tmp` in the working folder, which a Lambda's is not.
         con.execute(f"SET temp_directory = {sql_string(str(Path(tmp) / 'spill'))}")
         for name, (query, schema) in datasets.items():
-            path = Path(tmp) / f"{name}.csv"
-            con.execute(f"COPY ({query}) TO {sql_string(str(path))} (HEADER, DELIMITER ',')")
             if name == "interactions":
-                report.interaction_bytes = path.stat().st_size
+                # Streamed into parts: a full export of a big shop's weeks is tens of GB,
+                # more than a Lambda's 10 GB of /tmp, and never needs to be whole.
+                reader = con.sql(query).to_arrow_reader(min(100_000, max(100, part_bytes // 2000)))
+                columns = [f["name"] for f in schema["fields"]]
                 folder = Path(tmp) / INTERACTIONS_FOLDER
-                for part in split_csv(
-                    path, folder, max_bytes=part_bytes, min_rows=MIN_INTERACTIONS
+                for part, _rows, size in write_parts(
+                    reader, columns, folder, max_bytes=part_bytes, min_rows=MIN_INTERACTIONS
                 ):
                     relative = f"{INTERACTIONS_FOLDER}/{part.name}"
                     lake.upload(f"{report.prefix}/{relative}", part)
                     report.interaction_parts.append(relative)
+                    report.interaction_bytes += size
                     report.files.append(f"{report.prefix}/{relative}")
-                    part.unlink()  # /tmp holds the whole file and one part at a time
-                path.unlink()
+                    part.unlink()
             else:
+                path = Path(tmp) / f"{name}.csv"
+                con.execute(f"COPY ({query}) TO {sql_string(str(path))} (HEADER, DELIMITER ',')")
                 lake.upload(f"{report.prefix}/{name}.csv", path)
                 report.files.append(f"{report.prefix}/{name}.csv")
             lake.write_bytes(

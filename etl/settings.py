@@ -20,7 +20,7 @@ class EtlSettings(LakeSettings):
     personalize_part_mb: float = Field(
         900,
         gt=0,
-        le=1000,
+        le=990,
         description="Most MB of interactions in one Personalize import file (a job takes 1 GB)",
     )
     export_memory_mb: int = Field(

@@ -155,6 +155,7 @@ LARGE: Final = Shop(
     train_on="batch",
     athena_gb_scanned=1000,
     api_memory_gb=3.0,  # -var size=large: the catalog's item side in memory
+    pipeline_memory_gb=10.0,  # -var size=large: publish holds the version whole
 )
 #: The large shop with Amazon Personalize as its trainer (`-var personalize=true`,
 #: RECS_TRAINER=personalize): our own model is still trained (fallback, related items).

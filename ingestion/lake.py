@@ -45,7 +45,17 @@ ABANDONED_AFTER_S: Final = 3600.0
 #: The top-level folders of a lake, one per zone (DESIGN.md's layout). A folder that holds
 #: files but none of these is not a lake, and no command writes into it.
 ZONES: Final = frozenset(
-    {"raw", "curated", "quarantine", "exports", "models", "batch", "_state", "artifacts"}
+    {
+        "raw",
+        "curated",
+        "quarantine",
+        "exports",
+        "models",
+        "batch",
+        "_state",
+        "artifacts",
+        "store-import",
+    }
 )
 
 
@@ -67,6 +77,11 @@ class Lake(Protocol):
 
     def read_bytes(self, key: str) -> bytes:
         """Read a whole object; raise `FileNotFoundError` if there is none."""
+        ...
+
+    def lines(self, key: str) -> Iterator[bytes]:
+        """An object's lines, without their ends, read as they come: a file of gigabytes
+        is never held whole. Raises `FileNotFoundError` if there is none."""
         ...
 
     def exists(self, key: str) -> bool:
@@ -163,6 +178,12 @@ class LocalLake:
     def read_bytes(self, key: str) -> bytes:
         """Read one file."""
         return (self.root / _clean_key(key)).read_bytes()
+
+    def lines(self, key: str) -> Iterator[bytes]:
+        """The file's lines, read through a buffer."""
+        with (self.root / _clean_key(key)).open("rb") as handle:
+            for line in handle:
+                yield line.rstrip(b"\r\n")
 
     def exists(self, key: str) -> bool:
         """Whether the file exists."""
@@ -315,6 +336,15 @@ class S3Lake:
             raise FileNotFoundError(self.url(key)) from None
         body: bytes = response["Body"].read()
         return body
+
+    def lines(self, key: str) -> Iterator[bytes]:
+        """One GET, its body read in chunks as the lines are taken."""
+        s3 = self._s3()
+        try:
+            response = s3.get_object(Bucket=self.bucket, Key=self._key(key))
+        except s3.exceptions.NoSuchKey:
+            raise FileNotFoundError(self.url(key)) from None
+        yield from response["Body"].iter_lines(chunk_size=1 << 20, keepends=False)
 
     def exists(self, key: str) -> bool:
         """Whether a key exists (one LIST call, so no 403/404 ambiguity of HEAD)."""

@@ -9,6 +9,7 @@ previous version in the store for a rollback, dropping older ones.
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -62,14 +63,18 @@ def latest_version(lake: Lake) -> str:
 
 
 def _rows(lake: Lake, version: str, name: str, field_name: str) -> Iterator[Row]:
+    """A batch file's rows, read line by line: a big shop's is gigabytes."""
     key = f"{BATCH}/{version}/{name}.jsonl"
     try:
-        body = lake.read_bytes(key)
+        lines = lake.lines(key)
+        first = next(lines, None)
     except FileNotFoundError:
         raise ModelRejected(
             f"version {version} has no {key}; train it again with `recs train`"
         ) from None
-    for number, line in enumerate(body.splitlines(), start=1):
+    if first is None:
+        return
+    for number, line in enumerate(itertools.chain([first], lines), start=1):
         try:
             record = json.loads(line)
             output = record["output"]

@@ -421,16 +421,31 @@ class DynamoImportStore(DynamoStore):
             "BillingMode": "PAY_PER_REQUEST",
             "SSESpecification": sse,
         }
-        started = self._db().import_table(
-            ClientToken=token,
-            S3BucketSource={
-                "S3Bucket": lake.bucket,
-                "S3KeyPrefix": lake.object_key(f"{STAGING}/{version}") + "/",
-            },
-            InputFormat="DYNAMODB_JSON",
-            InputCompressionType="GZIP",
-            TableCreationParameters=creation,
-        )
+        db = self._db()
+        # ImportTable refuses a name in use, but only once the import runs, as a failed
+        # import whose clean-up would then delete a table it never made: ask first.
+        with suppress(db.exceptions.ResourceNotFoundException):
+            db.describe_table(TableName=table)
+            raise StoreError(
+                f"table {table} already exists, but this publish has no record of importing "
+                f"it ({STAGING}/{version}.json is gone): delete the table and publish again"
+            )
+        try:
+            started = db.import_table(
+                ClientToken=token,
+                S3BucketSource={
+                    "S3Bucket": lake.bucket,
+                    "S3KeyPrefix": lake.object_key(f"{STAGING}/{version}") + "/",
+                },
+                InputFormat="DYNAMODB_JSON",
+                InputCompressionType="GZIP",
+                TableCreationParameters=creation,
+            )
+        except db.exceptions.ResourceInUseException:
+            raise StoreError(
+                f"table {table} already exists, but this publish has no record of importing "
+                f"it ({STAGING}/{version}.json is gone): delete the table and publish again"
+            ) from None
         return str(started["ImportTableDescription"]["ImportArn"])
 
     def _wait(self, arn: str, table: str) -> dict[str, Any]:
@@ -451,10 +466,13 @@ class DynamoImportStore(DynamoStore):
         before the swap, has its rows deleted)."""
         table = self._tables.get(version) or self.version_table(version)
         db = self._db()
-        try:
-            db.delete_table(TableName=table)
-        except db.exceptions.ResourceNotFoundException:
+        if table == self.table:  # published as rows, beside the pointer: never this table
             super().drop_version(version, keys)
+        else:
+            try:
+                db.delete_table(TableName=table)
+            except db.exceptions.ResourceNotFoundException:
+                super().drop_version(version, keys)
         lake = self._lake()
         for key in [*lake.list(f"{STAGING}/{version}/"), f"{STAGING}/{version}.json"]:
             lake.delete(key)

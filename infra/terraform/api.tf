@@ -92,11 +92,12 @@ resource "aws_lambda_permission" "api" {
 #   medium: 5M events and 3M requests a day    -> peak  177 r/s; rate 1,000
 #   large:  50M events and 50M requests a day  -> peak 2,922 r/s; rate 6,000
 # The API Lambda's memory grows with the catalog it holds (the item side of a version; users'
-# histories come from the store): `python -m benchmarks.big_shop` measures it.
+# histories come from the store); the pipeline Lambda's with the version publish loads whole
+# (for the users' profile rows): `python -m benchmarks.big_shop` measures both.
 locals {
   sizing = {
-    small  = { rate = 500, burst = 1000, api_memory = 1024 }
-    medium = { rate = 1000, burst = 2000, api_memory = 1024 }
-    large  = { rate = 6000, burst = 5000, api_memory = 3072 }
+    small  = { rate = 500, burst = 1000, api_memory = 1024, pipeline_memory = 4096 }
+    medium = { rate = 1000, burst = 2000, api_memory = 1024, pipeline_memory = 4096 }
+    large  = { rate = 6000, burst = 5000, api_memory = 3072, pipeline_memory = 10240 }
   }
 }

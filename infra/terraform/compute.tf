@@ -220,7 +220,7 @@ resource "aws_lambda_function" "pipeline" {
     entry_point = ["/lambda-entrypoint.sh"]
     command     = ["orchestration.handler.handler"]
   }
-  memory_size                    = var.pipeline_memory_mb
+  memory_size                    = coalesce(var.pipeline_memory_mb, local.sizing[var.size].pipeline_memory)
   timeout                        = 900
   reserved_concurrent_executions = var.pipeline_concurrency
   kms_key_arn                    = aws_kms_key.lake.arn

@@ -164,7 +164,8 @@ resource "aws_iam_role_policy" "scheduler" {
 }
 
 # The nightly run, and with a training window a second one on a longer schedule that trains
-# on all of history, so long cycles and slow items stay in the model. The lake's lock keeps
+# on all of history, so long cycles and slow items stay in the model (a big shop, whose
+# history does not fit one training, sets full_history_schedule = null). The lake's lock keeps
 # the two from overlapping (a second one waits, then retries).
 locals {
   schedules = merge(
@@ -175,7 +176,7 @@ locals {
         input       = { now = "<aws.scheduler.scheduled-time>" }
       }
     },
-    var.train_window_days == null ? {} : {
+    var.train_window_days == null || var.full_history_schedule == null ? {} : {
       full-history = {
         expression  = var.full_history_schedule
         description = "Start the recs pipeline on all of history (no training window)."

@@ -109,7 +109,7 @@ data "aws_iam_policy_document" "publisher" {
     # import, <table>/import/<id>, which the same pattern matches), and an old version's
     # table is deleted. AWS's guide "Requesting a table import" lists these.
     sid       = "VersionTables"
-    actions   = ["dynamodb:ImportTable", "dynamodb:DescribeImport", "dynamodb:DeleteTable"]
+    actions   = ["dynamodb:ImportTable", "dynamodb:DescribeImport", "dynamodb:DescribeTable", "dynamodb:DeleteTable"]
     resources = ["${aws_dynamodb_table.online_store.arn}.*"]
   }
   statement {

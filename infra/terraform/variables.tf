@@ -45,9 +45,9 @@ variable "pipeline_image_tag" {
 }
 
 variable "pipeline_memory_mb" {
-  description = "Memory of the pipeline Lambda, which runs every step not sent to Glue or Batch (Lambda gives CPU in proportion: 1,769 MB is one vCPU)."
+  description = "Memory of the pipeline Lambda, which runs every step not sent to Glue or Batch (Lambda gives CPU in proportion: 1,769 MB is one vCPU). Null: the size's (4,096 MB; 10,240 at large, where publish holds a version of 5 million users)."
   type        = number
-  default     = 4096
+  default     = null
 }
 
 variable "etl_on" {
@@ -125,7 +125,7 @@ variable "train_window_days" {
 }
 
 variable "full_history_schedule" {
-  description = "EventBridge Scheduler expression of the full-history run, when train_window_days is set."
+  description = "EventBridge Scheduler expression of the full-history run, when train_window_days is set; null: none (a big shop, whose whole history does not fit one training: docs/deploy.md)."
   type        = string
   default     = "cron(0 4 ? * SUN *)"
 }

@@ -139,7 +139,8 @@ def test_a_table_import_needs_what_the_import_does_as_its_caller(enforcer: Enfor
     key = boto3.client("kms").create_key()["KeyMetadata"]["Arn"]
     table = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/store.*"
     logs = f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/aws-dynamodb/*"
-    importing = {"Effect": "Allow", "Action": ["dynamodb:ImportTable", "dynamodb:DescribeImport"],
+    importing = {"Effect": "Allow", "Action": ["dynamodb:ImportTable", "dynamodb:DescribeImport",
+                                               "dynamodb:DescribeTable"],
                  "Resource": table}  # fmt: skip
     reading = {"Effect": "Allow", "Action": ["s3:GetObject", "s3:ListBucket"],
                "Resource": ["arn:aws:s3:::lake", "arn:aws:s3:::lake/store-import/*"]}  # fmt: skip

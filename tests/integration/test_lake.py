@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import boto3
 import pytest
@@ -137,3 +138,11 @@ def test_damaged_json_is_named(lake: LocalLake | S3Lake) -> None:
         read_json(lake, "models/production.json")
     with pytest.raises(FileNotFoundError):
         read_json(lake, "models/none.json")
+
+
+def test_lines_are_read_as_they_come_with_no_line_ends(lake: Any) -> None:
+    """A big shop's batch file is gigabytes: publish reads it line by line."""
+    lake.write_bytes("batch/v1/users.jsonl", b"one\ntwo\r\n\nfour\n")
+    assert list(lake.lines("batch/v1/users.jsonl")) == [b"one", b"two", b"", b"four"]
+    with pytest.raises(FileNotFoundError):
+        list(lake.lines("batch/v1/none.jsonl"))

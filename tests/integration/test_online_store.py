@@ -228,3 +228,29 @@ def test_a_staged_line_is_the_item_a_row_publish_writes(
 
     line = dynamodb_json("user", 'U"x', "v1", items, scores)
     assert json.loads(line) == {"Item": DynamoStore._item("user", 'U"x', "v1", items, scores)}
+
+
+@pytest.mark.aws
+def test_a_swap_never_deletes_a_table_it_did_not_make(aws_env: None) -> None:
+    """A version table with no record of this store importing it is left alone, and so is
+    the pointer's own table when an old version was published as rows beside it."""
+    with mock_aws():
+        db = boto3.client("dynamodb")
+        _table(db)
+        rows_store = DynamoStore("recs-online", client=db)
+        rows_store.write_version("v0", "user", [("U1", ["I1"], [1.0])])
+        rows_store.activate("v0")  # published as rows, before the swap
+        db.create_table(
+            TableName="recs-online.v1", BillingMode="PAY_PER_REQUEST",
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        )  # fmt: skip
+        store = _swap(db)
+        store.write_version("v1", "user", [("U1", ["I2"], [1.0])])
+        with pytest.raises(StoreError, match=r"recs-online\.v1 already exists"):
+            store.activate("v1")
+        assert "recs-online.v1" in db.list_tables()["TableNames"]
+        assert store.active_version() == "v0"  # the pointer names no table: rows
+        store.drop_version("v0", [("user", "U1")])
+        assert "recs-online" in db.list_tables()["TableNames"]
+        assert store.recommendations("user", "U1", "v0") is None

@@ -200,9 +200,10 @@ def test_each_sizes_throttle_covers_twice_its_peak_under_the_regions_quota() -> 
         assert 2 * peak <= rate <= 10_000, (size, peak, rate)  # API Gateway's regional quota
         assert float(sizing[size]["burst"]) <= 5_000  # the account's burst quota
     # The big-shop benchmark judges the API's model load against the large size's memory.
-    from benchmarks.big_shop import API_MEMORY_GB
+    from benchmarks.big_shop import API_MEMORY_GB, PIPELINE_MEMORY_GB
 
     assert float(sizing["large"]["api_memory"]) == API_MEMORY_GB * 1024
+    assert float(sizing["large"]["pipeline_memory"]) == PIPELINE_MEMORY_GB * 1024
     stage = blocks()[("resource", "aws_apigatewayv2_stage", "recs")]
     throttles = str(stage["default_route_settings"])
     assert "local.sizing[var.size].rate" in throttles
