@@ -23,21 +23,11 @@ from serving.store import (
     SQLiteStore,
     open_store,
 )
+from tests.conftest import create_store_table
 
 
 def _table(db: Any) -> None:
-    db.create_table(
-        TableName="recs-online",
-        KeySchema=[
-            {"AttributeName": "pk", "KeyType": "HASH"},
-            {"AttributeName": "sk", "KeyType": "RANGE"},
-        ],
-        AttributeDefinitions=[
-            {"AttributeName": "pk", "AttributeType": "S"},
-            {"AttributeName": "sk", "AttributeType": "S"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    create_store_table(db, "recs-online")
 
 
 def _swap(db: Any, **options: Any) -> DynamoImportStore:

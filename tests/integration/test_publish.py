@@ -280,6 +280,7 @@ def test_a_table_swap_publish_tried_again_waits_on_its_import(
 
     from ingestion.lake import S3Lake
     from serving.store import DynamoImportStore, PublishPending
+    from tests.conftest import create_store_table
 
     version = train(shop, now=END).version
     release = threading.Event()
@@ -287,18 +288,7 @@ def test_a_table_swap_publish_tried_again_waits_on_its_import(
     monkeypatch.setattr(TableImport, "run", lambda self: (release.wait(5), original(self)))
     with mock_aws():
         db, s3 = boto3.client("dynamodb"), boto3.client("s3")
-        db.create_table(
-            TableName="store",
-            KeySchema=[
-                {"AttributeName": "pk", "KeyType": "HASH"},
-                {"AttributeName": "sk", "KeyType": "RANGE"},
-            ],
-            AttributeDefinitions=[
-                {"AttributeName": "pk", "AttributeType": "S"},
-                {"AttributeName": "sk", "AttributeType": "S"},
-            ],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        create_store_table(db, "store")
         s3.create_bucket(Bucket="lake")
         staging = S3Lake("lake", client=s3)
         store = DynamoImportStore("store", client=db, lake=staging, wait_seconds=0)
