@@ -93,8 +93,8 @@ class Component:
 
 def build(root: Path, days: int) -> None:
     """The 1/50 shop's raw zone and catalog (not timed)."""
+    from common.lake import LocalLake
     from ingestion.generator import ShopSpec, generate_shop, write_catalog, write_raw
-    from ingestion.lake import LocalLake
 
     spec = ShopSpec(
         users=USERS, items=ITEMS, categories=50, days=days,
@@ -141,7 +141,7 @@ def staging_rate(rows: int) -> float:
     """Rows a second a table-swap publish stages (rows of 25 items, as published)."""
     import random
 
-    from ingestion.lake import S3Lake
+    from common.lake import S3Lake
     from serving.store import DynamoImportStore
 
     store = DynamoImportStore("store", lake=S3Lake("lake", client=_S3()))  # type: ignore[arg-type]
@@ -159,7 +159,7 @@ def staging_rate(rows: int) -> float:
 
 def model_load(lake: str, version: str, users: str) -> None:
     """What the API does at a cold start (run in its own process by `measure`)."""
-    from ingestion.lake import open_lake
+    from common.lake import open_lake
     from training.published import PublishedModel
 
     PublishedModel.load(open_lake(lake), version, "store" if users == "store" else "lake")
@@ -198,9 +198,10 @@ def run(days: int) -> list[Component]:
         )
         # Imported here: the model-load children import this module, and DuckDB is not the
         # API's to carry.
+        from common.layout import PERSONALIZE_EXPORTS
         from etl.personalize import PART_BYTES
 
-        described = json.loads((lake / "exports/personalize/big/export.json").read_text())
+        described = json.loads((lake / PERSONALIZE_EXPORTS / "big" / "export.json").read_text())
         day = described["interaction_bytes"] / days * FRACTION
         jobs = math.ceil(day / PART_BYTES)
         per_day_min = export.seconds / days * FRACTION / 60
@@ -219,7 +220,7 @@ def run(days: int) -> list[Component]:
             if (lake / "models" / "production.json").exists()
             else sorted(p.name for p in (lake / "models").iterdir() if p.is_dir())[-1]
         )
-        bare = "import training.published, ingestion.lake"  # what any load starts from
+        bare = "import training.published, common.lake"  # what any load starts from
         fixed = measure([sys.executable, "-c", bare]).rss_mb
         for users, what in (("lake", "whole version"), ("store", "item side only")):
             code = (

@@ -18,8 +18,8 @@ from pathlib import Path
 
 from benchmarks.child import peak_rss_mb, run_child
 from benchmarks.foundation import Row
+from common.lake import LocalLake
 from ingestion.generator import ShopSpec, generate_shop, write_raw
-from ingestion.lake import LocalLake
 
 END = datetime(2026, 11, 1, tzinfo=UTC)
 

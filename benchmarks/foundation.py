@@ -20,9 +20,9 @@ from pathlib import Path
 import duckdb
 import numpy as np
 
-from ingestion.contract import parse_event
+from common.contract import parse_event
+from common.lake import LocalLake
 from ingestion.generator import ShopSpec, event_lines, generate_shop, write_raw
-from ingestion.lake import LocalLake
 from ingestion.raw import DEFAULT_COMPRESSLEVEL, HOUR_MS, gzip_bytes, join_lines
 from ingestion.sinks import BufferHints, EventLog, LocalSink
 

@@ -66,7 +66,7 @@ from benchmarks.related import K as RELATED_K
 from benchmarks.related import peers as related_peers
 from benchmarks.related import queries as related_queries
 from benchmarks.related import scored as related_scored
-from ingestion.contract import EVENT_TYPES, parse_event
+from common.contract import EVENT_TYPES, parse_event
 from ingestion.generator import ShopSpec, generate_shop
 from training.data import Interactions, Split, unseen_truth
 from training.metrics import evaluate
@@ -268,9 +268,9 @@ def _truth(log: Interactions, after: pa.Table) -> tuple[npt.NDArray[np.int64], s
 
 def serve(data: DataSet, root: Path) -> Served:
     """Import, curate, train and publish the events before the cut; ask for every user."""
+    from common.lake import LocalLake
     from etl.job import run_etl
     from ingestion.importer import import_files
-    from ingestion.lake import LocalLake
     from ingestion.sinks import EventLog
     from serving.publish import publish
     from serving.recommend import LiveModel, Recommender
@@ -358,7 +358,7 @@ def _replay(
     users: npt.NDArray[np.int64],
 ) -> tuple[float, float, int]:
     """NDCG@10 of the next item, realtime and batch-only, over the replayed events."""
-    from ingestion.lake import LocalLake
+    from common.lake import LocalLake
     from ingestion.sinks import EventLog
     from serving.recommend import LiveModel, Recommender
     from serving.store import SQLiteStore

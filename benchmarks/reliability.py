@@ -35,7 +35,8 @@ import duckdb
 
 from benchmarks.foundation import Row
 from benchmarks.serving import free_port
-from ingestion.contract import event_id_for
+from common.contract import event_id_for
+from common.layout import RAW_EVENTS
 
 RECS: Final = str(Path(sys.executable).with_name("recs"))
 END: Final = datetime(2026, 11, 1, tzinfo=UTC)
@@ -172,8 +173,8 @@ def server_kills(root: Path, events: int, kills: int, rng: random.Random) -> dic
 
 def flusher_kills(root: Path, events: int, kills: int, rng: random.Random) -> dict[str, int]:
     """Fill the local event log, then kill `recs flush` mid-way again and again."""
-    from ingestion.contract import parse_event
-    from ingestion.lake import LocalLake
+    from common.contract import parse_event
+    from common.lake import LocalLake
     from ingestion.raw import read_lines
     from ingestion.sinks import BufferHints, EventLog, LocalSink
 
@@ -216,7 +217,7 @@ def flusher_kills(root: Path, events: int, kills: int, rng: random.Random) -> di
     _run("flush", env=env)
     ids = [
         json.loads(line)["event_id"]
-        for key in lake.list("raw/events/")
+        for key in lake.list(f"{RAW_EVENTS}/")
         for line in read_lines(lake.read_bytes(key))
     ]
     return {
@@ -228,8 +229,8 @@ def flusher_kills(root: Path, events: int, kills: int, rng: random.Random) -> di
 
 
 def _generated_lake(root: Path, events: int) -> Path:
+    from common.lake import LocalLake
     from ingestion.generator import ShopSpec, generate_shop, write_catalog, write_raw
-    from ingestion.lake import LocalLake
 
     lake = LocalLake(root / "source")
     shop = generate_shop(
@@ -365,9 +366,9 @@ def _raw_status(port: int, data: bytes, source: str = "127.0.0.1") -> int:
 
 def _published(root: Path) -> None:
     """A small shop, curated, trained and published: the API answers 200, not "no model"."""
+    from common.lake import LocalLake
     from etl.job import run_etl
     from ingestion.generator import ShopSpec, generate_shop, write_catalog, write_raw
-    from ingestion.lake import LocalLake
     from serving.publish import publish
     from serving.store import SQLiteStore
     from training.pipeline import train
@@ -442,7 +443,7 @@ def unloadable_version(root: Path, seconds: float = 6.0) -> dict[str, int]:
     """Requests from 4 clients while a version with a file missing is published: `recs publish
     --force` must refuse it, and a store that names it anyway must leave the version loaded
     answering."""
-    from ingestion.lake import LocalLake
+    from common.lake import LocalLake
     from serving.store import SQLiteStore
     from training.pipeline import train
 
@@ -506,8 +507,8 @@ def late_resume(root: Path, late: int = 500) -> dict[str, int]:
     """A night that fails at its etl step, events acknowledged an hour later, then `recs
     pipeline run --resume`: before, the resumed ETL used the run's clock and quarantined
     them as "in the future"."""
+    from common.lake import LocalLake
     from ingestion.generator import ShopSpec, generate_shop, write_catalog, write_raw
-    from ingestion.lake import LocalLake
 
     lake = LocalLake(root / "lake")
     shop = generate_shop(

@@ -40,9 +40,9 @@ RECS: Final = str(Path(sys.executable).with_name("recs"))
 
 def build_lake(root: Path, n_events: int) -> dict[str, int]:
     """Generate the shop, write its raw zone and curate it, as `make demo` does at scale."""
+    from common.lake import LocalLake
     from etl.job import run_etl
     from ingestion.generator import ShopSpec, generate_shop, write_catalog, write_raw
-    from ingestion.lake import LocalLake
 
     lake = LocalLake(root)
     spec = ShopSpec(

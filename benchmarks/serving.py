@@ -42,9 +42,9 @@ def free_port() -> int:
 
 
 def _publish_shop(root: Path, events: int) -> dict[str, Any]:
+    from common.lake import LocalLake
     from etl.job import run_etl
     from ingestion.generator import ShopSpec, generate_shop, write_catalog, write_raw
-    from ingestion.lake import LocalLake
     from serving.publish import publish
     from serving.store import SQLiteStore
     from training.pipeline import train

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Final, Self, get_args
 
-from pydantic import AliasChoices, ValidationError
+from pydantic import AliasChoices, Field, ValidationError
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
@@ -295,3 +295,15 @@ def unknown_keys(config: SettingsFile) -> list[str]:
         for key in _names(name, field)
     }
     return sorted(set(config.values) - known)
+
+
+#: Where a lake is when no setting says.
+DEFAULT_LAKE: Final = "./lake"
+
+
+class LakeSettings(RecsSettings):
+    """Where the lake is: every command reads or writes it."""
+
+    lake: str = Field(
+        DEFAULT_LAKE, min_length=1, description="Lake root: a folder or s3://bucket/prefix"
+    )

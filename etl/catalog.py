@@ -19,12 +19,13 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from pydantic import BaseModel
 
+from common.contract import epoch_ms, loads_untrusted, parse_item, parse_user
+from common.errors import InvalidRecord, Problem
+from common.lake import Lake, damaged, read_json
+from common.layout import RAW_CATALOG
 from etl.events import Rejected
 from etl.schema import ITEMS_TABLE, PARQUET_OPTIONS, USERS_TABLE, Table
-from ingestion.contract import epoch_ms, loads_untrusted, parse_item, parse_user
-from ingestion.errors import InvalidRecord, Problem
-from ingestion.lake import Lake, damaged, read_json
-from ingestion.raw import CATALOG_MANIFEST, RAW_CATALOG, read_lines
+from ingestion.raw import CATALOG_MANIFEST, read_lines
 
 
 def complete_dumps(lake: Lake, after: str | None) -> list[str]:

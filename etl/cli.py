@@ -9,9 +9,9 @@ from datetime import date
 import click
 
 from common.cli import CommandFailed, console, fails_cleanly, out, progress_bar, with_settings
+from common.lake import lake_for_reading
+from common.settings import LakeSettings
 from etl.settings import EtlSettings
-from ingestion.lake import lake_for_reading
-from ingestion.settings import LakeSettings
 
 
 def _day(_ctx: click.Context, _param: click.Parameter, value: str | None) -> date | None:

@@ -28,8 +28,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pj
 
-from etl.schema import INTERACTIONS_TABLE
-from ingestion.contract import (
+from common.contract import (
     EARLIEST_HISTORY_TS,
     EARLIEST_TS,
     EVENT_TYPES,
@@ -40,7 +39,8 @@ from ingestion.contract import (
     epoch_ms,
     parse_stored_event,
 )
-from ingestion.errors import InvalidEvent, Problem
+from common.errors import InvalidEvent, Problem
+from etl.schema import INTERACTIONS_TABLE
 from ingestion.raw import GZIP_MAGIC
 
 #: (lake name, other spelling) of each field that has two.

@@ -16,9 +16,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from common.lake import S3Lake
 from etl.errors import GlueDatabaseMissing
 from etl.schema import INTERACTIONS_TABLE, PARQUET_OPTIONS, TABLES
-from ingestion.lake import S3Lake
 
 if TYPE_CHECKING:
     import boto3

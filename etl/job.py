@@ -30,6 +30,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from common.contract import format_ts
+from common.lake import Lake
+from common.layout import QUARANTINE_CATALOG, QUARANTINE_EVENTS, RAW_EVENTS
 from etl import state
 from etl.catalog import complete_dumps, curate_catalog, curated_key, parquet_bytes
 from etl.events import RawObject, ReadResult, Rejected, decompress, read_events
@@ -37,12 +40,8 @@ from etl.glue import GlueCatalog
 from etl.schema import INTERACTIONS_TABLE, ITEMS_TABLE, PARQUET_OPTIONS, USERS_TABLE
 from etl.schema import partition_prefix as interactions_partition
 from etl.state import Bookmark
-from ingestion.contract import format_ts
-from ingestion.lake import Lake
-from ingestion.raw import RAW_EVENT_KEY, RAW_EVENTS, is_history
+from ingestion.raw import RAW_EVENT_KEY, is_history
 
-QUARANTINE_EVENTS: Final = "quarantine/events"
-QUARANTINE_CATALOG: Final = "quarantine/catalog"
 #: Decompressed JSON per batch, about 500k events. Smaller batches pipeline better with the
 #: writer threads; 96 MB ran fastest on 2 cores (48: 10% slower, 192: 8% slower, more memory).
 DEFAULT_BATCH_BYTES: Final = 96 << 20

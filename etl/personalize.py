@@ -44,13 +44,14 @@ import duckdb
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
+from common.lake import Lake
+from common.layout import PERSONALIZE_EXPORTS, PERSONALIZE_IMPORTED
 from etl.errors import DataQualityError
 from etl.sql import connect, reading_curated, sql_string
-from ingestion.lake import Lake
 
-EXPORTS: Final = "exports/personalize"
+EXPORTS: Final = PERSONALIZE_EXPORTS
 #: The last day of interactions Personalize has imported (written by training).
-IMPORTED: Final = "_state/personalize/imported.json"
+IMPORTED: Final = PERSONALIZE_IMPORTED
 NAMESPACE: Final = "com.amazonaws.personalize.schema"
 #: The folder of interaction parts in an export, and the single file of exports before it.
 INTERACTIONS_FOLDER: Final = "interactions"

@@ -12,7 +12,8 @@ from typing import Final
 
 import pyarrow as pa
 
-CURATED: Final = "curated"
+from common.layout import CURATED
+
 INTERACTIONS: Final = "interactions"
 ITEMS: Final = "items"
 USERS: Final = "users"

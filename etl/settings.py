@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field, field_validator
 
-from ingestion.settings import LakeSettings
+from common.settings import LakeSettings
 
 
 class EtlSettings(LakeSettings):

@@ -16,10 +16,10 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 import pyarrow as pa
 
+from common.lake import Lake, LocalLake, S3Lake
 from etl.catalog import curated_key
 from etl.errors import CuratedZoneEmpty, CuratedZoneUnreadable
 from etl.schema import INTERACTIONS_TABLE, ITEMS_TABLE, PARTITION, USERS_TABLE
-from ingestion.lake import Lake, LocalLake, S3Lake
 
 if TYPE_CHECKING:
     import boto3

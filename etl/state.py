@@ -24,10 +24,11 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from common.lake import Lake, damaged
+from common.layout import ETL_STATE
 from etl.errors import EtlError, StateConflict
-from ingestion.lake import Lake, damaged
 
-STATE: Final = "_state/etl"
+STATE: Final = ETL_STATE
 BOOKMARK: Final = f"{STATE}/bookmark.json"
 STAGING: Final = f"{STATE}/staging"
 RUNS: Final = f"{STATE}/runs"

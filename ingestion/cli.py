@@ -17,10 +17,11 @@ from typing import Any
 import click
 
 from common.cli import console, fails_cleanly, out, progress_bar, with_settings
-from ingestion.contract import Event, json_schemas, parse_event
-from ingestion.errors import InvalidEvent
-from ingestion.lake import lake_for_writing
-from ingestion.settings import IngestionSettings, LakeSettings
+from common.contract import Event, json_schemas, parse_event
+from common.errors import InvalidEvent
+from common.lake import lake_for_writing
+from common.settings import LakeSettings
+from ingestion.settings import IngestionSettings
 from ingestion.sinks import LocalSink, make_sink
 
 

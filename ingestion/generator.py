@@ -30,8 +30,8 @@ from typing import Any, Final
 import numpy as np
 import numpy.typing as npt
 
-from ingestion.contract import EVENT_TYPES, Event, format_ts, parse_event
-from ingestion.lake import Lake
+from common.contract import EVENT_TYPES, Event, format_ts, parse_event
+from common.lake import Lake
 from ingestion.raw import HOUR_MS, RawEventWriter, WriteReport, write_catalog_dump
 from ingestion.sinks import EventSink
 

@@ -19,11 +19,11 @@ from typing import TYPE_CHECKING, Any, Final, Protocol
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import Field
 
+from common.contract import Event, epoch_ms, parse_stored_event
 from common.dynamodb import BATCH_SIZE, batch_write
-from common.errors import UnprocessedWrites
+from common.errors import InvalidEvent, UnprocessedWrites
 from common.settings import RecsSettings
-from ingestion.contract import Event, epoch_ms, parse_stored_event
-from ingestion.errors import DeliveryFailed, HistoryUnavailable, InvalidEvent
+from ingestion.errors import DeliveryFailed, HistoryUnavailable
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient

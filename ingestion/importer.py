@@ -43,18 +43,13 @@ from typing import IO, Any, BinaryIO, Final, cast
 import numpy as np
 import numpy.typing as npt
 
-from ingestion.contract import EVENT_TYPES, epoch_ms, parse_event, parse_item, parse_user
-from ingestion.errors import IngestionError, InvalidRecord, Problem
-from ingestion.lake import Lake
-from ingestion.raw import (
-    HISTORY_STREAM,
-    HOUR_MS,
-    RawEventWriter,
-    join_lines,
-    write_catalog_dump,
-)
+from common.contract import EVENT_TYPES, epoch_ms, parse_event, parse_item, parse_user
+from common.errors import InvalidRecord, Problem
+from common.lake import Lake
+from common.layout import QUARANTINE_IMPORT
+from ingestion.errors import IngestionError
+from ingestion.raw import HISTORY_STREAM, HOUR_MS, RawEventWriter, join_lines, write_catalog_dump
 
-QUARANTINE_IMPORT: Final = "quarantine/import"
 _ROW_NAMESPACE: Final = uuid.UUID("3c2b1a7e-2d4f-4b5e-8f61-7a9c0d1e2f3a")
 _REJECTS_PER_PART: Final = 100_000
 #: Problems kept per file for the summary; every refused row is in the quarantine.

@@ -22,10 +22,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from ingestion.lake import Lake
+from common.lake import Lake
+from common.layout import RAW_CATALOG, RAW_EVENTS
 
-RAW_EVENTS: Final = "raw/events"
-RAW_CATALOG: Final = "raw/catalog"
 CATALOG_MANIFEST: Final = "_manifest.json"
 STREAM_VERSION: Final = 1
 HOUR_MS: Final = 3_600_000

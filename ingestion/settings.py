@@ -8,22 +8,13 @@ beats recs.toml). The AWS endpoint is not ours to read: boto3 honours `AWS_ENDPO
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Final, Literal, Self
+from typing import Literal, Self
 
 from pydantic import Field, model_validator
 
-from common.settings import RecsSettings
+from common.settings import LakeSettings
 
 SinkKind = Literal["local", "kinesis", "firehose"]
-DEFAULT_LAKE: Final = "./lake"
-
-
-class LakeSettings(RecsSettings):
-    """Where the lake is: every command reads or writes it."""
-
-    lake: str = Field(
-        DEFAULT_LAKE, min_length=1, description="Lake root: a folder or s3://bucket/prefix"
-    )
 
 
 class IngestionSettings(LakeSettings):

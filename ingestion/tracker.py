@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, Final
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from ingestion.contract import Event
+from common.contract import Event
 
 if TYPE_CHECKING:
     from mypy_boto3_personalize_events import PersonalizeEventsClient

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import click
 
 from common.cli import CommandFailed, clock, fails_cleanly, out, say, with_settings
-from ingestion.lake import lake_for_reading, lake_for_writing
+from common.lake import lake_for_reading, lake_for_writing
 from orchestration.settings import PipelineSettings
 from serving.settings import StoreSettings
 
@@ -257,8 +257,8 @@ def rollback_command(settings: StoreSettings) -> None:
     \b
     Example: recs models rollback
     """
-    from ingestion.lake import read_json
-    from training.artifacts import PRODUCTION
+    from common.lake import read_json
+    from common.layout import PRODUCTION
 
     try:
         history = read_json(lake_for_reading(settings.lake), PRODUCTION).get("history", [])

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from ingestion.lake import open_lake
+from common.lake import open_lake
 
 logger = logging.getLogger(__name__)
 

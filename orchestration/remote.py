@@ -54,7 +54,7 @@ def _settings_from(args: Sequence[str]) -> list[str]:
 
 def main(argv: Sequence[str] | None = None, sleep: Callable[[float], None] = time.sleep) -> int:
     """Run the named step of the named run; the exit status says how it went."""
-    from ingestion.lake import open_lake
+    from common.lake import open_lake
     from orchestration.runner import ATTEMPTS, run_one
     from orchestration.settings import PipelineSettings
 

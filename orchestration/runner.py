@@ -14,10 +14,11 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Final
 
+from common.contract import format_ts
 from common.errors import RecsError
+from common.lake import Lake
+from common.layout import RUNS
 from common.progress import Progress, quiet
-from ingestion.contract import format_ts
-from ingestion.lake import Lake
 from orchestration.runs import PIPELINE_LOCK, Runner, RunRecord, StepRecord, new_run, resumable
 from orchestration.settings import PipelineSettings
 from orchestration.steps import Context, Step, StepSkipped, steps_for
@@ -129,7 +130,7 @@ def run_pipeline(
                 save()
                 raise PipelineFailed(
                     f"step {step.name} failed ({mine.error}); the run record is "
-                    f"_state/runs/{record.run_id}.json. Fix the cause and run "
+                    f"{RUNS}/{record.run_id}.json. Fix the cause and run "
                     "`recs pipeline run --resume`"
                 )
         record.status = "succeeded"

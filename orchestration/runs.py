@@ -12,11 +12,11 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final, Literal
 
+from common.contract import format_ts
 from common.errors import RecsError
-from ingestion.contract import format_ts
-from ingestion.lake import Lake, damaged, read_json
+from common.lake import Lake, damaged, read_json
+from common.layout import RUNS
 
-RUNS: Final = "_state/runs"
 StepStatus = Literal["pending", "running", "succeeded", "skipped", "failed"]
 #: "killed" is never stored: it is what a "running" record of the local runner is when no
 #: process holds the pipeline's lock (`shown_status`).

@@ -23,8 +23,8 @@ from datetime import datetime
 from typing import Any, Final
 
 from common.errors import RecsError
+from common.lake import Lake
 from common.progress import Progress
-from ingestion.lake import Lake
 from orchestration.runs import RunRecord
 from orchestration.settings import PipelineSettings
 

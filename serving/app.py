@@ -38,7 +38,7 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 )
 from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePersistenceLayer
 
-from ingestion.contract import (
+from common.contract import (
     MAX_ID_LENGTH,
     Event,
     check_id,
@@ -46,7 +46,8 @@ from ingestion.contract import (
     loads_untrusted,
     parse_event,
 )
-from ingestion.errors import DeliveryFailed, HistoryUnavailable, InvalidEvent
+from common.errors import InvalidEvent
+from ingestion.errors import DeliveryFailed, HistoryUnavailable
 from ingestion.sinks import EventSink
 from serving.errors import ModelUnavailable, StoreError
 from serving.precheck import internal_error, refuse

@@ -10,8 +10,8 @@ from typing import Final
 import click
 
 from common.cli import FLAGS_KEY, fails_cleanly, out, say, with_settings
+from common.lake import lake_for_reading
 from common.settings import variable
-from ingestion.lake import lake_for_reading
 from serving.limits import LOG_FILE_VARIABLE, GuardedHttpToolsProtocol, ServerLimits
 from serving.settings import ServingSettings, StoreSettings
 from serving.store import open_store

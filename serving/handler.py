@@ -11,8 +11,8 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePersistenceLayer
 
+from common.lake import open_lake
 from ingestion.history import DynamoHistory, RecentHistory
-from ingestion.lake import open_lake
 from ingestion.sinks import EventSink, LocalSink, make_sink
 from serving.app import Handler, Services, build_app, make_handler
 from serving.idempotency import SQLitePersistenceLayer

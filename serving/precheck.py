@@ -16,7 +16,7 @@ from collections.abc import Collection, Iterable, Mapping
 from http import HTTPStatus
 from typing import Any, Final
 
-from ingestion.contract import MAX_EVENT_BYTES
+from common.contract import MAX_EVENT_BYTES
 from serving.shapes import DOCS_PATH, INTERNAL_ERROR, MAX_BATCH, MAX_BODY_BYTES
 
 #: Paths a client needs no API key for: a load balancer's health check, and the docs.

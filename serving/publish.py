@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
 
+from common.contract import format_ts
+from common.lake import Lake, damaged, read_json
+from common.layout import BATCH, MODELS, PRODUCTION
 from common.progress import Progress, quiet
-from ingestion.contract import format_ts
-from ingestion.lake import Lake, damaged, read_json
 from serving.store import OnlineStore, Row
-from training.artifacts import BATCH, MODELS, PRODUCTION
 from training.errors import ModelRejected, ModelUnreadable
 from training.published import PublishedModel
 

@@ -32,8 +32,8 @@ from typing import Final, Literal
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from common.lake import Lake
 from ingestion.history import RecentEvent, RecentHistory
-from ingestion.lake import Lake
 from serving.errors import ModelUnavailable
 from serving.store import OnlineStore
 from training.blend import UserHistory

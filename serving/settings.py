@@ -11,7 +11,8 @@ from typing import Annotated, Any, Final, Literal, Self
 from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import NoDecode
 
-from ingestion.settings import IngestionSettings, LakeSettings
+from common.settings import LakeSettings
+from ingestion.settings import IngestionSettings
 from serving.store import DEFAULT_STORE
 
 DEFAULT_IDEMPOTENCY_STORE: Final = "./var/idempotency.sqlite3"

@@ -13,7 +13,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Que
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from pydantic import BaseModel, Field
 
-from ingestion.contract import ID_PATTERN, MAX_EVENT_BYTES, MAX_ID_LENGTH
+from common.contract import ID_PATTERN, MAX_EVENT_BYTES, MAX_ID_LENGTH
 from serving.recommend import SOURCES
 
 API_VERSION: Final = "1.0.0"

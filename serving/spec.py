@@ -13,8 +13,8 @@ from typing import Any, Final
 import yaml
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
 
-from ingestion.contract import Event
-from ingestion.lake import LocalLake
+from common.contract import Event
+from common.lake import LocalLake
 from ingestion.sinks import EventLog, LocalSink
 from serving.app import Services, build_app
 from serving.idempotency import SQLitePersistenceLayer

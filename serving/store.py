@@ -33,8 +33,9 @@ from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from common.dynamodb import batch_write, client_config
 from common.errors import SettingsError, UnprocessedWrites
+from common.lake import Lake, S3Lake
+from common.layout import STORE_IMPORT
 from common.sqlite import ThreadConnections
-from ingestion.lake import Lake, S3Lake
 from serving.errors import ServingError, StoreError
 
 if TYPE_CHECKING:
@@ -293,7 +294,7 @@ def dynamodb_json(kind: str, key: str, version: str, items: list[str], scores: l
 
 #: Where a table swap stages each version's rows in the lake: `<STAGING>/<version>/` (read
 #: whole by ImportTable, so nothing else is put there) and `<STAGING>/<version>.json`.
-STAGING: Final = "store-import"
+STAGING: Final = STORE_IMPORT
 #: Rows in one staged file (about 15 MB of gzipped DynamoDB JSON at 25 items a row).
 ROWS_PER_FILE: Final = 100_000
 

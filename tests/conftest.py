@@ -14,7 +14,7 @@ import pytest
 from moto import mock_aws
 from moto.server import ThreadedMotoServer
 
-from ingestion.lake import LocalLake, S3Lake
+from common.lake import LocalLake, S3Lake
 
 EVENTS_DIR = Path(__file__).parent / "events"
 

@@ -12,9 +12,10 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from common.lake import Lake
+from common.layout import LOCKS
 from etl.schema import INTERACTIONS_TABLE
 from ingestion.generator import ShopSpec, generate_shop, write_catalog, write_raw
-from ingestion.lake import LOCKS, Lake
 from ingestion.raw import event_object_key, gzip_bytes, read_lines
 
 END = datetime(2026, 11, 1, tzinfo=UTC)

@@ -11,7 +11,7 @@ from typing import Any
 
 import uvicorn
 
-from ingestion.lake import LocalLake
+from common.lake import LocalLake
 from ingestion.sinks import EventLog, LocalSink
 from serving.app import Handler, Services, build_app, make_handler
 from serving.asgi import LambdaASGI

@@ -13,13 +13,8 @@ from typing import Any, Final
 import numpy as np
 import numpy.typing as npt
 
-from ingestion.lake import Lake
+from common.lake import Lake
 
-MODELS: Final = "models"
-PRODUCTION: Final = f"{MODELS}/production.json"
-#: `batch/<version>/{users,items}.jsonl`: each version's recommendations, in Personalize's
-#: batch output format, which `recs publish` loads into the online store.
-BATCH: Final = "batch"
 #: The name, in a manifest's `metrics`, of what the version serves (the other entries are the
 #: baselines scored beside it).
 SERVED: Final = "served"

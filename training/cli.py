@@ -8,7 +8,8 @@ from typing import Final
 import click
 
 from common.cli import CommandFailed, clock, fails_cleanly, out, say, with_settings
-from ingestion.lake import lake_for_reading
+from common.lake import lake_for_reading
+from common.layout import PERSONALIZE_EXPORTS
 from training.data import DEFAULT_WEIGHTS
 from training.settings import TrainingSettings
 from training.tuning import BUDGET_S
@@ -211,7 +212,7 @@ def _train_with_personalize(
     trained = PersonalizeBackend(settings).train(
         lake,
         now=now or datetime.now(UTC),
-        export_prefix=f"exports/personalize/{export_run}",
+        export_prefix=f"{PERSONALIZE_EXPORTS}/{export_run}",
         progress=say,
     )
     manifest = read_manifest(lake, trained.version)

@@ -17,10 +17,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import scipy.sparse as sp
 
+from common.contract import EVENT_TYPES
+from common.lake import Lake
 from etl.errors import CuratedZoneEmpty
 from etl.sql import connect, reading_curated
-from ingestion.contract import EVENT_TYPES
-from ingestion.lake import Lake
 from training.blend import History
 from training.errors import NotEnoughData
 

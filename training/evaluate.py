@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 
+from common.contract import format_ts
+from common.lake import Lake, read_json
+from common.layout import MODELS
 from common.progress import Progress, quiet
-from ingestion.contract import format_ts
-from ingestion.lake import Lake, read_json
-from training.artifacts import MODELS
 from training.blend import POPULARITY
 from training.data import DEFAULT_WEIGHTS, global_split, load_events
 from training.errors import ModelNotFound

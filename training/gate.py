@@ -23,10 +23,10 @@ import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
 
+from common.contract import EVENT_TYPES
+from common.lake import Lake, damaged, read_json
+from common.layout import PRODUCTION
 from common.progress import Progress, quiet
-from ingestion.contract import EVENT_TYPES
-from ingestion.lake import Lake, damaged, read_json
-from training.artifacts import PRODUCTION
 from training.data import Interactions, Split
 from training.metrics import MIN_USERS, Paired, evaluate
 from training.published import PublishedModel

@@ -31,10 +31,11 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 from botocore.exceptions import ClientError
 
 from common.errors import SettingsError
+from common.lake import Lake, read_json
+from common.layout import BATCH, BATCH_INPUT, MODELS
 from common.progress import Progress, quiet
 from etl.personalize import OLD_INTERACTIONS_FILE, interaction_parts, mark_imported
-from ingestion.lake import Lake, read_json
-from training.artifacts import BATCH, MODELS, SERVED
+from training.artifacts import SERVED
 from training.errors import TrainingFailed, TrainingPending
 from training.settings import TrainingSettings
 
@@ -570,7 +571,7 @@ def export_schemas(lake: Lake, export_prefix: str) -> dict[str, Any]:
 
 def batch_input(lake: Lake, export_prefix: str, version: str) -> tuple[str, int]:
     """Write the batch job's input, every user of the export; return its URL and count."""
-    key = f"batch-input/{version}/users.json"
+    key = f"{BATCH_INPUT}/{version}/users.json"
     keys = interaction_parts(lake, export_prefix)
     users = sorted(set().union(*(_user_ids(lake.read_bytes(key)) for key in keys)))
     lake.write_bytes(key, "".join(json.dumps({"userId": u}) + "\n" for u in users).encode())

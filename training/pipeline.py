@@ -27,10 +27,11 @@ from typing import Any, Final, Literal
 import numpy as np
 import numpy.typing as npt
 
+from common.contract import format_ts
+from common.lake import Lake
+from common.layout import BATCH, MODELS
 from common.progress import Progress, quiet
-from ingestion.contract import format_ts
-from ingestion.lake import Lake
-from training.artifacts import BATCH, MODELS, OWN_HISTORY, SERVED, npz_bytes
+from training.artifacts import OWN_HISTORY, SERVED, npz_bytes
 from training.blend import OWN_THEN_POPULAR, POPULARITY, TRENDING, Blend, History, trending_scores
 from training.data import (
     DEFAULT_WEIGHTS,

@@ -33,10 +33,11 @@ from typing import Any, Final, Literal
 import numpy as np
 import numpy.typing as npt
 
-from ingestion.contract import epoch_ms
-from ingestion.errors import LakeError
-from ingestion.lake import Lake, read_json
-from training.artifacts import MODELS, load_arrays
+from common.contract import epoch_ms
+from common.errors import LakeError
+from common.lake import Lake, read_json
+from common.layout import MODELS
+from training.artifacts import load_arrays
 from training.blend import (
     Blend,
     History,

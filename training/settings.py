@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from ingestion.settings import LakeSettings
+from common.settings import LakeSettings
 
 
 class TrainingSettings(LakeSettings):

@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
+from common.lake import Lake
+from common.layout import MODELS
 from common.progress import Progress, quiet
-from ingestion.lake import Lake
-from training.artifacts import MODELS
 from training.errors import TrainingFailed
 from training.settings import TrainingSettings
 

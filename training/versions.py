@@ -9,8 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ingestion.lake import Lake, damaged, read_json
-from training.artifacts import MODELS, SERVED
+from common.lake import Lake, damaged, read_json
+from common.layout import MODELS
+from training.artifacts import SERVED
 from training.errors import ModelNotFound
 from training.gate import production_version
 from training.tuning import SELECT_ON

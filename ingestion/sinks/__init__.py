@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-from ingestion.contract import Event
-from ingestion.lake import open_lake
+from common.contract import Event
+from common.lake import open_lake
 from ingestion.settings import IngestionSettings
 from ingestion.sinks.aws import FirehoseSink, KinesisSink
 from ingestion.sinks.local import BufferHints, EventLog, LocalSink

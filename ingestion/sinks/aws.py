@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, ClassVar, Final, Generic, TypeVar
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from ingestion.contract import Event
+from common.contract import Event
 from ingestion.errors import DeliveryFailed
 
 if TYPE_CHECKING:

@@ -29,11 +29,11 @@ from typing import Final
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from common.contract import Event
+from common.lake import Lake
 from common.sqlite import ThreadConnections
-from ingestion.contract import Event
 from ingestion.errors import IngestionError
 from ingestion.history import RecentEvent
-from ingestion.lake import Lake
 from ingestion.raw import event_object_key, gzip_bytes, join_lines
 
 LOCAL_STREAM: Final = "recs-local"

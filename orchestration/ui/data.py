@@ -15,7 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Final, TypeVar
 
-from ingestion.lake import Lake
+from common.lake import Lake
+from common.layout import QUARANTINE
 
 #: How long a worker keeps what it read from the lake before reading it again.
 CACHE_S: Final = 30.0
@@ -158,7 +159,7 @@ def quarantine(lake: Lake, *, newest: int = 20, reasons: int = 5) -> dict[str, A
     reasons, newest first."""
     # quarantine/<zone>/<run>/...: the run id leads with its time, so it orders them.
     keys = sorted(
-        (k for k in lake.list("quarantine/") if k.endswith(".jsonl")),
+        (k for k in lake.list(f"{QUARANTINE}/") if k.endswith(".jsonl")),
         key=lambda k: (k.split("/")[2:3], k),
     )
     by_zone: Counter[str] = Counter({key.split("/")[1]: 0 for key in keys})

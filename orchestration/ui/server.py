@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Final
 from urllib.parse import parse_qs
 
-from ingestion.lake import Lake, open_lake
+from common.lake import Lake, open_lake
 from orchestration.ui import data
 from serving.asgi import App, JsonErrors, Receive, Scope, Send
 from serving.precheck import KEY_REFUSED, key_accepted

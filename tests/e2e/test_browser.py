@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from ingestion.lake import LocalLake
+from common.lake import LocalLake
 from orchestration.runner import run_pipeline
 from orchestration.settings import PipelineSettings
 from orchestration.ui.server import UiApp

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from ingestion.lake import LocalLake
+from common.lake import LocalLake
 from ingestion.raw import RAW_EVENT_KEY, read_lines
 
 RECS = str(Path(sys.executable).with_name("recs"))

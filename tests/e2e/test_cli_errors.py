@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from ingestion.lake import LocalLake
+from common.lake import LocalLake
 from orchestration.cli import recs
 from tests.etl_helpers import plant_shop
 

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from common.lake import LocalLake
 from etl.sql import connect
-from ingestion.lake import LocalLake
 from tests.conftest import free_port
 
 ROOT = Path(__file__).resolve().parents[2]

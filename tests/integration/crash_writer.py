@@ -10,8 +10,8 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from ingestion.contract import parse_event
-from ingestion.lake import LocalLake
+from common.contract import parse_event
+from common.lake import LocalLake
 from ingestion.sinks import BufferHints, EventLog, LocalSink
 
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import sqlglot
 
+from common.lake import LocalLake
 from etl.job import run_etl
 from etl.sql import VIEWS, connect
-from ingestion.lake import LocalLake
 from tests.etl_helpers import NOW, plant_shop
 
 DOC = Path(__file__).parents[2] / "docs" / "analysts.md"

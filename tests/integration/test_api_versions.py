@@ -13,7 +13,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from ingestion.lake import LocalLake
+from common.lake import LocalLake
 from serving.idempotency import LocalRequestContext
 from serving.publish import publish
 from serving.recommend import LiveModel

@@ -14,7 +14,7 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from ingestion.contract import Event
+from common.contract import Event
 from serving.app import Services
 from serving.idempotency import LocalRequestContext
 from serving.personalize import CampaignRecommender

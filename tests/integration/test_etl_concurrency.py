@@ -20,9 +20,10 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from common.errors import LakeLocked
+from common.lake import LocalLake, S3Lake
+from common.layout import LOCKS
 from etl.job import run_etl
-from ingestion.errors import LakeLocked
-from ingestion.lake import LOCKS, LocalLake, S3Lake
 from tests.etl_helpers import NOW, content, plant_shop
 
 EVENTS = 1500
@@ -140,7 +141,7 @@ def test_a_lock_left_by_a_killed_process_does_not_block_the_next_run(tmp_path: P
         [
             sys.executable,
             "-c",
-            "import sys, time; from ingestion.lake import LocalLake; "
+            "import sys, time; from common.lake import LocalLake; "
             "lock = LocalLake(__import__('pathlib').Path(sys.argv[1])).lock('etl', lease_s=1); "
             "lock.__enter__(); print('held', flush=True); time.sleep(60)",
             lake.uri,

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from common.lake import LocalLake
 from etl.job import run_etl
-from ingestion.lake import LocalLake
 from tests.etl_helpers import NOW, PLANTED_BAD, content, plant_shop
 
 

@@ -10,11 +10,11 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from common.lake import LocalLake, S3Lake
 from etl import state
 from etl.errors import StateConflict
 from etl.glue import GlueCatalog, GlueDatabaseMissing
 from etl.job import run_etl
-from ingestion.lake import LocalLake, S3Lake
 from ingestion.raw import event_object_key
 from tests.etl_helpers import GOOD, NOW, PLANTED_BAD, content, curated_rows, plant_shop, snapshot
 

@@ -17,9 +17,9 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from common.contract import Event, parse_event
 from common.dynamodb import batch_write
 from common.errors import SettingsError, UnprocessedWrites
-from ingestion.contract import Event, parse_event
 from ingestion.errors import DeliveryFailed
 from ingestion.history import DynamoHistory, RecentEvent, RecentHistory, handler
 from ingestion.sinks.local import EventLog

@@ -21,9 +21,9 @@ from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from common.contract import parse_stored_event
+from common.errors import InvalidEvent
 from etl.events import RawObject, read_events
-from ingestion.contract import parse_stored_event
-from ingestion.errors import InvalidEvent
 from ingestion.history import kinesis_events
 from orchestration.cli import recs
 from serving.app import Handler

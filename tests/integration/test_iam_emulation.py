@@ -130,7 +130,7 @@ def test_a_table_import_needs_what_the_import_does_as_its_caller(enforcer: Enfor
     """A table-swap publish: ImportTable on the version's table is not enough. The import
     reads the staged objects and logs as the caller, and the table's customer managed key
     is granted through DynamoDB (AWS's guide "Requesting a table import")."""
-    from ingestion.lake import S3Lake
+    from common.lake import S3Lake
     from serving.store import DynamoImportStore
 
     s3 = boto3.client("s3")

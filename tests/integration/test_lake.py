@@ -9,9 +9,8 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from common.errors import SettingsError
-from ingestion.errors import DamagedObject, LakeError, LakeNotFound, NotALake
-from ingestion.lake import LocalLake, S3Lake, check_lake, open_lake, read_json
+from common.errors import DamagedObject, LakeError, LakeNotFound, NotALake, SettingsError
+from common.lake import LocalLake, S3Lake, check_lake, open_lake, read_json
 
 
 def test_write_read_roundtrip_and_replace(lake: LocalLake | S3Lake) -> None:

@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from ingestion.lake import LocalLake
+from common.lake import LocalLake
 from ingestion.raw import read_lines
 from ingestion.sinks import EventLog, LocalSink
 

@@ -13,7 +13,7 @@ import pytest
 from moto import mock_aws
 
 from common.errors import SettingsError
-from ingestion.lake import LocalLake, S3Lake
+from common.lake import LocalLake, S3Lake
 from serving.errors import StoreError
 from serving.store import (
     STAGING,

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from common.lake import LocalLake
 from etl.errors import DataQualityError
 from etl.job import run_etl
 from etl.personalize import export_personalize, imported_through, mark_imported
-from ingestion.lake import LocalLake
 from tests.etl_helpers import NOW, curated_rows, plant_shop
 
 

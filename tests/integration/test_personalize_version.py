@@ -14,8 +14,8 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
+from common.lake import S3Lake
 from etl.personalize import export_personalize
-from ingestion.lake import S3Lake
 from ingestion.sinks import EventLog
 from serving.publish import publish
 from serving.recommend import LiveModel, Recommender

@@ -9,9 +9,9 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from ingestion.contract import Event
+from common.contract import Event
+from common.lake import LocalLake
 from ingestion.generator import ShopSpec, generate_shop, write_catalog, write_raw
-from ingestion.lake import LocalLake
 from ingestion.sinks import make_sink
 from ingestion.sinks.local import LocalSink
 from orchestration.commands import next_run, schedule

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from ingestion.contract import Event
-from ingestion.lake import LocalLake
+from common.contract import Event
+from common.lake import LocalLake
 from ingestion.sinks import EventLog
 from serving.recommend import LiveModel, Recommender
 from serving.store import SQLiteStore

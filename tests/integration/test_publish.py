@@ -10,15 +10,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from common.lake import LocalLake
+from common.layout import PRODUCTION
 from etl.job import run_etl
 from etl.sql import connect
-from ingestion.lake import LocalLake
 from ingestion.raw import event_object_key
 from serving.publish import publish
 from serving.store import SQLiteStore
 from tests.etl_helpers import curated_training_shop
 from training import pipeline
-from training.artifacts import PRODUCTION
 from training.errors import ModelNotFound, ModelRejected
 from training.evaluate import evaluate_version
 from training.gate import decide
@@ -278,7 +278,7 @@ def test_a_table_swap_publish_tried_again_waits_on_its_import(
     from moto import mock_aws
     from moto.dynamodb.models.table_import import TableImport
 
-    from ingestion.lake import S3Lake
+    from common.lake import S3Lake
     from serving.store import DynamoImportStore, PublishPending
     from tests.conftest import create_store_table
 

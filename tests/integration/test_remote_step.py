@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from common.lake import LocalLake
 from ingestion.generator import ShopSpec, generate_shop, write_catalog, write_raw
-from ingestion.lake import LocalLake
 from orchestration import remote
 from orchestration.runner import start_run
 from orchestration.runs import RunRecord
@@ -97,7 +97,7 @@ def test_the_etl_step_on_an_s3_lake_registers_the_new_dates_in_glue(
     import boto3
     from moto import mock_aws
 
-    from ingestion.lake import open_lake
+    from common.lake import open_lake
 
     with mock_aws():
         boto3.client("s3").create_bucket(Bucket="shop-lake")

@@ -18,8 +18,8 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from ingestion.contract import Event, parse_event
-from ingestion.lake import LocalLake, S3Lake
+from common.contract import Event, parse_event
+from common.lake import LocalLake, S3Lake
 from ingestion.raw import RAW_EVENT_KEY, read_lines
 from ingestion.sinks import EventLog, EventSink, FirehoseSink, KinesisSink, LocalSink
 

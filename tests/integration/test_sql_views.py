@@ -10,10 +10,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from common.lake import Lake, LocalLake, S3Lake
 from etl.errors import CuratedZoneEmpty
 from etl.job import run_etl
 from etl.sql import connect
-from ingestion.lake import Lake, LocalLake, S3Lake
 from ingestion.raw import event_object_key, gzip_bytes
 from tests.etl_helpers import NOW, curated_rows, plant_shop
 

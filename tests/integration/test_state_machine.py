@@ -28,10 +28,10 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from common.lake import LocalLake
 from infra.emulator import CONFIG, mend_moto, run_here
 from ingestion.generator import ShopSpec, generate_shop, write_catalog, write_raw
 from ingestion.importer import import_files
-from ingestion.lake import LocalLake
 from orchestration import handler as step_handler
 from orchestration import remote
 from orchestration.runs import RunRecord, run_ids

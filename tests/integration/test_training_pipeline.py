@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import numpy as np
 import pytest
 
-from ingestion.lake import LocalLake, S3Lake
+from common.lake import LocalLake, S3Lake
 from tests.etl_helpers import curated_training_shop
 from training.errors import NotEnoughData
 from training.metrics import METRIC_NAMES

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from ingestion.lake import LocalLake
+from common.lake import LocalLake
 from orchestration.runner import start_run
 from orchestration.settings import PipelineSettings
 from orchestration.ui.server import UiApp

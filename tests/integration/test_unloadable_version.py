@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from ingestion.lake import LocalLake
+from common.lake import LocalLake
 from serving.idempotency import LocalRequestContext
 from serving.publish import publish
 from serving.recommend import LiveModel

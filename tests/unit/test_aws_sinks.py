@@ -14,7 +14,7 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from ingestion.contract import Event, parse_event
+from common.contract import Event, parse_event
 from ingestion.errors import DeliveryFailed
 from ingestion.sinks.aws import FirehoseSink, KinesisSink, RetryPolicy, chunk_records
 

@@ -11,7 +11,7 @@ from typing import Any
 import jsonschema
 import pytest
 
-from ingestion.contract import (
+from common.contract import (
     MAX_EVENT_BYTES,
     event_id_for,
     json_schemas,
@@ -19,7 +19,7 @@ from ingestion.contract import (
     parse_item,
     parse_user,
 )
-from ingestion.errors import InvalidCatalogRecord, InvalidEvent
+from common.errors import InvalidCatalogRecord, InvalidEvent
 from tests.conftest import EVENTS_DIR, load_event
 
 NOW = datetime(2025, 8, 16, 19, 0, tzinfo=UTC)
@@ -179,10 +179,10 @@ def test_every_problem_is_reported_first_one_first() -> None:
 
 
 def test_committed_json_schemas_match_the_models() -> None:
-    folder = Path(__file__).parents[2] / "ingestion" / "schemas"
+    folder = Path(__file__).parents[2] / "common" / "schemas"
     for name, schema in json_schemas().items():
         committed = json.loads((folder / f"{name}.schema.json").read_text())
-        assert committed == schema, f"regenerate ingestion/schemas/{name}.schema.json"
+        assert committed == schema, f"regenerate common/schemas/{name}.schema.json"
 
 
 def test_json_schema_agrees_with_the_validator_on_examples() -> None:

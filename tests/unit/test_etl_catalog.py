@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from common.lake import LocalLake
 from etl.catalog import complete_dumps, curate_catalog, curated_key, parquet_bytes
 from etl.schema import ITEMS_TABLE
-from ingestion.lake import LocalLake
 from ingestion.raw import write_catalog_dump
 
 ITEM = {

@@ -11,9 +11,9 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
+from common.contract import parse_stored_event
+from common.errors import InvalidEvent, Problem
 from etl.events import MAX_QUARANTINED_BYTES, RawObject, decompress, read_events
-from ingestion.contract import parse_stored_event
-from ingestion.errors import InvalidEvent, Problem
 
 NOW = datetime(2026, 11, 1, tzinfo=UTC)
 GOOD: dict[str, Any] = {

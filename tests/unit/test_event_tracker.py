@@ -11,7 +11,7 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from ingestion.contract import Event
+from common.contract import Event
 from ingestion.tracker import MAX_EVENTS, EventTracker, TrackedSink, tracker_calls
 
 T0 = datetime(2026, 11, 2, 2, tzinfo=UTC)

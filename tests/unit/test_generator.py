@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import numpy as np
 import pytest
 
-from ingestion.contract import parse_event, parse_item, parse_user
+from common.contract import parse_event, parse_item, parse_user
 from ingestion.generator import (
     DAY_MS,
     ShopSpec,

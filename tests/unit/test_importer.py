@@ -12,16 +12,12 @@ from typing import Any
 
 import pytest
 
+from common.lake import LocalLake
+from common.layout import RAW_CATALOG
 from etl.job import run_etl
 from etl.sql import connect
-from ingestion.importer import (
-    ImportOptions,
-    InvalidImportFile,
-    import_files,
-    parse_timestamp,
-)
-from ingestion.lake import LocalLake
-from ingestion.raw import RAW_CATALOG, is_history, read_lines
+from ingestion.importer import ImportOptions, InvalidImportFile, import_files, parse_timestamp
+from ingestion.raw import is_history, read_lines
 
 NOW = datetime(2026, 11, 25, tzinfo=UTC)
 INTERACTIONS = """USER_ID,ITEM_ID,TIMESTAMP,EVENT_TYPE,EVENT_VALUE,SESSION_ID,PRICE

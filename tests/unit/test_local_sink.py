@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from ingestion.contract import Event, parse_event
-from ingestion.lake import LocalLake
+from common.contract import Event, parse_event
+from common.lake import LocalLake
 from ingestion.raw import read_lines
 from ingestion.sinks import BufferHints, EventLog, LocalSink
 

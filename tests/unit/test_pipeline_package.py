@@ -18,7 +18,7 @@ from serving.package import ROOT, _pins
 #: this test venv, such as requests.)
 STEP_MODULES = (
     "orchestration.remote", "orchestration.runner", "orchestration.steps", "etl.job",
-    "etl.glue", "ingestion.lake", "training.trainer", "serving.publish",
+    "etl.glue", "common.lake", "training.trainer", "serving.publish",
 )  # fmt: skip
 AARCH64 = 183  # ELF e_machine
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import gzip
 from datetime import UTC, datetime
 
-from ingestion.lake import LocalLake
+from common.lake import LocalLake
 from ingestion.raw import (
     HOUR_MS,
     RAW_EVENT_KEY,

@@ -29,34 +29,24 @@ from typing import TYPE_CHECKING, Any, BinaryIO, Final, Protocol
 if TYPE_CHECKING:
     from contextlib import AbstractContextManager
 
-from common.errors import SettingsError
-from ingestion.errors import DamagedObject, LakeError, LakeLocked, LakeNotFound, NotALake
+from common.errors import (
+    DamagedObject,
+    LakeError,
+    LakeLocked,
+    LakeNotFound,
+    NotALake,
+    SettingsError,
+)
+from common.layout import LOCKS, ZONES
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_s3.type_defs import CopySourceTypeDef
 
 
-#: Where lake-wide locks live: `_state/locks/<name>.lock`.
-LOCKS: Final = "_state/locks"
 #: Temporary files of a write older than this were left by a killed writer: no single write
 #: takes an hour.
 ABANDONED_AFTER_S: Final = 3600.0
-#: The top-level folders of a lake, one per zone (DESIGN.md's layout). A folder that holds
-#: files but none of these is not a lake, and no command writes into it.
-ZONES: Final = frozenset(
-    {
-        "raw",
-        "curated",
-        "quarantine",
-        "exports",
-        "models",
-        "batch",
-        "_state",
-        "artifacts",
-        "store-import",
-    }
-)
 
 
 class Lake(Protocol):

@@ -31,7 +31,7 @@ from pydantic import (
     model_validator,
 )
 
-from ingestion.errors import InvalidCatalogRecord, InvalidEvent, InvalidRecord, Problem
+from common.errors import InvalidCatalogRecord, InvalidEvent, InvalidRecord, Problem
 
 EVENT_TYPES: Final = ("view", "add_to_cart", "purchase")
 EventType = Literal["view", "add_to_cart", "purchase"]
