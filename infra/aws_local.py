@@ -12,7 +12,7 @@
      pipeline Lambda, and notify to SNS;
    - the API's Lambda handler (`serving.handler.handler`) answers health, personalized and
      related from DynamoDB;
-   - the Kinesis consumer's handler (`ingestion.history.handler`), invoked by the stream's
+   - the Kinesis consumer's handler (`ingestion.consumer.handler`), invoked by the stream's
      event source mapping for every record put (by `recs generate` and by the API), fills
      the history table, and a personalized answer after a posted event is realtime.
 

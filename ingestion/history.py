@@ -1,34 +1,28 @@
 """Recent history per user, for realtime recommendations: written where events enter.
 
 Locally the sink's event log answers `recent(user_id)` itself. On AWS the API puts events on
-Kinesis, and a small consumer Lambda (`handler` below) writes each one to a DynamoDB table
-keyed by user, newest first, with a TTL. Serving reads either through the same
+Kinesis, and a small consumer Lambda (`ingestion.consumer.handler`) writes each one to a
+DynamoDB table keyed by user, newest first, with a TTL. Serving reads either through the same
 `RecentHistory` protocol; `tests/integration/test_history.py` runs one suite against both.
 """
 
 from __future__ import annotations
 
-import base64
-import logging
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from itertools import islice
-from typing import TYPE_CHECKING, Any, Final, Protocol
+from typing import TYPE_CHECKING, Final, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
-from pydantic import Field
 
-from common.contract import Event, epoch_ms, parse_stored_event
-from common.dynamodb import BATCH_SIZE, batch_write
-from common.errors import InvalidEvent, UnprocessedWrites
-from common.settings import RecsSettings
+from common.contract import Event, epoch_ms
+from common.dynamodb import batch_write
+from common.errors import UnprocessedWrites
 from ingestion.errors import DeliveryFailed, HistoryUnavailable
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
-logger = logging.getLogger(__name__)
 
 #: How long the history table keeps an event (its TTL), like the local log's RECS_HISTORY_DAYS.
 DEFAULT_KEEP_DAYS: Final = 30.0
@@ -128,93 +122,3 @@ class DynamoHistory:
             RecentEvent(i["item_id"]["S"], i["event_type"]["S"], int(i["ts_ms"]["N"]))
             for i in response.get("Items", [])
         ]
-
-
-def kinesis_events(records: Iterable[Mapping[str, Any]]) -> tuple[list[Event], int]:
-    """The events in a Kinesis batch, and how many records were not valid events.
-
-    An invalid record is logged and skipped: the ETL quarantines it with its reason, and
-    retrying the batch would not make it valid.
-    """
-    events: list[Event] = []
-    invalid = 0
-    for _, found, bad in _record_events(records):
-        events.extend(found)
-        invalid += bad
-    return events, invalid
-
-
-def _record_events(
-    records: Iterable[Mapping[str, Any]],
-) -> Iterator[tuple[str, list[Event], int]]:
-    """Per Kinesis record, in stream order: its sequence number, its valid events, and how
-    many of its lines were not valid events."""
-    for record in records:
-        sequence = str(record["kinesis"].get("sequenceNumber", ""))
-        data = base64.b64decode(record["kinesis"]["data"])
-        found, invalid = [], 0
-        for line in data.splitlines():
-            if not line.strip():
-                continue
-            try:
-                found.append(parse_stored_event(line))
-            except InvalidEvent as exc:
-                invalid += 1
-                logger.warning("skipping invalid record %s: %s", sequence, exc)
-        yield sequence, found, invalid
-
-
-class HistorySettings(RecsSettings):
-    """The Kinesis consumer's one setting: the table it fills."""
-
-    history_table: str = Field(
-        min_length=1, description="DynamoDB table of recent history the Kinesis consumer fills"
-    )
-    personalize_tracking_id: str | None = Field(
-        None,
-        description="Also forward each event to this Personalize event tracker (PutEvents)",
-    )
-
-
-def handler(event: Mapping[str, Any], context: object) -> dict[str, Any]:
-    """Kinesis consumer Lambda: each event on the stream into the history table.
-
-    Its event source mapping reports partial batch failures (`ReportBatchItemFailures`):
-    events are written in stream order, in DynamoDB's batches of 25, and when a batch still
-    fails after its retries, the answer names the first record not fully written. Lambda then
-    retries from that record on, not the whole batch; rewriting an event is idempotent. With
-    a tracking id, the written events then go to the Personalize event tracker too; a
-    refused call is logged and counted, not retried through the stream (`ingestion.tracker`).
-    """
-    settings = HistorySettings.from_env()
-    history = DynamoHistory(settings.history_table)
-    invalid = 0
-
-    def in_order() -> Iterator[tuple[str, Event]]:
-        nonlocal invalid
-        for sequence, found, bad in _record_events(event.get("Records", [])):
-            invalid += bad
-            yield from ((sequence, one) for one in found)
-
-    written: list[Event] = []
-    failed: str | None = None
-    pending = in_order()
-    while chunk := list(islice(pending, BATCH_SIZE)):
-        try:
-            history.append([e for _, e in chunk])
-        except (DeliveryFailed, ClientError, BotoCoreError) as exc:
-            logger.warning("history table %s refused a batch: %s", settings.history_table, exc)
-            failed = chunk[0][0]
-            break
-        written.extend(e for _, e in chunk)
-    answer: dict[str, Any] = {
-        "written": len(written),
-        "invalid": invalid,
-        "batchItemFailures": [] if failed is None else [{"itemIdentifier": failed}],
-    }
-    if settings.personalize_tracking_id and written:
-        from ingestion.tracker import EventTracker
-
-        report = EventTracker(settings.personalize_tracking_id).forward(written)
-        answer |= {"tracked": report.sent, "tracking_failed": report.failed}
-    return answer

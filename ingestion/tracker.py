@@ -6,7 +6,7 @@ nightly training. Training creates the tracker and records its tracking id in th
 manifest (`tracking_id`); set it as `RECS_PERSONALIZE_TRACKING_ID` where events are
 forwarded from, exactly once:
 
-- on AWS with the Kinesis sink, the Kinesis consumer (`ingestion.history.handler`), which
+- on AWS with the Kinesis sink, the Kinesis consumer (`ingestion.consumer.handler`), which
   sees every event the producers and the API wrote to the stream;
 - otherwise the API itself, after its sink has acknowledged the events.
 

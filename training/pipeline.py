@@ -57,8 +57,8 @@ from training.recipes import ItemKNN, Popularity, Recipe
 from training.report import figure, markdown
 from training.scoring import rank_split, recommend_users
 from training.similar import MIN_EVENTS, MIN_SHARED, RelatedReport, related_items
-from training.trainer import version_name
 from training.tuning import BUDGET_S, SELECT_CUTOFF, SELECT_ON, Choice, choose, fresh, label
+from training.versions import version_name
 
 #: Recommendations evaluated and written per user and per item.
 K: Final = 25

@@ -16,6 +16,7 @@ from common.layout import MODELS
 from common.progress import Progress, quiet
 from training.errors import TrainingFailed
 from training.settings import TrainingSettings
+from training.versions import version_name
 
 if TYPE_CHECKING:
     from mypy_boto3_personalize import PersonalizeClient
@@ -30,11 +31,6 @@ class Trained:
 
     version: str
     chosen: str
-
-
-def version_name(now: datetime) -> str:
-    """A version's name: its training clock, to the second."""
-    return f"{now:%Y%m%dT%H%M%SZ}"
 
 
 class Trainer(Protocol):

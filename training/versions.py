@@ -7,6 +7,7 @@ A version is complete once its `manifest.json` is written. Its state is `product
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from common.lake import Lake, damaged, read_json
@@ -34,6 +35,11 @@ class Version:
     #: Replaying each user's own items, then popular, on the same holdout: the gate's bar
     #: where the version lets seen items come back (None where it does not).
     own_history_ndcg10: float | None = None
+
+
+def version_name(now: datetime) -> str:
+    """A version's name: its training clock, to the second."""
+    return f"{now:%Y%m%dT%H%M%SZ}"
 
 
 def manifest(lake: Lake, version: str) -> dict[str, Any]:

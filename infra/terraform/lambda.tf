@@ -1,6 +1,6 @@
 # The Lambdas, ARM64 on python3.12 (Amazon Linux 2023, whose glibc takes the numpy the tests
 # run): the API (serving.handler.handler) and the Kinesis consumer that fills the recent
-# history (ingestion.history.handler), both from the zip `make package` builds. The pipeline
+# history (ingestion.consumer.handler), both from the zip `make package` builds. The pipeline
 # steps' Lambda needs the training stack (scipy, implicit, pyarrow), which is past a zip's
 # limits; it comes as a container image, and pipeline.tf takes its ARN.
 
@@ -35,7 +35,7 @@ locals {
   )
   functions = {
     api      = { handler = "serving.handler.handler", memory = local.sizing[var.size].api_memory, timeout = 10, environment = local.api_environment }
-    consumer = { handler = "ingestion.history.handler", memory = 512, timeout = 60, environment = local.consumer_environment }
+    consumer = { handler = "ingestion.consumer.handler", memory = 512, timeout = 60, environment = local.consumer_environment }
   }
 }
 

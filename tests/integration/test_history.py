@@ -20,8 +20,9 @@ from moto import mock_aws
 from common.contract import Event, parse_event
 from common.dynamodb import batch_write
 from common.errors import SettingsError, UnprocessedWrites
+from ingestion.consumer import handler
 from ingestion.errors import DeliveryFailed
-from ingestion.history import DynamoHistory, RecentEvent, RecentHistory, handler
+from ingestion.history import DynamoHistory, RecentEvent, RecentHistory
 from ingestion.sinks.local import EventLog
 from tests.conftest import create_history_table, load_event
 

@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 from common.contract import parse_stored_event
 from common.errors import InvalidEvent
 from etl.events import RawObject, read_events
-from ingestion.history import kinesis_events
+from ingestion.consumer import kinesis_events
 from orchestration.cli import recs
 from serving.app import Handler
 from serving.idempotency import LocalRequestContext

@@ -24,8 +24,8 @@ from tests.etl_helpers import curated_training_shop
 from training.personalize import deploy_version
 from training.pipeline import train
 from training.settings import TrainingSettings
-from training.trainer import PersonalizeBackend, version_name
-from training.versions import describe
+from training.trainer import PersonalizeBackend
+from training.versions import describe, version_name
 
 NOW = datetime(2026, 11, 2, 2, tzinfo=UTC)
 VERSION = version_name(NOW)

@@ -22,7 +22,7 @@ CHECKOV = ROOT / ".venv-checkov" / "bin" / "checkov"
 #: Every module that declares settings.
 STAGES = (
     "ingestion.settings",
-    "ingestion.history",
+    "ingestion.consumer",
     "etl.settings",
     "training.settings",
     "serving.settings",
@@ -107,7 +107,7 @@ def test_every_lambda_handler_terraform_names_exists() -> None:
     handlers |= set(re.findall(r'command\s*=\s*\["([a-z_]+(?:\.[a-z_]+)+)"\]', _tf_files()))
     assert {
         "serving.handler.handler",
-        "ingestion.history.handler",
+        "ingestion.consumer.handler",
         "orchestration.handler.handler",
     } <= handlers
     for dotted in handlers:

@@ -14,7 +14,7 @@ import pytest
 from botocore.stub import ANY, Stubber
 from moto import mock_aws
 
-from ingestion.history import handler as consumer
+from ingestion.consumer import handler as consumer
 from ingestion.tracker import EventTracker, TrackedSink
 from serving.app import Services
 from serving.idempotency import LocalRequestContext

@@ -126,7 +126,7 @@ def test_unknown_keys_of_a_settings_file_are_found(tmp_path: Path) -> None:
 def test_the_readme_lists_every_setting_with_its_variable_and_flag() -> None:
     import orchestration.cli  # noqa: F401 - registers every stage's settings model
     from common.settings import RecsSettings, flag, variable
-    from ingestion.history import HistorySettings
+    from ingestion.consumer import HistorySettings
 
     readme = (Path(__file__).parents[2] / "README.md").read_text()
     section = readme.split("## Settings", 1)[1].split("\n## ", 1)[0]
