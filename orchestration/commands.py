@@ -213,7 +213,7 @@ def show_command(version: str, settings: StoreSettings) -> None:
     \b
     Example: recs models show 20261124T020000Z
     """
-    from training.gate import production_version
+    from training.registry import production_version
     from training.versions import describe
 
     lake = lake_for_reading(settings.lake)
@@ -257,13 +257,11 @@ def rollback_command(settings: StoreSettings) -> None:
     \b
     Example: recs models rollback
     """
-    from common.lake import read_json
-    from common.layout import PRODUCTION
+    from training.registry import ProductionPointer
 
-    try:
-        history = read_json(lake_for_reading(settings.lake), PRODUCTION).get("history", [])
-    except FileNotFoundError:
-        raise CommandFailed("nothing is in production yet; there is nothing to roll back") from None
+    history = ProductionPointer(lake_for_reading(settings.lake)).history()
+    if not history:
+        raise CommandFailed("nothing is in production yet; there is nothing to roll back")
     if len(history) < 2:
         raise CommandFailed("only one version was ever published; there is none to roll back to")
     # It was live before, approved or forced; its gate was answered then.

@@ -13,16 +13,15 @@ import itertools
 import json
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any, Final
 
-from common.contract import format_ts
-from common.lake import Lake, damaged, read_json
-from common.layout import BATCH, MODELS, PRODUCTION
+from common.lake import Lake, damaged
+from common.layout import BATCH, MODELS
 from common.progress import Progress, quiet
 from serving.store import OnlineStore, Row
-from training.errors import ModelRejected, ModelUnreadable
+from training.errors import ModelNotFound, ModelRejected, ModelUnreadable
 from training.published import PublishedModel
+from training.registry import Manifest, ProductionPointer, version_names
 
 #: Versions kept in the store: the live one and the one before it, for a rollback.
 KEEP: Final = 2
@@ -54,9 +53,7 @@ def _deploy_campaign(manifest: Mapping[str, Any], progress: Progress) -> str:
 
 def latest_version(lake: Lake) -> str:
     """The newest version with a manifest under models/."""
-    versions = sorted(
-        key.split("/")[1] for key in lake.list(f"{MODELS}/") if key.endswith("/manifest.json")
-    )
+    versions = version_names(lake)
     if not versions:
         raise ModelRejected("no trained model under models/; run `recs train` first")
     return versions[-1]
@@ -105,17 +102,16 @@ def _profiles(model: PublishedModel) -> Iterator[Row]:
 def kept_reasons(lake: Lake, version: str) -> str | None:
     """Why the gate kept a version as a candidate, or None if it approved it."""
     manifest = _manifest(lake, version)
-    if manifest.get("status") == "approved":
+    if manifest.approved:
         return None
-    return "; ".join((manifest.get("gate") or {}).get("reasons", [])) or "not approved"
+    return "; ".join(manifest.reasons) or "not approved"
 
 
-def _manifest(lake: Lake, version: str) -> dict[str, Any]:
+def _manifest(lake: Lake, version: str) -> Manifest:
     try:
-        found: dict[str, Any] = read_json(lake, f"{MODELS}/{version}/manifest.json")
-    except FileNotFoundError:
+        return Manifest.load(lake, version)
+    except ModelNotFound:
         raise ModelRejected(f"no model version {version} under {MODELS}/") from None
-    return found
 
 
 def publish(
@@ -151,10 +147,10 @@ def publish(
             model = PublishedModel.load(lake, version)
         except ModelUnreadable as exc:
             raise ModelUnreadable(f"not published, as the API could not load it: {exc}") from None
-    if manifest.get("backend") == "personalize":
+    if manifest.backend == "personalize":
         # The campaign moves first: if it fails, nothing was flipped and the store still
         # serves the old version beside the old campaign.
-        report.campaign = (deploy or _deploy_campaign)(manifest, progress)
+        report.campaign = (deploy or _deploy_campaign)(manifest.raw, progress)
     if model is not None:
         progress(f"version {version}: loading batch/{version}/users.jsonl into the online store")
         users = _rows(lake, version, "users", "userId")
@@ -172,23 +168,11 @@ def publish(
         progress(f"version {version}: its rows were written by an earlier try; switching readers")
     store.activate(version)
 
-    try:
-        history: list[str] = read_json(lake, PRODUCTION).get("history", [])
-    except FileNotFoundError:
-        history = []
-    except AttributeError:
-        raise damaged(lake, PRODUCTION, "not a JSON object") from None
-    history = [v for v in history if v != version] + [version]
-    for old in history[:-KEEP]:
+    pointer = ProductionPointer(lake)
+    kept, dropped = pointer.next_history(version, KEEP)
+    for old in dropped:
         progress(f"dropping version {old} from the online store (only {KEEP} are kept)")
         store.drop_version(old, _keys(lake, old))
         report.dropped.append(old)
-    production = {
-        "version": version,
-        "published_at": format_ts(datetime.now(UTC)),
-        "forced": force,
-        "history": history[-KEEP:],
-        **({"campaign": report.campaign} if report.campaign else {}),
-    }
-    lake.write_bytes(PRODUCTION, json.dumps(production, indent=2).encode())
+    pointer.flip(version, kept, forced=force, campaign=report.campaign)
     return report

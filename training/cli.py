@@ -200,8 +200,8 @@ def _train_with_personalize(
     from datetime import UTC
 
     from training.personalize import PersonalizeSettings
+    from training.registry import Manifest
     from training.trainer import PersonalizeBackend
-    from training.versions import manifest as read_manifest
 
     if not export_run:
         raise CommandFailed(
@@ -215,12 +215,13 @@ def _train_with_personalize(
         export_prefix=f"{PERSONALIZE_EXPORTS}/{export_run}",
         progress=say,
     )
-    manifest = read_manifest(lake, trained.version)
-    out.print(f"Personalize version {trained.version}: {manifest['personalize_users']:,} users")
-    for name, value in sorted(manifest["metrics"]["personalize"].items()):
+    manifest = Manifest.load(lake, trained.version)
+    users = manifest.raw["personalize_users"]
+    out.print(f"Personalize version {trained.version}: {users:,} users")
+    for name, value in sorted(manifest.metrics["personalize"].items()):
         out.print(f"  {name:45} {value:.4f}")
-    verdict = "approved for publishing" if manifest["status"] == "approved" else "kept"
-    out.print(f"Gate: {verdict}: {'; '.join(manifest['gate']['reasons'])}")
+    verdict = "approved for publishing" if manifest.approved else "kept"
+    out.print(f"Gate: {verdict}: {'; '.join(manifest.reasons)}")
 
 
 @click.command("evaluate")

@@ -8,21 +8,20 @@ their history before the cut, through the serving path. Popularity is always sco
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 
 from common.contract import format_ts
-from common.lake import Lake, read_json
-from common.layout import MODELS
+from common.lake import Lake
 from common.progress import Progress, quiet
 from training.blend import POPULARITY
 from training.data import DEFAULT_WEIGHTS, global_split, load_events
 from training.errors import ModelNotFound
-from training.gate import newer_split, production_version, score_published
+from training.gate import newer_split, score_published
 from training.metrics import evaluate
 from training.published import PublishedModel
+from training.registry import Manifest, production_version
 from training.scoring import rank_split
 
 K: Final = 25
@@ -61,17 +60,10 @@ def evaluate_version(
     version = version or production_version(lake)
     if version is None:
         raise ModelNotFound("no version given and none in production; run `recs publish`")
-    key = f"{MODELS}/{version}/manifest.json"
-    try:
-        manifest: dict[str, Any] = read_json(lake, key)
-    except FileNotFoundError:
-        raise ModelNotFound(
-            f"no model version {version} under {MODELS}/ (a version is complete once its "
-            "manifest.json is written); run `recs train`"
-        ) from None
+    manifest = Manifest.load(lake, version)
     progress(f"loading version {version} and the curated interactions")
     model = PublishedModel.load(lake, version)
-    weights = manifest.get("event_weights", DEFAULT_WEIGHTS)
+    weights = manifest.event_weights or DEFAULT_WEIGHTS
     log = load_events(lake)
     split = global_split(log, max_users=EVAL_USERS, seed=seed)
     newer = newer_split(log, split, model.last_event_ms)
@@ -91,6 +83,5 @@ def evaluate_version(
         unseen_only=newer is not None,
         events=len(log),
     )
-    manifest.setdefault("evaluations", []).append(result.to_json())
-    lake.write_bytes(key, json.dumps(manifest, indent=2).encode())
+    manifest.save(lake, evaluations=[*manifest.raw.get("evaluations", []), result.to_json()])
     return result

@@ -24,23 +24,10 @@ import numpy.typing as npt
 import scipy.sparse as sp
 
 from common.contract import EVENT_TYPES
-from common.lake import Lake, damaged, read_json
-from common.layout import PRODUCTION
 from common.progress import Progress, quiet
 from training.data import Interactions, Split
 from training.metrics import MIN_USERS, Paired, evaluate
 from training.published import PublishedModel
-
-
-def production_version(lake: Lake) -> str | None:
-    """The version `recs publish` last made live, if any."""
-    try:
-        production = read_json(lake, PRODUCTION)
-    except FileNotFoundError:
-        return None
-    if not isinstance(production, dict) or not isinstance(production.get("version"), str):
-        raise damaged(lake, PRODUCTION, "it names no version")
-    return str(production["version"])
 
 
 def newer_split(log: Interactions, split: Split, after_ms: int) -> Split | None:

@@ -32,11 +32,12 @@ from botocore.exceptions import ClientError
 
 from common.errors import SettingsError
 from common.lake import Lake, read_json
-from common.layout import BATCH, BATCH_INPUT, MODELS
+from common.layout import BATCH, BATCH_INPUT
 from common.progress import Progress, quiet
 from etl.personalize import OLD_INTERACTIONS_FILE, interaction_parts, mark_imported
 from training.artifacts import SERVED
-from training.errors import TrainingFailed, TrainingPending
+from training.errors import ModelNotFound, TrainingFailed, TrainingPending
+from training.registry import Manifest, production_version
 from training.settings import TrainingSettings
 
 if TYPE_CHECKING:
@@ -610,15 +611,14 @@ def personalize_gate(
     """The gate for a Personalize version: its own metrics against production's, on the
     metric names the two share (or, with nothing in production, against our popularity
     baseline). The holdouts differ, Personalize's and ours, and the reasons say so."""
-    from training.gate import production_version
     from training.tuning import SELECT_ON
 
     production = production_version(lake)
+    theirs: Mapping[str, float]
     if production is not None:
-        found = read_json(lake, f"{MODELS}/{production}/manifest.json")
-        theirs_all = found.get("metrics") or {}
-        backend = found.get("backend", "local")
-        theirs = theirs_all.get("personalize" if backend == "personalize" else SERVED) or {}
+        found = Manifest.load(lake, production)
+        backend = found.backend
+        theirs = found.metrics.get("personalize" if backend == "personalize" else SERVED) or {}
         against = f"production {production} ({backend})"
     else:
         theirs = own.get("popularity-count") or {}
@@ -669,10 +669,9 @@ def train_with_personalize(
     version the gate keeps never reaches the campaign. Safe to call again after
     `TrainingPending`.
     """
-    key = f"{MODELS}/{version}/manifest.json"
     try:
-        manifest: dict[str, Any] = read_json(lake, key)
-    except FileNotFoundError:
+        manifest = Manifest.load(lake, version)
+    except ModelNotFound:
         raise TrainingFailed(
             f"no local version {version} to build on; the personalize trainer trains ours first"
         ) from None
@@ -705,25 +704,23 @@ def train_with_personalize(
         "batch_inference_job": job,
         "event_tracker": tracker,
     }
-    own_metrics = manifest.get("metrics") or {}
+    own_metrics = manifest.metrics
     gate = personalize_gate(lake, run.metrics, own_metrics)
-    manifest.update(
-        {
-            "backend": "personalize",
-            "stage": trainer.settings.stage,
-            "personalize_recipe": trainer.settings.recipe_arn,
-            "training_mode": mode,
-            "import_mode": import_mode,
-            "metrics": {**own_metrics, "personalize": run.metrics},
-            "arns": run.arns,
-            "tracking_id": run.tracking_id,
-            "export": export_prefix,
-            "personalize_users": answered,
-            "status": "approved" if gate["passed"] else "candidate",
-            "gate": gate,
-        }
+    manifest.save(
+        lake,
+        backend="personalize",
+        stage=trainer.settings.stage,
+        personalize_recipe=trainer.settings.recipe_arn,
+        training_mode=mode,
+        import_mode=import_mode,
+        metrics={**own_metrics, "personalize": run.metrics},
+        arns=run.arns,
+        tracking_id=run.tracking_id,
+        export=export_prefix,
+        personalize_users=answered,
+        status="approved" if gate["passed"] else "candidate",
+        gate=gate,
     )
-    lake.write_bytes(key, json.dumps(manifest, indent=2).encode())
     return run
 
 

@@ -48,17 +48,16 @@ from training.gate import (
     GateResult,
     decide,
     newer_split,
-    production_version,
     rank_published,
 )
 from training.metrics import MIN_USERS, evaluate, paired, user_ndcg
 from training.published import PublishedModel
 from training.recipes import ItemKNN, Popularity, Recipe
+from training.registry import manifest_key, production_version, version_name
 from training.report import figure, markdown
 from training.scoring import rank_split, recommend_users
 from training.similar import MIN_EVENTS, MIN_SHARED, RelatedReport, related_items
 from training.tuning import BUDGET_S, SELECT_CUTOFF, SELECT_ON, Choice, choose, fresh, label
-from training.versions import version_name
 
 #: Recommendations evaluated and written per user and per item.
 K: Final = 25
@@ -486,7 +485,7 @@ def _write(
     manifest = {
         "version": report.version,
         "created_at": format_ts(now),
-        "recipe": "user-personalization",
+        "recipe": report.chosen,  # what the version serves, in words
         "chosen": final.name if final is not None else None,
         "chosen_label": report.chosen,
         "selected_on": SELECT_ON,
@@ -528,5 +527,5 @@ def _write(
         "batch": [f"{batch}/{name}.jsonl" for name in batches],
         "libraries": _versions(),
     }
-    lake.write_bytes(f"{prefix}/manifest.json", json.dumps(manifest, indent=2).encode())
-    report.files.append(f"{prefix}/manifest.json")
+    lake.write_bytes(manifest_key(report.version), json.dumps(manifest, indent=2).encode())
+    report.files.append(manifest_key(report.version))

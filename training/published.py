@@ -50,6 +50,7 @@ from training.blend import (
 )
 from training.errors import ModelUnreadable
 from training.ranker import Trees
+from training.registry import Manifest, manifest_key
 
 Floats = npt.NDArray[np.float32]
 Ints = npt.NDArray[np.int64]
@@ -221,11 +222,15 @@ class PublishedModel:
     @classmethod
     def _load(cls, lake: Lake, version: str, users: Users) -> PublishedModel:
         prefix = f"{MODELS}/{version}"
-        manifest: dict[str, Any] = read_json(lake, f"{prefix}/manifest.json")
-        chosen = manifest.get("chosen")
+        found = read_json(lake, manifest_key(version))
+        if not isinstance(found, dict):
+            raise ValueError(f"{manifest_key(version)} is not a JSON object")
+        described = Manifest(version, found)
+        manifest = described.raw
+        chosen = described.chosen
         ids = load_arrays(lake, f"{prefix}/ids.npz")
         if users == "store":
-            if "item-stats.npz" not in manifest.get("artifacts", []):
+            if "item-stats.npz" not in described.artifacts:
                 raise ModelUnreadable(
                     f"model version {version} predates profile rows (no item-stats.npz): "
                     "serve it with RECS_MODEL_USERS=lake, or train and publish again"
@@ -255,7 +260,7 @@ class PublishedModel:
             item_stats=stats,
             last_event_ms=epoch_ms(datetime.fromisoformat(manifest["data"]["last_event"])),
             created_at=manifest["created_at"],
-            label=str(manifest.get("chosen_label") or chosen or "history and trending"),
+            label=described.recipe,
             similar=NeighbourTable.from_arrays(load_arrays(lake, f"{prefix}/similar-items.npz")),
             neighbours=(
                 NeighbourTable.from_arrays(personal) if "neighbours_indptr" in personal else None
@@ -267,7 +272,7 @@ class PublishedModel:
             ),
             ranker=(
                 Trees.from_arrays(load_arrays(lake, f"{prefix}/ranker.npz"))
-                if "ranker.npz" in manifest.get("artifacts", [])
+                if "ranker.npz" in described.artifacts
                 else None
             ),
         )

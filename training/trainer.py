@@ -12,11 +12,10 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from common.lake import Lake
-from common.layout import MODELS
 from common.progress import Progress, quiet
 from training.errors import TrainingFailed
+from training.registry import is_complete, version_name
 from training.settings import TrainingSettings
-from training.versions import version_name
 
 if TYPE_CHECKING:
     from mypy_boto3_personalize import PersonalizeClient
@@ -107,7 +106,7 @@ class PersonalizeBackend:
             )
         settings = PersonalizeSettings.from_settings(self.settings)
         version = version_name(now)
-        if not lake.exists(f"{MODELS}/{version}/manifest.json"):
+        if not is_complete(lake, version):
             progress("our own model first: the fallback, related items and realtime answers")
             LocalTrainer(self.settings.train_window_days).train(lake, now=now, progress=progress)
         else:
@@ -151,7 +150,7 @@ class PersonalizeBackend:
         if phase not in PHASES:
             raise TrainingFailed(f"unknown Personalize phase {phase!r}: one of {PHASES}")
         if phase == "imports":
-            if not lake.exists(f"{MODELS}/{version}/manifest.json"):
+            if not is_complete(lake, version):
                 LocalTrainer(self.settings.train_window_days).train(
                     lake, now=now, progress=progress
                 )

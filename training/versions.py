@@ -7,14 +7,11 @@ A version is complete once its `manifest.json` is written. Its state is `product
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
-from common.lake import Lake, damaged, read_json
-from common.layout import MODELS
+from common.lake import Lake
 from training.artifacts import SERVED
-from training.errors import ModelNotFound
-from training.gate import production_version
+from training.registry import Manifest, production_version, version_names
 from training.tuning import SELECT_ON
 
 
@@ -37,51 +34,27 @@ class Version:
     own_history_ndcg10: float | None = None
 
 
-def version_name(now: datetime) -> str:
-    """A version's name: its training clock, to the second."""
-    return f"{now:%Y%m%dT%H%M%SZ}"
-
-
-def manifest(lake: Lake, version: str) -> dict[str, Any]:
-    """A version's manifest, or `ModelNotFound` saying what to run."""
-    key = f"{MODELS}/{version}/manifest.json"
-    try:
-        found = read_json(lake, key)
-    except FileNotFoundError:
-        raise ModelNotFound(
-            f"no model version {version} under {MODELS}/ (`recs models list` shows them)"
-        ) from None
-    if not isinstance(found, dict):
-        raise damaged(lake, key, "not a JSON object")
-    return found
-
-
 def describe(lake: Lake, version: str, production: str | None) -> Version:
     """One version's summary."""
-    found = manifest(lake, version)
-    metrics = found.get("metrics") or {}
-    backend = str(found.get("backend", "local"))
+    found = Manifest.load(lake, version)
+    metrics = found.metrics
     # A Personalize version serves Personalize's answers: its figure is Personalize's own.
-    served = metrics.get("personalize" if backend == "personalize" else SERVED) or {}
+    served = metrics.get("personalize" if found.backend == "personalize" else SERVED) or {}
     popularity = metrics.get("popularity-count") or {}
-    status = str(found.get("status", "candidate"))
     return Version(
         version=version,
-        state="production" if version == production else status,
-        backend=backend,
-        chosen=str(found.get("chosen_label") or found.get("chosen") or found.get("recipe")),
+        state="production" if version == production else found.status,
+        backend=found.backend,
+        chosen=found.recipe,
         ndcg10=served.get(SELECT_ON),
         popularity_ndcg10=popularity.get(SELECT_ON),
-        reasons=tuple((found.get("gate") or {}).get("reasons", [])),
-        manifest=found,
-        own_history_ndcg10=(found.get("gate") or {}).get("own_history"),
+        reasons=tuple(found.reasons),
+        manifest=dict(found.raw),
+        own_history_ndcg10=found.gate.get("own_history"),
     )
 
 
 def versions(lake: Lake) -> list[Version]:
     """Every complete version, oldest first."""
-    names = sorted(
-        key.split("/")[1] for key in lake.list(f"{MODELS}/") if key.endswith("/manifest.json")
-    )
     live = production_version(lake)
-    return [describe(lake, name, live) for name in names]
+    return [describe(lake, name, live) for name in version_names(lake)]

@@ -23,9 +23,10 @@ from serving.store import SQLiteStore
 from tests.etl_helpers import curated_training_shop
 from training.personalize import deploy_version
 from training.pipeline import train
+from training.registry import version_name
 from training.settings import TrainingSettings
 from training.trainer import PersonalizeBackend
-from training.versions import describe, version_name
+from training.versions import describe
 
 NOW = datetime(2026, 11, 2, 2, tzinfo=UTC)
 VERSION = version_name(NOW)
