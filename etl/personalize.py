@@ -49,9 +49,6 @@ from common.layout import PERSONALIZE_EXPORTS, PERSONALIZE_IMPORTED
 from etl.errors import DataQualityError
 from etl.sql import connect, reading_curated, sql_string
 
-EXPORTS: Final = PERSONALIZE_EXPORTS
-#: The last day of interactions Personalize has imported (written by training).
-IMPORTED: Final = PERSONALIZE_IMPORTED
 NAMESPACE: Final = "com.amazonaws.personalize.schema"
 #: The folder of interaction parts in an export, and the single file of exports before it.
 INTERACTIONS_FOLDER: Final = "interactions"
@@ -193,14 +190,14 @@ def _categorical_check(
 
 def imported_through(lake: Lake) -> date | None:
     """The last day of interactions Personalize imported, or None before the first import."""
-    if not lake.exists(IMPORTED):
+    if not lake.exists(PERSONALIZE_IMPORTED):
         return None
-    return date.fromisoformat(json.loads(lake.read_bytes(IMPORTED))["through"])
+    return date.fromisoformat(json.loads(lake.read_bytes(PERSONALIZE_IMPORTED))["through"])
 
 
 def mark_imported(lake: Lake, through: date) -> None:
     """Record that Personalize has imported every interaction up to `through`."""
-    lake.write_bytes(IMPORTED, json.dumps({"through": through.isoformat()}).encode())
+    lake.write_bytes(PERSONALIZE_IMPORTED, json.dumps({"through": through.isoformat()}).encode())
 
 
 def export_personalize(
@@ -229,7 +226,7 @@ def export_personalize(
     # Personalize reads rows in any order: DuckDB need not hold any back to keep one.
     con.execute("SET preserve_insertion_order = false")
     with reading_curated(lake):
-        report = ExportReport(prefix=f"{EXPORTS}/{run}")
+        report = ExportReport(prefix=f"{PERSONALIZE_EXPORTS}/{run}")
         since = imported_through(lake) if incremental else None  # again: its late events
         new = 0
         if since is not None:

@@ -28,10 +28,9 @@ from common.lake import Lake, damaged
 from common.layout import ETL_STATE
 from etl.errors import EtlError, StateConflict
 
-STATE: Final = ETL_STATE
-BOOKMARK: Final = f"{STATE}/bookmark.json"
-STAGING: Final = f"{STATE}/staging"
-RUNS: Final = f"{STATE}/runs"
+BOOKMARK: Final = f"{ETL_STATE}/bookmark.json"
+STAGING: Final = f"{ETL_STATE}/staging"
+RUNS: Final = f"{ETL_STATE}/runs"
 FORMAT: Final = 1
 
 

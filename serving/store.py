@@ -292,9 +292,8 @@ def dynamodb_json(kind: str, key: str, version: str, items: list[str], scores: l
     )
 
 
-#: Where a table swap stages each version's rows in the lake: `<STAGING>/<version>/` (read
-#: whole by ImportTable, so nothing else is put there) and `<STAGING>/<version>.json`.
-STAGING: Final = STORE_IMPORT
+# A table swap stages each version's rows in the lake: `<STORE_IMPORT>/<version>/` (read
+# whole by ImportTable, so nothing else is put there) and `<STORE_IMPORT>/<version>.json`.
 #: Rows in one staged file (about 15 MB of gzipped DynamoDB JSON at 25 items a row).
 ROWS_PER_FILE: Final = 100_000
 
@@ -333,7 +332,7 @@ class DynamoImportStore(DynamoStore):
         return f"{self.table}.{version}"
 
     def write_version(self, version: str, kind: str, rows: Iterable[Row]) -> int:
-        """Gzipped DynamoDB JSON under `<STAGING>/<version>/`, ROWS_PER_FILE a file."""
+        """Gzipped DynamoDB JSON under `<STORE_IMPORT>/<version>/`, ROWS_PER_FILE a file."""
         _check_kind(kind)
         lake, count, part = self._lake(), 0, 0
         source = iter(rows)
@@ -342,7 +341,7 @@ class DynamoImportStore(DynamoStore):
             lines = (dynamodb_json(kind, row[0], version, row[1], row[2]) for row in batch)
             # Level 1: the CPU goes to building lines; the bytes to S3 are few either way.
             body = gzip.compress(("\n".join(lines) + "\n").encode(), compresslevel=1)
-            lake.write_bytes(f"{STAGING}/{version}/{kind}-{part:05d}.json.gz", body)
+            lake.write_bytes(f"{STORE_IMPORT}/{version}/{kind}-{part:05d}.json.gz", body)
             count, part = count + len(batch), part + 1
             batch = list(islice(source, ROWS_PER_FILE))
         self._staged.setdefault(version, {})[kind] = count
@@ -350,7 +349,7 @@ class DynamoImportStore(DynamoStore):
 
     def prepared(self, version: str) -> dict[str, int] | None:
         """The staged rows' counts, once `activate` has recorded them."""
-        key = f"{STAGING}/{version}.json"
+        key = f"{STORE_IMPORT}/{version}.json"
         if not self._lake().exists(key):
             return None
         found: dict[str, int] = json.loads(self._lake().read_bytes(key))["rows"]
@@ -359,7 +358,7 @@ class DynamoImportStore(DynamoStore):
     def activate(self, version: str) -> None:
         """Import the staged rows into the version's table, check them, flip the pointer."""
         lake, table = self._lake(), self.version_table(version)
-        key = f"{STAGING}/{version}.json"
+        key = f"{STORE_IMPORT}/{version}.json"
         if lake.exists(key):
             record = json.loads(lake.read_bytes(key))
         else:
@@ -402,7 +401,7 @@ class DynamoImportStore(DynamoStore):
         db = self._db()
         with suppress(db.exceptions.ResourceNotFoundException):
             db.delete_table(TableName=table)
-        self._lake().delete(f"{STAGING}/{version}.json")
+        self._lake().delete(f"{STORE_IMPORT}/{version}.json")
 
     def _start_import(self, version: str, table: str, token: str) -> str:
         lake = self._lake()
@@ -425,28 +424,26 @@ class DynamoImportStore(DynamoStore):
         db = self._db()
         # ImportTable refuses a name in use, but only once the import runs, as a failed
         # import whose clean-up would then delete a table it never made: ask first.
+        not_ours = StoreError(
+            f"table {table} already exists, but this publish has no record of importing "
+            f"it ({STORE_IMPORT}/{version}.json is gone): delete the table and publish again"
+        )
         with suppress(db.exceptions.ResourceNotFoundException):
             db.describe_table(TableName=table)
-            raise StoreError(
-                f"table {table} already exists, but this publish has no record of importing "
-                f"it ({STAGING}/{version}.json is gone): delete the table and publish again"
-            )
+            raise not_ours
         try:
             started = db.import_table(
                 ClientToken=token,
                 S3BucketSource={
                     "S3Bucket": lake.bucket,
-                    "S3KeyPrefix": lake.object_key(f"{STAGING}/{version}") + "/",
+                    "S3KeyPrefix": lake.object_key(f"{STORE_IMPORT}/{version}") + "/",
                 },
                 InputFormat="DYNAMODB_JSON",
                 InputCompressionType="GZIP",
                 TableCreationParameters=creation,
             )
         except db.exceptions.ResourceInUseException:
-            raise StoreError(
-                f"table {table} already exists, but this publish has no record of importing "
-                f"it ({STAGING}/{version}.json is gone): delete the table and publish again"
-            ) from None
+            raise not_ours from None
         return str(started["ImportTableDescription"]["ImportArn"])
 
     def _wait(self, arn: str, table: str) -> dict[str, Any]:
@@ -475,7 +472,7 @@ class DynamoImportStore(DynamoStore):
             except db.exceptions.ResourceNotFoundException:
                 super().drop_version(version, keys)
         lake = self._lake()
-        for key in [*lake.list(f"{STAGING}/{version}/"), f"{STAGING}/{version}.json"]:
+        for key in [*lake.list(f"{STORE_IMPORT}/{version}/"), f"{STORE_IMPORT}/{version}.json"]:
             lake.delete(key)
 
 

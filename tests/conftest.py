@@ -81,33 +81,27 @@ def s3_server(aws_env: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     server.stop()
 
 
-def create_history_table(client: Any, name: str) -> None:
-    """The recent-history table the Kinesis consumer fills, as `ingestion.history` reads it."""
+def _create_table(client: Any, name: str, hash_key: str, range_key: str) -> None:
+    """An on-demand table of two string keys."""
     client.create_table(
         TableName=name,
         KeySchema=[
-            {"AttributeName": "user_id", "KeyType": "HASH"},
-            {"AttributeName": "event", "KeyType": "RANGE"},
+            {"AttributeName": hash_key, "KeyType": "HASH"},
+            {"AttributeName": range_key, "KeyType": "RANGE"},
         ],
         AttributeDefinitions=[
-            {"AttributeName": "user_id", "AttributeType": "S"},
-            {"AttributeName": "event", "AttributeType": "S"},
+            {"AttributeName": hash_key, "AttributeType": "S"},
+            {"AttributeName": range_key, "AttributeType": "S"},
         ],
         BillingMode="PAY_PER_REQUEST",
     )
+
+
+def create_history_table(client: Any, name: str) -> None:
+    """The recent-history table the Kinesis consumer fills, as `ingestion.history` reads it."""
+    _create_table(client, name, "user_id", "event")
 
 
 def create_store_table(client: Any, name: str) -> None:
     """The online store's table (`pk`, `sk`), as `serving.store.DynamoStore` reads it."""
-    client.create_table(
-        TableName=name,
-        KeySchema=[
-            {"AttributeName": "pk", "KeyType": "HASH"},
-            {"AttributeName": "sk", "KeyType": "RANGE"},
-        ],
-        AttributeDefinitions=[
-            {"AttributeName": "pk", "AttributeType": "S"},
-            {"AttributeName": "sk", "AttributeType": "S"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    _create_table(client, name, "pk", "sk")

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -125,11 +125,6 @@ class Manifest:
         return list(self.raw.get("artifacts", []))
 
     @property
-    def arns(self) -> dict[str, str]:
-        """A Personalize version's resources."""
-        return dict(self.raw.get("arns") or {})
-
-    @property
     def event_weights(self) -> dict[str, float] | None:
         found = self.raw.get("event_weights")
         return None if found is None else dict(found)
@@ -196,14 +191,7 @@ class ProductionPointer:
             history=kept,
             campaign=campaign,
         )
-        body: dict[str, Any] = {
-            "version": version,
-            "published_at": production.published_at,
-            "forced": forced,
-            "history": kept,
-        }
-        if campaign:
-            body["campaign"] = campaign
+        body = {k: v for k, v in asdict(production).items() if k != "campaign" or v}
         self.lake.write_bytes(PRODUCTION, json.dumps(body, indent=2).encode())
         return production
 

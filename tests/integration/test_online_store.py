@@ -14,9 +14,9 @@ from moto import mock_aws
 
 from common.errors import SettingsError
 from common.lake import LocalLake, S3Lake
+from common.layout import STORE_IMPORT
 from serving.errors import StoreError
 from serving.store import (
-    STAGING,
     DynamoImportStore,
     DynamoStore,
     PublishPending,
@@ -131,7 +131,7 @@ def test_a_table_swap_imports_each_version_into_its_own_table(
         monkeypatch.setattr("serving.store.ROWS_PER_FILE", 100)
         assert store.write_version("v1", "user", rows) == 250
         assert store.write_version("v1", "item", [("I1", ["I2"], [1.0])]) == 1
-        staged = sorted(store._lake().list(f"{STAGING}/v1/"))
+        staged = sorted(store._lake().list(f"{STORE_IMPORT}/v1/"))
         assert [k.rsplit("/", 1)[1] for k in staged] == [
             "item-00000.json.gz", "user-00000.json.gz", "user-00001.json.gz", "user-00002.json.gz"
         ]  # fmt: skip
@@ -167,7 +167,7 @@ def test_a_table_swap_imports_each_version_into_its_own_table(
         assert reader.recommendations("user", "U1", "v1") == (["I1", "I2"], [0.5, 0.25])
         retry.drop_version("v1", [])
         assert "recs-online.v1" not in db.list_tables()["TableNames"]
-        assert list(store._lake().list(f"{STAGING}/v1")) == []
+        assert list(store._lake().list(f"{STORE_IMPORT}/v1")) == []
 
 
 @pytest.mark.aws
@@ -182,7 +182,7 @@ def test_a_swap_that_lost_rows_is_refused_and_starts_over(aws_env: None) -> None
         store.activate("v1")
         store.write_version("v2", "user", [("U1", ["I2"], [1.0]), ("U2", ["I3"], [1.0])])
         lake = store._lake()
-        key = f"{STAGING}/v2/user-00000.json.gz"
+        key = f"{STORE_IMPORT}/v2/user-00000.json.gz"
         lines = gzip.decompress(lake.read_bytes(key)).splitlines()
         lake.write_bytes(key, gzip.compress(lines[0] + b"\n" + b'{"Item": {"nope": 1}}\n'))
         with pytest.raises(StoreError, match="with 1 of the 2 staged rows"):
