@@ -445,13 +445,13 @@ def unloadable_version(root: Path, seconds: float = 6.0) -> dict[str, int]:
     answering."""
     from common.lake import LocalLake
     from serving.store import SQLiteStore
-    from training.pipeline import train
+    from training.pipeline import TrainOptions, train
 
     _published(root)
     lake = LocalLake(root / "lake")
     store = SQLiteStore(root / "store.sqlite3")
     live = store.active_version()
-    broken = train(lake, now=END + timedelta(minutes=1), seed=9).version
+    broken = train(lake, TrainOptions(seed=9), now=END + timedelta(minutes=1)).version
     if broken == live:
         raise RuntimeError("the second version must be a new one")
     (root / "lake" / "models" / broken / "similar-items.npz").unlink()

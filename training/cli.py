@@ -142,14 +142,13 @@ def train_command(
     """
     from training.artifacts import SERVED
     from training.metrics import CUTOFFS
-    from training.pipeline import train
+    from training.pipeline import TrainOptions, train
     from training.tuning import SELECT_ON
 
     if backend == "personalize":
         _train_with_personalize(settings, export_run, now)
         return
-    report = train(
-        lake_for_reading(settings.lake),
+    options = TrainOptions(
         weights=weights,
         seed=seed,
         recipe=recipe,
@@ -157,10 +156,9 @@ def train_command(
         repeats=REPEATS[repeats],
         holdout="time" if holdout == "time" else "per-user",
         budget_s=budget,
-        now=now,
         window_days=settings.train_window_days,
-        progress=say,
     )
+    report = train(lake_for_reading(settings.lake), options, now=now, progress=say)
     assert report.tuning is not None
     blend = report.tuning.blend
     out.print(

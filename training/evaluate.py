@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Any
 
 from common.contract import format_ts
 from common.lake import Lake
@@ -19,13 +19,10 @@ from training.blend import POPULARITY
 from training.data import DEFAULT_WEIGHTS, global_split, load_events
 from training.errors import ModelNotFound
 from training.gate import newer_split, score_published
-from training.metrics import evaluate
+from training.metrics import EVAL_USERS, K, evaluate
 from training.published import PublishedModel
 from training.registry import Manifest, production_version
 from training.scoring import rank_split
-
-K: Final = 25
-EVAL_USERS: Final = 5000
 
 
 @dataclass

@@ -14,7 +14,11 @@ import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
 
-CUTOFFS: Final = (5, 10, 25)
+#: Recommendations evaluated, and written to the batch, per user and per item.
+K: Final = 25
+#: Users scored on a holdout.
+EVAL_USERS: Final = 5000
+CUTOFFS: Final = (5, 10, K)
 METRIC_NAMES: Final = (
     "coverage",
     "mean_reciprocal_rank_at_25",

@@ -37,6 +37,7 @@ from common.progress import Progress, quiet
 from etl.personalize import OLD_INTERACTIONS_FILE, interaction_parts, mark_imported
 from training.artifacts import SERVED
 from training.errors import ModelNotFound, TrainingFailed, TrainingPending
+from training.metrics import K
 from training.registry import Manifest, production_version
 from training.settings import TrainingSettings
 
@@ -655,7 +656,7 @@ def train_with_personalize(
     *,
     export_prefix: str,
     version: str,
-    k: int = 25,
+    k: int = K,
     mode: Literal["FULL", "UPDATE"] = "FULL",
     progress: Progress = quiet,
 ) -> PersonalizeRun:

@@ -50,7 +50,7 @@ from training.gate import (
     newer_split,
     rank_published,
 )
-from training.metrics import MIN_USERS, evaluate, paired, user_ndcg
+from training.metrics import EVAL_USERS, MIN_USERS, K, evaluate, paired, user_ndcg
 from training.published import PublishedModel
 from training.recipes import ItemKNN, Popularity, Recipe
 from training.registry import manifest_key, production_version, version_name
@@ -59,11 +59,27 @@ from training.scoring import rank_split, recommend_users
 from training.similar import MIN_EVENTS, MIN_SHARED, RelatedReport, related_items
 from training.tuning import BUDGET_S, SELECT_CUTOFF, SELECT_ON, Choice, choose, fresh, label
 
-#: Recommendations evaluated and written per user and per item.
-K: Final = 25
-#: Users scored on the holdout.
-EVAL_USERS: Final = 5000
 Holdout = Literal["time", "per-user"]
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    """What `recs train`'s flags choose; each defaults to what the data decides ("auto")."""
+
+    #: Each event type's weight in a user's history.
+    weights: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
+    seed: int = 42
+    #: A recipe's name, or "auto" to choose on validation.
+    recipe: str = "auto"
+    #: Days, None for no decay, or "auto".
+    half_life: float | str | None = "auto"
+    #: none, seen, purchased, or "auto".
+    repeats: str = "auto"
+    holdout: Holdout = "time"
+    #: Seconds of candidate fitting in tuning.
+    budget_s: float = BUDGET_S
+    #: Train on the last that many days of events only; None for all of them.
+    window_days: int | None = None
 
 
 @dataclass
@@ -124,59 +140,52 @@ def _batch_lines(
 
 def train(
     lake: Lake,
+    options: TrainOptions | None = None,
     *,
-    weights: Mapping[str, float] = DEFAULT_WEIGHTS,
-    seed: int = 42,
-    recipe: str = "auto",
-    half_life: float | str | None = "auto",
-    repeats: str = "auto",
-    holdout: Holdout = "time",
-    budget_s: float = BUDGET_S,
     now: datetime | None = None,
-    window_days: int | None = None,
     progress: Progress = quiet,
 ) -> TrainReport:
     """Tune, evaluate, refit and write one model version; see the module docstring.
 
-    `window_days` trains on the last that many days only (up to the day before `now`): a
-    big shop's nightly run then reads, holds and fits a bounded slice, and a full-history
-    run on a longer schedule keeps long cycles in view (docs/deploy.md)."""
+    `options.window_days` trains on the last that many days only (up to the day before
+    `now`): a big shop's nightly run then reads, holds and fits a bounded slice, and a
+    full-history run on a longer schedule keeps long cycles in view (docs/deploy.md)."""
+    options = options or TrainOptions()
     now = now or datetime.now(UTC)
-    since = (now - timedelta(days=window_days)).date() if window_days else None
-    log = load_events(lake, since)
-    return train_on(
-        lake,
-        log,
-        weights=weights,
-        seed=seed,
-        recipe=recipe,
-        half_life=half_life,
-        repeats=repeats,
-        holdout=holdout,
-        budget_s=budget_s,
-        now=now,
-        progress=progress,
-    )
+    days = options.window_days
+    log = load_events(lake, (now - timedelta(days=days)).date() if days else None)
+    return train_on(lake, log, options, now=now, progress=progress)
 
 
 def train_on(
     lake: Lake,
     log: Interactions,
+    options: TrainOptions | None = None,
     *,
-    weights: Mapping[str, float] = DEFAULT_WEIGHTS,
-    seed: int = 42,
-    recipe: str = "auto",
-    half_life: float | str | None = "auto",
-    repeats: str = "auto",
-    holdout: Holdout = "time",
-    budget_s: float = BUDGET_S,
     now: datetime,
     progress: Progress = quiet,
 ) -> TrainReport:
-    """`train` on events already loaded."""
-    if not any(weights.get(k, 0.0) > 0 for k in ("view", "add_to_cart", "purchase")):
+    """`train` on events already loaded: tune, then the holdout and the gate, then refit on
+    every event, then write."""
+    options = options or TrainOptions()
+    if not any(options.weights.get(k, 0.0) > 0 for k in ("view", "add_to_cart", "purchase")):
         raise NotEnoughData("every weight is zero: check the event weights")
-    version = version_name(now)
+    _describe(log, progress)
+    split = (
+        global_split(log, max_users=EVAL_USERS, seed=options.seed)
+        if options.holdout == "time"
+        else time_split(log, seed=options.seed)
+    )
+    report = _tune(log, options, split, version_name(now), progress)
+    assert report.tuning is not None
+    _evaluate(lake, log, options, report.tuning, split, report, progress)
+    fitted = _refit(lake, log, options, report.tuning, report, progress)
+    _write(lake, fitted, now)
+    return report
+
+
+def _describe(log: Interactions, progress: Progress) -> None:
+    """The data's size, span and repeat habits, on screen."""
     first = datetime.fromtimestamp(log.ts_ms.min() / 1000, UTC)
     last = datetime.fromtimestamp(log.ts_ms.max() / 1000, UTC)
     progress(
@@ -190,30 +199,44 @@ def train_on(
         + ", ".join(f"{name} {rate:.1%}" for name, rate in rates.items() if name != "any")
         + ")"
     )
-    split = (
-        global_split(log, max_users=EVAL_USERS, seed=seed)
-        if holdout == "time"
-        else time_split(log, seed=seed)
-    )
+
+
+def _tune(
+    log: Interactions, options: TrainOptions, split: Split, version: str, progress: Progress
+) -> TrainReport:
+    """Step 2: choose on validation folds, inside what the holdout trains on."""
     started = time.perf_counter()
     # Tuning sees only what the holdout trains on: a blend chosen on the events the gate
     # then judges it on would be judged on its own validation, which only favours it.
     choice = choose(
         log,
-        dict(weights),
-        seed=seed,
-        recipe=recipe,
-        half_life=half_life,
-        repeats=repeats,
-        budget_s=budget_s,
+        dict(options.weights),
+        seed=options.seed,
+        recipe=options.recipe,
+        half_life=options.half_life,
+        repeats=options.repeats,
+        budget_s=options.budget_s,
         progress=progress,
         within=split.train,
     )
     report = TrainReport(version=version, chosen=_chosen(choice), tuning=choice)
     report.seconds["tuning"] = round(time.perf_counter() - started, 1)
-    progress(f"holdout ({holdout}): {split.n_test:,} users scored")
+    return report
+
+
+def _evaluate(
+    lake: Lake,
+    log: Interactions,
+    options: TrainOptions,
+    choice: Choice,
+    split: Split,
+    report: TrainReport,
+    progress: Progress,
+) -> None:
+    """Step 3: the served blend and its peers on the holdout, then the promotion gate."""
+    progress(f"holdout ({options.holdout}): {split.n_test:,} users scored")
     started = time.perf_counter()
-    ranked = _holdout_ranked(log, dict(weights), choice, split)
+    ranked = _holdout_ranked(log, dict(options.weights), choice, split)
     if choice.ranker is not None and not _ranker_confirmed(choice, ranked, split, progress):
         choice.ranker = None
         ranked[SERVED] = ranked.pop(WITHOUT_RANKER)
@@ -230,9 +253,37 @@ def train_on(
         )
     report.gate = _gate(lake, log, split, report, ranked)
 
+
+@dataclass
+class Fitted:
+    """One version refit on every event: everything `_write` turns into files."""
+
+    report: TrainReport
+    options: TrainOptions
+    log: Interactions
+    choice: Choice
+    final: Recipe | None
+    similar: Recipe
+    history: History
+    trending: npt.NDArray[np.float32]
+    popular: Popularity
+    categories: dict[str, str]
+    batches: dict[str, bytes]
+
+
+def _refit(
+    lake: Lake,
+    log: Interactions,
+    options: TrainOptions,
+    choice: Choice,
+    report: TrainReport,
+    progress: Progress,
+) -> Fitted:
+    """Step 4: the chosen recipe and blend fit on every event, each user's and item's
+    recommendations ranked for the batch."""
     started = time.perf_counter()
     progress("refit on every event and write the batch output")
-    history = log.history(weights, None, choice.half_life_days)
+    history = log.history(options.weights, None, choice.half_life_days)
     matrix = history.weight_matrix(log.n_items)
     final = fresh(choice.recipe).fit(matrix) if choice.recipe is not None else None
     if final is not None:
@@ -248,7 +299,7 @@ def train_on(
     served = user_best[:, 0] >= 0
     report.users_served = int(served.sum())
     report.users_left_to_popular = int((~served).sum())
-    popular = Popularity().fit(log.matrix(weights))
+    popular = Popularity().fit(log.matrix(options.weights))
     # Related items are a pairwise question (who touched this also touched that), which
     # item-kNN's co-occurrence answers; ALS has no item neighbours of its own, and EASE's
     # weights are partial effects given everything else a user has, not pairwise ones (on
@@ -269,29 +320,16 @@ def train_on(
         f"  {report.users_served:,} users get recommendations, "
         f"{report.users_left_to_popular:,} get trending items (nothing of theirs scored)"
     )
-    _write(
-        lake,
-        report,
-        log=log,
-        weights=weights,
-        seed=seed,
-        holdout=holdout,
-        choice=choice,
-        final=final,
-        similar=similar,
-        history=history,
-        trending=trending,
-        popular=popular,
-        categories=categories,
-        batches={
-            "users": _batch_lines(
-                "userId", log.user_ids[served], log.item_ids, user_best[served], user_scores[served]
-            ),
-            "items": _batch_lines("itemId", log.item_ids, log.item_ids, item_best, item_scores),
-        },
-        now=now,
-    )
-    return report
+    batches = {
+        "users": _batch_lines(
+            "userId", log.user_ids[served], log.item_ids, user_best[served], user_scores[served]
+        ),
+        "items": _batch_lines("itemId", log.item_ids, log.item_ids, item_best, item_scores),
+    }
+    return Fitted(
+        report, options, log, choice, final, similar, history, trending, popular, categories,
+        batches,
+    )  # fmt: skip
 
 
 def _chosen(choice: Choice) -> str:
@@ -422,26 +460,32 @@ def _scored_users(split: Split) -> int:
     return int((np.diff(split.truth.tocsr().indptr) > 0).sum())
 
 
-def _write(
-    lake: Lake,
-    report: TrainReport,
-    *,
-    log: Interactions,
-    weights: Mapping[str, float],
-    seed: int,
-    holdout: Holdout,
-    choice: Choice,
-    final: Recipe | None,
-    similar: Recipe,
-    history: History,
-    trending: npt.NDArray[np.float32],
-    popular: Popularity,
-    categories: dict[str, str],
-    batches: dict[str, bytes],
-    now: datetime,
-) -> None:
+def _write(lake: Lake, fitted: Fitted, now: datetime) -> None:
     """The version's artifacts, batch output, report and, last, its manifest."""
+    report, popular = fitted.report, fitted.popular
     prefix = f"{MODELS}/{report.version}"
+    artifacts = _artifacts(fitted)
+    for name, arrays in artifacts.items():
+        lake.write_bytes(f"{prefix}/{name}", npz_bytes(arrays))
+        report.files.append(f"{prefix}/{name}")
+    batch = f"{BATCH}/{report.version}"
+    for name, body in fitted.batches.items():
+        lake.write_bytes(f"{batch}/{name}.jsonl", body)
+        report.files.append(f"{batch}/{name}.jsonl")
+
+    lake.write_bytes(f"{prefix}/report.png", figure(report.metrics, popular.popularity))
+    gate_reasons = report.gate.reasons if report.gate else []
+    text = markdown(report.version, report.chosen, report.metrics, gate_reasons, popular.popularity)
+    lake.write_bytes(f"{prefix}/report.md", text.encode())
+    report.files += [f"{prefix}/report.md", f"{prefix}/report.png"]
+    manifest = _manifest(fitted, sorted(artifacts), now)
+    lake.write_bytes(manifest_key(report.version), json.dumps(manifest, indent=2).encode())
+    report.files.append(manifest_key(report.version))
+
+
+def _artifacts(fitted: Fitted) -> dict[str, dict[str, Any]]:
+    """The version's arrays, by file name."""
+    log, history, categories = fitted.log, fitted.history, fitted.categories
     artifacts: dict[str, dict[str, Any]] = {
         # Serving filters by category and answers unknown items without reading the lake.
         "ids.npz": {
@@ -460,29 +504,22 @@ def _write(
                 np.nan if history.half_life_days is None else history.half_life_days
             ),
         },
-        "similar-items.npz": similar.arrays(),
-        "popularity-count.npz": popular.arrays(),
-        "trending.npz": {"popularity": trending},
+        "similar-items.npz": fitted.similar.arrays(),
+        "popularity-count.npz": fitted.popular.arrays(),
+        "trending.npz": {"popularity": fitted.trending},
     }
-    if final is not None:
-        artifacts["user-personalization.npz"] = final.arrays()
-    if choice.ranker is not None:
-        artifacts["ranker.npz"] = choice.ranker.arrays()
-    for name, arrays in artifacts.items():
-        lake.write_bytes(f"{prefix}/{name}", npz_bytes(arrays))
-        report.files.append(f"{prefix}/{name}")
-    batch = f"{BATCH}/{report.version}"
-    for name, body in batches.items():
-        lake.write_bytes(f"{batch}/{name}.jsonl", body)
-        report.files.append(f"{batch}/{name}.jsonl")
+    if fitted.final is not None:
+        artifacts["user-personalization.npz"] = fitted.final.arrays()
+    if fitted.choice.ranker is not None:
+        artifacts["ranker.npz"] = fitted.choice.ranker.arrays()
+    return artifacts
 
-    lake.write_bytes(f"{prefix}/report.png", figure(report.metrics, popular.popularity))
-    gate_reasons = report.gate.reasons if report.gate else []
-    text = markdown(report.version, report.chosen, report.metrics, gate_reasons, popular.popularity)
-    lake.write_bytes(f"{prefix}/report.md", text.encode())
-    report.files += [f"{prefix}/report.md", f"{prefix}/report.png"]
 
-    manifest = {
+def _manifest(fitted: Fitted, artifacts: list[str], now: datetime) -> dict[str, Any]:
+    """What the version is, what chose it and on what evidence (`training.registry`)."""
+    report, log, choice, final = fitted.report, fitted.log, fitted.choice, fitted.final
+    prefix, batch = f"{MODELS}/{report.version}", f"{BATCH}/{report.version}"
+    return {
         "version": report.version,
         "created_at": format_ts(now),
         "recipe": report.chosen,  # what the version serves, in words
@@ -492,15 +529,15 @@ def _write(
         "params": report.params,
         "blend": choice.blend.to_json(),
         "tuning": choice.to_json(),
-        "holdout": holdout,
+        "holdout": fitted.options.holdout,
         "metrics": report.metrics,
         "discovery_ndcg_at_10": report.discovery,
         "baseline": "popularity-count",
         "status": "approved" if report.approved else "candidate",
         "gate": report.gate.to_json() if report.gate else None,
         "seconds": report.seconds,
-        "seed": seed,
-        "event_weights": dict(weights),
+        "seed": fitted.options.seed,
+        "event_weights": dict(fitted.options.weights),
         "half_life_days": choice.half_life_days,
         "data": {
             "events": len(log),
@@ -515,17 +552,15 @@ def _write(
             "served": report.users_served,
             "left_to_popular": report.users_left_to_popular,
         },
-        "artifacts": sorted(artifacts),
+        "artifacts": artifacts,
         "report": f"{prefix}/report.md",
         "similar_items": {
-            "recipe": similar.name,
+            "recipe": fitted.similar.name,
             "category_fallbacks": report.related.replaced,
             "topped_up_from_category": report.related.topped_up,
             "min_events": MIN_EVENTS,
             "min_shared": MIN_SHARED,
         },
-        "batch": [f"{batch}/{name}.jsonl" for name in batches],
+        "batch": [f"{batch}/{name}.jsonl" for name in fitted.batches],
         "libraries": _versions(),
     }
-    lake.write_bytes(manifest_key(report.version), json.dumps(manifest, indent=2).encode())
-    report.files.append(manifest_key(report.version))

@@ -65,9 +65,10 @@ class LocalTrainer:
         progress: Progress = quiet,
     ) -> Trained:
         """`recs train` with no flags."""
-        from training.pipeline import train
+        from training.pipeline import TrainOptions, train
 
-        report = train(lake, now=now, window_days=self.window_days, progress=progress)
+        options = TrainOptions(window_days=self.window_days)
+        report = train(lake, options, now=now, progress=progress)
         return Trained(report.version, report.chosen)
 
 
@@ -133,6 +134,7 @@ class PersonalizeBackend:
         job with its own Wait and Choice states, and then runs the whole `train`, which
         finds every job done and writes the version. Each is idempotent, as `train` is.
         """
+        from training.metrics import K
         from training.personalize import (
             PersonalizeSettings,
             PersonalizeTrainer,
@@ -141,7 +143,6 @@ class PersonalizeBackend:
             export_parts,
             export_schemas,
         )
-        from training.pipeline import K
 
         trainer = PersonalizeTrainer(
             PersonalizeSettings.from_settings(self.settings), client=self.client

@@ -40,7 +40,7 @@ from common.progress import Progress, quiet
 from training.blend import EXCLUDES, Blend, Exclude, History, top_by_score, trending_scores
 from training.data import Interactions, Split, global_split, time_split, unseen_truth
 from training.errors import NotEnoughData
-from training.metrics import MIN_USERS, Paired, paired, user_ndcg
+from training.metrics import MIN_USERS, K, Paired, paired, user_ndcg
 from training.ranker import FEATURES, Trees
 from training.recipes import ALS, EASE, ItemKNN, Recipe
 from training.scoring import (
@@ -67,7 +67,6 @@ HALF_LIVES: Final[tuple[float | None, ...]] = (None, 30.0, 90.0)
 TRENDING_HALF_LIVES: Final[tuple[float | None, ...]] = (7.0, 30.0, None)
 WEIGHT_GRID: Final = (0.0, 0.1, 0.3, 1.0, 3.0)
 EASE_L2: Final = (300.0, 100.0, 1000.0, 30.0)
-K: Final = 25
 #: Scored users, over the time-cut folds, below which a fold of each user's newest events is
 #: added: fewer users than the gate needs to judge on is too few to choose on.
 MIN_VALIDATION_USERS: Final = MIN_USERS

@@ -21,7 +21,7 @@ from serving.store import SQLiteStore
 from tests.conftest import load_event
 from tests.etl_helpers import NOW
 from tests.serving_helpers import handler_for, published_shop, services_for
-from training.pipeline import train
+from training.pipeline import TrainOptions, train
 
 K = 5
 
@@ -37,7 +37,7 @@ def _rows(lake: LocalLake, version: str) -> dict[str, list[str]]:
 def test_every_answer_is_one_versions_while_the_pointer_flips(tmp_path: Path) -> None:
     shop = published_shop(tmp_path)
     lake = LocalLake(shop.lake)
-    other = train(lake, now=NOW + timedelta(minutes=1), seed=7, weights={"view": 1.0})
+    other = train(lake, TrainOptions(seed=7, weights={"view": 1.0}), now=NOW + timedelta(minutes=1))
     store = SQLiteStore(shop.store)
     publish(lake, store, other.version, force=True)
     expected = {v: _rows(lake, v) for v in (shop.version, other.version)}

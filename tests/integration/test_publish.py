@@ -23,7 +23,7 @@ from training.errors import ModelNotFound, ModelRejected
 from training.evaluate import evaluate_version
 from training.gate import decide
 from training.metrics import Paired, paired
-from training.pipeline import train
+from training.pipeline import TrainOptions, train
 
 END = datetime(2026, 11, 1, tzinfo=UTC)
 
@@ -246,7 +246,7 @@ def test_production_that_saw_the_whole_holdout_is_still_compared_on_it(
     _next_day(shop)
     first = train(shop, now=END + timedelta(days=2))
     publish(shop, SQLiteStore(tmp_path / "store.sqlite3"), first.version, force=True)
-    second = train(shop, now=END + timedelta(days=2, minutes=1), seed=7)
+    second = train(shop, TrainOptions(seed=7), now=END + timedelta(days=2, minutes=1))
     assert second.gate is not None
     assert second.gate.production_version == first.version
     assert second.gate.reasons[0].startswith(

@@ -13,7 +13,7 @@ from common.lake import LocalLake, S3Lake
 from tests.etl_helpers import curated_training_shop
 from training.errors import NotEnoughData
 from training.metrics import METRIC_NAMES
-from training.pipeline import SERVED, train
+from training.pipeline import SERVED, TrainOptions, train
 from training.tuning import SELECT_ON
 
 NOW = datetime(2026, 11, 2, tzinfo=UTC)
@@ -39,7 +39,7 @@ def test_train_reads_and_writes_an_s3_lake(s3_server: str) -> None:
 
 
 def test_train_writes_a_version_with_its_evidence(shop: LocalLake | S3Lake) -> None:
-    report = train(shop, seed=3, now=NOW)
+    report = train(shop, TrainOptions(seed=3), now=NOW)
     prefix = f"models/{report.version}"
     manifest = json.loads(shop.read_bytes(f"{prefix}/manifest.json"))
     assert manifest["chosen_label"] == report.chosen
@@ -88,8 +88,8 @@ def test_train_writes_a_version_with_its_evidence(shop: LocalLake | S3Lake) -> N
 
 def test_the_same_seed_gives_the_same_model(shop: LocalLake | S3Lake) -> None:
     # No time budget: a slow machine must not skip candidates the other run tried.
-    one = train(shop, seed=9, now=NOW, budget_s=1e9)
-    two = train(shop, seed=9, now=datetime(2026, 11, 3, tzinfo=UTC), budget_s=1e9)
+    one = train(shop, TrainOptions(seed=9, budget_s=1e9), now=NOW)
+    two = train(shop, TrainOptions(seed=9, budget_s=1e9), now=datetime(2026, 11, 3, tzinfo=UTC))
     assert one.metrics == two.metrics
     a = shop.read_bytes(f"batch/{one.version}/users.jsonl")
     b = shop.read_bytes(f"batch/{two.version}/users.jsonl")
@@ -108,7 +108,7 @@ def test_a_pinned_repeat_policy_holds_in_the_batch_output(
 ) -> None:
     from etl.sql import connect
 
-    report = train(shop, repeats=repeats, recipe="item-knn", half_life=None, now=NOW)
+    report = train(shop, TrainOptions(repeats=repeats, recipe="item-knn", half_life=None), now=NOW)
     assert report.tuning is not None
     assert report.tuning.blend.exclude == repeats
     assert report.tuning.half_life_days is None
@@ -146,7 +146,7 @@ def test_a_training_window_reads_and_fits_only_its_last_days(shop: LocalLake) ->
     with pytest.raises(NotEnoughData, match="RECS_TRAIN_WINDOW_DAYS"):
         load_events(shop, since=date(2027, 1, 1))
 
-    report = train(shop, seed=3, now=NOW, window_days=8)
+    report = train(shop, TrainOptions(seed=3, window_days=8), now=NOW)
     manifest = json.loads(shop.read_bytes(f"models/{report.version}/manifest.json"))
     assert manifest["data"]["window_since"] == "2026-10-25"
     assert manifest["data"]["events"] == len(recent)

@@ -23,7 +23,7 @@ from tests.conftest import load_event
 from tests.etl_helpers import NOW
 from tests.serving_helpers import PublishedShop, handler_for, published_shop, services_for
 from training.errors import ModelUnreadable
-from training.pipeline import train
+from training.pipeline import TrainOptions, train
 
 MISSING = "similar-items.npz"
 
@@ -44,7 +44,7 @@ def shop(tmp_path_factory: pytest.TempPathFactory) -> tuple[PublishedShop, str]:
     root = tmp_path_factory.mktemp("unloadable")
     shop = published_shop(root)
     lake = LocalLake(shop.lake)
-    broken = train(lake, now=NOW + timedelta(minutes=1), seed=7).version
+    broken = train(lake, TrainOptions(seed=7), now=NOW + timedelta(minutes=1)).version
     (shop.lake / "models" / broken / MISSING).rename(root / MISSING)
     return shop, broken
 

@@ -62,7 +62,7 @@ def test_item_and_user_statistics_by_hand() -> None:
 def test_the_shortlist_covers_the_batch_rows() -> None:
     """Realtime reorders the blend's best SHORTLIST and appends the rest in the blend's order;
     the batch keeps only the shortlist. They agree because a batch row is never longer."""
-    from training.pipeline import K
+    from training.metrics import K
     from training.ranker import SHORTLIST
 
     assert SHORTLIST >= K
