@@ -14,9 +14,10 @@ from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePer
 from common.lake import open_lake
 from ingestion.history import DynamoHistory, RecentHistory
 from ingestion.sinks import EventSink, LocalSink, make_sink
-from serving.app import Handler, Services, build_app, make_handler
+from serving.app import Handler, build_app, make_handler
 from serving.idempotency import SQLitePersistenceLayer
 from serving.recommend import LiveModel, Recommender
+from serving.services import Services
 from serving.settings import ServingSettings
 from serving.store import open_store
 

@@ -15,11 +15,12 @@ import threading
 from pathlib import Path
 from typing import Any, Final
 
-from serving.app import SERVICE, build_app, make_handler
-from serving.app import logger as request_logger
+from serving.app import build_app, make_handler
 from serving.asgi import JsonErrors, LambdaASGI
 from serving.handler import build_services
 from serving.limits import LOG_FILE_VARIABLE
+from serving.services import SERVICE
+from serving.services import logger as request_logger
 from serving.settings import ServingSettings
 
 LOG_BYTES: Final = 10 * 1024 * 1024

@@ -16,9 +16,10 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
 from common.contract import Event
 from common.lake import LocalLake
 from ingestion.sinks import EventLog, LocalSink
-from serving.app import Services, build_app
+from serving.app import build_app
 from serving.idempotency import SQLitePersistenceLayer
 from serving.recommend import LiveModel, Recommender
+from serving.services import Services
 from serving.shapes import API_VERSION, DESCRIPTION, SECURITY_SCHEMES
 from serving.store import SQLiteStore
 

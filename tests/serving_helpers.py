@@ -13,11 +13,12 @@ import uvicorn
 
 from common.lake import LocalLake
 from ingestion.sinks import EventLog, LocalSink
-from serving.app import Handler, Services, build_app, make_handler
+from serving.app import Handler, build_app, make_handler
 from serving.asgi import LambdaASGI
 from serving.idempotency import SQLitePersistenceLayer
 from serving.publish import publish
 from serving.recommend import LiveModel, Recommender
+from serving.services import Services
 from serving.store import SQLiteStore
 from tests.etl_helpers import NOW, curated_training_shop
 from training.pipeline import train

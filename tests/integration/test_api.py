@@ -17,11 +17,11 @@ import pytest
 from ingestion.history import RecentEvent
 from ingestion.raw import read_lines
 from ingestion.sinks.local import LocalSink
-from serving.app import Services
 from serving.asgi import JsonErrors
 from serving.idempotency import LocalRequestContext
 from serving.precheck import KEY_REFUSED
 from serving.recommend import in_cart
+from serving.services import Services
 from serving.shapes import INTERNAL_ERROR, MAX_BODY_BYTES
 from tests.conftest import load_event
 from tests.serving_helpers import (

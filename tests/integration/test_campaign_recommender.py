@@ -15,9 +15,9 @@ import pytest
 from botocore.stub import Stubber
 
 from common.contract import Event
-from serving.app import Services
 from serving.idempotency import LocalRequestContext
 from serving.personalize import CampaignRecommender
+from serving.services import Services
 from tests.conftest import load_event
 from tests.serving_helpers import PublishedShop, handler_for, published_shop, services_for
 

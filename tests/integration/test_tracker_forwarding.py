@@ -16,8 +16,8 @@ from moto import mock_aws
 
 from ingestion.consumer import handler as consumer
 from ingestion.tracker import EventTracker, TrackedSink
-from serving.app import Services
 from serving.idempotency import LocalRequestContext
+from serving.services import Services
 from serving.settings import ServingSettings
 from tests.conftest import create_history_table, load_event
 from tests.serving_helpers import PublishedShop, handler_for, published_shop, services_for

@@ -1,0 +1,147 @@
+"""`/recommendations/personalized` and `/recommendations/related`: check the ids, ask the
+`Recommender`, shape the answer."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.api_gateway import Router
+from aws_lambda_powertools.metrics import MetricUnit
+
+from common.contract import MAX_ID_LENGTH, check_id
+from serving.recommend import Answer
+from serving.services import error, metrics, services_of
+from serving.shapes import (
+    DEFAULT_K,
+    ERRORS,
+    ExcludeParam,
+    FilterParam,
+    ItemIdParam,
+    KParam,
+    Personalized,
+    Related,
+    UserIdParam,
+    doc,
+)
+
+
+@dataclass(frozen=True)
+class Filter:
+    """What `filter=` asks of a personalized answer."""
+
+    category: str | None = None
+    not_purchased: bool = False
+    not_seen: bool = False
+
+
+def parse_filter(raw: str | None) -> Filter:
+    """`filter=not-purchased|not-seen|category:<name>`; ValueError says what was wrong."""
+    if raw is None:
+        return Filter()
+    if raw in ("not-purchased", "not-seen"):
+        return Filter(not_purchased=raw == "not-purchased", not_seen=raw == "not-seen")
+    if not raw.startswith("category:"):
+        raise ValueError(f"filter must be not-purchased, not-seen or category:<name> (got {raw!r})")
+    category = raw.removeprefix("category:")
+    if not category:
+        raise ValueError("filter category:<name> needs a category name")
+    try:
+        check_id(category)
+    except ValueError:
+        raise ValueError(
+            "filter category:<name> needs a name of printable characters, with no "
+            f"control characters (got {category!r})"
+        ) from None
+    return Filter(category=category)
+
+
+def ids(raw: str | None) -> list[str]:
+    """Item ids from a comma-separated parameter."""
+    return [part.strip() for part in (raw or "").split(",") if part.strip()]
+
+
+def bad_ids(name: str, values: list[str]) -> Response[str] | None:
+    """A 400 for the first id that breaks the event contract's id rule, else None."""
+    for value in values:
+        try:
+            check_id(value)
+        except ValueError:
+            return error(
+                400,
+                f"{name} must be 1 to {MAX_ID_LENGTH} printable characters, not blank and "
+                f"with no control characters (got {value!r})",
+            )
+    return None
+
+
+def answer_body(key: str, value: str, list_name: str, answer: Answer) -> dict[str, Any]:
+    """The answer's JSON, counted by where it came from (batch, realtime, popular)."""
+    metrics.add_metric(name=f"Source{answer.source.title()}", unit=MetricUnit.Count, value=1)
+    return {
+        key: value,
+        list_name: [{"id": i, "score": s} for i, s in answer.items],
+        "modelVersion": answer.model_version,
+        "source": answer.source,
+        "recommendationId": answer.recommendation_id or str(uuid.uuid4()),
+    }
+
+
+def router() -> Router:
+    """The recommendation routes, under /v1 and (hidden from the spec) unversioned."""
+    routes = Router()  # type: ignore[no-untyped-call]
+
+    @routes.get(
+        "/v1/recommendations/personalized",
+        summary="Recommended for you",
+        description="The user's top k items: the published batch (source batch) until the "
+        "user has events newer than the live model's data, then scored at request time over "
+        "their whole history with the new events folded in (realtime); a user the model "
+        "cannot score gets trending items (popular). The model's repeat policy decides "
+        "whether the user's own items come back. Never 404 for an unknown user.",
+        responses={200: doc("Recommendations", Personalized), **ERRORS},
+        tags=["recommendations"],
+    )
+    @routes.get("/recommendations/personalized", include_in_schema=False)
+    def personalized(
+        user_id: UserIdParam,
+        k: KParam = DEFAULT_K,
+        exclude: ExcludeParam = None,
+        filter_: FilterParam = None,
+    ) -> Any:
+        try:
+            wanted = parse_filter(filter_)
+        except ValueError as exc:
+            return error(400, str(exc))
+        refused = bad_ids("userId", [user_id]) or bad_ids("exclude", ids(exclude))
+        if refused is not None:
+            return refused
+        answer = services_of(routes).recommender.personalized(
+            user_id,
+            k,
+            exclude=ids(exclude),
+            category=wanted.category,
+            not_purchased=wanted.not_purchased,
+            not_seen=wanted.not_seen,
+        )
+        return answer_body("userId", user_id, "items", answer)
+
+    @routes.get(
+        "/v1/recommendations/related",
+        summary="Related items",
+        description="Items shoppers interact with alongside this one, strongest first. An "
+        "unknown item gets trending items (source popular), never a 404.",
+        responses={200: doc("Related items", Related), **ERRORS},
+        tags=["recommendations"],
+    )
+    @routes.get("/recommendations/related", include_in_schema=False)
+    def related(item_id: ItemIdParam, k: KParam = DEFAULT_K, exclude: ExcludeParam = None) -> Any:
+        refused = bad_ids("itemId", [item_id]) or bad_ids("exclude", ids(exclude))
+        if refused is not None:
+            return refused
+        answer = services_of(routes).recommender.related(item_id, k, exclude=ids(exclude))
+        return answer_body("itemId", item_id, "related", answer)
+
+    return routes

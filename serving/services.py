@@ -1,0 +1,65 @@
+"""What every route shares: the services it calls, the one error shape, and the API's
+logger, metrics and tracer.
+
+`serving.app` puts the `Services` into the resolver's context before each request, and each
+router (`serving.routes`) takes them from there (Powertools' `append_context`), so a route is
+a plain function of its request and the services, with no closure over a built app.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.api_gateway import Router
+from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig
+from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePersistenceLayer
+
+from ingestion.sinks import EventSink
+from serving.recommend import Recommender
+
+SERVICE: Final = "recs-api"
+#: How long a replayed Idempotency-Key answers with the first response.
+IDEMPOTENCY_SECONDS: Final = 24 * 3600
+#: The key the services travel under in the resolver's context.
+CONTEXT_KEY: Final = "services"
+
+logger = Logger(service=SERVICE)
+metrics = Metrics(namespace="recs", service=SERVICE)
+tracer = Tracer(service=SERVICE)
+
+
+@dataclass
+class Services:
+    """What the handlers call: built once per process from the settings."""
+
+    recommender: Recommender
+    sink: EventSink
+    idempotency: BasePersistenceLayer
+    api_keys: frozenset[str] = frozenset()
+    cors_origins: tuple[str, ...] = ()
+    idempotency_config: IdempotencyConfig = field(
+        default_factory=lambda: IdempotencyConfig(
+            event_key_jmespath="key",
+            payload_validation_jmespath="body",
+            expires_after_seconds=IDEMPOTENCY_SECONDS,
+        )
+    )
+
+
+def services_of(router: Router) -> Services:
+    """The services of the request a router's route is answering."""
+    services: Services = router.context[CONTEXT_KEY]
+    return services
+
+
+def error(status: int, message: str, **extra: Any) -> Response[str]:
+    """A JSON error response."""
+    return Response(
+        status_code=status,
+        content_type="application/json",
+        body=json.dumps({"error": message, **extra}),
+    )
