@@ -20,6 +20,7 @@ from benchmarks.quality import quality
 from benchmarks.reliability import reliability_rows
 from benchmarks.scale import scale_rows
 from benchmarks.serving import serving_rows
+from benchmarks.settings import BenchSettings
 
 
 def _figure(value: float) -> str:
@@ -58,6 +59,11 @@ def main(argv: list[str] | None = None) -> None:
         "--interactions-csv", type=Path, help="also benchmark quality on this Personalize CSV"
     )
     parser.add_argument(
+        "--bench-data",
+        type=Path,
+        help="folder of the real data sets [env RECS_BENCH_DATA; default ../shared/data]",
+    )
+    parser.add_argument(
         "--scale-events", type=int, default=10_000_000, help="training at scale; 0 skips it"
     )
     parser.add_argument(
@@ -75,6 +81,7 @@ def main(argv: list[str] | None = None) -> None:
         help="run one section and keep the others' last figures",
     )
     args = parser.parse_args(argv)
+    data = BenchSettings.from_env(bench_data=args.bench_data).bench_data
 
     started = datetime.now(UTC)
     sections: list[tuple[str, tuple[list[Row], list[str]]]] = []
@@ -84,7 +91,7 @@ def main(argv: list[str] | None = None) -> None:
             ("ETL: raw zone to curated Parquet", etl_rows(args.etl_events)),
         ]
     if args.only in (None, "quality"):
-        sections.append((QUALITY, quality(args.quality_events, args.interactions_csv)))
+        sections.append((QUALITY, quality(args.quality_events, data, args.interactions_csv)))
     if args.scale_events and args.only in (None, "scale"):
         sections.append((SCALE, scale_rows(args.scale_events)))
     if args.serving_events and args.only in (None, "serving"):

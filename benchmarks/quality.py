@@ -45,7 +45,6 @@ says so. The generated shop is always there.
 
 from __future__ import annotations
 
-import os
 import tempfile
 import time
 from collections.abc import Iterator
@@ -69,20 +68,15 @@ from benchmarks.related import scored as related_scored
 from common.contract import EVENT_TYPES, parse_event
 from ingestion.generator import ShopSpec, generate_shop
 from training.data import Interactions, Split, unseen_truth
-from training.metrics import evaluate
+from training.metrics import K, evaluate
 from training.tuning import SELECT_ON, Choice
 
 if TYPE_CHECKING:
     from serving.recommend import Recommender
 
 END = datetime(2026, 11, 1, tzinfo=UTC)
-K: Final = 25
 DAY_MS: Final = 86_400_000
-#: Where the real data sets are: ../shared/data beside the project, or RECS_BENCH_DATA.
 Floats64 = npt.NDArray[np.float64]
-DATA: Final = Path(
-    os.environ.get("RECS_BENCH_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")
-)
 #: Users and events replayed per data set.
 REPLAY_USERS: Final = 300
 REPLAY_EVENTS_PER_USER: Final = 30
@@ -157,8 +151,9 @@ class DataSet:
     note: str
 
 
-def data_sets(quality_events: int) -> tuple[list[DataSet], list[str]]:
-    """The real sets that are present, and the generated shop; notes on those missing."""
+def data_sets(quality_events: int, data: Path) -> tuple[list[DataSet], list[str]]:
+    """The real sets in `data` that are present, and the generated shop; notes on those
+    missing."""
     found, missing = [], []
     real = (
         (
@@ -175,14 +170,14 @@ def data_sets(quality_events: int) -> tuple[list[DataSet], list[str]]:
         ),
     )
     for name, folder, cut, note in real:
-        path = DATA / folder / "interactions.csv.gz"
+        path = data / folder / "interactions.csv.gz"
         if not path.exists():
             missing.append(
                 f"{name}: skipped, {path} is absent (see the module docstring of "
                 "benchmarks/quality.py for where to get it)."
             )
             continue
-        items = DATA / folder / "items.csv.gz"
+        items = data / folder / "items.csv.gz"
         found.append(DataSet(name, _csv_table(path), cut, items if items.exists() else None, note))
     shop = generate_shop(
         ShopSpec(
@@ -909,9 +904,9 @@ GOAL: Final = (
 )
 
 
-def quality(n_events: int, csv: Path | None = None) -> tuple[list[Row], list[str]]:
+def quality(n_events: int, data: Path, csv: Path | None = None) -> tuple[list[Row], list[str]]:
     """The quality section: each real set present, the generated shop, and a CSV if given."""
-    sets, notes = data_sets(n_events)
+    sets, notes = data_sets(n_events, data)
     if csv is not None:
         table = _csv_table(csv)
         times = np.sort(table["ts_ms"].to_numpy())
@@ -919,8 +914,8 @@ def quality(n_events: int, csv: Path | None = None) -> tuple[list[Row], list[str
         sets.append(DataSet(csv.name, table, cut, None, "given with --interactions-csv"))
     rows: list[Row] = []
     tables: list[str] = [GOAL, ""]
-    for data in sets:
-        more_rows, more_notes = quality_rows(data)
+    for found in sets:
+        more_rows, more_notes = quality_rows(found)
         rows += more_rows
         tables += [*more_notes, ""]
     return rows, [*tables, *notes]

@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import os
 import tomllib
-from collections.abc import Mapping
+import warnings
+from collections.abc import Callable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
@@ -83,7 +84,46 @@ def settings_file(env: Mapping[str, str] | None = None) -> SettingsFile | None:
             f"{path}: [{tables[0]}] is a table; write every setting at the top level, "
             'e.g. lake = "./lake"'
         )
-    return SettingsFile(path, values)
+    return SettingsFile(path, _renamed(values, str, f" in {path}"))
+
+
+@dataclass(frozen=True)
+class Renamed:
+    """A setting's old spelling, still read for one release, with a warning."""
+
+    #: The setting it became, by name (`history`, read from RECS_HISTORY).
+    to: str
+    #: The old value in the new setting's form.
+    convert: Callable[[str], str] = str
+    #: When the old spelling goes.
+    until: str = "0.2"
+
+
+#: Old spellings by name: RECS_<NAME> in the environment, <name> in the settings file.
+RENAMED: Final[Mapping[str, Renamed]] = {
+    # One setting for the history table on the API and the Kinesis consumer alike.
+    "history_table": Renamed("history", lambda table: f"dynamodb://{table}"),
+    # `recs serve --log-file`'s setting, named like its flag.
+    "serve_log_file": Renamed("log_file"),
+}
+
+
+def _renamed(values: Mapping[str, Any], key: Callable[[str], str], where: str) -> dict[str, Any]:
+    """`values` with each old spelling moved to its new one (unless that is set too), and a
+    FutureWarning per old spelling found."""
+    moved = dict(values)
+    for old, new in RENAMED.items():
+        if key(old) not in moved:
+            continue
+        value = moved.pop(key(old))
+        warnings.warn(
+            f"{key(old)}{where} is deprecated and goes in {new.until}: set {key(new.to)} "
+            f"instead (to {new.convert(str(value))!r})",
+            FutureWarning,
+            stacklevel=4,
+        )
+        moved.setdefault(key(new.to), new.convert(str(value)))
+    return moved
 
 
 def _names(name: str, field: FieldInfo) -> tuple[str, ...]:
@@ -105,6 +145,10 @@ def _variables(name: str, field: FieldInfo) -> tuple[str, ...]:
 def variable(name: str, field: FieldInfo) -> str:
     """The environment variable of a setting, as the README names it."""
     return _variables(name, field)[-1]
+
+
+def _variable_of(name: str) -> str:
+    return f"{ENV_PREFIX}{name.upper()}"
 
 
 def flag(name: str) -> str:
@@ -168,7 +212,7 @@ class RecsSettings(BaseSettings):
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Self:
         """Read the settings once; keyword arguments that are not None win (they are flags)."""
-        env = os.environ if env is None else env
+        env = _renamed(os.environ if env is None else env, _variable_of, "")
         unknown = set(overrides) - set(cls.model_fields)
         if unknown:
             raise TypeError(f"unknown setting(s): {', '.join(sorted(unknown))}")

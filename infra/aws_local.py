@@ -438,7 +438,6 @@ def main() -> None:
             "RECS_SINK": "kinesis",
             "RECS_KINESIS_STREAM": out["kinesis_stream"],
             "RECS_HISTORY": out["history"],
-            "RECS_HISTORY_TABLE": out["history_table"],
             "RECS_IDEMPOTENCY_STORE": out["idempotency_store"],
             "RECS_GLUE_DATABASE": out["glue_database"],
         }

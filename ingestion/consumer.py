@@ -14,14 +14,13 @@ from itertools import islice
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
-from pydantic import Field
 
 from common.contract import Event, parse_stored_event
 from common.dynamodb import BATCH_SIZE
-from common.errors import InvalidEvent
-from common.settings import RecsSettings
+from common.errors import InvalidEvent, SettingsError
 from ingestion.errors import DeliveryFailed
 from ingestion.history import DynamoHistory
+from ingestion.settings import HistorySettings
 
 logger = logging.getLogger(__name__)
 
@@ -60,18 +59,6 @@ def _record_events(
         yield sequence, found, invalid
 
 
-class HistorySettings(RecsSettings):
-    """The Kinesis consumer's one setting: the table it fills."""
-
-    history_table: str = Field(
-        min_length=1, description="DynamoDB table of recent history the Kinesis consumer fills"
-    )
-    personalize_tracking_id: str | None = Field(
-        None,
-        description="Also forward each event to this Personalize event tracker (PutEvents)",
-    )
-
-
 def handler(event: Mapping[str, Any], context: object) -> dict[str, Any]:
     """Kinesis consumer Lambda: each event on the stream into the history table.
 
@@ -83,6 +70,11 @@ def handler(event: Mapping[str, Any], context: object) -> dict[str, Any]:
     refused call is logged and counted, not retried through the stream (`ingestion.tracker`).
     """
     settings = HistorySettings.from_env()
+    if settings.history_table is None:
+        raise SettingsError(
+            "The Kinesis consumer fills a DynamoDB history table: set RECS_HISTORY to "
+            "dynamodb://TABLE (Terraform output history)"
+        )
     history = DynamoHistory(settings.history_table)
     invalid = 0
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal, Self
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from common.settings import LakeSettings
+from common.settings import LakeSettings, RecsSettings
 
 SinkKind = Literal["local", "kinesis", "firehose"]
 
@@ -49,3 +49,39 @@ class IngestionSettings(LakeSettings):
                 "RECS_SINK=firehose needs RECS_FIREHOSE_STREAM, the delivery stream's name"
             )
         return self
+
+
+class HistorySettings(RecsSettings):
+    """Where accepted events are kept for realtime answers, and forwarded to Personalize.
+
+    The API reads the history and, with the local sink, forwards; the Kinesis consumer fills
+    the DynamoDB history and, with the Kinesis sink, forwards. Both read these two settings.
+    """
+
+    history: str = Field(
+        "local",
+        description="Recent history for realtime answers: local (the event log) or "
+        "dynamodb://table (which the Kinesis consumer fills)",
+    )
+    personalize_tracking_id: str | None = Field(
+        None,
+        description="Forward accepted events to this Personalize event tracker (the "
+        "`tracking_id` in a Personalize version's manifest): the API does with the local "
+        "sink, the Kinesis consumer with RECS_SINK=kinesis",
+    )
+
+    @field_validator("history")
+    @classmethod
+    def _history(cls, value: str) -> str:
+        if value != "local" and not value.startswith("dynamodb://"):
+            raise ValueError("must be local or dynamodb://table")
+        if value.startswith("dynamodb://") and not value.removeprefix("dynamodb://").strip("/"):
+            raise ValueError("names no table; use dynamodb://table-name")
+        return value
+
+    @property
+    def history_table(self) -> str | None:
+        """The DynamoDB history table's name, or None for the local event log."""
+        if self.history == "local":
+            return None
+        return self.history.removeprefix("dynamodb://").strip("/")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import os
-from pathlib import Path
 from typing import Final
 
 import click
@@ -12,7 +11,7 @@ import click
 from common.cli import FLAGS_KEY, fails_cleanly, out, say, with_settings
 from common.lake import lake_for_reading
 from common.settings import variable
-from serving.limits import LOG_FILE_VARIABLE, GuardedHttpToolsProtocol, ServerLimits
+from serving.limits import GuardedHttpToolsProtocol, ServerLimits
 from serving.settings import ServingSettings, StoreSettings
 from serving.store import open_store
 
@@ -91,12 +90,6 @@ def publish_command(
     help="Print CloudWatch EMF metrics per request to stdout, as the Lambda does.",
 )
 @click.option(
-    "--log-file",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Write the JSON request log and the server's own there, rotated at 10 MiB with 5 "
-    "kept. [default: standard output]",
-)
-@click.option(
     "--request-timeout",
     default=ServerLimits.request_timeout_s,
     show_default=True,
@@ -155,7 +148,6 @@ def serve_command(
     workers: int,
     log_level: str,
     metrics: bool,
-    log_file: Path | None,
     request_timeout: float,
     keep_alive: int,
     max_connections: int,
@@ -183,8 +175,9 @@ def serve_command(
         os.environ[variable(name, ServingSettings.model_fields[name])] = str(value)
     os.environ["POWERTOOLS_LOG_LEVEL"] = log_level.upper()
     os.environ["POWERTOOLS_METRICS_DISABLED"] = "false" if metrics else "true"
-    if log_file is not None:
-        os.environ[LOG_FILE_VARIABLE] = str(log_file.resolve())
+    if settings.log_file is not None:
+        # Workers start in this folder, but say the file the way it is opened.
+        os.environ["RECS_LOG_FILE"] = str(settings.log_file.resolve())
     limits = ServerLimits(
         request_timeout_s=request_timeout,
         max_head_bytes=max_header_bytes,

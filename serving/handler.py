@@ -47,11 +47,11 @@ def build_services(settings: ServingSettings, *, background_flush: bool = False)
     store = open_store(settings.store)
     sink: EventSink = make_sink(settings, background=background_flush)
     history: RecentHistory
-    if settings.history == "local":
+    if settings.history_table is None:
         assert isinstance(sink, LocalSink)  # ServingSettings ensures it
         history = sink.log
     else:
-        history = DynamoHistory(_table(settings.history))
+        history = DynamoHistory(settings.history_table)
     if settings.personalize_tracking_id:
         from ingestion.tracker import EventTracker, TrackedSink
 

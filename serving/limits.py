@@ -30,9 +30,6 @@ from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
 
-#: Where `recs serve --log-file` tells its workers to log (rotated), through the environment.
-LOG_FILE_VARIABLE: Final = "RECS_SERVE_LOG_FILE"
-
 
 @dataclass(frozen=True)
 class ServerLimits:

@@ -18,7 +18,6 @@ from typing import Any, Final
 from serving.app import build_app, make_handler
 from serving.asgi import JsonErrors, LambdaASGI
 from serving.handler import build_services
-from serving.limits import LOG_FILE_VARIABLE
 from serving.services import SERVICE
 from serving.services import logger as request_logger
 from serving.settings import ServingSettings
@@ -73,8 +72,8 @@ def _log_thread_error(args: threading.ExceptHookArgs) -> None:
 
 def create_app() -> JsonErrors:
     """The ASGI app of one worker (uvicorn's `--factory`)."""
-    log_file = os.environ.get(LOG_FILE_VARIABLE)
-    configure_logging(Path(log_file) if log_file else None)
-    services = build_services(ServingSettings.from_env(), background_flush=True)
+    settings = ServingSettings.from_env()
+    configure_logging(settings.log_file)
+    services = build_services(settings, background_flush=True)
     app = LambdaASGI(make_handler(build_app(services), services), on_shutdown=services.sink.close)
     return JsonErrors(app)

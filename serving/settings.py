@@ -6,13 +6,14 @@ when the app is built, through `common.settings`.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any, Final, Literal, Self
 
 from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import NoDecode
 
 from common.settings import LakeSettings
-from ingestion.settings import IngestionSettings
+from ingestion.settings import HistorySettings, IngestionSettings
 from serving.store import DEFAULT_STORE
 
 DEFAULT_IDEMPOTENCY_STORE: Final = "./var/idempotency.sqlite3"
@@ -53,18 +54,13 @@ class StoreSettings(LakeSettings):
         return value
 
 
-class ServingSettings(IngestionSettings, StoreSettings):
+class ServingSettings(IngestionSettings, HistorySettings, StoreSettings):
     """Everything the API reads: the store, history, keys, CORS, and where events go."""
 
     idempotency_store: str = Field(
         DEFAULT_IDEMPOTENCY_STORE,
         min_length=1,
         description="Idempotency-Key records: a SQLite file or dynamodb://table",
-    )
-    history: str = Field(
-        "local",
-        description="Recent history for realtime answers: local (the event log) or "
-        "dynamodb://table",
     )
     personalize_campaign_arn: str | None = Field(
         None,
@@ -75,12 +71,6 @@ class ServingSettings(IngestionSettings, StoreSettings):
     )
     personalize_filter_arn: str | None = Field(
         None, description="The campaign's not-purchased filter"
-    )
-    personalize_tracking_id: str | None = Field(
-        None,
-        description="Forward accepted events to this Personalize event tracker (the "
-        "`tracking_id` in a Personalize version's manifest). With RECS_SINK=kinesis the "
-        "Kinesis consumer forwards instead",
     )
     hide_carted: bool = Field(
         True,
@@ -97,6 +87,10 @@ class ServingSettings(IngestionSettings, StoreSettings):
     )
     model_check_seconds: float = Field(
         30.0, ge=0, description="How often the API looks for a newly published version"
+    )
+    log_file: Path | None = Field(
+        None,
+        description="The file `recs serve`'s workers log to, rotated (else the terminal)",
     )
     model_users: Literal["lake", "store"] = Field(
         "lake",
@@ -115,13 +109,6 @@ class ServingSettings(IngestionSettings, StoreSettings):
             # An empty list would leave the API open while its operator thinks it is locked.
             raise ValueError("lists no key; list the keys, or leave it unset for an open API")
         return keys
-
-    @field_validator("history")
-    @classmethod
-    def _history(cls, value: str) -> str:
-        if value != "local" and not value.startswith("dynamodb://"):
-            raise ValueError("must be local or dynamodb://table")
-        return value
 
     @field_validator("cors_origins")
     @classmethod

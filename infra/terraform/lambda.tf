@@ -28,7 +28,7 @@ locals {
   )
   consumer_environment = merge(
     {
-      RECS_HISTORY_TABLE      = aws_dynamodb_table.history.name
+      RECS_HISTORY            = "dynamodb://${aws_dynamodb_table.history.name}"
       POWERTOOLS_SERVICE_NAME = "recs-history-consumer"
     },
     var.personalize_tracking_id == null ? {} : { RECS_PERSONALIZE_TRACKING_ID = var.personalize_tracking_id },

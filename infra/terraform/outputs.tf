@@ -44,12 +44,12 @@ output "pipeline_state_machine_arn" {
 }
 
 output "history" {
-  description = "Set RECS_HISTORY to this on the API (the Kinesis consumer takes the bare name as RECS_HISTORY_TABLE)."
+  description = "Set RECS_HISTORY to this on the API and the Kinesis consumer."
   value       = "dynamodb://${aws_dynamodb_table.history.name}"
 }
 
 output "history_table" {
-  description = "Set RECS_HISTORY_TABLE to this on the Kinesis consumer."
+  description = "The recent-history table's name (RECS_HISTORY takes it as dynamodb://<name>)."
   value       = aws_dynamodb_table.history.name
 }
 

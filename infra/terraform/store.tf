@@ -35,8 +35,8 @@ resource "aws_dynamodb_table" "online_store" {
 
 # Recent history for realtime answers on AWS: the Kinesis consumer (ingestion.consumer.handler)
 # writes each event under user_id (hash) and event = "<13-digit ts_ms>#<event_id>" (range),
-# with expires_at for TTL; the API queries a user's newest. Set RECS_HISTORY=dynamodb://<name>
-# on the API and RECS_HISTORY_TABLE=<name> on the consumer.
+# with expires_at for TTL; the API queries a user's newest. Both take
+# RECS_HISTORY=dynamodb://<name>.
 resource "aws_dynamodb_table" "history" {
   name         = "${local.name}-history"
   billing_mode = "PAY_PER_REQUEST"

@@ -12,12 +12,15 @@ not reachable here), driven by Playwright's Python package; `RECS_CHROMIUM` name
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
+
+from pydantic import Field
+
+from common.settings import RecsSettings
 
 #: Chromium's flags for a closed network and a root user (no sandbox), as the machine needs.
 FLAGS: Final = (
@@ -26,10 +29,19 @@ FLAGS: Final = (
 )  # fmt: skip
 
 
-def chromium() -> str | None:
-    """The Chromium to drive, if there is one."""
+class TourSettings(RecsSettings):
+    """What the tour reads besides its flags."""
+
+    chromium: str | None = Field(
+        None,
+        description="The Chromium the tour and the browser tests drive (else chromium on the PATH)",
+    )
+
+
+def chromium(named: str | None = None) -> str | None:
+    """The Chromium to drive, if there is one: `named`, RECS_CHROMIUM, or the PATH's."""
     return (
-        os.environ.get("RECS_CHROMIUM")
+        TourSettings.from_env(chromium=named).chromium
         or shutil.which("chromium")
         or shutil.which("chromium-browser")
     )
@@ -58,11 +70,13 @@ def _recommended(page: Any) -> list[str]:
     return [cards.nth(i).get_attribute("data-item") or "" for i in range(cards.count())]
 
 
-def tour(base: str, out: Path | None = None, *, shopper_index: int = 0) -> Seen:
+def tour(
+    base: str, out: Path | None = None, *, shopper_index: int = 0, chromium_path: str | None = None
+) -> Seen:
     """Walk the store and the ops page at `base`; screenshots into `out` if given."""
     from playwright.sync_api import sync_playwright
 
-    executable = chromium()
+    executable = chromium(chromium_path)
     if executable is None:
         raise SystemExit("no Chromium found: `make browser` installs Debian's chromium")
     seen = Seen()
@@ -114,8 +128,11 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--base", default="http://127.0.0.1:8000")
     parser.add_argument("--out", type=Path)
+    parser.add_argument(
+        "--chromium", help="the Chromium to drive [env RECS_CHROMIUM; default: the PATH's]"
+    )
     args = parser.parse_args(argv)
-    seen = tour(args.base, args.out)
+    seen = tour(args.base, args.out, chromium_path=args.chromium)
     print(
         f"store: {seen.shopper} got {seen.home_source} recommendations; opened "
         f"{seen.product!r}; after add to cart: {seen.after_cart_source}\n"

@@ -91,7 +91,7 @@ def test_a_redelivered_event_is_stored_once(history: tuple[RecentHistory, Append
 def test_the_kinesis_consumer_fills_the_table(
     aws_env: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("RECS_HISTORY_TABLE", TABLE)
+    monkeypatch.setenv("RECS_HISTORY", f"dynamodb://{TABLE}")
     with mock_aws():
         client = boto3.client("dynamodb")
         _create_table(client)
@@ -103,9 +103,27 @@ def test_the_kinesis_consumer_fills_the_table(
 
 
 def test_the_kinesis_consumer_names_its_missing_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("RECS_HISTORY", raising=False)
     monkeypatch.delenv("RECS_HISTORY_TABLE", raising=False)
-    with pytest.raises(SettingsError, match="RECS_HISTORY_TABLE is required"):
+    with pytest.raises(SettingsError, match="set RECS_HISTORY to dynamodb://TABLE"):
         handler(load_event("kinesis_history.json"), None)
+
+
+@pytest.mark.aws
+def test_the_consumer_still_reads_the_old_table_setting_with_a_warning(
+    aws_env: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """RECS_HISTORY_TABLE, the consumer's own setting before RECS_HISTORY served both, keeps
+    working for one release."""
+    monkeypatch.delenv("RECS_HISTORY", raising=False)
+    monkeypatch.setenv("RECS_HISTORY_TABLE", TABLE)
+    with mock_aws():
+        _create_table(boto3.client("dynamodb"))
+        with pytest.warns(
+            FutureWarning, match="RECS_HISTORY_TABLE is deprecated .* set RECS_HISTORY"
+        ):
+            result = handler(load_event("kinesis_history.json"), None)
+    assert result["written"] == 3
 
 
 class _Throttled:
@@ -154,7 +172,7 @@ def _kinesis_batch(n: int) -> dict[str, Any]:
 def test_the_kinesis_consumer_reports_the_first_record_it_could_not_write(
     aws_env: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("RECS_HISTORY_TABLE", TABLE)
+    monkeypatch.setenv("RECS_HISTORY", f"dynamodb://{TABLE}")
     calls: list[int] = []
     real_append = DynamoHistory.append
 

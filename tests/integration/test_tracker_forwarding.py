@@ -101,7 +101,7 @@ def test_the_kinesis_consumer_forwards_what_it_wrote(
     monkeypatch: pytest.MonkeyPatch, events_api: tuple[Any, Stubber]
 ) -> None:
     client, stub = events_api
-    monkeypatch.setenv("RECS_HISTORY_TABLE", "recs-history")
+    monkeypatch.setenv("RECS_HISTORY", "dynamodb://recs-history")
     monkeypatch.setenv("RECS_PERSONALIZE_TRACKING_ID", TRACKING_ID)
     monkeypatch.setattr(EventTracker, "_api", lambda _self: client)
     expected = {"trackingId": TRACKING_ID, "userId": "U1", "sessionId": ANY, "eventList": ANY}

@@ -126,7 +126,6 @@ def test_unknown_keys_of_a_settings_file_are_found(tmp_path: Path) -> None:
 def test_the_readme_lists_every_setting_with_its_variable_and_flag() -> None:
     import orchestration.cli  # noqa: F401 - registers every stage's settings model
     from common.settings import RecsSettings, flag, variable
-    from ingestion.consumer import HistorySettings
 
     readme = (Path(__file__).parents[2] / "README.md").read_text()
     section = readme.split("## Settings", 1)[1].split("\n## ", 1)[0]
@@ -142,10 +141,7 @@ def test_the_readme_lists_every_setting_with_its_variable_and_flag() -> None:
                 for c, r in rows.items()
                 if variable(name, field) in c.replace("`", " ").replace("(", " ").split()
             )
-            if model is not HistorySettings:
-                assert f"`{flag(name)}`" in row, (
-                    f"README's {variable(name, field)} lacks {flag(name)}"
-                )
+            assert f"`{flag(name)}`" in row, f"README's {variable(name, field)} lacks {flag(name)}"
 
 
 def test_only_recs_variables_are_read_and_reported() -> None:
@@ -161,3 +157,23 @@ def test_api_keys_that_list_no_key_are_refused(keys: str) -> None:
     with pytest.raises(SettingsError, match="RECS_API_KEYS lists no key"):
         ServingSettings.from_env({"RECS_API_KEYS": keys})
     assert ServingSettings.from_env({"RECS_API_KEYS": "k1, k2,"}).api_keys == {"k1", "k2"}
+
+
+def test_an_old_spelling_still_works_for_a_release_with_a_warning(tmp_path: Path) -> None:
+    with pytest.warns(FutureWarning, match="RECS_SERVE_LOG_FILE is deprecated .* RECS_LOG_FILE"):
+        settings = ServingSettings.from_env({"RECS_SERVE_LOG_FILE": "var/serve.log"})
+    assert settings.log_file == Path("var/serve.log")
+    with pytest.warns(FutureWarning, match="RECS_HISTORY_TABLE is deprecated"):
+        settings = ServingSettings.from_env({"RECS_HISTORY_TABLE": "t", "RECS_SINK": "kinesis",
+                                             "RECS_KINESIS_STREAM": "s"})  # fmt: skip
+    assert (settings.history, settings.history_table) == ("dynamodb://t", "t")
+    # The new spelling wins where both are set.
+    with pytest.warns(FutureWarning):
+        both = ServingSettings.from_env({"RECS_SERVE_LOG_FILE": "old", "RECS_LOG_FILE": "new"})
+    assert both.log_file == Path("new")
+    config = tmp_path / "recs.toml"
+    config.write_text('history_table = "from-file"\n')
+    with pytest.warns(FutureWarning, match=f"history_table in {config} is deprecated"):
+        found = settings_file({"RECS_CONFIG": str(config)})
+    assert found is not None
+    assert found.values == {"history": "dynamodb://from-file"}
