@@ -342,7 +342,7 @@ def ceiling(served: Served, cut_ms: int) -> tuple[float, str]:
     )
     fold = Fold(split, served.users, served.truth)
     blend, value, _ = tune_blend(log, [fold], [Fitted(history, matrix, recipe)], "auto", quiet)
-    return value, f"repeats {blend.exclude}, {blend.describe()}"
+    return value, f"repeats {blend.repeats}, {blend.describe()}"
 
 
 def _replay(

@@ -678,7 +678,7 @@ def reliability_rows(
         f"Big batch: {batch['bytes']:,} bytes answered {batch['status']} (the body limit is "
         "1,638,400 bytes; the head's, 16 KiB, counts the head alone).",
         f"Unloadable version: 4 clients asking for personalized, related and health; a second "
-        "version lost its similar-items.npz; `recs publish --force` "
+        "version lost its similar-items.npz; `recs models promote --force` "
         f"{'refused it' if unloadable['publish_refused'] else 'published it'}, then the store "
         f"was made to name it anyway. {unloadable['no_answer']} requests got no answer, "
         f"{unloadable['other_versions']} answers came from another version than the one loaded, "

@@ -42,6 +42,19 @@ def say(line: str) -> None:
     console.print(line, highlight=False, markup=False)
 
 
+#: The release in which the old spellings of commands and flags go.
+DEPRECATED_UNTIL: Final = "0.2"
+
+
+def deprecated(old: str, new: str) -> None:
+    """Say on stderr that `old` still works but goes, and what to use instead."""
+    console.print(
+        f"Deprecated: {old} goes in {DEPRECATED_UNTIL}; use {new} (it does the same).",
+        highlight=False,
+        markup=False,
+    )
+
+
 class CommandFailed(click.ClickException):
     """A command could not do its job; exit status 2, as for a usage error."""
 

@@ -1,5 +1,7 @@
-"""`python -m ingestion`: the ingestion stage's commands."""
+"""`python -m ingestion`: deprecated, `recs` has every command."""
 
+from common.cli import deprecated
 from ingestion.cli import main
 
+deprecated("python -m ingestion", "recs")
 main()

@@ -224,13 +224,9 @@ def show_command(version: str, settings: StoreSettings) -> None:
 
 def _publish(settings: StoreSettings, version: str, force: bool) -> None:
     from serving.publish import publish
-    from serving.store import open_store
 
     lake = lake_for_reading(settings.lake)
-    store = open_store(
-        settings.store, publish=settings.store_publish, lake=lake, kms_key=settings.store_kms_key
-    )
-    report = publish(lake, store, version, force=force, progress=say)
+    report = publish(lake, settings.publishing_store(lake), version, force=force, progress=say)
     out.print(f"{report.version} is in production ({report.users:,} users, {report.items:,} items)")
 
 

@@ -43,7 +43,7 @@ def handler(event: dict[str, Any], _context: Any = None) -> dict[str, Any]:
         return {
             "run_id": record.run_id,
             "trainer": record.trainer,
-            "compute": compute(settings),
+            "compute": where_steps_run(settings),
             "outcome": None,
         }
     run_id = event.get("run_id")
@@ -58,7 +58,7 @@ def handler(event: dict[str, Any], _context: Any = None) -> dict[str, Any]:
     return {
         "run_id": record.run_id,
         "trainer": record.trainer,
-        "compute": compute(settings),
+        "compute": where_steps_run(settings),
         "step": name,
         "status": mine.status,
         "outcome": record.result("gate", "outcome"),
@@ -66,8 +66,9 @@ def handler(event: dict[str, Any], _context: Any = None) -> dict[str, Any]:
     }
 
 
-def compute(settings: Any) -> dict[str, str]:
-    """Where the state machine runs each heavy step (its Choices read `$.compute`)."""
+def where_steps_run(settings: Any) -> dict[str, str]:
+    """Where the state machine runs each heavy step: its Choices read the answer at
+    `$.compute` (lambda, glue or batch)."""
     return {"etl": settings.etl_on, "train": settings.train_on}
 
 
@@ -90,7 +91,7 @@ def _personalize_phase(lake: Any, settings: Any, run_id: str, phase: str) -> dic
     return {
         "run_id": run_id,
         "trainer": record.trainer,
-        "compute": compute(settings),
+        "compute": where_steps_run(settings),
         "outcome": None,
         "result": started,
     }

@@ -181,19 +181,12 @@ def _gate(ctx: Context) -> dict[str, Any]:
 
 def _publish(ctx: Context) -> dict[str, Any]:
     from serving.publish import publish
-    from serving.store import open_store
 
     if ctx.record.result("gate", "outcome") != "approved":
         raise StepSkipped(
             f"the gate kept {_version(ctx)} as a candidate; production stays as it was"
         )
-    settings = ctx.settings
-    store = open_store(
-        settings.store,
-        publish=settings.store_publish,
-        lake=ctx.lake,
-        kms_key=settings.store_kms_key,
-    )
+    store = ctx.settings.publishing_store(ctx.lake)
     report = publish(ctx.lake, store, _version(ctx), progress=ctx.progress)
     return {"version": report.version, "users": report.users, "items": report.items}
 

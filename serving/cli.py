@@ -8,17 +8,20 @@ from typing import Final
 
 import click
 
-from common.cli import FLAGS_KEY, fails_cleanly, out, say, with_settings
+from common.cli import FLAGS_KEY, deprecated, fails_cleanly, out, say, with_settings
 from common.lake import lake_for_reading
 from common.settings import variable
 from serving.limits import GuardedHttpToolsProtocol, ServerLimits
 from serving.settings import ServingSettings, StoreSettings
-from serving.store import open_store
 
 
 @click.command("publish")
 @click.argument("version", required=False)
-@click.option("--force", is_flag=True, help="Publish even if the promotion gate said no.")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Deprecated: `recs models promote VERSION --force` publishes a candidate.",
+)
 @click.option(
     "--if-approved",
     is_flag=True,
@@ -32,14 +35,17 @@ def publish_command(
     """Load a model version's recommendations into the online store and make it live.
 
     Without VERSION, the newest trained version. A version the promotion gate kept as a
-    candidate is refused unless --force; with --if-approved that is a normal outcome (what
-    `make train` does after a night whose model did not beat production).
+    candidate is refused (`recs models promote VERSION --force` publishes it anyway); with
+    --if-approved that is a normal outcome (what `make train` does after a night whose model
+    did not beat production).
 
     \b
     Example: recs publish 20261124T230000Z
     """
     from serving.publish import kept_reasons, latest_version, publish
 
+    if force:
+        deprecated("recs publish --force", "recs models promote VERSION --force")
     lake = lake_for_reading(settings.lake)
     if if_approved and not force:
         version = version or latest_version(lake)
@@ -51,13 +57,7 @@ def publish_command(
                 highlight=False,
             )
             return
-    report = publish(
-        lake,
-        open_store(settings.store),
-        version,
-        force=force,
-        progress=say,
-    )
+    report = publish(lake, settings.publishing_store(lake), version, force=force, progress=say)
     out.print(
         f"Published {report.version}{' (forced)' if report.forced else ''}: "
         f"{report.users:,} users and {report.items:,} items in {settings.store}"

@@ -12,9 +12,10 @@ from typing import Annotated, Any, Final, Literal, Self
 from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import NoDecode
 
+from common.lake import Lake
 from common.settings import LakeSettings
 from ingestion.settings import HistorySettings, IngestionSettings
-from serving.store import DEFAULT_STORE
+from serving.store import DEFAULT_STORE, DynamoStore, SQLiteStore, open_store
 
 DEFAULT_IDEMPOTENCY_STORE: Final = "./var/idempotency.sqlite3"
 
@@ -43,6 +44,13 @@ class StoreSettings(LakeSettings):
     store_kms_key: str | None = Field(
         None, description="KMS key for the tables an import publish makes (AWS-owned if unset)"
     )
+
+    def publishing_store(self, lake: Lake) -> SQLiteStore | DynamoStore:
+        """The store `recs publish`, `recs models promote|rollback` and the pipeline publish
+        into: by rows, or by table swap staged in `lake`."""
+        return open_store(
+            self.store, publish=self.store_publish, lake=lake, kms_key=self.store_kms_key
+        )
 
     @field_validator("store")
     @classmethod

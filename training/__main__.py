@@ -1,5 +1,7 @@
-"""`python -m training`: the training stage's commands."""
+"""`python -m training`: deprecated, `recs` has every command."""
 
+from common.cli import deprecated
 from training.cli import main
 
+deprecated("python -m training", "recs")
 main()

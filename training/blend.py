@@ -15,9 +15,9 @@ For one user, each candidate item gets four components, each between 0 and 1:
   all time), over the catalog's most popular item.
 
 The score is the weighted sum. Candidates are the recipe's top `candidates` new items, the
-user's own items and the top `candidates` trending items; nothing else can win. The `exclude`
-policy says which of the user's own items may come back: `seen` (none of them), `purchased`
-(not what they bought) or `none` (all of them: repeats are welcome, though not what they
+user's own items and the top `candidates` trending items; nothing else can win. The `repeats`
+policy says which of the user's own items may come back: `exclude-seen` (none of them),
+`exclude-purchased` (not what they bought) or `allow` (all of them, though not what they
 bought in the last `rebuy_after_hours`). Items scoring 0 are never shown: a user without a
 positive score gets the popular answer instead of an arbitrary list.
 """
@@ -34,8 +34,16 @@ from training.ranker import DAY_MS, SHORTLIST, Trees, item_stats, squash, table,
 
 Floats = npt.NDArray[np.float32]
 Ints = npt.NDArray[np.int64]
-Exclude = Literal["seen", "purchased", "none"]
-EXCLUDES: Final[tuple[Exclude, ...]] = ("seen", "purchased", "none")
+#: Whether a user's own items come back: none of them, none they bought, or all (`recs train
+#: --repeats`, /health's `repeats`).
+Repeats = Literal["exclude-seen", "exclude-purchased", "allow"]
+REPEAT_POLICIES: Final[tuple[Repeats, ...]] = ("exclude-seen", "exclude-purchased", "allow")
+#: The policies' names in manifests written before 2026-12-03 (`exclude: seen|purchased|none`).
+_OLD_POLICIES: Final[dict[str, Repeats]] = {
+    "seen": "exclude-seen",
+    "purchased": "exclude-purchased",
+    "none": "allow",
+}
 HOUR_MS: Final = 3_600_000
 #: Candidates taken from the recipe, and from trending items, per user.
 CANDIDATES: Final = 100
@@ -53,11 +61,11 @@ class Blend:
     own: float = 0.0
     recency: float = 0.0
     trending: float = 0.25
-    exclude: Exclude = "purchased"
+    repeats: Repeats = "exclude-purchased"
     trending_half_life_days: float | None = 7.0
     recency_days: float = RECENCY_DAYS
     candidates: int = CANDIDATES
-    #: Under `none`, an item the user bought comes back only this long after their last
+    #: Under `allow`, an item the user bought comes back only this long after their last
     #: touch of it: nobody wants what they just put in their basket offered again (on online
     #: retail, an hour lifts the replay's realtime answers by a seventh and costs the batch
     #: output nothing).
@@ -69,7 +77,10 @@ class Blend:
 
     @classmethod
     def from_json(cls, doc: dict[str, Any]) -> Blend:
-        """Back from the manifest."""
+        """Back from the manifest, including one written before the policy was `repeats`."""
+        doc = dict(doc)
+        if "exclude" in doc:
+            doc["repeats"] = _OLD_POLICIES[doc.pop("exclude")]
         return cls(**doc)
 
     @property
@@ -84,12 +95,12 @@ class Blend:
 
 
 #: The baselines, as blends: all-time popularity, and popularity halving every 7 days.
-POPULARITY: Final = Blend(collab=0.0, trending=1.0, exclude="none", trending_half_life_days=None)
-TRENDING: Final = Blend(collab=0.0, trending=1.0, exclude="none", trending_half_life_days=7.0)
+POPULARITY: Final = Blend(collab=0.0, trending=1.0, repeats="allow", trending_half_life_days=None)
+TRENDING: Final = Blend(collab=0.0, trending=1.0, repeats="allow", trending_half_life_days=7.0)
 #: The baseline a shop of rebuyers must beat: the user's own items, most touched first, then
 #: the most popular (the trending part only breaks ties and fills; an own item always wins).
 OWN_THEN_POPULAR: Final = Blend(
-    collab=0.0, own=1.0, trending=0.001, exclude="none", trending_half_life_days=None
+    collab=0.0, own=1.0, trending=0.001, repeats="allow", trending_half_life_days=None
 )
 
 
@@ -387,10 +398,10 @@ def _learned(
 
 def held_back(blend: Blend, history: UserHistory, now_ms: int) -> Ints:
     """The user's own items the repeat policy keeps out of their answer at `now_ms`."""
-    if blend.exclude == "seen":
+    if blend.repeats == "exclude-seen":
         return history.items
     held = history.purchased
-    if blend.exclude == "none":
+    if blend.repeats == "allow":
         held = held & (now_ms - history.last_ms < blend.rebuy_after_hours * HOUR_MS)
     return history.items[held]
 

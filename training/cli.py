@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Final
 
 import click
 
 from common.cli import CommandFailed, clock, fails_cleanly, out, say, with_settings
 from common.lake import lake_for_reading
 from common.layout import PERSONALIZE_EXPORTS
+from training.blend import REPEAT_POLICIES
 from training.data import DEFAULT_WEIGHTS
 from training.settings import TrainingSettings
 from training.tuning import BUDGET_S
@@ -32,15 +32,6 @@ def _weights(_ctx: click.Context, _param: click.Parameter, value: str | None) ->
         if weights[name.strip()] < 0:
             raise click.BadParameter(f"{part!r}: weights must not be negative")
     return weights
-
-
-#: --repeats as the blend's exclusion policy.
-REPEATS: Final = {
-    "auto": "auto",
-    "exclude-seen": "seen",
-    "exclude-purchased": "purchased",
-    "allow": "none",
-}
 
 
 def _half_life(_ctx: click.Context, _param: click.Parameter, value: str) -> float | str | None:
@@ -88,7 +79,7 @@ def _half_life(_ctx: click.Context, _param: click.Parameter, value: str) -> floa
 )
 @click.option(
     "--repeats",
-    type=click.Choice(["auto", "exclude-seen", "exclude-purchased", "allow"]),
+    type=click.Choice(["auto", *REPEAT_POLICIES]),
     default="auto",
     show_default=True,
     help="Whether a user's own items may be recommended again; auto chooses from the data.",
@@ -153,7 +144,7 @@ def train_command(
         seed=seed,
         recipe=recipe,
         half_life=half_life,
-        repeats=REPEATS[repeats],
+        repeats=repeats,
         holdout="time" if holdout == "time" else "per-user",
         budget_s=budget,
         window_days=settings.train_window_days,
@@ -163,7 +154,7 @@ def train_command(
     blend = report.tuning.blend
     out.print(
         f"Model version {report.version}: serves {report.chosen} (weights {blend.describe()}; "
-        f"repeats: {blend.exclude}), chosen on {SELECT_ON}",
+        f"repeats: {blend.repeats}), chosen on {SELECT_ON}",
         highlight=False,
     )
     header = [

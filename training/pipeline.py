@@ -387,7 +387,7 @@ def _holdout_ranked(
     ranked["trending"] = served(TRENDING, None)
     ranked[OWN_HISTORY] = served(OWN_THEN_POPULAR, None)
     if model is not None:
-        alone = Blend(collab=1.0, trending=0.0, exclude=choice.blend.exclude)
+        alone = Blend(collab=1.0, trending=0.0, repeats=choice.blend.repeats)
         ranked[f"{model.name} alone"] = served(alone, model)
     return ranked
 
@@ -421,7 +421,7 @@ def _gate(
         production_ranked = rank_published(model, log, judged, K)
     # Where the served blend lets a user's own items come back, replaying their own history
     # is the bar to clear, beside popularity.
-    repeats = report.tuning is not None and report.tuning.blend.exclude != "seen"
+    repeats = report.tuning is not None and report.tuning.blend.repeats != "exclude-seen"
     gains = {
         name: user_ndcg(rows, judged.truth, SELECT_CUTOFF)
         for name, rows in (

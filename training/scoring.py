@@ -210,9 +210,9 @@ def allowed_scores(blend: Blend, parts: Components) -> sp.csr_matrix:
         + blend.recency * parts.recency
         + blend.trending * parts.trending
     ).tocsr()
-    if blend.exclude == "seen":
+    if blend.repeats == "exclude-seen":
         score = score - score.multiply(parts.seen)
-    elif blend.exclude == "purchased":
+    elif blend.repeats == "exclude-purchased":
         score = score - score.multiply(parts.purchased)
     else:
         recent = parts.age_days.copy()

@@ -37,7 +37,7 @@ import numpy.typing as npt
 import scipy.sparse as sp
 
 from common.progress import Progress, quiet
-from training.blend import EXCLUDES, Blend, Exclude, History, top_by_score, trending_scores
+from training.blend import REPEAT_POLICIES, Blend, History, Repeats, top_by_score, trending_scores
 from training.data import Interactions, Split, global_split, time_split, unseen_truth
 from training.errors import NotEnoughData
 from training.metrics import MIN_USERS, K, Paired, paired, user_ndcg
@@ -72,10 +72,10 @@ EASE_L2: Final = (300.0, 100.0, 1000.0, 30.0)
 MIN_VALIDATION_USERS: Final = MIN_USERS
 
 
-def default_blend(exclude: Exclude = "purchased") -> Blend:
+def default_blend(repeats: Repeats = "exclude-purchased") -> Blend:
     """What is served unless validation shows beyond noise that other weights pay: the
     recipe, a little of what is trending, and the given repeat policy."""
-    return Blend(exclude=exclude)
+    return Blend(repeats=repeats)
 
 
 def fold_mean(users: np.ndarray) -> float:
@@ -224,7 +224,7 @@ def choose(
     seed: int = 42,
     recipe: str = "auto",
     half_life: float | str | None = "auto",
-    repeats: Exclude | str = "auto",
+    repeats: Repeats | str = "auto",
     budget_s: float = BUDGET_S,
     progress: Progress = quiet,
     within: npt.NDArray[np.bool_] | None = None,
@@ -267,7 +267,7 @@ def choose(
             matrix = history.weight_matrix(log.n_items)
             fitted = Fitted(history, matrix, fresh(model).fit(matrix))
             fits.append(fitted)
-            alone = Blend(collab=1.0, own=0.0, recency=0.0, trending=0.0, exclude="seen")
+            alone = Blend(collab=1.0, own=0.0, recency=0.0, trending=0.0, repeats="exclude-seen")
             trending = np.zeros(log.n_items, dtype=np.float32)
             best, _ = recommend_users(
                 alone,
@@ -342,21 +342,21 @@ def choose(
     if repeats == "auto" and log.repeat_rates()["any"] == 0.0:
         # A log where nobody ever came back to an item (ratings, say) says so plainly: no
         # validation noise may make seen items come back.
-        repeats = "seen"
+        repeats = "exclude-seen"
         rules.append(
-            "repeats seen: no (user, item) pair occurs twice in the data, so items a user "
+            "repeats exclude-seen: no (user, item) pair occurs twice in the data, so items a user "
             "already had are never recommended"
         )
         progress(f"  {rules[-1]}")
     blend, value, scores = tune_blend(log, made, best_fits, repeats, progress)
-    default = default_blend("purchased" if repeats == "auto" else repeats)  # type: ignore[arg-type]
+    default = default_blend("exclude-purchased" if repeats == "auto" else repeats)  # type: ignore[arg-type]
     if blend != default:
         at_default = scores(default)
         if not kept(
-            f"the blend (repeats {blend.exclude}, {blend.describe()})",
+            f"the blend (repeats {blend.repeats}, {blend.describe()})",
             scores(blend),
             at_default,
-            f"the default blend (repeats {default.exclude}, {default.describe()})",
+            f"the default blend (repeats {default.repeats}, {default.describe()})",
         ):
             blend, value = default, float(np.mean(at_default))
 
@@ -455,7 +455,7 @@ def tune_blend(
     log: Interactions,
     made: list[Fold],
     fits: list[Fitted],
-    repeats: Exclude | str,
+    repeats: Repeats | str,
     progress: Progress,
 ) -> tuple[Blend, float, Callable[[Blend], np.ndarray]]:
     """Coordinate ascent over the weights, for each repeat policy and trending half-life,
@@ -501,12 +501,12 @@ def tune_blend(
     def per_user(blend: Blend) -> np.ndarray:
         return np.concatenate(per_fold(blend))
 
-    policies: Sequence[Exclude] = EXCLUDES if repeats == "auto" else (repeats,)  # type: ignore[assignment]
+    policies: Sequence[Repeats] = REPEAT_POLICIES if repeats == "auto" else (repeats,)  # type: ignore[assignment]
     best, best_value = Blend(), -1.0
     middle = TRENDING_HALF_LIVES[1]
-    for exclude in policies:
-        # The user's own items cannot come back under "seen": their weights are moot there.
-        names = ("trending",) if exclude == "seen" else ("own", "recency", "trending")
+    for policy in policies:
+        # The user's own items cannot come back under "exclude-seen": their weights are moot there.
+        names = ("trending",) if policy == "exclude-seen" else ("own", "recency", "trending")
         # With and without the recipe: an ascent from one start can stall where dropping
         # (or keeping) the recipe alone looks worse than the blend it leads to.
         for collab in (1.0, 0.0):
@@ -515,7 +515,7 @@ def tune_blend(
                 own=0.0,
                 recency=0.0,
                 trending=1.0 if collab == 0 else 0.0,
-                exclude=exclude,
+                repeats=policy,
                 trending_half_life_days=middle,
             )
             current_value = value(current)
@@ -530,7 +530,7 @@ def tune_blend(
                         if trial_value > current_value + 1e-9:
                             current, current_value = trial, trial_value
             progress(
-                f"  repeats {exclude:9} {'with' if collab else 'without'} the recipe: NDCG@10 "
+                f"  repeats {policy:17} {'with' if collab else 'without'} the recipe: NDCG@10 "
                 f"{current_value:.4f}, weights {current.describe()}"
             )
             if current_value > best_value:
@@ -543,7 +543,7 @@ def tune_blend(
                 if trial_value > best_value + 1e-9:
                     best, best_value = trial, trial_value
     progress(
-        f"  blend: repeats {best.exclude}, weights {best.describe()}, trending half-life "
+        f"  blend: repeats {best.repeats}, weights {best.describe()}, trending half-life "
         f"{best.trending_half_life_days or 'none'}: NDCG@10 {best_value:.4f}"
     )
     return best, best_value, per_user

@@ -59,7 +59,7 @@ def router() -> Router:
             "modelVersion": model.version,
             "model": {
                 "recipe": model.label,
-                "repeats": model.blend.exclude,
+                "repeats": model.blend.repeats,
                 "trainedAt": model.created_at,
                 "items": model.n_items,
                 "dataThrough": format_ts(last_event),

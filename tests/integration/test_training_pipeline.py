@@ -99,8 +99,11 @@ def test_the_same_seed_gives_the_same_model(shop: LocalLake | S3Lake) -> None:
 @pytest.mark.parametrize(
     ("repeats", "left_out"),
     [
-        ("seen", "SELECT user_id, item_id FROM interactions"),
-        ("purchased", "SELECT user_id, item_id FROM interactions WHERE event_type = 'purchase'"),
+        ("exclude-seen", "SELECT user_id, item_id FROM interactions"),
+        (
+            "exclude-purchased",
+            "SELECT user_id, item_id FROM interactions WHERE event_type = 'purchase'",
+        ),
     ],
 )
 def test_a_pinned_repeat_policy_holds_in_the_batch_output(
@@ -110,7 +113,7 @@ def test_a_pinned_repeat_policy_holds_in_the_batch_output(
 
     report = train(shop, TrainOptions(repeats=repeats, recipe="item-knn", half_life=None), now=NOW)
     assert report.tuning is not None
-    assert report.tuning.blend.exclude == repeats
+    assert report.tuning.blend.repeats == repeats
     assert report.tuning.half_life_days is None
     con = connect(shop)  # type: ignore[arg-type]
     excluded = {(u, i) for u, i in con.execute(left_out).fetchall()}

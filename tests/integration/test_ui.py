@@ -134,7 +134,7 @@ def test_ops_shows_the_model_the_runs_the_lake_and_the_api(base: str, shop: Publ
     # Where the version lets shoppers' own items back, the gate's other bar is shown too.
     manifest = json.loads((shop.lake / f"models/{shop.version}/manifest.json").read_text())
     assert ops["production"]["ownHistoryNdcg10"] == manifest["gate"]["own_history"]
-    assert manifest["tuning"]["blend"]["exclude"] != "seen"
+    assert manifest["tuning"]["blend"]["repeats"] != "exclude-seen"
     assert ops["production"]["ndcg10"] > ops["production"]["ownHistoryNdcg10"] > 0
     assert ops["runs"][0]["runId"] == run.run_id
     assert ops["funnel"]

@@ -38,21 +38,21 @@ def _answer(blend: Blend, k: int = 6, collab: np.ndarray | None = COLLAB) -> lis
 
 
 @pytest.mark.parametrize(
-    ("exclude", "expected"),
+    ("policy", "expected"),
     [
-        ("seen", [2, 3, 4]),  # nothing the user touched
-        ("purchased", [0, 2, 3, 4]),  # what they viewed may come back, not what they bought
-        ("none", [1, 0, 2, 3, 4]),  # repeats welcome: the most bought item first
+        ("exclude-seen", [2, 3, 4]),  # nothing the user touched
+        ("exclude-purchased", [0, 2, 3, 4]),  # what they viewed may come back, not what they bought
+        ("allow", [1, 0, 2, 3, 4]),  # repeats welcome: the most bought item first
     ],
 )
-def test_each_repeat_policy(exclude: str, expected: list[int]) -> None:
-    blend = Blend(collab=1, own=1, recency=1, trending=0.1, exclude=exclude)  # type: ignore[arg-type]
+def test_each_repeat_policy(policy: str, expected: list[int]) -> None:
+    blend = Blend(collab=1, own=1, recency=1, trending=0.1, repeats=policy)  # type: ignore[arg-type]
     assert sorted(_answer(blend)) == sorted(expected)
     assert _answer(blend)[0] == expected[0]
 
 
 def test_what_was_just_bought_waits_before_it_comes_back() -> None:
-    blend = Blend(collab=1, own=1, recency=1, trending=0.1, exclude="none")
+    blend = Blend(collab=1, own=1, recency=1, trending=0.1, repeats="allow")
     # Item 1 was bought 10 days ago: it may come back. Bought half an hour ago, not yet.
     assert 1 in _answer(blend)
     half_an_hour_later = USER.last_ms[1] + DAY_MS // 48
@@ -63,14 +63,14 @@ def test_what_was_just_bought_waits_before_it_comes_back() -> None:
 
 def test_the_recipe_proposes_only_new_items() -> None:
     # COLLAB scores the user's own items highest; they come back only through own/recency.
-    only_collab = Blend(collab=1, own=0, recency=0, trending=0, exclude="none")
+    only_collab = Blend(collab=1, own=0, recency=0, trending=0, repeats="allow")
     found = recommend_one(only_collab, COLLAB, USER, TRENDING, np.array([3, 4]), NOW, 1)
     assert found == [(2, 1.0)]
 
 
 def test_a_user_without_scores_gets_nothing_not_an_id_ordered_list() -> None:
     nobody = UserHistory.empty()
-    blend = Blend(collab=1, own=1, recency=1, trending=0, exclude="seen")
+    blend = Blend(collab=1, own=1, recency=1, trending=0, repeats="exclude-seen")
     assert recommend_one(blend, None, nobody, TRENDING, np.array([3, 4]), NOW, 5) == []
     # And in batch: a row of -1, which serving answers with popular items.
     log = _log([("U1", "I1", "view", 0)])
@@ -204,15 +204,15 @@ def _shop(repeats: bool, seed: int = 5) -> Interactions:
 
 def test_tuning_welcomes_repeats_only_where_the_data_shows_they_pay() -> None:
     repeat_shop = choose(_shop(repeats=True), dict(DEFAULT_WEIGHTS), budget_s=30)
-    assert repeat_shop.blend.exclude == "none"
+    assert repeat_shop.blend.repeats == "allow"
     assert repeat_shop.blend.own > 0 or repeat_shop.blend.recency > 0
     discovery_shop = choose(_shop(repeats=False), dict(DEFAULT_WEIGHTS), budget_s=30)
     # Nobody buys an item twice there: seen items never come back, whatever validation says.
     # Before, "purchased" (or, on a noisy log of ratings, "none") could win on noise.
-    assert discovery_shop.blend.exclude == "seen"
+    assert discovery_shop.blend.repeats == "exclude-seen"
     assert discovery_shop.rules[0] == (
-        "repeats seen: no (user, item) pair occurs twice in the data, so items a user already "
-        "had are never recommended"
+        "repeats exclude-seen: no (user, item) pair occurs twice in the data, so items a user "
+        "already had are never recommended"
     )
     assert discovery_shop.recipe is not None
     assert discovery_shop.validation > 0.1
@@ -369,3 +369,10 @@ def test_a_learned_ranker_is_used_where_it_pays_beyond_noise() -> None:
     assert found.ranker is not None
     assert report["gain"]["low"] > 0
     assert report["ranker"] > report["blend"]
+
+
+def test_a_manifest_written_before_repeats_still_loads() -> None:
+    old = Blend(repeats="allow").to_json()
+    old.pop("repeats")
+    old["exclude"] = "none"
+    assert Blend.from_json(old) == Blend(repeats="allow")

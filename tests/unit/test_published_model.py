@@ -10,7 +10,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from training.blend import EXCLUDES, Blend, Exclude, top_by_score, trending_scores
+from training.blend import REPEAT_POLICIES, Blend, Repeats, top_by_score, trending_scores
 from training.data import DEFAULT_WEIGHTS, Interactions
 from training.published import NeighbourTable, PublishedModel
 from training.ranker import Trees
@@ -79,14 +79,14 @@ def test_realtime_scores_match_the_training_recipe(recipe: Recipe) -> None:
 
 
 BLENDS = [
-    Blend(collab=1, own=0, recency=0, trending=0.1, exclude=exclude) for exclude in EXCLUDES
+    Blend(collab=1, own=0, recency=0, trending=0.1, repeats=policy) for policy in REPEAT_POLICIES
 ] + [
-    Blend(collab=1, own=3, recency=0.3, trending=1, exclude="none"),
-    Blend(collab=0, own=1, recency=1, trending=0.5, exclude="purchased"),
+    Blend(collab=1, own=3, recency=0.3, trending=1, repeats="allow"),
+    Blend(collab=0, own=1, recency=1, trending=0.5, repeats="exclude-purchased"),
 ]
 
 
-@pytest.mark.parametrize("blend", BLENDS, ids=lambda b: f"{b.weights}-{b.exclude}")
+@pytest.mark.parametrize("blend", BLENDS, ids=lambda b: f"{b.weights}-{b.repeats}")
 @pytest.mark.parametrize("recipe", [ItemKNN(neighbours=10), EASE(l2=5.0, neighbours=10), None])
 def test_realtime_answers_are_the_batch_answers(blend: Blend, recipe: Recipe | None) -> None:
     """With no news, what a user gets realtime is their batch row: same items, same order."""
@@ -117,7 +117,7 @@ def _assert_realtime_is_batch(
 def test_als_batch_and_realtime_agree_on_most_items() -> None:
     """Batch uses the user's trained factors, realtime folds them in again: close, not equal."""
     recipe = ALS(factors=8, seed=1).fit(MATRIX)
-    blend = Blend(collab=1, own=0, recency=0, trending=0, exclude="seen")
+    blend = Blend(collab=1, own=0, recency=0, trending=0, repeats="exclude-seen")
     model = _model(recipe, blend)
     users = np.arange(N_USERS, dtype=np.int64)
     best, _ = recommend_users(blend, recipe, users, MATRIX, HISTORY, TRENDING, NOW, 10)
@@ -132,9 +132,9 @@ def test_als_batch_and_realtime_agree_on_most_items() -> None:
 def test_policy_and_filters_hold_in_realtime() -> None:
     recipe = ItemKNN(neighbours=10).fit(MATRIX)
     user = str(LOG.user_ids[5])
-    for exclude in EXCLUDES:
+    for policy in REPEAT_POLICIES:
         blend = Blend(
-            collab=1, own=1, recency=1, trending=0.2, exclude=exclude, rebuy_after_hours=30 * 24
+            collab=1, own=1, recency=1, trending=0.2, repeats=policy, rebuy_after_hours=30 * 24
         )
         model = _model(recipe, blend)
         history = model.user_history(user)
@@ -142,7 +142,7 @@ def test_policy_and_filters_hold_in_realtime() -> None:
         bought = {str(i) for i in LOG.item_ids[history.items[history.purchased]]}
         just_now = history.purchased & (history.last_ms > NOW - 30 * DAY)
         just_bought = {str(i) for i in LOG.item_ids[history.items[just_now]]}
-        expected = {"seen": seen, "purchased": bought, "none": just_bought}[exclude]
+        expected = {"exclude-seen": seen, "exclude-purchased": bought, "allow": just_bought}[policy]
         assert expected
         assert model.left_out(history, NOW) == expected
         got = {i for i, _ in model.recommend(history, NOW, 20)}
@@ -177,10 +177,10 @@ def test_popular_answers_from_trending_within_a_category() -> None:
     assert all(int(i[1:]) % 2 == 1 and i != "I001" for i, _ in lamps)
 
 
-@pytest.mark.parametrize("exclude", EXCLUDES)
-def test_news_is_folded_into_the_trained_history(exclude: Exclude) -> None:
+@pytest.mark.parametrize("policy", REPEAT_POLICIES)
+def test_news_is_folded_into_the_trained_history(policy: Repeats) -> None:
     recipe = ItemKNN(neighbours=10).fit(MATRIX)
-    blend = Blend(collab=1, own=1, recency=0.5, trending=0.1, exclude=exclude)
+    blend = Blend(collab=1, own=1, recency=0.5, trending=0.1, repeats=policy)
     model = _model(recipe, blend)
     user = str(LOG.user_ids[7])
     trained = model.user_history(user)
@@ -189,13 +189,13 @@ def test_news_is_folded_into_the_trained_history(exclude: Exclude) -> None:
     history = model.user_history(user, news)
     assert set(trained.items.tolist()) | {39} == set(history.items.tolist())
     assert history.purchased[history.items == 39].all()
-    # Just bought: held back under every policy; under "none" only for a while.
+    # Just bought: held back under every policy; under "allow" only for a while.
     got = {i for i, _ in model.recommend(history, newest + DAY, 20)}
     assert "I039" not in got
     assert "I039" in model.left_out(history, newest + DAY)
     later = newest + DAY + int(blend.rebuy_after_hours * DAY / 24) + 1
-    assert ("I039" in model.left_out(history, later)) == (exclude != "none")
-    if exclude == "none":
+    assert ("I039" in model.left_out(history, later)) == (policy != "allow")
+    if policy == "allow":
         assert "I039" in {i for i, _ in model.recommend(history, later, 20)}
 
 
@@ -261,7 +261,7 @@ def _ranker(blend: Blend, recipe: Recipe | None, now: int) -> Trees:
 
 
 @pytest.mark.parametrize("shortlist", [50, 6], ids=["all candidates", "a shortlist of 6"])
-@pytest.mark.parametrize("blend", BLENDS[2:], ids=lambda b: f"{b.weights}-{b.exclude}")
+@pytest.mark.parametrize("blend", BLENDS[2:], ids=lambda b: f"{b.weights}-{b.repeats}")
 @pytest.mark.parametrize("recipe", [ItemKNN(neighbours=10), None])
 def test_a_learned_ranker_orders_realtime_answers_as_the_batch(
     blend: Blend, recipe: Recipe | None, shortlist: int, monkeypatch: pytest.MonkeyPatch
