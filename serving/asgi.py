@@ -13,14 +13,14 @@ import base64
 import json
 import logging
 import uuid
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Collection, MutableMapping
 from datetime import UTC, datetime
 from typing import Any, Final
 from urllib.parse import parse_qsl
 
 from serving.app import Handler
 from serving.idempotency import LocalRequestContext
-from serving.precheck import internal_error, too_large
+from serving.precheck import allowed_origin, internal_error, too_large
 from serving.shapes import MAX_BODY_BYTES
 
 Scope = MutableMapping[str, Any]
@@ -133,10 +133,13 @@ class LambdaASGI:
         *,
         on_shutdown: Callable[[], None] | None = None,
         max_body_bytes: int = MAX_BODY_BYTES,
+        cors_origins: Collection[str] = (),
     ) -> None:
         self.handler = handler
         self.on_shutdown = on_shutdown
         self.max_body_bytes = max_body_bytes
+        #: The API's CORS origins, for the 413 answered here, before the handler.
+        self.cors_origins = cors_origins
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """One ASGI connection scope."""
@@ -155,7 +158,9 @@ class LambdaASGI:
             more = message.get("more_body", False)
             if len(body) > self.max_body_bytes:
                 # Stop reading: the refusal does not depend on the rest.
-                await self.send_response(send, too_large(len(body), more))
+                origin = dict(scope.get("headers", [])).get(b"origin", b"").decode("latin-1")
+                cors = allowed_origin(origin, self.cors_origins)
+                await self.send_response(send, too_large(len(body), more, cors=cors))
                 return
         context = LocalRequestContext(timeout_ms=TIMEOUT_MS)
         response = self.handler(to_event(scope, bytes(body)), context)

@@ -3,7 +3,8 @@
 Powertools runs request validation before any middleware, so these checks run in the
 handler, ahead of the resolver: a missing or unknown API key (401), a body that is too large
 (413), compressed or not JSON (415), or not UTF-8 (400). Each answer is a payload 2.0
-response, with the CORS header a browser needs to read it.
+response, with the CORS header a browser needs to read it (`recs serve` cuts a body off at
+the limit before the handler sees it, and answers that 413 the same way, in `serving.asgi`).
 """
 
 from __future__ import annotations
@@ -65,7 +66,7 @@ def refuse(
     if not status and body:
         size = len(body) * 3 // 4 if event.get("isBase64Encoded") else len(str(body).encode())
         if size > MAX_BODY_BYTES:
-            return too_large(size)
+            return too_large(size, cors=allowed_origin(header(event, "origin"), cors_origins))
     writes = method in ("POST", "PUT", "PATCH") and path.endswith("/events")
     encoding = (header(event, "content-encoding") or "identity").strip().lower()
     if not status and writes and encoding != "identity":
@@ -115,11 +116,22 @@ def _utf8(body: str, base64_encoded: bool) -> bool:
     return True
 
 
-def too_large(size: int, partial: bool = False) -> dict[str, Any]:
-    """The 413 answer for a body of `size` bytes (at least, if `partial`)."""
+def allowed_origin(origin: str | None, cors_origins: Collection[str]) -> str | None:
+    """The origin to name in Access-Control-Allow-Origin, or None for no CORS header."""
+    if origin and (origin in cors_origins or "*" in cors_origins):
+        return origin
+    return None
+
+
+def too_large(size: int, partial: bool = False, *, cors: str | None = None) -> dict[str, Any]:
+    """The 413 answer for a body of `size` bytes (at least, if `partial`), readable by a page
+    from the `cors` origin."""
+    headers = {"Content-Type": "application/json"}
+    if cors is not None:
+        headers["Access-Control-Allow-Origin"] = cors
     return {
         "statusCode": 413,
-        "headers": {"Content-Type": "application/json"},
+        "headers": headers,
         "body": json.dumps(
             {
                 "error": f"Body is {'over ' if partial else ''}{size} bytes; the limit is "
@@ -145,8 +157,8 @@ def _refusal(
     event: Mapping[str, Any], cors_origins: Collection[str], status: int, message: str
 ) -> dict[str, Any]:
     headers = {"Content-Type": "application/json"}
-    origin = header(event, "origin")
-    if origin and (origin in cors_origins or "*" in cors_origins):
+    origin = allowed_origin(header(event, "origin"), cors_origins)
+    if origin is not None:
         headers["Access-Control-Allow-Origin"] = origin
     return {
         "statusCode": status,

@@ -75,5 +75,9 @@ def create_app() -> JsonErrors:
     settings = ServingSettings.from_env()
     configure_logging(settings.log_file)
     services = build_services(settings, background_flush=True)
-    app = LambdaASGI(make_handler(build_app(services), services), on_shutdown=services.sink.close)
+    app = LambdaASGI(
+        make_handler(build_app(services), services),
+        on_shutdown=services.sink.close,
+        cors_origins=services.cors_origins,
+    )
     return JsonErrors(app)

@@ -71,7 +71,7 @@ def handler_for(services: Services) -> Handler:
 @contextmanager
 def serving(services: Services) -> Iterator[str]:
     """The API over real HTTP on a free loopback port; yields its base URL."""
-    with serving_app(LambdaASGI(handler_for(services))) as base:
+    with serving_app(LambdaASGI(handler_for(services), cors_origins=services.cors_origins)) as base:
         yield base
 
 

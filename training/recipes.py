@@ -433,8 +433,9 @@ class ALS(Recipe):
     def fold_in(self, rows: sp.csr_matrix) -> Floats:
         """User factors for interaction rows the model never saw, with the item factors fixed.
 
-        One step of ALS for each row, as implicit computes it: confidence 1 + alpha x weight,
-        x = (Y'Y + Y'(C - I)Y + reg I)^-1 Y'C p.
+        One step of ALS for each row, as implicit computes it (`training.published.fold_in`):
+        confidence alpha x weight (implicit scales the matrix by alpha and does not add Hu et
+        al.'s 1), x = (Y'Y + Y'(C - I)Y + reg I)^-1 Y'C p.
         """
         gram = gram_matrix(self.item_factors, float(self.params["regularization"]))
         rows = rows.tocsr()

@@ -624,6 +624,20 @@ def test_cors_allows_listed_origins_only(
         )
         assert status == 204
         assert "POST" in headers["access-control-allow-methods"]
+        # A refusal before routing reaches the shop's page too, or its script sees only a
+        # network error: the 413 as much as the 415.
+        for body, content_type, refused in (
+            ("[" + " " * MAX_BODY_BYTES + "]", "application/json", 413),
+            ("{}", "text/plain", 415),
+        ):
+            status, _, headers = api(
+                "POST",
+                "/v1/events",
+                body=body,
+                headers={"Origin": "https://shop.example", "Content-Type": content_type},
+            )
+            assert status == refused
+            assert headers["access-control-allow-origin"] == "https://shop.example"
     services.sink.close()
 
 
