@@ -189,3 +189,9 @@ def test_backoff_is_capped_exponential_full_jitter() -> None:
     delays = [policy.delay(attempt, rng) for attempt in range(10) for _ in range(50)]
     assert all(0 <= d <= 1.0 for d in delays)
     assert max(policy.delay(0, rng) for _ in range(50)) <= 0.1
+    # The delays grow: each attempt's bound doubles (0.1, 0.2, 0.4, 0.8), then stays at the cap.
+    means = [sum(policy.delay(attempt, rng) for _ in range(4000)) / 4000 for attempt in range(6)]
+    for attempt in range(3):
+        assert 1.7 < means[attempt + 1] / means[attempt] < 2.3, means
+    assert 0.45 < means[4] < 0.55  # half the 1.0 cap: jitter is uniform below the bound
+    assert abs(means[5] - means[4]) < 0.05, means

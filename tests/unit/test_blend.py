@@ -17,7 +17,14 @@ from training.blend import (
 )
 from training.data import DEFAULT_WEIGHTS, Interactions, global_split
 from training.scoring import recommend_users
-from training.tuning import MIN_VALIDATION_USERS, beyond_noise, choose, default_blend, folds
+from training.tuning import (
+    MIN_VALIDATION_USERS,
+    beyond_noise,
+    choose,
+    default_blend,
+    folds,
+    label,
+)
 
 NOW = 1_780_000_000_000
 # Items: 0 viewed, 1 bought, 2 the recipe's pick, 3 and 4 trending, 5 nothing.
@@ -376,3 +383,20 @@ def test_a_manifest_written_before_repeats_still_loads() -> None:
     old.pop("repeats")
     old["exclude"] = "none"
     assert Blend.from_json(old) == Blend(repeats="allow")
+
+
+def test_once_the_tuning_budget_is_spent_the_rest_is_skipped_and_said() -> None:
+    """The first candidate is always tried; after the budget, each candidate and half-life
+    left is skipped, and the manifest's `tuning.skipped` names it and why."""
+    from training.tuning import HALF_LIVES, recipe_candidates
+
+    shop = _shop(repeats=True)
+    spent = choose(shop, dict(DEFAULT_WEIGHTS), budget_s=0.0, half_life="auto")
+    assert {t["recipe"] for t in spent.tried} == {label(recipe_candidates(shop.n_items, 42)[0])}
+    over = [s for s in spent.skipped if "the 0 s tuning budget was spent" in s]
+    candidates = len(recipe_candidates(shop.n_items, 42))
+    assert len(over) == (candidates - 1) + (len(HALF_LIVES) - 1)
+    assert spent.to_json()["skipped"] == spent.skipped
+    roomy = choose(shop, dict(DEFAULT_WEIGHTS), budget_s=1e9, half_life=None)
+    assert not [s for s in roomy.skipped if "budget" in s]
+    assert len({t["recipe"] for t in roomy.tried}) == candidates

@@ -9,7 +9,16 @@ import pytest
 import scipy.sparse as sp
 
 from training.errors import ModelDiverged
-from training.recipes import ALS, EASE, ItemKNN, Popularity, Recipe, sparse_top_k, top_k
+from training.recipes import (
+    ALS,
+    EASE,
+    RECIPES,
+    ItemKNN,
+    Popularity,
+    Recipe,
+    sparse_top_k,
+    top_k,
+)
 
 # Items 0-4 are one taste, 5-9 another; each user has 3 items of one taste.
 rng = np.random.default_rng(0)
@@ -114,3 +123,39 @@ def test_sparse_top_k_ranks_signed_scores_and_breaks_ties_by_column() -> None:
     items, scores = sparse_top_k(matrix, 4)
     assert items.tolist() == [[2, 4, 3, 1], [0, -1, -1, -1], [-1, -1, -1, -1]]
     assert scores[0].tolist() == [1.5, 1.5, -0.5, -2.0]
+
+
+@pytest.mark.parametrize("name", sorted(RECIPES))
+def test_every_recipe_keeps_its_contract(name: str) -> None:
+    """The recipe contract, each recipe alike (implicit's `recommender_base_test` pattern):
+    fit, save the arrays as a version does, load them with `from_arrays`, and the loaded
+    model scores, recommends and relates exactly as the fitted one."""
+    from training.artifacts import npz_bytes
+
+    small = {"als": {"factors": 4, "iterations": 5, "seed": 1}, "item-knn": {"neighbours": 4},
+             "ease": {"l2": 10.0, "neighbours": 4}}  # fmt: skip
+    fitted = RECIPES[name](**small.get(name, {})).fit(MATRIX)
+    with np.load(io.BytesIO(npz_bytes(fitted.arrays())), allow_pickle=False) as saved:
+        loaded = RECIPES[name].from_arrays(
+            {key: saved[key] for key in saved.files}, dict(fitted.params)
+        )
+    assert loaded.params == fitted.params
+    users = np.arange(0, 200, 7, dtype=np.int64)
+    rows = MATRIX[users]
+    np.testing.assert_allclose(loaded.scores(users, rows), fitted.scores(users, rows), rtol=1e-6)
+    # A user the model never saw: scored from their row alone (ALS folds it in).
+    np.testing.assert_allclose(loaded.scores(None, rows), fitted.scores(None, rows), rtol=1e-5)
+    for got, want in zip(
+        loaded.recommend(users, rows, 3, exclude=rows),
+        fitted.recommend(users, rows, 3, exclude=rows),
+        strict=True,
+    ):
+        np.testing.assert_allclose(got, want, rtol=1e-6)
+    items = np.array([0, 7], dtype=np.int64)
+    for got, want in zip(loaded.related(items, 3), fitted.related(items, 3), strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-6)
+    best, scores = fitted.recommend(users, rows, 3, exclude=rows)
+    assert best.shape == scores.shape == (len(users), 3)
+    assert not any(
+        np.intersect1d(best[i][best[i] >= 0], rows[i].indices).size for i in range(len(users))
+    )
