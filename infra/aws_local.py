@@ -30,7 +30,7 @@ What the emulator run leaves out, and why:
 - the pipeline's container image: the Lambda is declared with an image tag that was never
   pushed (moto does not pull it); its handler runs here from this checkout;
 - AWS Batch (`batch_subnet_ids` unset): the train-on-Batch branch runs under moto in
-  tests/integration/test_state_machine.py;
+  tests/orchestration/test_statemachine.py;
 - the lake's TLS-only policy (`require_tls=false`): the emulator speaks plain HTTP.
 """
 

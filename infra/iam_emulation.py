@@ -16,7 +16,7 @@ matches and everything would be denied. So here:
 - each (action, resource) is judged by moto's own policy evaluator (`IAMPolicy`) over the
   signer's policies. An explicit Deny or no Allow is `AccessDenied`, as AWS answers.
 
-What it cannot see, and so leaves to `tests/integration/test_terraform_grants.py`: key
+What it cannot see, and so leaves to `tests/infra/test_terraform_grants.py`: key
 policies (moto enforces none), service principals acting on their own (CloudWatch publishing
 an alarm, Scheduler starting a run), and conditions beyond moto's evaluator.
 

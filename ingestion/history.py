@@ -3,7 +3,7 @@
 Locally the sink's event log answers `recent(user_id)` itself. On AWS the API puts events on
 Kinesis, and a small consumer Lambda (`ingestion.consumer.handler`) writes each one to a
 DynamoDB table keyed by user, newest first, with a TTL. Serving reads either through the same
-`RecentHistory` protocol; `tests/integration/test_history.py` runs one suite against both.
+`RecentHistory` protocol; `tests/ingestion/test_history.py` runs one suite against both.
 """
 
 from __future__ import annotations

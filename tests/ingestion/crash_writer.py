@@ -1,6 +1,6 @@
 """A producer for the crash test: puts events forever, printing each id once it is acknowledged.
 
-Run as `python -m tests.integration.crash_writer LOG LAKE PREFIX`. The parent kills it with
+Run as `python -m tests.ingestion.crash_writer LOG LAKE PREFIX`. The parent kills it with
 SIGKILL at a random moment and checks that every printed id reached the raw zone once.
 """
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.conftest import free_port
-from tests.e2e.test_cli import RECS, run
+from tests.ingestion.test_cli import RECS, run
 
 
 def test_generate_curate_query_and_export(tmp_path: Path) -> None:

@@ -20,7 +20,7 @@ ROOT = Path(__file__).parents[2]
 
 def _run_and_kill(log: Path, lake: Path, prefix: str, after_s: float) -> list[str]:
     child = subprocess.Popen(
-        [sys.executable, "-m", "tests.integration.crash_writer", str(log), str(lake), prefix],
+        [sys.executable, "-m", "tests.ingestion.crash_writer", str(log), str(lake), prefix],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         text=True,
