@@ -46,7 +46,7 @@ Deploy = Callable[[Mapping[str, Any], Progress], str]
 
 
 def _deploy_campaign(manifest: Mapping[str, Any], progress: Progress) -> str:
-    from training.personalize import deploy_version
+    from training.personalize_run import deploy_version
 
     return deploy_version(manifest, progress=progress)
 
@@ -126,7 +126,7 @@ def publish(
     """Write the version's rows, flip the pointer, record it as production, prune.
 
     A Personalize version first moves the stage's campaign to its solution version
-    (`deploy`, by default `training.personalize.deploy_version`)."""
+    (`deploy`, by default `training.personalize_run.deploy_version`)."""
     version = version or latest_version(lake)
     reasons = kept_reasons(lake, version)
     if reasons is not None and not force:

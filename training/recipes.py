@@ -131,17 +131,28 @@ class Recipe(ABC):
         k: int,
         exclude: sp.csr_matrix | None = None,
     ) -> tuple[Ints, Floats]:
-        """Top k items per user, in batches so memory stays at a batch of dense rows."""
+        """Top k items per user (`users` codes, or None for rows the model never saw), none
+        of `exclude`'s, a batch of rows at a time so memory stays at one batch."""
+        return _in_batches(
+            rows.shape[0],
+            k,
+            lambda part: self._rank(
+                None if users is None else users[part],
+                rows[part],
+                k,
+                None if exclude is None else exclude[part],
+            ),
+        )
 
-        def rank(part: slice) -> tuple[Ints, Floats]:
-            codes = None if users is None else users[part]
-            batch = np.array(self.scores(codes, rows[part]), dtype=np.float32)
-            if exclude is not None:
-                block = exclude[part].tocoo()
-                batch[block.row, block.col] = -np.inf
-            return top_k(batch, k)
-
-        return _in_batches(rows.shape[0], k, rank)
+    def _rank(
+        self, users: Ints | None, rows: sp.csr_matrix, k: int, exclude: sp.csr_matrix | None
+    ) -> tuple[Ints, Floats]:
+        """One batch of `recommend`: dense scores, the excluded at -inf, the top k."""
+        batch = np.array(self.scores(users, rows), dtype=np.float32)
+        if exclude is not None:
+            block = exclude.tocoo()
+            batch[block.row, block.col] = -np.inf
+        return top_k(batch, k)
 
 
 class Popularity(Recipe):
@@ -209,23 +220,15 @@ class NeighbourRecipe(Recipe):
         rows.eliminate_zeros()
         return sparse_top_k(rows, k)
 
-    def recommend(
-        self,
-        users: Ints | None,
-        rows: sp.csr_matrix,
-        k: int,
-        exclude: sp.csr_matrix | None = None,
+    def _rank(
+        self, users: Ints | None, rows: sp.csr_matrix, k: int, exclude: sp.csr_matrix | None
     ) -> tuple[Ints, Floats]:
-        """Top k from the sparse product of history and neighbours, a batch at a time."""
-
-        def rank(part: slice) -> tuple[Ints, Floats]:
-            product = (rows[part] @ self.neighbours).tocsr()
-            if exclude is not None:
-                product = product - product.multiply(exclude[part] != 0)
-                product.eliminate_zeros()
-            return sparse_top_k(product, k)
-
-        return _in_batches(rows.shape[0], k, rank)
+        """Top k from the sparse product of history and neighbours."""
+        product = (rows @ self.neighbours).tocsr()
+        if exclude is not None:
+            product = product - product.multiply(exclude != 0)
+            product.eliminate_zeros()
+        return sparse_top_k(product, k)
 
     def arrays(self) -> dict[str, npt.NDArray[Any]]:
         """The neighbour matrix as CSR arrays."""
@@ -407,12 +410,8 @@ class ALS(Recipe):
         factors = self.user_factors[users] if users is not None else self.fold_in(rows)
         return factors @ self.item_factors.T
 
-    def recommend(
-        self,
-        users: Ints | None,
-        rows: sp.csr_matrix,
-        k: int,
-        exclude: sp.csr_matrix | None = None,
+    def _rank(
+        self, users: Ints | None, rows: sp.csr_matrix, k: int, exclude: sp.csr_matrix | None
     ) -> tuple[Ints, Floats]:
         """implicit's multi-threaded dot-product top-k: about ten times numpy's speed here."""
         from implicit.cpu.topk import topk

@@ -74,7 +74,7 @@ class LocalTrainer:
 
 @dataclass
 class PersonalizeBackend:
-    """Amazon Personalize, on top of our own model (`training.personalize`).
+    """Amazon Personalize, on top of our own model (`training.personalize_run`).
 
     Our trainer runs first, under the same version name: its model answers related items,
     realtime requests and whatever the campaign cannot, and its holdout metrics stand beside
@@ -95,11 +95,8 @@ class PersonalizeBackend:
         progress: Progress = quiet,
     ) -> Trained:
         """Train ours, then import the export, train a solution version, batch-recommend."""
-        from training.personalize import (
-            PersonalizeSettings,
-            PersonalizeTrainer,
-            train_with_personalize,
-        )
+        from training.personalize import PersonalizeSettings, PersonalizeTrainer
+        from training.personalize_run import train_with_personalize
 
         if not export_prefix:
             raise TrainingFailed(
@@ -135,9 +132,8 @@ class PersonalizeBackend:
         finds every job done and writes the version. Each is idempotent, as `train` is.
         """
         from training.metrics import K
-        from training.personalize import (
-            PersonalizeSettings,
-            PersonalizeTrainer,
+        from training.personalize import PersonalizeSettings, PersonalizeTrainer
+        from training.personalize_run import (
             batch_input,
             export_kind,
             export_parts,

@@ -18,9 +18,8 @@ from training.personalize import (
     USER_PERSONALIZATION,
     PersonalizeSettings,
     PersonalizeTrainer,
-    personalize_gate,
-    train_with_personalize,
 )
+from training.personalize_run import personalize_gate, train_with_personalize
 
 ROLE = "arn:aws:iam::123456789012:role/recs-personalize"
 GROUP = "arn:aws:personalize:us-east-1:123456789012:dataset-group/recs-prod"

@@ -21,7 +21,7 @@ from serving.publish import publish
 from serving.recommend import LiveModel, Recommender
 from serving.store import SQLiteStore
 from tests.etl_helpers import curated_training_shop
-from training.personalize import deploy_version
+from training.personalize_run import deploy_version
 from training.pipeline import train
 from training.registry import version_name
 from training.settings import TrainingSettings
