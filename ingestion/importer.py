@@ -24,21 +24,18 @@ identical invoice lines stay two events.
 
 from __future__ import annotations
 
-import csv
 import gzip
 import hashlib
 import json
-import math
 import re
 import tempfile
 import uuid
-import zlib
 from collections import Counter
-from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any, BinaryIO, Final, cast
+from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
@@ -47,18 +44,13 @@ from common.contract import EVENT_TYPES, epoch_ms, parse_event, parse_item, pars
 from common.errors import InvalidRecord, Problem
 from common.lake import Lake
 from common.layout import QUARANTINE_IMPORT
-from ingestion.errors import IngestionError
+from ingestion.csv_files import CsvFile, InvalidImportFile, number, parse_timestamp
 from ingestion.raw import HISTORY_STREAM, HOUR_MS, RawEventWriter, join_lines, write_catalog_dump
 
 _ROW_NAMESPACE: Final = uuid.UUID("3c2b1a7e-2d4f-4b5e-8f61-7a9c0d1e2f3a")
 _REJECTS_PER_PART: Final = 100_000
 #: Problems kept per file for the summary; every refused row is in the quarantine.
 _PROBLEMS_KEPT: Final = 1000
-#: Below this, a TIMESTAMP is seconds (up to the year 5138); below 1e14, milliseconds; below
-#: 1e17, microseconds. Each unit's range starts after 1973, so the three cannot be confused.
-_SECONDS_BELOW: Final = 1e11
-_MILLIS_BELOW: Final = 1e14
-_MICROS_BELOW: Final = 1e17
 
 #: Common spellings of our three event types in shops' exports; `--map` adds more. Keys are
 #: compared with case, spaces, dashes and underscores ignored: "AddToCart" is "add_to_cart".
@@ -78,13 +70,6 @@ TITLE_COLUMNS: Final = ("TITLE", "NAME", "PRODUCT_NAME")
 CATEGORY_COLUMNS: Final = ("CATEGORY", "CATEGORY_L1", "CATEGORIES")
 _EVENT_FIELDS: Final = {"SESSION_ID": "session_id", "PRICE": "price", "QUANTITY": "quantity"}
 _SPELLING: Final = re.compile(r"[\s_\-]+")
-
-
-class InvalidImportFile(IngestionError):
-    """An import file cannot be read at all: missing, unreadable, or a header we cannot use.
-
-    Raised before anything is written, so the lake is as it was.
-    """
 
 
 def event_type_key(name: str) -> str:
@@ -151,177 +136,6 @@ class ImportReport:
 
 
 # -- reading CSV -----------------------------------------------------------------------------
-
-
-class CsvFile:
-    """A Personalize-style CSV file, plain or gzip (told by content): header and rows.
-
-    Column names are upper-cased. Lines are decoded one at a time, so a byte that is not
-    UTF-8 is reported with its line number.
-    """
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        if not path.exists():
-            raise InvalidImportFile(f"{path}: no such file")
-        if not path.is_file():
-            raise InvalidImportFile(f"{path}: not a file")
-        rows = self.rows()
-        try:
-            _, first = next(rows)
-        except StopIteration:
-            raise InvalidImportFile(f"{path}: the file is empty; it needs a header row") from None
-        finally:
-            rows.close()
-        self.header = [name.strip().upper() for name in first]
-        blank = [str(i + 1) for i, name in enumerate(self.header) if not name]
-        if blank:
-            raise InvalidImportFile(
-                f"{path}: column {', '.join(blank)} of the header has no name; every column "
-                "needs one, such as USER_ID"
-            )
-        repeated = sorted({name for name in self.header if self.header.count(name) > 1})
-        if repeated:
-            raise InvalidImportFile(f"{path}: the header repeats {', '.join(repeated)}")
-
-    def _open(self) -> BinaryIO:
-        with self.path.open("rb") as probe:
-            gzipped = probe.read(2) == b"\x1f\x8b"
-        if gzipped:
-            return cast(BinaryIO, gzip.open(self.path, "rb"))
-        return self.path.open("rb")
-
-    def _lines(self, handle: IO[bytes], numbers: list[int]) -> Iterator[str]:
-        for number, raw in enumerate(handle, start=1):
-            numbers[0] = number
-            try:
-                text = raw.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                raise InvalidImportFile(
-                    f"{self.path}, line {number}: not UTF-8 text ({exc.reason} at byte "
-                    f"{exc.start}); save the file as UTF-8 and import it again"
-                ) from None
-            yield text.removeprefix("\ufeff") if number == 1 else text
-
-    def rows(self) -> Generator[tuple[int, list[str]], None, None]:
-        """(line number, values) of every non-blank row, the header first."""
-        numbers = [0]
-        try:
-            with self._open() as handle:
-                reader = csv.reader(self._lines(handle, numbers))
-                while True:
-                    start = numbers[0] + 1  # a quoted value may span lines: report the first
-                    try:
-                        values = next(reader)
-                    except StopIteration:
-                        return
-                    except csv.Error as exc:
-                        raise InvalidImportFile(
-                            f"{self.path}, line {start}: not readable as CSV ({exc})"
-                        ) from None
-                    if values and any(v.strip() for v in values):
-                        yield start, values
-        except (OSError, EOFError, zlib.error) as exc:
-            raise InvalidImportFile(
-                f"{self.path}, line {numbers[0]}: the file cannot be read ({exc})"
-            ) from None
-
-    def records(self) -> Iterator[tuple[int, dict[str, str] | list[str]]]:
-        """(line number, {column: value}) of each data row; a row of the wrong width comes
-        as its bare list of values, for `checked` to refuse."""
-        rows = self.rows()
-        next(rows)
-        for line, values in rows:
-            if len(values) != len(self.header):
-                yield line, values
-            else:
-                yield line, dict(zip(self.header, values, strict=True))
-
-    def checked(self, row: dict[str, str] | list[str]) -> dict[str, str]:
-        """A row as {column: value}; `InvalidRecord` if it has the wrong number of values."""
-        if isinstance(row, list):
-            raise InvalidRecord(
-                [Problem("row", f"row has {len(row)} values for {len(self.header)} columns")]
-            )
-        return row
-
-    def require(self, columns: Sequence[str], what: str) -> None:
-        """Refuse the file unless its header has every column."""
-        missing = [c for c in columns if c not in self.header]
-        if missing:
-            raise InvalidImportFile(
-                f"{self.path}: the header lacks {', '.join(missing)}, which {what} needs "
-                f"(found: {','.join(self.header)})"
-            )
-
-    def column(self, name: str | None, flag: str) -> str | None:
-        """A column named on the command line, checked against the header."""
-        if name is None:
-            return None
-        wanted = name.strip().upper()
-        if wanted not in self.header:
-            raise InvalidImportFile(
-                f"{flag} {name}: {self.path} has no such column (found: {','.join(self.header)})"
-            )
-        return wanted
-
-
-# -- values ----------------------------------------------------------------------------------
-
-
-def parse_timestamp(value: str, column: str) -> tuple[datetime, bool]:
-    """A TIMESTAMP cell as UTC, and whether it was rescaled from milli- or microseconds."""
-    text = value.strip()
-    try:
-        number = float(text)
-    except ValueError:
-        number = None
-    if number is None:
-        try:
-            parsed = datetime.fromisoformat(text)
-        except ValueError:
-            parsed = None
-        if parsed is None or parsed.utcoffset() is None:
-            raise InvalidRecord(
-                [
-                    Problem(
-                        column,
-                        f"{column} must be Unix seconds such as 1755369000 (milliseconds are "
-                        f"told by their size), or RFC 3339 with a zone (got {value!r})",
-                    )
-                ]
-            ) from None
-        return parsed.astimezone(UTC), False
-    if not math.isfinite(number) or number < 0:
-        raise InvalidRecord(
-            [Problem(column, f"{column} must be a time after 1970 in Unix seconds (got {value!r})")]
-        )
-    if number < _SECONDS_BELOW:
-        return datetime.fromtimestamp(number, UTC), False
-    if number < _MILLIS_BELOW:
-        return datetime.fromtimestamp(number / 1e3, UTC), True
-    if number < _MICROS_BELOW:
-        return datetime.fromtimestamp(number / 1e6, UTC), True
-    raise InvalidRecord(
-        [
-            Problem(
-                column,
-                f"{column} {value} is too large for seconds, milliseconds or microseconds "
-                "since 1970; Personalize's TIMESTAMP is Unix seconds",
-            )
-        ]
-    )
-
-
-def _number(value: str, column: str, kind: type[int] | type[float]) -> int | float:
-    try:
-        return kind(value)
-    except ValueError:
-        word = "a whole number" if kind is int else "a number"
-        raise InvalidRecord([Problem(column, f"{column} must be {word} (got {value!r})")]) from None
-
-
-# -- interactions ----------------------------------------------------------------------------
 
 
 @dataclass
@@ -406,9 +220,9 @@ def _interaction(
         if column in ("USER_ID", "ITEM_ID", "TIMESTAMP", "EVENT_TYPE") or value == "":
             continue
         if column == "PRICE":
-            record["price"] = _number(value, column, float)
+            record["price"] = number(value, column, float)
         elif column == "QUANTITY":
-            record["quantity"] = _number(value, column, int)
+            record["quantity"] = number(value, column, int)
         elif column in _EVENT_FIELDS:
             record[_EVENT_FIELDS[column]] = value
         else:
@@ -524,7 +338,7 @@ def _item(
             if "|" in value:  # the whole list stays an attribute
                 attributes[column.lower()] = value
         elif column == "PRICE":
-            record["price"] = _number(value, column, float)
+            record["price"] = number(value, column, float)
         elif column == "BRAND":
             record["brand"] = value
         else:

@@ -16,7 +16,8 @@ from common.lake import LocalLake
 from common.layout import RAW_CATALOG
 from etl.job import run_etl
 from etl.sql import connect
-from ingestion.importer import ImportOptions, InvalidImportFile, import_files, parse_timestamp
+from ingestion.csv_files import InvalidImportFile, parse_timestamp
+from ingestion.importer import ImportOptions, import_files
 from ingestion.raw import is_history, read_lines
 
 NOW = datetime(2026, 11, 25, tzinfo=UTC)
