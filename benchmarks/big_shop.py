@@ -37,13 +37,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
+from benchmarks import END
 from benchmarks.child import Measured, measure
 
 FRACTION: Final = 50
 EVENTS_PER_DAY: Final = 50_000_000 // FRACTION
 USERS: Final = 5_000_000 // FRACTION
 ITEMS: Final = 1_000_000 // FRACTION
-END: Final = datetime(2026, 11, 1, tzinfo=UTC)
 LATENCY_S: Final = 0.02
 #: A new on-demand DynamoDB table's write throughput before it scales (AWS: "up to 4,000
 #: write request units a second"); a row of 25 recommendations is one unit.

@@ -13,15 +13,13 @@ import json
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
+from benchmarks import END
 from benchmarks.child import peak_rss_mb, run_child
 from benchmarks.foundation import Row
 from common.lake import LocalLake
 from ingestion.generator import ShopSpec, generate_shop, write_raw
-
-END = datetime(2026, 11, 1, tzinfo=UTC)
 
 
 def _child(kind: str, lake: Path) -> dict[str, float]:

@@ -14,19 +14,17 @@ import tempfile
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
 import numpy as np
 
+from benchmarks import END
 from common.contract import parse_event
 from common.lake import LocalLake
 from ingestion.generator import ShopSpec, event_lines, generate_shop, write_raw
 from ingestion.raw import DEFAULT_COMPRESSLEVEL, HOUR_MS, gzip_bytes, join_lines
 from ingestion.sinks import BufferHints, EventLog, LocalSink
-
-END = datetime(2026, 11, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True)

@@ -13,294 +13,35 @@ processes, killed with SIGKILL at random moments from a seeded generator.
 from __future__ import annotations
 
 import json
-import os
 import random
-import shutil
-import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import threading
 import time
 import urllib.error
 import urllib.request
-from collections import deque
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final
 
-import duckdb
-
+from benchmarks import END
 from benchmarks.foundation import Row
+from benchmarks.kills import (
+    RECS,
+    concurrent_etl,
+    curated,
+    etl_kills,
+    flusher_kills,
+    generated_lake,
+    post,
+    run_recs,
+    server_env,
+    server_kills,
+    start_server,
+)
 from benchmarks.serving import free_port
-from common.contract import event_id_for
-from common.layout import RAW_EVENTS
-
-RECS: Final = str(Path(sys.executable).with_name("recs"))
-END: Final = datetime(2026, 11, 1, tzinfo=UTC)
-#: In-progress Idempotency-Keys of a killed server stay locked this long (the local
-#: request timeout); a client retries them after it.
-RETRY_DEADLINE_S: Final = 180.0
-
-
-def _env(root: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RECS_")}
-    env.update(
-        RECS_LAKE=str(root / "lake"),
-        RECS_EVENT_LOG=str(root / "event-log.sqlite3"),
-        RECS_STORE=str(root / "store.sqlite3"),
-        RECS_IDEMPOTENCY_STORE=str(root / "idempotency.sqlite3"),
-        RECS_BUFFER_SECONDS="0.2",
-    )
-    return env
-
-
-def _start_server(port: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
-    process = subprocess.Popen(
-        [RECS, "serve", "--port", str(port), "--no-metrics", "--log-level", "ERROR"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    for _ in range(300):
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return process
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError("recs serve did not start")
-
-
-def _post(port: int, body: bytes, headers: dict[str, str]) -> int:
-    request = urllib.request.Request(
-        f"http://127.0.0.1:{port}/v1/events", data=body, method="POST", headers=headers
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return int(response.status)
-    except urllib.error.HTTPError as exc:
-        return int(exc.code)
-
-
-def _curated(lake: Path) -> tuple[int, set[str]]:
-    files = str(lake / "curated" / "interactions" / "*" / "*.parquet")
-    rows = duckdb.execute(f"SELECT event_id FROM read_parquet('{files}')").fetchall()
-    return len(rows), {str(r[0]) for r in rows}
-
-
-def _run(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([RECS, *args], env=env, capture_output=True, text=True, check=False)
-
-
-def server_kills(root: Path, events: int, kills: int, rng: random.Random) -> dict[str, int]:
-    """Post events in batches of 10 while killing the server; retry what got no answer."""
-    (root / "lake" / "raw").mkdir(parents=True)
-    env, port = _env(root), free_port()
-    batches = deque(
-        (
-            f"batch-{b}",
-            [
-                {
-                    "userId": f"U{rng.randrange(500)}",
-                    "itemId": f"I{rng.randrange(200)}",
-                    "event_type": rng.choice(["view", "add_to_cart", "purchase"]),
-                }
-                for i in range(10)
-            ],
-        )
-        for b in range(events // 10)
-    )
-    acknowledged: set[str] = set()
-    servers = [_start_server(port, env)]
-    done = threading.Event()
-
-    # Kills land at random points of the stream (after a random number of posts, then a few
-    # random milliseconds, mostly while a request is being handled), all `kills` of them
-    # before the client is done: waiting on the clock, a fast client outran them.
-    points = sorted(rng.sample(range(1, len(batches)), kills))
-    posted = [0]
-
-    def killer() -> None:
-        for point in points:
-            while posted[0] < point and not done.is_set():
-                time.sleep(0.001)
-            if done.is_set():
-                return
-            time.sleep(rng.uniform(0.0, 0.02))
-            servers[-1].send_signal(signal.SIGKILL)
-            servers[-1].wait()
-            servers.append(_start_server(port, env))
-
-    thread = threading.Thread(target=killer)
-    thread.start()
-    server_errors = 0
-    deadline = time.monotonic() + RETRY_DEADLINE_S
-    while batches and time.monotonic() < deadline:
-        key, batch = batches.popleft()
-        posted[0] += 1
-        headers = {"Content-Type": "application/json", "Idempotency-Key": key}
-        try:
-            status = _post(port, json.dumps(batch).encode(), headers)
-        except OSError:
-            status = 0
-        if status == 202:
-            # The API derives each event's id from the Idempotency-Key and its place.
-            acknowledged |= {event_id_for(key, index) for index in range(len(batch))}
-            continue
-        server_errors += status >= 500
-        batches.append((key, batch))  # a 409 (a killed request's key, still locked) or no answer
-        if status in (0, 409):
-            time.sleep(0.05)
-    done.set()
-    thread.join()
-    killed = len(servers) - 1
-    servers[-1].terminate()
-    servers[-1].wait(timeout=30)
-    _run("flush", env=env)
-    _run("etl", env=env)
-    rows, ids = _curated(root / "lake")
-    return {
-        "acknowledged": len(acknowledged),
-        "landed": len(acknowledged & ids),
-        "duplicates": rows - len(ids),
-        "kills": killed,
-        "server_errors": server_errors,
-        "unanswered": len(batches),
-    }
-
-
-def flusher_kills(root: Path, events: int, kills: int, rng: random.Random) -> dict[str, int]:
-    """Fill the local event log, then kill `recs flush` mid-way again and again."""
-    from common.contract import parse_event
-    from common.lake import LocalLake
-    from ingestion.raw import read_lines
-    from ingestion.sinks import BufferHints, EventLog, LocalSink
-
-    env = _env(root)
-    lake = LocalLake(root / "lake")
-    sink = LocalSink(
-        EventLog(Path(env["RECS_EVENT_LOG"])),
-        lake,
-        hints=BufferHints(size_bytes=1 << 40, interval_s=1e9),
-    )
-    now = datetime.now(UTC)
-    for start in range(0, events, 5_000):
-        sink.put(
-            [
-                parse_event(
-                    {"userId": f"U{n % 997}", "itemId": f"I{n % 311}", "event_type": "view"},
-                    now=now,
-                )
-                for n in range(start, min(events, start + 5_000))
-            ]
-        )
-    sink.close()
-    env["RECS_BUFFER_MB"] = "0.5"  # many objects per flush, so that kills land mid-way
-    working = 0
-    raw = root / "lake" / "raw" / "events"
-    for _ in range(kills):
-        before = sum(1 for _ in raw.rglob("*.gz")) if raw.exists() else 0
-        flush = subprocess.Popen(
-            [RECS, "flush"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
-        # Kill it once it has written something, at a random moment after.
-        while flush.poll() is None and (
-            not raw.exists() or sum(1 for _ in raw.rglob("*.gz")) == before
-        ):
-            time.sleep(0.01)
-        time.sleep(rng.uniform(0.0, 0.1))
-        working += flush.poll() is None
-        flush.send_signal(signal.SIGKILL)
-        flush.wait()
-    _run("flush", env=env)
-    ids = [
-        json.loads(line)["event_id"]
-        for key in lake.list(f"{RAW_EVENTS}/")
-        for line in read_lines(lake.read_bytes(key))
-    ]
-    return {
-        "logged": events,
-        "landed": len(set(ids)),
-        "duplicates": len(ids) - len(set(ids)),
-        "working": working,
-    }
-
-
-def _generated_lake(root: Path, events: int) -> Path:
-    from common.lake import LocalLake
-    from ingestion.generator import ShopSpec, generate_shop, write_catalog, write_raw
-
-    lake = LocalLake(root / "source")
-    shop = generate_shop(
-        ShopSpec(users=20_000, items=5_000, categories=20, days=30, events=events, seed=3, end=END)
-    )
-    write_raw(shop, lake)
-    write_catalog(shop, lake)
-    return root / "source"
-
-
-def etl_kills(root: Path, source: Path, kills: int, rng: random.Random) -> dict[str, int]:
-    """`recs etl` killed at random moments, then run to the end; against a clean run."""
-    clean, killed = root / "clean", root / "killed"
-    shutil.copytree(source, clean)
-    shutil.copytree(source, killed)
-    _run("etl", "--lake", str(clean), "--etl-batch-mb", "8", env=_env(root))
-    expected_rows, expected_ids = _curated(clean)
-    started = time.monotonic()
-    _run("etl", "--lake", str(root / "timing"), env=_env(root))  # startup cost, for the kills
-    working = 0
-    for _ in range(kills):
-        run = subprocess.Popen(
-            [RECS, "etl", "--lake", str(killed), "--etl-batch-mb", "8"],
-            env=_env(root),
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        time.sleep(rng.uniform(0.2, 1.0) * max(1.0, time.monotonic() - started))
-        working += run.poll() is None
-        run.send_signal(signal.SIGKILL)
-        run.wait()
-    _run("etl", "--lake", str(killed), env=_env(root))
-    rows, ids = _curated(killed)
-    return {
-        "expected": expected_rows,
-        "rows": rows,
-        "same_ids": int(ids == expected_ids),
-        "duplicates": rows - len(ids),
-        "working": working,
-    }
-
-
-def concurrent_etl(root: Path, source: Path, rounds: int, runs: int) -> dict[str, int]:
-    """`runs` ETL processes started together on a fresh lake, `rounds` times."""
-    clean = root / "concurrent-clean"
-    shutil.copytree(source, clean)
-    _run("etl", "--lake", str(clean), env=_env(root))
-    expected_rows, expected_ids = _curated(clean)
-    refused = matching = 0
-    for n in range(rounds):
-        lake = root / f"concurrent-{n}"
-        shutil.copytree(source, lake)
-        processes = [
-            subprocess.Popen(
-                [RECS, "etl", "--lake", str(lake)],
-                env=_env(root),
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.PIPE,
-                text=True,
-            )
-            for _ in range(runs)
-        ]
-        for process in processes:
-            _, stderr = process.communicate(timeout=600)
-            refused += process.returncode == 2 and "lock is held" in stderr
-        _run("etl", "--lake", str(lake), env=_env(root))  # what every refused run left undone
-        rows, ids = _curated(lake)
-        matching += rows == expected_rows and ids == expected_ids
-    return {"rounds": rounds, "matching": matching, "refused": refused, "runs": rounds * runs}
-
 
 _POISON: Final[list[bytes]] = [
     b'{"userId":"U1","itemId":"I1","event_type":"view","quantity":' + b"9" * 5000 + b"}",
@@ -387,14 +128,14 @@ def _published(root: Path) -> None:
 def hostile_inputs(root: Path, count: int, rng: random.Random) -> dict[str, int]:
     """Hostile bodies and raw requests at a live server; count the answers by class."""
     _published(root)
-    env, port = _env(root), free_port()
-    server = _start_server(port, env)
+    env, port = server_env(root), free_port()
+    server = start_server(port, env)
     tried = server_errors = no_answer = 0
     try:
         for body, headers in _hostile_bodies(count, rng):
             tried += 1
             try:
-                status = _post(port, body, headers)
+                status = post(port, body, headers)
             except OSError:
                 no_answer += 1
                 continue
@@ -414,16 +155,16 @@ def big_batch(root: Path) -> dict[str, int]:
     """A valid 100-event batch of about 30 KB, its head and body in one write (as curl and
     urllib send them): before, the body was counted as head, and it got a 431."""
     (root / "lake" / "raw").mkdir(parents=True)
-    env, port = _env(root), free_port()
+    env, port = server_env(root), free_port()
     batch = [
         {"userId": f"U{n}", "itemId": f"I{n}", "event_type": "view",
          "properties": {"note": "x" * 250}}
         for n in range(100)
     ]  # fmt: skip
     body = json.dumps(batch).encode()
-    server = _start_server(port, env)
+    server = start_server(port, env)
     try:
-        status = _post(port, body, {"Content-Type": "application/json"})
+        status = post(port, body, {"Content-Type": "application/json"})
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -455,8 +196,8 @@ def unloadable_version(root: Path, seconds: float = 6.0) -> dict[str, int]:
     if broken == live:
         raise RuntimeError("the second version must be a new one")
     (root / "lake" / "models" / broken / "similar-items.npz").unlink()
-    env, port = _env(root) | {"RECS_MODEL_CHECK_SECONDS": "0.2"}, free_port()
-    server = _start_server(port, env)
+    env, port = server_env(root) | {"RECS_MODEL_CHECK_SECONDS": "0.2"}, free_port()
+    server = start_server(port, env)
     statuses: list[int] = []
     versions: set[str] = set()
     stop = threading.Event()
@@ -482,7 +223,7 @@ def unloadable_version(root: Path, seconds: float = 6.0) -> dict[str, int]:
         for thread in threads:
             thread.start()
         time.sleep(seconds / 3)
-        refused = _run("publish", "--force", broken, env=env).returncode != 0
+        refused = run_recs("publish", "--force", broken, env=env).returncode != 0
         store.activate(broken)  # a store that names it anyway (as --force did before)
         time.sleep(seconds / 3)
         failure_seen = int(_get_json(port, "/v1/health")[1].get("failure") is not None)
@@ -517,10 +258,10 @@ def late_resume(root: Path, late: int = 500) -> dict[str, int]:
     )  # fmt: skip
     write_raw(shop, lake)
     write_catalog(shop, lake)
-    env = _env(root)
+    env = server_env(root)
     clock = (datetime.now(UTC) - timedelta(hours=1)).isoformat(timespec="seconds")
     with lake.lock("etl", lease_s=600):  # another ETL run holds the lake all night
-        failed = _run("pipeline", "run", "--now", clock, env=env).returncode != 0
+        failed = run_recs("pipeline", "run", "--now", clock, env=env).returncode != 0
     lines = "".join(
         json.dumps({"eventId": f"late-{n}", "userId": f"U{n % 300}", "itemId": f"I{n % 97}",
                     "event_type": "view"}) + "\n"
@@ -530,9 +271,9 @@ def late_resume(root: Path, late: int = 500) -> dict[str, int]:
         [RECS, "ingest", "-"], input=lines, env=env, capture_output=True, text=True, check=False
     )
     acknowledged = late if ingested.returncode == 0 else 0
-    _run("flush", env=env)  # the raw zone receives them, as Firehose delivers
-    resumed = _run("pipeline", "run", "--resume", env=env).returncode == 0
-    _, ids = _curated(root / "lake")
+    run_recs("flush", env=env)  # the raw zone receives them, as Firehose delivers
+    resumed = run_recs("pipeline", "run", "--resume", env=env).returncode == 0
+    _, ids = curated(root / "lake")
     quarantined = sum(1 for _ in (root / "lake" / "quarantine").rglob("*.jsonl"))
     return {
         "acknowledged": acknowledged,
@@ -552,8 +293,8 @@ def idle_sockets(root: Path, sockets: int = 1_024, checks: int = 50) -> dict[str
     if soft < sockets + 256:
         resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, sockets + 256), hard))
     _published(root)
-    env, port = _env(root), free_port()
-    server = _start_server(port, env)
+    env, port = server_env(root), free_port()
+    server = start_server(port, env)
     held: list[socket.socket] = []
     answered = same_address = 0
     try:
@@ -584,7 +325,7 @@ def reliability_rows(
         root = Path(folder)
         server = server_kills(root / "server", events, kills, rng)
         flusher = flusher_kills(root / "flusher", 200_000, kills, rng)
-        source = _generated_lake(root / "shop", etl_events)
+        source = generated_lake(root / "shop", etl_events)
         etl = etl_kills(root / "etl", source, kills, rng)
         race = concurrent_etl(root / "race", source, rounds=3, runs=3)
         attack = hostile_inputs(root / "hostile", hostile, rng)

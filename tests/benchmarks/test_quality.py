@@ -13,7 +13,9 @@ import pyarrow as pa
 import pytest
 import scipy.sparse as sp
 
-from benchmarks.quality import csv_log, peers, per_user_ndcg
+from benchmarks.datasets import csv_log
+from benchmarks.peers import peers
+from benchmarks.quality import per_user_ndcg
 from training.data import Interactions
 
 DAY_MS = 86_400_000
