@@ -210,7 +210,8 @@ def ceiling(served: Served, cut_ms: int) -> tuple[float, str]:
     gap to a peer better tuning could close."""
     from common.progress import quiet
     from training.data import DEFAULT_WEIGHTS
-    from training.tuning import Fitted, Fold, fresh, tune_blend
+    from training.tuning import fresh, tune_blend
+    from training.validation import Fitted, Fold
 
     log, choice = served.log, served.tuning
     history = log.history(DEFAULT_WEIGHTS, None, choice.half_life_days)

@@ -4,7 +4,7 @@ The folds tuning already cut (inside the events the gate trains on) are the labe
 each fold's candidates, from the chosen blend as fitted on that fold, are labelled with what
 each user touched after its cut. The model trains on every fold but the newest and is judged
 on the newest against the blend alone, user by user; it is kept only where its gain stands
-clear of the noise (`tuning.beyond_noise`), and is then trained again on every fold.
+clear of the noise (`validation.beyond_noise`), and is then trained again on every fold.
 
 LightGBM's lambdarank (the `lightgbm` library, the reference implementation of LambdaMART)
 optimises NDCG directly. Its settings are its documented defaults, but for a floor on leaf

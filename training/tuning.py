@@ -8,7 +8,8 @@ before its cut and scores what each user did after it. Scores are averaged over 
 
 1. The recipe: each candidate, then the best one under each half-life, is fitted on each
    fold and scored alone on what users did that they had never done before (discovery is
-   the recipe's job; the user's own history is the blend's).
+   the recipe's job; the user's own history is the blend's). The folds are
+   `training.validation`'s.
 2. The blend: with that recipe, coordinate ascent over the four weights, for each repeat
    policy and trending half-life, on NDCG@10 of exactly what would be served, repeats
    counted.
@@ -30,17 +31,16 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Final, NamedTuple
+from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
-import scipy.sparse as sp
 
 from common.progress import Progress, quiet
-from training.blend import REPEAT_POLICIES, Blend, History, Repeats, top_by_score, trending_scores
-from training.data import Interactions, Split, global_split, time_split, unseen_truth
+from training.blend import REPEAT_POLICIES, Blend, Repeats, top_by_score, trending_scores
+from training.data import Interactions
 from training.errors import NotEnoughData
-from training.metrics import MIN_USERS, K, Paired, paired, user_ndcg
+from training.metrics import K, user_ndcg
 from training.ranker import FEATURES, Trees
 from training.recipes import ALS, EASE, ItemKNN, Recipe
 from training.scoring import (
@@ -51,43 +51,31 @@ from training.scoring import (
     rank_entries,
     recommend_users,
 )
+from training.validation import (
+    FOLDS,
+    MIN_VALIDATION_USERS,
+    Fitted,
+    Fold,
+    beyond_noise,
+    fold_mean,
+    folds,
+)
 
 #: The cutoff of the metric recipes are chosen and gated on.
 SELECT_CUTOFF: Final = 10
 SELECT_ON: Final = f"normalized_discounted_cumulative_gain_at_{SELECT_CUTOFF}"
-#: Where the validation folds cut the training data, as shares of its events by time.
-FOLDS: Final = (0.8, 0.9)
-#: Users scored per fold.
-MAX_USERS: Final = 2000
-#: Above this many events, folds are drawn from a sample of users with about this many.
-TUNING_EVENTS: Final = 2_000_000
 #: Seconds of candidate fitting after which the rest of the candidates are skipped.
 BUDGET_S: Final = 120.0
 HALF_LIVES: Final[tuple[float | None, ...]] = (None, 30.0, 90.0)
 TRENDING_HALF_LIVES: Final[tuple[float | None, ...]] = (7.0, 30.0, None)
 WEIGHT_GRID: Final = (0.0, 0.1, 0.3, 1.0, 3.0)
 EASE_L2: Final = (300.0, 100.0, 1000.0, 30.0)
-#: Scored users, over the time-cut folds, below which a fold of each user's newest events is
-#: added: fewer users than the gate needs to judge on is too few to choose on.
-MIN_VALIDATION_USERS: Final = MIN_USERS
 
 
 def default_blend(repeats: Repeats = "exclude-purchased") -> Blend:
     """What is served unless validation shows beyond noise that other weights pay: the
     recipe, a little of what is trending, and the given repeat policy."""
     return Blend(repeats=repeats)
-
-
-def fold_mean(users: np.ndarray) -> float:
-    """A fold's metric from its per-user values, as `evaluate` gives it (0 with nobody to
-    score)."""
-    return float(users.mean()) if len(users) else 0.0
-
-
-def beyond_noise(chosen: np.ndarray, default: np.ndarray) -> Paired:
-    """The chosen option's per-user gain over the default's, paired, with its interval; a
-    choice is kept only where `low > 0`."""
-    return paired(np.asarray(chosen, np.float64), np.asarray(default, np.float64))
 
 
 def recipe_candidates(n_items: int, seed: int) -> list[Recipe]:
@@ -114,26 +102,6 @@ def label(recipe: Recipe) -> str:
 def fresh(recipe: Recipe) -> Recipe:
     """An unfitted copy of a recipe with the same parameters."""
     return type(recipe)(**recipe.params)
-
-
-@dataclass
-class Fold:
-    """One validation fold and what stays the same across candidates."""
-
-    split: Split
-    users: np.ndarray
-    unseen_truth: sp.csr_matrix
-    #: Held out each user's newest events rather than cut on global time.
-    per_user: bool = False
-
-
-class Fitted(NamedTuple):
-    """A recipe fitted on one fold, with the history and matrix it was fitted on (None:
-    history and trending alone)."""
-
-    history: History
-    matrix: sp.csr_matrix
-    recipe: Recipe | None
 
 
 @dataclass
@@ -171,99 +139,42 @@ class Choice:
         }
 
 
-def folds(log: Interactions, seed: int, within: npt.NDArray[np.bool_] | None = None) -> list[Fold]:
-    """The validation folds, inside `within` (the events before the gate's holdout: what
-    tuning chose on must not be what the gate judges on), on a sample of users when the shop
-    is large."""
-    mask = within
-    if len(log) > TUNING_EVENTS:
-        share = TUNING_EVENTS / len(log)
-        keep_user = np.random.default_rng(seed).random(log.n_users) < share
-        mask = keep_user[log.user] if mask is None else mask & keep_user[log.user]
-    made = []
-    for at in FOLDS:
-        try:
-            split = global_split(log, holdout=1 - at, mask=mask, max_users=MAX_USERS, seed=seed)
-        except NotEnoughData:
-            continue
-        made.append(Fold(split, split.test_users.astype(np.int64), unseen_truth(log, split)))
-    if sum(len(fold.users) for fold in made) < MIN_VALIDATION_USERS:
-        per_user = _per_user_fold(log, seed, within)
-        if per_user is not None:
-            made.append(per_user)
-    if not made:
-        raise NotEnoughData(
-            "no validation fold has 10 users with interactions on both sides of its cut; "
-            "collect more history"
-        )
-    return made
+@dataclass
+class _Scored:
+    """A recipe at a half-life: its mean discovery NDCG@10, its fits on each fold (kept for
+    the blend rather than refitted) and each scored user's NDCG, for the noise test."""
+
+    recipe: Recipe
+    half_life: float | None
+    value: float
+    fits: list[Fitted]
+    users: np.ndarray
 
 
-def _per_user_fold(
-    log: Interactions, seed: int, within: npt.NDArray[np.bool_] | None
-) -> Fold | None:
-    """A fold holding out each user's newest 10% of events (at least one) within `within`,
-    for up to `MAX_USERS` users with 2 or more: Personalize's own evaluation split. Its "now"
-    is just after the newest event it trains on."""
-    users = log.user if within is None else log.user[within]
-    eligible = int((np.bincount(users, minlength=log.n_users) >= 2).sum())
-    if eligible < 10:
-        return None
-    share = min(1.0, MAX_USERS / eligible)
-    split = time_split(log, test_users=share, seed=seed, mask=within)
-    if not split.train.any():
-        return None
-    split = replace(split, cut_ms=int(log.ts_ms[split.train].max()) + 1)
-    return Fold(split, split.test_users.astype(np.int64), unseen_truth(log, split), True)
+@dataclass
+class _Tuning:
+    """One `choose`: the folds, what it tried and skipped, the rules it applied, its clock."""
 
+    log: Interactions
+    weights: dict[str, float]
+    made: list[Fold]
+    budget_s: float
+    progress: Progress
+    started: float = field(default_factory=time.perf_counter)
+    rules: list[str] = field(default_factory=list)
+    tried: list[dict[str, Any]] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
 
-def choose(
-    log: Interactions,
-    weights: dict[str, float],
-    *,
-    seed: int = 42,
-    recipe: str = "auto",
-    half_life: float | str | None = "auto",
-    repeats: Repeats | str = "auto",
-    budget_s: float = BUDGET_S,
-    progress: Progress = quiet,
-    within: npt.NDArray[np.bool_] | None = None,
-) -> Choice:
-    """Choose the recipe, half-life, repeat policy and blend weights on validation folds
-    cut inside `within` (all events if None)."""
-    started = time.perf_counter()
-    made = folds(log, seed, within)
-    on_time = [f for f in made if not f.per_user]
-    progress(
-        f"validation: {len(on_time)} folds cut on global time"
-        + (", and one of each user's newest events" if len(on_time) < len(made) else "")
-        + f", {sum(len(f.users) for f in made):,} users scored"
-    )
-    rules: list[str] = []
-    if len(on_time) < len(made):
-        rules.append(
-            f"validation: the folds cut on global time score only "
-            f"{sum(len(f.users) for f in on_time):,} users, under {MIN_VALIDATION_USERS}, so a "
-            "fold of each user's newest events was added"
-        )
-    candidates = recipe_candidates(log.n_items, seed)
-    skipped: list[str] = []
-    if log.n_items > EASE.MAX_ITEMS:
-        skipped.append(
-            f"ease: {log.n_items:,} items, over its {EASE.MAX_ITEMS:,}-item limit (a dense "
-            "item x item inverse)"
-        )
-    if recipe != "auto":
-        candidates = [c for c in candidates if c.name == recipe]
-        if not candidates:
-            raise NotEnoughData(f"recipe {recipe} cannot be used on {log.n_items:,} items")
-    half_lives: Sequence[float | None] = HALF_LIVES if half_life == "auto" else (half_life,)  # type: ignore[assignment]
-    tried: list[dict[str, Any]] = []
+    def spent(self) -> bool:
+        """Whether the tuning budget is spent."""
+        return time.perf_counter() - self.started > self.budget_s
 
-    def discovery(model: Recipe, hl: float | None) -> tuple[float, list[Fitted], np.ndarray]:
-        scores, fits, users = [], [], []
-        for fold in made:
-            history = log.history(weights, fold.split.train, hl)
+    def discovery(self, model: Recipe, hl: float | None) -> _Scored:
+        """The recipe alone, fitted on each fold's training events with half-life `hl`, scored
+        on the items each user had never touched."""
+        log, scores, fits, users = self.log, [], [], []
+        for fold in self.made:
+            history = log.history(self.weights, fold.split.train, hl)
             matrix = history.weight_matrix(log.n_items)
             fitted = Fitted(history, matrix, fresh(model).fit(matrix))
             fits.append(fitted)
@@ -283,112 +194,180 @@ def choose(
             # A fold where nobody tried anything new has no discovery to score: 0.
             scores.append(fold_mean(users[-1]))
         value = float(np.mean(scores)) if scores else 0.0
-        tried.append({"recipe": label(model), "half_life_days": hl, "discovery_ndcg10": value})
-        progress(f"  {label(model):28} half-life {hl or 'none'}: discovery NDCG@10 {value:.4f}")
-        return value, fits, np.concatenate(users) if users else np.zeros(0)
+        self.tried.append({"recipe": label(model), "half_life_days": hl, "discovery_ndcg10": value})
+        self.progress(
+            f"  {label(model):28} half-life {hl or 'none'}: discovery NDCG@10 {value:.4f}"
+        )
+        return _Scored(model, hl, value, fits, np.concatenate(users) if users else np.zeros(0))
 
-    def kept(what: str, chosen: np.ndarray, default: np.ndarray, default_name: str) -> bool:
+    def kept(self, what: str, chosen: np.ndarray, default: np.ndarray, default_name: str) -> bool:
         """Whether a choice beats its default beyond noise; if not, say so in the rules."""
         gain = beyond_noise(chosen, default)
         if gain.low > 0:
             return True
-        rules.append(
-            f"{what}: its gain over {default_name} ({gain}) is within noise, so "
-            f"{default_name} stays"
-        )
-        progress(f"  {rules[-1]}")
+        self.say(f"{what}: its gain over {default_name} ({gain}) is within noise, so "
+                 f"{default_name} stays")  # fmt: skip
         return False
 
-    best_recipe: Recipe | None = None
-    best_value, best_hl = -1.0, half_lives[0]
-    # The best candidate's fits on each fold, kept for the blend rather than refitted; and
-    # the first (default) candidate's, to fall back on when the best one's gain is noise.
-    best_fits: list[Fitted] = []
-    best_users = first_users = np.zeros(0)
-    first: tuple[Recipe, float, list[Fitted]] | None = None
-    first_hl = half_lives[0]
-    for model in candidates:
-        if best_recipe is not None and time.perf_counter() - started > budget_s:
-            skipped.append(f"{label(model)}: the {budget_s:g} s tuning budget was spent")
-            continue
-        value, fits, users = discovery(model, first_hl)
-        if first is None:
-            first, first_users = (model, value, fits), users
-        if best_recipe is None or value > best_value:
-            best_recipe, best_value, best_fits, best_users = model, value, fits, users
-    assert best_recipe is not None
-    if (
-        first is not None
-        and best_recipe is not first[0]
-        and not kept(label(best_recipe), best_users, first_users, label(first[0]))
-    ):
-        best_recipe, best_value, best_fits = first
-        best_users = first_users
-    at_first_hl = (best_value, best_fits, best_users)
-    for hl in half_lives[1:]:
-        if time.perf_counter() - started > budget_s:
-            skipped.append(f"half-life {hl} days: the {budget_s:g} s tuning budget was spent")
-            continue
-        value, fits, users = discovery(best_recipe, hl)
-        if value > best_value:
-            best_value, best_hl, best_fits, best_users = value, hl, fits, users
-    if best_hl != first_hl and not kept(
-        f"half-life {best_hl} days", best_users, at_first_hl[2], f"half-life {first_hl or 'none'}"
-    ):
-        best_hl = first_hl
-        best_value, best_fits, best_users = at_first_hl
-    progress(f"  recipe: {label(best_recipe)}, half-life {best_hl or 'none'}")
+    def say(self, rule: str) -> None:
+        """A rule the data settled, in the manifest and on screen."""
+        self.rules.append(rule)
+        self.progress(f"  {rule}")
 
-    if repeats == "auto" and log.repeat_rates()["any"] == 0.0:
-        # A log where nobody ever came back to an item (ratings, say) says so plainly: no
-        # validation noise may make seen items come back.
-        repeats = "exclude-seen"
-        rules.append(
-            "repeats exclude-seen: no (user, item) pair occurs twice in the data, so items a user "
-            "already had are never recommended"
-        )
-        progress(f"  {rules[-1]}")
-    blend, value, scores = tune_blend(log, made, best_fits, repeats, progress)
-    default = default_blend("exclude-purchased" if repeats == "auto" else repeats)  # type: ignore[arg-type]
-    if blend != default:
-        at_default = scores(default)
-        if not kept(
-            f"the blend (repeats {blend.repeats}, {blend.describe()})",
-            scores(blend),
-            at_default,
-            f"the default blend (repeats {default.repeats}, {default.describe()})",
+    def recipe(self, candidates: list[Recipe], hl: float | None) -> _Scored:
+        """The best candidate at half-life `hl`, unless its gain over the first (default)
+        one is noise; once the budget is spent, the candidates left are skipped."""
+        best: _Scored | None = None
+        first: _Scored | None = None
+        for model in candidates:
+            if best is not None and self.spent():
+                self.skipped.append(
+                    f"{label(model)}: the {self.budget_s:g} s tuning budget was spent"
+                )
+                continue
+            scored = self.discovery(model, hl)
+            first = first or scored
+            if best is None or scored.value > best.value:
+                best = scored
+        assert best is not None
+        assert first is not None
+        if best is not first and not self.kept(
+            label(best.recipe), best.users, first.users, label(first.recipe)
         ):
-            blend, value = default, float(np.mean(at_default))
+            return first
+        return best
 
-    def judge(learned: np.ndarray, own: np.ndarray) -> bool:
-        progress(
-            f"  learned ranker: NDCG@10 {fold_mean(learned):.4f} against the blend's "
-            f"{fold_mean(own):.4f} on the newest fold"
-        )
-        if not kept("the learned ranker", learned, own, "the blend's own order"):
-            return False
-        progress(
-            f"  the learned ranker orders the list: its gain over the blend's own order "
-            f"({beyond_noise(learned, own)}) stands clear of the noise"
-        )
-        return True
+    def half_life(self, at_first: _Scored, half_lives: Sequence[float | None]) -> _Scored:
+        """The chosen recipe at each other half-life; the best, unless its gain is noise."""
+        best = at_first
+        for hl in half_lives:
+            if self.spent():
+                self.skipped.append(
+                    f"half-life {hl} days: the {self.budget_s:g} s tuning budget was spent"
+                )
+                continue
+            scored = self.discovery(at_first.recipe, hl)
+            if scored.value > best.value:
+                best = scored
+        if best is not at_first and not self.kept(
+            f"half-life {best.half_life} days",
+            best.users,
+            at_first.users,
+            f"half-life {at_first.half_life or 'none'}",
+        ):
+            return at_first
+        return best
 
-    learning = time.perf_counter()
-    ranker, ranker_report = learn_ranker(log, made, best_fits, blend, judge)
-    if "why" in ranker_report:
-        rules.append(f"the learned ranker: {ranker_report['why']}")
-        progress(f"  {rules[-1]}")
-    ranker_report["used"] = ranker is not None
-    ranker_report["seconds"] = round(time.perf_counter() - learning, 1)
+    def blend(self, fits: list[Fitted], repeats: Repeats | str) -> tuple[Blend, float]:
+        """The blend's weights and repeat policy; the default blend unless the tuned one
+        beats it beyond noise. A log where nothing repeats never gets seen items back."""
+        if repeats == "auto" and self.log.repeat_rates()["any"] == 0.0:
+            # A log where nobody ever came back to an item (ratings, say) says so plainly: no
+            # validation noise may make seen items come back.
+            repeats = "exclude-seen"
+            self.say(
+                "repeats exclude-seen: no (user, item) pair occurs twice in the data, so items "
+                "a user already had are never recommended"
+            )
+        blend, value, scores = tune_blend(self.log, self.made, fits, repeats, self.progress)
+        default = default_blend("exclude-purchased" if repeats == "auto" else repeats)  # type: ignore[arg-type]
+        if blend != default:
+            at_default = scores(default)
+            if not self.kept(
+                f"the blend (repeats {blend.repeats}, {blend.describe()})",
+                scores(blend),
+                at_default,
+                f"the default blend (repeats {default.repeats}, {default.describe()})",
+            ):
+                return default, float(np.mean(at_default))
+        return blend, value
+
+    def ranker(self, fits: list[Fitted], blend: Blend) -> tuple[Trees | None, dict[str, Any]]:
+        """The learned second stage, where it beats the blend's own order beyond noise."""
+
+        def judge(learned: np.ndarray, own: np.ndarray) -> bool:
+            self.progress(
+                f"  learned ranker: NDCG@10 {fold_mean(learned):.4f} against the blend's "
+                f"{fold_mean(own):.4f} on the newest fold"
+            )
+            if not self.kept("the learned ranker", learned, own, "the blend's own order"):
+                return False
+            self.progress(
+                f"  the learned ranker orders the list: its gain over the blend's own order "
+                f"({beyond_noise(learned, own)}) stands clear of the noise"
+            )
+            return True
+
+        learning = time.perf_counter()
+        ranker, report = learn_ranker(self.log, self.made, fits, blend, judge)
+        if "why" in report:
+            self.say(f"the learned ranker: {report['why']}")
+        report["used"] = ranker is not None
+        report["seconds"] = round(time.perf_counter() - learning, 1)
+        return ranker, report
+
+
+def _candidates(log: Interactions, seed: int, recipe: str, tuning: _Tuning) -> list[Recipe]:
+    """The recipes to try: every affordable one, or the one asked for."""
+    candidates = recipe_candidates(log.n_items, seed)
+    if log.n_items > EASE.MAX_ITEMS:
+        tuning.skipped.append(
+            f"ease: {log.n_items:,} items, over its {EASE.MAX_ITEMS:,}-item limit (a dense "
+            "item x item inverse)"
+        )
+    if recipe != "auto":
+        candidates = [c for c in candidates if c.name == recipe]
+        if not candidates:
+            raise NotEnoughData(f"recipe {recipe} cannot be used on {log.n_items:,} items")
+    return candidates
+
+
+def choose(
+    log: Interactions,
+    weights: dict[str, float],
+    *,
+    seed: int = 42,
+    recipe: str = "auto",
+    half_life: float | str | None = "auto",
+    repeats: Repeats | str = "auto",
+    budget_s: float = BUDGET_S,
+    progress: Progress = quiet,
+    within: npt.NDArray[np.bool_] | None = None,
+) -> Choice:
+    """Choose the recipe, half-life, repeat policy and blend weights on validation folds
+    cut inside `within` (all events if None): the recipe at the first half-life, then its
+    half-life, then the blend, then the learned ranker, each kept at its default unless
+    the gain is beyond noise."""
+    started = time.perf_counter()
+    made = folds(log, seed, within)
+    tuning = _Tuning(log, weights, made, budget_s, progress, started)
+    on_time = [f for f in made if not f.per_user]
+    progress(
+        f"validation: {len(on_time)} folds cut on global time"
+        + (", and one of each user's newest events" if len(on_time) < len(made) else "")
+        + f", {sum(len(f.users) for f in made):,} users scored"
+    )
+    if len(on_time) < len(made):
+        tuning.rules.append(
+            f"validation: the folds cut on global time score only "
+            f"{sum(len(f.users) for f in on_time):,} users, under {MIN_VALIDATION_USERS}, so a "
+            "fold of each user's newest events was added"
+        )
+    candidates = _candidates(log, seed, recipe, tuning)
+    half_lives: Sequence[float | None] = HALF_LIVES if half_life == "auto" else (half_life,)  # type: ignore[assignment]
+    best = tuning.half_life(tuning.recipe(candidates, half_lives[0]), half_lives[1:])
+    progress(f"  recipe: {label(best.recipe)}, half-life {best.half_life or 'none'}")
+    blend, value = tuning.blend(best.fits, repeats)
+    ranker, ranker_report = tuning.ranker(best.fits, blend)
     return Choice(
-        recipe=best_recipe if blend.collab > 0 else None,
-        half_life_days=best_hl,
+        recipe=best.recipe if blend.collab > 0 else None,
+        half_life_days=best.half_life,
         blend=blend,
         validation=value,
-        tried=tried,
-        skipped=skipped,
+        tried=tuning.tried,
+        skipped=tuning.skipped,
         seconds=time.perf_counter() - started,
-        rules=rules,
+        rules=tuning.rules,
         ranker=ranker,
         ranker_report=ranker_report,
     )

@@ -17,14 +17,8 @@ from training.blend import (
 )
 from training.data import DEFAULT_WEIGHTS, Interactions, global_split
 from training.scoring import recommend_users
-from training.tuning import (
-    MIN_VALIDATION_USERS,
-    beyond_noise,
-    choose,
-    default_blend,
-    folds,
-    label,
-)
+from training.tuning import choose, default_blend, label
+from training.validation import MIN_VALIDATION_USERS, beyond_noise, folds
 
 NOW = 1_780_000_000_000
 # Items: 0 viewed, 1 bought, 2 the recipe's pick, 3 and 4 trending, 5 nothing.
