@@ -308,6 +308,67 @@ def run_etl(
         )
 
 
+def _raw_hours(lake: Lake) -> tuple[dict[str, datetime], int]:
+    """Each raw event object's hour, by key, and how many objects are not ours to read."""
+    hours: dict[str, datetime] = {}
+    skipped = 0
+    for key in lake.list(f"{RAW_EVENTS}/"):
+        hour = _hour_of(key)
+        if hour is None:
+            skipped += 1  # not an object Firehose or our writers name; not ours to read
+        else:
+            hours[key] = hour
+    return hours, skipped
+
+
+def _curate_events(
+    run: _Run,
+    selected: list[str],
+    now: datetime,
+    batch_bytes: int,
+    threads: int,
+    on_object: Callable[[int], None] | None,
+) -> None:
+    """Read the selected raw objects (a pool prefetching), a batch of `batch_bytes` at a time,
+    into the run's staged partitions; what cannot be read goes to quarantine."""
+    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="etl-read") as pool:
+        batch: list[RawObject] = []
+        size = 0
+        for fetched in _prefetch(run.lake, selected, pool):
+            if on_object is not None:
+                on_object(1)
+            for part in fetched:
+                if isinstance(part, Rejected):
+                    if len(fetched) == 1:
+                        run.report.unreadable_objects += 1
+                    else:
+                        run.report.damaged_objects += 1
+                    run.quarantine(part, QUARANTINE_EVENTS)
+                    continue
+                batch.append(part)
+                size += len(part.body)
+            if size >= batch_bytes:
+                run.add_events(read_events(batch, now=now))
+                batch, size = [], 0
+        if batch:
+            run.add_events(read_events(batch, now=now))
+        run.drain()
+
+
+def _curate_catalog(run: _Run, dumps: list[str]) -> None:
+    """The newest complete catalog dumps into the items and users tables, staged."""
+    catalog = curate_catalog(run.lake, dumps)
+    for rejected in catalog.rejected:
+        run.quarantine(rejected, QUARANTINE_CATALOG)
+    run.report.catalog_dumps = dumps
+    run.report.catalog_read = catalog.read
+    for table, curated in ((ITEMS_TABLE, catalog.items), (USERS_TABLE, catalog.users)):
+        if curated is not None:
+            run.stage(curated_key(table), parquet_bytes(curated, table.dictionary_columns))
+    run.report.items = None if catalog.items is None else catalog.items.num_rows
+    run.report.users = None if catalog.users is None else catalog.users.num_rows
+
+
 def _run_etl(
     lake: Lake,
     *,
@@ -326,16 +387,8 @@ def _run_etl(
     if glue is not None and bookmark.changed_dates:
         glue.register(bookmark.changed_dates)
 
-    hours: dict[str, datetime] = {}
-    skipped = 0
-    for key in lake.list(f"{RAW_EVENTS}/"):
-        hour = _hour_of(key)
-        if hour is None:
-            skipped += 1  # not an object Firehose or our writers name; not ours to read
-        else:
-            hours[key] = hour
-    backfill = since is not None or until is not None
-    if backfill:
+    hours, skipped = _raw_hours(lake)
+    if since is not None or until is not None:  # a backfill
         selected = [k for k, hour in hours.items() if _in_window(hour, since, until)]
     else:
         selected = [k for k in hours if k not in bookmark.processed]
@@ -357,39 +410,8 @@ def _run_etl(
         run.report.skipped_keys = skipped
         run.report.abandoned_files = abandoned
         run.report.raw_objects = len(selected)
-        with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="etl-read") as pool:
-            batch: list[RawObject] = []
-            size = 0
-            for fetched in _prefetch(lake, selected, pool):
-                if on_object is not None:
-                    on_object(1)
-                for part in fetched:
-                    if isinstance(part, Rejected):
-                        if len(fetched) == 1:
-                            run.report.unreadable_objects += 1
-                        else:
-                            run.report.damaged_objects += 1
-                        run.quarantine(part, QUARANTINE_EVENTS)
-                        continue
-                    batch.append(part)
-                    size += len(part.body)
-                if size >= batch_bytes:
-                    run.add_events(read_events(batch, now=now))
-                    batch, size = [], 0
-            if batch:
-                run.add_events(read_events(batch, now=now))
-            run.drain()
-
-        catalog = curate_catalog(lake, dumps)
-        for rejected in catalog.rejected:
-            run.quarantine(rejected, QUARANTINE_CATALOG)
-        run.report.catalog_dumps = dumps
-        run.report.catalog_read = catalog.read
-        for table, curated in ((ITEMS_TABLE, catalog.items), (USERS_TABLE, catalog.users)):
-            if curated is not None:
-                run.stage(curated_key(table), parquet_bytes(curated, table.dictionary_columns))
-        run.report.items = None if catalog.items is None else catalog.items.num_rows
-        run.report.users = None if catalog.users is None else catalog.users.num_rows
+        _curate_events(run, selected, now, batch_bytes, threads, on_object)
+        _curate_catalog(run, dumps)
         run.flush_quarantine(QUARANTINE_EVENTS)
         run.flush_quarantine(QUARANTINE_CATALOG)
 

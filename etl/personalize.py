@@ -321,7 +321,44 @@ def _export(
     incremental_rows: int,
     part_bytes: int,
 ) -> ExportReport:
+    """Check what Personalize requires, then write each dataset and its schema, and last
+    `export.json`, which says what the export holds."""
     check_minimums(con, report)
+    datasets = _datasets(con, report)
+    for name, (query, schema) in datasets.items():
+        _categorical_check(con, name, query, schema)
+    _write_datasets(lake, con, report, datasets, part_bytes)
+    if report.since is not None:
+        report.interactions = incremental_rows  # the file's, not the zone's (check_minimums)
+    described = {
+        "mode": report.mode,
+        "since": report.since.isoformat() if report.since else None,
+        "through": report.through.isoformat() if report.through else None,
+        "interactions": report.interactions,
+        "interaction_parts": report.interaction_parts,
+        "interaction_bytes": report.interaction_bytes,
+    }
+    lake.write_bytes(f"{report.prefix}/export.json", json.dumps(described, indent=2).encode())
+    report.files.append(f"{report.prefix}/export.json")
+    return report
+
+
+def _attribute_columns(keys: list[str]) -> tuple[str, list[dict[str, Any]]]:
+    """The SELECT columns and schema fields of the shop's own attributes."""
+    select = "".join(
+        f", json_extract_string(attributes, {sql_string('$.' + json.dumps(k))}) AS {field_name(k)}"
+        for k in keys
+    )
+    fields = [
+        {"name": field_name(k), "type": ["null", "string"], "categorical": True} for k in keys
+    ]
+    return select, fields
+
+
+def _datasets(
+    con: duckdb.DuckDBPyConnection, report: ExportReport
+) -> dict[str, tuple[str, dict[str, Any]]]:
+    """Each dataset's query and Avro schema, within Personalize's limits on fields."""
     item_keys = _attribute_keys(con, "items")
     user_keys = _attribute_keys(con, "users")
     if len(item_keys) + 4 > MAX_ITEM_FIELDS or len(user_keys) > MAX_USER_FIELDS:
@@ -336,20 +373,8 @@ def _export(
             f"{report.items} items: recipes other than User-Personalization-v2 consider "
             f"only {MAX_ITEMS_CLASSIC}"
         )
-
-    def attrs(keys: list[str]) -> tuple[str, list[dict[str, Any]]]:
-        select = "".join(
-            f", json_extract_string(attributes, {sql_string('$.' + json.dumps(k))}) "
-            f"AS {field_name(k)}"
-            for k in keys
-        )
-        fields = [
-            {"name": field_name(k), "type": ["null", "string"], "categorical": True} for k in keys
-        ]
-        return select, fields
-
-    item_select, item_fields = attrs(item_keys)
-    user_select, user_fields = attrs(user_keys)
+    item_select, item_fields = _attribute_columns(item_keys)
+    user_select, user_fields = _attribute_columns(user_keys)
     window = f"WHERE event_date >= '{report.since}' " if report.since else ""
     through = _one(con, f"SELECT max(event_date) FROM interactions {window}")
     report.through = through if isinstance(through, date) else None
@@ -388,9 +413,17 @@ def _export(
         )
     else:
         report.warnings.append("users have no attributes; users.csv is left out")
-    for name, (query, schema) in datasets.items():
-        _categorical_check(con, name, query, schema)
+    return datasets
 
+
+def _write_datasets(
+    lake: Lake,
+    con: duckdb.DuckDBPyConnection,
+    report: ExportReport,
+    datasets: dict[str, tuple[str, dict[str, Any]]],
+    part_bytes: int,
+) -> None:
+    """Each dataset's CSV (the interactions in parts) and schema, into the export."""
     with tempfile.TemporaryDirectory(prefix="recs-export-") as tmp:
         # An in-memory DuckDB spills to `.tmp` in the working folder, which a Lambda's is not.
         con.execute(f"SET temp_directory = {sql_string(str(Path(tmp) / 'spill'))}")
@@ -419,16 +452,3 @@ def _export(
                 f"{report.prefix}/{name}.schema.json", json.dumps(schema, indent=2).encode()
             )
             report.files.append(f"{report.prefix}/{name}.schema.json")
-    if report.since is not None:
-        report.interactions = incremental_rows  # the file's, not the zone's (check_minimums)
-    described = {
-        "mode": report.mode,
-        "since": report.since.isoformat() if report.since else None,
-        "through": report.through.isoformat() if report.through else None,
-        "interactions": report.interactions,
-        "interaction_parts": report.interaction_parts,
-        "interaction_bytes": report.interaction_bytes,
-    }
-    lake.write_bytes(f"{report.prefix}/export.json", json.dumps(described, indent=2).encode())
-    report.files.append(f"{report.prefix}/export.json")
-    return report
