@@ -138,6 +138,38 @@ class GateResult:
         }
 
 
+def _versus_production(
+    result: GateResult,
+    candidate: float,
+    production: float,
+    versus: Paired | None,
+    thin_stays: bool,
+    backed: str,
+) -> None:
+    """The verdict against production, on the candidate's and production's metric: kept if
+    not better, or better only on too thin a sample; said either way."""
+    metric, live = result.metric, result.production_version
+    if candidate <= production:
+        result.passed = False
+        result.reasons.append(
+            f"{metric} {candidate:.4f} does not beat production {live}'s {production:.4f} on "
+            f"the same holdout{backed}"
+        )
+    elif thin_stays:
+        result.passed = False
+        assert versus is not None
+        result.reasons.append(
+            f"{metric} {candidate:.4f} beats production {live}'s {production:.4f}{backed}, but "
+            f"{versus.users:,} users are too thin a sample to judge on (at least {MIN_USERS} "
+            "are needed), where only a win beyond the 95% interval counts: production stays"
+        )
+    elif not result.passed:
+        # Kept for another reason: what production's comparison found is said all the same.
+        result.reasons.append(
+            f"{metric} {candidate:.4f} beats production {live}'s {production:.4f}{backed}"
+        )
+
+
 def decide(
     metric: str,
     candidate: dict[str, float],
@@ -189,27 +221,9 @@ def decide(
     versus = evidence.get("production")
     # On a thin sample, production stays unless the candidate wins beyond the interval.
     thin_stays = versus is not None and versus.thin and versus.low <= 0
-    if production is not None and candidate[metric] <= production[metric]:
-        result.passed = False
-        result.reasons.append(
-            f"{metric} {candidate[metric]:.4f} does not beat production {production_version}'s "
-            f"{production[metric]:.4f} on the same holdout{backed('production')}"
-        )
-    elif production is not None and thin_stays:
-        result.passed = False
-        assert versus is not None
-        result.reasons.append(
-            f"{metric} {candidate[metric]:.4f} beats production {production_version}'s "
-            f"{production[metric]:.4f}{backed('production')}, but {versus.users:,} users are "
-            f"too thin a sample to judge on (at least {MIN_USERS} are needed), where only a "
-            "win beyond the 95% interval counts: production stays"
-        )
-    elif production is not None and not result.passed:
-        # Kept for another reason: what production's comparison found is said all the same.
-        result.reasons.append(
-            f"{metric} {candidate[metric]:.4f} beats production {production_version}'s "
-            f"{production[metric]:.4f}{backed('production')}"
-        )
+    if production is not None:
+        _versus_production(result, candidate[metric], production[metric], versus, thin_stays,
+                           backed("production"))  # fmt: skip
     if result.passed:
         result.reasons.append(
             f"{metric} {candidate[metric]:.4f} beats popularity-count ({popularity[metric]:.4f})"

@@ -430,16 +430,11 @@ def learn_ranker(
     return fit([(found, fold.split.truth) for fold, _, found in labelled]), report
 
 
-def tune_blend(
-    log: Interactions,
-    made: list[Fold],
-    fits: list[Fitted],
-    repeats: Repeats | str,
-    progress: Progress,
-) -> tuple[Blend, float, Callable[[Blend], np.ndarray]]:
-    """Coordinate ascent over the weights, for each repeat policy and trending half-life,
-    with the chosen recipe as fitted on each fold. Returns the best blend, its value, and a
-    function giving any blend's per-user NDCG@10 over the folds (for paired comparisons)."""
+def _components(
+    log: Interactions, made: list[Fold], fits: list[Fitted]
+) -> dict[tuple[int, float | None], Components]:
+    """Each fold's blend components at each trending half-life, computed once for every
+    blend the ascent tries."""
     parts: dict[tuple[int, float | None], Components] = {}
     for n, (fold, (history, matrix, fitted)) in enumerate(zip(made, fits, strict=True)):
         train = fold.split.train
@@ -462,6 +457,38 @@ def tune_blend(
                 top_by_score(trending, template.candidates),
                 int(fold.split.cut_ms or 0),
             )
+    return parts
+
+
+def _ascend(
+    current: Blend, names: Sequence[str], value: Callable[[Blend], float]
+) -> tuple[Blend, float]:
+    """Two rounds of coordinate ascent over the named weights, on `WEIGHT_GRID`."""
+    current_value = value(current)
+    for _ in range(2):
+        for name in names:
+            for option in WEIGHT_GRID:
+                change: dict[str, Any] = {name: option}
+                trial = replace(current, **change)
+                if not any(trial.weights):
+                    continue
+                trial_value = value(trial)
+                if trial_value > current_value + 1e-9:
+                    current, current_value = trial, trial_value
+    return current, current_value
+
+
+def tune_blend(
+    log: Interactions,
+    made: list[Fold],
+    fits: list[Fitted],
+    repeats: Repeats | str,
+    progress: Progress,
+) -> tuple[Blend, float, Callable[[Blend], np.ndarray]]:
+    """Coordinate ascent over the weights, for each repeat policy and trending half-life,
+    with the chosen recipe as fitted on each fold. Returns the best blend, its value, and a
+    function giving any blend's per-user NDCG@10 over the folds (for paired comparisons)."""
+    parts = _components(log, made, fits)
 
     def per_fold(blend: Blend) -> list[np.ndarray]:
         """Each fold's per-user NDCG@10 of what `blend` would serve."""
@@ -497,17 +524,7 @@ def tune_blend(
                 repeats=policy,
                 trending_half_life_days=middle,
             )
-            current_value = value(current)
-            for _ in range(2):
-                for name in names:
-                    for option in WEIGHT_GRID:
-                        change: dict[str, Any] = {name: option}
-                        trial = replace(current, **change)
-                        if not any(trial.weights):
-                            continue
-                        trial_value = value(trial)
-                        if trial_value > current_value + 1e-9:
-                            current, current_value = trial, trial_value
+            current, current_value = _ascend(current, names, value)
             progress(
                 f"  repeats {policy:17} {'with' if collab else 'without'} the recipe: NDCG@10 "
                 f"{current_value:.4f}, weights {current.describe()}"
