@@ -195,15 +195,29 @@ def _user_styles(
     return style
 
 
-def generate_shop(spec: ShopSpec) -> Shop:
-    """Generate a shop from its spec: catalog, users and exactly `spec.events` events."""
-    spec.check()
-    rng = np.random.default_rng(spec.seed)
-    end_ms = int(spec.end_time.timestamp() * 1000)
-    start_ms = end_ms - spec.days * DAY_MS
-    n_items, n_users, n_cats = spec.items, spec.users, spec.categories
+@dataclass(frozen=True)
+class _Catalog:
+    """The generated catalog: categories, hidden styles, popularity, prices, creation."""
 
-    # Catalog: categories of power-law size, items in hidden styles within them.
+    category: npt.NDArray[np.int64]
+    category_share: npt.NDArray[np.float64]
+    styles: npt.NDArray[np.int64]
+    style_offset: npt.NDArray[np.int64]
+    style: npt.NDArray[np.int64]
+    popularity: npt.NDArray[np.float64]
+    price: npt.NDArray[np.float64]
+    brand: npt.NDArray[np.int64]
+    created_ms: npt.NDArray[np.int64]
+
+    @property
+    def style_groups(self) -> int:
+        return int(self.styles.sum())
+
+
+def _catalog(spec: ShopSpec, rng: np.random.Generator, start_ms: int) -> _Catalog:
+    """Categories of power-law size, items in hidden styles within them; new items appear
+    during the window, the rest predate it."""
+    n_items, n_cats = spec.items, spec.categories
     cat_p = np.arange(1, n_cats + 1, dtype=float) ** -0.7
     cat_p /= cat_p.sum()
     item_cat = np.concatenate(
@@ -214,15 +228,12 @@ def generate_shop(spec: ShopSpec) -> Shop:
     n_styles = np.maximum(1, np.round(items_per_cat / _STYLE_SIZE)).astype(np.int64)
     style_offset = np.concatenate([[0], np.cumsum(n_styles)[:-1]])
     item_style = style_offset[item_cat] + rng.integers(0, n_styles[item_cat])
-    n_style_groups = int(n_styles.sum())
     popularity = _zipf_weights(n_items, 1.0, rng)
     cat_median_price = np.exp(rng.uniform(np.log(8), np.log(250), n_cats))
     price = np.round(cat_median_price[item_cat] * rng.lognormal(0, 0.5, n_items), 0) - 0.01
     price = np.maximum(price, 0.99)
     brand = rng.integers(0, len(_BRAND_PARTS[0]) * len(_BRAND_PARTS[1]), n_items)
-
-    # New items appear during the window; the rest predate it. The most popular item of each
-    # style is always old, so no style is ever empty.
+    # The most popular item of each style is always old, so no style is ever empty.
     is_new = rng.random(n_items) < spec.new_item_share
     by_style = np.lexsort((-popularity, item_style))
     style_heads = by_style[np.r_[0, np.flatnonzero(np.diff(item_style[by_style])) + 1]]
@@ -232,23 +243,24 @@ def generate_shop(spec: ShopSpec) -> Shop:
         start_ms + rng.integers(0, spec.days * DAY_MS, n_items),
         start_ms - rng.integers(DAY_MS, 365 * DAY_MS, n_items),
     ).astype(np.int64)
+    return _Catalog(item_cat, cat_p, n_styles, style_offset, item_style, popularity, price,
+                    brand, created)  # fmt: skip
 
-    # Users: how active they are, and what they like.
-    activity = rng.lognormal(0, 1.0, n_users)
-    cat_pref = rng.dirichlet(np.full(n_cats, 0.3), size=n_users) * 0.7 + cat_p * 0.3
-    cat_cdf = np.cumsum(cat_pref, axis=1).astype(np.float32)
-    taste_key = rng.integers(0, 2**63, n_users, dtype=np.int64).astype(np.uint64)
-    region = rng.integers(0, len(_REGIONS), n_users)
 
-    # Popularity changes over time: items are available from the epoch after they appear,
-    # with a novelty boost that fades. One sampler per grouping, over (epoch, group).
+def _samplers(
+    spec: ShopSpec, catalog: _Catalog, start_ms: int
+) -> tuple[dict[str, _GroupSampler], float, int]:
+    """Popularity over time: items are available from the epoch after they appear, with a
+    novelty boost that fades. One sampler per grouping, over (epoch, group); and the
+    epochs' length and count."""
+    n_items, n_cats, n_style_groups = spec.items, spec.categories, catalog.style_groups
     n_epochs = max(1, min(spec.days, 30))
     epoch_ms = spec.days * DAY_MS / n_epochs
     epoch_start = start_ms + (np.arange(n_epochs) * epoch_ms).astype(np.int64)
-    age_days = (epoch_start[:, None] - created[None, :]) / DAY_MS
+    age_days = (epoch_start[:, None] - catalog.created_ms[None, :]) / DAY_MS
     weight = np.where(
         age_days >= 0,
-        popularity[None, :]
+        catalog.popularity[None, :]
         * (1 + _NOVELTY_BOOST * np.exp(-np.clip(age_days, 0, None) / _NOVELTY_DAYS)),
         0.0,
     )
@@ -259,19 +271,40 @@ def generate_shop(spec: ShopSpec) -> Shop:
     samplers = {
         # Within a taste cluster, popularity matters less: fans browse the long tail.
         "style": _GroupSampler(
-            epoch_of_row * n_style_groups + item_style[item_of_row],
+            epoch_of_row * n_style_groups + catalog.style[item_of_row],
             flat_weight**_STYLE_POPULARITY_EXPONENT,
             n_epochs * n_style_groups,
             item_of_row,
         ),
         "category": _GroupSampler(
-            epoch_of_row * n_cats + item_cat[item_of_row],
+            epoch_of_row * n_cats + catalog.category[item_of_row],
             flat_weight,
             n_epochs * n_cats,
             item_of_row,
         ),
         "global": _GroupSampler(epoch_of_row, flat_weight, n_epochs, item_of_row),
     }
+    return samplers, epoch_ms, n_epochs
+
+
+def generate_shop(spec: ShopSpec) -> Shop:
+    """Generate a shop from its spec: catalog, users and exactly `spec.events` events."""
+    spec.check()
+    rng = np.random.default_rng(spec.seed)
+    end_ms = int(spec.end_time.timestamp() * 1000)
+    start_ms = end_ms - spec.days * DAY_MS
+    catalog = _catalog(spec, rng, start_ms)
+
+    # Users: how active they are, and what they like.
+    activity = rng.lognormal(0, 1.0, spec.users)
+    cat_pref = (
+        rng.dirichlet(np.full(spec.categories, 0.3), size=spec.users) * 0.7
+        + catalog.category_share * 0.3
+    )
+    cat_cdf = np.cumsum(cat_pref, axis=1).astype(np.float32)
+    taste_key = rng.integers(0, 2**63, spec.users, dtype=np.int64).astype(np.uint64)
+    region = rng.integers(0, len(_REGIONS), spec.users)
+    samplers, epoch_ms, n_epochs = _samplers(spec, catalog, start_ms)
 
     mean_views = 1 / 0.35
     per_session = mean_views * (1 + (_P_TASTE * _P_CART_TASTE + 0.4 * _P_CART_OTHER) * 1.35)
@@ -286,12 +319,12 @@ def generate_shop(spec: ShopSpec) -> Shop:
             activity=activity,
             cat_cdf=cat_cdf,
             taste_key=taste_key,
-            n_styles=n_styles,
-            style_offset=style_offset,
-            item_style=item_style,
+            n_styles=catalog.styles,
+            style_offset=catalog.style_offset,
+            item_style=catalog.style,
             epoch_ms=epoch_ms,
             n_epochs=n_epochs,
-            n_style_groups=n_style_groups,
+            n_style_groups=catalog.style_groups,
             samplers=samplers,
         )
         if len(columns["ts"]) >= spec.events:
@@ -309,11 +342,11 @@ def generate_shop(spec: ShopSpec) -> Shop:
         spec=spec,
         start_ms=start_ms,
         end_ms=end_ms,
-        item_category=item_cat,
-        item_style=item_style,
-        item_price=price,
-        item_brand=brand,
-        item_created_ms=created,
+        item_category=catalog.category,
+        item_style=catalog.style,
+        item_price=catalog.price,
+        item_brand=catalog.brand,
+        item_created_ms=catalog.created_ms,
         user_region=region,
         event_id_hex=ids.tobytes().hex(),
         user=columns["user"][by_time],
