@@ -172,31 +172,64 @@ def _lambda(invocations: float, seconds: float, gb: float) -> float:
     )
 
 
+@dataclass(frozen=True)
+class _Volume:
+    """A month's traffic, from which each service's bill follows."""
+
+    events: float
+    requests: float
+    posts: float
+    gb_in: float
+    puts: float
+    gets: float
+
+    @classmethod
+    def of(cls, shop: Shop) -> _Volume:
+        events = shop.events_per_day * DAYS
+        requests = shop.recommendation_requests_per_month
+        return cls(
+            events=events,
+            requests=requests,
+            posts=events,  # one event per POST /v1/events
+            gb_in=events * shop.event_kb / 2**20,
+            puts=HOURS * 60 * 2 + DAYS * 2_000,  # Firehose each minute; a night's objects
+            gets=requests / 1000 + DAYS * 10_000,  # the API's model checks; ETL and training
+        )
+
+
 def monthly(shop: Shop) -> dict[str, float]:
-    """USD a month by service, for this shop."""
+    """USD a month by service, for this shop: serving, the lake, the nightly pipeline, and
+    what watches them."""
+    volume = _Volume.of(shop)
+    return (
+        _serving(shop, volume)
+        | _lake(shop, volume)
+        | _pipeline(shop, volume)
+        | _operations(shop, volume)
+    )
+
+
+def _serving(shop: Shop, v: _Volume) -> dict[str, float]:
+    """The API, the event stream and the online store."""
     p = PRICES
-    events = shop.events_per_day * DAYS
-    requests = shop.recommendation_requests_per_month
-    posts = events  # one event per POST /v1/events
-    gb_in = events * shop.event_kb / 2**20
     cost: dict[str, float] = {}
-    cost["API Gateway (HTTP API)"] = (requests + posts) / 1e6 * p["http_api_per_million"]
-    cost["Lambda: API"] = _lambda(requests + posts, shop.api_ms / 1000, shop.api_memory_gb)
-    cost["Lambda: Kinesis consumer"] = _lambda(events / 100, 0.2, 0.5)  # batches of 100
+    cost["API Gateway (HTTP API)"] = (v.requests + v.posts) / 1e6 * p["http_api_per_million"]
+    cost["Lambda: API"] = _lambda(v.requests + v.posts, shop.api_ms / 1000, shop.api_memory_gb)
+    cost["Lambda: Kinesis consumer"] = _lambda(v.events / 100, 0.2, 0.5)  # batches of 100
     if shop.kinesis_shards:
         cost["Kinesis"] = (
             shop.kinesis_shards * HOURS * p["kinesis_shard_hour"]
-            + events / 1e6 * p["kinesis_put_units_per_million"]
+            + v.events / 1e6 * p["kinesis_put_units_per_million"]
         )
     else:  # on-demand: the stream, data in, and two readers (Firehose, the consumer) out
         cost["Kinesis"] = (
             HOURS * p["kinesis_on_demand_stream_hour"]
-            + gb_in * p["kinesis_on_demand_gb_in"]
-            + 2 * gb_in * p["kinesis_on_demand_gb_out"]
+            + v.gb_in * p["kinesis_on_demand_gb_in"]
+            + 2 * v.gb_in * p["kinesis_on_demand_gb_out"]
         )
-    cost["Firehose"] = events * 5 / 2**20 * p["firehose_gb"]  # each record billed as 5 KB
-    written = events + posts  # recent history, one item per event; idempotency records
-    read = requests * 3 + posts  # pointer, row and history per answer; idempotency look-up
+    cost["Firehose"] = v.events * 5 / 2**20 * p["firehose_gb"]  # each record billed as 5 KB
+    written = v.events + v.posts  # recent history, one item per event; idempotency records
+    read = v.requests * 3 + v.posts  # pointer, row and history per answer; idempotency
     # The nightly publish is a table swap (RECS_STORE_PUBLISH=import, as Terraform sets it):
     # every user's row and profile and every item's row, ~2 KB each, imported, not written;
     # the previous version's table is deleted, not its rows.
@@ -208,17 +241,27 @@ def monthly(shop: Shop) -> dict[str, float]:
         + stored_gb * p["dynamodb_gb_month"]
         + rows * 2 / 2**20 * DAYS * p["dynamodb_import_gb"]
     )
+    return cost
+
+
+def _lake(shop: Shop, v: _Volume) -> dict[str, float]:
+    """The S3 lake: raw events kept for their retention, a year of curated data, models."""
+    p = PRICES
     lake_gb = (
         shop.events_per_day * shop.raw_retention_days * shop.raw_gzip_kb
         + shop.events_per_day * 365 * shop.months_of_history / 12 * shop.curated_kb
     ) / 2**20 + (shop.users_with_rows + shop.items) * 30 * 1 / 2**20  # models and batch files
-    puts = HOURS * 60 * 2 + DAYS * 2_000  # Firehose each minute; a night's objects
-    gets = requests / 1000 + DAYS * 10_000  # the API's model checks; the ETL and training
-    cost["S3"] = (
-        lake_gb * p["s3_gb_month"]
-        + puts / 1000 * p["s3_put_per_thousand"]
-        + gets / 1000 * p["s3_get_per_thousand"]
-    )
+    return {
+        "S3": lake_gb * p["s3_gb_month"]
+        + v.puts / 1000 * p["s3_put_per_thousand"]
+        + v.gets / 1000 * p["s3_get_per_thousand"]
+    }
+
+
+def _pipeline(shop: Shop, v: _Volume) -> dict[str, float]:
+    """The nightly state machine and where its steps run; Personalize as the trainer."""
+    p = PRICES
+    cost: dict[str, float] = {}
     cost["Step Functions"] = DAYS * 25 / 1000 * p["sfn_per_thousand_transitions"]
     in_lambda = shop.publish_minutes + (shop.etl_minutes if shop.etl_on == "lambda" else 0)
     in_lambda += shop.train_minutes if shop.train_on == "lambda" else 0
@@ -238,7 +281,7 @@ def monthly(shop: Shop) -> dict[str, float]:
         cost["NAT gateway (Batch)"] = HOURS * p["nat_hour"] + DAYS * nightly_gb * p["nat_gb"]
     if shop.trainer == "personalize":
         cost["Personalize: campaign"] = (
-            max(shop.personalize_min_tps, requests * shop.personalized_share / (HOURS * 3600))
+            max(shop.personalize_min_tps, v.requests * shop.personalized_share / (HOURS * 3600))
             * HOURS
             * p["personalize_tps_hour"]
         )  # fmt: skip
@@ -249,9 +292,16 @@ def monthly(shop: Shop) -> dict[str, float]:
         # import (a year), and each live event (PutEvents).
         day_gb = shop.events_per_day * 0.1 / 2**20
         imported_gb = DAYS * day_gb + DAYS / 7 * 365 * day_gb
-        cost["Personalize: data ingested"] = (imported_gb + gb_in) * p["personalize_gb_ingested"]
-    cost["KMS"] = p["kms_key_month"] + (puts + gets) / 1e4 * p["kms_per_10k_requests"]
-    log_gb = (requests + posts) * 1.5 / 2**20  # a JSON log line and an access log line
+        cost["Personalize: data ingested"] = (imported_gb + v.gb_in) * p["personalize_gb_ingested"]
+    return cost
+
+
+def _operations(shop: Shop, v: _Volume) -> dict[str, float]:
+    """Keys, logs, metrics, traces, the image registry and the analysts' queries."""
+    p = PRICES
+    cost: dict[str, float] = {}
+    cost["KMS"] = p["kms_key_month"] + (v.puts + v.gets) / 1e4 * p["kms_per_10k_requests"]
+    log_gb = (v.requests + v.posts) * 1.5 / 2**20  # a JSON log line and an access log line
     cost["CloudWatch"] = (
         p["cloudwatch_dashboard_month"]
         + 10 * p["cloudwatch_alarm_month"]
@@ -262,8 +312,8 @@ def monthly(shop: Shop) -> dict[str, float]:
         log_gb * 0.15 * shop.log_retention_days / DAYS * p["cloudwatch_logs_gb_month"]
     )  # stored compressed, about 0.15 of what was ingested
     # Lambda's default sampling: the first request each second, then 5% of the rest.
-    per_second = (requests + posts) / (HOURS * 3600)
-    traces = HOURS * 3600 * min(per_second, 1) + max(requests + posts - HOURS * 3600, 0) * 0.05
+    per_second = (v.requests + v.posts) / (HOURS * 3600)
+    traces = HOURS * 3600 * min(per_second, 1) + max(v.requests + v.posts - HOURS * 3600, 0) * 0.05
     cost["X-Ray"] = traces / 1e6 * p["xray_per_million_traces"]
     cost["ECR (pipeline image)"] = 0.4 * p["ecr_gb_month"]
     cost["Athena (analysts)"] = shop.athena_gb_scanned / 1024 * p["athena_tb_scanned"]

@@ -184,6 +184,23 @@ def quarantine(lake: Lake, *, newest: int = 20, reasons: int = 5) -> dict[str, A
     }
 
 
+def _version(v: Any) -> dict[str, Any] | None:
+    """A model version as the ops page shows it."""
+    if v is None:
+        return None
+    return {
+        "version": v.version,
+        "state": v.state,
+        "backend": v.backend,
+        "chosen": v.chosen,
+        "ndcg10": v.ndcg10,
+        "popularityNdcg10": v.popularity_ndcg10,
+        "ownHistoryNdcg10": v.own_history_ndcg10,
+        "reasons": list(v.reasons),
+        "trainedAt": v.manifest.get("created_at"),
+    }
+
+
 def ops(lake: Lake, *, days: int = 14, top: int = 10) -> dict[str, Any]:
     """The ops page's picture of the lake: production model, runs, the funnel over the last
     `days` days that have events, top items over the last 7 such days, quarantine."""
@@ -196,21 +213,6 @@ def ops(lake: Lake, *, days: int = 14, top: int = 10) -> dict[str, Any]:
     if production is not None:
         older = [v for v in found if v.version < production.version]
         previous = older[-1] if older else None
-
-    def version(v: Any) -> dict[str, Any] | None:
-        if v is None:
-            return None
-        return {
-            "version": v.version,
-            "state": v.state,
-            "backend": v.backend,
-            "chosen": v.chosen,
-            "ndcg10": v.ndcg10,
-            "popularityNdcg10": v.popularity_ndcg10,
-            "ownHistoryNdcg10": v.own_history_ndcg10,
-            "reasons": list(v.reasons),
-            "trainedAt": v.manifest.get("created_at"),
-        }
 
     runs = [
         {
@@ -257,8 +259,8 @@ def ops(lake: Lake, *, days: int = 14, top: int = 10) -> dict[str, Any]:
         top,
     )
     return {
-        "production": version(production),
-        "previous": version(previous),
+        "production": _version(production),
+        "previous": _version(previous),
         "versions": len(found),
         "runs": runs,
         "funnel": funnel,
