@@ -403,8 +403,9 @@ def operate_with_iam(out: dict[str, Any]) -> None:
     say("IAM enforced: each function, job and the state machine on its own Terraform role")
 
 
-def main() -> None:
-    """Run it all; exit non-zero on the first thing that does not work."""
+def _start_emulator() -> tuple[Any, str]:
+    """moto's server on loopback, mended and with IAM enforced; its endpoint in the
+    environment, for boto3 and the runner."""
     from moto.core.config import default_user_config
     from moto.server import ThreadedMotoServer
 
@@ -430,59 +431,76 @@ def main() -> None:
         AWS_DEFAULT_REGION=REGION, POWERTOOLS_METRICS_DISABLED="true",
         POWERTOOLS_LOG_LEVEL="WARNING",
     )  # fmt: skip
+    return server, endpoint
+
+
+def _land_stream(out: dict[str, str]) -> None:
+    """What `recs generate` put on the stream, put to Firehose, which lands it in the raw
+    zone (moto's Firehose does not read a Kinesis source)."""
+    import boto3
+
+    records = stream_records(boto3.client("kinesis"), out["kinesis_stream"])
+    firehose = boto3.client("firehose")
+    for start in range(0, len(records), 500):
+        firehose.put_record_batch(
+            DeliveryStreamName=out["raw_events_firehose"],
+            Records=[{"Data": r["Data"]} for r in records[start : start + 500]],
+        )
+    say(f"Firehose: {len(records):,} stream records put to {out['raw_events_firehose']}")
+
+
+def _serve(out: dict[str, str]) -> None:
+    """The API's Lambda answering from DynamoDB and taking an event into Kinesis; the
+    consumer filling the history from the stream; then a realtime answer."""
+    import boto3
+
+    functions = [f["FunctionName"] for f in boto3.client("lambda").list_functions()["Functions"]]
+    (api_function,) = [f for f in functions if f.endswith("-api")]
+    (consumer_function,) = [f for f in functions if f.endswith("-consumer")]
+    assert api(api_function, "GET", "/v1/health")["status"] == 200
+    answer = api(api_function, "GET", "/v1/recommendations/personalized", "userId=U1&k=3")
+    assert answer["status"] == 200, answer
+    related = api(api_function, "GET", "/v1/recommendations/related", "itemId=I1&k=3")
+    assert related["status"] == 200
+    posted = json.dumps({"userId": "U1", "itemId": "I7", "event_type": "add_to_cart"})
+    assert api(api_function, "POST", "/v1/events", body=posted)["status"] == 202
+
+    # The stream's event source mapping took every record put to it, from `recs generate`
+    # and from the API's POST alike; its poller delivers them now.
+    deliver()
+    say(
+        f"Kinesis consumer, fed by the stream's event source mapping: "
+        f"{INVOKED[consumer_function]:,} invocations wrote {WRITTEN[consumer_function]:,} "
+        f"events into {out['history_table']}"
+    )
+    assert INVOKED[consumer_function], "the event source mapping never ran the consumer"
+    assert not FAILED[consumer_function], FAILED
+    realtime = api(api_function, "GET", "/v1/recommendations/personalized", "userId=U1&k=3")
+    assert realtime["body"]["source"] == "realtime", realtime
+
+
+def main() -> None:
+    """Run it all; exit non-zero on the first thing that does not work."""
+    server, endpoint = _start_emulator()
     with tempfile.TemporaryDirectory(prefix="recs-aws-local-") as folder:
         out = apply(endpoint, Path(folder))
-        settings = {
-            "RECS_LAKE": out["lake_uri"],
-            "RECS_STORE": out["online_store"],
-            "RECS_SINK": "kinesis",
-            "RECS_KINESIS_STREAM": out["kinesis_stream"],
-            "RECS_HISTORY": out["history"],
-            "RECS_IDEMPOTENCY_STORE": out["idempotency_store"],
-            "RECS_GLUE_DATABASE": out["glue_database"],
-        }
-        os.environ.update(settings)
+        os.environ.update(
+            {
+                "RECS_LAKE": out["lake_uri"],
+                "RECS_STORE": out["online_store"],
+                "RECS_SINK": "kinesis",
+                "RECS_KINESIS_STREAM": out["kinesis_stream"],
+                "RECS_HISTORY": out["history"],
+                "RECS_IDEMPOTENCY_STORE": out["idempotency_store"],
+                "RECS_GLUE_DATABASE": out["glue_database"],
+            }
+        )
         os.chdir(folder)  # anything written to ./var would show here
-        import boto3
-
         operate_with_iam(out)
         recs("generate", *SHOP)
-
-        records = stream_records(boto3.client("kinesis"), out["kinesis_stream"])
-        firehose = boto3.client("firehose")
-        for start in range(0, len(records), 500):
-            firehose.put_record_batch(
-                DeliveryStreamName=out["raw_events_firehose"],
-                Records=[{"Data": r["Data"]} for r in records[start : start + 500]],
-            )
-        say(f"Firehose: {len(records):,} stream records put to {out['raw_events_firehose']}")
+        _land_stream(out)
         run_pipeline(out)
-
-        functions = [
-            f["FunctionName"] for f in boto3.client("lambda").list_functions()["Functions"]
-        ]
-        (api_function,) = [f for f in functions if f.endswith("-api")]
-        (consumer_function,) = [f for f in functions if f.endswith("-consumer")]
-        assert api(api_function, "GET", "/v1/health")["status"] == 200
-        answer = api(api_function, "GET", "/v1/recommendations/personalized", "userId=U1&k=3")
-        assert answer["status"] == 200, answer
-        related = api(api_function, "GET", "/v1/recommendations/related", "itemId=I1&k=3")
-        assert related["status"] == 200
-        posted = json.dumps({"userId": "U1", "itemId": "I7", "event_type": "add_to_cart"})
-        assert api(api_function, "POST", "/v1/events", body=posted)["status"] == 202
-
-        # The stream's event source mapping took every record put to it, from `recs
-        # generate` and from the API's POST alike; its poller delivers them now.
-        deliver()
-        say(
-            f"Kinesis consumer, fed by the stream's event source mapping: "
-            f"{INVOKED[consumer_function]:,} invocations wrote {WRITTEN[consumer_function]:,} "
-            f"events into {out['history_table']}"
-        )
-        assert INVOKED[consumer_function], "the event source mapping never ran the consumer"
-        assert not FAILED[consumer_function], FAILED
-        realtime = api(api_function, "GET", "/v1/recommendations/personalized", "userId=U1&k=3")
-        assert realtime["body"]["source"] == "realtime", realtime
+        _serve(out)
         assert not (Path(folder) / "var").exists(), "a local file was written on the AWS path"
         assert not IAM.denied, IAM.denied  # each denial already failed the step it was in
         checks = ", ".join(f"{service} {n:,}" for service, n in IAM.checked.most_common())

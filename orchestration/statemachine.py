@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from orchestration.runner import ATTEMPTS, BACKOFF_S
-from orchestration.steps import STEPS, TRAINERS
+from orchestration.steps import STEPS, TRAINERS, Step
 
 FUNCTION: Final = "${pipeline_function_arn}"
 GLUE_JOB: Final = "${etl_glue_job}"
@@ -290,6 +290,74 @@ def entry(name: str) -> str:
     return f"{name}-runs-on" if name in REMOTE else name
 
 
+def _step_states(step: Step, following: str | None) -> dict[str, Any]:
+    """The states one step adds: its task (with its retries), and the Choices before the
+    step after it (a trainer's own step, the gate's decision, a step that may run remote)."""
+    if step.name == "notify":
+        notify = _task({"step": "notify", "run_id.$": "$.run_id"}, End=True)
+        return {"notify": {**notify, "Comment": step.does}}
+    names = [s.name for s in STEPS]
+    states: dict[str, Any] = {}
+    nxt = entry(following) if following else None
+    only = STEPS[names.index(following)].trainers if following else TRAINERS
+    if following is not None and only != TRAINERS:
+        # The step after is only for some trainers: a Choice on the run's trainer.
+        nxt = f"{following}-for-trainer"
+        states[nxt] = {
+            "Type": "Choice",
+            "Comment": f"{following} runs only for the {', '.join(only)} trainer",
+            "Choices": [
+                {"Variable": "$.trainer", "StringEquals": t, "Next": entry(following)} for t in only
+            ],
+            "Default": entry(names[names.index(following) + 1]),
+        }
+    if step.name == "export":
+        nxt = "personalize-imports"
+        states.update(_personalize(then=entry(following or "notify")))
+    state = _task(
+        {"step": step.name, "run_id.$": "$.run_id"},
+        Comment=f"{step.does} ({step.owner})",
+        Catch=_CATCH,
+        Next="gate-decision" if step.name == "gate" else nxt,
+    )
+    if step.retry_on:
+        state["Retry"].insert(0, _retry(step.retry_on))
+    if step.pending_on:
+        state["Retry"].insert(0, {
+            "ErrorEquals": list(step.pending_on),
+            "IntervalSeconds": 60,
+            "MaxAttempts": PENDING_ATTEMPTS,
+            "BackoffRate": 1.0,
+        })  # fmt: skip
+    states[step.name] = state
+    if step.name in REMOTE:
+        where, build = REMOTE[step.name]
+        remote = f"{step.name}-on-{where}"
+        states[entry(step.name)] = {
+            "Type": "Choice",
+            "Comment": f"{step.name} runs in the Lambda unless the run's compute says {where}",
+            "Choices": [
+                {"Variable": f"$.compute.{step.name}", "StringEquals": where, "Next": remote}
+            ],
+            "Default": step.name,
+        }
+        states[remote] = build(step.name, state["Next"])
+    if step.name == "gate":
+        states["gate-decision"] = {
+            "Type": "Choice",
+            "Comment": "a kept candidate is a normal night: publish is skipped",
+            "Choices": [
+                {
+                    "Variable": "$.outcome",
+                    "StringEquals": "approved",
+                    "Next": entry(following or "notify"),
+                }
+            ],
+            "Default": "notify",
+        }
+    return states
+
+
 def definition() -> dict[str, Any]:
     """The state machine's ASL as a dict: both trainers, chosen by the run's setting."""
     names = [s.name for s in STEPS]
@@ -301,68 +369,7 @@ def definition() -> dict[str, Any]:
         }
     }
     for step, following in zip(STEPS, [*names[1:], None], strict=True):
-        if step.name == "notify":
-            states["notify"] = _task({"step": "notify", "run_id.$": "$.run_id"}, End=True)
-            states["notify"]["Comment"] = step.does
-            continue
-        nxt = entry(following) if following else None
-        only = STEPS[names.index(following)].trainers if following else TRAINERS
-        if following is not None and only != TRAINERS:
-            # The step after is only for some trainers: a Choice on the run's trainer.
-            nxt = f"{following}-for-trainer"
-            states[nxt] = {
-                "Type": "Choice",
-                "Comment": f"{following} runs only for the {', '.join(only)} trainer",
-                "Choices": [
-                    {"Variable": "$.trainer", "StringEquals": t, "Next": entry(following)}
-                    for t in only
-                ],
-                "Default": entry(names[names.index(following) + 1]),
-            }
-        if step.name == "export":
-            nxt = "personalize-imports"
-            states.update(_personalize(then=entry(following or "notify")))
-        state = _task(
-            {"step": step.name, "run_id.$": "$.run_id"},
-            Comment=f"{step.does} ({step.owner})",
-            Catch=_CATCH,
-            Next="gate-decision" if step.name == "gate" else nxt,
-        )
-        if step.retry_on:
-            state["Retry"].insert(0, _retry(step.retry_on))
-        if step.pending_on:
-            state["Retry"].insert(0, {
-                "ErrorEquals": list(step.pending_on),
-                "IntervalSeconds": 60,
-                "MaxAttempts": PENDING_ATTEMPTS,
-                "BackoffRate": 1.0,
-            })  # fmt: skip
-        states[step.name] = state
-        if step.name in REMOTE:
-            where, build = REMOTE[step.name]
-            remote = f"{step.name}-on-{where}"
-            states[entry(step.name)] = {
-                "Type": "Choice",
-                "Comment": f"{step.name} runs in the Lambda unless the run's compute says {where}",
-                "Choices": [
-                    {"Variable": f"$.compute.{step.name}", "StringEquals": where, "Next": remote}
-                ],
-                "Default": step.name,
-            }
-            states[remote] = build(step.name, state["Next"])
-        if step.name == "gate":
-            states["gate-decision"] = {
-                "Type": "Choice",
-                "Comment": "a kept candidate is a normal night: publish is skipped",
-                "Choices": [
-                    {
-                        "Variable": "$.outcome",
-                        "StringEquals": "approved",
-                        "Next": entry(following or "notify"),
-                    }
-                ],
-                "Default": "notify",
-            }
+        states.update(_step_states(step, following))
     states["notify-failure"] = {
         **_task({"step": "notify", "run_id.$": "$.run_id", "error.$": "$.error"}),
         "Comment": "say which step failed and why, then fail the execution",
