@@ -13,7 +13,12 @@ from training.settings import TrainingSettings
 
 class PipelineSettings(ServingSettings, TrainingSettings, EtlSettings):
     """The lake, the sink, the store, the trainer, where the heavy steps run on AWS, and where
-    the night's summary goes."""
+    the night's summary goes.
+
+    It inherits each stage's settings because the pipeline runs each stage's steps, which
+    take their own stage's settings: a PipelineSettings is a ServingSettings, a
+    TrainingSettings and an EtlSettings. They meet at LakeSettings, declared once; every
+    other setting is declared in one stage only (`tests/common/test_settings.py`)."""
 
     trainer: Literal["local", "personalize"] = Field(
         "local", description="Who trains each night: local (our recipes) or personalize"

@@ -177,3 +177,17 @@ def test_an_old_spelling_still_works_for_a_release_with_a_warning(tmp_path: Path
         found = settings_file({"RECS_CONFIG": str(config)})
     assert found is not None
     assert found.values == {"history": "dynamodb://from-file"}
+
+
+def test_each_setting_is_declared_by_one_model() -> None:
+    """A setting's field is written in one settings class; the others inherit it."""
+    import orchestration.cli  # noqa: F401 - registers every stage's settings model
+    from common.settings import RecsSettings
+
+    declared: dict[str, list[str]] = {}
+    for model in RecsSettings.registry:
+        for name in model.__annotations__:
+            if name in model.model_fields:
+                declared.setdefault(name, []).append(model.__name__)
+    twice = {name: owners for name, owners in declared.items() if len(owners) > 1}
+    assert not twice, twice
