@@ -20,6 +20,7 @@ from serving.recommend import LiveModel, Recommender
 from serving.services import Services
 from serving.settings import ServingSettings
 from serving.store import open_store
+from serving.threads import one_thread_per_worker
 
 
 def _table(uri: str) -> str:
@@ -83,6 +84,7 @@ def build_services(settings: ServingSettings, *, background_flush: bool = False)
 
 @functools.cache
 def _handler() -> Handler:
+    one_thread_per_worker()
     services = build_services(ServingSettings.from_env())
     return make_handler(build_app(services), services)
 

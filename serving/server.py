@@ -21,6 +21,7 @@ from serving.handler import build_services
 from serving.services import SERVICE
 from serving.services import logger as request_logger
 from serving.settings import ServingSettings
+from serving.threads import one_thread_per_worker
 
 LOG_BYTES: Final = 10 * 1024 * 1024
 LOG_BACKUPS: Final = 5
@@ -72,6 +73,7 @@ def _log_thread_error(args: threading.ExceptHookArgs) -> None:
 
 def create_app() -> JsonErrors:
     """The ASGI app of one worker (uvicorn's `--factory`)."""
+    one_thread_per_worker()
     settings = ServingSettings.from_env()
     configure_logging(settings.log_file)
     services = build_services(settings, background_flush=True)
