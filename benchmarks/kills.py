@@ -48,7 +48,18 @@ def server_env(root: Path) -> dict[str, str]:
 
 def start_server(port: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
     process = subprocess.Popen(
-        [RECS, "serve", "--port", str(port), "--no-metrics", "--log-level", "ERROR"],
+        # One worker: a kill -9 of uvicorn's supervisor would leave its workers on the port.
+        [
+            RECS,
+            "serve",
+            "--workers",
+            "1",
+            "--port",
+            str(port),
+            "--no-metrics",
+            "--log-level",
+            "ERROR",
+        ],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

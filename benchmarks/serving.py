@@ -129,7 +129,8 @@ def serving_rows(events: int) -> tuple[list[Row], list[str]]:
         recs = Path(sys.executable).with_name("recs")
         items = [f"I{rng.randrange(ITEMS)}" for _ in range(5_000)]
         results: dict[str, dict[str, float]] = {}
-        serve = [str(recs), "serve", "--port", str(ours_port), "--log-level", "WARNING"]
+        serve = [str(recs), "serve", "--workers", "1", "--port", str(ours_port), "--log-level",
+                 "WARNING"]  # fmt: skip
         with _server(serve, ours_port, env, "/v1/health"):
             for n in range(SHOPPERS):
                 body = json.dumps(

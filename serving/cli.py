@@ -71,10 +71,11 @@ def publish_command(
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
 @click.option(
     "--workers",
-    default=1,
-    show_default=True,
+    default=lambda: len(os.sched_getaffinity(0)),
+    show_default="the cores this process may use",
     type=click.IntRange(1, 64),
-    help="Worker processes; each answers one request at a time, like a Lambda instance.",
+    help="Worker processes; each answers one request at a time on one BLAS thread, like a "
+    "Lambda instance.",
 )
 @click.option(
     "--log-level",

@@ -47,6 +47,8 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, Path
             [
                 str(Path(sys.executable).with_name("recs")),
                 "serve",
+                "--workers",
+                "1",  # the caps are per worker
                 "--port",
                 str(port),
                 "--lake",
