@@ -33,6 +33,7 @@ REQUIREMENTS: Final = (
     "jmespath",
     "aws-xray-sdk",
     "wrapt",
+    "threadpoolctl",  # one BLAS thread per instance (serving.threads)
 )
 #: The Lambda runtime: python3.12 runs on Amazon Linux 2023 (glibc 2.34), which takes the
 #: manylinux_2_28 wheels of the very numpy the tests run (constraints.txt). python3.11 runs
