@@ -23,7 +23,6 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
     RequestValidationError,
 )
 from aws_lambda_powertools.logging import correlation_paths
-from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 
 from common.contract import MAX_ID_LENGTH, loads_untrusted
@@ -32,7 +31,7 @@ from ingestion.errors import HistoryUnavailable
 from serving.errors import ModelUnavailable, StoreError
 from serving.precheck import internal_error, refuse
 from serving.routes import events, health, recommendations
-from serving.services import CONTEXT_KEY, Services, error, logger, metrics, tracer
+from serving.services import CONTEXT_KEY, Services, count, error, logger, metrics, tracer
 from serving.shapes import (
     API_VERSION,
     DESCRIPTION,
@@ -100,7 +99,7 @@ def build_app(services: Services) -> APIGatewayHttpResolver:
 
     @app.exception_handler(InvalidEvent)  # type: ignore[untyped-decorator]
     def _unreadable(exc: InvalidEvent) -> Response[str]:
-        metrics.add_metric(name="BadRequests", unit=MetricUnit.Count, value=1)
+        count("BadRequests")
         return error(400, str(exc.first))
 
     @app.exception_handler(RequestUnsupportedContentType)  # type: ignore[untyped-decorator]
@@ -109,7 +108,7 @@ def build_app(services: Services) -> APIGatewayHttpResolver:
 
     @app.exception_handler(RequestValidationError)  # type: ignore[untyped-decorator]
     def _invalid(exc: RequestValidationError) -> Response[str]:
-        metrics.add_metric(name="BadRequests", unit=MetricUnit.Count, value=1)
+        count("BadRequests")
         return error(400, _validation_message(exc))
 
     @app.exception_handler(ModelUnavailable)  # type: ignore[untyped-decorator]
@@ -128,7 +127,7 @@ def build_app(services: Services) -> APIGatewayHttpResolver:
 
     @app.not_found
     def _not_found(_exc: Exception) -> Response[str]:
-        metrics.add_metric(name="NotFound", unit=MetricUnit.Count, value=1)
+        count("NotFound")
         event = app.current_event
         allowed = METHODS.get(event.path.removeprefix("/v1"))
         if allowed:
@@ -191,7 +190,7 @@ def make_handler(app: APIGatewayHttpResolver, services: Services) -> Handler:
         return response
 
     def handler(event: Mapping[str, Any], context: Any) -> dict[str, Any]:
-        metrics.add_metric(name="Requests", unit=MetricUnit.Count, value=1)
+        count("Requests")
         head = _method(event) == "HEAD"
         if head:  # HEAD is GET without the body
             event = _as_get(event)

@@ -15,6 +15,8 @@ from typing import Any, Final
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig
 from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePersistenceLayer
 
@@ -54,6 +56,14 @@ def services_of(router: Router) -> Services:
     """The services of the request a router's route is answering."""
     services: Services = router.context[CONTEXT_KEY]
     return services
+
+
+def count(name: str, value: float = 1) -> None:
+    """Count `value` on the metric `name`, where metrics are on (the Lambda, or `recs serve
+    --metrics`). Where they are off nothing is kept: Powertools would still print a metric's
+    values to stdout each time it holds 100, disabled or not."""
+    if not is_metrics_disabled():
+        metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
 
 
 def error(status: int, message: str, **extra: Any) -> Response[str]:

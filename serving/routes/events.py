@@ -12,7 +12,6 @@ from typing import Any, Final
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
-from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.idempotency import idempotent_function
 from aws_lambda_powertools.utilities.idempotency.exceptions import (
     IdempotencyAlreadyInProgressError,
@@ -24,7 +23,7 @@ from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePer
 from common.contract import Event, parse_event
 from common.errors import InvalidEvent
 from ingestion.errors import DeliveryFailed
-from serving.services import SERVICE, Services, error, logger, metrics, services_of
+from serving.services import SERVICE, Services, count, error, logger, services_of
 from serving.shapes import (
     ERRORS,
     MAX_BATCH,
@@ -103,7 +102,7 @@ def accept(services: Services, events: list[Event]) -> dict[str, Any]:
     """Store the events; the answer counts what was new."""
     new = services.sink.put(events)
     stored = len(events) if new is None else new
-    metrics.add_metric(name="EventsAccepted", unit=MetricUnit.Count, value=stored)
+    count("EventsAccepted", stored)
     result: dict[str, Any] = {"ok": True, "accepted": stored}
     if stored < len(events):
         # Their ids were stored before: by a retry, or by another event with the same id.
@@ -209,9 +208,7 @@ def router() -> Router:
             scope=scope,
         )
         if parsed.problems:
-            metrics.add_metric(
-                name="EventsRefused", unit=MetricUnit.Count, value=len(parsed.problems)
-            )
+            count("EventsRefused", len(parsed.problems))
             first = parsed.problems[0]
             if not batch:
                 return error(400, first["error"])

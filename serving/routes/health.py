@@ -8,12 +8,11 @@ from typing import Any
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
-from aws_lambda_powertools.metrics import MetricUnit
 
 from common.contract import format_ts
 from serving.errors import ModelUnavailable
 from serving.recommend import LiveModel
-from serving.services import metrics, services_of
+from serving.services import count, services_of
 from serving.shapes import API_VERSION, Health, doc
 
 
@@ -45,7 +44,7 @@ def router() -> Router:
     )
     @routes.get("/health", include_in_schema=False)
     def health() -> Any:
-        metrics.add_metric(name="HealthChecks", unit=MetricUnit.Count, value=1)
+        count("HealthChecks")
         live = services_of(routes).recommender.live
         try:
             model = live.get()

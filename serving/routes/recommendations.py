@@ -9,11 +9,10 @@ from typing import Any
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
-from aws_lambda_powertools.metrics import MetricUnit
 
 from common.contract import MAX_ID_LENGTH, check_id
 from serving.recommend import Answer
-from serving.services import error, metrics, services_of
+from serving.services import count, error, services_of
 from serving.shapes import (
     DEFAULT_K,
     ERRORS,
@@ -79,7 +78,7 @@ def bad_ids(name: str, values: list[str]) -> Response[str] | None:
 
 def answer_body(key: str, value: str, list_name: str, answer: Answer) -> dict[str, Any]:
     """The answer's JSON, counted by where it came from (batch, realtime, popular)."""
-    metrics.add_metric(name=f"Source{answer.source.title()}", unit=MetricUnit.Count, value=1)
+    count(f"Source{answer.source.title()}")
     return {
         key: value,
         list_name: [{"id": i, "score": s} for i, s in answer.items],

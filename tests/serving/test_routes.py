@@ -121,3 +121,16 @@ def test_two_apps_in_one_process_each_answer_with_their_own_services(tmp_path: P
     assert [e.item_id for e in first_log.recent("U3")] == ["I1"]
     assert second_log.recent("U1") == []
     assert [e.item_id for e in second_log.recent("U2")] == ["I1"]
+
+
+def test_counts_are_kept_only_where_metrics_are_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    from serving.services import count, metrics
+
+    metrics.clear_metrics()
+    monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "true")
+    count("Probe")
+    assert "Probe" not in metrics.metric_set
+    monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "false")
+    count("Probe", 2)
+    assert metrics.metric_set["Probe"]["Value"] == [2.0]
+    metrics.clear_metrics()
