@@ -169,15 +169,12 @@ def _as_get(event: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def make_handler(app: APIGatewayHttpResolver, services: Services) -> Handler:
-    """The Lambda handler: logging with a correlation id, EMF metrics, tracing, then routing."""
+    """The Lambda handler: logging with a correlation id, EMF metrics, tracing, then routing.
 
-    @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
-    @tracer.capture_lambda_handler
-    # Powertools prints the cold-start metric even when metrics are disabled: ask for it
-    # only when they are not.
-    @metrics.log_metrics(
-        capture_cold_start_metric=not is_metrics_disabled(), raise_on_empty_metrics=False
-    )
+    Metrics and tracing wrap each request only where they are on (on Lambda; metrics with
+    `recs serve --metrics`): switched off, Powertools' wrappers still cost a quarter of a
+    cached answer's time."""
+
     def _route(event: Mapping[str, Any], context: Any) -> dict[str, Any]:
         refused = refuse(event, services.api_keys, services.cors_origins)
         if refused is not None:
@@ -189,6 +186,17 @@ def make_handler(app: APIGatewayHttpResolver, services: Services) -> Handler:
         response: dict[str, Any] = app.resolve(event, context)
         return response
 
+    route: Callable[[Mapping[str, Any], Any], dict[str, Any]] = _route
+    if not is_metrics_disabled():
+        route = metrics.log_metrics(capture_cold_start_metric=True, raise_on_empty_metrics=False)(
+            route
+        )
+    if not tracer.disabled:
+        route = tracer.capture_lambda_handler(route)
+    route = logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)(
+        route
+    )
+
     def handler(event: Mapping[str, Any], context: Any) -> dict[str, Any]:
         count("Requests")
         head = _method(event) == "HEAD"
@@ -196,7 +204,7 @@ def make_handler(app: APIGatewayHttpResolver, services: Services) -> Handler:
             event = _as_get(event)
         response: dict[str, Any]
         try:
-            response = _route(event, context)
+            response = route(event, context)
         except Exception:
             # The edge: what no route handled is logged, and answered in the one error shape
             # (API Gateway's own 500 would be {"message": ...}).
