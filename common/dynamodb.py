@@ -23,6 +23,16 @@ if TYPE_CHECKING:
 
 #: BatchWriteItem's limit of requests per call.
 BATCH_SIZE: Final = 25
+#: How a setting names a DynamoDB table: `dynamodb://<table>`.
+SCHEME: Final = "dynamodb://"
+
+
+def table_name(uri: str) -> str | None:
+    """The table a `dynamodb://<table>` URI names ("" where it names none), or None for a URI
+    of another kind."""
+    if not uri.startswith(SCHEME):
+        return None
+    return uri.removeprefix(SCHEME).strip("/")
 
 
 def client_config(workers: int) -> Any:

@@ -139,7 +139,7 @@ def _variables(name: str, field: FieldInfo) -> tuple[str, ...]:
     alias = field.validation_alias
     if isinstance(alias, AliasChoices):
         return tuple(dict.fromkeys(str(choice).upper() for choice in alias.choices))
-    return (f"{ENV_PREFIX}{name.upper()}",)
+    return (_variable_of(name),)
 
 
 def variable(name: str, field: FieldInfo) -> str:
@@ -148,6 +148,7 @@ def variable(name: str, field: FieldInfo) -> str:
 
 
 def _variable_of(name: str) -> str:
+    """The environment variable of a setting without aliases: RECS_<NAME>."""
     return f"{ENV_PREFIX}{name.upper()}"
 
 

@@ -12,6 +12,7 @@ from typing import Literal, Self
 
 from pydantic import Field, field_validator, model_validator
 
+from common.dynamodb import table_name
 from common.settings import LakeSettings, RecsSettings
 
 SinkKind = Literal["local", "kinesis", "firehose"]
@@ -73,15 +74,14 @@ class HistorySettings(RecsSettings):
     @field_validator("history")
     @classmethod
     def _history(cls, value: str) -> str:
-        if value != "local" and not value.startswith("dynamodb://"):
+        table = table_name(value)
+        if value != "local" and table is None:
             raise ValueError("must be local or dynamodb://table")
-        if value.startswith("dynamodb://") and not value.removeprefix("dynamodb://").strip("/"):
+        if table == "":
             raise ValueError("names no table; use dynamodb://table-name")
         return value
 
     @property
     def history_table(self) -> str | None:
         """The DynamoDB history table's name, or None for the local event log."""
-        if self.history == "local":
-            return None
-        return self.history.removeprefix("dynamodb://").strip("/")
+        return table_name(self.history)

@@ -178,7 +178,8 @@ def serve_command(
     os.environ["POWERTOOLS_METRICS_DISABLED"] = "false" if metrics else "true"
     if settings.log_file is not None:
         # Workers start in this folder, but say the file the way it is opened.
-        os.environ["RECS_LOG_FILE"] = str(settings.log_file.resolve())
+        log_file = variable("log_file", ServingSettings.model_fields["log_file"])
+        os.environ[log_file] = str(settings.log_file.resolve())
     limits = ServerLimits(
         request_timeout_s=request_timeout,
         max_head_bytes=max_header_bytes,

@@ -11,6 +11,7 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePersistenceLayer
 
+from common.dynamodb import table_name
 from common.lake import open_lake
 from ingestion.history import DynamoHistory, RecentHistory
 from ingestion.sinks import EventSink, LocalSink, make_sink
@@ -23,16 +24,13 @@ from serving.store import open_store
 from serving.threads import one_thread_per_worker
 
 
-def _table(uri: str) -> str:
-    return uri.removeprefix("dynamodb://").strip("/")
-
-
 def idempotency_layer(uri: str) -> BasePersistenceLayer:
     """Powertools' DynamoDB layer for dynamodb://table, else ours on a SQLite file."""
-    if uri.startswith("dynamodb://"):
+    table = table_name(uri)
+    if table is not None:
         from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 
-        return DynamoDBPersistenceLayer(table_name=_table(uri))
+        return DynamoDBPersistenceLayer(table_name=table)
     from pathlib import Path
 
     return SQLitePersistenceLayer(Path(uri).expanduser())

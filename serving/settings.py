@@ -12,6 +12,7 @@ from typing import Annotated, Any, Final, Literal, Self
 from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import NoDecode
 
+from common.dynamodb import table_name
 from common.lake import Lake
 from common.settings import LakeSettings
 from ingestion.settings import HistorySettings, IngestionSettings
@@ -55,9 +56,10 @@ class StoreSettings(LakeSettings):
     @field_validator("store")
     @classmethod
     def _store_uri(cls, value: str) -> str:
-        if "://" in value and not value.startswith("dynamodb://"):
+        table = table_name(value)
+        if "://" in value and table is None:
             raise ValueError("must be a file path or dynamodb://table-name")
-        if value.startswith("dynamodb://") and not value.removeprefix("dynamodb://").strip("/"):
+        if table == "":
             raise ValueError("names no table; use dynamodb://table-name")
         return value
 

@@ -31,7 +31,7 @@ from itertools import islice
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
-from common.dynamodb import batch_write, client_config
+from common.dynamodb import batch_write, client_config, table_name
 from common.errors import SettingsError, UnprocessedWrites
 from common.lake import Lake, S3Lake
 from common.layout import STORE_IMPORT
@@ -484,8 +484,8 @@ def open_store(
 ) -> SQLiteStore | DynamoStore:
     """A store from its URI: a SQLite file path, or `dynamodb://table`. With `publish`
     "import", a DynamoDB store publishes by table swap, staging its rows in `lake` (S3)."""
-    if uri.startswith("dynamodb://"):
-        table = uri.removeprefix("dynamodb://").strip("/")
+    table = table_name(uri)
+    if table is not None:
         if not table:
             raise ValueError(f"RECS_STORE {uri!r} names no table; use dynamodb://table-name")
         if publish != "import":

@@ -73,7 +73,7 @@ class TrainOptions:
     recipe: str = "auto"
     #: Days, None for no decay, or "auto".
     half_life: float | str | None = "auto"
-    #: none, seen, purchased, or "auto".
+    #: exclude-seen, exclude-purchased, allow, or "auto" (`training.blend.REPEAT_POLICIES`).
     repeats: str = "auto"
     holdout: Holdout = "time"
     #: Seconds of candidate fitting in tuning.
@@ -177,9 +177,8 @@ def train_on(
         else time_split(log, seed=options.seed)
     )
     report = _tune(log, options, split, version_name(now), progress)
-    assert report.tuning is not None
-    _evaluate(lake, log, options, report.tuning, split, report, progress)
-    fitted = _refit(lake, log, options, report.tuning, report, progress)
+    _evaluate(lake, log, options, split, report, progress)
+    fitted = _refit(lake, log, options, report, progress)
     _write(lake, fitted, now)
     return report
 
@@ -224,16 +223,22 @@ def _tune(
     return report
 
 
+def _choice(report: TrainReport) -> Choice:
+    """What tuning chose, which every step after it reads from the report."""
+    assert report.tuning is not None, "tuning comes first"
+    return report.tuning
+
+
 def _evaluate(
     lake: Lake,
     log: Interactions,
     options: TrainOptions,
-    choice: Choice,
     split: Split,
     report: TrainReport,
     progress: Progress,
 ) -> None:
     """Step 3: the served blend and its peers on the holdout, then the promotion gate."""
+    choice = _choice(report)
     progress(f"holdout ({options.holdout}): {split.n_test:,} users scored")
     started = time.perf_counter()
     ranked = _holdout_ranked(log, dict(options.weights), choice, split)
@@ -261,7 +266,6 @@ class Fitted:
     report: TrainReport
     options: TrainOptions
     log: Interactions
-    choice: Choice
     final: Recipe | None
     similar: Recipe
     history: History
@@ -270,17 +274,21 @@ class Fitted:
     categories: dict[str, str]
     batches: dict[str, bytes]
 
+    @property
+    def choice(self) -> Choice:
+        return _choice(self.report)
+
 
 def _refit(
     lake: Lake,
     log: Interactions,
     options: TrainOptions,
-    choice: Choice,
     report: TrainReport,
     progress: Progress,
 ) -> Fitted:
     """Step 4: the chosen recipe and blend fit on every event, each user's and item's
     recommendations ranked for the batch."""
+    choice = _choice(report)
     started = time.perf_counter()
     progress("refit on every event and write the batch output")
     history = log.history(options.weights, None, choice.half_life_days)
@@ -327,8 +335,7 @@ def _refit(
         "items": _batch_lines("itemId", log.item_ids, log.item_ids, item_best, item_scores),
     }
     return Fitted(
-        report, options, log, choice, final, similar, history, trending, popular, categories,
-        batches,
+        report, options, log, final, similar, history, trending, popular, categories, batches,
     )  # fmt: skip
 
 
