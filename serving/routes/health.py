@@ -14,6 +14,7 @@ from serving.errors import ModelUnavailable
 from serving.recommend import LiveModel
 from serving.services import count, services_of
 from serving.shapes import API_VERSION, Health, doc
+from serving.validation import LEAN
 
 
 def with_failure(body: dict[str, Any], live: LiveModel) -> dict[str, Any]:
@@ -41,8 +42,9 @@ def router() -> Router:
         "and how fresh its data is. 503 until a model is published.",
         responses={200: doc("Healthy", Health), 503: doc("No model published yet", Health)},
         tags=["operations"],
+        **LEAN,
     )
-    @routes.get("/health", include_in_schema=False)
+    @routes.get("/health", include_in_schema=False, **LEAN)
     def health() -> Any:
         count("HealthChecks")
         live = services_of(routes).recommender.live

@@ -25,6 +25,7 @@ from serving.shapes import (
     UserIdParam,
     doc,
 )
+from serving.validation import LEAN
 
 
 @dataclass(frozen=True)
@@ -102,8 +103,9 @@ def router() -> Router:
         "whether the user's own items come back. Never 404 for an unknown user.",
         responses={200: doc("Recommendations", Personalized), **ERRORS},
         tags=["recommendations"],
+        **LEAN,
     )
-    @routes.get("/recommendations/personalized", include_in_schema=False)
+    @routes.get("/recommendations/personalized", include_in_schema=False, **LEAN)
     def personalized(
         user_id: UserIdParam,
         k: KParam = DEFAULT_K,
@@ -134,8 +136,9 @@ def router() -> Router:
         "unknown item gets trending items (source popular), never a 404.",
         responses={200: doc("Related items", Related), **ERRORS},
         tags=["recommendations"],
+        **LEAN,
     )
-    @routes.get("/recommendations/related", include_in_schema=False)
+    @routes.get("/recommendations/related", include_in_schema=False, **LEAN)
     def related(item_id: ItemIdParam, k: KParam = DEFAULT_K, exclude: ExcludeParam = None) -> Any:
         refused = bad_ids("itemId", [item_id]) or bad_ids("exclude", ids(exclude))
         if refused is not None:
