@@ -22,8 +22,6 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
     RequestUnsupportedContentType,
     RequestValidationError,
 )
-from aws_lambda_powertools.logging import correlation_paths
-from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 
 from common.contract import MAX_ID_LENGTH, loads_untrusted
 from common.errors import InvalidEvent
@@ -31,7 +29,17 @@ from ingestion.errors import HistoryUnavailable
 from serving.errors import ModelUnavailable, StoreError
 from serving.precheck import internal_error, refuse
 from serving.routes import events, health, recommendations
-from serving.services import CONTEXT_KEY, Services, count, error, logger, metrics, tracer
+from serving.services import (
+    CONTEXT_KEY,
+    Services,
+    count,
+    dumps,
+    error,
+    logger,
+    metrics,
+    metrics_on,
+    tracer,
+)
 from serving.shapes import (
     API_VERSION,
     DESCRIPTION,
@@ -94,7 +102,7 @@ def build_app(services: Services) -> APIGatewayHttpResolver:
     # Bodies are parsed by the contract's own loader, which refuses hostile JSON (a huge
     # number, deep nesting) as bad input instead of raising out of the resolver.
     app = APIGatewayHttpResolver(
-        cors=cors, enable_validation=True, json_body_deserializer=_json_body
+        cors=cors, enable_validation=True, json_body_deserializer=_json_body, serializer=dumps
     )
 
     @app.exception_handler(InvalidEvent)  # type: ignore[untyped-decorator]
@@ -187,18 +195,19 @@ def make_handler(app: APIGatewayHttpResolver, services: Services) -> Handler:
         return response
 
     route: Callable[[Mapping[str, Any], Any], dict[str, Any]] = _route
-    if not is_metrics_disabled():
+    if metrics_on():
         route = metrics.log_metrics(capture_cold_start_metric=True, raise_on_empty_metrics=False)(
             route
         )
     if not tracer.disabled:
         route = tracer.capture_lambda_handler(route)
-    route = logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)(
-        route
-    )
+    # The correlation id is the request's id, read directly: Powertools' correlation_id_path
+    # compiles and runs a JMESPath query on every request for the same field.
+    route = logger.inject_lambda_context(route)
 
     def handler(event: Mapping[str, Any], context: Any) -> dict[str, Any]:
         count("Requests")
+        logger.set_correlation_id((event.get("requestContext") or {}).get("requestId"))
         head = _method(event) == "HEAD"
         if head:  # HEAD is GET without the body
             event = _as_get(event)

@@ -22,6 +22,7 @@ ROOT: Final = Path(__file__).resolve().parents[1]
 #: What `serving.handler` imports beyond the standard library and the runtime's boto3.
 REQUIREMENTS: Final = (
     "numpy",
+    "orjson",
     "pydantic",
     "pydantic-core",
     "annotated-types",

@@ -8,15 +8,18 @@ a plain function of its request and the services, with no closure over a built a
 
 from __future__ import annotations
 
-import json
+import functools
+import os
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+import orjson
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.metrics.functions import is_metrics_disabled
+from aws_lambda_powertools.shared.constants import METRICS_DISABLED_ENV, POWERTOOLS_DEV_ENV
 from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig
 from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePersistenceLayer
 
@@ -29,7 +32,12 @@ IDEMPOTENCY_SECONDS: Final = 24 * 3600
 #: The key the services travel under in the resolver's context.
 CONTEXT_KEY: Final = "services"
 
-logger = Logger(service=SERVICE)
+
+def _log_json(value: Any) -> str:
+    return orjson.dumps(value, default=str).decode()
+
+
+logger = Logger(service=SERVICE, json_serializer=_log_json)
 metrics = Metrics(namespace="recs", service=SERVICE)
 tracer = Tracer(service=SERVICE)
 
@@ -58,12 +66,28 @@ def services_of(router: Router) -> Services:
     return services
 
 
+@functools.lru_cache(maxsize=8)
+def _metrics_on(_dev: str | None, _disabled: str | None) -> bool:
+    return not is_metrics_disabled()
+
+
+def metrics_on() -> bool:
+    """Powertools' `is_metrics_disabled`, negated, kept per value of the variables it reads:
+    it parses them on every call, which twice per request cost a tenth of a cached answer."""
+    return _metrics_on(os.environ.get(POWERTOOLS_DEV_ENV), os.environ.get(METRICS_DISABLED_ENV))
+
+
 def count(name: str, value: float = 1) -> None:
     """Count `value` on the metric `name`, where metrics are on (the Lambda, or `recs serve
     --metrics`). Where they are off nothing is kept: Powertools would still print a metric's
     values to stdout each time it holds 100, disabled or not."""
-    if not is_metrics_disabled():
+    if metrics_on():
         metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+
+
+def dumps(value: Any) -> str:
+    """An answer's JSON (orjson: a tenth of the standard library's time on an answer)."""
+    return orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY).decode()
 
 
 def error(status: int, message: str, **extra: Any) -> Response[str]:
@@ -71,5 +95,5 @@ def error(status: int, message: str, **extra: Any) -> Response[str]:
     return Response(
         status_code=status,
         content_type="application/json",
-        body=json.dumps({"error": message, **extra}),
+        body=dumps({"error": message, **extra}),
     )

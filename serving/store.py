@@ -31,6 +31,8 @@ from itertools import islice
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
+import orjson
+
 from common.dynamodb import batch_write, client_config, table_name
 from common.errors import SettingsError, UnprocessedWrites
 from common.lake import Lake, S3Lake
@@ -146,7 +148,7 @@ class SQLiteStore:
             )
             .fetchone()
         )
-        return None if row is None else (json.loads(row[0]), json.loads(row[1]))
+        return None if row is None else (orjson.loads(row[0]), orjson.loads(row[1]))
 
     def drop_version(self, version: str, keys: Iterable[tuple[str, str]]) -> None:
         """Every row of the version goes, whatever the keys."""

@@ -23,7 +23,7 @@ from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePer
 from common.contract import Event, parse_event
 from common.errors import InvalidEvent
 from ingestion.errors import DeliveryFailed
-from serving.services import SERVICE, Services, count, error, logger, services_of
+from serving.services import SERVICE, Services, count, dumps, error, logger, services_of
 from serving.shapes import (
     ERRORS,
     MAX_BATCH,
@@ -164,7 +164,7 @@ def store(
     except IdempotencyPersistenceLayerError as exc:
         logger.exception("idempotency records failed")
         return error(503, idempotency_down(services.idempotency, exc))
-    return Response(status_code=202, content_type="application/json", body=json.dumps(result))
+    return Response(status_code=202, content_type="application/json", body=dumps(result))
 
 
 def router() -> Router:

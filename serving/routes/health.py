@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -12,7 +11,7 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from common.contract import format_ts
 from serving.errors import ModelUnavailable
 from serving.recommend import LiveModel
-from serving.services import count, services_of
+from serving.services import count, dumps, services_of
 from serving.shapes import API_VERSION, Health, doc
 from serving.validation import LEAN
 
@@ -52,7 +51,7 @@ def router() -> Router:
             model = live.get()
         except ModelUnavailable as exc:
             body = {"ok": False, "version": API_VERSION, "modelVersion": None, "error": str(exc)}
-            return Response(503, "application/json", json.dumps(with_failure(body, live)))
+            return Response(503, "application/json", dumps(with_failure(body, live)))
         last_event = datetime.fromtimestamp(model.last_event_ms / 1000, UTC)
         body = {
             "ok": True,
@@ -67,6 +66,6 @@ def router() -> Router:
                 "dataAgeHours": round((datetime.now(UTC) - last_event).total_seconds() / 3600, 1),
             },
         }
-        return Response(200, "application/json", json.dumps(with_failure(body, live)))
+        return Response(200, "application/json", dumps(with_failure(body, live)))
 
     return routes

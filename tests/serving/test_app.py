@@ -4,7 +4,9 @@ HTTP API (2.0) payloads and over real HTTP on loopback: the same cases on both t
 from __future__ import annotations
 
 import copy
+import io
 import json
+import logging
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -21,7 +23,8 @@ from serving.asgi import JsonErrors
 from serving.idempotency import LocalRequestContext
 from serving.precheck import KEY_REFUSED
 from serving.recommend import in_cart
-from serving.services import Services
+from serving.services import SERVICE, Services
+from serving.services import logger as request_logger
 from serving.shapes import INTERNAL_ERROR, MAX_BODY_BYTES
 from tests.conftest import load_event
 from tests.serving_helpers import (
@@ -681,3 +684,30 @@ def test_a_body_that_is_not_utf8_is_a_400_not_a_crash(services: Services) -> Non
     response = handler_for(services)(event, LocalRequestContext())
     assert response["statusCode"] == 400
     assert "UTF-8" in json.loads(response["body"])["error"]
+
+
+def test_each_request_logs_one_json_line_with_its_request_id(
+    shop: PublishedShop, tmp_path: Path
+) -> None:
+    """The request line carries the API Gateway request id as its correlation id (read
+    directly from the event, no longer through a JMESPath query)."""
+    services = services_for(shop, tmp_path)
+    stream = io.StringIO()
+    capture = logging.StreamHandler(stream)
+    capture.setFormatter(request_logger.registered_formatter)
+    target = logging.getLogger(SERVICE)
+    target.addHandler(capture)
+    try:
+        status = lambda_client(services)("GET", "/v1/recommendations/related", "itemId=I1")[0]
+    finally:
+        target.removeHandler(capture)
+        services.sink.close()
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    request = next(line for line in lines if line["message"] == "request")
+    template = load_event("apigw_health.json")
+    assert request["correlation_id"] == template["requestContext"]["requestId"]
+    assert (request["method"], request["path"], request["status"]) == (
+        "GET",
+        "/v1/recommendations/related",
+        status,
+    )
