@@ -68,7 +68,9 @@ def _half_life(_ctx: click.Context, _param: click.Parameter, value: str) -> floa
     type=click.Choice(["auto", "item-knn", "ease", "als"]),
     default="auto",
     show_default=True,
-    help="The collaborative recipe; auto tries each on validation folds and keeps the best.",
+    help="The collaborative recipe; auto tries each on validation folds and keeps the best "
+    "(or none, where history and trending alone serve better). A named recipe is served, "
+    "with the blend of history and trending tuned around it.",
 )
 @click.option(
     "--half-life",

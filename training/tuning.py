@@ -258,9 +258,12 @@ class _Tuning:
             return at_first
         return best
 
-    def blend(self, fits: list[Fitted], repeats: Repeats | str) -> tuple[Blend, float]:
+    def blend(
+        self, fits: list[Fitted], repeats: Repeats | str, *, keep_recipe: bool = False
+    ) -> tuple[Blend, float]:
         """The blend's weights and repeat policy; the default blend unless the tuned one
-        beats it beyond noise. A log where nothing repeats never gets seen items back."""
+        beats it beyond noise. A log where nothing repeats never gets seen items back.
+        `keep_recipe` (a recipe named by the user) keeps the recipe in the blend."""
         if repeats == "auto" and self.log.repeat_rates()["any"] == 0.0:
             # A log where nobody ever came back to an item (ratings, say) says so plainly: no
             # validation noise may make seen items come back.
@@ -269,7 +272,9 @@ class _Tuning:
                 "repeats exclude-seen: no (user, item) pair occurs twice in the data, so items "
                 "a user already had are never recommended"
             )
-        blend, value, scores = tune_blend(self.log, self.made, fits, repeats, self.progress)
+        blend, value, scores = tune_blend(
+            self.log, self.made, fits, repeats, self.progress, keep_recipe=keep_recipe
+        )
         default = default_blend("exclude-purchased" if repeats == "auto" else repeats)  # type: ignore[arg-type]
         if blend != default:
             at_default = scores(default)
@@ -357,7 +362,8 @@ def choose(
     half_lives: Sequence[float | None] = HALF_LIVES if half_life == "auto" else (half_life,)  # type: ignore[assignment]
     best = tuning.half_life(tuning.recipe(candidates, half_lives[0]), half_lives[1:])
     progress(f"  recipe: {label(best.recipe)}, half-life {best.half_life or 'none'}")
-    blend, value = tuning.blend(best.fits, repeats)
+    # A recipe the user named stays in what is served: the blend is tuned around it.
+    blend, value = tuning.blend(best.fits, repeats, keep_recipe=recipe != "auto")
     ranker, ranker_report = tuning.ranker(best.fits, blend)
     return Choice(
         recipe=best.recipe if blend.collab > 0 else None,
@@ -484,10 +490,13 @@ def tune_blend(
     fits: list[Fitted],
     repeats: Repeats | str,
     progress: Progress,
+    *,
+    keep_recipe: bool = False,
 ) -> tuple[Blend, float, Callable[[Blend], np.ndarray]]:
     """Coordinate ascent over the weights, for each repeat policy and trending half-life,
     with the chosen recipe as fitted on each fold. Returns the best blend, its value, and a
-    function giving any blend's per-user NDCG@10 over the folds (for paired comparisons)."""
+    function giving any blend's per-user NDCG@10 over the folds (for paired comparisons).
+    With `keep_recipe`, every blend tried keeps the recipe at its full weight."""
     parts = _components(log, made, fits)
 
     def per_fold(blend: Blend) -> list[np.ndarray]:
@@ -515,7 +524,7 @@ def tune_blend(
         names = ("trending",) if policy == "exclude-seen" else ("own", "recency", "trending")
         # With and without the recipe: an ascent from one start can stall where dropping
         # (or keeping) the recipe alone looks worse than the blend it leads to.
-        for collab in (1.0, 0.0):
+        for collab in (1.0,) if keep_recipe else (1.0, 0.0):
             current = Blend(
                 collab=collab,
                 own=0.0,

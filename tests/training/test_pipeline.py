@@ -125,6 +125,16 @@ def test_a_pinned_repeat_policy_holds_in_the_batch_output(
         assert not any((user, item) in excluded for item in record["output"]["recommendedItems"])
 
 
+def test_a_named_recipe_is_served(shop: LocalLake | S3Lake) -> None:
+    """Before, `--recipe als` on this shop served "history and trending": blend tuning
+    dropped the recipe the user had asked for, and no ALS arrays were written."""
+    report = train(shop, TrainOptions(recipe="als", half_life=None), now=NOW)
+    assert report.chosen.startswith("als"), report.chosen
+    assert report.tuning is not None
+    assert report.tuning.blend.collab == 1.0
+    assert any(key.endswith("/user-personalization.npz") for key in report.files), report.files
+
+
 def test_training_without_curated_data_says_what_to_run(local_lake: LocalLake) -> None:
     from etl.errors import CuratedZoneEmpty
 
