@@ -13,6 +13,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from common.lake import LocalLake
 from serving.idempotency import LocalRequestContext
 from serving.publish import publish
@@ -34,7 +36,13 @@ def _rows(lake: LocalLake, version: str) -> dict[str, list[str]]:
     }
 
 
-def test_every_answer_is_one_versions_while_the_pointer_flips(tmp_path: Path) -> None:
+def test_every_answer_is_one_versions_while_the_pointer_flips(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Four threads share one handler here, which Lambda and a `recs serve` worker never do
+    # (one request at a time each): Powertools' metrics, one buffer per process, would see
+    # one thread flush the counts of another's request and warn that it had none.
+    monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "true")
     shop = published_shop(tmp_path)
     lake = LocalLake(shop.lake)
     other = train(lake, TrainOptions(seed=7, weights={"view": 1.0}), now=NOW + timedelta(minutes=1))
