@@ -338,6 +338,12 @@ class PublishedModel:
         return self.history.item_stats(self.n_items, self.last_event_ms)
 
     @functools.cached_property
+    def _trending_candidates(self) -> Ints:
+        """The blend's trending candidates, the same for every user of a version: a
+        partition over every item, done once instead of on each realtime answer."""
+        return top_by_score(self.trending, self.blend.candidates)
+
+    @functools.cached_property
     def _gram(self) -> npt.NDArray[np.float64] | None:
         """ALS's Y'Y + reg I, once per version rather than once per request."""
         if self.item_factors is None:
@@ -360,7 +366,7 @@ class PublishedModel:
             self.collab(history),
             history,
             self.trending,
-            top_by_score(self.trending, self.blend.candidates),
+            self._trending_candidates,
             now_ms,
             k,
             skip=np.array(codes, dtype=np.int64),
