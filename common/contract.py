@@ -8,6 +8,7 @@ in: it checks the size, parses JSON, validates, and turns pydantic's errors into
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 import math
@@ -305,6 +306,37 @@ _RULES: Final = {
 }
 
 
+#: What shops' exports often call the event's fields, by the field each one means.
+_SYNONYMS: Final = {
+    "ts": ("timestamp", "time", "event_time", "eventTime", "created_at", "createdAt",
+           "datetime", "date", "when"),
+    "userId": ("user", "userid", "customer_id", "customerId", "visitor_id", "visitorId",
+               "visitorid", "USER_ID"),
+    "itemId": ("item", "itemid", "product_id", "productId", "product", "sku", "ITEM_ID"),
+    "event_type": ("event", "type", "action", "event_name", "eventName", "EVENT_TYPE"),
+    "sessionId": ("session",),
+    "quantity": ("qty",),
+}  # fmt: skip
+
+
+def _near_miss(name: str) -> str | None:
+    """The known field a misnamed one most likely means: a common synonym, or a near spelling."""
+    for field, synonyms in _SYNONYMS.items():
+        if name in synonyms or name.lower() in (s.lower() for s in synonyms):
+            return field
+    known = sorted(
+        {n for name, f in Event.model_fields.items() for n in (name, *_aliases(f.validation_alias))}
+    )
+    close = difflib.get_close_matches(name, known, n=1, cutoff=0.75)
+    return close[0] if close else None
+
+
+def _aliases(alias: Any) -> list[str]:
+    if isinstance(alias, AliasChoices):
+        return [str(choice) for choice in alias.choices]
+    return [] if alias is None else [str(alias)]
+
+
 def _problems(error: ValidationError) -> list[Problem]:
     problems = []
     for detail in error.errors(include_url=False):
@@ -316,7 +348,13 @@ def _problems(error: ValidationError) -> list[Problem]:
         if kind == "missing":
             message = f"Missing {path}"
         elif kind == "extra_forbidden":
-            message = f"Unknown field {path}; put shop-specific attributes in `properties` instead"
+            near = _near_miss(path) if len(loc) == 1 else None
+            message = (
+                f"Unknown field {path}; did you mean `{near}`? (Shop-specific attributes go "
+                "in `properties`.)"
+                if near
+                else f"Unknown field {path}; put shop-specific attributes in `properties` instead"
+            )
         elif kind == "literal_error":
             message = f"{path} must be one of {', '.join(EVENT_TYPES)} (got {got!r})"
         elif kind == "value_error":

@@ -105,7 +105,16 @@ def test_idempotency_key_derives_a_stable_event_id() -> None:
             {**GOOD, "properties": {f"k{i}": i for i in range(51)}},
             "properties may hold at most 50 keys",
         ),
-        ({**GOOD, "colour": "red"}, "Unknown field colour"),
+        ({**GOOD, "colour": "red"}, "Unknown field colour; put shop-specific attributes"),
+        # Issue 27: a near miss of a known field names the field it most likely means.
+        (
+            {**GOOD, "timestamp": "2025-08-16T18:30:00Z"},
+            "Unknown field timestamp; did you mean `ts`?",
+        ),
+        ({**GOOD, "usrId": "U1"}, "did you mean `userId`?"),
+        ({**GOOD, "product_id": "I1"}, "did you mean `itemId`?"),
+        ({**GOOD, "EVENT_TYPE": "view"}, "did you mean `event_type`?"),
+        ({**GOOD, "quantiy": 2}, "did you mean `quantity`?"),
     ],
 )
 def test_bad_events_are_refused_naming_field_and_rule(
