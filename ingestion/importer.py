@@ -256,7 +256,7 @@ def _read_interactions(
                 )
             except InvalidRecord as exc:
                 report.refuse(line, str(exc))
-                reject = {"source": str(source.path), "line": line, "error": str(exc), "row": row}
+                reject = {"source": str(source.path), "line": line, "reason": str(exc), "row": row}
                 rejects.write(json.dumps(reject, ensure_ascii=False).encode() + b"\n")
                 continue
             report.accepted += 1
@@ -363,7 +363,7 @@ def _read_catalog(source: CsvFile, kind: str, title: str | None, category: str |
                 record = user.to_record()
         except InvalidRecord as exc:
             report.refuse(line, str(exc))
-            reject = {"source": str(source.path), "line": line, "error": str(exc), "row": row}
+            reject = {"source": str(source.path), "line": line, "reason": str(exc), "row": row}
             catalog.rejects.append(json.dumps(reject, ensure_ascii=False))
             continue
         report.accepted += 1

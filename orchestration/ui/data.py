@@ -175,7 +175,9 @@ def quarantine(lake: Lake, *, newest: int = 20, reasons: int = 5) -> dict[str, A
                 record = json.loads(line)
             except json.JSONDecodeError:
                 continue
-            latest.append({"zone": zone, "reason": str(record.get("reason", "")), "file": key})
+            # Imports before 0.2 wrote their refusals' reason as `error`.
+            reason = record.get("reason", record.get("error", ""))
+            latest.append({"zone": zone, "reason": str(reason), "file": key})
     return {
         "files": len(keys),
         "countedFiles": min(newest, len(keys)),

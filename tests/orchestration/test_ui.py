@@ -173,3 +173,28 @@ def test_serve_without_ui_runs_the_api_alone(
         assert done.exit_code == 0, done.output
         assert started[-1] == expected
         assert ("store: http://" in done.output) == (not flags)
+
+
+def test_the_quarantine_shows_a_real_imports_reasons(tmp_path: Path) -> None:
+    """Before, the ops page's latest reasons were blank for an import: the importer wrote
+    each refusal's reason as `error`, the page read `reason` (as the ETL writes it)."""
+    from ingestion.importer import import_files
+    from orchestration.ui.data import quarantine
+
+    lake = LocalLake(tmp_path / "lake")
+    csv = tmp_path / "interactions.csv"
+    csv.write_text(
+        "USER_ID,ITEM_ID,TIMESTAMP,EVENT_TYPE\n"
+        "U1,I1,1755369000,view\n"
+        "U2,I2,not-a-time,view\n"
+        "U3,,1755369000,view\n",
+        encoding="utf-8",
+    )
+    [report] = import_files(lake, interactions=csv, now=datetime(2026, 11, 25, tzinfo=UTC))
+    assert report.rejected == 2
+    shown = quarantine(lake)
+    assert shown["byZone"] == {"import": 2}
+    reasons = [entry["reason"] for entry in shown["latest"]]
+    assert len(reasons) == 2
+    assert any("TIMESTAMP must be Unix seconds" in reason for reason in reasons), reasons
+    assert any("item_id must not be empty" in reason for reason in reasons), reasons
