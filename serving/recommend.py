@@ -111,6 +111,11 @@ class LiveModel:
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
 
     @property
+    def loaded(self) -> str | None:
+        """The version this worker has loaded, if any."""
+        return None if self._model is None else self._model.version
+
+    @property
     def failure(self) -> LoadFailure | None:
         """The published version that could not be loaded, while it cannot."""
         return self._failure
@@ -151,6 +156,7 @@ class LiveModel:
         except (ModelUnreadable, BotoCoreError, ClientError) as exc:
             self._failed(version, exc, now)
             return
+        model.warm()  # before it answers anyone: no request pays for the version's set-up
         if failure is not None:
             logger.warning(
                 "loaded model version %s after %d failed attempts", version, failure.attempts

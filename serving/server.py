@@ -7,6 +7,7 @@ limits one client meets are in `serving.limits`.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import logging.handlers
 import os
@@ -17,8 +18,9 @@ from typing import Any, Final
 
 from serving.app import build_app, make_handler
 from serving.asgi import JsonErrors, LambdaASGI
+from serving.errors import ModelUnavailable
 from serving.handler import build_services
-from serving.services import SERVICE
+from serving.services import SERVICE, Services
 from serving.services import logger as request_logger
 from serving.settings import ServingSettings
 from serving.threads import one_thread_per_worker
@@ -71,12 +73,21 @@ def _log_thread_error(args: threading.ExceptHookArgs) -> None:
     )
 
 
+def ready(services: Services) -> None:
+    """Load the published version before the worker takes requests, so that `/v1/health`
+    answering means ready: the first request no longer waits seconds for the load. With none
+    published (or one that cannot load) the worker starts anyway, and says so in health."""
+    with contextlib.suppress(ModelUnavailable):
+        services.recommender.live.get()
+
+
 def create_app() -> JsonErrors:
     """The ASGI app of one worker (uvicorn's `--factory`)."""
     one_thread_per_worker()
     settings = ServingSettings.from_env()
     configure_logging(settings.log_file)
     services = build_services(settings, background_flush=True)
+    ready(services)
     app = LambdaASGI(
         make_handler(build_app(services), services),
         on_shutdown=services.sink.close,

@@ -337,6 +337,13 @@ class PublishedModel:
             return self.item_stats
         return self.history.item_stats(self.n_items, self.last_event_ms)
 
+    def warm(self) -> None:
+        """Compute what every answer of this version shares (the trending candidates, ALS's
+        Gram matrix, the ranker's item statistics), so that no request waits for it."""
+        _ = self._trending_candidates, self._gram
+        if self.ranker is not None:
+            _ = self._item_stats
+
     @functools.cached_property
     def _trending_candidates(self) -> Ints:
         """The blend's trending candidates, the same for every user of a version: a

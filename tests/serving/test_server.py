@@ -47,3 +47,39 @@ def test_a_worker_runs_one_blas_thread(tmp_path: Path, entry: str) -> None:
     pools = json.loads(done.stdout.strip().splitlines()[-1])
     assert pools, "no thread pool found: the check would pass for nothing"
     assert all(pool["threads"] == 1 for pool in pools), pools
+
+
+def test_a_worker_loads_the_published_version_before_it_takes_requests(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before, the first request after start paid for the model load (2.3 s on a shop of
+    64,000 items), though `/v1/health` had already answered."""
+    from serving import server
+    from serving.services import Services
+    from tests.serving_helpers import published_shop
+
+    shop = published_shop(tmp_path / "shop")
+    for name, value in {
+        "RECS_LAKE": shop.lake,
+        "RECS_STORE": shop.store,
+        "RECS_EVENT_LOG": tmp_path / "events.sqlite3",
+        "RECS_IDEMPOTENCY_STORE": tmp_path / "idempotency.sqlite3",
+        "RECS_LOG_FILE": tmp_path / "serve.log",
+    }.items():
+        monkeypatch.setenv(name, str(value))
+    built: list[Services] = []
+    original = server.build_services
+
+    def build(*args: object, **kwargs: object) -> Services:
+        services = original(*args, **kwargs)  # type: ignore[arg-type]
+        built.append(services)
+        return services
+
+    monkeypatch.setattr(server, "build_services", build)
+    monkeypatch.setattr(server, "configure_logging", lambda path: None)
+    server.create_app()
+    [services] = built
+    try:
+        assert services.recommender.live.loaded == shop.version
+    finally:
+        services.sink.close()
