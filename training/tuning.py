@@ -209,6 +209,11 @@ class _Tuning:
                  f"{default_name} stays")  # fmt: skip
         return False
 
+    def skip(self, why: str) -> None:
+        """A candidate left untried, in the manifest and on screen."""
+        self.skipped.append(why)
+        self.progress(f"  skipped {why}")
+
     def say(self, rule: str) -> None:
         """A rule the data settled, in the manifest and on screen."""
         self.rules.append(rule)
@@ -221,9 +226,7 @@ class _Tuning:
         first: _Scored | None = None
         for model in candidates:
             if best is not None and self.spent():
-                self.skipped.append(
-                    f"{label(model)}: the {self.budget_s:g} s tuning budget was spent"
-                )
+                self.skip(f"{label(model)}: the {self.budget_s:g} s tuning budget was spent")
                 continue
             scored = self.discovery(model, hl)
             first = first or scored
@@ -316,7 +319,7 @@ def _candidates(log: Interactions, seed: int, recipe: str, tuning: _Tuning) -> l
     """The recipes to try: every affordable one, or the one asked for."""
     candidates = recipe_candidates(log.n_items, seed)
     if log.n_items > EASE.MAX_ITEMS:
-        tuning.skipped.append(
+        tuning.skip(
             f"ease: {log.n_items:,} items, over its {EASE.MAX_ITEMS:,}-item limit (a dense "
             "item x item inverse)"
         )

@@ -135,6 +135,17 @@ def test_a_named_recipe_is_served(shop: LocalLake | S3Lake) -> None:
     assert any(key.endswith("/user-personalization.npz") for key in report.files), report.files
 
 
+def test_a_skipped_recipe_is_named_on_screen_with_why(shop: LocalLake | S3Lake) -> None:
+    """Before, why a recipe was skipped was only in manifest.json (issue 27, item 6)."""
+    lines: list[str] = []
+    report = train(shop, TrainOptions(budget_s=0, half_life=None), now=NOW, progress=lines.append)
+    assert report.tuning is not None
+    assert report.tuning.skipped
+    for why in report.tuning.skipped:
+        assert f"  skipped {why}" in lines, (why, lines)
+    assert any("the 0 s tuning budget was spent" in line for line in lines)
+
+
 def test_training_without_curated_data_says_what_to_run(local_lake: LocalLake) -> None:
     from etl.errors import CuratedZoneEmpty
 
