@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
@@ -170,13 +170,18 @@ def _versus_production(
         )
 
 
+#: What the gate says of a night with nothing in production: true when it was decided, stale
+#: once this very version (or a later one) is live, so the ops page leaves it out then.
+NO_PRODUCTION: Final = "no model is in production yet"
+
+
 def decide(
     metric: str,
     candidate: dict[str, float],
     popularity: dict[str, float],
     production: dict[str, float] | None,
     production_version: str | None,
-    no_production_reason: str = "no model is in production yet",
+    no_production_reason: str = NO_PRODUCTION,
     evidence: Mapping[str, Paired] | None = None,
     notes: tuple[str, ...] = (),
     own_history: dict[str, float] | None = None,

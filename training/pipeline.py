@@ -45,6 +45,7 @@ from training.data import (
 )
 from training.errors import NotEnoughData
 from training.gate import (
+    NO_PRODUCTION,
     GateResult,
     decide,
     newer_split,
@@ -409,7 +410,7 @@ def _gate(
     """The served blend must beat popularity, and production on events it never saw (or, when
     too few users have such events, on the whole holdout, where production has seen them)."""
     live = production_version(lake)
-    no_production = "no model is in production yet"
+    no_production = NO_PRODUCTION
     notes: list[str] = []
     judged, production_ranked = split, None
     if live is not None:

@@ -186,6 +186,17 @@ def quarantine(lake: Lake, *, newest: int = 20, reasons: int = 5) -> dict[str, A
     }
 
 
+def _current(v: Any) -> list[str]:
+    """The gate's reasons as they still hold: "no model is in production yet" was true when
+    the version was judged, and stale once it (or any version) is in production."""
+    from training.gate import NO_PRODUCTION
+
+    if v.state != "production":
+        return list(v.reasons)
+    reasons = [r.replace(f"; {NO_PRODUCTION}", "") for r in v.reasons]
+    return [r for r in reasons if r and r != NO_PRODUCTION]
+
+
 def _version(v: Any) -> dict[str, Any] | None:
     """A model version as the ops page shows it."""
     if v is None:
@@ -198,7 +209,7 @@ def _version(v: Any) -> dict[str, Any] | None:
         "ndcg10": v.ndcg10,
         "popularityNdcg10": v.popularity_ndcg10,
         "ownHistoryNdcg10": v.own_history_ndcg10,
-        "reasons": list(v.reasons),
+        "reasons": _current(v),
         "trainedAt": v.manifest.get("created_at"),
     }
 

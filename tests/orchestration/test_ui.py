@@ -198,3 +198,18 @@ def test_the_quarantine_shows_a_real_imports_reasons(tmp_path: Path) -> None:
     assert len(reasons) == 2
     assert any("TIMESTAMP must be Unix seconds" in reason for reason in reasons), reasons
     assert any("item_id must not be empty" in reason for reason in reasons), reasons
+
+
+def test_the_production_versions_gate_line_says_nothing_stale(shop: PublishedShop) -> None:
+    """Before, the ops page showed "no model is in production yet" beside the very version
+    in production: true when the gate judged it, stale since (issue 27, item 9)."""
+    from orchestration.ui.data import ops
+    from training.versions import versions
+
+    lake = LocalLake(shop.lake)
+    [judged] = [v for v in versions(lake) if v.version == shop.version]
+    assert any("no model is in production yet" in r for r in judged.reasons)  # as judged
+    production = ops(lake)["production"]
+    assert production["version"] == shop.version
+    assert production["reasons"]  # the rest of the verdict stays
+    assert not any("no model is in production yet" in r for r in production["reasons"])
