@@ -12,7 +12,7 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -23,6 +23,9 @@ from common.lake import lake_for_writing
 from common.settings import LakeSettings
 from ingestion.settings import IngestionSettings
 from ingestion.sinks import LocalSink, make_sink
+
+if TYPE_CHECKING:
+    from ingestion.importer import ImportReport
 
 
 def _date(_ctx: click.Context, _param: click.Parameter, value: str | None) -> datetime | None:
@@ -135,11 +138,12 @@ def _parse_map(
     return mapping
 
 
-def _print_problems(source: str, problems: list[tuple[int, str]], total: int) -> None:
-    for line, message in problems[:20]:
-        console.print(f"  {source}:{line}: {message}", highlight=False, markup=False)
-    if total > 20:
-        console.print(f"  ... and {total - 20:,} more")
+def _print_problems(report: ImportReport) -> None:
+    """Each kind of problem once, with how many rows it refused and its first lines."""
+    for kind, count in report.kinds.most_common():
+        console.print(f"  {count:,} rows: {kind}", highlight=False, markup=False)
+        for line, message in report.examples[kind]:
+            console.print(f"    {report.source}:{line}: {message}", highlight=False, markup=False)
 
 
 def _existing_file(_ctx: click.Context, _param: click.Parameter, value: str | None) -> Path | None:
@@ -185,6 +189,11 @@ def _existing_file(_ctx: click.Context, _param: click.Parameter, value: str | No
     help="Items column holding the product's name. [default: TITLE, NAME or PRODUCT_NAME]",
 )
 @click.option("--strict", is_flag=True, help="Exit with status 1 if any row was refused.")
+@click.option(
+    "--allow-refused",
+    is_flag=True,
+    help="Exit with status 0 even when more than half a file's rows were refused.",
+)
 @with_settings(LakeSettings)
 @fails_cleanly
 def import_(
@@ -196,6 +205,7 @@ def import_(
     category_column: str | None,
     title_column: str | None,
     strict: bool,
+    allow_refused: bool,
     settings: LakeSettings,
 ) -> None:
     """Import a shop's history from Amazon Personalize CSV files (plain or gzip).
@@ -254,12 +264,22 @@ def import_(
                 markup=False,
             )
         if report.rejected:
-            _print_problems(report.source, report.problems, report.rejected)
+            _print_problems(report)
             assert report.quarantine is not None
             console.print(f"  refused rows and reasons: {target.url(report.quarantine)}")
         refused += report.rejected
+    mostly = [r for r in reports if r.mostly_refused]
+    for report in mostly:
+        console.print(
+            f"{report.source}: {report.rejected:,} of {report.rows:,} rows refused, more than "
+            "half: check the file's columns, its TIMESTAMP unit and the --map options above. "
+            "The rows that were imported stay imported; pass --allow-refused to accept a run "
+            "like this",
+            highlight=False,
+            markup=False,
+        )
     out.print("Next: recs etl, to curate what was imported", highlight=False)
-    if strict and refused:
+    if (strict and refused) or (mostly and not allow_refused):
         sys.exit(1)
 
 

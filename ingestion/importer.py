@@ -128,11 +128,39 @@ class ImportReport:
     objects: list[str] = field(default_factory=list)
     quarantine: str | None = None
 
+    #: Refused rows by kind of problem (`problem_kind`), and the first examples of each.
+    kinds: Counter[str] = field(default_factory=Counter)
+    examples: dict[str, list[tuple[int, str]]] = field(default_factory=dict)
+
     def refuse(self, line: int, message: str) -> None:
         """Count a refused row, keeping the first problems for the summary."""
         self.rejected += 1
         if len(self.problems) < _PROBLEMS_KEPT:
             self.problems.append((line, message))
+        kind = problem_kind(message)
+        self.kinds[kind] += 1
+        shown = self.examples.setdefault(kind, [])
+        if len(shown) < EXAMPLES_PER_KIND:
+            shown.append((line, message))
+
+    @property
+    def mostly_refused(self) -> bool:
+        """More than half the rows were refused: a wrong file, column or mapping, most
+        likely, rather than a few bad rows."""
+        return self.rejected * 2 > self.rows
+
+
+#: Example lines shown for each kind of problem.
+EXAMPLES_PER_KIND: Final = 3
+_GOT: Final = re.compile(r"\s*\(got .*\)$")
+_QUOTED: Final = re.compile(r"'[^']*'")
+_NUMBER: Final = re.compile(r"\d[\d,.]*")
+
+
+def problem_kind(message: str) -> str:
+    """A refusal's message without what varies from row to row (the value it got, quoted
+    names, numbers): rows refused for the same reason share it."""
+    return _NUMBER.sub("N", _QUOTED.sub("'…'", _GOT.sub("", message)))
 
 
 # -- reading CSV -----------------------------------------------------------------------------

@@ -108,6 +108,26 @@ def test_import_then_flush(tmp_path: Path) -> None:
     assert run("flush", cwd=tmp_path).returncode == 0
 
 
+def test_import_says_each_kind_of_problem_once_and_fails_when_most_rows_are_refused(
+    tmp_path: Path,
+) -> None:
+    """Before, a run that refused 92% of the rows exited 0, and printed the same message for
+    each of the first 20 rows (issue 27, item 2)."""
+    csv = tmp_path / "interactions.csv"
+    bad = "".join(f"U{n},I{n},{1755369000 + n}x,view\n" for n in range(25))
+    csv.write_text("USER_ID,ITEM_ID,TIMESTAMP,EVENT_TYPE\nU1,I1,1755369000,view\n" + bad)
+    result = run("import", str(csv), cwd=tmp_path)
+    assert result.returncode == 1, result.stderr
+    assert "26 interactions rows, 1 imported, 25 refused" in result.stdout
+    assert "25 rows: TIMESTAMP must be Unix seconds such as N" in result.stderr
+    assert result.stderr.count("TIMESTAMP must be Unix seconds") == 4  # the kind, 3 examples
+    assert "25 of 26 rows refused, more than half" in result.stderr
+    assert "--allow-refused" in result.stderr
+    assert len(_events(LocalLake(tmp_path / "lake"))) == 1  # the good row stays imported
+    again = run("import", "--allow-refused", str(csv), cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+
+
 @pytest.mark.parametrize(
     ("args", "env", "message"),
     [
