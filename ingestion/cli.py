@@ -138,6 +138,17 @@ def _parse_map(
     return mapping
 
 
+def _column_list(
+    _ctx: click.Context, _param: click.Parameter, value: str | None
+) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    names = tuple(name.strip() for name in value.split(","))
+    if not all(names):
+        raise click.BadParameter(f"{value!r} has an empty name; give NAME,NAME,...")
+    return names
+
+
 def _print_problems(report: ImportReport) -> None:
     """Each kind of problem once, with how many rows it refused and its first lines."""
     for kind, count in report.kinds.most_common():
@@ -188,6 +199,14 @@ def _existing_file(_ctx: click.Context, _param: click.Parameter, value: str | No
     metavar="COLUMN",
     help="Items column holding the product's name. [default: TITLE, NAME or PRODUCT_NAME]",
 )
+@click.option(
+    "--columns",
+    callback=_column_list,
+    metavar="NAMES",
+    help="The interactions file's columns in order, for a file without a header row: "
+    "user, item, event and timestamp (or Personalize's names), others kept as properties. "
+    "Example: --columns user,item,category,event,timestamp",
+)
 @click.option("--strict", is_flag=True, help="Exit with status 1 if any row was refused.")
 @click.option(
     "--allow-refused",
@@ -204,6 +223,7 @@ def import_(
     event_type: str | None,
     category_column: str | None,
     title_column: str | None,
+    columns: tuple[str, ...] | None,
     strict: bool,
     allow_refused: bool,
     settings: LakeSettings,
@@ -227,6 +247,7 @@ def import_(
         event_type=event_type,
         category_column=category_column,
         title_column=title_column,
+        columns=columns,
     )
     target = lake_for_writing(settings.lake)
     with progress_bar("rows read", None) as advance:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import gzip
 import math
+import re
 import zlib
 from collections.abc import Generator, Iterator, Sequence
 from datetime import UTC, datetime
@@ -32,6 +33,16 @@ class InvalidImportFile(IngestionError):
     """
 
 
+#: What `--columns` may call a column, beside the Personalize names themselves.
+COLUMN_NAMES: Final = {
+    "user": "USER_ID", "userid": "USER_ID", "user_id": "USER_ID",
+    "item": "ITEM_ID", "itemid": "ITEM_ID", "item_id": "ITEM_ID",
+    "event": "EVENT_TYPE", "type": "EVENT_TYPE", "event_type": "EVENT_TYPE",
+    "timestamp": "TIMESTAMP", "time": "TIMESTAMP", "ts": "TIMESTAMP",
+}  # fmt: skip
+_DATA_LIKE: Final = re.compile(r"[\d.:\-+TZ ]*\d[\d.:\-+TZ ]*")
+
+
 class CsvFile:
     """A Personalize-style CSV file, plain or gzip (told by content): header and rows.
 
@@ -39,8 +50,11 @@ class CsvFile:
     UTF-8 is reported with its line number.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, columns: Sequence[str] | None = None) -> None:
+        """`columns` names the columns of a file without a header row, in order; its first
+        row is then data."""
         self.path = path
+        self.headless = columns is not None
         if not path.exists():
             raise InvalidImportFile(f"{path}: no such file")
         if not path.is_file():
@@ -52,6 +66,13 @@ class CsvFile:
             raise InvalidImportFile(f"{path}: the file is empty; it needs a header row") from None
         finally:
             rows.close()
+        if columns is not None:
+            if len(columns) != len(first):
+                raise InvalidImportFile(
+                    f"{path}: --columns names {len(columns)} columns, and its first row has "
+                    f"{len(first)} values ({','.join(first)})"
+                )
+            first = [COLUMN_NAMES.get(name.strip().lower(), name) for name in columns]
         self.header = [name.strip().upper() for name in first]
         blank = [str(i + 1) for i, name in enumerate(self.header) if not name]
         if blank:
@@ -109,7 +130,8 @@ class CsvFile:
         """(line number, {column: value}) of each data row; a row of the wrong width comes
         as its bare list of values, for `checked` to refuse."""
         rows = self.rows()
-        next(rows)
+        if not self.headless:
+            next(rows)
         for line, values in rows:
             if len(values) != len(self.header):
                 yield line, values
@@ -124,14 +146,24 @@ class CsvFile:
             )
         return row
 
-    def require(self, columns: Sequence[str], what: str) -> None:
-        """Refuse the file unless its header has every column."""
+    def require(self, columns: Sequence[str], what: str, *, headless_hint: str = "") -> None:
+        """Refuse the file unless its header has every column. `headless_hint` is added
+        where the header looks like data (a file without a header row)."""
         missing = [c for c in columns if c not in self.header]
+        if missing and headless_hint and not self.headless and self.looks_like_data():
+            raise InvalidImportFile(
+                f"{self.path}: the first row ({','.join(self.header)}) looks like data, not a "
+                f"header; {headless_hint}"
+            )
         if missing:
             raise InvalidImportFile(
                 f"{self.path}: the header lacks {', '.join(missing)}, which {what} needs "
                 f"(found: {','.join(self.header)})"
             )
+
+    def looks_like_data(self) -> bool:
+        """Whether the header row holds a number or a time, as a data row would."""
+        return any(_DATA_LIKE.fullmatch(name) for name in self.header)
 
     def column(self, name: str | None, flag: str) -> str | None:
         """A column named on the command line, checked against the header."""

@@ -89,6 +89,8 @@ class ImportOptions:
     category_column: str | None = None
     #: The items column that holds the product's name.
     title_column: str | None = None
+    #: The interactions file's columns, in order, for a file without a header row.
+    columns: tuple[str, ...] | None = None
 
     def mapping(self) -> dict[str, str]:
         """Every known spelling -> our event type; refuses a target that is not ours."""
@@ -442,9 +444,14 @@ def import_files(
     run = f"{now:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
     # Open every file and check every header first: a bad items header must not leave an
     # interactions import behind.
-    events_file = CsvFile(interactions) if interactions is not None else None
+    events_file = CsvFile(interactions, options.columns) if interactions is not None else None
     if events_file is not None:
-        events_file.require(["USER_ID", "ITEM_ID", "TIMESTAMP"], "an interactions file")
+        events_file.require(
+            ["USER_ID", "ITEM_ID", "TIMESTAMP"],
+            "an interactions file",
+            headless_hint="name its columns in order with --columns, for instance "
+            "--columns user,item,event,timestamp (other names are kept as properties)",
+        )
         if "EVENT_TYPE" not in events_file.header and options.event_type is None:
             raise InvalidImportFile(
                 f"{events_file.path}: the header has no EVENT_TYPE; say what every row is with "

@@ -128,6 +128,31 @@ def test_import_says_each_kind_of_problem_once_and_fails_when_most_rows_are_refu
     assert again.returncode == 0, again.stderr
 
 
+def test_a_file_without_a_header_imports_with_columns_and_is_refused_without(
+    tmp_path: Path,
+) -> None:
+    """Most exports come without a header row (issue 27, item 4)."""
+    csv = tmp_path / "log.csv"
+    csv.write_text("U1,I1,shoes,pv,1755369000\nU2,I2,hats,buy,1755369060\n")
+    refused = run("import", str(csv), cwd=tmp_path)
+    assert refused.returncode != 0
+    assert "looks like data, not a header" in refused.stderr
+    assert "--columns user,item,event,timestamp" in refused.stderr
+    assert not (tmp_path / "lake").exists()
+    result = run(
+        "import", "--columns", "user,item,category,event,timestamp", "--map", "pv=view",
+        str(csv), cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "2 interactions rows, 2 imported, 0 refused" in result.stdout
+    events = sorted(_events(LocalLake(tmp_path / "lake")), key=lambda e: str(e["user_id"]))
+    assert [(e["user_id"], e["item_id"], e["event_type"]) for e in events] == [
+        ("U1", "I1", "view"),
+        ("U2", "I2", "purchase"),
+    ]
+    assert events[0]["properties"] == {"category": "shoes"}
+
+
 @pytest.mark.parametrize(
     ("args", "env", "message"),
     [
