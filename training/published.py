@@ -340,7 +340,7 @@ class PublishedModel:
     def warm(self) -> None:
         """Compute what every answer of this version shares (the trending candidates, ALS's
         Gram matrix, the ranker's item statistics), so that no request waits for it."""
-        _ = self._trending_candidates, self._gram
+        _ = self._trending_candidates, self._gram, self._trending_order(None)
         if self.ranker is not None:
             _ = self._item_stats
 
@@ -396,15 +396,34 @@ class PublishedModel:
     def popular(
         self, k: int, *, skip: Iterable[str] = (), category: str | None = None
     ) -> list[tuple[str, float]]:
-        """Trending items, in a category if given, leaving some out."""
-        scores = self.trending.astype(np.float32, copy=True)
-        codes = [c for c in (self.item_code(i) for i in skip) if c is not None]
-        if codes:
-            scores[np.array(codes, dtype=np.int64)] = -np.inf
-        if category is not None:
-            scores[self.categories != category] = -np.inf
-        best = top_by_score(np.where(np.isfinite(scores), scores, 0), k)
+        """Trending items, in a category if given, leaving some out: the first k of the
+        version's trending order that are not skipped (no pass over the catalogue)."""
+        skipped = {c for c in (self.item_code(i) for i in skip) if c is not None}
+        best: list[int] = []
+        for code in self._trending_order(category)[: k + len(skipped)].tolist():
+            if code not in skipped:
+                best.append(code)
+                if len(best) == k:
+                    break
         return [(str(self.item_ids[i]), round(float(self.trending[i]), 6)) for i in best]
+
+    def _trending_order(self, category: str | None) -> Ints:
+        """Items with a trending score, best first, ties by code (as `top_by_score` orders
+        them), in a category if given; once per version and category."""
+        orders = self._trending_orders
+        if None not in orders:
+            orders[None] = top_by_score(self.trending, self.n_items)
+        if category in orders:
+            return orders[category]
+        every = orders[None]
+        found: Ints = every[self.categories[every] == category]
+        if len(found):  # kept for the version's own categories only, never for any name asked
+            orders[category] = found
+        return found
+
+    @functools.cached_property
+    def _trending_orders(self) -> dict[str | None, Ints]:
+        return {}
 
     def related(self, item_id: str, k: int) -> list[tuple[str, float]] | None:
         """The item's strongest similar items; None if the version does not know it."""

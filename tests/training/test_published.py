@@ -177,6 +177,31 @@ def test_popular_answers_from_trending_within_a_category() -> None:
     assert all(int(i[1:]) % 2 == 1 and i != "I001" for i, _ in lamps)
 
 
+def _popular_over_every_item(
+    model: PublishedModel, k: int, skip: list[str], category: str | None
+) -> list[tuple[str, float]]:
+    """What `popular` answered before it kept a trending order: a pass over every item."""
+    scores = model.trending.astype(np.float32, copy=True)
+    codes = [c for c in (model.item_code(i) for i in skip) if c is not None]
+    if codes:
+        scores[np.array(codes, dtype=np.int64)] = -np.inf
+    if category is not None:
+        scores[model.categories != category] = -np.inf
+    best = top_by_score(np.where(np.isfinite(scores), scores, 0), k)
+    return [(str(model.item_ids[i]), round(float(model.trending[i]), 6)) for i in best]
+
+
+def test_popular_from_the_kept_trending_order_answers_as_a_pass_over_every_item() -> None:
+    model = _model(None, Blend())
+    rng = np.random.default_rng(7)
+    for _ in range(200):
+        k = int(rng.integers(1, 45))
+        skip = [f"I{c:03d}" for c in rng.integers(0, N_ITEMS + 5, int(rng.integers(0, 12)))]
+        category = [None, "lamps", "rugs", "none such"][int(rng.integers(0, 4))]
+        expected = _popular_over_every_item(model, k, skip, category)
+        assert model.popular(k, skip=skip, category=category) == expected, (k, skip, category)
+
+
 @pytest.mark.parametrize("policy", REPEAT_POLICIES)
 def test_news_is_folded_into_the_trained_history(policy: Repeats) -> None:
     recipe = ItemKNN(neighbours=10).fit(MATRIX)
