@@ -25,6 +25,7 @@ from ingestion.settings import IngestionSettings
 from ingestion.sinks import LocalSink, make_sink
 
 if TYPE_CHECKING:
+    from common.lake import Lake
     from ingestion.importer import ImportReport
 
 
@@ -149,6 +150,33 @@ def _column_list(
     return names
 
 
+def _print_report(report: ImportReport, target: Lake) -> None:
+    """One file's summary: what landed, what was refused, and why."""
+    out.print(
+        f"{report.source}: {report.rows:,} {report.kind} rows, {report.accepted:,} "
+        f"imported, {report.rejected:,} refused",
+        highlight=False,
+    )
+    if report.repeats:
+        out.print(f"  {report.repeats:,} rows repeat an earlier row exactly; each is its own event")
+    if report.rescaled:
+        out.print(f"  TIMESTAMP read as milliseconds (or microseconds) in {report.rescaled:,} rows")
+    for note in report.notes:
+        out.print(f"  note: {note}", highlight=False)
+    for name, count in report.unmapped.most_common():
+        console.print(
+            f"  EVENT_TYPE {name!r} ({count:,} rows) is none of view, add_to_cart, "
+            f"purchase; the rows are kept in quarantine. Import them with --map {name}=view "
+            "(or add_to_cart, purchase): rows already imported are not added twice",
+            highlight=False,
+            markup=False,
+        )
+    if report.rejected:
+        _print_problems(report)
+        assert report.quarantine is not None
+        console.print(f"  refused rows and reasons: {target.url(report.quarantine)}")
+
+
 def _print_problems(report: ImportReport) -> None:
     """Each kind of problem once, with how many rows it refused and its first lines."""
     for kind, count in report.kinds.most_common():
@@ -259,36 +287,9 @@ def import_(
             options=options,
             progress=advance,
         )
-    refused = 0
     for report in reports:
-        out.print(
-            f"{report.source}: {report.rows:,} {report.kind} rows, {report.accepted:,} "
-            f"imported, {report.rejected:,} refused",
-            highlight=False,
-        )
-        if report.repeats:
-            out.print(
-                f"  {report.repeats:,} rows repeat an earlier row exactly; each is its own event"
-            )
-        if report.rescaled:
-            out.print(
-                f"  TIMESTAMP read as milliseconds (or microseconds) in {report.rescaled:,} rows"
-            )
-        for note in report.notes:
-            out.print(f"  note: {note}", highlight=False)
-        for name, count in report.unmapped.most_common():
-            console.print(
-                f"  EVENT_TYPE {name!r} ({count:,} rows) is none of view, add_to_cart, "
-                f"purchase; the rows are kept in quarantine. Import them with --map {name}=view "
-                "(or add_to_cart, purchase): rows already imported are not added twice",
-                highlight=False,
-                markup=False,
-            )
-        if report.rejected:
-            _print_problems(report)
-            assert report.quarantine is not None
-            console.print(f"  refused rows and reasons: {target.url(report.quarantine)}")
-        refused += report.rejected
+        _print_report(report, target)
+    refused = sum(report.rejected for report in reports)
     mostly = [r for r in reports if r.mostly_refused]
     for report in mostly:
         console.print(

@@ -421,6 +421,24 @@ def _items_file(source: CsvFile, options: ImportOptions) -> tuple[str | None, st
 # -- the import ------------------------------------------------------------------------------
 
 
+def _interactions_file(path: Path, options: ImportOptions) -> CsvFile:
+    """The interactions file, its header checked: the columns it needs, and an EVENT_TYPE
+    column or `--event-type`."""
+    events_file = CsvFile(path, options.columns)
+    events_file.require(
+        ["USER_ID", "ITEM_ID", "TIMESTAMP"],
+        "an interactions file",
+        headless_hint="name its columns in order with --columns, for instance "
+        "--columns user,item,event,timestamp (other names are kept as properties)",
+    )
+    if "EVENT_TYPE" not in events_file.header and options.event_type is None:
+        raise InvalidImportFile(
+            f"{events_file.path}: the header has no EVENT_TYPE; say what every row is with "
+            "--event-type purchase (or view, add_to_cart)"
+        )
+    return events_file
+
+
 def import_files(
     lake: Lake,
     *,
@@ -444,19 +462,7 @@ def import_files(
     run = f"{now:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
     # Open every file and check every header first: a bad items header must not leave an
     # interactions import behind.
-    events_file = CsvFile(interactions, options.columns) if interactions is not None else None
-    if events_file is not None:
-        events_file.require(
-            ["USER_ID", "ITEM_ID", "TIMESTAMP"],
-            "an interactions file",
-            headless_hint="name its columns in order with --columns, for instance "
-            "--columns user,item,event,timestamp (other names are kept as properties)",
-        )
-        if "EVENT_TYPE" not in events_file.header and options.event_type is None:
-            raise InvalidImportFile(
-                f"{events_file.path}: the header has no EVENT_TYPE; say what every row is with "
-                "--event-type purchase (or view, add_to_cart)"
-            )
+    events_file = _interactions_file(interactions, options) if interactions else None
     items_file = CsvFile(items) if items is not None else None
     columns = _items_file(items_file, options) if items_file is not None else (None, None)
     users_file = CsvFile(users) if users is not None else None
