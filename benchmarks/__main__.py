@@ -67,7 +67,10 @@ def main(argv: list[str] | None = None) -> None:
         "--scale-events", type=int, default=10_000_000, help="training at scale; 0 skips it"
     )
     parser.add_argument(
-        "--serving-events", type=int, default=1_000_000, help="shop behind the API; 0 skips it"
+        "--serving-events",
+        type=int,
+        default=3_000_000,
+        help="events of the 1,000,000-user shop behind the API; 0 skips it",
     )
     parser.add_argument(
         "--reliability-events",

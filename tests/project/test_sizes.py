@@ -18,7 +18,6 @@ LONG_FUNCTIONS = {
     "to bottom in the order they print",
     "benchmarks/reliability.py:reliability_rows": "one report section, each scenario's row and "
     "note in the order they print",
-    "benchmarks/serving.py:serving_rows": "one report section, each route's row in print order",
     "benchmarks/big_shop.py:run": "one measured run of the big shop, each component timed in "
     "the order the night runs them",
     "benchmarks/reranker.py:features": "the reranker peer's 21 feature columns, built side by "
