@@ -196,6 +196,12 @@ class Event(BaseModel):
         description=f"Free-form attributes: at most {MAX_PROPERTIES} keys, string values of "
         f"at most {MAX_PROPERTY_CHARS} characters.",
     )
+    shop_event_type: Id | None = Field(
+        default=None,
+        validation_alias=AliasChoices("shopEventType", "shop_event_type"),
+        description="The shop's own name for the interaction when it is not one of ours "
+        "(`fav`, `wishlist`, `pv`), kept beside the event_type it was mapped to.",
+    )
     recommendation_id: Id | None = Field(
         default=None,
         validation_alias=AliasChoices("recommendationId", "recommendation_id"),

@@ -51,6 +51,7 @@ _ALIASES: Final = (
     ("event_type", "eventType"),
     ("session_id", "sessionId"),
     ("recommendation_id", "recommendationId"),
+    ("shop_event_type", "shopEventType"),
 )
 #: Every key the fast path understands, with the type pyarrow should parse it as. A key not
 #: listed here (`properties`, or one the contract does not know) fails the parse, and the
@@ -66,6 +67,7 @@ _LAKE_SCHEMA: Final = pa.schema(
         ("price", pa.float64()),
         ("quantity", pa.int64()),
         ("recommendation_id", pa.string()),
+        ("shop_event_type", pa.string()),
     ]
 )
 _ANY_SCHEMA: Final = pa.schema([*_LAKE_SCHEMA, *((alias, pa.string()) for _, alias in _ALIASES)])
@@ -296,6 +298,7 @@ def _check(
         _id_ok(columns["item_id"]),
         _id_ok(columns["session_id"], nullable=True),
         _id_ok(columns["recommendation_id"], nullable=True),
+        _id_ok(columns["shop_event_type"], nullable=True),
         pc.fill_null(pc.is_in(columns["event_type"], value_set=pa.array(EVENT_TYPES)), False),
         ts_ok,
         pc.and_(pc.greater_equal(ts_us, earliest), pc.less_equal(ts_us, latest)),
@@ -317,6 +320,7 @@ def _check(
             "quantity": pc.cast(pc.if_else(pc.fill_null(ok, False), quantity, None), pa.int32()),
             "properties": pa.nulls(table.num_rows, pa.string()),
             "recommendation_id": columns["recommendation_id"],
+            "shop_event_type": columns["shop_event_type"],
         }
     )
     return np.asarray(ok.to_numpy(zero_copy_only=False), dtype=bool), curated
@@ -344,6 +348,7 @@ def event_rows(events: Sequence[Event], seqs: Sequence[int]) -> pa.Table:
             else json.dumps(event.properties, sort_keys=True, separators=(",", ":"))
         )
         records["recommendation_id"].append(event.recommendation_id)
+        records["shop_event_type"].append(event.shop_event_type)
     records["_seq"] = list(seqs)
     return pa.table(records, schema=_ROWS)
 

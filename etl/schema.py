@@ -100,8 +100,8 @@ INTERACTIONS_TABLE: Final = Table(
             "Free-form attributes as a JSON object (json_extract_scalar in Athena).",
             nullable=True,
         ),
-        # Added after the first release: files written before it lack the column, and the
-        # views read them with it null (etl/sql.py).
+        # Added after the first release: files written before them lack these columns, and
+        # the views read them as null (etl/sql.py).
         Column(
             "recommendation_id",
             pa.string(),
@@ -109,6 +109,15 @@ INTERACTIONS_TABLE: Final = Table(
             "recommendationId of the answer the interaction came from (a click on a "
             "recommendation); null otherwise.",
             nullable=True,
+        ),
+        Column(
+            "shop_event_type",
+            pa.string(),
+            "string",
+            "The shop's own name for the interaction when it was mapped onto one of ours "
+            "(fav or wishlist imported as add_to_cart, pv as view); null otherwise.",
+            nullable=True,
+            dictionary=True,
         ),
     ),
     partition=Column(PARTITION, pa.date32(), "date", "UTC date of ts."),

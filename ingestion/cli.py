@@ -152,6 +152,8 @@ def _column_list(
 
 def _print_report(report: ImportReport, target: Lake) -> None:
     """One file's summary: what landed, what was refused, and why."""
+    from ingestion.importer import event_type_key
+
     out.print(
         f"{report.source}: {report.rows:,} {report.kind} rows, {report.accepted:,} "
         f"imported, {report.rejected:,} refused",
@@ -163,6 +165,17 @@ def _print_report(report: ImportReport, target: Lake) -> None:
         out.print(f"  TIMESTAMP read as milliseconds (or microseconds) in {report.rescaled:,} rows")
     for note in report.notes:
         out.print(f"  note: {note}", highlight=False)
+    renamed = [
+        f"{name} -> {ours} ({count:,})"
+        for (name, ours), count in report.mapped.most_common()
+        if event_type_key(name) != event_type_key(ours)
+    ]
+    if renamed:
+        out.print(
+            f"  event types read as ours: {', '.join(renamed)}; the shop's names are kept in "
+            "shop_event_type, and --map NAME=TYPE changes a mapping",
+            highlight=False,
+        )
     for name, count in report.unmapped.most_common():
         console.print(
             f"  EVENT_TYPE {name!r} ({count:,} rows) is none of view, add_to_cart, "

@@ -1,8 +1,9 @@
 """`recs import`: a shop's history, in Amazon Personalize's CSV shapes, into the raw zone.
 
 Interactions: `USER_ID,ITEM_ID,TIMESTAMP` are required, as in Personalize. `EVENT_TYPE` is
-mapped onto ours (view, add_to_cart, purchase) through common spellings and `--map`; a file
-without it says what its rows are with `--event-type`. `SESSION_ID`, `PRICE` and `QUANTITY`
+mapped onto ours (view, add_to_cart, purchase) through common spellings and `--map`, and a
+name that is not ours (`fav`, `pv`) is kept beside it as `shop_event_type`; a file without
+the column says what its rows are with `--event-type`. `SESSION_ID`, `PRICE` and `QUANTITY`
 fill the matching event fields; every other column goes into the event's `properties`.
 TIMESTAMP is Unix seconds, as Personalize has it; milliseconds (and microseconds) are told
 by their size, and RFC 3339 text is read too. History of any age imports: the "not before
@@ -54,13 +55,24 @@ _PROBLEMS_KEPT: Final = 1000
 
 #: Common spellings of our three event types in shops' exports; `--map` adds more. Keys are
 #: compared with case, spaces, dashes and underscores ignored: "AddToCart" is "add_to_cart".
+#: A favourite or a wish list is an intent to buy short of a cart; it is mapped to add_to_cart,
+#: and the shop's own name stays in the curated `shop_event_type`, so an analyst (or a later
+#: `--map fav=view`) can tell the two apart.
 DEFAULT_EVENT_TYPE_MAP: Final = {
     "view": "view",
+    "pv": "view",
+    "page_view": "view",
     "click": "view",
+    "detail": "view",
     "detail_view": "view",
     "product_view": "view",
     "add_to_cart": "add_to_cart",
     "cart": "add_to_cart",
+    "fav": "add_to_cart",
+    "favorite": "add_to_cart",
+    "favourite": "add_to_cart",
+    "wishlist": "add_to_cart",
+    "add_to_wishlist": "add_to_cart",
     "purchase": "purchase",
     "order": "purchase",
     "buy": "purchase",
@@ -121,6 +133,8 @@ class ImportReport:
     problems: list[tuple[int, str]] = field(default_factory=list)
     #: Event types no mapping covers, and how many rows each.
     unmapped: Counter[str] = field(default_factory=Counter)
+    #: (the shop's event type, ours) -> rows, for every type that was mapped.
+    mapped: Counter[tuple[str, str]] = field(default_factory=Counter)
     #: Rows whose TIMESTAMP was read as milliseconds or microseconds, not seconds.
     rescaled: int = 0
     #: Rows that repeat an earlier row of the file exactly; each is its own event.
@@ -209,9 +223,15 @@ def _interaction(
     options: ImportOptions,
     report: ImportReport,
     now: datetime,
-) -> tuple[str, int, bool]:
-    """A row as the event's canonical JSON without its id, its time in ms, and if rescaled."""
+) -> tuple[str, str | None, int, bool]:
+    """A row as the event's canonical JSON without its id or the shop's own event name, that
+    name (when it is not ours), its time in ms, and if the time was rescaled.
+
+    The id comes from that JSON, so the shop's name for a type does not change it: a file
+    imported before names were kept, or exported again with other spellings, is not doubled.
+    """
     raw_type = row.get("EVENT_TYPE", "")
+    shop_type: str | None = None
     if not raw_type.strip():
         if options.event_type is None:
             raise InvalidRecord(
@@ -238,6 +258,9 @@ def _interaction(
                 ]
             )
         event_type = found
+        report.mapped[(raw_type, found)] += 1
+        if event_type_key(raw_type) != event_type_key(found):
+            shop_type = raw_type.strip()
     ts, rescaled = parse_timestamp(row["TIMESTAMP"], "TIMESTAMP")
     record: dict[str, Any] = {
         "user_id": row["USER_ID"],
@@ -259,8 +282,11 @@ def _interaction(
             properties[column.lower()] = value
     if properties:
         record["properties"] = properties
+    if shop_type is not None:
+        record["shop_event_type"] = shop_type
     event = parse_event(record, now=now, history=True)
-    return event.model_dump_json(exclude_none=True, exclude={"event_id"}), epoch_ms(ts), rescaled
+    content = event.model_dump_json(exclude_none=True, exclude={"event_id", "shop_event_type"})
+    return content, event.shop_event_type, epoch_ms(ts), rescaled
 
 
 def _read_interactions(
@@ -281,7 +307,7 @@ def _read_interactions(
         for line, row in source.records():
             report.rows += 1
             try:
-                content, ts_ms, rescaled = _interaction(
+                content, shop_type, ts_ms, rescaled = _interaction(
                     source.checked(row), mapping, options, report, now
                 )
             except InvalidRecord as exc:
@@ -292,9 +318,10 @@ def _read_interactions(
             report.accepted += 1
             report.rescaled += rescaled
             body = content.encode()
-            events.write(b"%d\t%s\n" % (ts_ms, body))
+            shop = b"" if shop_type is None else json.dumps(shop_type).encode()
+            events.write(b"%d\t%s\t%s\n" % (ts_ms, shop, body))
             spool.digests += hashlib.sha256(body).digest()[:16]
-            spool.content.update(body + b"\n")
+            spool.content.update(shop + b"\t" + body + b"\n")
             if progress is not None and report.rows - shown >= 10_000:
                 progress(report.rows - shown)
                 shown = report.rows
@@ -312,11 +339,12 @@ def _write_interactions(lake: Lake, spool: _Spool, report: ImportReport, run: st
         RawEventWriter(lake, stream=HISTORY_STREAM, run_key=spool.content.hexdigest()) as writer,
     ):
         for rank, line in zip(ranks.tolist(), events, strict=True):
-            ts_text, _, body = line.rstrip(b"\n").partition(b"\t")
+            ts_text, shop, body = line.rstrip(b"\n").split(b"\t", 2)
             content = body.decode()
             event_id = uuid.uuid5(_ROW_NAMESPACE, f"{content}#{rank}")
             ts_ms = int(ts_text)
-            writer.add(ts_ms - ts_ms % HOUR_MS, [f'{{"event_id":"{event_id}",{content[1:]}'])
+            named = f'"shop_event_type":{shop.decode()},' if shop else ""
+            writer.add(ts_ms - ts_ms % HOUR_MS, [f'{{"event_id":"{event_id}",{named}{content[1:]}'])
     report.objects = writer.report.objects
     if report.rejected:
         prefix = f"{QUARANTINE_IMPORT}/{run}/interactions"

@@ -49,6 +49,7 @@ def _expected(line: bytes) -> dict[str, Any] | None:
         if properties is None
         else json.dumps(properties, sort_keys=True, separators=(",", ":")),
         "recommendation_id": event.recommendation_id,
+        "shop_event_type": event.shop_event_type,
     }
 
 
@@ -120,6 +121,10 @@ CASES: list[tuple[str, Any]] = [
     ("recommendationId", {**GOOD, "recommendationId": "5c1f-rid"}),
     ("both recommendation ids", {**GOOD, "recommendationId": "a", "recommendation_id": "b"}),
     ("blank recommendation id", {**GOOD, "recommendation_id": " "}),
+    ("shop event type", {**GOOD, "event_type": "add_to_cart", "shop_event_type": "fav"}),
+    ("shopEventType", {**GOOD, "shopEventType": "wishlist"}),
+    ("both shop event types", {**GOOD, "shopEventType": "a", "shop_event_type": "b"}),
+    ("empty shop event type", {**GOOD, "shop_event_type": ""}),
     ("properties not an object", {**GOOD, "properties": [1]}),
     ("unknown field", {**GOOD, "coupon": "X"}),
     ("unknown field null", {**GOOD, "coupon": None}),

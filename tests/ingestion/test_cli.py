@@ -140,16 +140,20 @@ def test_a_file_without_a_header_imports_with_columns_and_is_refused_without(
     assert "--columns user,item,event,timestamp" in refused.stderr
     assert not (tmp_path / "lake").exists()
     result = run(
-        "import", "--columns", "user,item,category,event,timestamp", "--map", "pv=view",
-        str(csv), cwd=tmp_path,
+        "import", "--columns", "user,item,category,event,timestamp", str(csv), cwd=tmp_path
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert "2 interactions rows, 2 imported, 0 refused" in result.stdout
+    # pv and buy are common spellings (item 1): read as ours, and said so.
+    assert "event types read as ours: pv -> view (1), buy -> purchase (1)" in " ".join(
+        result.stdout.split()
+    )
     events = sorted(_events(LocalLake(tmp_path / "lake")), key=lambda e: str(e["user_id"]))
     assert [(e["user_id"], e["item_id"], e["event_type"]) for e in events] == [
         ("U1", "I1", "view"),
         ("U2", "I2", "purchase"),
     ]
+    assert [e["shop_event_type"] for e in events] == ["pv", "buy"]
     assert events[0]["properties"] == {"category": "shoes"}
 
 

@@ -27,7 +27,7 @@ U1,I100,1755369060,AddToCart,1,S1,19.99
 U2,I7,1755369120,click,,S2,
 U3,I7,not-a-time,view,,S3,
 U4,,1755369180,view,,S4,
-U5,I9,1755369240,wishlist,,S5,
+U5,I9,1755369240,share,,S5,
 U6,I9,1755369300,purchase,,S6,free
 U7,I9,4102444800,purchase,,S7,3
 U8,I9,1755369360,purchase,,S8,3
@@ -65,13 +65,13 @@ def test_good_rows_land_and_bad_rows_are_reported_by_line(
     assert "(got 'not-a-time')" in lines[5]
     assert "item_id must not be empty" in lines[6]
     assert (
-        "EVENT_TYPE 'wishlist' is not one of view, add_to_cart, purchase; map it with "
-        "--map wishlist=view" in lines[7]
+        "EVENT_TYPE 'share' is not one of view, add_to_cart, purchase; map it with "
+        "--map share=view" in lines[7]
     )
     assert "PRICE must be a number (got 'free')" in lines[8]
     assert "more than 5 minutes in the future" in lines[9]
     assert "row has 2 values for 7 columns" in lines[11]
-    assert report.unmapped == {"wishlist": 1}
+    assert report.unmapped == {"share": 1}
 
     landed = sorted(_landed(local_lake), key=lambda e: str(e["ts"]))
     assert [(e["user_id"], e["event_type"]) for e in landed] == [
@@ -163,23 +163,78 @@ def test_unmapped_types_are_kept_and_a_second_import_with_a_map_adds_only_them(
     path = _write(
         tmp_path / "i.csv",
         "USER_ID,ITEM_ID,TIMESTAMP,EVENT_TYPE\n"
-        "U1,I1,1755369000,view\nU1,I2,1755369060,wishlist\nU2,I2,1755369120,Wish-List\n"
+        "U1,I1,1755369000,view\nU1,I2,1755369060,share\nU2,I2,1755369120,SHARE\n"
         "U2,I3,1755369180,rating\n",
     )
     [first] = import_files(local_lake, interactions=path, now=NOW)
     assert (first.accepted, first.rejected) == (1, 3)
-    assert first.unmapped == {"wishlist": 1, "Wish-List": 1, "rating": 1}
+    assert first.unmapped == {"share": 1, "SHARE": 1, "rating": 1}
     assert first.quarantine is not None
     assert len(_quarantined(local_lake, first.quarantine)) == 3
     run_etl(local_lake, now=NOW)
 
-    options = ImportOptions(event_types={"wishlist": "add_to_cart", "rating": "view"})
+    options = ImportOptions(event_types={"share": "add_to_cart", "rating": "view"})
     [second] = import_files(local_lake, interactions=path, options=options, now=NOW)
     assert (second.accepted, second.rejected) == (4, 0)
     etl = run_etl(local_lake, now=NOW)
     assert (etl.curated, etl.duplicates) == (3, 1)
     rows = connect(local_lake).sql("SELECT event_type, count(*) FROM interactions GROUP BY 1")
     assert dict(rows.fetchall()) == {"view": 2, "add_to_cart": 2}
+
+
+SPELLINGS = {
+    "view": ("view", None),
+    "pv": ("view", "pv"),
+    "page_view": ("view", "page_view"),
+    "PageView": ("view", "PageView"),
+    "click": ("view", "click"),
+    "detail": ("view", "detail"),
+    "AddToCart": ("add_to_cart", None),
+    "addtocart": ("add_to_cart", None),
+    "cart": ("add_to_cart", "cart"),
+    "fav": ("add_to_cart", "fav"),
+    "favorite": ("add_to_cart", "favorite"),
+    "wishlist": ("add_to_cart", "wishlist"),
+    "Wish-List": ("add_to_cart", "Wish-List"),
+    "buy": ("purchase", "buy"),
+    "order": ("purchase", "order"),
+    "transaction": ("purchase", "transaction"),
+}
+
+
+def test_common_spellings_are_read_and_the_shops_own_name_is_curated(
+    tmp_path: Path, local_lake: LocalLake
+) -> None:
+    rows = [f"U{i},I{i},{1755369000 + 60 * i},{name}" for i, name in enumerate(SPELLINGS)]
+    path = _write(tmp_path / "i.csv", "USER_ID,ITEM_ID,TIMESTAMP,EVENT_TYPE\n" + "\n".join(rows))
+    [report] = import_files(local_lake, interactions=path, now=NOW)
+    assert (report.accepted, report.rejected) == (len(SPELLINGS), 0)
+    assert report.mapped[("fav", "add_to_cart")] == 1
+    run_etl(local_lake, now=NOW)
+    curated = connect(local_lake).sql(
+        "SELECT user_id, event_type, shop_event_type FROM interactions"
+    )
+    names = list(SPELLINGS)
+    assert {names[int(u[1:])]: (t, shop) for u, t, shop in curated.fetchall()} == SPELLINGS
+
+
+def test_the_shops_name_for_a_type_does_not_change_the_events_id(
+    tmp_path: Path, local_lake: LocalLake
+) -> None:
+    """An export with `cart` and one with `add_to_cart` for the same rows are the same
+    events, and so is an import made before the shop's names were kept."""
+    header = "USER_ID,ITEM_ID,TIMESTAMP,EVENT_TYPE\n"
+    rows = [f"U{i},I{i % 3},{1755369000 + 60 * i},{{}}" for i in range(6)]
+    for name in ("cart", "add_to_cart", "Add-To-Cart"):
+        path = _write(tmp_path / f"{name}.csv", header + "\n".join(r.format(name) for r in rows))
+        import_files(local_lake, interactions=path, now=NOW)
+    landed = _landed(local_lake)
+    assert len(landed) > 6
+    assert len({e["event_id"] for e in landed}) == 6
+    # U0's row has the id every release before shop_event_type gave it (git show 1f94c10).
+    [first] = [e for e in landed if e["user_id"] == "U0" and "shop_event_type" in e]
+    assert first["event_id"] == "dad9280a-de9d-5380-b5e7-9ccbada09e61"
+    assert run_etl(local_lake, now=NOW).curated == 6
 
 
 def test_a_bad_map_target_is_refused_before_anything_is_read(
