@@ -14,6 +14,15 @@ RAW_EVENTS: Final = "raw/events"
 RAW_CATALOG: Final = "raw/catalog"
 #: Parquet tables `curated/{interactions,items,users}/` (interactions by `event_date=`).
 CURATED: Final = "curated"
+#: The interactions table's Hive partition column, a UTC date: `event_date=2026-11-01/`.
+INTERACTIONS_PARTITION: Final = "event_date"
+
+
+def interactions_day(event_date: str) -> str:
+    """The folder of one day of curated interactions: `curated/interactions/event_date=D`."""
+    return f"{CURATED}/interactions/{INTERACTIONS_PARTITION}={event_date}"
+
+
 #: Refused records, with the reason, by who refused them.
 QUARANTINE: Final = "quarantine"
 QUARANTINE_EVENTS: Final = f"{QUARANTINE}/events"

@@ -12,13 +12,13 @@ from typing import Final
 
 import pyarrow as pa
 
-from common.layout import CURATED
+from common.layout import CURATED, INTERACTIONS_PARTITION, interactions_day
 
 INTERACTIONS: Final = "interactions"
 ITEMS: Final = "items"
 USERS: Final = "users"
 #: The interactions table's Hive partition column, a UTC date: `event_date=2026-11-01/`.
-PARTITION: Final = "event_date"
+PARTITION: Final = INTERACTIONS_PARTITION
 #: Parquet settings for every curated file. zstd level 1 writes as fast as snappy here and
 #: makes files about 40% smaller (measured on generated events); Athena and DuckDB read it.
 PARQUET_OPTIONS: Final = {"compression": "zstd", "compression_level": 1}
@@ -166,4 +166,4 @@ TABLES: Final = (INTERACTIONS_TABLE, ITEMS_TABLE, USERS_TABLE)
 
 def partition_prefix(event_date: str) -> str:
     """The folder of one day of interactions: `curated/interactions/event_date=YYYY-MM-DD`."""
-    return f"{INTERACTIONS_TABLE.prefix}/{PARTITION}={event_date}"
+    return interactions_day(event_date)

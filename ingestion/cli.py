@@ -159,6 +159,12 @@ def _print_report(report: ImportReport, target: Lake) -> None:
         f"imported, {report.rejected:,} refused",
         highlight=False,
     )
+    if report.kind == "interactions" and report.accepted:
+        out.print(
+            f"  {report.new:,} new, {report.accepted - report.new:,} already in the lake "
+            "(imported before; the ETL keeps one copy)",
+            highlight=False,
+        )
     if report.repeats:
         out.print(f"  {report.repeats:,} rows repeat an earlier row exactly; each is its own event")
     if report.rescaled:

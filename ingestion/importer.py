@@ -46,6 +46,7 @@ from common.errors import InvalidRecord, Problem
 from common.lake import Lake
 from common.layout import QUARANTINE_IMPORT
 from ingestion.csv_files import CsvFile, InvalidImportFile, number, parse_timestamp
+from ingestion.known import ids_in_lake
 from ingestion.raw import HISTORY_STREAM, HOUR_MS, RawEventWriter, join_lines, write_catalog_dump
 
 _ROW_NAMESPACE: Final = uuid.UUID("3c2b1a7e-2d4f-4b5e-8f61-7a9c0d1e2f3a")
@@ -139,6 +140,8 @@ class ImportReport:
     rescaled: int = 0
     #: Rows that repeat an earlier row of the file exactly; each is its own event.
     repeats: int = 0
+    #: Accepted events whose id the lake did not hold yet (the rest were imported before).
+    new: int = 0
     #: Hints for the user: a column we could not place, for instance.
     notes: list[str] = field(default_factory=list)
     objects: list[str] = field(default_factory=list)
@@ -192,6 +195,8 @@ class _Spool:
     digests: bytearray = field(default_factory=bytearray)
     #: The hash of all accepted content, naming the raw objects: the same rows, the same keys.
     content: Any = field(default_factory=hashlib.sha256)
+    #: The hours (epoch ms) the accepted events fall in.
+    hours: set[int] = field(default_factory=set)
 
     @property
     def events(self) -> Path:
@@ -322,6 +327,7 @@ def _read_interactions(
             events.write(b"%d\t%s\t%s\n" % (ts_ms, shop, body))
             spool.digests += hashlib.sha256(body).digest()[:16]
             spool.content.update(shop + b"\t" + body + b"\n")
+            spool.hours.add(ts_ms - ts_ms % HOUR_MS)
             if progress is not None and report.rows - shown >= 10_000:
                 progress(report.rows - shown)
                 shown = report.rows
@@ -334,18 +340,22 @@ def _write_interactions(lake: Lake, spool: _Spool, report: ImportReport, run: st
     """The second pass: spooled events get their ids and land; refusals go to quarantine."""
     ranks = spool.ranks()
     report.repeats = int((ranks > 0).sum())
+    existing = ids_in_lake(lake, spool.hours)
+    keys = np.empty(len(ranks), dtype=np.uint64)
     with (
         gzip.open(spool.events, "rb") as events,
         RawEventWriter(lake, stream=HISTORY_STREAM, run_key=spool.content.hexdigest()) as writer,
     ):
-        for rank, line in zip(ranks.tolist(), events, strict=True):
+        for row, (rank, line) in enumerate(zip(ranks.tolist(), events, strict=True)):
             ts_text, shop, body = line.rstrip(b"\n").split(b"\t", 2)
             content = body.decode()
             event_id = uuid.uuid5(_ROW_NAMESPACE, f"{content}#{rank}")
+            keys[row] = event_id.int >> 64
             ts_ms = int(ts_text)
             named = f'"shop_event_type":{shop.decode()},' if shop else ""
             writer.add(ts_ms - ts_ms % HOUR_MS, [f'{{"event_id":"{event_id}",{named}{content[1:]}'])
     report.objects = writer.report.objects
+    report.new = int(np.count_nonzero(~np.isin(keys, existing)))
     if report.rejected:
         prefix = f"{QUARANTINE_IMPORT}/{run}/interactions"
         with gzip.open(spool.rejects, "rb") as rejects:

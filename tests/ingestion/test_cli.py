@@ -144,6 +144,11 @@ def test_a_file_without_a_header_imports_with_columns_and_is_refused_without(
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert "2 interactions rows, 2 imported, 0 refused" in result.stdout
+    assert "2 new, 0 already in the lake" in result.stdout
+    again = run(
+        "import", "--columns", "user,item,category,event,timestamp", str(csv), cwd=tmp_path
+    )  # fmt: skip
+    assert "0 new, 2 already in the lake" in again.stdout
     # pv and buy are common spellings (item 1): read as ours, and said so.
     assert "event types read as ours: pv -> view (1), buy -> purchase (1)" in " ".join(
         result.stdout.split()

@@ -6,10 +6,12 @@ from __future__ import annotations
 import gzip
 import json
 import re
+import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from common.lake import LocalLake
@@ -18,6 +20,7 @@ from etl.job import run_etl
 from etl.sql import connect
 from ingestion.csv_files import InvalidImportFile, parse_timestamp
 from ingestion.importer import ImportOptions, import_files
+from ingestion.known import id_keys
 from ingestion.raw import is_history, read_lines
 
 NOW = datetime(2026, 11, 25, tzinfo=UTC)
@@ -280,6 +283,28 @@ def test_overlapping_exports_add_only_the_new_rows(tmp_path: Path) -> None:
     assert connect(halves).sql(query).fetchall() == expected
 
 
+@pytest.mark.parametrize("curated", [False, True], ids=["raw zone", "curated, raw expired"])
+def test_an_import_says_how_many_events_are_new(tmp_path: Path, curated: bool) -> None:
+    """Issue 27, item 3: a re-import that overlaps an earlier one says what it added. The
+    earlier one is found in the raw zone before the ETL, and in the curated zone after it,
+    also once S3's lifecycle rule has expired the raw objects."""
+    header = "USER_ID,ITEM_ID,TIMESTAMP,EVENT_TYPE\n"
+    rows = _rows(40)
+    first = _write(tmp_path / "first.csv", header + "\n".join(rows[:26]) + "\n")
+    second = _write(tmp_path / "second.csv", header + "\n".join(rows[14:]) + "\n")
+    lake = LocalLake(tmp_path / "lake")
+    [report] = import_files(lake, interactions=first, now=NOW)
+    assert (report.accepted, report.new) == (26, 26)
+    if curated:
+        run_etl(lake, now=NOW)
+        for key in lake.list("raw/events/"):
+            lake.delete(key)
+    [report] = import_files(lake, interactions=second, now=NOW)
+    assert (report.accepted, report.new) == (27, 15)
+    [again] = import_files(lake, interactions=second, now=NOW)
+    assert (again.accepted, again.new) == (27, 0)
+
+
 def test_ids_come_from_content_not_from_the_file(tmp_path: Path, local_lake: LocalLake) -> None:
     header = "USER_ID,ITEM_ID,TIMESTAMP,EVENT_TYPE\n"
     rows = _rows(10)
@@ -479,3 +504,11 @@ def test_a_file_whose_every_row_is_refused_writes_only_the_quarantine(
     [report] = import_files(local_lake, interactions=path, now=NOW)
     assert (report.accepted, report.rejected, report.objects) == (0, 1, [])
     assert local_lake.top_level() == {"quarantine"}
+
+
+def test_id_keys_are_the_first_64_bits_of_each_uuid() -> None:
+    ids = [uuid.uuid5(uuid.NAMESPACE_URL, str(i)) for i in range(500)] + [uuid.uuid4()]
+    text = np.frombuffer(b"".join(str(i).encode() for i in ids), dtype=np.uint8)
+    assert id_keys(text.reshape(-1, 36)).tolist() == [i.int >> 64 for i in ids]
+    other = np.frombuffer(b"e-1".ljust(36, b"x") + str(ids[0]).upper().encode(), dtype=np.uint8)
+    assert id_keys(other.reshape(-1, 36)).size == 0  # not ours: never a match
