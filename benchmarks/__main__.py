@@ -16,6 +16,7 @@ from typing import Final
 
 from benchmarks.etl import etl_rows
 from benchmarks.foundation import Row, foundation
+from benchmarks.importer import import_rows
 from benchmarks.quality import quality
 from benchmarks.reliability import reliability_rows
 from benchmarks.scale import scale_rows
@@ -45,13 +46,15 @@ QUALITY: Final = "Training quality: what recs serves on real shops, beside peers
 SCALE: Final = "Training at scale"
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Run the benchmarks and write the report."""
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument("--out", type=Path, default=Path("docs/benchmarks.md"))
     parser.add_argument("--events", type=int, default=1_000_000, help="generator events")
     parser.add_argument("--sink-events", type=int, default=200_000, help="local sink events")
     parser.add_argument("--etl-events", type=int, default=10_000_000, help="ETL events")
+    parser.add_argument(
+        "--import-rows", type=int, default=5_000_000, help="rows of the imported CSV; 0 skips it"
+    )
     parser.add_argument(
         "--quality-events", type=int, default=1_000_000, help="generated shop for quality"
     )
@@ -80,10 +83,15 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument(
         "--only",
-        choices=["quality", "scale", "serving", "reliability"],
+        choices=["import", "quality", "scale", "serving", "reliability"],
         help="run one section and keep the others' last figures",
     )
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the benchmarks and write the report."""
+    args = _parser().parse_args(argv)
     data = BenchSettings.from_env(bench_data=args.bench_data).bench_data
 
     started = datetime.now(UTC)
@@ -93,6 +101,8 @@ def main(argv: list[str] | None = None) -> None:
             ("Foundation: generator and local sink", foundation(args.events, args.sink_events)),
             ("ETL: raw zone to curated Parquet", etl_rows(args.etl_events)),
         ]
+    if args.import_rows and args.only in (None, "import"):
+        sections.append((IMPORT, import_rows(args.import_rows)))
     if args.only in (None, "quality"):
         sections.append((QUALITY, quality(args.quality_events, data, args.interactions_csv)))
     if args.scale_events and args.only in (None, "scale"):
@@ -126,6 +136,7 @@ def main(argv: list[str] | None = None) -> None:
     sys.stdout.write("\n".join(report) + "\n")
 
 
+IMPORT: Final = "Import: a shop's CSV export into the raw zone"
 SERVING = "Serving: the API over HTTP on loopback"
 RELIABILITY = "Reliability: kill -9, racing ETL runs, hostile input"
 

@@ -204,9 +204,12 @@ def _print_problems(report: ImportReport) -> None:
             console.print(f"    {report.source}:{line}: {message}", highlight=False, markup=False)
 
 
-def _existing_file(_ctx: click.Context, _param: click.Parameter, value: str | None) -> Path | None:
-    if value is None:
-        return None
+def _existing_file(
+    _ctx: click.Context, _param: click.Parameter, value: str | None
+) -> Path | str | None:
+    """A local file that exists, or an `s3://` URL (checked when it is downloaded)."""
+    if value is None or value.startswith("s3://"):
+        return value
     path = Path(value)
     if not path.is_file():
         what = "is a folder, not a file" if path.is_dir() else "does not exist"
@@ -217,10 +220,14 @@ def _existing_file(_ctx: click.Context, _param: click.Parameter, value: str | No
 @click.command(name="import")
 @click.argument("interactions", required=False, callback=_existing_file)
 @click.option(
-    "--items", callback=_existing_file, help="Items CSV (Personalize format), plain or gzip."
+    "--items",
+    callback=_existing_file,
+    help="Items CSV (Personalize format), plain or gzip; a path or an s3:// URL.",
 )
 @click.option(
-    "--users", callback=_existing_file, help="Users CSV (Personalize format), plain or gzip."
+    "--users",
+    callback=_existing_file,
+    help="Users CSV (Personalize format), plain or gzip; a path or an s3:// URL.",
 )
 @click.option(
     "--map",
@@ -263,9 +270,9 @@ def _existing_file(_ctx: click.Context, _param: click.Parameter, value: str | No
 @with_settings(LakeSettings)
 @fails_cleanly
 def import_(
-    interactions: Path | None,
-    items: Path | None,
-    users: Path | None,
+    interactions: Path | str | None,
+    items: Path | str | None,
+    users: Path | str | None,
     mappings: dict[str, str],
     event_type: str | None,
     category_column: str | None,
@@ -275,7 +282,8 @@ def import_(
     allow_refused: bool,
     settings: LakeSettings,
 ) -> None:
-    """Import a shop's history from Amazon Personalize CSV files (plain or gzip).
+    """Import a shop's history from Amazon Personalize CSV files (plain or gzip), on disk
+    or in S3 (s3://bucket/key, with your AWS credentials).
 
     Every file is read and checked before anything is written. Bad rows are listed with
     their line numbers and kept in quarantine/import/; the good rows land in the raw zone.

@@ -50,41 +50,50 @@ class CsvFile:
     UTF-8 is reported with its line number.
     """
 
-    def __init__(self, path: Path, columns: Sequence[str] | None = None) -> None:
+    def __init__(
+        self, path: Path, columns: Sequence[str] | None = None, *, name: str | None = None
+    ) -> None:
         """`columns` names the columns of a file without a header row, in order; its first
-        row is then data."""
+        row is then data. `name` is what messages call the file (an `s3://` URL it was
+        downloaded from), by default its path."""
         self.path = path
+        self.name = name or str(path)
         self.headless = columns is not None
         if not path.exists():
-            raise InvalidImportFile(f"{path}: no such file")
+            raise InvalidImportFile(f"{self.name}: no such file")
         if not path.is_file():
-            raise InvalidImportFile(f"{path}: not a file")
+            raise InvalidImportFile(f"{self.name}: not a file")
         rows = self.rows()
         try:
-            _, first = next(rows)
+            line, first = next(rows)
         except StopIteration:
-            raise InvalidImportFile(f"{path}: the file is empty; it needs a header row") from None
+            raise InvalidImportFile(
+                f"{self.name}: the file is empty; it needs a header row"
+            ) from None
         finally:
             rows.close()
         if columns is not None:
             if len(columns) != len(first):
                 raise InvalidImportFile(
-                    f"{path}: --columns names {len(columns)} columns, and its first row has "
+                    f"{self.name}: --columns names {len(columns)} columns, and its first row has "
                     f"{len(first)} values ({','.join(first)})"
                 )
             first = [COLUMN_NAMES.get(name.strip().lower(), name) for name in columns]
+        #: The header row's line number; 0 for a file without one.
+        self.header_line = 0 if columns is not None else line
         self.header = [name.strip().upper() for name in first]
         blank = [str(i + 1) for i, name in enumerate(self.header) if not name]
         if blank:
             raise InvalidImportFile(
-                f"{path}: column {', '.join(blank)} of the header has no name; every column "
+                f"{self.name}: column {', '.join(blank)} of the header has no name; every column "
                 "needs one, such as USER_ID"
             )
         repeated = sorted({name for name in self.header if self.header.count(name) > 1})
         if repeated:
-            raise InvalidImportFile(f"{path}: the header repeats {', '.join(repeated)}")
+            raise InvalidImportFile(f"{self.name}: the header repeats {', '.join(repeated)}")
 
-    def _open(self) -> BinaryIO:
+    def open_bytes(self) -> BinaryIO:
+        """The file's bytes, gunzipped if it is gzip."""
         with self.path.open("rb") as probe:
             gzipped = probe.read(2) == b"\x1f\x8b"
         if gzipped:
@@ -98,7 +107,7 @@ class CsvFile:
                 text = raw.decode("utf-8")
             except UnicodeDecodeError as exc:
                 raise InvalidImportFile(
-                    f"{self.path}, line {number}: not UTF-8 text ({exc.reason} at byte "
+                    f"{self.name}, line {number}: not UTF-8 text ({exc.reason} at byte "
                     f"{exc.start}); save the file as UTF-8 and import it again"
                 ) from None
             yield text.removeprefix("\ufeff") if number == 1 else text
@@ -107,7 +116,7 @@ class CsvFile:
         """(line number, values) of every non-blank row, the header first."""
         numbers = [0]
         try:
-            with self._open() as handle:
+            with self.open_bytes() as handle:
                 reader = csv.reader(self._lines(handle, numbers))
                 while True:
                     start = numbers[0] + 1  # a quoted value may span lines: report the first
@@ -117,13 +126,13 @@ class CsvFile:
                         return
                     except csv.Error as exc:
                         raise InvalidImportFile(
-                            f"{self.path}, line {start}: not readable as CSV ({exc})"
+                            f"{self.name}, line {start}: not readable as CSV ({exc})"
                         ) from None
                     if values and any(v.strip() for v in values):
                         yield start, values
         except (OSError, EOFError, zlib.error) as exc:
             raise InvalidImportFile(
-                f"{self.path}, line {numbers[0]}: the file cannot be read ({exc})"
+                f"{self.name}, line {numbers[0]}: the file cannot be read ({exc})"
             ) from None
 
     def records(self) -> Iterator[tuple[int, dict[str, str] | list[str]]]:
@@ -152,12 +161,12 @@ class CsvFile:
         missing = [c for c in columns if c not in self.header]
         if missing and headless_hint and not self.headless and self.looks_like_data():
             raise InvalidImportFile(
-                f"{self.path}: the first row ({','.join(self.header)}) looks like data, not a "
+                f"{self.name}: the first row ({','.join(self.header)}) looks like data, not a "
                 f"header; {headless_hint}"
             )
         if missing:
             raise InvalidImportFile(
-                f"{self.path}: the header lacks {', '.join(missing)}, which {what} needs "
+                f"{self.name}: the header lacks {', '.join(missing)}, which {what} needs "
                 f"(found: {','.join(self.header)})"
             )
 
@@ -172,7 +181,7 @@ class CsvFile:
         wanted = name.strip().upper()
         if wanted not in self.header:
             raise InvalidImportFile(
-                f"{flag} {name}: {self.path} has no such column (found: {','.join(self.header)})"
+                f"{flag} {name}: {self.name} has no such column (found: {','.join(self.header)})"
             )
         return wanted
 

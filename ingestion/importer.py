@@ -26,354 +26,48 @@ identical invoice lines stay two events.
 from __future__ import annotations
 
 import gzip
-import hashlib
 import json
-import re
 import tempfile
 import uuid
-from collections import Counter
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import numpy.typing as npt
+from botocore.exceptions import BotoCoreError, ClientError
 
-from common.contract import EVENT_TYPES, epoch_ms, parse_event, parse_item, parse_user
-from common.errors import InvalidRecord, Problem
+from common.contract import parse_item, parse_user
+from common.errors import InvalidRecord
 from common.lake import Lake
 from common.layout import QUARANTINE_IMPORT
 from ingestion.csv_files import CsvFile, InvalidImportFile, number, parse_timestamp
-from ingestion.known import ids_in_lake
-from ingestion.raw import HISTORY_STREAM, HOUR_MS, RawEventWriter, join_lines, write_catalog_dump
+from ingestion.fast_rows import GiveUp, read_fast
+from ingestion.import_options import (
+    CATEGORY_COLUMNS,
+    DEFAULT_EVENT_TYPE_MAP,
+    EXAMPLES_PER_KIND,
+    TITLE_COLUMNS,
+    ImportOptions,
+    ImportReport,
+    event_type_key,
+    problem_kind,
+)
+from ingestion.interactions import RowReader, Spool, quarantine, read_rows, write_interactions
+from ingestion.raw import write_catalog_dump
 
-_ROW_NAMESPACE: Final = uuid.UUID("3c2b1a7e-2d4f-4b5e-8f61-7a9c0d1e2f3a")
-_REJECTS_PER_PART: Final = 100_000
-#: Problems kept per file for the summary; every refused row is in the quarantine.
-_PROBLEMS_KEPT: Final = 1000
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
 
-#: Common spellings of our three event types in shops' exports; `--map` adds more. Keys are
-#: compared with case, spaces, dashes and underscores ignored: "AddToCart" is "add_to_cart".
-#: A favourite or a wish list is an intent to buy short of a cart; it is mapped to add_to_cart,
-#: and the shop's own name stays in the curated `shop_event_type`, so an analyst (or a later
-#: `--map fav=view`) can tell the two apart.
-DEFAULT_EVENT_TYPE_MAP: Final = {
-    "view": "view",
-    "pv": "view",
-    "page_view": "view",
-    "click": "view",
-    "detail": "view",
-    "detail_view": "view",
-    "product_view": "view",
-    "add_to_cart": "add_to_cart",
-    "cart": "add_to_cart",
-    "fav": "add_to_cart",
-    "favorite": "add_to_cart",
-    "favourite": "add_to_cart",
-    "wishlist": "add_to_cart",
-    "add_to_wishlist": "add_to_cart",
-    "purchase": "purchase",
-    "order": "purchase",
-    "buy": "purchase",
-    "transaction": "purchase",
-}
-TITLE_COLUMNS: Final = ("TITLE", "NAME", "PRODUCT_NAME")
-CATEGORY_COLUMNS: Final = ("CATEGORY", "CATEGORY_L1", "CATEGORIES")
-_EVENT_FIELDS: Final = {"SESSION_ID": "session_id", "PRICE": "price", "QUANTITY": "quantity"}
-_SPELLING: Final = re.compile(r"[\s_\-]+")
-
-
-def event_type_key(name: str) -> str:
-    """An event type's spelling with case, spaces, dashes and underscores ignored."""
-    return _SPELLING.sub("", name.strip().lower())
-
-
-@dataclass(frozen=True)
-class ImportOptions:
-    """How to read a shop's files: its event types, and which item columns mean what."""
-
-    #: The shop's event type -> ours, on top of `DEFAULT_EVENT_TYPE_MAP`.
-    event_types: Mapping[str, str] = field(default_factory=dict)
-    #: Our type for rows with no EVENT_TYPE (or a file without the column).
-    event_type: str | None = None
-    #: The items column that holds the category (the first of a `|`-joined list).
-    category_column: str | None = None
-    #: The items column that holds the product's name.
-    title_column: str | None = None
-    #: The interactions file's columns, in order, for a file without a header row.
-    columns: tuple[str, ...] | None = None
-
-    def mapping(self) -> dict[str, str]:
-        """Every known spelling -> our event type; refuses a target that is not ours."""
-        mapping = {event_type_key(k): v for k, v in DEFAULT_EVENT_TYPE_MAP.items()}
-        for name, target in self.event_types.items():
-            if target not in EVENT_TYPES:
-                raise InvalidImportFile(
-                    f"--map {name}={target}: the target must be one of {', '.join(EVENT_TYPES)}"
-                )
-            mapping[event_type_key(name)] = target
-        if self.event_type is not None and self.event_type not in EVENT_TYPES:
-            raise InvalidImportFile(
-                f"--event-type {self.event_type}: must be one of {', '.join(EVENT_TYPES)}"
-            )
-        return mapping
-
-
-@dataclass
-class ImportReport:
-    """The outcome of importing one file: what landed, what was refused and where it went."""
-
-    source: str
-    kind: str
-    rows: int = 0
-    accepted: int = 0
-    rejected: int = 0
-    #: The first problems, (line, message); every refused row is in the quarantine.
-    problems: list[tuple[int, str]] = field(default_factory=list)
-    #: Event types no mapping covers, and how many rows each.
-    unmapped: Counter[str] = field(default_factory=Counter)
-    #: (the shop's event type, ours) -> rows, for every type that was mapped.
-    mapped: Counter[tuple[str, str]] = field(default_factory=Counter)
-    #: Rows whose TIMESTAMP was read as milliseconds or microseconds, not seconds.
-    rescaled: int = 0
-    #: Rows that repeat an earlier row of the file exactly; each is its own event.
-    repeats: int = 0
-    #: Accepted events whose id the lake did not hold yet (the rest were imported before).
-    new: int = 0
-    #: Hints for the user: a column we could not place, for instance.
-    notes: list[str] = field(default_factory=list)
-    objects: list[str] = field(default_factory=list)
-    quarantine: str | None = None
-
-    #: Refused rows by kind of problem (`problem_kind`), and the first examples of each.
-    kinds: Counter[str] = field(default_factory=Counter)
-    examples: dict[str, list[tuple[int, str]]] = field(default_factory=dict)
-
-    def refuse(self, line: int, message: str) -> None:
-        """Count a refused row, keeping the first problems for the summary."""
-        self.rejected += 1
-        if len(self.problems) < _PROBLEMS_KEPT:
-            self.problems.append((line, message))
-        kind = problem_kind(message)
-        self.kinds[kind] += 1
-        shown = self.examples.setdefault(kind, [])
-        if len(shown) < EXAMPLES_PER_KIND:
-            shown.append((line, message))
-
-    @property
-    def mostly_refused(self) -> bool:
-        """More than half the rows were refused: a wrong file, column or mapping, most
-        likely, rather than a few bad rows."""
-        return self.rejected * 2 > self.rows
-
-
-#: Example lines shown for each kind of problem.
-EXAMPLES_PER_KIND: Final = 3
-_GOT: Final = re.compile(r"\s*\(got .*\)$")
-_QUOTED: Final = re.compile(r"'[^']*'")
-_NUMBER: Final = re.compile(r"\d[\d,.]*")
-
-
-def problem_kind(message: str) -> str:
-    """A refusal's message without what varies from row to row (the value it got, quoted
-    names, numbers): rows refused for the same reason share it."""
-    return _NUMBER.sub("N", _QUOTED.sub("'…'", _GOT.sub("", message)))
-
-
-# -- reading CSV -----------------------------------------------------------------------------
-
-
-@dataclass
-class _Spool:
-    """Accepted events (content without an id) and refused rows, on local disk until the
-    whole file has been read; only then does anything go to the lake."""
-
-    folder: Path
-    #: 16 bytes of each event's content hash, in file order, to find identical rows.
-    digests: bytearray = field(default_factory=bytearray)
-    #: The hash of all accepted content, naming the raw objects: the same rows, the same keys.
-    content: Any = field(default_factory=hashlib.sha256)
-    #: The hours (epoch ms) the accepted events fall in.
-    hours: set[int] = field(default_factory=set)
-
-    @property
-    def events(self) -> Path:
-        """`<ts_ms>\t<event JSON without its id>` per accepted row, gzip."""
-        return self.folder / "events.jsonl.gz"
-
-    @property
-    def rejects(self) -> Path:
-        """One quarantine record per refused row, gzip."""
-        return self.folder / "rejects.jsonl.gz"
-
-    def ranks(self) -> npt.NDArray[np.int64]:
-        """For each event, how many identical events came before it in the file."""
-        pairs = np.frombuffer(bytes(self.digests), dtype=np.uint64).reshape(-1, 2)
-        n = len(pairs)
-        order = np.lexsort((np.arange(n), pairs[:, 1], pairs[:, 0]))
-        ordered = pairs[order]
-        new_group = np.ones(n, dtype=bool)
-        new_group[1:] = (ordered[1:] != ordered[:-1]).any(axis=1)
-        starts = np.maximum.accumulate(np.where(new_group, np.arange(n), 0))
-        ranks = np.empty(n, dtype=np.int64)
-        ranks[order] = np.arange(n) - starts
-        return ranks
-
-
-def _interaction(
-    row: Mapping[str, str],
-    mapping: Mapping[str, str],
-    options: ImportOptions,
-    report: ImportReport,
-    now: datetime,
-) -> tuple[str, str | None, int, bool]:
-    """A row as the event's canonical JSON without its id or the shop's own event name, that
-    name (when it is not ours), its time in ms, and if the time was rescaled.
-
-    The id comes from that JSON, so the shop's name for a type does not change it: a file
-    imported before names were kept, or exported again with other spellings, is not doubled.
-    """
-    raw_type = row.get("EVENT_TYPE", "")
-    shop_type: str | None = None
-    if not raw_type.strip():
-        if options.event_type is None:
-            raise InvalidRecord(
-                [
-                    Problem(
-                        "EVENT_TYPE",
-                        "EVENT_TYPE is empty; fill it, or say what untyped rows are with "
-                        "--event-type view (or add_to_cart, purchase)",
-                    )
-                ]
-            )
-        event_type = options.event_type
-    else:
-        found = mapping.get(event_type_key(raw_type))
-        if found is None:
-            report.unmapped[raw_type] += 1
-            raise InvalidRecord(
-                [
-                    Problem(
-                        "EVENT_TYPE",
-                        f"EVENT_TYPE {raw_type!r} is not one of {', '.join(EVENT_TYPES)}; map "
-                        f"it with --map {raw_type}=view (or add_to_cart, purchase)",
-                    )
-                ]
-            )
-        event_type = found
-        report.mapped[(raw_type, found)] += 1
-        if event_type_key(raw_type) != event_type_key(found):
-            shop_type = raw_type.strip()
-    ts, rescaled = parse_timestamp(row["TIMESTAMP"], "TIMESTAMP")
-    record: dict[str, Any] = {
-        "user_id": row["USER_ID"],
-        "item_id": row["ITEM_ID"],
-        "event_type": event_type,
-        "ts": ts,
-    }
-    properties: dict[str, Any] = {}
-    for column, value in row.items():
-        if column in ("USER_ID", "ITEM_ID", "TIMESTAMP", "EVENT_TYPE") or value == "":
-            continue
-        if column == "PRICE":
-            record["price"] = number(value, column, float)
-        elif column == "QUANTITY":
-            record["quantity"] = number(value, column, int)
-        elif column in _EVENT_FIELDS:
-            record[_EVENT_FIELDS[column]] = value
-        else:
-            properties[column.lower()] = value
-    if properties:
-        record["properties"] = properties
-    if shop_type is not None:
-        record["shop_event_type"] = shop_type
-    event = parse_event(record, now=now, history=True)
-    content = event.model_dump_json(exclude_none=True, exclude={"event_id", "shop_event_type"})
-    return content, event.shop_event_type, epoch_ms(ts), rescaled
-
-
-def _read_interactions(
-    source: CsvFile,
-    options: ImportOptions,
-    spool: _Spool,
-    now: datetime,
-    progress: Callable[[int], None] | None,
-) -> ImportReport:
-    """The first pass: every row checked, accepted events and refusals spooled to disk."""
-    mapping = options.mapping()
-    report = ImportReport(source=str(source.path), kind="interactions")
-    shown = 0
-    with (
-        gzip.open(spool.events, "wb", compresslevel=1) as events,
-        gzip.open(spool.rejects, "wb", compresslevel=1) as rejects,
-    ):
-        for line, row in source.records():
-            report.rows += 1
-            try:
-                content, shop_type, ts_ms, rescaled = _interaction(
-                    source.checked(row), mapping, options, report, now
-                )
-            except InvalidRecord as exc:
-                report.refuse(line, str(exc))
-                reject = {"source": str(source.path), "line": line, "reason": str(exc), "row": row}
-                rejects.write(json.dumps(reject, ensure_ascii=False).encode() + b"\n")
-                continue
-            report.accepted += 1
-            report.rescaled += rescaled
-            body = content.encode()
-            shop = b"" if shop_type is None else json.dumps(shop_type).encode()
-            events.write(b"%d\t%s\t%s\n" % (ts_ms, shop, body))
-            spool.digests += hashlib.sha256(body).digest()[:16]
-            spool.content.update(shop + b"\t" + body + b"\n")
-            spool.hours.add(ts_ms - ts_ms % HOUR_MS)
-            if progress is not None and report.rows - shown >= 10_000:
-                progress(report.rows - shown)
-                shown = report.rows
-    if progress is not None:
-        progress(report.rows - shown)
-    return report
-
-
-def _write_interactions(lake: Lake, spool: _Spool, report: ImportReport, run: str) -> None:
-    """The second pass: spooled events get their ids and land; refusals go to quarantine."""
-    ranks = spool.ranks()
-    report.repeats = int((ranks > 0).sum())
-    existing = ids_in_lake(lake, spool.hours)
-    keys = np.empty(len(ranks), dtype=np.uint64)
-    with (
-        gzip.open(spool.events, "rb") as events,
-        RawEventWriter(lake, stream=HISTORY_STREAM, run_key=spool.content.hexdigest()) as writer,
-    ):
-        for row, (rank, line) in enumerate(zip(ranks.tolist(), events, strict=True)):
-            ts_text, shop, body = line.rstrip(b"\n").split(b"\t", 2)
-            content = body.decode()
-            event_id = uuid.uuid5(_ROW_NAMESPACE, f"{content}#{rank}")
-            keys[row] = event_id.int >> 64
-            ts_ms = int(ts_text)
-            named = f'"shop_event_type":{shop.decode()},' if shop else ""
-            writer.add(ts_ms - ts_ms % HOUR_MS, [f'{{"event_id":"{event_id}",{named}{content[1:]}'])
-    report.objects = writer.report.objects
-    report.new = int(np.count_nonzero(~np.isin(keys, existing)))
-    if report.rejected:
-        prefix = f"{QUARANTINE_IMPORT}/{run}/interactions"
-        with gzip.open(spool.rejects, "rb") as rejects:
-            _quarantine(lake, prefix, (line.rstrip(b"\n").decode() for line in rejects))
-        report.quarantine = prefix
-
-
-def _quarantine(lake: Lake, prefix: str, lines: Iterator[str]) -> None:
-    part: list[str] = []
-    number = 0
-    for line in lines:
-        part.append(line)
-        if len(part) >= _REJECTS_PER_PART:
-            number += 1
-            lake.write_bytes(f"{prefix}/rejected-{number:05d}.jsonl", join_lines(part))
-            part = []
-    if part:
-        lake.write_bytes(f"{prefix}/rejected-{number + 1:05d}.jsonl", join_lines(part))
+__all__ = [
+    "DEFAULT_EVENT_TYPE_MAP",
+    "EXAMPLES_PER_KIND",
+    "ImportOptions",
+    "ImportReport",
+    "event_type_key",
+    "import_files",
+    "problem_kind",
+]
 
 
 # -- catalog ---------------------------------------------------------------------------------
@@ -416,7 +110,7 @@ def _item(
 
 
 def _read_catalog(source: CsvFile, kind: str, title: str | None, category: str | None) -> _Catalog:
-    catalog = _Catalog(ImportReport(source=str(source.path), kind=kind))
+    catalog = _Catalog(ImportReport(source=source.name, kind=kind))
     report = catalog.report
     for line, row in source.records():
         report.rows += 1
@@ -431,7 +125,7 @@ def _read_catalog(source: CsvFile, kind: str, title: str | None, category: str |
                 record = user.to_record()
         except InvalidRecord as exc:
             report.refuse(line, str(exc))
-            reject = {"source": str(source.path), "line": line, "reason": str(exc), "row": row}
+            reject = {"source": source.name, "line": line, "reason": str(exc), "row": row}
             catalog.rejects.append(json.dumps(reject, ensure_ascii=False))
             continue
         report.accepted += 1
@@ -444,7 +138,7 @@ def _items_file(source: CsvFile, options: ImportOptions) -> tuple[str | None, st
     source.require(["ITEM_ID"], "an items file")
     if len(source.header) < 2:
         raise InvalidImportFile(
-            f"{source.path}: an items file needs ITEM_ID and at least one more column "
+            f"{source.name}: an items file needs ITEM_ID and at least one more column "
             "(a title, a category, a price ...), as in Personalize"
         )
     title = source.column(options.title_column, "--title-column") or next(
@@ -459,10 +153,10 @@ def _items_file(source: CsvFile, options: ImportOptions) -> tuple[str | None, st
 # -- the import ------------------------------------------------------------------------------
 
 
-def _interactions_file(path: Path, options: ImportOptions) -> CsvFile:
+def _interactions_file(path: Path, name: str, options: ImportOptions) -> CsvFile:
     """The interactions file, its header checked: the columns it needs, and an EVENT_TYPE
     column or `--event-type`."""
-    events_file = CsvFile(path, options.columns)
+    events_file = CsvFile(path, options.columns, name=name)
     events_file.require(
         ["USER_ID", "ITEM_ID", "TIMESTAMP"],
         "an interactions file",
@@ -471,23 +165,81 @@ def _interactions_file(path: Path, options: ImportOptions) -> CsvFile:
     )
     if "EVENT_TYPE" not in events_file.header and options.event_type is None:
         raise InvalidImportFile(
-            f"{events_file.path}: the header has no EVENT_TYPE; say what every row is with "
+            f"{events_file.name}: the header has no EVENT_TYPE; say what every row is with "
             "--event-type purchase (or view, add_to_cart)"
         )
     return events_file
 
 
+def _read_interactions(
+    source: CsvFile,
+    options: ImportOptions,
+    folder: Path,
+    now: datetime,
+    progress: Callable[[int], None] | None,
+) -> tuple[ImportReport, Spool]:
+    """The first pass over the interactions file: vectorized, or row by row where the
+    vectorized reader gives up on the file."""
+    for name, fast in (("fast", True), ("rows", False)):
+        report = ImportReport(source=source.name, kind="interactions")
+        spool = Spool(folder / name)
+        spool.folder.mkdir()
+        if not fast:
+            read_rows(source, options, spool, report, now, progress)
+            break
+        try:
+            with gzip.open(spool.rejects, "wb", compresslevel=1) as rejects:
+                rows = RowReader(source, options, report, now, rejects)
+                read_fast(spool, rows, progress)
+            break
+        except GiveUp:
+            continue
+    return report, spool
+
+
+def _local(source: Path | str, folder: Path, s3: S3Client | None) -> tuple[Path, str]:
+    """A file to read and its name: a path as it is, an `s3://` URL downloaded to `folder`
+    (where Personalize users keep their exports)."""
+    text = str(source)
+    if not text.startswith("s3://"):
+        return Path(source), text
+    bucket, _, key = text.removeprefix("s3://").partition("/")
+    if not bucket or not key or key.endswith("/"):
+        raise InvalidImportFile(f"{text}: name one object, as in s3://bucket/exports/file.csv")
+    target = folder / f"{len(list(folder.iterdir()))}-{Path(key).name}"
+    try:
+        if s3 is None:
+            import boto3
+
+            s3 = boto3.client("s3")
+        s3.download_file(bucket, key, str(target))
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "")
+        if code in ("404", "NoSuchKey", "NoSuchBucket"):
+            raise InvalidImportFile(f"{text}: no such object") from None
+        if code in ("403", "AccessDenied"):
+            raise InvalidImportFile(
+                f"{text}: access denied; the credentials in use need s3:GetObject on it"
+            ) from None
+        raise InvalidImportFile(f"{text}: cannot be downloaded ({code}: {exc})") from None
+    except BotoCoreError as exc:
+        raise InvalidImportFile(f"{text}: cannot be downloaded ({exc})") from None
+    return target, text
+
+
 def import_files(
     lake: Lake,
     *,
-    interactions: Path | None = None,
-    items: Path | None = None,
-    users: Path | None = None,
+    interactions: Path | str | None = None,
+    items: Path | str | None = None,
+    users: Path | str | None = None,
     options: ImportOptions | None = None,
     now: datetime | None = None,
     progress: Callable[[int], None] | None = None,
+    s3: S3Client | None = None,
 ) -> list[ImportReport]:
-    """Import a shop's interactions, items and users files; one report per file.
+    """Import a shop's interactions, items and users files (paths, or `s3://` URLs); one
+    report per file.
 
     Every file is read through and checked before anything is written; see the module
     docstring for the rules. Raises `InvalidImportFile` for a file that cannot be used.
@@ -496,14 +248,32 @@ def import_files(
         raise InvalidImportFile("nothing to import: give an interactions file, items or users")
     options = options or ImportOptions()
     options.mapping()
-    now = now or datetime.now(UTC)
+    with tempfile.TemporaryDirectory(prefix="recs-import-") as folder:
+        downloads = Path(folder, "downloads")
+        downloads.mkdir()
+        files = [
+            None if source is None else _local(source, downloads, s3)
+            for source in (interactions, items, users)
+        ]
+        return _import(lake, files, options, now or datetime.now(UTC), progress, Path(folder))
+
+
+def _import(
+    lake: Lake,
+    files: list[tuple[Path, str] | None],
+    options: ImportOptions,
+    now: datetime,
+    progress: Callable[[int], None] | None,
+    folder: Path,
+) -> list[ImportReport]:
     run = f"{now:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
+    interactions, items, users = files
     # Open every file and check every header first: a bad items header must not leave an
     # interactions import behind.
-    events_file = _interactions_file(interactions, options) if interactions else None
-    items_file = CsvFile(items) if items is not None else None
+    events_file = _interactions_file(*interactions, options) if interactions else None
+    items_file = CsvFile(items[0], name=items[1]) if items is not None else None
     columns = _items_file(items_file, options) if items_file is not None else (None, None)
-    users_file = CsvFile(users) if users is not None else None
+    users_file = CsvFile(users[0], name=users[1]) if users is not None else None
     if users_file is not None:
         users_file.require(["USER_ID"], "a users file")
 
@@ -523,17 +293,15 @@ def import_files(
         catalogs["users"] = _read_catalog(users_file, "users", None, None)
 
     reports: list[ImportReport] = []
-    with tempfile.TemporaryDirectory(prefix="recs-import-") as folder:
-        spool = _Spool(Path(folder))
-        if events_file is not None:
-            reports.append(_read_interactions(events_file, options, spool, now, progress))
+    if events_file is not None:
+        report, spool = _read_interactions(events_file, options, folder, now, progress)
         # Everything is read and checked: from here on, the import writes.
-        if events_file is not None:
-            _write_interactions(lake, spool, reports[0], run)
+        write_interactions(lake, spool, report, run)
+        reports.append(report)
     for kind, catalog in catalogs.items():
         if catalog.rejects:
             prefix = f"{QUARANTINE_IMPORT}/{run}/{kind}"
-            _quarantine(lake, prefix, iter(catalog.rejects))
+            quarantine(lake, prefix, iter(catalog.rejects))
             catalog.report.quarantine = prefix
         reports.append(catalog.report)
     if any(c.records for c in catalogs.values()):

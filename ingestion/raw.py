@@ -120,7 +120,7 @@ class RawEventWriter:
         self._object_bytes = object_bytes
         self._buffer_bytes = buffer_bytes
         self._level = compresslevel
-        self._buffers: dict[int, list[str]] = {}
+        self._buffers: dict[int, list[bytes]] = {}
         self._sizes: dict[int, int] = {}
         self._parts: dict[int, int] = {}
         self._buffered = 0
@@ -131,13 +131,17 @@ class RawEventWriter:
 
     def add(self, hour_ms: int, lines: Sequence[str]) -> None:
         """Buffer lines whose events fall in the hour starting at `hour_ms` (epoch ms, UTC)."""
-        if not lines:
+        if lines:
+            self.add_bytes(hour_ms, join_lines(lines))
+
+    def add_bytes(self, hour_ms: int, body: bytes) -> None:
+        """Buffer JSON lines of one hour, each ending with a newline, already joined."""
+        if not body:
             return
         hour = hour_ms - hour_ms % HOUR_MS
-        size = sum(map(len, lines)) + len(lines)
-        self._buffers.setdefault(hour, []).extend(lines)
-        self._sizes[hour] = self._sizes.get(hour, 0) + size
-        self._buffered += size
+        self._buffers.setdefault(hour, []).append(body)
+        self._sizes[hour] = self._sizes.get(hour, 0) + len(body)
+        self._buffered += len(body)
         if self._sizes[hour] >= self._object_bytes:
             self._write_hour(hour)
         while self._buffered > self._buffer_bytes:
@@ -154,34 +158,36 @@ class RawEventWriter:
             self._write_hour(hour)
 
     def _write_hour(self, hour: int) -> None:
-        lines = self._buffers.pop(hour)
+        """The hour's buffer in objects of at most `object_bytes`, cut between lines (a
+        longer line is an object of its own)."""
+        body = b"".join(self._buffers.pop(hour))
         self._buffered -= self._sizes.pop(hour)
-        part: list[str] = []
-        size = 0
-        for line in lines:
-            if part and size + len(line) + 1 > self._object_bytes:
-                self._submit(hour, part)
-                part, size = [], 0
-            part.append(line)
-            size += len(line) + 1
-        self._submit(hour, part)
+        start = 0
+        while start < len(body):
+            end = len(body)
+            if end - start > self._object_bytes:
+                end = body.rfind(b"\n", start, start + self._object_bytes) + 1
+                if end <= start:
+                    end = body.index(b"\n", start) + 1
+            self._submit(hour, body[start:end])
+            start = end
 
-    def _submit(self, hour: int, lines: list[str]) -> None:
+    def _submit(self, hour: int, body: bytes) -> None:
         part = self._parts.get(hour, 0)
         self._parts[hour] = part + 1
         when = datetime.fromtimestamp(hour / 1000, UTC)
         unique = str(uuid.uuid5(_KEY_NAMESPACE, f"{self._run_key}/{hour}/{part}"))
         key = event_object_key(self._stream, when, unique)
         self.report.objects.append(key)
-        self.report.events += len(lines)
-        self._pending.append(self._pool.submit(self._put, key, lines))
+        self.report.events += body.count(b"\n")
+        self._pending.append(self._pool.submit(self._put, key, body))
         if len(self._pending) > self._max_pending:
             self._drain(keep=self._max_pending // 2)
 
-    def _put(self, key: str, lines: list[str]) -> int:
-        body = gzip_bytes(join_lines(lines), self._level)
-        self._lake.write_bytes(key, body)
-        return len(body)
+    def _put(self, key: str, body: bytes) -> int:
+        data = gzip_bytes(body, self._level)
+        self._lake.write_bytes(key, data)
+        return len(data)
 
     def _drain(self, keep: int = 0) -> None:
         while len(self._pending) > keep:

@@ -119,7 +119,7 @@ def test_import_says_each_kind_of_problem_once_and_fails_when_most_rows_are_refu
     result = run("import", str(csv), cwd=tmp_path)
     assert result.returncode == 1, result.stderr
     assert "26 interactions rows, 1 imported, 25 refused" in result.stdout
-    assert "25 rows: TIMESTAMP must be Unix seconds such as N" in result.stderr
+    assert "25 rows: TIMESTAMP must be Unix seconds such as 1755369000 (" in result.stderr
     assert result.stderr.count("TIMESTAMP must be Unix seconds") == 4  # the kind, 3 examples
     assert "25 of 26 rows refused, more than half" in result.stderr
     assert "--allow-refused" in result.stderr

@@ -19,7 +19,7 @@ from common.layout import RAW_CATALOG
 from etl.job import run_etl
 from etl.sql import connect
 from ingestion.csv_files import InvalidImportFile, parse_timestamp
-from ingestion.importer import ImportOptions, import_files
+from ingestion.importer import ImportOptions, import_files, problem_kind
 from ingestion.known import id_keys
 from ingestion.raw import is_history, read_lines
 
@@ -512,3 +512,64 @@ def test_id_keys_are_the_first_64_bits_of_each_uuid() -> None:
     assert id_keys(text.reshape(-1, 36)).tolist() == [i.int >> 64 for i in ids]
     other = np.frombuffer(b"e-1".ljust(36, b"x") + str(ids[0]).upper().encode(), dtype=np.uint8)
     assert id_keys(other.reshape(-1, 36)).size == 0  # not ours: never a match
+
+
+def test_a_kind_of_problem_drops_what_varies_and_keeps_the_messages_own_examples() -> None:
+    timestamp = (
+        "TIMESTAMP must be Unix seconds such as 1755369000 (milliseconds are told by their "
+        "size), or RFC 3339 with a zone"
+    )
+    assert problem_kind(f"{timestamp} (got 'yesterday')") == timestamp
+    assert problem_kind("row has 2 values for 7 columns") == "row has N values for N columns"
+    assert problem_kind("EVENT_TYPE 'x' is not one of") == "EVENT_TYPE '…' is not one of"
+
+
+@pytest.mark.aws
+def test_files_are_read_from_s3_and_a_missing_object_is_named(
+    tmp_path: Path, local_lake: LocalLake, aws_env: None
+) -> None:
+    """Personalize users keep their exports in S3 (issue 27, item 5)."""
+    import boto3
+    from moto import mock_aws
+
+    with mock_aws():
+        s3 = boto3.client("s3")
+        s3.create_bucket(Bucket="exports")
+        body = gzip.compress(
+            "\n".join(["USER_ID,ITEM_ID,TIMESTAMP,EVENT_TYPE", *_rows(12)]).encode()
+        )
+        s3.put_object(Bucket="exports", Key="shop/interactions.csv.gz", Body=body)
+        s3.put_object(Bucket="exports", Key="shop/items.csv", Body=b"ITEM_ID,TITLE\nI1,Lamp\n")
+        [events, items] = import_files(
+            local_lake,
+            interactions="s3://exports/shop/interactions.csv.gz",
+            items="s3://exports/shop/items.csv",
+            now=NOW,
+        )
+        assert (events.source, events.accepted) == ("s3://exports/shop/interactions.csv.gz", 13)
+        assert (items.source, items.accepted) == ("s3://exports/shop/items.csv", 1)
+        for url, message in [
+            ("s3://exports/shop/nothing.csv", "s3://exports/shop/nothing.csv: no such object"),
+            ("s3://elsewhere/x.csv", "s3://elsewhere/x.csv: no such object"),
+            ("s3://exports/shop/", "name one object, as in s3://bucket/exports/file.csv"),
+        ]:
+            with pytest.raises(InvalidImportFile, match=re.escape(message)):
+                import_files(local_lake, interactions=url, now=NOW)
+
+
+def test_an_s3_object_the_credentials_may_not_read_is_named(
+    local_lake: LocalLake, aws_env: None
+) -> None:
+    """S3 answers HeadObject without s3:GetObject with a bare 403 (no error body)."""
+    import boto3
+    from botocore.stub import Stubber
+
+    s3 = boto3.client("s3")
+    with Stubber(s3) as stub:
+        stub.add_client_error(
+            "head_object", service_error_code="403", service_message="Forbidden",
+            http_status_code=403,
+        )  # fmt: skip
+        with pytest.raises(InvalidImportFile, match="access denied; the credentials in use"):
+            import_files(local_lake, interactions="s3://exports/a.csv", now=NOW, s3=s3)
+    assert local_lake.top_level() is None
