@@ -32,10 +32,20 @@ def pipeline() -> None:
     is_flag=True,
     help="Train on all of history, whatever --train-window-days says (the weekly run).",
 )
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Train even when nothing is new since production's version (the night is otherwise "
+    "skipped from train on).",
+)
 @with_settings(PipelineSettings)
 @fails_cleanly
 def run_command(
-    resume: bool, now: datetime | None, full_history: bool, settings: PipelineSettings
+    resume: bool,
+    now: datetime | None,
+    full_history: bool,
+    force: bool,
+    settings: PipelineSettings,
 ) -> None:
     """Run every step in order, with a progress line per step and a record of each.
 
@@ -54,6 +64,7 @@ def run_command(
         resume=resume,
         now=now,
         full_history=full_history,
+        force_train=force,
         progress=say,
     )
     out.print(

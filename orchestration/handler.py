@@ -39,6 +39,7 @@ def handler(event: dict[str, Any], _context: Any = None) -> dict[str, Any]:
             clock_value(given.get("now")),
             "state machine",
             full_history=given.get("full_history") is True,
+            force_train=given.get("force_train") is True,
         )
         return {
             "run_id": record.run_id,

@@ -46,6 +46,9 @@ def summary(record: RunRecord) -> str:
             f"{head} trained {version} and kept it as a candidate: {reasons}. "
             "Production is unchanged."
         )
+    train = next((s for s in record.steps if s.name == "train"), None)
+    if train is not None and train.status == "skipped":
+        return f"{head} trained nothing: {train.result.get('reason')}. Production is unchanged."
     return f"{head} ended without a version to publish."
 
 

@@ -81,11 +81,13 @@ def run_pipeline(
     resume: bool = False,
     now: datetime | None = None,
     full_history: bool = False,
+    force_train: bool = False,
     progress: Progress = quiet,
     sleep: Callable[[float], None] = time.sleep,
 ) -> RunRecord:
     """One night's run (or the rest of a failed one); raises `PipelineFailed` if a step failed.
-    `full_history` trains on all of history whatever the training window."""
+    `full_history` trains on all of history whatever the training window; `force_train`
+    trains even when nothing is new since production's version."""
     with lake.lock(PIPELINE_LOCK, lease_s=LEASE_S):
         steps = steps_for(settings.trainer)
         if resume:
@@ -100,7 +102,9 @@ def run_pipeline(
             progress(f"resuming run {record.run_id} (clock {record.now})")
             record.save(lake)
         else:
-            record = start_run(lake, settings, now, full_history=full_history)
+            record = start_run(
+                lake, settings, now, full_history=full_history, force_train=force_train
+            )
             progress(f"run {record.run_id}: {' -> '.join(s.name for s in steps)}")
         ctx = Context(lake, settings, record, progress)
 
@@ -146,6 +150,7 @@ def start_run(
     runner: Runner = "local",
     *,
     full_history: bool = False,
+    force_train: bool = False,
 ) -> RunRecord:
     """A new run's record, for a runner that calls one step at a time (the state machine)."""
     steps = steps_for(settings.trainer)
@@ -155,6 +160,7 @@ def start_run(
         [s.name for s in steps],
         runner,
         full_history=full_history,
+        force_train=force_train,
     )
     record.save(lake)
     return record

@@ -60,6 +60,8 @@ class RunRecord:
     runner: Runner = "local"
     #: Train on all of history, whatever RECS_TRAIN_WINDOW_DAYS says (the weekly run).
     full_history: bool = False
+    #: Train even when nothing is new since production's version (`training.freshness`).
+    force_train: bool = False
 
     @property
     def clock(self) -> datetime:
@@ -112,6 +114,7 @@ def new_run(
     runner: Runner = "local",
     *,
     full_history: bool = False,
+    force_train: bool = False,
 ) -> RunRecord:
     """A record for a run starting now, its id sortable by time."""
     started = datetime.now(UTC)
@@ -123,6 +126,7 @@ def new_run(
         steps=[StepRecord(name) for name in steps],
         runner=runner,
         full_history=full_history,
+        force_train=force_train,
     )
 
 

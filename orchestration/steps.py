@@ -135,8 +135,14 @@ def _export(ctx: Context) -> dict[str, Any]:
 
 
 def _train(ctx: Context) -> dict[str, Any]:
+    from training.freshness import nothing_new
     from training.trainer import trainer_for
 
+    if not ctx.record.force_train:
+        window = None if ctx.record.full_history else ctx.settings.train_window_days
+        reason = nothing_new(ctx.lake, window, "`recs pipeline run --force`")
+        if reason is not None:
+            raise StepSkipped(reason)
     trainer = trainer_for(ctx.settings.trainer, ctx.settings, full_history=ctx.record.full_history)
     export = ctx.record.result("export", "prefix")
     trained = trainer.train(ctx.lake, now=ctx.now, export_prefix=export, progress=ctx.progress)
@@ -144,6 +150,8 @@ def _train(ctx: Context) -> dict[str, Any]:
 
 
 def _version(ctx: Context) -> str:
+    if ctx.record.step("train").status == "skipped":
+        raise StepSkipped("nothing was trained tonight; production stays as it was")
     version = ctx.record.version
     if version is None:
         raise RecsError("no version was trained in this run; resume it from its train step")

@@ -107,6 +107,11 @@ def _half_life(_ctx: click.Context, _param: click.Parameter, value: str) -> floa
     callback=clock,
     help="The training clock (UTC), which names the version; default: the time it starts.",
 )
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Train even when the curated zone holds nothing new since production's version.",
+)
 @with_settings(TrainingSettings)
 @fails_cleanly
 def train_command(
@@ -120,6 +125,7 @@ def train_command(
     holdout: str,
     budget: float,
     now: datetime | None,
+    force: bool,
     settings: TrainingSettings,
 ) -> None:
     """Choose what to serve from the data, fit it on everything, and write it out.
@@ -134,10 +140,16 @@ def train_command(
     Example: recs train --repeats allow --half-life 30
     """
     from training.artifacts import SERVED
+    from training.freshness import nothing_new
     from training.metrics import CUTOFFS
     from training.pipeline import TrainOptions, train
     from training.tuning import SELECT_ON
 
+    lake = lake_for_reading(settings.lake)
+    reason = None if force else nothing_new(lake, settings.train_window_days, "--force")
+    if reason is not None:
+        out.print(f"Nothing to train: {reason}", highlight=False)
+        return
     if backend == "personalize":
         _train_with_personalize(settings, export_run, now)
         return
@@ -151,7 +163,7 @@ def train_command(
         budget_s=budget,
         window_days=settings.train_window_days,
     )
-    report = train(lake_for_reading(settings.lake), options, now=now, progress=say)
+    report = train(lake, options, now=now, progress=say)
     assert report.tuning is not None
     blend = report.tuning.blend
     out.print(

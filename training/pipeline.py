@@ -19,7 +19,7 @@ import json
 import platform
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from importlib import metadata
 from typing import Any, Final, Literal
@@ -44,6 +44,7 @@ from training.data import (
     unseen_truth,
 )
 from training.errors import NotEnoughData
+from training.freshness import data_fingerprint
 from training.gate import (
     NO_PRODUCTION,
     GateResult,
@@ -81,6 +82,9 @@ class TrainOptions:
     budget_s: float = BUDGET_S
     #: Train on the last that many days of events only; None for all of them.
     window_days: int | None = None
+    #: What the curated zone held when training read it (`training.freshness`), kept in the
+    #: manifest so that a night with nothing new can tell.
+    source: str | None = None
 
 
 @dataclass
@@ -154,6 +158,7 @@ def train(
     options = options or TrainOptions()
     now = now or datetime.now(UTC)
     days = options.window_days
+    options = replace(options, source=data_fingerprint(lake, days))
     log = load_events(lake, (now - timedelta(days=days)).date() if days else None)
     return train_on(lake, log, options, now=now, progress=progress)
 
@@ -554,6 +559,7 @@ def _manifest(fitted: Fitted, artifacts: list[str], now: datetime) -> dict[str, 
             "first_event": format_ts(datetime.fromtimestamp(log.ts_ms.min() / 1000, UTC)),
             "last_event": format_ts(datetime.fromtimestamp(log.ts_ms.max() / 1000, UTC)),
             "window_since": log.since.isoformat() if log.since else None,
+            "source": fitted.options.source,
             "repeat_rates": {k: round(v, 4) for k, v in log.repeat_rates().items()},
         },
         "batch_users": {

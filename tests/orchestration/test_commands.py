@@ -192,7 +192,7 @@ def test_kill_9_mid_run_then_resume_ends_as_a_clean_run(shop: Path, tmp_path: Pa
 def test_promote_and_rollback_flip_the_production_pointer(shop: Path, tmp_path: Path) -> None:
     root = _copy(shop, tmp_path / "models")
     recs(root, "pipeline", "run", "--now", NIGHT)
-    recs(root, "train", "--now", "2026-11-03T02:00:00Z")
+    recs(root, "train", "--now", "2026-11-03T02:00:00Z", "--force")  # the same data
     recs(root, "models", "promote", "20261103T020000Z", "--force")
     assert "20261103T020000Z    production" in recs(root, "models", "list").stdout
     rolled = recs(root, "models", "rollback")

@@ -196,3 +196,34 @@ def test_the_weekly_full_history_run_trains_on_everything_whatever_the_window(
     for run in (record, nightly):
         train.run(Context(lake, PipelineSettings.from_env(), run, lambda _line: None))
     assert used == [None, 7]
+
+
+def test_a_night_with_nothing_new_skips_training_and_force_trains_anyway(
+    shop: tuple[LocalLake, PipelineSettings],
+) -> None:
+    """Issue 27, item 8: such a night used to retrain and print "0.0000 does not beat
+    popularity-count's 0.0000". Now train, evaluate, gate and publish say why they were
+    skipped, and the run succeeds; `--force` (the state machine's `force_train`) trains."""
+    lake, settings = shop
+    first = run_pipeline(lake, settings, now=NOW)
+    assert first.step("publish").status == "succeeded"
+    quiet = run_pipeline(lake, settings, now=NOW + timedelta(days=1))
+    assert quiet.status == "succeeded"
+    skipped = {s.name: s.result.get("reason", "") for s in quiet.steps if s.status == "skipped"}
+    assert set(skipped) >= {"train", "evaluate", "gate", "publish"}
+    assert f"nothing new since production's version {first.version}" in skipped["train"]
+    assert "`recs pipeline run --force` trains anyway" in skipped["train"]
+    assert quiet.version is None
+    assert "nothing new since production's version" in summary(quiet)
+    forced = run_pipeline(lake, settings, now=NOW + timedelta(days=1), force_train=True)
+    assert forced.step("train").status == "succeeded"
+    assert forced.version is not None
+    assert forced.version != first.version
+
+    # New events make the next night train again.
+    sink = make_sink(settings)
+    assert isinstance(sink, LocalSink)
+    sink.put([Event(user_id="U1", item_id="I1", event_type="view", ts=NOW)])
+    sink.close()
+    again = run_pipeline(lake, settings, now=NOW + timedelta(days=2))
+    assert again.step("train").status == "succeeded"

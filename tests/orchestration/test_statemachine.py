@@ -16,6 +16,7 @@ import json
 import re
 import shutil
 import time
+import uuid
 import zipfile
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -78,7 +79,10 @@ class Machine:
         self.before: list[Any] = []  # run before each step's handler call
 
     def run(self, payload: dict[str, Any]) -> dict[str, Any]:
-        started = self.sfn.start_execution(stateMachineArn=self.arn, input=json.dumps(payload))
+        # Step Functions names an unnamed execution with a UUID; moto names it "None".
+        started = self.sfn.start_execution(
+            stateMachineArn=self.arn, name=uuid.uuid4().hex, input=json.dumps(payload)
+        )
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             found = self.sfn.describe_execution(executionArn=started["executionArn"])
@@ -322,6 +326,23 @@ def test_a_gate_rejection_ends_in_notify_saying_why(machine: Machine, tmp_path: 
     assert record.step("publish").status == "pending"  # never reached
     inbox = machine.inbox()  # type: ignore[attr-defined]
     assert any("kept it as a candidate" in m and "Production is unchanged" in m for m in inbox)
+
+
+def test_a_night_with_nothing_new_goes_from_train_to_notify(machine: Machine) -> None:
+    """The skipped train leaves evaluate and gate skipped and no outcome: the gate's Choice
+    sends the run to notify, and it succeeds (issue 27, item 8)."""
+    assert machine.run({"now": "2026-11-02T02:00:00Z"})["status"] == "SUCCEEDED"
+    machine.inbox()  # type: ignore[attr-defined]
+    done = machine.run({"now": "2026-11-03T02:00:00Z"})
+    assert done["status"] == "SUCCEEDED"
+    assert done["states"][-5:] == ["train", "evaluate", "gate", "gate-decision", "notify"]
+    record = machine.record()
+    assert [record.step(n).status for n in ("train", "evaluate", "gate")] == ["skipped"] * 3
+    inbox = machine.inbox()  # type: ignore[attr-defined]
+    assert any("trained nothing: nothing new since production's version" in m for m in inbox)
+    forced = machine.run({"now": "2026-11-03T02:00:00Z", "force_train": True})
+    assert forced["status"] == "SUCCEEDED"
+    assert machine.record().version == "20261103T020000Z"
 
 
 _LONG_JOBS = {"datasetImportJob", "solutionVersion", "batchInferenceJob"}
