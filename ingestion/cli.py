@@ -165,6 +165,8 @@ def _print_report(report: ImportReport, target: Lake) -> None:
             "(imported before; the ETL keeps one copy)",
             highlight=False,
         )
+    for run, rows in report.taken.items():
+        out.print(f"  {rows:,} rows refused by import {run} are now imported", highlight=False)
     if report.repeats:
         out.print(f"  {report.repeats:,} rows repeat an earlier row exactly; each is its own event")
     if report.rescaled:

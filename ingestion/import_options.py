@@ -102,6 +102,8 @@ class ImportReport:
     repeats: int = 0
     #: Accepted events whose id the lake did not hold yet (the rest were imported before).
     new: int = 0
+    #: Rows earlier import runs refused that this one took in, by run.
+    taken: dict[str, int] = field(default_factory=dict)
     #: Hints for the user: a column we could not place, for instance.
     notes: list[str] = field(default_factory=list)
     objects: list[str] = field(default_factory=list)

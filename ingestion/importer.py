@@ -53,7 +53,14 @@ from ingestion.import_options import (
     event_type_key,
     problem_kind,
 )
-from ingestion.interactions import RowReader, Spool, quarantine, read_rows, write_interactions
+from ingestion.interactions import (
+    RowReader,
+    Spool,
+    mark_taken,
+    quarantine,
+    read_rows,
+    write_interactions,
+)
 from ingestion.raw import write_catalog_dump
 
 if TYPE_CHECKING:
@@ -297,6 +304,7 @@ def _import(
         report, spool = _read_interactions(events_file, options, folder, now, progress)
         # Everything is read and checked: from here on, the import writes.
         write_interactions(lake, spool, report, run)
+        report.taken = mark_taken(lake, spool, options, now, run)
         reports.append(report)
     for kind, catalog in catalogs.items():
         if catalog.rejects:

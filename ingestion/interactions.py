@@ -336,6 +336,59 @@ def write_interactions(lake: Lake, spool: Spool, report: ImportReport, run: str)
         report.quarantine = prefix
 
 
+#: Earlier import runs whose refusals an import looks through for rows it has now taken.
+_TAKEN_RUNS: Final = 20
+TAKEN_FILE: Final = "taken.json"
+
+
+def mark_taken(
+    lake: Lake, spool: Spool, options: ImportOptions, now: datetime, run: str
+) -> dict[str, int]:
+    """Mark the rows earlier imports refused that this one took in: read again with this
+    run's options (a `--map` added since, say), a refused row whose event is among this
+    run's is counted in `quarantine/import/<that run>/interactions/taken.json`. Returns
+    {run: rows taken} for the runs it marked."""
+    runs = sorted(
+        {key.split("/")[2] for key in lake.list(f"{QUARANTINE_IMPORT}/") if "/interactions/" in key}
+        - {run}
+    )[-_TAKEN_RUNS:]
+    if spool.parts == 0 or not runs:
+        return {}
+    mapping = options.mapping()
+    scratch = ImportReport(source="", kind="interactions")
+    con = duckdb.connect()
+    con.execute(
+        f"CREATE TABLE taken AS SELECT content FROM read_parquet('{spool.folder}/spool-*.parquet')"
+    )
+    marked = {}
+    for earlier in runs:
+        prefix = f"{QUARANTINE_IMPORT}/{earlier}/interactions"
+        contents = []
+        for key in lake.list(f"{prefix}/"):
+            if not key.endswith(".jsonl"):
+                continue
+            for line in lake.read_bytes(key).splitlines():
+                row = json.loads(line).get("row")
+                if isinstance(row, dict):
+                    try:
+                        contents.append(interaction(row, mapping, options, scratch, now)[0])
+                    except (InvalidRecord, KeyError):
+                        continue
+        if not contents:
+            continue
+        con.register("refused", pa.table({"content": pa.array(contents, pa.string())}))
+        [(taken,)] = con.execute(
+            "SELECT count(*) FROM refused WHERE content IN (SELECT content FROM taken)"
+        ).fetchall()
+        con.unregister("refused")
+        if taken:
+            record = {"rows": int(taken), "by": run, "at": now.isoformat()}
+            lake.write_bytes(f"{prefix}/{TAKEN_FILE}", json.dumps(record).encode())
+            marked[earlier] = int(taken)
+    con.close()
+    return marked
+
+
 def quarantine(lake: Lake, prefix: str, lines: Iterator[str]) -> None:
     """Refusals, one JSON line each, in parts under `prefix`."""
     part: list[str] = []

@@ -163,11 +163,13 @@ def quarantine(lake: Lake, *, newest: int = 20, reasons: int = 5) -> dict[str, A
         key=lambda k: (k.split("/")[2:3], k),
     )
     by_zone: Counter[str] = Counter({key.split("/")[1]: 0 for key in keys})
+    by_run: Counter[tuple[str, str]] = Counter()
     latest: list[dict[str, Any]] = []
     for key in reversed(keys[-newest:]):
         lines = lake.read_bytes(key).decode("utf-8", "replace").splitlines()
         zone = key.split("/")[1]
         by_zone[zone] += len(lines)
+        by_run[(zone, key.split("/")[2])] += len(lines)
         for line in reversed(lines):
             if len(latest) >= reasons:
                 break
@@ -182,8 +184,23 @@ def quarantine(lake: Lake, *, newest: int = 20, reasons: int = 5) -> dict[str, A
         "files": len(keys),
         "countedFiles": min(newest, len(keys)),
         "byZone": dict(sorted(by_zone.items())),
+        "runs": [
+            {"zone": zone, "run": run, "refused": n, "taken": _taken(lake, zone, run)}
+            for (zone, run), n in sorted(by_run.items(), key=lambda e: e[0][1], reverse=True)
+        ],
         "latest": latest,
     }
+
+
+def _taken(lake: Lake, zone: str, run: str) -> int:
+    """How many of an import run's refused interactions a later import took in."""
+    if zone != "import":
+        return 0
+    try:
+        found = json.loads(lake.read_bytes(f"{QUARANTINE}/import/{run}/interactions/taken.json"))
+    except (FileNotFoundError, json.JSONDecodeError):
+        return 0
+    return int(found.get("rows", 0)) if isinstance(found, dict) else 0
 
 
 def _current(v: Any) -> list[str]:

@@ -213,3 +213,29 @@ def test_the_production_versions_gate_line_says_nothing_stale(shop: PublishedSho
     assert production["version"] == shop.version
     assert production["reasons"]  # the rest of the verdict stays
     assert not any("no model is in production yet" in r for r in production["reasons"])
+
+
+def test_each_import_run_is_shown_with_the_refusals_a_later_run_took_in(tmp_path: Path) -> None:
+    """Issue 27, item 10: the page said "import 3 refused records" after a second import
+    with the missing --map had taken all of them in."""
+    from ingestion.importer import ImportOptions, import_files
+    from orchestration.ui.data import quarantine
+
+    lake = LocalLake(tmp_path / "lake")
+    csv = tmp_path / "interactions.csv"
+    csv.write_text(
+        "USER_ID,ITEM_ID,TIMESTAMP,EVENT_TYPE\nU1,I1,1755369000,view\n"
+        "U2,I2,1755369000,share\nU3,I3,1755369000,share\nU4,I4,1755369000,share\n"
+        "U5,I5,later,view\n",
+        encoding="utf-8",
+    )
+    now = datetime(2026, 11, 25, tzinfo=UTC)
+    import_files(lake, interactions=csv, now=now)
+    [first] = quarantine(lake)["runs"]
+    assert (first["zone"], first["refused"], first["taken"]) == ("import", 4, 0)
+    options = ImportOptions(event_types={"share": "view"})
+    later = now.replace(minute=1)
+    [again] = import_files(lake, interactions=csv, options=options, now=later)
+    assert again.taken == {first["run"]: 3}
+    runs = quarantine(lake)["runs"]
+    assert [(r["refused"], r["taken"]) for r in runs] == [(1, 0), (4, 3)]  # newest first

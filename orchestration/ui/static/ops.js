@@ -97,7 +97,8 @@
 
   function quarantine(q) {
     fill("quarantine",
-      table(["zone", "refused records"], Object.entries(q.byZone).map(([zone, n]) => [zone, number(n)])),
+      table(["zone", "run", "refused records", "taken in by a later import"], q.runs.map((r) =>
+        [r.zone, r.run, number(r.refused), r.zone === "import" ? number(r.taken) : "–"]), { id: "quarantine-runs" }),
       el("p", { class: "muted small" }, `counted over the newest ${q.countedFiles} of ${q.files} files`),
       q.latest.length ? el("ul", {}, q.latest.map((r) => el("li", {}, `${r.zone}: ${r.reason}`))) :
         el("p", {}, "Nothing refused."));
