@@ -105,7 +105,8 @@ def catalog(lake: Lake, *, per_category: int = 12, categories: int = 12) -> dict
         """
         WITH counts AS (SELECT item_id, count(*) AS n FROM interactions GROUP BY item_id),
         ranked AS (
-            SELECT i.item_id, coalesce(i.title, i.item_id) AS title,
+            SELECT i.item_id, coalesce(i.title, i.item_id || coalesce(' · ' || i.category, ''))
+                   AS title,
                    coalesce(i.category, 'Other') AS category, i.price, coalesce(c.n, 0) AS n,
                    row_number() OVER (PARTITION BY coalesce(i.category, 'Other')
                                       ORDER BY coalesce(c.n, 0) DESC, i.item_id) AS place
@@ -129,9 +130,16 @@ def catalog(lake: Lake, *, per_category: int = 12, categories: int = 12) -> dict
         "SELECT user_id, count(*) AS n FROM interactions GROUP BY user_id "
         "ORDER BY n DESC, user_id LIMIT 24",
     )
+    [counted] = _rows(
+        lake,
+        "SELECT count(*) AS items, count(*) FILTER (WHERE title IS NULL) AS untitled FROM items",
+    )
     return {
         "categories": [{"name": name, "items": shelves[name]} for name in chosen],
         "users": [row["user_id"] for row in users],
+        # A catalog imported without a title column shows ids; the page says how to add them.
+        "untitled": int(counted["untitled"] or 0),
+        "items": int(counted["items"] or 0),
     }
 
 
@@ -146,12 +154,17 @@ def items(lake: Lake, ids: list[str]) -> dict[str, dict[str, Any]]:
     )
     return {
         row["item_id"]: {
-            "title": row["title"] or row["item_id"],
+            "title": row["title"] or _untitled(row["item_id"], row["category"]),
             "category": row["category"],
             "price": row["price"],
         }
         for row in rows
     }
+
+
+def _untitled(item_id: str, category: str | None) -> str:
+    """What an item without a title is called: its id, and its category where it has one."""
+    return f"{item_id} · {category}" if category else item_id
 
 
 def quarantine(lake: Lake, *, newest: int = 20, reasons: int = 5) -> dict[str, Any]:

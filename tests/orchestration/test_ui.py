@@ -239,3 +239,25 @@ def test_each_import_run_is_shown_with_the_refusals_a_later_run_took_in(tmp_path
     assert again.taken == {first["run"]: 3}
     runs = quarantine(lake)["runs"]
     assert [(r["refused"], r["taken"]) for r in runs] == [(1, 0), (4, 3)]  # newest first
+
+
+def test_a_catalog_without_titles_shows_ids_with_their_category(tmp_path: Path) -> None:
+    """Issue 27, item 12: a catalog imported without titles showed bare numbers; the store
+    now shows each id with its category and says how to add titles."""
+    from etl.job import run_etl
+    from ingestion.importer import import_files
+    from orchestration.ui.data import catalog, items
+
+    lake = LocalLake(tmp_path / "lake")
+    events = tmp_path / "interactions.csv"
+    events.write_text("USER_ID,ITEM_ID,TIMESTAMP,EVENT_TYPE\nU1,101,1755369000,view\n")
+    products = tmp_path / "items.csv"
+    products.write_text("ITEM_ID,CATEGORY\n101,shoes\n102,\n")
+    now = datetime(2026, 11, 25, tzinfo=UTC)
+    import_files(lake, interactions=events, items=products, now=now)
+    run_etl(lake, now=now)
+    shown = catalog(lake)
+    assert (shown["untitled"], shown["items"]) == (2, 2)
+    titles = {i["id"]: i["title"] for c in shown["categories"] for i in c["items"]}
+    assert titles == {"101": "101 · shoes", "102": "102"}
+    assert items(lake, ["101"])["101"]["title"] == "101 · shoes"

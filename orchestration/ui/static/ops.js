@@ -5,7 +5,7 @@
   const { el, svg, call, setUp, showError, number } = recs;
 
   const fill = (id, ...children) =>
-    document.querySelector(`#${id} .body`).replaceChildren(...children);
+    document.querySelector(`#${id} .body`).replaceChildren(...children.filter((c) => c != null));
 
   function table(headings, rows, attrs = {}) {
     return el("table", attrs,

@@ -44,16 +44,26 @@
     return row("recommended", "Recommended for you", answer, answer.items);
   }
 
+  function untitled() {
+    // Over half the catalog without titles: say why cards show ids, and how to add titles.
+    if (!catalog.items || catalog.untitled * 2 <= catalog.items) return null;
+    return el("p", { class: "demo-note", id: "no-titles" },
+      `${number(catalog.untitled)} of ${number(catalog.items)} items have no title, so they show their id and category. `,
+      "Import the catalog with its names: ",
+      el("code", {}, "recs import --items items.csv --title-column NAME"),
+      ", then ", el("code", {}, "recs etl"), ".");
+  }
+
   async function home() {
     const view = document.getElementById("view");
-    const parts = [await recommended()];
+    const parts = [untitled(), await recommended()];
     for (const shelf of catalog.categories) {
       for (const item of shelf.items) names.set(item.id, { ...item, category: shelf.name });
       parts.push(el("section", { class: "row shelf" },
         el("h2", {}, shelf.name),
         el("div", { class: "cards" }, shelf.items.map((item) => card({ ...item, category: shelf.name })))));
     }
-    view.replaceChildren(...parts);
+    view.replaceChildren(...parts.filter(Boolean));
   }
 
   async function post(itemId, eventType, recommendationId) {
