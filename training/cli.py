@@ -171,6 +171,9 @@ def train_command(
         f"repeats: {blend.repeats}), chosen on {SELECT_ON}",
         highlight=False,
     )
+    note = report.tuning.recipe_note()
+    if note:
+        out.print(f"  {note}: the blend's other parts do the work", highlight=False)
     header = [
         "scored",
         *(f"ndcg@{k}" for k in CUTOFFS),

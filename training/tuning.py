@@ -40,7 +40,7 @@ from common.progress import Progress, quiet
 from training.blend import REPEAT_POLICIES, Blend, Repeats, top_by_score, trending_scores
 from training.data import Interactions
 from training.errors import NotEnoughData
-from training.metrics import K, user_ndcg
+from training.metrics import K, Paired, user_ndcg
 from training.ranker import FEATURES, Trees
 from training.recipes import ALS, EASE, ItemKNN, Recipe
 from training.scoring import (
@@ -121,6 +121,19 @@ class Choice:
     ranker: Trees | None = None
     #: What the ranker scored on validation beside the blend, and whether it is used.
     ranker_report: dict[str, Any] = field(default_factory=dict)
+    #: The served blend against the same blend without the recipe, on validation: what the
+    #: recipe adds (None where the blend has no recipe).
+    recipe_adds: Paired | None = None
+
+    def recipe_note(self) -> str:
+        """What the recipe adds to what is served, in a phrase (empty where it is clear)."""
+        gain = self.recipe_adds
+        if gain is None or gain.low > 0:
+            return ""
+        return (
+            f"{label(self.recipe) if self.recipe else 'the recipe'} adds nothing measurable to "
+            f"the blend without it ({gain})"
+        )
 
     def to_json(self) -> dict[str, Any]:
         """The manifest's `tuning` entry."""
@@ -133,6 +146,7 @@ class Choice:
             "skipped": self.skipped,
             "rules": self.rules,
             "ranker": self.ranker_report,
+            "recipe_adds": None if self.recipe_adds is None else self.recipe_adds.to_json(),
             "seconds": round(self.seconds, 1),
             "folds": list(FOLDS),
             "min_validation_users": MIN_VALIDATION_USERS,
@@ -164,6 +178,7 @@ class _Tuning:
     rules: list[str] = field(default_factory=list)
     tried: list[dict[str, Any]] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    recipe_adds: Paired | None = None
 
     def spent(self) -> bool:
         """Whether the tuning budget is spent."""
@@ -287,8 +302,21 @@ class _Tuning:
                 at_default,
                 f"the default blend (repeats {default.repeats}, {default.describe()})",
             ):
-                return default, float(np.mean(at_default))
+                blend, value = default, float(np.mean(at_default))
+        if blend.collab > 0:
+            self.recipe_adds = self._recipe_adds(blend, scores)
         return blend, value
+
+    def _recipe_adds(self, blend: Blend, scores: Callable[[Blend], np.ndarray]) -> Paired:
+        """The served blend against itself without the recipe (trending alone where nothing
+        else is left), said on screen and kept in the manifest."""
+        without = replace(blend, collab=0.0, trending=blend.trending or 1.0)
+        gain = beyond_noise(scores(blend), scores(without))
+        verdict = "adds" if gain.low > 0 else "adds nothing measurable to what is served:"
+        self.progress(
+            f"  the recipe {verdict} over the blend without it ({without.describe()}): {gain}"
+        )
+        return gain
 
     def ranker(self, fits: list[Fitted], blend: Blend) -> tuple[Trees | None, dict[str, Any]]:
         """The learned second stage, where it beats the blend's own order beyond noise."""
@@ -379,6 +407,7 @@ def choose(
         rules=tuning.rules,
         ranker=ranker,
         ranker_report=ranker_report,
+        recipe_adds=tuning.recipe_adds,
     )
 
 

@@ -217,6 +217,10 @@ def test_tuning_welcomes_repeats_only_where_the_data_shows_they_pay() -> None:
     )
     assert discovery_shop.recipe is not None
     assert discovery_shop.validation > 0.1
+    # Its groups are what the recipe finds: it clearly adds to the blend (issue 27, item 7).
+    assert discovery_shop.recipe_adds is not None
+    assert discovery_shop.recipe_adds.low > 0
+    assert discovery_shop.recipe_note() == ""
     # No rule but the learned ranker's verdict, which every run records.
     assert [r for r in repeat_shop.rules if not r.startswith("the learned ranker")] == []
 
@@ -252,6 +256,9 @@ def test_on_noise_every_choice_stays_at_its_default() -> None:
     assert found.blend == default_blend()
     assert found.recipe is not None
     assert found.recipe.name == "item-knn"
+    # Served as the default, and said to add nothing measurable: there is nothing to learn.
+    assert found.recipe_note().startswith("item-knn (alpha 0.5) adds nothing measurable")
+    assert found.to_json()["recipe_adds"]["low"] <= 0
     assert found.half_life_days is None
     assert any(rule.startswith("the blend (") and "within noise" in rule for rule in found.rules)
     assert found.ranker is None
