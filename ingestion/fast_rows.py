@@ -42,9 +42,10 @@ from ingestion.csv_files import CsvFile
 from ingestion.import_options import event_type_key
 from ingestion.interactions import SPOOL_SCHEMA, RowReader, Spool
 
-#: Bytes read per block: big enough that Arrow's per-call cost vanishes, small enough to
-#: keep a few copies in memory.
-BLOCK_BYTES: Final = 8 << 20
+#: Bytes read per block: big enough that Arrow's per-call cost vanishes, small enough that
+#: a block's columns stay in the CPU's caches (2 MB ran faster than 1, 4, 8 or 16 MB on a
+#: 2,000,000-row log, and holds least memory).
+BLOCK_BYTES: Final = 2 << 20
 _PLAIN: Final = r"^[ !#-\[\]-~]*$"
 _BLANK: Final = r"^[ ,]*$"
 #: Blocks vectorized at once, beside the thread that reads and finishes them.

@@ -18,8 +18,10 @@ import csv
 import gzip
 import hashlib
 import json
+import operator
 import uuid
 from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -46,8 +48,6 @@ _EVENT_FIELDS: Final = {"SESSION_ID": "session_id", "PRICE": "price", "QUANTITY"
 _REJECTS_PER_PART: Final = 100_000
 #: Accepted rows per spool file from the row-at-a-time reader.
 _SPOOL_ROWS: Final = 200_000
-#: Rows per batch of the second pass.
-_BATCH_ROWS: Final = 250_000
 SPOOL_SCHEMA: Final = pa.schema(
     [
         ("line", pa.int64()),
@@ -57,6 +57,7 @@ SPOOL_SCHEMA: Final = pa.schema(
         ("content", pa.string()),
     ]
 )
+_DIGEST: Final = operator.methodcaller("digest")
 #: A UUID's 32 hex digits in groups (start, end, where the group goes in its 36 characters).
 _GROUPS: Final = ((0, 8, 0), (8, 12, 9), (12, 16, 14), (16, 20, 19), (20, 32, 24))
 
@@ -90,24 +91,35 @@ class Spool:
         )
         self.content.update(_string_bytes(joined))
 
-    def ordered(self) -> Iterator[pa.RecordBatch]:
+    def ordered(self) -> Iterator[pa.Table]:
         """Accepted rows in file order, each with `rank`: how many identical rows (the same
         content) came before it in the file."""
         if self.parts == 0:
             return
-        # Numbering a file's rows holds them all: past the limit DuckDB spills to the spool.
+        # DuckDB finds the repeated rows (few, mostly) out of core; the spool files are read
+        # back in order for the rest, so nothing is sorted.
         con = duckdb.connect(
             config={"temp_directory": str(self.folder / "duckdb"), "memory_limit": "1GB"}
         )
         try:
-            reader = con.sql(
-                "SELECT ts_ms, shop, content, "
-                "row_number() OVER (PARTITION BY content ORDER BY line) - 1 AS rank "
-                f"FROM read_parquet('{self.folder}/spool-*.parquet') ORDER BY line"
-            ).to_arrow_reader(_BATCH_ROWS)
-            yield from reader
+            repeated = con.sql(
+                "SELECT line, row_number() OVER (PARTITION BY content ORDER BY line) - 1 AS rank "
+                f"FROM read_parquet('{self.folder}/spool-*.parquet') QUALIFY rank > 0 "
+                "ORDER BY line"
+            ).fetchnumpy()
         finally:
             con.close()
+        lines = np.asarray(repeated["line"], dtype=np.int64)
+        ranks = np.asarray(repeated["rank"], dtype=np.int64)
+        for part in range(self.parts):
+            table = pq.read_table(self.folder / f"spool-{part:06d}.parquet")
+            line = table["line"].to_numpy()
+            rank = np.zeros(len(line), dtype=np.int64)
+            at = np.searchsorted(lines, line)
+            found = at < len(lines)
+            found[found] = lines[at[found]] == line[found]
+            rank[found] = ranks[at[found]]
+            yield table.append_column("rank", pa.array(rank))
 
 
 def _string_bytes(strings: pa.Array | pa.ChunkedArray) -> bytes:
@@ -289,9 +301,10 @@ def event_ids(content: pa.Array, rank: pa.Array) -> tuple[pa.Array, npt.NDArray[
         pc.cast(rank, pa.string()).cast(binary),
         pa.scalar(b"", binary),
     )
-    sha1 = hashlib.sha1
-    digests = b"".join([sha1(name).digest()[:16] for name in names.to_pylist()])
-    raw = np.frombuffer(digests, dtype=np.uint8).reshape(-1, 16).copy()
+    # map over C callables: no Python frame per row. A SHA-1 digest is 20 bytes; a UUID
+    # takes the first 16.
+    digests = b"".join(map(_DIGEST, map(hashlib.sha1, names.to_pylist())))
+    raw = np.frombuffer(digests, dtype=np.uint8).reshape(-1, 20)[:, :16].copy()
     raw[:, 6] = (raw[:, 6] & 0x0F) | 0x50  # version 5
     raw[:, 8] = (raw[:, 8] & 0x3F) | 0x80  # RFC 4122 variant
     n = len(raw)
@@ -305,29 +318,48 @@ def event_ids(content: pa.Array, rank: pa.Array) -> tuple[pa.Array, npt.NDArray[
     return ids, keys
 
 
+def _by_hour(batch: pa.Table, ids: pa.Array) -> list[tuple[int, bytes, int]]:
+    """A batch's raw lines, joined per hour (in file order within each hour)."""
+    shop = pc.fill_null(
+        pc.binary_join_element_wise('"shop_event_type":', batch["shop"], ",", ""), ""
+    )
+    content = pc.utf8_slice_codeunits(batch["content"], 1)
+    lines = pc.binary_join_element_wise('{"event_id":"', ids, '",', shop, content, "\n", "")
+    ts_ms = batch["ts_ms"].to_numpy()
+    hours = ts_ms - ts_ms % HOUR_MS
+    order = np.argsort(hours, kind="stable")
+    lines, hours = lines.take(pa.array(order)), hours[order]
+    cuts = np.flatnonzero(np.diff(hours)) + 1
+    return [
+        (int(hours[start]), _string_bytes(lines[start:end]), end - start)
+        for start, end in zip(
+            np.r_[0, cuts].tolist(), np.r_[cuts, len(hours)].tolist(), strict=True
+        )
+    ]
+
+
 def write_interactions(lake: Lake, spool: Spool, report: ImportReport, run: str) -> None:
-    """The second pass: spooled events get their ids and land; refusals go to quarantine."""
+    """The second pass: spooled events get their ids and land; refusals go to quarantine.
+    Ids are hashed on this thread while the batch before is joined into lines on another
+    (Arrow lets go of the GIL) and compressed on the writer's."""
     existing = ids_in_lake(lake, spool.hours)
-    with RawEventWriter(lake, stream=HISTORY_STREAM, run_key=spool.content.hexdigest()) as writer:
+    with (
+        RawEventWriter(lake, stream=HISTORY_STREAM, run_key=spool.content.hexdigest()) as writer,
+        ThreadPoolExecutor(1, thread_name_prefix="import-lines") as pool,
+    ):
+        pending: Future[list[tuple[int, bytes, int]]] | None = None
         for batch in spool.ordered():
             ranks = batch["rank"]
             report.repeats += int(pc.sum(pc.greater(ranks, 0)).as_py() or 0)
             ids, keys = event_ids(batch["content"], ranks)
             report.new += int(np.count_nonzero(~np.isin(keys, existing)))
-            shop = pc.fill_null(
-                pc.binary_join_element_wise('"shop_event_type":', batch["shop"], ",", ""), ""
-            )
-            content = pc.utf8_slice_codeunits(batch["content"], 1)
-            lines = pc.binary_join_element_wise('{"event_id":"', ids, '",', shop, content, "\n", "")
-            ts_ms = batch["ts_ms"].to_numpy()
-            hours = ts_ms - ts_ms % HOUR_MS
-            order = np.argsort(hours, kind="stable")
-            lines, hours = lines.take(pa.array(order)), hours[order]
-            cuts = np.flatnonzero(np.diff(hours)) + 1
-            for start, end in zip(
-                np.r_[0, cuts].tolist(), np.r_[cuts, len(hours)].tolist(), strict=True
-            ):
-                writer.add_bytes(int(hours[start]), _string_bytes(lines[start:end]))
+            if pending is not None:
+                for hour, body, count in pending.result():
+                    writer.add_bytes(hour, body, count)
+            pending = pool.submit(_by_hour, batch, ids)
+        if pending is not None:
+            for hour, body, count in pending.result():
+                writer.add_bytes(hour, body, count)
     report.objects = writer.report.objects
     if report.rejected:
         prefix = f"{QUARANTINE_IMPORT}/{run}/interactions"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import click
 
@@ -13,6 +14,9 @@ from training.blend import REPEAT_POLICIES
 from training.data import DEFAULT_WEIGHTS
 from training.settings import TrainingSettings
 from training.tuning import BUDGET_S
+
+if TYPE_CHECKING:
+    from training.pipeline import TrainReport
 
 
 def _weights(_ctx: click.Context, _param: click.Parameter, value: str | None) -> dict[str, float]:
@@ -139,11 +143,8 @@ def train_command(
     \b
     Example: recs train --repeats allow --half-life 30
     """
-    from training.artifacts import SERVED
     from training.freshness import nothing_new
-    from training.metrics import CUTOFFS
     from training.pipeline import TrainOptions, train
-    from training.tuning import SELECT_ON
 
     lake = lake_for_reading(settings.lake)
     reason = None if force else nothing_new(lake, settings.train_window_days, "--force")
@@ -164,6 +165,15 @@ def train_command(
         window_days=settings.train_window_days,
     )
     report = train(lake, options, now=now, progress=say)
+    _print_trained(report)
+
+
+def _print_trained(report: TrainReport) -> None:
+    """What a training chose, how each model scored on the holdout, and the gate's verdict."""
+    from training.artifacts import SERVED
+    from training.metrics import CUTOFFS
+    from training.tuning import SELECT_ON
+
     assert report.tuning is not None
     blend = report.tuning.blend
     out.print(
