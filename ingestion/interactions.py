@@ -368,8 +368,10 @@ def write_interactions(lake: Lake, spool: Spool, report: ImportReport, run: str)
         report.quarantine = prefix
 
 
-#: Earlier import runs whose refusals an import looks through for rows it has now taken.
+#: Earlier import runs whose refusals an import looks through for rows it has now taken, and
+#: the most refused rows of one run it reads again (each goes through the contract).
 _TAKEN_RUNS: Final = 20
+_TAKEN_ROWS: Final = 200_000
 TAKEN_FILE: Final = "taken.json"
 
 
@@ -378,47 +380,73 @@ def mark_taken(
 ) -> dict[str, int]:
     """Mark the rows earlier imports refused that this one took in: read again with this
     run's options (a `--map` added since, say), a refused row whose event is among this
-    run's is counted in `quarantine/import/<that run>/interactions/taken.json`. Returns
-    {run: rows taken} for the runs it marked."""
+    run's is added to `quarantine/import/<that run>/interactions/taken.json`, which keeps
+    the line of every row any later run took. Returns {run: rows newly taken}."""
     runs = sorted(
         {key.split("/")[2] for key in lake.list(f"{QUARANTINE_IMPORT}/") if "/interactions/" in key}
         - {run}
     )[-_TAKEN_RUNS:]
     if spool.parts == 0 or not runs:
         return {}
-    mapping = options.mapping()
-    scratch = ImportReport(source="", kind="interactions")
     con = duckdb.connect()
     con.execute(
         f"CREATE TABLE taken AS SELECT content FROM read_parquet('{spool.folder}/spool-*.parquet')"
     )
     marked = {}
-    for earlier in runs:
-        prefix = f"{QUARANTINE_IMPORT}/{earlier}/interactions"
-        contents = []
-        for key in lake.list(f"{prefix}/"):
-            if not key.endswith(".jsonl"):
+    try:
+        for earlier in runs:
+            prefix = f"{QUARANTINE_IMPORT}/{earlier}/interactions"
+            before = _taken_lines(lake, prefix)
+            refused = _refused(lake, prefix, options, now, before)
+            if not refused:
                 continue
-            for line in lake.read_bytes(key).splitlines():
-                row = json.loads(line).get("row")
-                if isinstance(row, dict):
-                    try:
-                        contents.append(interaction(row, mapping, options, scratch, now)[0])
-                    except (InvalidRecord, KeyError):
-                        continue
-        if not contents:
-            continue
-        con.register("refused", pa.table({"content": pa.array(contents, pa.string())}))
-        [(taken,)] = con.execute(
-            "SELECT count(*) FROM refused WHERE content IN (SELECT content FROM taken)"
-        ).fetchall()
-        con.unregister("refused")
-        if taken:
-            record = {"rows": int(taken), "by": run, "at": now.isoformat()}
-            lake.write_bytes(f"{prefix}/{TAKEN_FILE}", json.dumps(record).encode())
-            marked[earlier] = int(taken)
-    con.close()
+            con.register("refused", pa.table(refused))
+            found = con.execute(
+                "SELECT line FROM refused WHERE content IN (SELECT content FROM taken)"
+            ).fetchnumpy()["line"]
+            con.unregister("refused")
+            lines = sorted(before | {int(n) for n in found})
+            if len(lines) > len(before):
+                record = {"rows": len(lines), "lines": lines, "last_by": run}
+                lake.write_bytes(f"{prefix}/{TAKEN_FILE}", json.dumps(record).encode())
+                marked[earlier] = len(lines) - len(before)
+    finally:
+        con.close()
     return marked
+
+
+def _taken_lines(lake: Lake, prefix: str) -> set[int]:
+    try:
+        found = json.loads(lake.read_bytes(f"{prefix}/{TAKEN_FILE}"))
+    except (FileNotFoundError, json.JSONDecodeError):
+        return set()
+    return {int(n) for n in found.get("lines", [])} if isinstance(found, dict) else set()
+
+
+def _refused(
+    lake: Lake, prefix: str, options: ImportOptions, now: datetime, taken: set[int]
+) -> dict[str, list[Any]]:
+    """An import run's refused rows not yet taken, as this run would read them: the line
+    and the event's content, for those it accepts now (at most `_TAKEN_ROWS`)."""
+    mapping = options.mapping()
+    scratch = ImportReport(source="", kind="interactions")
+    rows: dict[str, list[Any]] = {"line": [], "content": []}
+    for key in lake.list(f"{prefix}/"):
+        if not key.endswith(".jsonl"):
+            continue
+        for text in lake.read_bytes(key).splitlines():
+            refusal = json.loads(text)
+            row, line = refusal.get("row"), refusal.get("line")
+            if not isinstance(row, dict) or line in taken:
+                continue
+            try:
+                rows["content"].append(interaction(row, mapping, options, scratch, now)[0])
+            except (InvalidRecord, KeyError):
+                continue
+            rows["line"].append(int(line))
+            if len(rows["line"]) >= _TAKEN_ROWS:
+                return rows
+    return rows
 
 
 def quarantine(lake: Lake, prefix: str, lines: Iterator[str]) -> None:

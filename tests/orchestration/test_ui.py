@@ -239,6 +239,10 @@ def test_each_import_run_is_shown_with_the_refusals_a_later_run_took_in(tmp_path
     assert again.taken == {first["run"]: 3}
     runs = quarantine(lake)["runs"]
     assert [(r["refused"], r["taken"]) for r in runs] == [(1, 0), (4, 3)]  # newest first
+    # The same import again takes nothing new: the rows are counted once.
+    [third] = import_files(lake, interactions=csv, options=options, now=now.replace(minute=2))
+    assert third.taken == {}
+    assert [(r["refused"], r["taken"]) for r in quarantine(lake)["runs"]][-1] == (4, 3)
 
 
 def test_a_catalog_without_titles_shows_ids_with_their_category(tmp_path: Path) -> None:
