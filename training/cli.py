@@ -114,7 +114,8 @@ def _half_life(_ctx: click.Context, _param: click.Parameter, value: str) -> floa
 @click.option(
     "--force",
     is_flag=True,
-    help="Train even when the curated zone holds nothing new since production's version.",
+    help="Train even when the curated zone holds nothing new since production's version "
+    "(the local backend; the pipeline checks either).",
 )
 @with_settings(TrainingSettings)
 @fails_cleanly
@@ -146,13 +147,13 @@ def train_command(
     from training.freshness import nothing_new
     from training.pipeline import TrainOptions, train
 
+    if backend == "personalize":
+        _train_with_personalize(settings, export_run, now)
+        return
     lake = lake_for_reading(settings.lake)
     reason = None if force else nothing_new(lake, settings.train_window_days, "--force")
     if reason is not None:
         out.print(f"Nothing to train: {reason}", highlight=False)
-        return
-    if backend == "personalize":
-        _train_with_personalize(settings, export_run, now)
         return
     options = TrainOptions(
         weights=weights,
