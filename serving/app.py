@@ -28,7 +28,7 @@ from common.errors import InvalidEvent
 from ingestion.errors import HistoryUnavailable
 from serving.errors import ModelUnavailable, StoreError
 from serving.precheck import internal_error, refuse
-from serving.routes import events, health, recommendations
+from serving.routes import events, health, ranking, recommendations
 from serving.services import (
     CONTEXT_KEY,
     Services,
@@ -52,18 +52,27 @@ from serving.shapes import (
 METHODS: Final = {
     "/recommendations/personalized": "GET",
     "/recommendations/related": "GET",
+    "/recommendations/ranking": "POST",
     "/events": "POST",
     "/health": "GET",
     "/docs": "GET",
 }
 
 
-def _validation_message(exc: RequestValidationError) -> str:
+#: What a ranking request's body looks like, for the messages that refuse one.
+_RANKING_BODY: Final = '{"userId": "U1", "itemIds": ["I1", "I2"]}'
+
+
+def _validation_message(exc: RequestValidationError, path: str = "") -> str:
     """The first validation problem in the README's words."""
     first = exc.errors()[0]
     loc = [str(p) for p in first.get("loc", ())]
     where, name = (loc[0], loc[1]) if len(loc) > 1 else (loc[0] if loc else "body", "")
     kind = first.get("type", "")
+    if where == "body" and path.endswith("/recommendations/ranking"):
+        if kind == "json_invalid":
+            return f"Body is not valid JSON; send {_RANKING_BODY}"
+        return f"Body must be a JSON object such as {_RANKING_BODY}"
     if where == "body":
         if kind == "json_invalid":
             return "Body is not valid JSON; send one event object or a list of events"
@@ -117,7 +126,7 @@ def build_app(services: Services) -> APIGatewayHttpResolver:
     @app.exception_handler(RequestValidationError)  # type: ignore[untyped-decorator]
     def _invalid(exc: RequestValidationError) -> Response[str]:
         count("BadRequests")
-        return error(400, _validation_message(exc))
+        return error(400, _validation_message(exc, app.current_event.path))
 
     @app.exception_handler(ModelUnavailable)  # type: ignore[untyped-decorator]
     def _no_model(exc: ModelUnavailable) -> Response[str]:
@@ -150,7 +159,7 @@ def build_app(services: Services) -> APIGatewayHttpResolver:
             f"{DOCS_PATH}",
         )
 
-    for routes in (recommendations.router(), events.router(), health.router()):
+    for routes in (recommendations.router(), ranking.router(), events.router(), health.router()):
         app.include_router(routes)
     app.enable_swagger(
         path=DOCS_PATH,

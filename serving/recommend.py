@@ -49,6 +49,15 @@ logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
+class Ranking:
+    """A shop's list re-ordered for a user; None scores the items the model could not."""
+
+    items: list[tuple[str, float | None]]
+    source: Source
+    model_version: str
+
+
+@dataclass(frozen=True)
 class Answer:
     """Recommended item ids and scores, where they came from, and which version made them."""
 
@@ -238,6 +247,25 @@ class Recommender:
             if found:
                 return Answer(found, "realtime", model.version)
         return Answer(model.popular(k, skip=left_out, category=category), "popular", model.version)
+
+    def ranking(self, user_id: str, items: list[str]) -> Ranking:
+        """`items` re-ordered for the user, every one of them: those the model scores first,
+        best first, then the rest in the order given (score None). A user the model cannot
+        score gets the items in trending order (source popular)."""
+        model = self.live.get()
+        recent = self.history.recent(user_id, limit=HISTORY_LIMIT)
+        news = [(e.item_id, e.event_type, e.ts_ms) for e in recent if e.ts_ms > model.last_event_ms]
+        profile = model.user_history(user_id, news, self._trained(model, user_id))
+        source: Source = "popular"
+        scored: list[tuple[str, float]] = []
+        if len(profile.items):
+            now_ms = max([model.last_event_ms, *(ts for _, _, ts in news)])
+            scored, source = model.rank(profile, now_ms, items), "realtime"
+        if not scored:
+            scored, source = model.by_trending(items), "popular"
+        placed = {item for item, _ in scored}
+        rest: list[tuple[str, float | None]] = [(i, None) for i in items if i not in placed]
+        return Ranking([*scored, *rest], source, model.version)
 
     def _trained(self, model: PublishedModel, user_id: str) -> tuple[UserHistory, int] | None:
         """The user's trained history from the store's profile row, for a version loaded

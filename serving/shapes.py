@@ -11,7 +11,7 @@ from typing import Annotated, Any, Final
 from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn, SecurityScheme
 from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Query
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from common.contract import ID_PATTERN, MAX_EVENT_BYTES, MAX_ID_LENGTH
 from serving.recommend import SOURCES
@@ -55,6 +55,56 @@ class Related(BaseModel):
     modelVersion: str  # noqa: N815
     source: str = Field(description=f"One of {', '.join(SOURCES)}")
     recommendationId: str  # noqa: N815
+
+
+class RankedItem(BaseModel):
+    """One item of a ranked list."""
+
+    id: str = Field(description="Item id, as given")
+    score: float | None = Field(
+        description="The model's score, comparable within one answer only; null for an item "
+        "the model cannot score (one it does not know, or one its repeat policy holds back), "
+        "which keeps its place after the scored ones"
+    )
+
+
+class Ranked(BaseModel):
+    """The items a shop gave, re-ordered for one user."""
+
+    userId: str  # noqa: N815
+    items: list[RankedItem]
+    modelVersion: str  # noqa: N815
+    source: str = Field(description=f"One of {', '.join(SOURCES)}")
+    recommendationId: str  # noqa: N815
+
+
+#: The most items one ranking request may give, as Personalize's GetPersonalizedRanking.
+MAX_RANKED: Final = 500
+
+
+class RankingRequest(BaseModel):
+    """A list the shop shows (a search result, a category page), to order for one user."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    userId: Annotated[  # noqa: N815
+        str, Field(min_length=1, max_length=MAX_ID_LENGTH, pattern=ID_PATTERN)
+    ] = Field(description="Pseudonymous shopper id")
+    itemIds: Annotated[  # noqa: N815
+        list[Annotated[str, Field(min_length=1, max_length=MAX_ID_LENGTH, pattern=ID_PATTERN)]],
+        Field(min_length=1, max_length=MAX_RANKED),
+    ] = Field(description=f"1 to {MAX_RANKED} item ids, each once; all come back, re-ordered")
+    context: dict[str, str] | None = Field(
+        default=None,
+        description="The request's context (device, page), as Personalize's request has it; "
+        "accepted so that the same call works against both, and not used to score yet",
+    )
+
+
+RankingBody = Annotated[
+    dict[str, Any],
+    Body(json_schema_extra={"$ref": "#/components/schemas/RankingRequest"}),
+]
 
 
 class Accepted(BaseModel):

@@ -20,7 +20,7 @@ from serving.app import build_app
 from serving.idempotency import SQLitePersistenceLayer
 from serving.recommend import LiveModel, Recommender
 from serving.services import Services
-from serving.shapes import API_VERSION, DESCRIPTION, SECURITY_SCHEMES
+from serving.shapes import API_VERSION, DESCRIPTION, SECURITY_SCHEMES, RankingRequest
 from serving.store import SQLiteStore
 
 SPEC_PATH: Final = Path(__file__).with_name("openapi.yaml")
@@ -65,6 +65,7 @@ def openapi_json(app: APIGatewayHttpResolver) -> str:
     )
     schemas = spec.setdefault("components", {}).setdefault("schemas", {})
     schemas["Event"] = Event.model_json_schema(by_alias=True, mode="validation")
+    schemas["RankingRequest"] = RankingRequest.model_json_schema(mode="validation")
     # Powertools documents its own 422 for request validation; this API answers those with
     # a 400 and the README's {"error"} body instead, so its 422 entries would be false.
     for name in ("HTTPValidationError", "ValidationError", "ResponseValidationError"):
@@ -75,6 +76,9 @@ def openapi_json(app: APIGatewayHttpResolver) -> str:
             if "HTTPValidationError" in json.dumps(responses.get("422", {})):
                 del responses["422"]
             body = operation.get("requestBody", {}).get("content", {}).get("application/json")
-            if body and "oneOf" in body["schema"]:  # the events body: ours, not the Python type
+            # The events and ranking bodies: our schemas, not the Python type they arrive as.
+            if body and "oneOf" in body["schema"]:
                 body["schema"] = {"oneOf": body["schema"]["oneOf"]}
+            elif body and "$ref" in body["schema"]:
+                body["schema"] = {"$ref": body["schema"]["$ref"]}
     return json.dumps(spec, indent=2, sort_keys=True)

@@ -383,6 +383,39 @@ class PublishedModel:
         )
         return [(str(self.item_ids[code]), round(score, 6)) for code, score in found]
 
+    def rank(self, history: UserHistory, now_ms: int, items: list[str]) -> list[tuple[str, float]]:
+        """The blend's order (with the ranker, where the version has one) of these items,
+        best first, with their scores: those the blend scores, then those only trending
+        scores; an item the repeat policy holds back, or one nothing scores, is left out."""
+        codes = np.array([c for c in map(self.item_code, items) if c is not None], np.int64)
+        if not len(codes):
+            return []
+        allowed = np.zeros(self.n_items, dtype=bool)
+        allowed[codes] = True
+        found = recommend_one(
+            self.blend,
+            self.collab(history),
+            history,
+            self.trending,
+            self._trending_candidates,
+            now_ms,
+            len(codes),
+            allowed=allowed,
+            ranker=self.ranker,
+            stats=None if self.ranker is None else self._item_stats,
+        )
+        return [(str(self.item_ids[code]), round(score, 6)) for code, score in found]
+
+    def by_trending(self, items: list[str]) -> list[tuple[str, float]]:
+        """These items in the version's trending order (ties in the order given), with
+        their trending scores; items the version does not know are left out."""
+        known = [
+            (i, c) for i, c in zip(items, map(self.item_code, items), strict=True) if c is not None
+        ]
+        scores = [float(self.trending[c]) for _, c in known]
+        order = sorted(range(len(known)), key=lambda n: -scores[n])
+        return [(known[n][0], round(scores[n], 6)) for n in order]
+
     def left_out(self, history: UserHistory, now_ms: int) -> set[str]:
         """The user's own items that the version's repeat policy keeps from coming back."""
         return {str(i) for i in self.item_ids[held_back(self.blend, history, now_ms)]}

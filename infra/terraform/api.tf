@@ -3,7 +3,7 @@
 # 405 that names the right one (serving/app.py's METHODS; a test keeps the two lists equal).
 
 locals {
-  api_paths = ["/recommendations/personalized", "/recommendations/related", "/events", "/health", "/docs"]
+  api_paths = ["/recommendations/personalized", "/recommendations/related", "/recommendations/ranking", "/events", "/health", "/docs"]
   api_routes = toset(flatten([
     for path in local.api_paths : ["ANY ${path}", "ANY /v1${path}"]
   ]))

@@ -293,6 +293,67 @@ def test_a_batch_is_accepted_whole(api: Client, services: Services) -> None:
     assert len(services.sink.log.recent("U78")) == 3
 
 
+def _rank(api: Client, body: Any, prefix: str = "/v1") -> Reply:
+    return api("POST", f"{prefix}/recommendations/ranking", body=json.dumps(body), headers=JSON)
+
+
+@pytest.mark.parametrize("prefix", ["/v1", ""])
+def test_ranking_reorders_every_item_a_shop_gives(
+    api: Client, services: Services, prefix: str
+) -> None:
+    """Issue 28, part 1: Personalize's personalized ranking, the same model and blend as
+    "recommended for you"; unknown items keep their place after the known ones."""
+    _, mine, _ = api("GET", "/v1/recommendations/personalized", "userId=U1&k=3")
+    favourites = [item["id"] for item in mine["items"]]
+    given = ["no-such-item", *reversed(favourites), "I5", "also-unknown"]
+    status, body, _ = _rank(
+        api, {"userId": "U1", "itemIds": given, "context": {"device": "web"}}, prefix
+    )
+    assert status == 200, body
+    assert set(body) == {"userId", "items", "modelVersion", "source", "recommendationId"}
+    assert body["source"] == "realtime"
+    ranked = [item["id"] for item in body["items"]]
+    assert sorted(ranked) == sorted(given)  # every item, each once
+    assert ranked[:3] == favourites  # the model's order, as it recommends them
+    assert ranked[-2:] == ["no-such-item", "also-unknown"]  # unknown: after, in their order
+    assert [item["score"] for item in body["items"]][-2:] == [None, None]
+    scores = [item["score"] for item in body["items"] if item["score"] is not None]
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_ranking_for_an_unknown_user_is_trending_order(api: Client, services: Services) -> None:
+    model = services.recommender.live.get()
+    items = [str(i) for i in model.item_ids[:6]]
+    status, body, _ = _rank(api, {"userId": "never-seen", "itemIds": [*items, "unknown"]})
+    assert status == 200, body
+    assert body["source"] == "popular"
+    trending = {str(model.item_ids[c]): float(model.trending[c]) for c in range(6)}
+    expected = sorted(items, key=lambda i: -trending[i])
+    assert [i["id"] for i in body["items"]] == [*expected, "unknown"]
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"itemIds": ["I1"]}, "Missing userId"),
+        ({"userId": "U1"}, "Missing itemIds"),
+        ({"userId": "U1", "itemIds": []}, "itemIds must hold 1 to 500 item ids"),
+        ({"userId": "U1", "itemIds": [f"I{n}" for n in range(501)]}, "1 to 500 item ids"),
+        ({"userId": "U1", "itemIds": ["I1", "I2", "I1"]}, "each item once ('I1' repeats)"),
+        ({"userId": "U1", "itemIds": ["I1", " "]}, "each of itemIds must be 1 to 256 printable"),
+        ({"userId": "", "itemIds": ["I1"]}, "userId must be 1 to 256 printable"),
+        ({"userId": "U1", "itemIds": ["I1"], "k": 3}, "Unknown field k"),
+        (["U1"], "Body must be a JSON object such as"),
+    ],
+)
+def test_a_bad_ranking_request_is_a_400_that_says_what_was_wrong(
+    api: Client, body: Any, message: str
+) -> None:
+    status, answer, _ = _rank(api, body)
+    assert status == 400, answer
+    assert message in answer["error"]
+
+
 def test_a_posted_event_changes_the_next_answer_without_retraining(api: Client) -> None:
     query = "userId=fresh-shopper&k=5"
     _, before, _ = api("GET", "/v1/recommendations/personalized", query)

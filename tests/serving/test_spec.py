@@ -18,11 +18,19 @@ def test_the_spec_documents_every_route_and_error() -> None:
     assert set(spec["paths"]) == {
         "/v1/recommendations/personalized",
         "/v1/recommendations/related",
+        "/v1/recommendations/ranking",
         "/v1/events",
         "/v1/health",
     }
     events = spec["paths"]["/v1/events"]["post"]["responses"]
     assert {"202", "400", "413", "415"} <= set(events)
+    ranking = spec["paths"]["/v1/recommendations/ranking"]["post"]
+    assert ranking["requestBody"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/RankingRequest"
+    }
+    assert (
+        spec["components"]["schemas"]["RankingRequest"]["properties"]["itemIds"]["maxItems"] == 500
+    )
     k = next(
         p
         for p in spec["paths"]["/v1/recommendations/personalized"]["get"]["parameters"]
