@@ -18,6 +18,7 @@ from benchmarks.etl import etl_rows
 from benchmarks.foundation import Row, foundation
 from benchmarks.importer import import_rows
 from benchmarks.quality import quality
+from benchmarks.ranking import ranking_rows
 from benchmarks.reliability import reliability_rows
 from benchmarks.scale import scale_rows
 from benchmarks.serving import serving_rows
@@ -59,6 +60,9 @@ def _parser() -> argparse.ArgumentParser:
         "--quality-events", type=int, default=1_000_000, help="generated shop for quality"
     )
     parser.add_argument(
+        "--ranking-events", type=int, default=200_000, help="generated shop for ranking; 0 skips"
+    )
+    parser.add_argument(
         "--interactions-csv", type=Path, help="also benchmark quality on this Personalize CSV"
     )
     parser.add_argument(
@@ -83,7 +87,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--only",
-        choices=["foundation", "import", "quality", "scale", "serving", "reliability"],
+        choices=["foundation", "import", "quality", "ranking", "scale", "serving", "reliability"],
         help="run one section and keep the others' last figures",
     )
     return parser
@@ -104,6 +108,8 @@ def main(argv: list[str] | None = None) -> None:
         sections.append((IMPORT, import_rows(args.import_rows)))
     if args.only in (None, "quality"):
         sections.append((QUALITY, quality(args.quality_events, data, args.interactions_csv)))
+    if args.ranking_events and args.only in (None, "ranking"):
+        sections.append((RANKING, ranking_rows(args.ranking_events, data)))
     if args.scale_events and args.only in (None, "scale"):
         sections.append((SCALE, scale_rows(args.scale_events)))
     if args.serving_events and args.only in (None, "serving"):
@@ -136,6 +142,7 @@ def main(argv: list[str] | None = None) -> None:
 
 
 FOUNDATION: Final = "Foundation: generator and local sink"
+RANKING: Final = "Ranking: a shop's list re-ordered for one user"
 IMPORT: Final = "Import: a shop's CSV export into the raw zone"
 SERVING = "Serving: the API over HTTP on loopback"
 RELIABILITY = "Reliability: kill -9, racing ETL runs, hostile input"

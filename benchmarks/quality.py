@@ -103,7 +103,7 @@ class Served:
     categories: dict[str, str]
 
 
-def _pre_cut_csv(table: pa.Table, cut_ms: int, path: Path) -> None:
+def pre_cut_csv(table: pa.Table, cut_ms: int, path: Path) -> None:
     before = table.filter(pc.less(table["ts_ms"], cut_ms))
     pacsv.write_csv(
         pa.table(
@@ -155,7 +155,7 @@ def serve(data: DataSet, root: Path) -> Served:
     cut_ms = int(data.cut.timestamp() * 1000)
     lake = LocalLake(root / "lake")
     csv = root / "interactions.csv"
-    _pre_cut_csv(data.table, cut_ms, csv)
+    pre_cut_csv(data.table, cut_ms, csv)
     import_files(lake, interactions=csv, items=data.items_csv, now=data.cut)
     run_etl(lake, now=data.cut)
     started = time.perf_counter()

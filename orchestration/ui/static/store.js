@@ -59,9 +59,18 @@
     const parts = [untitled(), await recommended()];
     for (const shelf of catalog.categories) {
       for (const item of shelf.items) names.set(item.id, { ...item, category: shelf.name });
-      parts.push(el("section", { class: "row shelf" },
-        el("h2", {}, shelf.name),
-        el("div", { class: "cards" }, shelf.items.map((item) => card({ ...item, category: shelf.name })))));
+      // Each shelf is the shop's own list, ranked for the shopper by /v1/recommendations/ranking.
+      const ranked = await call("/v1/recommendations/ranking", {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ userId: user(), itemIds: shelf.items.map((item) => item.id) }),
+      });
+      const byId = new Map(shelf.items.map((item) => [item.id, item]));
+      parts.push(el("section", { class: "row shelf", "data-source": ranked.source },
+        el("h2", {}, shelf.name, " ",
+          el("span", { class: `source source-${ranked.source}`, title: "ranked for this shopper by /v1/recommendations/ranking" }, `ranked · ${ranked.source}`)),
+        el("div", { class: "cards" }, ranked.items.map((entry) =>
+          card({ ...byId.get(entry.id), category: shelf.name }, ranked.recommendationId)))));
     }
     view.replaceChildren(...parts.filter(Boolean));
   }
