@@ -73,7 +73,9 @@ from training.metrics import K, evaluate
 from training.tuning import SELECT_ON, Choice
 
 if TYPE_CHECKING:
+    from common.lake import LocalLake
     from serving.recommend import Recommender
+    from training.pipeline import TrainReport
 
 Floats64 = npt.NDArray[np.float64]
 #: Users and events replayed per data set.
@@ -140,8 +142,19 @@ def _truth(log: Interactions, after: pa.Table) -> tuple[npt.NDArray[np.int64], s
     return users, truth
 
 
-def serve(data: DataSet, root: Path) -> Served:
-    """Import, curate, train and publish the events before the cut; ask for every user."""
+@dataclass
+class Published:
+    """A data set's events before its cut, imported, curated, trained and published."""
+
+    lake: LocalLake
+    report: TrainReport
+    recommender: Recommender
+    train_s: float
+
+
+def publish_before_cut(data: DataSet, root: Path) -> Published:
+    """Import, curate, train and publish the events before the cut, under `root`, and the
+    recommender that serves them (with an empty event log: no news after the cut)."""
     from common.lake import LocalLake
     from etl.job import run_etl
     from ingestion.importer import import_files
@@ -149,13 +162,11 @@ def serve(data: DataSet, root: Path) -> Served:
     from serving.publish import publish
     from serving.recommend import LiveModel, Recommender
     from serving.store import SQLiteStore
-    from training.data import item_categories, load_events
     from training.pipeline import train
 
-    cut_ms = int(data.cut.timestamp() * 1000)
     lake = LocalLake(root / "lake")
     csv = root / "interactions.csv"
-    pre_cut_csv(data.table, cut_ms, csv)
+    pre_cut_csv(data.table, int(data.cut.timestamp() * 1000), csv)
     import_files(lake, interactions=csv, items=data.items_csv, now=data.cut)
     run_etl(lake, now=data.cut)
     started = time.perf_counter()
@@ -163,11 +174,21 @@ def serve(data: DataSet, root: Path) -> Served:
     train_s = time.perf_counter() - started
     store = SQLiteStore(root / "store.sqlite3")
     publish(lake, store, report.version, force=not report.approved)
+    recommender = Recommender(LiveModel(lake, store), store, EventLog(root / "empty.sqlite3"))
+    return Published(lake, report, recommender, train_s)
+
+
+def serve(data: DataSet, root: Path) -> Served:
+    """Import, curate, train and publish the events before the cut; ask for every user."""
+    from training.data import item_categories, load_events
+
+    cut_ms = int(data.cut.timestamp() * 1000)
+    published = publish_before_cut(data, root)
+    lake, report, recommender = published.lake, published.report, published.recommender
+    train_s = published.train_s
     log = load_events(lake)
     after = data.table.filter(pc.greater_equal(data.table["ts_ms"], cut_ms))
     users, truth = _truth(log, after)
-
-    recommender = Recommender(LiveModel(lake, store), store, EventLog(root / "empty.sqlite3"))
     item_at = {u: i for i, u in enumerate(log.item_ids.tolist())}
     answers = np.full((len(users), K), -1, dtype=np.int64)
     discovery = np.full((len(users), K), -1, dtype=np.int64)

@@ -26,7 +26,7 @@ import pyarrow.compute as pc
 
 from benchmarks.datasets import DataSet, data_sets
 from benchmarks.foundation import Row
-from benchmarks.quality import pre_cut_csv, ratio_interval
+from benchmarks.quality import publish_before_cut, ratio_interval
 
 #: Items sampled from the catalogue into each user's list, as issue 28 asks.
 SAMPLED: Final = 100
@@ -42,25 +42,8 @@ def _ndcg(ranked: list[str], relevant: set[str]) -> float:
 
 def _scored(data: DataSet, root: Path) -> tuple[npt.NDArray[np.float64], ...]:
     """Per-user NDCG@10 of ours, popularity's and the list's own order."""
-    from common.lake import LocalLake
-    from etl.job import run_etl
-    from ingestion.importer import import_files
-    from ingestion.sinks import EventLog
-    from serving.publish import publish
-    from serving.recommend import LiveModel, Recommender
-    from serving.store import SQLiteStore
-    from training.pipeline import train
-
     cut_ms = int(data.cut.timestamp() * 1000)
-    lake = LocalLake(root / "lake")
-    csv = root / "interactions.csv"
-    pre_cut_csv(data.table, cut_ms, csv)
-    import_files(lake, interactions=csv, items=data.items_csv, now=data.cut)
-    run_etl(lake, now=data.cut)
-    report = train(lake, now=data.cut)
-    store = SQLiteStore(root / "store.sqlite3")
-    publish(lake, store, report.version, force=not report.approved)
-    recommender = Recommender(LiveModel(lake, store), store, EventLog(root / "empty.sqlite3"))
+    recommender = publish_before_cut(data, root).recommender
     model = recommender.live.get()
     before = data.table.filter(pc.less(data.table["ts_ms"], cut_ms))
     counts = pc.value_counts(before["item_id"]).to_pylist()

@@ -390,7 +390,7 @@ def mark_taken(
         return {}
     con = duckdb.connect()
     con.execute(
-        f"CREATE TABLE taken AS SELECT content FROM read_parquet('{spool.folder}/spool-*.parquet')"
+        f"CREATE VIEW taken AS SELECT content FROM read_parquet('{spool.folder}/spool-*.parquet')"
     )
     marked = {}
     try:

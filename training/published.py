@@ -368,20 +368,8 @@ class PublishedModel:
     ) -> list[tuple[str, float]]:
         """The blend's top k (item id, score) for a history; empty when nothing scores."""
         codes = [c for c in (self.item_code(i) for i in skip) if c is not None]
-        found = recommend_one(
-            self.blend,
-            self.collab(history),
-            history,
-            self.trending,
-            self._trending_candidates,
-            now_ms,
-            k,
-            skip=np.array(codes, dtype=np.int64),
-            allowed=None if category is None else self.categories == category,
-            ranker=self.ranker,
-            stats=None if self.ranker is None else self._item_stats,
-        )
-        return [(str(self.item_ids[code]), round(score, 6)) for code, score in found]
+        allowed = None if category is None else self.categories == category
+        return self._top(history, now_ms, k, np.array(codes, dtype=np.int64), allowed)
 
     def rank(self, history: UserHistory, now_ms: int, items: list[str]) -> list[tuple[str, float]]:
         """The blend's order (with the ranker, where the version has one) of these items,
@@ -392,6 +380,17 @@ class PublishedModel:
             return []
         allowed = np.zeros(self.n_items, dtype=bool)
         allowed[codes] = True
+        return self._top(history, now_ms, len(codes), None, allowed)
+
+    def _top(
+        self,
+        history: UserHistory,
+        now_ms: int,
+        k: int,
+        skip: Ints | None,
+        allowed: npt.NDArray[np.bool_] | None,
+    ) -> list[tuple[str, float]]:
+        """`recommend_one` with this version's parts: (item id, score), best first."""
         found = recommend_one(
             self.blend,
             self.collab(history),
@@ -399,7 +398,8 @@ class PublishedModel:
             self.trending,
             self._trending_candidates,
             now_ms,
-            len(codes),
+            k,
+            skip=skip,
             allowed=allowed,
             ranker=self.ranker,
             stats=None if self.ranker is None else self._item_stats,
