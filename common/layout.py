@@ -28,6 +28,13 @@ QUARANTINE: Final = "quarantine"
 QUARANTINE_EVENTS: Final = f"{QUARANTINE}/events"
 QUARANTINE_CATALOG: Final = f"{QUARANTINE}/catalog"
 QUARANTINE_IMPORT: Final = f"{QUARANTINE}/import"
+
+
+def import_taken(run: str) -> str:
+    """Which of an import run's refused interactions later imports took in (by line)."""
+    return f"{QUARANTINE_IMPORT}/{run}/interactions/taken.json"
+
+
 #: Amazon Personalize's import files: `exports/personalize/<run>/`.
 PERSONALIZE_EXPORTS: Final = "exports/personalize"
 #: Model versions, `models/<version>/`, and the production pointer.

@@ -187,20 +187,19 @@ def _read_interactions(
 ) -> tuple[ImportReport, Spool]:
     """The first pass over the interactions file: vectorized, or row by row where the
     vectorized reader gives up on the file."""
-    for name, fast in (("fast", True), ("rows", False)):
-        report = ImportReport(source=source.name, kind="interactions")
-        spool = Spool(folder / name)
-        spool.folder.mkdir()
-        if not fast:
-            read_rows(source, options, spool, report, now, progress)
-            break
-        try:
-            with gzip.open(spool.rejects, "wb", compresslevel=1) as rejects:
-                rows = RowReader(source, options, report, now, rejects)
-                read_fast(spool, rows, progress)
-            break
-        except GiveUp:
-            continue
+    report = ImportReport(source=source.name, kind="interactions")
+    spool = Spool(folder / "fast")
+    spool.folder.mkdir()
+    try:
+        with gzip.open(spool.rejects, "wb", compresslevel=1) as rejects:
+            read_fast(spool, RowReader(source, options, report, now, rejects), progress)
+        return report, spool
+    except GiveUp:
+        pass
+    report = ImportReport(source=source.name, kind="interactions")
+    spool = Spool(folder / "rows")
+    spool.folder.mkdir()
+    read_rows(source, options, spool, report, now, progress)
     return report, spool
 
 

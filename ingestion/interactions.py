@@ -37,7 +37,7 @@ import pyarrow.parquet as pq
 from common.contract import EVENT_TYPES, epoch_ms, parse_event
 from common.errors import InvalidRecord, Problem
 from common.lake import Lake
-from common.layout import QUARANTINE_IMPORT
+from common.layout import QUARANTINE_IMPORT, import_taken
 from ingestion.csv_files import CsvFile, number, parse_timestamp
 from ingestion.import_options import ImportOptions, ImportReport, event_type_key
 from ingestion.known import ids_in_lake
@@ -372,7 +372,6 @@ def write_interactions(lake: Lake, spool: Spool, report: ImportReport, run: str)
 #: the most refused rows of one run it reads again (each goes through the contract).
 _TAKEN_RUNS: Final = 20
 _TAKEN_ROWS: Final = 200_000
-TAKEN_FILE: Final = "taken.json"
 
 
 def mark_taken(
@@ -396,9 +395,9 @@ def mark_taken(
     try:
         for earlier in runs:
             prefix = f"{QUARANTINE_IMPORT}/{earlier}/interactions"
-            before = _taken_lines(lake, prefix)
+            before = _taken_lines(lake, earlier)
             refused = _refused(lake, prefix, options, now, before)
-            if not refused:
+            if not refused["line"]:
                 continue
             con.register("refused", pa.table(refused))
             found = con.execute(
@@ -408,16 +407,16 @@ def mark_taken(
             lines = sorted(before | {int(n) for n in found})
             if len(lines) > len(before):
                 record = {"rows": len(lines), "lines": lines, "last_by": run}
-                lake.write_bytes(f"{prefix}/{TAKEN_FILE}", json.dumps(record).encode())
+                lake.write_bytes(import_taken(earlier), json.dumps(record).encode())
                 marked[earlier] = len(lines) - len(before)
     finally:
         con.close()
     return marked
 
 
-def _taken_lines(lake: Lake, prefix: str) -> set[int]:
+def _taken_lines(lake: Lake, run: str) -> set[int]:
     try:
-        found = json.loads(lake.read_bytes(f"{prefix}/{TAKEN_FILE}"))
+        found = json.loads(lake.read_bytes(import_taken(run)))
     except (FileNotFoundError, json.JSONDecodeError):
         return set()
     return {int(n) for n in found.get("lines", [])} if isinstance(found, dict) else set()

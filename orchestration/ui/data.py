@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final, TypeVar
 
 from common.lake import Lake
-from common.layout import QUARANTINE
+from common.layout import QUARANTINE, import_taken
 
 #: How long a worker keeps what it read from the lake before reading it again.
 CACHE_S: Final = 30.0
@@ -210,7 +210,7 @@ def _taken(lake: Lake, zone: str, run: str) -> int:
     if zone != "import":
         return 0
     try:
-        found = json.loads(lake.read_bytes(f"{QUARANTINE}/import/{run}/interactions/taken.json"))
+        found = json.loads(lake.read_bytes(import_taken(run)))
     except (FileNotFoundError, json.JSONDecodeError):
         return 0
     return int(found.get("rows", 0)) if isinstance(found, dict) else 0
