@@ -55,6 +55,7 @@ class Ranking:
     items: list[tuple[str, float | None]]
     source: Source
     model_version: str
+    recommendation_id: str | None = None
 
 
 @dataclass(frozen=True)

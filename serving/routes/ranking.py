@@ -3,15 +3,14 @@ Personalize's personalized ranking does."""
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from pydantic import ValidationError
 
 from common.contract import MAX_ID_LENGTH
-from serving.routes.recommendations import bad_ids
-from serving.services import count, error, services_of
+from serving.routes.recommendations import answer_body, bad_ids
+from serving.services import error, services_of
 from serving.shapes import (
     ERRORS,
     MAX_BODY_BYTES,
@@ -59,14 +58,7 @@ def router() -> Router:
         if refused is not None:
             return refused
         answer = services_of(routes).recommender.ranking(request.userId, request.itemIds)
-        count(f"Source{answer.source.title()}")
-        return {
-            "userId": request.userId,
-            "items": [{"id": i, "score": s} for i, s in answer.items],
-            "modelVersion": answer.model_version,
-            "source": answer.source,
-            "recommendationId": str(uuid.uuid4()),
-        }
+        return answer_body("userId", request.userId, "items", answer)
 
     return routes
 

@@ -11,7 +11,7 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 
 from common.contract import MAX_ID_LENGTH, check_id
-from serving.recommend import Answer
+from serving.recommend import Answer, Ranking
 from serving.services import count, error, services_of
 from serving.shapes import (
     DEFAULT_K,
@@ -77,7 +77,7 @@ def bad_ids(name: str, values: list[str]) -> Response[str] | None:
     return None
 
 
-def answer_body(key: str, value: str, list_name: str, answer: Answer) -> dict[str, Any]:
+def answer_body(key: str, value: str, list_name: str, answer: Answer | Ranking) -> dict[str, Any]:
     """The answer's JSON, counted by where it came from (batch, realtime, popular)."""
     count(f"Source{answer.source.title()}")
     return {
