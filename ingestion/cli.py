@@ -256,6 +256,11 @@ def _existing_file(
     help="Items column holding the product's name. [default: TITLE, NAME or PRODUCT_NAME]",
 )
 @click.option(
+    "--price-column",
+    metavar="COLUMN",
+    help="Items column holding the product's price. [default: PRICE]",
+)
+@click.option(
     "--columns",
     callback=_column_list,
     metavar="NAMES",
@@ -279,6 +284,7 @@ def import_(
     event_type: str | None,
     category_column: str | None,
     title_column: str | None,
+    price_column: str | None,
     columns: tuple[str, ...] | None,
     strict: bool,
     allow_refused: bool,
@@ -304,6 +310,7 @@ def import_(
         event_type=event_type,
         category_column=category_column,
         title_column=title_column,
+        price_column=price_column,
         columns=columns,
     )
     target = lake_for_writing(settings.lake)

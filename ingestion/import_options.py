@@ -62,6 +62,8 @@ class ImportOptions:
     category_column: str | None = None
     #: The items column that holds the product's name.
     title_column: str | None = None
+    #: The items column that holds the price (PRICE where not given).
+    price_column: str | None = None
     #: The interactions file's columns, in order, for a file without a header row.
     columns: tuple[str, ...] | None = None
 

@@ -90,7 +90,7 @@ class _Catalog:
 
 
 def _item(
-    row: Mapping[str, str], title: str | None, category: str | None
+    row: Mapping[str, str], title: str | None, category: str | None, price: str | None
 ) -> tuple[dict[str, Any], bool]:
     record: dict[str, Any] = {"item_id": row["ITEM_ID"]}
     rescaled = False
@@ -106,7 +106,7 @@ def _item(
             record["category"] = value.split("|")[0].strip() or None
             if "|" in value:  # the whole list stays an attribute
                 attributes[column.lower()] = value
-        elif column == "PRICE":
+        elif column == price:
             record["price"] = number(value, column, float)
         elif column == "BRAND":
             record["brand"] = value
@@ -116,7 +116,13 @@ def _item(
     return parse_item(record).to_record(), rescaled
 
 
-def _read_catalog(source: CsvFile, kind: str, title: str | None, category: str | None) -> _Catalog:
+def _read_catalog(
+    source: CsvFile,
+    kind: str,
+    title: str | None,
+    category: str | None,
+    price: str | None = None,
+) -> _Catalog:
     catalog = _Catalog(ImportReport(source=source.name, kind=kind))
     report = catalog.report
     for line, row in source.records():
@@ -124,7 +130,7 @@ def _read_catalog(source: CsvFile, kind: str, title: str | None, category: str |
         try:
             values = source.checked(row)
             if kind == "items":
-                record, rescaled = _item(values, title, category)
+                record, rescaled = _item(values, title, category, price)
                 report.rescaled += rescaled
             else:
                 attributes = {c.lower(): v for c, v in values.items() if c != "USER_ID" and v}
@@ -140,8 +146,10 @@ def _read_catalog(source: CsvFile, kind: str, title: str | None, category: str |
     return catalog
 
 
-def _items_file(source: CsvFile, options: ImportOptions) -> tuple[str | None, str | None]:
-    """The items file's title and category columns, after checking its header."""
+def _items_file(
+    source: CsvFile, options: ImportOptions
+) -> tuple[str | None, str | None, str | None]:
+    """The items file's title, category and price columns, after checking its header."""
     source.require(["ITEM_ID"], "an items file")
     if len(source.header) < 2:
         raise InvalidImportFile(
@@ -154,7 +162,10 @@ def _items_file(source: CsvFile, options: ImportOptions) -> tuple[str | None, st
     category = source.column(options.category_column, "--category-column") or next(
         (c for c in CATEGORY_COLUMNS if c in source.header), None
     )
-    return title, category
+    price = source.column(options.price_column, "--price-column") or (
+        "PRICE" if "PRICE" in source.header else None
+    )
+    return title, category, price
 
 
 # -- the import ------------------------------------------------------------------------------
@@ -278,7 +289,7 @@ def _import(
     # interactions import behind.
     events_file = _interactions_file(*interactions, options) if interactions else None
     items_file = CsvFile(items[0], name=items[1]) if items is not None else None
-    columns = _items_file(items_file, options) if items_file is not None else (None, None)
+    columns = _items_file(items_file, options) if items_file is not None else (None,) * 3
     users_file = CsvFile(users[0], name=users[1]) if users is not None else None
     if users_file is not None:
         users_file.require(["USER_ID"], "a users file")

@@ -443,12 +443,29 @@ def test_items_columns_by_name_and_by_personalize_default(
     assert record["attributes"] == {"median_unit_price": "2.55", "is_non_product": "0"}
 
 
+def test_a_price_column_by_name(tmp_path: Path, local_lake: LocalLake) -> None:
+    """Online Retail calls its price MEDIAN_UNIT_PRICE: --price-column makes it the price,
+    and PRICE is then an attribute like any other column."""
+    items = _write(
+        tmp_path / "items.csv",
+        "ITEM_ID,DESCRIPTION,MEDIAN_UNIT_PRICE,PRICE\n85123A,HEART T-LIGHT HOLDER,2.55,9\n",
+    )
+    options = ImportOptions(title_column="DESCRIPTION", price_column="median_unit_price")
+    [report] = import_files(local_lake, items=items, options=options, now=NOW)
+    assert report.accepted == 1
+    dump = next(k for k in local_lake.list(RAW_CATALOG + "/") if k.endswith("items.jsonl"))
+    [record] = [json.loads(line) for line in read_lines(local_lake.read_bytes(dump))]
+    assert record["price"] == 2.55
+    assert record["attributes"] == {"price": "9"}
+
+
 @pytest.mark.parametrize(
     ("header", "options", "message"),
     [
         ("ITEM_ID\n", ImportOptions(), "needs ITEM_ID and at least one more column"),
         ("ITEM_ID,TITLE\n", ImportOptions(category_column="GENRES"), "--category-column GENRES"),
         ("ITEM_ID,TITLE\n", ImportOptions(title_column="NAME"), "--title-column NAME: "),
+        ("ITEM_ID,TITLE\n", ImportOptions(price_column="COST"), "--price-column COST: "),
     ],
 )
 def test_unusable_items_files_are_refused(
