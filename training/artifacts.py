@@ -7,6 +7,7 @@ carry scipy, pandas or pyarrow.
 from __future__ import annotations
 
 import io
+import json
 from collections.abc import Mapping
 from typing import Any, Final
 
@@ -33,3 +34,31 @@ def load_arrays(lake: Lake, key: str) -> dict[str, npt.NDArray[Any]]:
     """One `.npz` artifact, without pickle."""
     with np.load(io.BytesIO(lake.read_bytes(key)), allow_pickle=False) as arrays:
         return {name: arrays[name] for name in arrays.files}
+
+
+def batch_lines(
+    key: str,
+    ids: npt.NDArray[np.str_],
+    items: npt.NDArray[np.str_],
+    best: npt.NDArray[np.int64],
+    scores: npt.NDArray[np.float32],
+) -> bytes:
+    """Lists of item codes as Personalize's batch output: one JSON line per id in `ids`,
+    its codes' ids in `items` (-1 ends a list) and their scores."""
+    lines = []
+    for who, row, row_scores in zip(ids.tolist(), best, scores, strict=True):
+        keep = row >= 0
+        lines.append(
+            json.dumps(
+                {
+                    "input": {key: who},
+                    "output": {
+                        "recommendedItems": items[row[keep]].tolist(),
+                        "scores": [round(float(s), 6) for s in row_scores[keep]],
+                    },
+                    "error": None,
+                },
+                separators=(",", ":"),
+            )
+        )
+    return ("\n".join(lines) + "\n").encode()

@@ -164,6 +164,8 @@ def train_command(
         holdout="time" if holdout == "time" else "per-user",
         budget_s=budget,
         window_days=settings.train_window_days,
+        exploration="auto" if settings.exploration is None else settings.exploration,
+        exploration_age_days=settings.exploration_age_days,
     )
     report = train(lake, options, now=now, progress=say)
     _print_trained(report)

@@ -31,7 +31,8 @@ from common.contract import format_ts
 from common.lake import Lake
 from common.layout import BATCH, MODELS
 from common.progress import Progress, quiet
-from training.artifacts import OWN_HISTORY, SERVED, npz_bytes
+from training.artifacts import OWN_HISTORY, SERVED, batch_lines, npz_bytes
+from training.attributes import AGE_DAYS, Catalog, NewItemsReport, read_catalog
 from training.blend import OWN_THEN_POPULAR, POPULARITY, TRENDING, Blend, History, trending_scores
 from training.data import (
     DEFAULT_WEIGHTS,
@@ -44,6 +45,7 @@ from training.data import (
     unseen_truth,
 )
 from training.errors import NotEnoughData
+from training.exploration import explore_holdout, explored_batches, refit_new_items
 from training.freshness import data_fingerprint
 from training.gate import (
     NO_PRODUCTION,
@@ -53,6 +55,7 @@ from training.gate import (
     rank_published,
 )
 from training.metrics import EVAL_USERS, MIN_USERS, K, evaluate, paired, user_ndcg
+from training.new_items import NewItems
 from training.published import PublishedModel
 from training.recipes import ItemKNN, Popularity, Recipe
 from training.registry import manifest_key, production_version, version_name
@@ -82,6 +85,11 @@ class TrainOptions:
     budget_s: float = BUDGET_S
     #: Train on the last that many days of events only; None for all of them.
     window_days: int | None = None
+    #: The share of each list kept for young items (`training.new_items`), or "auto": what
+    #: the holdout supports.
+    exploration: float | str = "auto"
+    #: Days an item counts as young, for exploration.
+    exploration_age_days: float = AGE_DAYS
     #: What the curated zone held when training read it (`training.freshness`), kept in the
     #: manifest so that a night with nothing new can tell.
     source: str | None = None
@@ -102,6 +110,7 @@ class TrainReport:
     #: NDCG@10 of each ranked answer on items its users had never touched.
     discovery: dict[str, float] = field(default_factory=dict)
     tuning: Choice | None = None
+    new_items: NewItemsReport = field(default_factory=NewItemsReport)
     users_served: int = 0
     users_left_to_popular: int = 0
 
@@ -115,32 +124,6 @@ def _versions() -> dict[str, str]:
     names = ("recs", "numpy", "scipy", "implicit", "lightgbm", "pyarrow", "duckdb")
     found = {name: metadata.version(name) for name in names}
     return found | {"python": platform.python_version()}
-
-
-def _batch_lines(
-    key: str,
-    ids: npt.NDArray[np.str_],
-    items: npt.NDArray[np.str_],
-    best: npt.NDArray[np.int64],
-    scores: npt.NDArray[np.float32],
-) -> bytes:
-    lines = []
-    for who, row, row_scores in zip(ids.tolist(), best, scores, strict=True):
-        keep = row >= 0
-        lines.append(
-            json.dumps(
-                {
-                    "input": {key: who},
-                    "output": {
-                        "recommendedItems": items[row[keep]].tolist(),
-                        "scores": [round(float(s), 6) for s in row_scores[keep]],
-                    },
-                    "error": None,
-                },
-                separators=(",", ":"),
-            )
-        )
-    return ("\n".join(lines) + "\n").encode()
 
 
 def train(
@@ -183,8 +166,12 @@ def train_on(
         else time_split(log, seed=options.seed)
     )
     report = _tune(log, options, split, version_name(now), progress)
-    _evaluate(lake, log, options, split, report, progress)
-    fitted = _refit(lake, log, options, report, progress)
+    served = _evaluate(lake, log, options, split, report, progress)
+    catalog = read_catalog(lake)
+    report.new_items = explore_holdout(
+        catalog, log, options.weights, _choice(report), split, served, options, progress
+    )
+    fitted = _refit(lake, log, options, report, progress, catalog)
     _write(lake, fitted, now)
     return report
 
@@ -242,8 +229,9 @@ def _evaluate(
     split: Split,
     report: TrainReport,
     progress: Progress,
-) -> None:
-    """Step 3: the served blend and its peers on the holdout, then the promotion gate."""
+) -> npt.NDArray[np.int64]:
+    """Step 3: the served blend and its peers on the holdout, then the promotion gate; what
+    is served to the holdout's users."""
     choice = _choice(report)
     progress(f"holdout ({options.holdout}): {split.n_test:,} users scored")
     started = time.perf_counter()
@@ -263,6 +251,7 @@ def _evaluate(
             f"  on new items NDCG@10 {report.discovery[name]:.4f}"
         )
     report.gate = _gate(lake, log, split, report, ranked)
+    return ranked[SERVED]
 
 
 @dataclass
@@ -279,6 +268,7 @@ class Fitted:
     popular: Popularity
     categories: dict[str, str]
     batches: dict[str, bytes]
+    new_items: NewItems
 
     @property
     def choice(self) -> Choice:
@@ -291,6 +281,7 @@ def _refit(
     options: TrainOptions,
     report: TrainReport,
     progress: Progress,
+    catalog: Catalog,
 ) -> Fitted:
     """Step 4: the chosen recipe and blend fit on every event, each user's and item's
     recommendations ranked for the batch."""
@@ -329,19 +320,27 @@ def _refit(
         item_scores,
         alpha=float(similar.params["alpha"]) if isinstance(similar, ItemKNN) else None,
     )
+    new_items = refit_new_items(catalog, log, report.new_items, options)
+    user_best, user_scores, item_best, item_scores = explored_batches(
+        new_items, history, users, user_best, user_scores, item_best, item_scores
+    )
     report.seconds["refit"] = round(time.perf_counter() - started, 1)
     progress(
         f"  {report.users_served:,} users get recommendations, "
-        f"{report.users_left_to_popular:,} get trending items (nothing of theirs scored)"
+        f"{report.users_left_to_popular:,} get trending items (nothing of theirs scored); "
+        f"{report.new_items.young:,} young items, {report.new_items.cold:,} of them without "
+        "events yet"
     )
+    every_id = np.concatenate([log.item_ids, new_items.cold_ids]).astype(str)
     batches = {
-        "users": _batch_lines(
-            "userId", log.user_ids[served], log.item_ids, user_best[served], user_scores[served]
+        "users": batch_lines(
+            "userId", log.user_ids[served], every_id, user_best[served], user_scores[served]
         ),
-        "items": _batch_lines("itemId", log.item_ids, log.item_ids, item_best, item_scores),
+        "items": batch_lines("itemId", every_id, every_id, item_best, item_scores),
     }
     return Fitted(
         report, options, log, final, similar, history, trending, popular, categories, batches,
+        new_items,
     )  # fmt: skip
 
 
@@ -521,6 +520,8 @@ def _artifacts(fitted: Fitted) -> dict[str, dict[str, Any]]:
         "popularity-count.npz": fitted.popular.arrays(),
         "trending.npz": {"popularity": fitted.trending},
     }
+    if len(fitted.new_items.young) or len(fitted.new_items.cold_ids):
+        artifacts["new-items.npz"] = fitted.new_items.arrays()
     if fitted.final is not None:
         artifacts["user-personalization.npz"] = fitted.final.arrays()
     if fitted.choice.ranker is not None:
@@ -575,6 +576,7 @@ def _manifest(fitted: Fitted, artifacts: list[str], now: datetime) -> dict[str, 
             "min_events": MIN_EVENTS,
             "min_shared": MIN_SHARED,
         },
+        "new_items": report.new_items.to_json(),
         "batch": [f"{batch}/{name}.jsonl" for name in fitted.batches],
         "libraries": _versions(),
     }

@@ -49,6 +49,7 @@ from training.blend import (
     with_events,
 )
 from training.errors import ModelUnreadable
+from training.new_items import NewItems, explore, explore_slots
 from training.ranker import Trees
 from training.registry import Manifest, manifest_key
 
@@ -60,6 +61,8 @@ Users = Literal["lake", "store"]
 #: Entries a profile row keeps, the most recent first: a DynamoDB item holds 400 KB at most,
 #: and a user past this many items keeps their newest in realtime answers.
 PROFILE_ENTRIES: Final = 2_000
+#: Trending items whose attributes make a shopper-without-history's profile, for exploring.
+TRENDING_PROFILE: Final = 50
 
 
 def profile_row(
@@ -188,6 +191,9 @@ class PublishedModel:
     users: Users = "lake"
     #: The ranker's item statistics, when loaded without the users' histories.
     item_stats: npt.NDArray[np.float64] | None = None
+    #: Attribute vectors of its items and of the catalog's items without events, and which
+    #: are young (`training.new_items`); None for a version trained without a catalog.
+    new_items: NewItems | None = None
 
     @property
     def n_items(self) -> int:
@@ -273,6 +279,11 @@ class PublishedModel:
             ranker=(
                 Trees.from_arrays(load_arrays(lake, f"{prefix}/ranker.npz"))
                 if "ranker.npz" in described.artifacts
+                else None
+            ),
+            new_items=(
+                NewItems.from_arrays(load_arrays(lake, f"{prefix}/new-items.npz"))
+                if "new-items.npz" in described.artifacts
                 else None
             ),
         )
@@ -367,9 +378,19 @@ class PublishedModel:
         category: str | None = None,
     ) -> list[tuple[str, float]]:
         """The blend's top k (item id, score) for a history; empty when nothing scores."""
-        codes = [c for c in (self.item_code(i) for i in skip) if c is not None]
+        codes = np.array([c for c in map(self.item_code, skip) if c is not None], np.int64)
         allowed = None if category is None else self.categories == category
-        return self._top(history, now_ms, k, np.array(codes, dtype=np.int64), allowed)
+        found = self._top(history, now_ms, k + self._slots(k), codes, allowed)
+        skipped = self._cold_codes(skip)
+        explored = self._explored(found, history.items, history.weights, k, skipped, category)
+        return self._ids(explored)
+
+    def _cold_codes(self, items: Iterable[str]) -> set[int]:
+        """Codes of every item of `items` the version knows, its catalog's included."""
+        codes = {c for c in map(self.item_code, items) if c is not None}
+        if self.new_items is not None:
+            codes |= {c for c in map(self.new_items.cold_code, items) if c is not None}
+        return codes
 
     def rank(self, history: UserHistory, now_ms: int, items: list[str]) -> list[tuple[str, float]]:
         """The blend's order (with the ranker, where the version has one) of these items,
@@ -380,7 +401,7 @@ class PublishedModel:
             return []
         allowed = np.zeros(self.n_items, dtype=bool)
         allowed[codes] = True
-        return self._top(history, now_ms, len(codes), None, allowed)
+        return self._ids(self._top(history, now_ms, len(codes), None, allowed))
 
     def _top(
         self,
@@ -389,8 +410,8 @@ class PublishedModel:
         k: int,
         skip: Ints | None,
         allowed: npt.NDArray[np.bool_] | None,
-    ) -> list[tuple[str, float]]:
-        """`recommend_one` with this version's parts: (item id, score), best first."""
+    ) -> list[tuple[int, float]]:
+        """`recommend_one` with this version's parts: (code, score), best first."""
         found = recommend_one(
             self.blend,
             self.collab(history),
@@ -404,7 +425,45 @@ class PublishedModel:
             ranker=self.ranker,
             stats=None if self.ranker is None else self._item_stats,
         )
-        return [(str(self.item_ids[code]), round(score, 6)) for code, score in found]
+        return found
+
+    def _ids(self, found: list[tuple[int, float]]) -> list[tuple[str, float]]:
+        """(item id, score) of codes, the catalog's items without events included."""
+        cold = None if self.new_items is None else self.new_items.cold_ids
+        return [
+            (
+                str(self.item_ids[code] if code < self.n_items else cold[code - self.n_items]),  # type: ignore[index]
+                round(score, 6),
+            )
+            for code, score in found
+        ]
+
+    def _explored(
+        self,
+        found: list[tuple[int, float]],
+        items: Ints,
+        weights: Floats,
+        k: int,
+        skip: Iterable[int] = (),
+        category: str | None = None,
+    ) -> list[tuple[int, float]]:
+        """A list with the version's exploration share of it given to the young items
+        nearest, by attributes, to `items` (weighted), as the batch output has it."""
+        new = self.new_items
+        if new is None or new.share <= 0 or not len(new.young):
+            return found[:k]
+        allowed = None
+        if category is not None:
+            allowed = np.concatenate([self.categories, new.cold_categories]) == category
+        young = new.young_for(
+            items, weights, self._slots(k) + k, skip={*items.tolist(), *skip}, allowed=allowed
+        )
+        return explore(found, young, k, new.share)
+
+    def _slots(self, k: int) -> int:
+        """How many of a k-long list's places exploration takes."""
+        new = self.new_items
+        return 0 if new is None or not len(new.young) else len(explore_slots(k, new.share))
 
     def by_trending(self, items: list[str]) -> list[tuple[str, float]]:
         """These items in the version's trending order (ties in the order given), with
@@ -433,12 +492,19 @@ class PublishedModel:
         version's trending order that are not skipped (no pass over the catalogue)."""
         skipped = {c for c in (self.item_code(i) for i in skip) if c is not None}
         best: list[int] = []
-        for code in self._trending_order(category)[: k + len(skipped)].tolist():
+        wanted = k + self._slots(k)
+        for code in self._trending_order(category)[: wanted + len(skipped)].tolist():
             if code not in skipped:
                 best.append(code)
-                if len(best) == k:
+                if len(best) == wanted:
                     break
-        return [(str(self.item_ids[i]), round(float(self.trending[i]), 6)) for i in best]
+        found = [(i, round(float(self.trending[i]), 6)) for i in best]
+        # A shopper with no history explores young items like what is trending.
+        top = self._trending_candidates[:TRENDING_PROFILE]
+        explored = self._explored(
+            found, top, self.trending[top], k, self._cold_codes(skip), category
+        )
+        return self._ids(explored)
 
     def _trending_order(self, category: str | None) -> Ints:
         """Items with a trending score, best first, ties by code (as `top_by_score` orders
@@ -462,16 +528,22 @@ class PublishedModel:
         """The item's strongest similar items; None if the version does not know it."""
         code = self.item_code(item_id)
         if code is None:
-            return None
+            cold = None if self.new_items is None else self.new_items.cold_code(item_id)
+            if cold is None:
+                return None
+            # An item without events: the items nearest it by attributes.
+            return self._ids(self.new_items.nearest(cold, k))  # type: ignore[union-attr]
         neighbours, weights = self.similar.row(code)
         positive = weights > 0  # EASE keeps negative weights: they mean "not related"
         neighbours, weights = neighbours[positive], weights[positive]
-        order = np.argsort(-weights, kind="stable")[:k]
-        return [
-            (str(self.item_ids[neighbours[i]]), round(float(weights[i]), 6))
+        order = np.argsort(-weights, kind="stable")[: k + self._slots(k)]
+        found = [
+            (int(neighbours[i]), round(float(weights[i]), 6))
             for i in order.tolist()
             if neighbours[i] != code
         ]
+        one = np.array([code], np.int64)
+        return self._ids(self._explored(found, one, np.ones(1, np.float32), k))
 
 
 def _no_users(half_life_days: float) -> History:

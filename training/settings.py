@@ -25,3 +25,15 @@ class TrainingSettings(LakeSettings):
         description="Train on the last N days of events only (unset: all history); a big "
         "shop sets it and retrains on all history on a longer schedule",
     )
+    exploration: float | None = Field(
+        None,
+        ge=0,
+        le=0.5,
+        description="Share of each list kept for items younger than RECS_EXPLORATION_AGE_DAYS "
+        "(0 to 0.5; unset: what the holdout supports, as `recs train --exploration auto`)",
+    )
+    exploration_age_days: float = Field(
+        30.0,
+        gt=0,
+        description="Days an item counts as young, for exploration",
+    )

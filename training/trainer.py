@@ -54,7 +54,21 @@ class LocalTrainer:
     last `window_days` of events, or on all of them."""
 
     window_days: int | None = None
+    #: The exploration share (None: what the holdout supports) and the young items' age.
+    exploration: float | None = None
+    exploration_age_days: float = 30.0
     name = "local"
+
+    @classmethod
+    def from_settings(
+        cls, settings: TrainingSettings, *, full_history: bool = False
+    ) -> LocalTrainer:
+        """The trainer the settings describe; `full_history` ignores the training window."""
+        return cls(
+            None if full_history else settings.train_window_days,
+            settings.exploration,
+            settings.exploration_age_days,
+        )
 
     def train(
         self,
@@ -67,7 +81,11 @@ class LocalTrainer:
         """`recs train` with no flags."""
         from training.pipeline import TrainOptions, train
 
-        options = TrainOptions(window_days=self.window_days)
+        options = TrainOptions(
+            window_days=self.window_days,
+            exploration="auto" if self.exploration is None else self.exploration,
+            exploration_age_days=self.exploration_age_days,
+        )
         report = train(lake, options, now=now, progress=progress)
         return Trained(report.version, report.chosen)
 
@@ -106,7 +124,7 @@ class PersonalizeBackend:
         version = version_name(now)
         if not is_complete(lake, version):
             progress("our own model first: the fallback, related items and realtime answers")
-            LocalTrainer(self.settings.train_window_days).train(lake, now=now, progress=progress)
+            LocalTrainer.from_settings(self.settings).train(lake, now=now, progress=progress)
         else:
             # A retry after TrainingPending: ours is written, Personalize's jobs go on.
             progress(f"our own model {version} is already written; on to Personalize")
@@ -148,9 +166,7 @@ class PersonalizeBackend:
             raise TrainingFailed(f"unknown Personalize phase {phase!r}: one of {PHASES}")
         if phase == "imports":
             if not is_complete(lake, version):
-                LocalTrainer(self.settings.train_window_days).train(
-                    lake, now=now, progress=progress
-                )
+                LocalTrainer.from_settings(self.settings).train(lake, now=now, progress=progress)
             group = trainer.dataset_group()
             datasets = trainer.datasets(group, export_schemas(lake, export_prefix))
             mode, _ = export_kind(lake, export_prefix)
@@ -173,7 +189,7 @@ class PersonalizeBackend:
 def trainer_for(name: str, settings: TrainingSettings, *, full_history: bool = False) -> Trainer:
     """The trainer a setting names; `full_history` ignores the training window."""
     if name == "local":
-        return LocalTrainer(None if full_history else settings.train_window_days)
+        return LocalTrainer.from_settings(settings, full_history=full_history)
     if name == "personalize":
         return PersonalizeBackend(settings)
     raise TrainingFailed(f"unknown trainer {name!r}: use local or personalize")
