@@ -136,11 +136,34 @@ def catalog(lake: Lake, *, per_category: int = 12, categories: int = 12) -> dict
     )
     return {
         "categories": [{"name": name, "items": shelves[name]} for name in chosen],
+        "new": _newest(lake, per_category),
         "users": [row["user_id"] for row in users],
         # A catalog imported without a title column shows ids; the page says how to add them.
         "untitled": int(counted["untitled"] or 0),
         "items": int(counted["items"] or 0),
     }
+
+
+def _newest(lake: Lake, n: int) -> list[dict[str, Any]]:
+    """The catalog's newest items that nobody has touched yet (by creation, else by first
+    listing): the ones only their attributes can recommend (docs/new-items.md)."""
+    rows = _rows(
+        lake,
+        """
+        SELECT i.item_id, coalesce(i.title, i.item_id || coalesce(' · ' || i.category, ''))
+               AS title, i.category, i.price
+        FROM items i
+        WHERE i.active IS NOT false
+          AND NOT EXISTS (SELECT 1 FROM interactions x WHERE x.item_id = i.item_id)
+        ORDER BY coalesce(i.created_at, i.first_seen_at) DESC, i.item_id
+        LIMIT ?
+        """,
+        n,
+    )
+    return [
+        {"id": r["item_id"], "title": r["title"], "category": r["category"], "price": r["price"]}
+        for r in rows
+    ]
 
 
 def items(lake: Lake, ids: list[str]) -> dict[str, dict[str, Any]]:

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from common.lake import LocalLake
+from etl.sql import connect
 from orchestration.runner import start_run
 from orchestration.settings import PipelineSettings
 from orchestration.ui.server import UiApp
@@ -119,6 +120,27 @@ def test_the_catalog_has_names_and_shoppers(base: str) -> None:
     status, found = _json(base + "/ui/items?ids=" + ",".join(ids))
     assert status == 200
     assert sorted(found["items"]) == sorted(ids[:3])
+
+
+def test_the_new_in_shelf_lists_items_nobody_touched_and_relates_them(
+    base: str, shop: PublishedShop
+) -> None:
+    """Issue 28, part 2: the store shows the catalog's items without events, and each one's
+    product page has related items, from its attributes."""
+    _, catalog = _json(base + "/ui/catalog")
+    new = [item["id"] for item in catalog["new"]]
+    assert new
+    touched = {
+        row[0]
+        for row in connect(LocalLake(shop.lake)).execute(
+            "SELECT DISTINCT item_id FROM interactions"
+        ).fetchall()
+    }
+    assert not set(new) & touched
+    status, related = _json(base + f"/v1/recommendations/related?itemId={new[0]}&k=3")
+    assert status == 200
+    assert related["source"] == "batch"
+    assert len(related["related"]) == 3
 
 
 def test_ops_shows_the_model_the_runs_the_lake_and_the_api(base: str, shop: PublishedShop) -> None:

@@ -54,9 +54,19 @@
       ", then ", el("code", {}, "recs etl"), ".");
   }
 
+  function newest() {
+    // Items nobody has touched yet: their product pages relate them by their attributes.
+    if (!catalog.new || !catalog.new.length) return null;
+    for (const item of catalog.new) names.set(item.id, item);
+    return el("section", { id: "new-in", class: "row shelf", "data-source": "new" },
+      el("h2", {}, "New in ",
+        el("span", { class: "source source-new", title: "no events yet: related items come from their attributes" }, "no events yet")),
+      el("div", { class: "cards" }, catalog.new.map((item) => card(item))));
+  }
+
   async function home() {
     const view = document.getElementById("view");
-    const parts = [untitled(), await recommended()];
+    const parts = [untitled(), await recommended(), newest()];
     for (const shelf of catalog.categories) {
       for (const item of shelf.items) names.set(item.id, { ...item, category: shelf.name });
       // Each shelf is the shop's own list, ranked for the shopper by /v1/recommendations/ranking.
