@@ -381,11 +381,11 @@ class PublishedModel:
         codes = np.array([c for c in map(self.item_code, skip) if c is not None], np.int64)
         allowed = None if category is None else self.categories == category
         found = self._top(history, now_ms, k + self._slots(k), codes, allowed)
-        skipped = self._cold_codes(skip)
+        skipped = self._known_codes(skip)
         explored = self._explored(found, history.items, history.weights, k, skipped, category)
         return self._ids(explored)
 
-    def _cold_codes(self, items: Iterable[str]) -> set[int]:
+    def _known_codes(self, items: Iterable[str]) -> set[int]:
         """Codes of every item of `items` the version knows, its catalog's included."""
         codes = {c for c in map(self.item_code, items) if c is not None}
         if self.new_items is not None:
@@ -502,7 +502,7 @@ class PublishedModel:
         # A shopper with no history explores young items like what is trending.
         top = self._trending_candidates[:TRENDING_PROFILE]
         explored = self._explored(
-            found, top, self.trending[top], k, self._cold_codes(skip), category
+            found, top, self.trending[top], k, self._known_codes(skip), category
         )
         return self._ids(explored)
 

@@ -30,7 +30,7 @@ class TrainingSettings(LakeSettings):
         ge=0,
         le=0.5,
         description="Share of each list kept for items younger than RECS_EXPLORATION_AGE_DAYS "
-        "(0 to 0.5; unset: what the holdout supports, as `recs train --exploration auto`)",
+        "(0 to 0.5; unset: the share the holdout supports, which may be 0)",
     )
     exploration_age_days: float = Field(
         30.0,

@@ -132,9 +132,9 @@ def test_the_new_in_shelf_lists_items_nobody_touched_and_relates_them(
     assert new
     touched = {
         row[0]
-        for row in connect(LocalLake(shop.lake)).execute(
-            "SELECT DISTINCT item_id FROM interactions"
-        ).fetchall()
+        for row in connect(LocalLake(shop.lake))
+        .execute("SELECT DISTINCT item_id FROM interactions")
+        .fetchall()
     }
     assert not set(new) & touched
     status, related = _json(base + f"/v1/recommendations/related?itemId={new[0]}&k=3")
