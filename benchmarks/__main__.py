@@ -17,6 +17,7 @@ from typing import Final
 from benchmarks.etl import etl_rows
 from benchmarks.foundation import Row, foundation
 from benchmarks.importer import import_rows
+from benchmarks.new_items import new_items_rows
 from benchmarks.quality import quality
 from benchmarks.ranking import ranking_rows
 from benchmarks.reliability import reliability_rows
@@ -30,6 +31,11 @@ def _figure(value: float) -> str:
     return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"
 
 
+def _ratio(ours: float, theirs: float) -> str:
+    """ours / theirs, or why there is none (a peer that scored nothing)."""
+    return f"{ours / theirs:.2f}" if theirs else "none (the peer's figure is 0)"
+
+
 def _table(rows: list[Row]) -> list[str]:
     lines = [
         "| what | ours | peer | peer's figure | ratio (ours / peer) |",
@@ -38,7 +44,7 @@ def _table(rows: list[Row]) -> list[str]:
     for row in rows:
         lines.append(
             f"| {row.what} | {_figure(row.ours)} {row.unit} | {row.peer} | "
-            f"{_figure(row.theirs)} {row.unit} | {row.ours / row.theirs:.2f} |"
+            f"{_figure(row.theirs)} {row.unit} | {_ratio(row.ours, row.theirs)} |"
         )
     return lines
 
@@ -87,7 +93,16 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--only",
-        choices=["foundation", "import", "quality", "ranking", "scale", "serving", "reliability"],
+        choices=[
+            "foundation",
+            "import",
+            "quality",
+            "ranking",
+            "new-items",
+            "scale",
+            "serving",
+            "reliability",
+        ],
         help="run one section and keep the others' last figures",
     )
     return parser
@@ -110,6 +125,8 @@ def main(argv: list[str] | None = None) -> None:
         sections.append((QUALITY, quality(args.quality_events, data, args.interactions_csv)))
     if args.ranking_events and args.only in (None, "ranking"):
         sections.append((RANKING, ranking_rows(args.ranking_events, data)))
+    if args.ranking_events and args.only in (None, "new-items"):
+        sections.append((NEW_ITEMS, new_items_rows(args.ranking_events, data)))
     if args.scale_events and args.only in (None, "scale"):
         sections.append((SCALE, scale_rows(args.scale_events)))
     if args.serving_events and args.only in (None, "serving"):
@@ -143,6 +160,7 @@ def main(argv: list[str] | None = None) -> None:
 
 FOUNDATION: Final = "Foundation: generator and local sink"
 RANKING: Final = "Ranking: a shop's list re-ordered for one user"
+NEW_ITEMS: Final = "New items: recommended before they have events"
 IMPORT: Final = "Import: a shop's CSV export into the raw zone"
 SERVING = "Serving: the API over HTTP on loopback"
 RELIABILITY = "Reliability: kill -9, racing ETL runs, hostile input"

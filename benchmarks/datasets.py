@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 import numpy as np
 import pyarrow as pa
@@ -16,7 +16,8 @@ import pyarrow.csv as pacsv
 
 from benchmarks import END
 from common.contract import EVENT_TYPES
-from ingestion.generator import ShopSpec, generate_shop
+from ingestion.generator import Shop, ShopSpec, generate_shop, item_records
+from ingestion.import_options import ImportOptions
 from training.data import Interactions
 
 if TYPE_CHECKING:
@@ -89,6 +90,52 @@ class DataSet:
     cut: datetime
     items_csv: Path | None
     note: str
+    #: The items file's title, category and price columns, where they have other names.
+    item_columns: tuple[str | None, str | None, str | None] = (None, None, None)
+    #: A generated shop's catalog (Personalize's items columns), for `items_file`.
+    catalog: pa.Table | None = None
+
+    def items_file(self, folder: Path) -> Path | None:
+        """The items file to import at the cut: the real set's, or the generated catalog's
+        items created by the cut (a shop's catalog lists nothing it has not created yet)."""
+        if self.catalog is None:
+            return self.items_csv
+        created = self.catalog["CREATION_TIMESTAMP"]
+        listed = self.catalog.filter(pc.less_equal(created, int(self.cut.timestamp())))
+        path = folder / "items.csv"
+        pacsv.write_csv(listed, path)
+        return path
+
+    def import_options(self) -> ImportOptions:
+        """How `recs import` reads this set's items file."""
+        title, category, price = self.item_columns
+        return ImportOptions(title_column=title, category_column=category, price_column=price)
+
+
+def shop_catalog(shop: Shop) -> pa.Table:
+    """A generated shop's catalog as Personalize's items columns, ids as the events have
+    them (the item's code)."""
+    records = list(item_records(shop))
+    created = [datetime.fromisoformat(r["created_at"]).timestamp() for r in records]
+    return pa.table(
+        {
+            "ITEM_ID": [str(i) for i in range(len(records))],
+            "TITLE": [r["title"] for r in records],
+            "CATEGORY": [r["category"] for r in records],
+            "BRAND": [r["brand"] for r in records],
+            "PRICE": [r["price"] for r in records],
+            "CREATION_TIMESTAMP": pa.array([int(c) for c in created], pa.int64()),
+        }
+    )
+
+
+#: The shared sets' items columns, as a user names them to `recs import` (--title-column,
+#: --category-column, --price-column): Online Retail's description and median price, and
+#: MovieLens's genres.
+COLUMNS: Final = {
+    "online-retail": ("DESCRIPTION", None, "MEDIAN_UNIT_PRICE"),
+    "movielens-100k": (None, "GENRES", None),
+}
 
 
 def data_sets(quality_events: int, data: Path) -> tuple[list[DataSet], list[str]]:
@@ -118,7 +165,16 @@ def data_sets(quality_events: int, data: Path) -> tuple[list[DataSet], list[str]
             )
             continue
         items = data / folder / "items.csv.gz"
-        found.append(DataSet(name, _csv_table(path), cut, items if items.exists() else None, note))
+        found.append(
+            DataSet(
+                name,
+                _csv_table(path),
+                cut,
+                items if items.exists() else None,
+                note,
+                COLUMNS.get(folder, (None, None, None)),
+            )
+        )
     shop = generate_shop(
         ShopSpec(
             users=max(1000, quality_events // 50),
@@ -137,6 +193,7 @@ def data_sets(quality_events: int, data: Path) -> tuple[list[DataSet], list[str]
             datetime(2026, 10, 18, tzinfo=UTC),
             None,
             f"our generator, {quality_events:,} events over 90 days; scored on the last two weeks",
+            catalog=shop_catalog(shop),
         )
     )
     return found, missing

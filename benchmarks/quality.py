@@ -75,7 +75,7 @@ from training.tuning import SELECT_ON, Choice
 if TYPE_CHECKING:
     from common.lake import LocalLake
     from serving.recommend import Recommender
-    from training.pipeline import TrainReport
+    from training.pipeline import TrainOptions, TrainReport
 
 Floats64 = npt.NDArray[np.float64]
 #: Users and events replayed per data set.
@@ -152,7 +152,7 @@ class Published:
     train_s: float
 
 
-def publish_before_cut(data: DataSet, root: Path) -> Published:
+def publish_before_cut(data: DataSet, root: Path, options: TrainOptions | None = None) -> Published:
     """Import, curate, train and publish the events before the cut, under `root`, and the
     recommender that serves them (with an empty event log: no news after the cut)."""
     from common.lake import LocalLake
@@ -167,10 +167,16 @@ def publish_before_cut(data: DataSet, root: Path) -> Published:
     lake = LocalLake(root / "lake")
     csv = root / "interactions.csv"
     pre_cut_csv(data.table, int(data.cut.timestamp() * 1000), csv)
-    import_files(lake, interactions=csv, items=data.items_csv, now=data.cut)
+    import_files(
+        lake,
+        interactions=csv,
+        items=data.items_file(root),
+        options=data.import_options(),
+        now=data.cut,
+    )
     run_etl(lake, now=data.cut)
     started = time.perf_counter()
-    report = train(lake, now=data.cut)
+    report = train(lake, options, now=data.cut)
     train_s = time.perf_counter() - started
     store = SQLiteStore(root / "store.sqlite3")
     publish(lake, store, report.version, force=not report.approved)

@@ -33,7 +33,7 @@ SAMPLED: Final = 100
 _K: Final = 10
 
 
-def _ndcg(ranked: list[str], relevant: set[str]) -> float:
+def ndcg_at_10(ranked: list[str], relevant: set[str]) -> float:
     """NDCG@10 of one ranked list against the items the user touched."""
     gains = [1.0 / np.log2(n + 2) for n, item in enumerate(ranked[:_K]) if item in relevant]
     ideal = sum(1.0 / np.log2(n + 2) for n in range(min(len(relevant), _K)))
@@ -63,9 +63,9 @@ def _scored(data: DataSet, root: Path) -> tuple[npt.NDArray[np.float64], ...]:
         items = list(dict.fromkeys([*sorted(relevant), *sampled]))
         rng.shuffle(items)
         answer = recommender.ranking(user, items)
-        ours.append(_ndcg([i for i, _ in answer.items], relevant))
-        popular.append(_ndcg(sorted(items, key=lambda i: -popularity.get(i, 0)), relevant))
-        given.append(_ndcg(items, relevant))
+        ours.append(ndcg_at_10([i for i, _ in answer.items], relevant))
+        popular.append(ndcg_at_10(sorted(items, key=lambda i: -popularity.get(i, 0)), relevant))
+        given.append(ndcg_at_10(items, relevant))
     return np.array(ours), np.array(popular), np.array(given)
 
 
