@@ -124,6 +124,16 @@ variable "train_window_days" {
   default     = null
 }
 
+variable "exploration" {
+  description = "Share of each list (0 to 0.5) the nightly training keeps for new items, chosen by their attributes (RECS_EXPLORATION, docs/new-items.md); null: the share the holdout supports."
+  type        = number
+  default     = null
+  validation {
+    condition     = var.exploration == null ? true : (var.exploration >= 0 && var.exploration <= 0.5)
+    error_message = "exploration must be from 0 to 0.5 (or null: chosen on the holdout)."
+  }
+}
+
 variable "full_history_schedule" {
   description = "EventBridge Scheduler expression of the full-history run, when train_window_days is set; null: none (a big shop, whose whole history does not fit one training: docs/deploy.md)."
   type        = string

@@ -143,6 +143,7 @@ def test_the_pipeline_is_given_every_aws_setting_its_steps_read() -> None:
     env = {name: "x" for name in given}
     env |= {k: f"dynamodb://{k.lower()}" for k in given if k.endswith(("STORE", "HISTORY"))}
     env |= {k: "30" for k in given if k.endswith("_DAYS")}
+    env |= {"RECS_EXPLORATION": "0.2"}
     env |= {"RECS_LAKE": "s3://b/lake", "RECS_SINK": "kinesis", "RECS_TRAINER": "local"}
     env |= {"RECS_ETL_ON": "glue", "RECS_TRAIN_ON": "batch"}
     assert given["RECS_STORE_PUBLISH"].startswith('"import"')  # a table per version on AWS
@@ -150,6 +151,7 @@ def test_the_pipeline_is_given_every_aws_setting_its_steps_read() -> None:
     settings = PipelineSettings.from_env(env)
     assert settings.local_files_beside_aws() == []
     assert settings.notify_topic_arn == "x"  # the summary goes to SNS, not only to a log
+    assert settings.exploration == 0.2  # -var exploration reaches the nightly training
     assert EtlSettings.from_env(env).glue_database == "x"  # Athena sees what the ETL writes
     # The Lambda, the Glue job and the Batch job all take this one environment.
     assert tf.count("local.pipeline_environment") == 3
