@@ -421,11 +421,11 @@ def quality_rows(data: DataSet) -> tuple[list[Row], list[str]]:
         f"{best_possible / results[best_peer][SELECT_ON]:.2f}x {best_peer}: what better "
         "tuning of this blend could at most reach.",
         "",
-        f"NDCG@10 on new items scores each answer only on items its user had never touched "
+        f"NDCG@10 on unseen items scores each answer only on items its user had never touched "
         f"before the cut ({int(unseen.nnz):,} of the pairs). The last column is each model's "
         f"NDCG@10 over {BASELINE}'s, with its 95% paired bootstrap interval.",
         "",
-        "| model | NDCG@10 | NDCG@10 on new items | recall@20 | MRR@25 | coverage "
+        "| model | NDCG@10 | NDCG@10 on unseen items | recall@20 | MRR@25 | coverage "
         f"| ratio to {BASELINE} [95%] |",
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
@@ -456,11 +456,11 @@ def quality_rows(data: DataSet) -> tuple[list[Row], list[str]]:
         gains = per_user_ndcg(mixed, truth)
         low, high = ratio_interval(gains, mine)
         table.append(
-            f"Room for new items: the served list with its last {places} of the first 10 places "
+            f"Room for unseen items: the served list with its last {places} of the first 10 places "
             f"given to `filter=not-seen`'s best scores NDCG@10 {gains.mean():.4f} "
             f"({gains.mean() / max(mine.mean(), 1e-12):.2f}x what recs serves, 95% interval "
             f"{low:.2f} to {high:.2f}; {gains.mean() / baseline_mean:.2f}x {BASELINE}) and "
-            f"{evaluate(mixed, unseen)[SELECT_ON]:.4f} on new items."
+            f"{evaluate(mixed, unseen)[SELECT_ON]:.4f} on unseen items."
         )
     if RERANKER in per_user:
         learned = per_user[RERANKER]

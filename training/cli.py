@@ -193,7 +193,7 @@ def _print_trained(report: TrainReport) -> None:
         "recall@20",
         "mrr@25",
         "coverage",
-        "new items ndcg@10",
+        "unseen ndcg@10",
     ]
     out.print("  ".join(f"{h:>16}" for h in header))
     for name, metrics in report.metrics.items():

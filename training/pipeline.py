@@ -248,7 +248,7 @@ def _evaluate(
     for name, metrics in report.metrics.items():
         progress(
             f"  {name:24} NDCG@10 {metrics[SELECT_ON]:.4f}  recall@20 {metrics['recall_at_20']:.4f}"
-            f"  on new items NDCG@10 {report.discovery[name]:.4f}"
+            f"  on unseen items NDCG@10 {report.discovery[name]:.4f}"
         )
     report.gate = _gate(lake, log, split, report, ranked)
     return ranked[SERVED]
