@@ -280,6 +280,28 @@ def row_positions(indptr: Ints, rows: Ints) -> tuple[Ints, Ints]:
     return np.arange(int(lengths.sum()), dtype=np.int64) + shift, lengths
 
 
+def position_in(ids: npt.NDArray[np.str_], wanted: str) -> int | None:
+    """Where `wanted` is in sorted `ids`, if it is there."""
+    position = int(np.searchsorted(ids, wanted))
+    if position < len(ids) and ids[position] == wanted:
+        return position
+    return None
+
+
+def spread_rows(
+    indptr: Ints, indices: Ints, data: Floats, rows: Ints, weights: Floats, n: int
+) -> Floats:
+    """The sum of some rows of a CSR matrix (its three arrays), each times its weight: a
+    dense vector of length n (the matrix's columns)."""
+    positions, lengths = row_positions(indptr, rows)
+    if not len(positions):
+        return np.zeros(n, dtype=np.float32)
+    scale = np.repeat(weights, lengths)
+    return np.bincount(indices[positions], weights=data[positions] * scale, minlength=n).astype(
+        np.float32
+    )
+
+
 def top_by_score(scores: Floats, m: int) -> Ints:
     """The codes of the m best positive scores, best first, ties by code."""
     positive = np.flatnonzero(scores > 0)

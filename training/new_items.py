@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from training.blend import row_positions
+from training.blend import position_in, row_positions, spread_rows, top_by_score
 
 Floats = npt.NDArray[np.float32]
 Ints = npt.NDArray[np.int64]
@@ -94,13 +94,7 @@ class Vectors:
 
     def spread(self, rows: Ints, weights: Floats) -> Floats:
         """Sum of the rows, each times its weight: a dense vector over the columns."""
-        positions, lengths = row_positions(self.indptr, rows)
-        if not len(positions):
-            return np.zeros(self.n_columns, np.float32)
-        scale = np.repeat(weights.astype(np.float32), lengths)
-        return np.bincount(
-            self.indices[positions], weights=self.data[positions] * scale, minlength=self.n_columns
-        ).astype(np.float32)
+        return spread_rows(self.indptr, self.indices, self.data, rows, weights, self.n_columns)
 
     def dot(self, rows: Ints, vector: Floats) -> Floats:
         """Each row's dot product with a dense vector over the columns."""
@@ -161,10 +155,8 @@ class NewItems:
 
     def cold_code(self, item_id: str) -> int | None:
         """A cold item's code (after the version's own items), if the catalog lists it."""
-        position = int(np.searchsorted(self.cold_ids, item_id))
-        if position < len(self.cold_ids) and self.cold_ids[position] == item_id:
-            return self.n_items + position
-        return None
+        position = position_in(self.cold_ids, item_id)
+        return None if position is None else self.n_items + position
 
     def young_for(
         self,
@@ -186,9 +178,9 @@ class NewItems:
             keep &= ~np.isin(self.young, np.fromiter(skip, np.int64, len(skip)))
         if allowed is not None:
             keep &= allowed[self.young]
-        codes, scores = self.young[keep], scores[keep]
-        order = np.lexsort((codes, -scores))[:n]
-        return [(int(codes[i]), round(float(scores[i]), 6)) for i in order.tolist()]
+        # young is ascending, so ties by position are ties by code
+        best = top_by_score(np.where(keep, scores, 0), n)
+        return [(int(self.young[i]), round(float(scores[i]), 6)) for i in best.tolist()]
 
     def nearest(self, code: int, k: int) -> list[tuple[int, float]]:
         """The k items (of any code but `code`) whose attributes are nearest the item's."""
@@ -199,9 +191,7 @@ class NewItems:
             self.vectors.indices[start:stop], self.vectors.data[start:stop]
         )
         scores[code] = 0
-        codes = np.flatnonzero(scores > 0)
-        order = np.lexsort((codes, -scores[codes]))[:k]
-        return [(int(codes[i]), round(float(scores[codes[i]]), 6)) for i in order.tolist()]
+        return [(int(c), round(float(scores[c]), 6)) for c in top_by_score(scores, k).tolist()]
 
     def arrays(self) -> dict[str, npt.NDArray[Any]]:
         """As `new-items.npz` holds it."""

@@ -43,8 +43,9 @@ from training.blend import (
     History,
     UserHistory,
     held_back,
+    position_in,
     recommend_one,
-    row_positions,
+    spread_rows,
     top_by_score,
     with_events,
 )
@@ -130,13 +131,7 @@ class NeighbourTable:
 
     def spread(self, items: Ints, weights: Floats, n_items: int) -> Floats:
         """Sum of each item's neighbour row, times the item's weight."""
-        positions, lengths = row_positions(self.indptr, items)
-        if not len(positions):
-            return np.zeros(n_items, dtype=np.float32)
-        scale = np.repeat(weights, lengths)
-        return np.bincount(
-            self.indices[positions], weights=self.data[positions] * scale, minlength=n_items
-        ).astype(np.float32)
+        return spread_rows(self.indptr, self.indices, self.data, items, weights, n_items)
 
 
 def fold_in(
@@ -290,17 +285,11 @@ class PublishedModel:
 
     def item_code(self, item_id: str) -> int | None:
         """The version's code for an item id, if it knows the item."""
-        position = int(np.searchsorted(self.item_ids, item_id))
-        if position < self.n_items and self.item_ids[position] == item_id:
-            return position
-        return None
+        return position_in(self.item_ids, item_id)
 
     def user_code(self, user_id: str) -> int | None:
         """The version's code for a user id, if it trained on the user."""
-        position = int(np.searchsorted(self.user_ids, user_id))
-        if position < len(self.user_ids) and self.user_ids[position] == user_id:
-            return position
-        return None
+        return position_in(self.user_ids, user_id)
 
     def user_history(
         self,
