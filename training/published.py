@@ -370,8 +370,7 @@ class PublishedModel:
         codes = np.array([c for c in map(self.item_code, skip) if c is not None], np.int64)
         allowed = None if category is None else self.categories == category
         found = self._top(history, now_ms, k + self._slots(k), codes, allowed)
-        skipped = self._known_codes(skip)
-        explored = self._explored(found, history.items, history.weights, k, skipped, category)
+        explored = self._explored(found, history.items, history.weights, k, skip, category)
         return self._ids(explored)
 
     def _known_codes(self, items: Iterable[str]) -> set[int]:
@@ -433,19 +432,21 @@ class PublishedModel:
         items: Ints,
         weights: Floats,
         k: int,
-        skip: Iterable[int] = (),
+        skip: Iterable[str] = (),
         category: str | None = None,
     ) -> list[tuple[int, float]]:
         """A list with the version's exploration share of it given to the young items
-        nearest, by attributes, to `items` (weighted), as the batch output has it."""
+        nearest, by attributes, to `items` (weighted), as the batch output has it; `skip`
+        (item ids) are never explored."""
         new = self.new_items
         if new is None or new.share <= 0 or not len(new.young):
             return found[:k]
+        skipped = self._known_codes(skip)
         allowed = None
         if category is not None:
             allowed = np.concatenate([self.categories, new.cold_categories]) == category
         young = new.young_for(
-            items, weights, self._slots(k) + k, skip={*items.tolist(), *skip}, allowed=allowed
+            items, weights, self._slots(k) + k, skip={*items.tolist(), *skipped}, allowed=allowed
         )
         return explore(found, young, k, new.share)
 
@@ -490,9 +491,7 @@ class PublishedModel:
         found = [(i, round(float(self.trending[i]), 6)) for i in best]
         # A shopper with no history explores young items like what is trending.
         top = self._trending_candidates[:TRENDING_PROFILE]
-        explored = self._explored(
-            found, top, self.trending[top], k, self._known_codes(skip), category
-        )
+        explored = self._explored(found, top, self.trending[top], k, skip, category)
         return self._ids(explored)
 
     def _trending_order(self, category: str | None) -> Ints:
