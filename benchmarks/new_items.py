@@ -35,6 +35,7 @@ from benchmarks.datasets import DataSet, data_sets
 from benchmarks.foundation import Row
 from benchmarks.quality import publish_before_cut, ratio_interval
 from benchmarks.ranking import ndcg_at_10
+from training.attributes import supported_share
 from training.metrics import paired
 from training.new_items import explore, explore_slots
 from training.pipeline import TrainOptions
@@ -109,12 +110,7 @@ def _scored(data: DataSet, root: Path) -> tuple[dict[str, dict[str, Floats64]], 
             row["ndcg"].append(ndcg_at_10(listed, relevant))
             if new_relevant:
                 row["hits"].append(float(bool(new_relevant & set(shown))))
-    chosen = report.new_items.evidence
-    auto = max(
-        (float(s) for s, e in chosen.items() if e["low"] > 0),
-        key=lambda s: chosen[f"{s:g}"]["difference"],
-        default=0.0,
-    )
+    auto = supported_share(report.new_items.evidence)
     learned = ", ".join(f"{g} {w:.2f}" for g, w in report.new_items.weights.items())
     return (
         {n: {k: np.array(v) for k, v in f.items()} for n, f in figures.items()},

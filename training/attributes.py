@@ -17,10 +17,11 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -69,12 +70,17 @@ class Catalog:
     def __len__(self) -> int:
         return len(self.item_ids)
 
+    @functools.cached_property
+    def features(self) -> dict[str, sp.csr_matrix]:
+        """`group_features` of this catalog: the same for the holdout's fit and the final
+        one, so computed once."""
+        return group_features(self)
+
     def rows(self, item_ids: npt.NDArray[np.str_]) -> npt.NDArray[np.int64]:
         """Each id's row, -1 where the catalog does not list it."""
-        position = np.searchsorted(self.item_ids, item_ids)
-        position = np.minimum(position, max(len(self) - 1, 0))
         if not len(self):
             return np.full(len(item_ids), -1, np.int64)
+        position = np.minimum(np.searchsorted(self.item_ids, item_ids), len(self) - 1)
         found = self.item_ids[position] == item_ids
         return np.where(found, position, -1).astype(np.int64)
 
@@ -319,7 +325,7 @@ def fit_new_items(
     cold = np.setdiff1d(catalog.item_ids[catalog.active], item_ids)
     cold = cold[catalog.rows(cold) >= 0] if len(cold) else cold
     all_rows = np.concatenate([rows, catalog.rows(cold)]).astype(np.int64)
-    groups = group_features(catalog)
+    groups = catalog.features
     weights = learn_weights(groups, rows, touched, seed)
     vectors = item_vectors(groups, weights, all_rows)
     events = np.concatenate([first_event_ms, np.full(len(cold), -1)]).astype(np.int64)
@@ -400,11 +406,17 @@ def choose_share(
     zeros = np.zeros(served.shape, np.float32)
     base = scored(served)
     evidence: dict[str, dict[str, float | int]] = {}
-    best_share, best_gain = 0.0, 0.0
     for share in SHARES:
         explored, _ = explored_rows(new_items, served, zeros, histories, share)
-        gain = paired(scored(explored), base)
-        evidence[f"{share:g}"] = gain.to_json()
-        if gain.low > 0 and gain.difference > best_gain:
-            best_share, best_gain = share, gain.difference
-    return best_share, evidence
+        evidence[f"{share:g}"] = paired(scored(explored), base).to_json()
+    return supported_share(evidence), evidence
+
+
+def supported_share(evidence: Mapping[str, Mapping[str, float | int]]) -> float:
+    """Of the shares tried (`choose_share`'s evidence, by share), the one with the largest
+    gain among those whose 95% interval is above 0; 0 where none is."""
+    best_share, best_gain = 0.0, 0.0
+    for share, gain in evidence.items():
+        if gain["low"] > 0 and gain["difference"] > best_gain:
+            best_share, best_gain = float(share), float(gain["difference"])
+    return best_share
