@@ -150,8 +150,7 @@ def _newest(lake: Lake, n: int) -> list[dict[str, Any]]:
     rows = _rows(
         lake,
         """
-        SELECT i.item_id, coalesce(i.title, i.item_id || coalesce(' · ' || i.category, ''))
-               AS title, i.category, i.price
+        SELECT i.item_id, i.title, i.category, i.price
         FROM items i
         WHERE i.active IS NOT false
           AND NOT EXISTS (SELECT 1 FROM interactions x WHERE x.item_id = i.item_id)
@@ -161,7 +160,12 @@ def _newest(lake: Lake, n: int) -> list[dict[str, Any]]:
         n,
     )
     return [
-        {"id": r["item_id"], "title": r["title"], "category": r["category"], "price": r["price"]}
+        {
+            "id": r["item_id"],
+            "title": r["title"] or _untitled(r["item_id"], r["category"]),
+            "category": r["category"],
+            "price": r["price"],
+        }
         for r in rows
     ]
 
