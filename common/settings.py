@@ -44,6 +44,9 @@ CONFIG_VARIABLE: Final = "RECS_CONFIG"
 #: The settings file read when RECS_CONFIG is unset, if it exists.
 DEFAULT_CONFIG: Final = Path("recs.toml")
 
+#: Settings whose value is a table of the file (`[filters.NAME]`); every other is top-level.
+TABLES: Final = frozenset({"filters"})
+
 #: The environment a `from_env` call reads, for the sources it builds.
 _ENVIRONMENT: ContextVar[Mapping[str, str]] = ContextVar("recs_settings_environment")
 _CONFIG: ContextVar[SettingsFile | None] = ContextVar("recs_settings_file")
@@ -78,7 +81,7 @@ def settings_file(env: Mapping[str, str] | None = None) -> SettingsFile | None:
         raise SettingsError(f"{path} is not valid TOML: {exc}") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise SettingsError(f"cannot read the settings file {path}: {exc}") from None
-    tables = [key for key, value in values.items() if isinstance(value, dict)]
+    tables = [key for key, value in values.items() if isinstance(value, dict) and key not in TABLES]
     if tables:
         raise SettingsError(
             f"{path}: [{tables[0]}] is a table; write every setting at the top level, "
@@ -294,6 +297,8 @@ def _message(
             continue
         name = str(loc[0])
         where = _where(cls, name, env, given, config)
+        if len(loc) > 1:  # within a table's entry, such as [filters.NAME]'s expression
+            where += f" at {'.'.join(map(str, loc[1:]))}"
         field = cls.model_fields.get(name)
         if kind == "missing":
             messages.append(f"{where} is required")

@@ -62,6 +62,7 @@ def build_services(settings: ServingSettings, *, background_flush: bool = False)
         store=store,
         history=history,
         hide_carted=settings.hide_carted,
+        filters=settings.filters,
     )
     if settings.personalize_campaign_arn:
         from serving.personalize import CampaignRecommender

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from serving.recommend import HISTORY_LIMIT, Answer, Recommender
+from serving.recommend import HISTORY_LIMIT, Answer, Named, Recommender
 
 if TYPE_CHECKING:
     from mypy_boto3_personalize_runtime import PersonalizeRuntimeClient
@@ -51,6 +51,8 @@ class CampaignRecommender(Recommender):
             store=own.store,
             history=own.history,
             wall_clock=own.wall_clock,
+            hide_carted=own.hide_carted,
+            filters=own.filters,
             campaign_arn=campaign_arn,
             filter_arn=filter_arn,
             client=client,
@@ -77,10 +79,16 @@ class CampaignRecommender(Recommender):
         category: str | None = None,
         not_purchased: bool = False,
         not_seen: bool = False,
+        named: Named | None = None,
     ) -> Answer:
-        """The campaign's top k, through its filter if one is set; our own for a category, and
-        for `not_seen` (the campaign has no filter for it, and recs knows the whole history)."""
-        if category is None and not not_seen:
+        """The campaign's top k, through its filter if one is set; our own for a category, for
+        `not_seen` (the campaign has no filter for it, and recs knows the whole history), and
+        for a named filter without a Personalize ARN or with a time bound (Personalize's
+        filters have none)."""
+        campaign_can = named is None or (
+            named.spec.personalize_arn is not None and named.spec.within_days is None
+        )
+        if category is None and not not_seen and campaign_can:
             skip = set(exclude)
             if not_purchased and not self.filter_arn:
                 recent = self.history.recent(user_id, limit=HISTORY_LIMIT)
@@ -90,7 +98,11 @@ class CampaignRecommender(Recommender):
                 "userId": user_id,
                 "numResults": min(500, k + len(skip)),
             }
-            if self.filter_arn:
+            if named is not None:
+                request["filterArn"] = named.spec.personalize_arn
+                if named.values:
+                    request["filterValues"] = dict(named.values)
+            elif self.filter_arn:
                 request["filterArn"] = self.filter_arn
             try:
                 response = self._runtime().get_recommendations(**request)
@@ -113,4 +125,5 @@ class CampaignRecommender(Recommender):
             category=category,
             not_purchased=not_purchased,
             not_seen=not_seen,
+            named=named,
         )

@@ -90,9 +90,9 @@ def _keys(lake: Lake, version: str) -> Iterator[tuple[str, str]]:
 
 
 def _profiles(model: PublishedModel) -> Iterator[Row]:
-    """Each trained user's history as a profile row (`training.published.profile_row`), for
+    """Each trained user's history as a profile row (`training.profiles.profile_row`), for
     an API that loads the version without its users (RECS_MODEL_USERS=store)."""
-    from training.published import profile_row
+    from training.profiles import profile_row
 
     for code in range(model.history.n_users):
         items, numbers = profile_row(model.history, code, model.item_ids)

@@ -26,19 +26,21 @@ import functools
 import logging
 import threading
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Final, Literal
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from common.filters import BoundFilter, NamedFilter
 from common.lake import Lake
 from ingestion.history import RecentEvent, RecentHistory
 from serving.errors import ModelUnavailable
 from serving.store import OnlineStore
 from training.blend import UserHistory
 from training.errors import ModelUnreadable
-from training.published import PublishedModel, Users, profile_history
+from training.profiles import profile_history
+from training.published import PublishedModel, Users
 
 Source = Literal["realtime", "batch", "popular", "personalize"]
 SOURCES: Final = ("realtime", "batch", "popular", "personalize")
@@ -46,6 +48,22 @@ SOURCES: Final = ("realtime", "batch", "popular", "personalize")
 HISTORY_LIMIT: Final = 200
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Named:
+    """A named filter a request asked for, with its values bound."""
+
+    name: str
+    spec: NamedFilter
+    #: The request's filterValues, as given (a campaign takes them as they are).
+    values: Mapping[str, str]
+    bound: BoundFilter
+
+    @classmethod
+    def of(cls, name: str, spec: NamedFilter, values: Mapping[str, str]) -> Named:
+        """`FilterValueError` when the values do not fit the filter."""
+        return cls(name, spec, dict(values), spec.bind(values))
 
 
 @dataclass(frozen=True)
@@ -208,6 +226,8 @@ class Recommender:
     #: Leave out of "recommended for you" what the user has in the cart and has not bought
     #: since: offering back what they just added helps nobody.
     hide_carted: bool = True
+    #: The shop's named filters (RECS_FILTERS, `[filters.NAME]`), which requests name.
+    filters: Mapping[str, NamedFilter] = field(default_factory=dict)
 
     def personalized(
         self,
@@ -218,22 +238,36 @@ class Recommender:
         category: str | None = None,
         not_purchased: bool = False,
         not_seen: bool = False,
+        named: Named | None = None,
     ) -> Answer:
         """The user's top k, leaving out `exclude` (and, with `not_purchased`, everything the
         user bought, or with `not_seen`, everything the user touched, whatever the version's
-        repeat policy), within `category`."""
+        repeat policy), within `category` and what the `named` filter lets through."""
         model = self.live.get()
         recent = self.history.recent(user_id, limit=HISTORY_LIMIT)
         news = [(e.item_id, e.event_type, e.ts_ms) for e in recent if e.ts_ms > model.last_event_ms]
         skip = set(exclude) | (in_cart(recent) if self.hide_carted else set())
         trained = functools.cache(lambda: self._trained(model, user_id))  # one store read
-        if not news and category is None:
+        own_items = named is not None and named.bound.source.includes_own_items
+        if not news and category is None and not own_items:
             row = self.store.recommendations("user", user_id, model.version)
             if row is not None:
-                if not_purchased or not_seen:
-                    own = model.user_history(user_id, (), trained())
+                reads = named is not None and named.bound.source.reads_interactions
+                own = (
+                    model.user_history(user_id, (), trained())
+                    if not_purchased or not_seen or reads
+                    else None
+                )
+                if own is not None and (not_purchased or not_seen):
                     skip |= model.own(own, purchased_only=not not_seen)
-                kept = [(i, s) for i, s in zip(*row, strict=True) if i not in skip]
+                allowed = None
+                if named is not None:
+                    allowed = model.selection(named.bound, own, model.last_event_ms)
+                kept = [
+                    (i, s)
+                    for i, s in zip(*row, strict=True)
+                    if i not in skip and (allowed is None or model.allows(allowed, i))
+                ]
                 if len(kept) >= k:
                     return Answer(kept[:k], "batch", model.version)
         profile = model.user_history(user_id, news, trained())
@@ -242,12 +276,22 @@ class Recommender:
         # "Now" is the newest event known, as in training, so that the user's own items age
         # the same way in both paths.
         now_ms = max([model.last_event_ms, *(ts for _, _, ts in news)])
-        left_out = skip | model.left_out(profile, now_ms)
+        allowed = None if named is None else model.selection(named.bound, profile, now_ms)
+        left_out = skip | (set() if own_items else model.left_out(profile, now_ms))
         if len(profile.items):
-            found = model.recommend(profile, now_ms, k, skip=skip, category=category)
+            found = model.recommend(
+                profile,
+                now_ms,
+                k,
+                skip=skip,
+                category=category,
+                allowed=allowed,
+                own_items=own_items,
+            )
             if found:
                 return Answer(found, "realtime", model.version)
-        return Answer(model.popular(k, skip=left_out, category=category), "popular", model.version)
+        popular = model.popular(k, skip=left_out, category=category, allowed=allowed)
+        return Answer(popular, "popular", model.version)
 
     def ranking(self, user_id: str, items: list[str]) -> Ranking:
         """`items` re-ordered for the user, every one of them: those the model scores first,
@@ -278,20 +322,36 @@ class Recommender:
             return UserHistory.empty(), 0
         return profile_history(row[0], row[1], model.item_code)
 
-    def related(self, item_id: str, k: int, *, exclude: Collection[str] = ()) -> Answer:
-        """Items related to `item_id`, strongest first."""
+    def related(
+        self,
+        item_id: str,
+        k: int,
+        *,
+        exclude: Collection[str] = (),
+        named: Named | None = None,
+    ) -> Answer:
+        """Items related to `item_id`, strongest first, within what the `named` filter (on
+        item fields only: there is no user) lets through."""
         model = self.live.get()
         skip = set(exclude) | {item_id}
+        allowed = None
+        if named is not None:
+            allowed = model.selection(named.bound, None, model.last_event_ms, current=item_id)
         row = self.store.recommendations("item", item_id, model.version)
         if row is not None:
-            kept = [(i, s) for i, s in zip(*row, strict=True) if i not in skip]
+            kept = [
+                (i, s)
+                for i, s in zip(*row, strict=True)
+                if i not in skip and (allowed is None or model.allows(allowed, i))
+            ]
             if len(kept) >= k:
                 return Answer(kept[:k], "batch", model.version)
-        found = model.related(item_id, k + len(skip))
+        found = model.related(item_id, k + len(skip), allowed)
         if found:
             return Answer(
                 [(i, s) for i, s in found if i not in skip][:k], "realtime", model.version
             )
         code = model.item_code(item_id)
         category = None if code is None else str(model.categories[code])
-        return Answer(model.popular(k, skip=skip, category=category), "popular", model.version)
+        popular = model.popular(k, skip=skip, category=category, allowed=allowed)
+        return Answer(popular, "popular", model.version)

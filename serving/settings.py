@@ -13,6 +13,7 @@ from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import NoDecode
 
 from common.dynamodb import table_name
+from common.filters import FilterSettings
 from common.lake import Lake
 from common.settings import LakeSettings
 from ingestion.settings import HistorySettings, IngestionSettings
@@ -64,7 +65,7 @@ class StoreSettings(LakeSettings):
         return value
 
 
-class ServingSettings(IngestionSettings, HistorySettings, StoreSettings):
+class ServingSettings(FilterSettings, IngestionSettings, HistorySettings, StoreSettings):
     """Everything the API reads: the store, history, keys, CORS, and where events go."""
 
     idempotency_store: str = Field(

@@ -192,9 +192,31 @@ FilterParam = Annotated[
         max_length=MAX_ID_LENGTH + 9,
         description="`not-purchased` (leave out everything the user bought, whatever the "
         "model's repeat policy), `not-seen` (only items the user has never touched: what to "
-        "discover, for a shop whose default list is mostly what the user buys again) or "
-        "`category:<name>` (only that category). Without it, the model's repeat policy, "
-        "chosen in training, decides which of the user's own items may come back.",
+        "discover, for a shop whose default list is mostly what the user buys again), "
+        "`category:<name>` (only that category), or the name of one of the shop's filters "
+        "(RECS_FILTERS: Personalize's filter expressions, docs/filters.md). Without it, the "
+        "model's repeat policy, chosen in training, decides which of the user's own items "
+        "may come back.",
+    ),
+]
+NamedFilterParam = Annotated[
+    str | None,
+    Query(
+        alias="filter",
+        max_length=40,
+        description="The name of one of the shop's filters (RECS_FILTERS, docs/filters.md) "
+        "on item fields: `Items.<FIELD>` and `CurrentItem.<FIELD>` conditions.",
+    ),
+]
+FilterValuesParam = Annotated[
+    str | None,
+    Query(
+        alias="filterValues",
+        max_length=4096,
+        description="A named filter's parameter values, as Personalize takes them: a JSON "
+        'object such as `{"CATEGORIES": "\\"shoes\\",\\"bags\\"", "MAX": "100"}` '
+        "(quoted, comma-separated values for IN; a number for a comparison). An EXCLUDE "
+        "whose values are not given is skipped; an INCLUDE needs them.",
     ),
 ]
 

@@ -44,7 +44,7 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
 #: A user's and an item's recommendations, and a user's trained history (`profile`, for an
-#: API that loads a version without its users: `training.published.profile_row`).
+#: API that loads a version without its users: `training.profiles.profile_row`).
 KINDS: Final = ("user", "item", "profile")
 _POINTER: Final = {"pk": {"S": "_pointer"}, "sk": {"S": "live"}}
 Row = tuple[str, list[str], list[float]]

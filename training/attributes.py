@@ -31,9 +31,11 @@ import scipy.sparse as sp
 from scipy.optimize import nnls
 from sklearn.feature_extraction.text import TfidfVectorizer
 
+from common.filters import NUMERIC_FIELDS
 from common.lake import Lake
 from etl.errors import CuratedZoneEmpty
 from etl.sql import connect, reading_curated
+from training.item_fields import ItemFields, categorical
 from training.metrics import paired, user_ndcg
 from training.new_items import NewItems, Vectors, explore, explore_slots
 from training.tuning import SELECT_CUTOFF
@@ -420,3 +422,49 @@ def supported_share(evidence: Mapping[str, Mapping[str, float | int]]) -> float:
         if gain["low"] > 0 and gain["difference"] > best_gain:
             best_share, best_gain = float(share), float(gain["difference"])
     return best_share
+
+
+def catalog_fields(catalog: Catalog, item_ids: npt.NDArray[np.str_]) -> ItemFields:
+    """The catalog's fields for these ids (codes in their order), as the Personalize items
+    file has them, for filters; ids the catalog does not list have no values."""
+    from etl.personalize import field_name
+
+    rows = catalog.rows(item_ids)
+    listed = np.flatnonzero(rows >= 0)
+    texts: dict[str, list[tuple[int, str]]] = {"CATEGORY": [], "BRAND": [], "ACTIVE": []}
+    for code in listed.tolist():
+        row = int(rows[code])
+        for name, value in (
+            ("CATEGORY", catalog.category[row]),
+            ("BRAND", catalog.brand[row]),
+            ("ACTIVE", "true" if catalog.active[row] else "false"),
+        ):
+            if value:
+                texts[name].append((code, value))
+        for key, value in _extracted(catalog.attributes[row]):
+            texts.setdefault(field_name(key), []).append((code, value))
+    price = np.full(len(item_ids), np.nan)
+    price[listed] = catalog.price[rows[listed]]
+    created = np.full(len(item_ids), np.nan)
+    created[listed] = catalog.listed_ms[rows[listed]] // 1000
+    return ItemFields(
+        len(item_ids),
+        {name: categorical(pairs) for name, pairs in texts.items() if name not in NUMERIC_FIELDS},
+        {"PRICE": price, "CREATION_TIMESTAMP": created},
+    )
+
+
+def _extracted(raw: str) -> list[tuple[str, str]]:
+    """The shop's own attributes as (key, text), as the Personalize export's
+    json_extract_string reads them."""
+    try:
+        found = json.loads(raw)
+    except json.JSONDecodeError:
+        return []
+    pairs = []
+    for key, value in found.items() if isinstance(found, dict) else ():
+        if value is None or isinstance(value, dict | list):
+            continue
+        text = ("true" if value else "false") if isinstance(value, bool) else str(value)
+        pairs.append((key, text))
+    return pairs

@@ -34,6 +34,7 @@ from training.ranker import DAY_MS, SHORTLIST, Trees, item_stats, squash, table,
 
 Floats = npt.NDArray[np.float32]
 Ints = npt.NDArray[np.int64]
+Minutes = npt.NDArray[np.uint32]
 #: Whether a user's own items come back: none of them, none they bought, or all (`recs train
 #: --repeats`, /health's `repeats`).
 Repeats = Literal["exclude-seen", "exclude-purchased", "allow"]
@@ -45,6 +46,11 @@ _OLD_POLICIES: Final[dict[str, Repeats]] = {
     "none": "allow",
 }
 HOUR_MS: Final = 3_600_000
+MINUTE_MS: Final = 60_000
+#: The event types a history entry remembers the last time of, in its columns' order: the
+#: event contract's (`common.contract.EVENT_TYPES`, repeated so that this stays numpy only).
+ENTRY_TYPES: Final = ("view", "add_to_cart", "purchase")
+PURCHASE: Final = ENTRY_TYPES.index("purchase")
 #: Candidates taken from the recipe, and from trending items, per user.
 CANDIDATES: Final = 100
 #: How fast a user's own items lose the recency component.
@@ -114,7 +120,15 @@ class UserHistory:
     weights: Floats
     counts: Floats
     last_ms: Ints
-    purchased: npt.NDArray[np.bool_]
+    #: Per entry and event type (`ENTRY_TYPES`), the minute (since the epoch) of the user's
+    #: last event of that type on the item; 0 where they had none: what filters on
+    #: `Interactions.EVENT_TYPE` read.
+    last_by_type: Minutes
+
+    @property
+    def purchased(self) -> npt.NDArray[np.bool_]:
+        """Whether the user ever bought each item."""
+        return self.last_by_type[:, PURCHASE] > 0
 
     @classmethod
     def empty(cls) -> UserHistory:
@@ -124,7 +138,7 @@ class UserHistory:
             np.empty(0, np.float32),
             np.empty(0, np.float32),
             np.empty(0, np.int64),
-            np.empty(0, bool),
+            no_types(0),
         )
 
 
@@ -137,10 +151,16 @@ class History:
     weights: Floats
     counts: Floats
     last_ms: Ints
-    purchased: npt.NDArray[np.bool_]
+    #: `UserHistory.last_by_type`, for every entry.
+    last_by_type: Minutes
     #: Each user's newest event: the point the weights' decay is measured back from.
     user_last_ms: Ints
     half_life_days: float | None
+
+    @property
+    def purchased(self) -> npt.NDArray[np.bool_]:
+        """Whether each entry's user ever bought its item."""
+        return self.last_by_type[:, PURCHASE] > 0
 
     @property
     def n_users(self) -> int:
@@ -155,7 +175,7 @@ class History:
             self.weights[start:stop],
             self.counts[start:stop],
             self.last_ms[start:stop],
-            self.purchased[start:stop],
+            self.last_by_type[start:stop],
         )
 
     def item_stats(self, n_items: int, now_ms: int) -> npt.NDArray[np.float64]:
@@ -180,7 +200,7 @@ class History:
             "weights": self.weights,
             "counts": self.counts,
             "last_ms": self.last_ms,
-            "purchased": self.purchased,
+            "last_by_type": self.last_by_type,
             "user_last_ms": self.user_last_ms,
             "half_life_days": np.array(
                 np.nan if self.half_life_days is None else self.half_life_days
@@ -197,10 +217,34 @@ class History:
             weights=np.asarray(arrays["weights"], np.float32),
             counts=np.asarray(arrays["counts"], np.float32),
             last_ms=np.asarray(arrays["last_ms"], np.int64),
-            purchased=np.asarray(arrays["purchased"], bool),
+            last_by_type=(
+                np.asarray(arrays["last_by_type"], np.uint32)
+                if "last_by_type" in arrays
+                # Written before histories kept event types: purchases only, at their last
+                # touch (filters on other types see nothing until the next training).
+                else bought_at(np.asarray(arrays["purchased"], bool), arrays["last_ms"])
+            ),
             user_last_ms=np.asarray(arrays["user_last_ms"], np.int64),
             half_life_days=None if np.isnan(half_life) else half_life,
         )
+
+
+def no_types(n: int) -> Minutes:
+    """`last_by_type` of n entries with no event of any type."""
+    return np.zeros((n, len(ENTRY_TYPES)), np.uint32)
+
+
+def minute_of(ts_ms: npt.NDArray[np.integer[Any]] | int) -> Any:
+    """The minute since the epoch of a time in ms, at least 1 (0 means "never")."""
+    return np.maximum(np.asarray(ts_ms, np.int64) // MINUTE_MS, 1).astype(np.uint32)
+
+
+def bought_at(purchased: npt.NDArray[np.bool_], last_ms: npt.NDArray[Any]) -> Minutes:
+    """`last_by_type` from what histories held before they kept types: a purchase flag, dated
+    by the entry's last touch."""
+    found = no_types(len(purchased))
+    found[:, PURCHASE] = np.where(purchased, minute_of(np.asarray(last_ms, np.int64)), 0)
+    return found
 
 
 def with_events(
@@ -230,26 +274,29 @@ def with_events(
         (history.weights.astype(np.float64) * scale).tolist(),
         history.counts.astype(np.float64).tolist(),
         history.last_ms.astype(np.float64).tolist(),
-        history.purchased.astype(np.float64).tolist(),
+        history.last_by_type.tolist(),
         strict=True,
     )
     entries: dict[int, list[float]] = {
-        item: [weight, count, last, bought] for item, weight, count, last, bought in columns
+        item: [weight, count, last, *types] for item, weight, count, last, types in columns
     }
+    width = 3 + len(ENTRY_TYPES)
     for item, event_type, ts in events:
-        entry = entries.setdefault(item, [0.0, 0.0, 0.0, 0.0])
+        entry = entries.setdefault(item, [0.0] * width)
         entry[0] += float(event_weights.get(event_type, 0.0)) * decay(newest - ts)
         entry[1] += 1.0
         entry[2] = max(entry[2], float(ts))
-        entry[3] = max(entry[3], 1.0 if event_type == "purchase" else 0.0)
+        if event_type in ENTRY_TYPES:
+            column = 3 + ENTRY_TYPES.index(event_type)
+            entry[column] = max(entry[column], float(max(ts // MINUTE_MS, 1)))
     items = np.array(sorted(entries), dtype=np.int64)
-    table = np.array([entries[i] for i in items.tolist()], dtype=np.float64).reshape(-1, 4)
+    table = np.array([entries[i] for i in items.tolist()], dtype=np.float64).reshape(-1, width)
     return UserHistory(
         items,
         table[:, 0].astype(np.float32),
         table[:, 1].astype(np.float32),
         table[:, 2].astype(np.int64),
-        table[:, 3] > 0,
+        table[:, 3:].astype(np.uint32),
     )
 
 

@@ -21,7 +21,7 @@ from common.contract import EVENT_TYPES
 from common.lake import Lake
 from etl.errors import CuratedZoneEmpty
 from etl.sql import connect, reading_curated
-from training.blend import History
+from training.blend import ENTRY_TYPES, History, minute_of
 from training.errors import NotEnoughData
 
 #: How much each kind of event says about a shopper's taste. A purchase says most.
@@ -129,7 +129,7 @@ class Interactions:
         half_life_days: float | None = None,
     ) -> History:
         """Every user's history, one entry per (user, item): decayed weights as `matrix`
-        computes them, event counts, the last time and whether the user bought it."""
+        computes them, event counts, the last time, and the last time of each event type."""
         keep = np.arange(len(self)) if mask is None else np.flatnonzero(mask)
         user, item, ts = self.user[keep], self.item[keep], self.ts_ms[keep]
         kind = self.kind[keep]
@@ -142,7 +142,12 @@ class Interactions:
         key = user.astype(np.int64) * self.n_items + item
         order = np.argsort(key, kind="stable")
         key, values, ts = key[order], values[order], ts[order]
-        bought = (kind[order] == EVENT_TYPES.index("purchase")).astype(np.int8)
+        minutes = minute_of(ts)
+        kinds = kind[order]
+        # Each event's minute in its type's column (0 elsewhere): the max per entry is the
+        # last event of each type.
+        typed = np.zeros((len(key), len(ENTRY_TYPES)), np.uint32)
+        typed[np.arange(len(key)), kinds] = minutes
         starts = np.flatnonzero(np.concatenate([[True], key[1:] != key[:-1]])) if len(key) else key
         pair_users = (key[starts] // self.n_items).astype(np.int64)
         indptr = np.concatenate(
@@ -157,7 +162,7 @@ class Interactions:
                 np.float32
             ),
             last_ms=np.maximum.reduceat(ts, starts) if reduce else ts,
-            purchased=(np.maximum.reduceat(bought, starts) if reduce else bought) > 0,
+            last_by_type=np.maximum.reduceat(typed, starts, axis=0) if reduce else typed,
             user_last_ms=np.where(user_last == np.iinfo(np.int64).min, 0, user_last),
             half_life_days=half_life_days,
         )

@@ -56,6 +56,8 @@ class PersonalizeSettings:
     #: How long one call waits for a resource before raising TrainingPending.
     wait_seconds: float = 600.0
     poll_seconds: float = 30.0
+    #: The shop's named filters (name: expression) that Personalize gets a copy of.
+    filters: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_settings(cls, settings: TrainingSettings) -> PersonalizeSettings:
@@ -71,7 +73,15 @@ class PersonalizeSettings:
                 f"{settings.lake}"
             )
         return cls(
-            stage=settings.stage, role_arn=settings.personalize_role_arn, lake_uri=settings.lake
+            stage=settings.stage,
+            role_arn=settings.personalize_role_arn,
+            lake_uri=settings.lake,
+            # A filter with a time bound is never asked of a campaign: Personalize has none.
+            filters={
+                name: spec.expression
+                for name, spec in settings.filters.items()
+                if spec.within_days is None
+            },
         )
 
 
@@ -436,18 +446,55 @@ class PersonalizeTrainer:
 
     def not_purchased_filter(self, group_arn: str) -> str:
         """The filter the API's default `not-purchased` maps to."""
-        name = self._name("not-purchased")
-        arn = self._create(
+        arn = self._filter(group_arn, self._name("not-purchased"), NOT_PURCHASED)
+        self.wait("filter", arn, lambda: self.describe_filter(arn))
+        return arn
+
+    def named_filters(self, group_arn: str) -> dict[str, str]:
+        """A Personalize filter (`recs-<stage>-filter-<name>`) for each of the shop's named
+        filters, made once; their ARNs by name, for the API's `personalize_arn`."""
+        wanted = sorted(self.settings.filters.items())
+        try:
+            found = {
+                given: self._filter(group_arn, self._name("filter", given), expression)
+                for given, expression in wanted
+            }
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "LimitExceededException":
+                raise
+            raise TrainingFailed(
+                f"Personalize refused a filter ({exc.response['Error'].get('Message', '')}): "
+                f"a dataset group holds 10 filters unless the quota is raised, and recs makes "
+                f"{len(wanted) + 1} (not-purchased and one per named filter); drop filters, "
+                "or ask AWS to raise the quota"
+            ) from exc
+        for given, expression in wanted:
+            arn = found[given]
+            described = self.wait("filter", arn, lambda arn=arn: self.describe_filter(arn))  # type: ignore[misc]
+            made = described.get("filterExpression", expression)
+            if made != expression:
+                raise TrainingFailed(
+                    f"Personalize filter {arn} holds {made!r}, but filters.{given} is now "
+                    f"{expression!r}; Personalize cannot change a filter: delete it (aws "
+                    f"personalize delete-filter --filter-arn {arn}) or rename the filter"
+                )
+        return found
+
+    def describe_filter(self, arn: str) -> Mapping[str, Any]:
+        """A filter's description, its status included."""
+        return self.client.describe_filter(filterArn=arn)["filter"]
+
+    def _filter(self, group_arn: str, name: str, expression: str) -> str:
+        """Create a filter, or find the one of that name a previous run created."""
+        return self._create(
             lambda: self.client.create_filter(
-                name=name, datasetGroupArn=group_arn, filterExpression=NOT_PURCHASED
+                name=name, datasetGroupArn=group_arn, filterExpression=expression
             ),
             "filterArn",
             lambda: self._find(
                 "list_filters", "Filters", "filterArn", name, datasetGroupArn=group_arn
             ),
         )
-        self.wait("filter", arn, lambda: self.client.describe_filter(filterArn=arn)["filter"])
-        return arn
 
     def event_tracker(self, group_arn: str) -> tuple[str, str]:
         """The event tracker live events go to; returns its ARN and tracking id."""

@@ -200,6 +200,9 @@ def train_with_personalize(
     progress("Personalize: training a solution version")
     version_arn, run.metrics = trainer.train(version, group, mode=mode)
     filter_arn = trainer.not_purchased_filter(group)
+    named = trainer.named_filters(group)
+    for name, arn in named.items():
+        progress(f"  filter {name}: {arn} (its personalize_arn)")
     users_input, users = batch_input(lake, export_prefix, version)
     progress(f"Personalize: batch recommendations for {users:,} users")
     job = trainer.batch_recommendations(version, version_arn, users_input, filter_arn, k)
@@ -212,6 +215,7 @@ def train_with_personalize(
         **{f"dataset_{t.lower()}": arn for t, arn in datasets.items()},
         "solution_version": version_arn,
         "filter_not_purchased": filter_arn,
+        **{f"filter_{name}": arn for name, arn in named.items()},
         "batch_inference_job": job,
         "event_tracker": tracker,
     }

@@ -32,7 +32,7 @@ from common.lake import Lake
 from common.layout import BATCH, MODELS
 from common.progress import Progress, quiet
 from training.artifacts import OWN_HISTORY, SERVED, batch_lines, npz_bytes
-from training.attributes import AGE_DAYS, Catalog, NewItemsReport, read_catalog
+from training.attributes import AGE_DAYS, Catalog, NewItemsReport, catalog_fields, read_catalog
 from training.blend import OWN_THEN_POPULAR, POPULARITY, TRENDING, Blend, History, trending_scores
 from training.data import (
     DEFAULT_WEIGHTS,
@@ -54,6 +54,7 @@ from training.gate import (
     newer_split,
     rank_published,
 )
+from training.item_fields import ItemFields
 from training.metrics import EVAL_USERS, MIN_USERS, K, evaluate, paired, user_ndcg
 from training.new_items import NewItems
 from training.published import PublishedModel
@@ -269,6 +270,8 @@ class Fitted:
     categories: dict[str, str]
     batches: dict[str, bytes]
     new_items: NewItems
+    #: The catalog's fields of every code, for filters (`training.item_fields`).
+    fields: ItemFields
 
     @property
     def choice(self) -> Choice:
@@ -340,7 +343,7 @@ def _refit(
     }
     return Fitted(
         report, options, log, final, similar, history, trending, popular, categories, batches,
-        new_items,
+        new_items, catalog_fields(catalog, every_id),
     )  # fmt: skip
 
 
@@ -520,6 +523,7 @@ def _artifacts(fitted: Fitted) -> dict[str, dict[str, Any]]:
         "popularity-count.npz": fitted.popular.arrays(),
         "trending.npz": {"popularity": fitted.trending},
     }
+    artifacts["item-fields.npz"] = fitted.fields.arrays()
     if len(fitted.new_items.young) or len(fitted.new_items.cold_ids):
         artifacts["new-items.npz"] = fitted.new_items.arrays()
     if fitted.final is not None:

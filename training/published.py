@@ -18,7 +18,7 @@ Lambda's memory (`python -m benchmarks.big_shop` measures both loads). Loaded wi
 `users="store"`, a version holds
 only its item side (`item-stats.npz` stands in for what the history gave the ranker), and
 each user's trained history comes with the request, from the profile row `recs publish`
-wrote for them into the online store (`profile_row`, `profile_history`).
+wrote for them into the online store (`training.profiles`).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from __future__ import annotations
 import functools
 import zipfile
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Final, Literal
 
@@ -35,6 +35,7 @@ import numpy.typing as npt
 
 from common.contract import epoch_ms
 from common.errors import LakeError
+from common.filters import BoundFilter
 from common.lake import Lake, read_json
 from common.layout import MODELS
 from training.artifacts import load_arrays
@@ -50,7 +51,9 @@ from training.blend import (
     with_events,
 )
 from training.errors import ModelUnreadable
+from training.item_fields import ItemFields, Mask, Selection
 from training.new_items import NewItems, explore, explore_slots
+from training.profiles import no_users
 from training.ranker import Trees
 from training.registry import Manifest, manifest_key
 
@@ -59,52 +62,8 @@ Ints = npt.NDArray[np.int64]
 #: Where a loaded version finds each user's trained history: its own `history.npz`, or the
 #: profile rows of the online store.
 Users = Literal["lake", "store"]
-#: Entries a profile row keeps, the most recent first: a DynamoDB item holds 400 KB at most,
-#: and a user past this many items keeps their newest in realtime answers.
-PROFILE_ENTRIES: Final = 2_000
 #: Trending items whose attributes make a shopper-without-history's profile, for exploring.
 TRENDING_PROFILE: Final = 50
-
-
-def profile_row(
-    history: History, code: int, item_ids: npt.NDArray[np.str_]
-) -> tuple[list[str], list[float]]:
-    """A user's trained history as a store row: their item ids, and the numbers
-    [newest event ms, then per item: weight, count, last ms, bought]."""
-    entries = history.user(code)
-    keep = np.argsort(-entries.last_ms, kind="stable")[:PROFILE_ENTRIES]
-    keep.sort()
-    numbers = [float(history.user_last_ms[code])]
-    for i in keep.tolist():
-        numbers += [
-            float(entries.weights[i]),
-            float(entries.counts[i]),
-            float(entries.last_ms[i]),
-            float(entries.purchased[i]),
-        ]
-    return [str(item_ids[entries.items[i]]) for i in keep.tolist()], numbers
-
-
-def profile_history(
-    items: list[str], numbers: list[float], item_code: Any
-) -> tuple[UserHistory, int]:
-    """A profile row back as (the user's trained history, their newest event's ms)."""
-    table = np.asarray(numbers[1:], dtype=np.float64).reshape(-1, 4)
-    codes = [item_code(i) for i in items]
-    known = np.array([c is not None for c in codes], dtype=bool)
-    order = np.array([c for c in codes if c is not None], dtype=np.int64)
-    table = table[known]
-    sort = np.argsort(order, kind="stable")
-    return (
-        UserHistory(
-            order[sort],
-            table[sort, 0].astype(np.float32),
-            table[sort, 1].astype(np.float32),
-            table[sort, 2].astype(np.int64),
-            table[sort, 3].astype(bool),
-        ),
-        int(numbers[0]),
-    )
 
 
 @dataclass(frozen=True)
@@ -189,6 +148,8 @@ class PublishedModel:
     #: Attribute vectors of its items and of the catalog's items without events, and which
     #: are young (`training.new_items`); None for a version trained without a catalog.
     new_items: NewItems | None = None
+    #: The catalog's fields of every code, which filters read (`training.item_fields`).
+    fields: ItemFields | None = None
 
     @property
     def n_items(self) -> int:
@@ -237,7 +198,7 @@ class PublishedModel:
                     "serve it with RECS_MODEL_USERS=lake, or train and publish again"
                 )
             side = load_arrays(lake, f"{prefix}/item-stats.npz")
-            history = _no_users(float(side["half_life_days"]))
+            history = no_users(float(side["half_life_days"]))
             stats: npt.NDArray[np.float64] | None = np.asarray(side["item_stats"], np.float64)
             user_ids = np.empty(0, dtype=str)
         else:
@@ -279,6 +240,11 @@ class PublishedModel:
             new_items=(
                 NewItems.from_arrays(load_arrays(lake, f"{prefix}/new-items.npz"))
                 if "new-items.npz" in described.artifacts
+                else None
+            ),
+            fields=(
+                ItemFields.from_arrays(load_arrays(lake, f"{prefix}/item-fields.npz"))
+                if "item-fields.npz" in described.artifacts
                 else None
             ),
         )
@@ -365,13 +331,70 @@ class PublishedModel:
         *,
         skip: Iterable[str] = (),
         category: str | None = None,
+        allowed: Mask | None = None,
+        own_items: bool = False,
     ) -> list[tuple[str, float]]:
-        """The blend's top k (item id, score) for a history; empty when nothing scores."""
+        """The blend's top k (item id, score) for a history; empty when nothing scores.
+        `allowed` (over every code, `selection`) keeps to what a filter lets through; with
+        `own_items` the filter, not the repeat policy, decides which of the user's own items
+        come back."""
         codes = np.array([c for c in map(self.item_code, skip) if c is not None], np.int64)
-        allowed = None if category is None else self.categories == category
-        found = self._top(history, now_ms, k + self._slots(k), codes, allowed)
-        explored = self._explored(found, history.items, history.weights, k, skip, category)
+        every = self._allowed(category, allowed)
+        blend = replace(self.blend, repeats="allow", rebuy_after_hours=0.0) if own_items else None
+        mine = None if every is None else every[: self.n_items]
+        found = self._top(history, now_ms, k + self._slots(k), codes, mine, blend)
+        explored = self._explored(found, history.items, history.weights, k, skip, every)
         return self._ids(explored)
+
+    @property
+    def n_codes(self) -> int:
+        """Codes of the version: its items, then the catalog's items without events."""
+        return self.n_items + (0 if self.new_items is None else len(self.new_items.cold_ids))
+
+    def _allowed(self, category: str | None, allowed: Mask | None) -> Mask | None:
+        """What a request may be answered with, over every code: its category and filter."""
+        if category is not None:
+            every = self.categories
+            if self.new_items is not None:
+                every = np.concatenate([every, self.new_items.cold_categories])
+            in_category = every == category
+            allowed = in_category if allowed is None else allowed & in_category
+        return allowed
+
+    def selection(
+        self,
+        bound: BoundFilter,
+        history: UserHistory | None,
+        now_ms: int,
+        current: str | None = None,
+    ) -> Mask:
+        """The codes a bound filter lets through, for a user's history (None: no user) and,
+        for related items, the item asked about."""
+        code = None if current is None else self._any_code(current)
+        found = Selection.of(bound, self._fields, history, now_ms, code).allowed
+        if len(found) < self.n_codes:  # a version's fields that predate its cold items
+            found = np.concatenate([found, np.zeros(self.n_codes - len(found), bool)])
+        return found[: self.n_codes]
+
+    def _any_code(self, item_id: str) -> int | None:
+        code = self.item_code(item_id)
+        if code is None and self.new_items is not None:
+            code = self.new_items.cold_code(item_id)
+        return code
+
+    def allows(self, allowed: Mask, item_id: str) -> bool:
+        """Whether a selection lets an item through (an item the version does not know:
+        no, since nothing is known of it)."""
+        code = self._any_code(item_id)
+        return code is not None and bool(allowed[code])
+
+    @functools.cached_property
+    def _fields(self) -> ItemFields:
+        """The version's item fields; for a version trained before they were written, the
+        CATEGORY its ids carry."""
+        if self.fields is not None:
+            return self.fields
+        return ItemFields.of_categories(self.categories)
 
     def _known_codes(self, items: Iterable[str]) -> set[int]:
         """Codes of every item of `items` the version knows, its catalog's included."""
@@ -398,10 +421,12 @@ class PublishedModel:
         k: int,
         skip: Ints | None,
         allowed: npt.NDArray[np.bool_] | None,
+        blend: Blend | None = None,
     ) -> list[tuple[int, float]]:
-        """`recommend_one` with this version's parts: (code, score), best first."""
+        """`recommend_one` with this version's parts (or another blend): (code, score),
+        best first."""
         found = recommend_one(
-            self.blend,
+            blend or self.blend,
             self.collab(history),
             history,
             self.trending,
@@ -433,18 +458,15 @@ class PublishedModel:
         weights: Floats,
         k: int,
         skip: Iterable[str] = (),
-        category: str | None = None,
+        allowed: Mask | None = None,
     ) -> list[tuple[int, float]]:
         """A list with the version's exploration share of it given to the young items
         nearest, by attributes, to `items` (weighted), as the batch output has it; `skip`
-        (item ids) are never explored."""
+        (item ids) are never explored, nor items `allowed` (over every code) leaves out."""
         new = self.new_items
         if new is None or new.share <= 0 or not len(new.young):
             return found[:k]
         skipped = self._known_codes(skip)
-        allowed = None
-        if category is not None:
-            allowed = np.concatenate([self.categories, new.cold_categories]) == category
         young = new.young_for(
             items, weights, self._slots(k) + k, skip={*items.tolist(), *skipped}, allowed=allowed
         )
@@ -476,14 +498,23 @@ class PublishedModel:
         return {str(i) for i in self.item_ids[items]}
 
     def popular(
-        self, k: int, *, skip: Iterable[str] = (), category: str | None = None
+        self,
+        k: int,
+        *,
+        skip: Iterable[str] = (),
+        category: str | None = None,
+        allowed: Mask | None = None,
     ) -> list[tuple[str, float]]:
-        """Trending items, in a category if given, leaving some out: the first k of the
-        version's trending order that are not skipped (no pass over the catalogue)."""
+        """Trending items, in a category if given and within what a filter lets through
+        (`allowed`, over every code), leaving some out: the first k of the version's
+        trending order that are not skipped (no pass over the catalogue without a filter)."""
         skipped = {c for c in (self.item_code(i) for i in skip) if c is not None}
         best: list[int] = []
         wanted = k + self._slots(k)
-        for code in self._trending_order(category)[: wanted + len(skipped)].tolist():
+        order = self._trending_order(category)
+        if allowed is not None:
+            order = order[allowed[order]]
+        for code in order[: wanted + len(skipped)].tolist():
             if code not in skipped:
                 best.append(code)
                 if len(best) == wanted:
@@ -491,7 +522,8 @@ class PublishedModel:
         found = [(i, round(float(self.trending[i]), 6)) for i in best]
         # A shopper with no history explores young items like what is trending.
         top = self._trending_candidates[:TRENDING_PROFILE]
-        explored = self._explored(found, top, self.trending[top], k, skip, category)
+        every = self._allowed(category, allowed)
+        explored = self._explored(found, top, self.trending[top], k, skip, every)
         return self._ids(explored)
 
     def _trending_order(self, category: str | None) -> Ints:
@@ -512,17 +544,23 @@ class PublishedModel:
     def _trending_orders(self) -> dict[str | None, Ints]:
         return {}
 
-    def related(self, item_id: str, k: int) -> list[tuple[str, float]] | None:
-        """The item's strongest similar items; None if the version does not know it."""
+    def related(
+        self, item_id: str, k: int, allowed: Mask | None = None
+    ) -> list[tuple[str, float]] | None:
+        """The item's strongest similar items (within `allowed`, over every code); None if
+        the version does not know it."""
         code = self.item_code(item_id)
         if code is None:
             cold = None if self.new_items is None else self.new_items.cold_code(item_id)
             if cold is None:
                 return None
             # An item without events: the items nearest it by attributes.
-            return self._ids(self.new_items.nearest(cold, k))  # type: ignore[union-attr]
+            found = self.new_items.nearest(cold, self.n_codes if allowed is not None else k)  # type: ignore[union-attr]
+            return self._ids([(c, s) for c, s in found if allowed is None or allowed[c]][:k])
         neighbours, weights = self.similar.row(code)
         positive = weights > 0  # EASE keeps negative weights: they mean "not related"
+        if allowed is not None:
+            positive &= allowed[neighbours]
         neighbours, weights = neighbours[positive], weights[positive]
         order = np.argsort(-weights, kind="stable")[: k + self._slots(k)]
         found = [
@@ -531,19 +569,4 @@ class PublishedModel:
             if neighbours[i] != code
         ]
         one = np.array([code], np.int64)
-        return self._ids(self._explored(found, one, np.ones(1, np.float32), k))
-
-
-def _no_users(half_life_days: float) -> History:
-    """A history of no users, keeping the decay that folding new events in needs."""
-    empty = np.empty(0, np.int64)
-    return History(
-        indptr=np.zeros(1, np.int64),
-        items=empty,
-        weights=np.empty(0, np.float32),
-        counts=np.empty(0, np.float32),
-        last_ms=empty,
-        purchased=np.empty(0, bool),
-        user_last_ms=empty,
-        half_life_days=None if np.isnan(half_life_days) else half_life_days,
-    )
+        return self._ids(self._explored(found, one, np.ones(1, np.float32), k, (), allowed))

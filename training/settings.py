@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from pydantic import Field
 
+from common.filters import FilterSettings
 from common.settings import LakeSettings
 
 
-class TrainingSettings(LakeSettings):
+class TrainingSettings(FilterSettings, LakeSettings):
     """The lake to train on; with `--backend personalize`, the stage and Personalize's role."""
 
     stage: str = Field(

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,15 +12,18 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 
 from common.contract import MAX_ID_LENGTH, check_id
-from serving.recommend import Answer, Ranking
+from common.filters import FilterValueError, NamedFilter, filter_values
+from serving.recommend import Answer, Named, Ranking
 from serving.services import count, error, services_of
 from serving.shapes import (
     DEFAULT_K,
     ERRORS,
     ExcludeParam,
     FilterParam,
+    FilterValuesParam,
     ItemIdParam,
     KParam,
+    NamedFilterParam,
     Personalized,
     Related,
     UserIdParam,
@@ -30,21 +34,42 @@ from serving.validation import LEAN
 
 @dataclass(frozen=True)
 class Filter:
-    """What `filter=` asks of a personalized answer."""
+    """What `filter=` asks of an answer."""
 
     category: str | None = None
     not_purchased: bool = False
     not_seen: bool = False
+    named: Named | None = None
 
 
-def parse_filter(raw: str | None) -> Filter:
-    """`filter=not-purchased|not-seen|category:<name>`; ValueError says what was wrong."""
+def parse_filter(
+    raw: str | None,
+    filters: Mapping[str, NamedFilter] | None = None,
+    values: str | None = None,
+) -> Filter:
+    """`filter=not-purchased|not-seen|category:<name>|<a named filter>`, with a named
+    filter's `filterValues`; ValueError says what was wrong."""
+    filters = filters or {}
+    if raw is not None and raw in filters:
+        try:
+            given = filter_values(values) if values is not None else {}
+            return Filter(named=Named.of(raw, filters[raw], given))
+        except FilterValueError as exc:
+            raise ValueError(f"filter {raw}: {exc}") from None
+    if values is not None:
+        raise ValueError(
+            "filterValues goes with a named filter (filter=NAME); "
+            + (f"{raw!r} is not one" if raw is not None else "no filter was named")
+        )
     if raw is None:
         return Filter()
     if raw in ("not-purchased", "not-seen"):
         return Filter(not_purchased=raw == "not-purchased", not_seen=raw == "not-seen")
     if not raw.startswith("category:"):
-        raise ValueError(f"filter must be not-purchased, not-seen or category:<name> (got {raw!r})")
+        named = f", one of the shop's filters ({', '.join(sorted(filters))})" if filters else ""
+        raise ValueError(
+            f"filter must be not-purchased, not-seen{named} or category:<name> (got {raw!r})"
+        )
     category = raw.removeprefix("category:")
     if not category:
         raise ValueError("filter category:<name> needs a category name")
@@ -56,6 +81,22 @@ def parse_filter(raw: str | None) -> Filter:
             f"control characters (got {category!r})"
         ) from None
     return Filter(category=category)
+
+
+def _related_filter(
+    raw: str | None, filters: Mapping[str, NamedFilter], values: str | None
+) -> Named:
+    """A related request's filter: a named one, on item fields (there is no user)."""
+    if raw is None or raw not in filters:
+        known = ", ".join(sorted(filters)) or "none are set (RECS_FILTERS)"
+        raise ValueError(f"filter on related items must name one of the shop's filters: {known}")
+    wanted = parse_filter(raw, filters, values).named
+    assert wanted is not None
+    if wanted.bound.source.reads_interactions:
+        raise ValueError(
+            f"filter {raw} reads Interactions, which need a user; related items have none"
+        )
+    return wanted
 
 
 def ids(raw: str | None) -> list[str]:
@@ -111,21 +152,24 @@ def router() -> Router:
         k: KParam = DEFAULT_K,
         exclude: ExcludeParam = None,
         filter_: FilterParam = None,
+        filter_values: FilterValuesParam = None,
     ) -> Any:
+        recommender = services_of(routes).recommender
         try:
-            wanted = parse_filter(filter_)
+            wanted = parse_filter(filter_, recommender.filters, filter_values)
         except ValueError as exc:
             return error(400, str(exc))
         refused = bad_ids("userId", [user_id]) or bad_ids("exclude", ids(exclude))
         if refused is not None:
             return refused
-        answer = services_of(routes).recommender.personalized(
+        answer = recommender.personalized(
             user_id,
             k,
             exclude=ids(exclude),
             category=wanted.category,
             not_purchased=wanted.not_purchased,
             not_seen=wanted.not_seen,
+            named=wanted.named,
         )
         return answer_body("userId", user_id, "items", answer)
 
@@ -139,11 +183,24 @@ def router() -> Router:
         **LEAN,
     )
     @routes.get("/recommendations/related", include_in_schema=False, **LEAN)
-    def related(item_id: ItemIdParam, k: KParam = DEFAULT_K, exclude: ExcludeParam = None) -> Any:
+    def related(
+        item_id: ItemIdParam,
+        k: KParam = DEFAULT_K,
+        exclude: ExcludeParam = None,
+        filter_: NamedFilterParam = None,
+        filter_values: FilterValuesParam = None,
+    ) -> Any:
+        recommender = services_of(routes).recommender
         refused = bad_ids("itemId", [item_id]) or bad_ids("exclude", ids(exclude))
         if refused is not None:
             return refused
-        answer = services_of(routes).recommender.related(item_id, k, exclude=ids(exclude))
+        named = None
+        if filter_ is not None or filter_values is not None:
+            try:
+                named = _related_filter(filter_, recommender.filters, filter_values)
+            except ValueError as exc:
+                return error(400, str(exc))
+        answer = recommender.related(item_id, k, exclude=ids(exclude), named=named)
         return answer_body("itemId", item_id, "related", answer)
 
     return routes

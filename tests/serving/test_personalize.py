@@ -15,8 +15,10 @@ import pytest
 from botocore.stub import Stubber
 
 from common.contract import Event
+from common.filters import NamedFilter
 from serving.idempotency import LocalRequestContext
 from serving.personalize import CampaignRecommender
+from serving.recommend import Named
 from serving.services import Services
 from tests.conftest import load_event
 from tests.serving_helpers import PublishedShop, handler_for, published_shop, services_for
@@ -159,3 +161,36 @@ def test_not_seen_is_answered_by_our_own_model_not_the_campaign(
     assert answer.source != "personalize"
     assert len(answer.items) == 5
     assert not {i for i, _ in answer.items} & model.own(model.user_history(user))
+
+
+def test_a_named_filter_goes_to_the_campaign_with_its_values(
+    services: Services, runtime: Any
+) -> None:
+    client, stub = runtime
+    arn = "arn:aws:personalize:us-east-1:123456789012:filter/recs-prod-filter-in-categories"
+    spec = NamedFilter(
+        expression="INCLUDE ItemID WHERE Items.CATEGORY IN ($CATEGORIES)", personalize_arn=arn
+    )
+    values = {"CATEGORIES": '"c1","c2"'}
+    stub.add_response(
+        "get_recommendations",
+        _items("I5", "I6"),
+        {
+            "campaignArn": CAMPAIGN,
+            "userId": "U1",
+            "numResults": 2,
+            "filterArn": arn,
+            "filterValues": values,
+        },
+    )
+    campaign = _campaign(services, client, FILTER)
+    answer = campaign.personalized("U1", 2, named=Named.of("in-categories", spec, values))
+    assert answer.source == "personalize"
+    # Without a Personalize copy, or with a time bound Personalize has not, our own model
+    # answers (the Stubber would fail on any request).
+    for local in (
+        NamedFilter(expression=spec.expression),
+        NamedFilter(expression=spec.expression, personalize_arn=arn, within_days=7),
+    ):
+        own = campaign.personalized("U1", 2, named=Named.of("in-categories", local, values))
+        assert own.source != "personalize"

@@ -8,6 +8,7 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from common.contract import Event
@@ -18,6 +19,7 @@ from serving.store import SQLiteStore
 from tests.etl_helpers import NOW
 from tests.serving_helpers import PublishedShop, published_shop
 from training.errors import ModelUnreadable
+from training.profiles import profile_history
 from training.published import PublishedModel
 
 
@@ -90,3 +92,27 @@ def test_a_version_from_before_profiles_says_how_to_serve_it(shop: PublishedShop
             PublishedModel.load(lake, shop.version, "store")
     finally:
         lake.write_bytes(key, json.dumps(manifest).encode())
+
+
+def test_a_profile_row_gives_back_each_entrys_event_types(shop: PublishedShop) -> None:
+    store = SQLiteStore(shop.store)
+    full = PublishedModel.load(LocalLake(shop.lake), shop.version)
+    for code in range(min(full.history.n_users, 25)):
+        row = store.recommendations("profile", str(full.user_ids[code]), shop.version)
+        assert row is not None
+        got, newest = profile_history(row[0], row[1], full.item_code)
+        want = full.history.user(code)
+        assert newest == int(full.history.user_last_ms[code])
+        assert got.items.tolist() == want.items.tolist()
+        assert got.last_by_type.tolist() == want.last_by_type.tolist()
+        np.testing.assert_allclose(got.weights, want.weights)
+
+
+def test_a_profile_row_from_before_event_types_knows_purchases() -> None:
+    codes = {"I1": 0, "I2": 1}
+    # [newest ms, then per item: weight, count, last ms, bought]
+    old = [9e11, 1.0, 1.0, 6e11, 0.0, 8.0, 2.0, 9e11, 1.0]
+    got, newest = profile_history(["I1", "I2"], old, codes.get)
+    assert newest == 9e11
+    assert got.purchased.tolist() == [False, True]
+    assert got.last_by_type.tolist() == [[0, 0, 0], [0, 0, 9e11 // 60_000]]

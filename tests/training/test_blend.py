@@ -5,11 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from common.contract import EVENT_TYPES
 from training.blend import (
     DAY_MS,
+    ENTRY_TYPES,
     Blend,
     UserHistory,
+    bought_at,
     fill,
+    no_types,
     recommend_one,
     top_by_score,
     trending_scores,
@@ -27,7 +31,7 @@ USER = UserHistory(
     weights=np.array([1.0, 8.0], np.float32),
     counts=np.array([1.0, 3.0], np.float32),
     last_ms=np.array([NOW - DAY_MS, NOW - 10 * DAY_MS], np.int64),
-    purchased=np.array([False, True]),
+    last_by_type=bought_at(np.array([False, True]), np.array([NOW - DAY_MS, NOW - 10 * DAY_MS])),
 )
 COLLAB = np.array([5.0, 5.0, 2.0, 0.0, 0.0, 0.0], np.float32)
 TRENDING = np.array([0.2, 0.1, 0.0, 1.0, 0.5, 0.0], np.float32)
@@ -106,7 +110,7 @@ def test_new_events_decay_the_trained_history_from_the_newest_event() -> None:
         weights=np.array([8.0], np.float32),
         counts=np.array([1.0], np.float32),
         last_ms=np.array([NOW], np.int64),
-        purchased=np.array([False]),
+        last_by_type=no_types(1),
     )
     later = NOW + 30 * DAY_MS
     news = [(0, "purchase", later), (4, "view", later)]
@@ -117,6 +121,9 @@ def test_new_events_decay_the_trained_history_from_the_newest_event() -> None:
     assert got.counts.tolist() == [2.0, 1.0]
     assert got.last_ms.tolist() == [later, later]
     assert got.purchased.tolist() == [True, False]
+    # Each entry remembers the last minute of each type: item 4 was viewed, never bought.
+    minute = later // 60_000
+    assert got.last_by_type.tolist() == [[0, 0, minute], [minute, 0, 0]]
     same = with_events(trained, NOW, news, dict(DEFAULT_WEIGHTS), half_life_days=None)
     np.testing.assert_allclose(same.weights, [16.0, 1.0])
 
@@ -150,6 +157,12 @@ def test_a_user_whose_events_are_years_old_keeps_a_whole_profile() -> None:
     assert (old.weights > 0).all()
     np.testing.assert_allclose(old.weights, [1.0 * 2 ** (-1 / 7), 8.0], rtol=1e-5)
     assert old.purchased.tolist() == [False, True]
+    # The last event of each type, to the minute: I1 was viewed, I2 bought.
+    assert old.last_by_type.tolist() == [
+        [(NOW - five_years - DAY_MS) // 60_000, 0, 0],
+        [0, 0, (NOW - five_years) // 60_000],
+    ]
+    assert ENTRY_TYPES == EVENT_TYPES  # the columns are the contract's types, in its order
 
 
 def test_trending_halves_every_half_life_and_tops_at_one() -> None:

@@ -3,6 +3,7 @@ Personalize), idempotent re-runs, and the errors a state machine retries or catc
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -551,3 +552,78 @@ def test_an_incremental_export_in_parts_imports_them_one_job_after_another(stubb
     )
     full = trainer.start_imports("v7", datasets, export, "FULL", parts)
     assert (full.jobs, full.left) == (["job-full"], 0)
+
+
+def _named_trainer(stub_client: Any, filters: dict[str, str]) -> PersonalizeTrainer:
+    settings = dataclasses.replace(SETTINGS, filters=filters)
+    return PersonalizeTrainer(settings, client=stub_client, sleep=lambda _s: None)
+
+
+def test_named_filters_get_a_personalize_copy_each(stubbed: Any) -> None:
+    trainer, stub = stubbed
+    cheap = "EXCLUDE ItemID WHERE Items.PRICE > $MAX"
+    bought = 'INCLUDE ItemID WHERE Interactions.EVENT_TYPE IN ("purchase")'
+    trainer = _named_trainer(trainer.client, {"cheap": cheap, "again": bought})
+    stub.add_response(
+        "create_filter",
+        {"filterArn": "f-again"},
+        {"name": "recs-prod-filter-again", "datasetGroupArn": GROUP, "filterExpression": bought},
+    )
+    # Made by an earlier run: found by name.
+    _exists(stub, "create_filter")
+    stub.add_response(
+        "list_filters",
+        {"Filters": [{"name": "recs-prod-filter-cheap", "filterArn": "f-cheap"}]},
+        {"datasetGroupArn": GROUP},
+    )
+    for arn, expression in (("f-again", bought), ("f-cheap", cheap)):
+        stub.add_response(
+            "describe_filter",
+            {"filter": {"status": "ACTIVE", "filterExpression": expression}},
+            {"filterArn": arn},
+        )
+    assert trainer.named_filters(GROUP) == {"again": "f-again", "cheap": "f-cheap"}
+
+
+def test_a_changed_or_one_too_many_filter_fails_with_what_to_do(stubbed: Any) -> None:
+    trainer, stub = stubbed
+    trainer = _named_trainer(trainer.client, {"cheap": "EXCLUDE ItemID WHERE Items.PRICE > 9"})
+    stub.add_response("create_filter", {"filterArn": "f-cheap"})
+    stub.add_response(
+        "describe_filter",
+        {
+            "filter": {
+                "status": "ACTIVE",
+                "filterExpression": "EXCLUDE ItemID WHERE Items.PRICE > 5",
+            }
+        },
+    )
+    with pytest.raises(TrainingFailed, match="cannot change a filter: delete it"):
+        trainer.named_filters(GROUP)
+    stub.add_client_error(
+        "create_filter",
+        service_error_code="LimitExceededException",
+        service_message="Maximum number of filters reached",
+    )
+    with pytest.raises(TrainingFailed, match="10 filters unless the quota is raised"):
+        trainer.named_filters(GROUP)
+
+
+def test_filters_with_a_time_bound_are_not_copied(stubbed: Any) -> None:
+    from common.filters import NamedFilter
+    from training.settings import TrainingSettings
+
+    settings = TrainingSettings(
+        lake="s3://shop-lake/prod",
+        personalize_role_arn=ROLE,
+        filters={
+            "cheap": NamedFilter(expression="EXCLUDE ItemID WHERE Items.PRICE > 9"),
+            "lately": NamedFilter(
+                expression='EXCLUDE ItemID WHERE Interactions.EVENT_TYPE IN ("view")',
+                within_days=7,
+            ),
+        },
+    )
+    assert PersonalizeSettings.from_settings(settings).filters == {
+        "cheap": "EXCLUDE ItemID WHERE Items.PRICE > 9"
+    }
