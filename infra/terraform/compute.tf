@@ -39,6 +39,7 @@ locals {
     var.personalize ? { RECS_PERSONALIZE_ROLE_ARN = aws_iam_role.personalize[0].arn } : {},
     var.train_window_days == null ? {} : { RECS_TRAIN_WINDOW_DAYS = tostring(var.train_window_days) },
     var.exploration == null ? {} : { RECS_EXPLORATION = tostring(var.exploration) },
+    local.filters_environment,
   )
   account = data.aws_caller_identity.current.account_id
 }

@@ -25,6 +25,7 @@ locals {
     var.api_keys == "" ? {} : { RECS_API_KEYS = var.api_keys },
     var.personalize_campaign_arn == null ? {} : { RECS_PERSONALIZE_CAMPAIGN_ARN = var.personalize_campaign_arn },
     var.personalize_filter_arn == null ? {} : { RECS_PERSONALIZE_FILTER_ARN = var.personalize_filter_arn },
+    local.filters_environment,
   )
   consumer_environment = merge(
     {
@@ -94,9 +95,12 @@ data "aws_iam_policy_document" "api" {
     for_each = var.personalize_campaign_arn == null ? [] : [1]
     content {
       # GetRecommendations is authorised on the campaign and on the filter it names.
-      sid       = "AskTheCampaign"
-      actions   = ["personalize:GetRecommendations"]
-      resources = compact([var.personalize_campaign_arn, var.personalize_filter_arn])
+      sid     = "AskTheCampaign"
+      actions = ["personalize:GetRecommendations"]
+      resources = compact(concat(
+        [var.personalize_campaign_arn, var.personalize_filter_arn],
+        [for f in values(var.filters) : f.personalize_arn if f.personalize_arn != null],
+      ))
     }
   }
   statement {

@@ -8,6 +8,12 @@ locals {
   name = "recs-${var.stage}"
   # The lake's root inside the bucket: "" or "<lake_prefix>/", as RECS_LAKE=s3://bucket/prefix.
   lake_root = var.lake_prefix == "" ? "" : "${var.lake_prefix}/"
+  # The named filters as RECS_FILTERS' JSON, unset fields left out, for the API and pipeline.
+  filters_environment = length(var.filters) == 0 ? {} : {
+    RECS_FILTERS = jsonencode({
+      for name, f in var.filters : name => { for key, value in f : key => value if value != null }
+    })
+  }
 }
 
 # Who may assume each of the stack's roles: one AWS service each, on behalf of this account

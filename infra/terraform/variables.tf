@@ -134,6 +134,25 @@ variable "exploration" {
   }
 }
 
+variable "filters" {
+  description = "Named filters in Amazon Personalize's grammar, which requests name with filter=NAME&filterValues=... (RECS_FILTERS, docs/filters.md), given to the API and to the nightly pipeline (which makes a Personalize copy of each, with the personalize backend)."
+  type = map(object({
+    expression      = string
+    within_days     = optional(number)
+    personalize_arn = optional(string)
+  }))
+  default = {}
+  validation {
+    condition     = alltrue([for name in keys(var.filters) : can(regex("^[A-Za-z0-9][A-Za-z0-9_-]{0,39}$", name)) && !contains(["not-purchased", "not-seen"], name)])
+    error_message = "A filter's name is 1 to 40 letters, digits, - and _, starting with a letter or digit, and not not-purchased or not-seen (the API's own)."
+  }
+  validation {
+    # A Lambda's variables hold 4 KB in all; the API's own take about 1 KB.
+    condition     = length(jsonencode(var.filters)) <= 2500
+    error_message = "The filters' JSON must be at most 2,500 characters to fit the API Lambda's 4 KB of environment variables: shorten or drop filters."
+  }
+}
+
 variable "full_history_schedule" {
   description = "EventBridge Scheduler expression of the full-history run, when train_window_days is set; null: none (a big shop, whose whole history does not fit one training: docs/deploy.md)."
   type        = string

@@ -163,3 +163,54 @@ def test_the_http_api_routes_every_path_the_app_serves() -> None:
     declared = re.search(r"api_paths\s*=\s*\[([^\]]*)\]", _tf_files())
     assert declared is not None
     assert set(re.findall(r'"([^"]+)"', declared.group(1))) == set(METHODS)
+
+
+def test_terraforms_filters_reach_the_settings_as_json(tmp_path: Path) -> None:
+    """`-var filters=...` becomes RECS_FILTERS, which the API's and the pipeline's settings
+    read: the variable and the local, evaluated by `terraform console` in a module of their
+    own (no provider needed)."""
+    from orchestration.settings import PipelineSettings
+
+    tf = _tf_files()
+    variable = re.search(r'variable "filters" \{.*?\n\}\n', tf, re.S)
+    local = re.search(r"  filters_environment = .*?\n  \}\n", tf, re.S)
+    assert variable is not None
+    assert local is not None
+    (tmp_path / "main.tf").write_text(f"{variable.group()}\nlocals {{\n{local.group()}}}\n")
+    filters = (
+        '{ cheap = { expression = "EXCLUDE ItemID WHERE Items.PRICE > $MAX" }, '
+        'lately = { expression = "EXCLUDE ItemID WHERE Interactions.EVENT_TYPE IN (\\"view\\")", '
+        "within_days = 7 } }"
+    )
+    terraform = _terraform()
+    assert _run(terraform, "init", "-backend=false", "-input=false", cwd=tmp_path).returncode == 0
+    shown = subprocess.run(
+        [terraform, "console", f"-var=filters={filters}"],
+        input="jsonencode(local.filters_environment)\n",
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert shown.returncode == 0, shown.stderr
+    env = json.loads(json.loads(shown.stdout.strip()))
+    settings = PipelineSettings.from_env({**env, "RECS_LAKE": "./lake"})
+    assert settings.filters["lately"].within_days == 7
+    assert settings.filters["cheap"].personalize_arn is None
+    assert settings.filters["cheap"].parsed.params == {"MAX"}
+    refused = subprocess.run(
+        [
+            terraform,
+            "console",
+            '-var=filters={ not-seen = { expression = "EXCLUDE ItemID WHERE Items.PRICE > 1" } }',
+        ],
+        input="local.filters_environment\n",
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert refused.returncode != 0
+    assert "not not-purchased or not-seen" in refused.stderr

@@ -194,3 +194,15 @@ def test_a_named_filter_goes_to_the_campaign_with_its_values(
     ):
         own = campaign.personalized("U1", 2, named=Named.of("in-categories", local, values))
         assert own.source != "personalize"
+
+
+def test_the_campaign_keeps_our_recommenders_settings(services: Services, runtime: Any) -> None:
+    client, _ = runtime
+    services.recommender.hide_carted = False
+    services.recommender.filters = {
+        "cheap": NamedFilter(expression="EXCLUDE ItemID WHERE Items.PRICE > 9")
+    }
+    campaign = _campaign(services, client)
+    # Its own answers (a category, a fallback) keep what the shop set.
+    assert campaign.hide_carted is False
+    assert set(campaign.filters) == {"cheap"}
