@@ -39,6 +39,7 @@ from serving.errors import ModelUnavailable
 from serving.store import OnlineStore
 from training.blend import UserHistory
 from training.errors import ModelUnreadable
+from training.item_fields import Mask
 from training.profiles import profile_history
 from training.published import PublishedModel, Users
 
@@ -97,6 +98,18 @@ def in_cart(recent: Collection[RecentEvent]) -> set[str]:
         elif event.event_type == "purchase":
             bought[event.item_id] = max(bought.get(event.item_id, 0), event.ts_ms)
     return {item for item, ts in carted.items() if bought.get(item, -1) < ts}
+
+
+def _kept(
+    model: PublishedModel,
+    row: tuple[list[str], list[float]],
+    skip: Collection[str],
+    allowed: Mask | None,
+) -> list[tuple[str, float]]:
+    """A published row's (item, score) less `skip` and what a filter's `allowed` drops."""
+    ids, scores = row
+    passes = [True] * len(ids) if allowed is None else model.allowed_ids(allowed, ids)
+    return [(i, s) for i, s, ok in zip(ids, scores, passes, strict=True) if ok and i not in skip]
 
 
 @dataclass(frozen=True)
@@ -263,11 +276,7 @@ class Recommender:
                 allowed = None
                 if named is not None:
                     allowed = model.selection(named.bound, own, model.last_event_ms)
-                kept = [
-                    (i, s)
-                    for i, s in zip(*row, strict=True)
-                    if i not in skip and (allowed is None or model.allows(allowed, i))
-                ]
+                kept = _kept(model, row, skip, allowed)
                 if len(kept) >= k:
                     return Answer(kept[:k], "batch", model.version)
         profile = model.user_history(user_id, news, trained())
@@ -293,18 +302,28 @@ class Recommender:
         popular = model.popular(k, skip=left_out, category=category, allowed=allowed)
         return Answer(popular, "popular", model.version)
 
-    def ranking(self, user_id: str, items: list[str]) -> Ranking:
-        """`items` re-ordered for the user, every one of them: those the model scores first,
-        best first, then the rest in the order given (score None). A user the model cannot
-        score gets the items in trending order (source popular)."""
+    def ranking(self, user_id: str, items: list[str], *, named: Named | None = None) -> Ranking:
+        """`items` re-ordered for the user, every one of them (but those the `named` filter
+        drops): those the model scores first, best first, then the rest in the order given
+        (score None). A user the model cannot score gets the items in trending order (source
+        popular)."""
         model = self.live.get()
         recent = self.history.recent(user_id, limit=HISTORY_LIMIT)
         news = [(e.item_id, e.event_type, e.ts_ms) for e in recent if e.ts_ms > model.last_event_ms]
         profile = model.user_history(user_id, news, self._trained(model, user_id))
+        now_ms = max([model.last_event_ms, *(ts for _, _, ts in news)])
+        if named is not None:
+            allowed = model.selection(named.bound, profile, now_ms)
+            # An item the version does not know has no fields: only an INCLUDE can drop it.
+            unknown_pass = not any(e.include for e in named.bound.expressions)
+            items = [
+                i
+                for i in items
+                if model.allows(allowed, i) or (unknown_pass and model.any_code(i) is None)
+            ]
         source: Source = "popular"
         scored: list[tuple[str, float]] = []
         if len(profile.items):
-            now_ms = max([model.last_event_ms, *(ts for _, _, ts in news)])
             scored, source = model.rank(profile, now_ms, items), "realtime"
         if not scored:
             scored, source = model.by_trending(items), "popular"
@@ -339,11 +358,7 @@ class Recommender:
             allowed = model.selection(named.bound, None, model.last_event_ms, current=item_id)
         row = self.store.recommendations("item", item_id, model.version)
         if row is not None:
-            kept = [
-                (i, s)
-                for i, s in zip(*row, strict=True)
-                if i not in skip and (allowed is None or model.allows(allowed, i))
-            ]
+            kept = _kept(model, row, skip, allowed)
             if len(kept) >= k:
                 return Answer(kept[:k], "batch", model.version)
         found = model.related(item_id, k + len(skip), allowed)

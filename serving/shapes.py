@@ -99,6 +99,17 @@ class RankingRequest(BaseModel):
         description="The request's context (device, page), as Personalize's request has it; "
         "accepted so that the same call works against both, and not used to score yet",
     )
+    filter: str | None = Field(
+        default=None,
+        max_length=40,
+        description="One of the shop's named filters (docs/filters.md): the items it drops "
+        "are left out of the answer, as Personalize's ranking leaves them out",
+    )
+    filterValues: dict[str, str] | None = Field(  # noqa: N815
+        default=None,
+        description="The named filter's parameter values, as the GET routes' filterValues "
+        'take them: {"MAX": "20"}',
+    )
 
 
 RankingBody = Annotated[

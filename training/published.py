@@ -62,6 +62,8 @@ Ints = npt.NDArray[np.int64]
 #: Where a loaded version finds each user's trained history: its own `history.npz`, or the
 #: profile rows of the online store.
 Users = Literal["lake", "store"]
+#: Filter selections on catalog fields alone that a version keeps (by rule and values).
+SELECTIONS_KEPT: Final = 512
 #: Trending items whose attributes make a shopper-without-history's profile, for exploring.
 TRENDING_PROFILE: Final = 50
 
@@ -370,13 +372,40 @@ class PublishedModel:
     ) -> Mask:
         """The codes a bound filter lets through, for a user's history (None: no user) and,
         for related items, the item asked about."""
-        code = None if current is None else self._any_code(current)
+        fixed = not bound.source.reads_interactions and not bound.source.uses_current_item
+        kept = self._selections
+        if fixed and bound.key in kept:  # the same catalog rule and values: the same items
+            return kept[bound.key]
+        code = None if current is None else self.any_code(current)
         found = Selection.of(bound, self._fields, history, now_ms, code).allowed
         if len(found) < self.n_codes:  # a version's fields that predate its cold items
             found = np.concatenate([found, np.zeros(self.n_codes - len(found), bool)])
-        return found[: self.n_codes]
+        found = found[: self.n_codes]
+        if fixed:
+            if len(kept) >= SELECTIONS_KEPT:
+                kept.clear()
+            found.flags.writeable = False
+            kept[bound.key] = found
+        return found
 
-    def _any_code(self, item_id: str) -> int | None:
+    @functools.cached_property
+    def _selections(self) -> dict[str, Mask]:
+        return {}
+
+    def allowed_ids(self, allowed: Mask, item_ids: list[str]) -> list[bool]:
+        """`allows` for many ids at once (a published row): one sorted look-up."""
+        if not item_ids:
+            return []
+        asked = np.asarray(item_ids, dtype=str)
+        position = np.minimum(np.searchsorted(self.item_ids, asked), max(self.n_items - 1, 0))
+        known = (self.item_ids[position] == asked) if self.n_items else np.zeros(len(asked), bool)
+        return [
+            bool(allowed[p]) if k else self.allows(allowed, i)
+            for p, k, i in zip(position.tolist(), known.tolist(), item_ids, strict=True)
+        ]
+
+    def any_code(self, item_id: str) -> int | None:
+        """An item's code, the catalog's items without events included, if the version knows it."""
         code = self.item_code(item_id)
         if code is None and self.new_items is not None:
             code = self.new_items.cold_code(item_id)
@@ -385,7 +414,7 @@ class PublishedModel:
     def allows(self, allowed: Mask, item_id: str) -> bool:
         """Whether a selection lets an item through (an item the version does not know:
         no, since nothing is known of it)."""
-        code = self._any_code(item_id)
+        code = self.any_code(item_id)
         return code is not None and bool(allowed[code])
 
     @functools.cached_property

@@ -9,7 +9,7 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from pydantic import ValidationError
 
 from common.contract import MAX_ID_LENGTH
-from serving.routes.recommendations import answer_body, bad_ids
+from serving.routes.recommendations import answer_body, bad_ids, named_filter
 from serving.services import error, services_of
 from serving.shapes import (
     ERRORS,
@@ -57,7 +57,14 @@ def router() -> Router:
         refused = bad_ids("userId", [request.userId]) or bad_ids("itemIds", request.itemIds)
         if refused is not None:
             return refused
-        answer = services_of(routes).recommender.ranking(request.userId, request.itemIds)
+        recommender = services_of(routes).recommender
+        named = None
+        if request.filter is not None or request.filterValues is not None:
+            try:
+                named = named_filter(request.filter, recommender.filters, request.filterValues)
+            except ValueError as exc:
+                return error(400, str(exc))
+        answer = recommender.ranking(request.userId, request.itemIds, named=named)
         return answer_body("userId", request.userId, "items", answer)
 
     return routes
@@ -71,7 +78,10 @@ def ranking_problem(exc: ValidationError) -> str:
     if kind == "missing":
         return f'Missing {field}: send {{"userId": "U1", "itemIds": ["I1", "I2"]}}'
     if kind == "extra_forbidden":
-        return f"Unknown field {field}: a ranking request has userId, itemIds and context"
+        return (
+            f"Unknown field {field}: a ranking request has userId, itemIds, context, filter "
+            "and filterValues"
+        )
     if field == "itemIds" and kind in ("too_short", "too_long"):
         return f"itemIds must hold 1 to {MAX_RANKED} item ids"
     if field.startswith(("userId", "itemIds")) and kind in (

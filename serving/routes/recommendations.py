@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -83,16 +84,22 @@ def parse_filter(
     return Filter(category=category)
 
 
-def _related_filter(
-    raw: str | None, filters: Mapping[str, NamedFilter], values: str | None
+def named_filter(
+    raw: str | None,
+    filters: Mapping[str, NamedFilter],
+    values: str | Mapping[str, str] | None,
+    *,
+    user: bool = True,
 ) -> Named:
-    """A related request's filter: a named one, on item fields (there is no user)."""
+    """A request's named filter (related items and ranking take no other), with its values;
+    without a `user`, one that reads Interactions is refused."""
     if raw is None or raw not in filters:
         known = ", ".join(sorted(filters)) or "none are set (RECS_FILTERS)"
-        raise ValueError(f"filter on related items must name one of the shop's filters: {known}")
-    wanted = parse_filter(raw, filters, values).named
+        raise ValueError(f"filter must name one of the shop's filters: {known}")
+    text = values if values is None or isinstance(values, str) else json.dumps(dict(values))
+    wanted = parse_filter(raw, filters, text).named
     assert wanted is not None
-    if wanted.bound.source.reads_interactions:
+    if not user and wanted.bound.source.reads_interactions:
         raise ValueError(
             f"filter {raw} reads Interactions, which need a user; related items have none"
         )
@@ -197,7 +204,7 @@ def router() -> Router:
         named = None
         if filter_ is not None or filter_values is not None:
             try:
-                named = _related_filter(filter_, recommender.filters, filter_values)
+                named = named_filter(filter_, recommender.filters, filter_values, user=False)
             except ValueError as exc:
                 return error(400, str(exc))
         answer = recommender.related(item_id, k, exclude=ids(exclude), named=named)

@@ -225,3 +225,51 @@ def test_a_bad_expression_stops_the_api_at_start_up(tmp_path: Path) -> None:
     config.write_text("[filters.cheap]\nexpression = 'INCLUDE ItemID WHERE Items.PRICE < $MAX'\n")
     found = ServingSettings.from_env({"RECS_CONFIG": str(config)}).filters
     assert found["cheap"].parsed.params == {"MAX"}
+
+
+def _post(base: str, path: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    request = urllib.request.Request(
+        f"{base}{path}",
+        data=json.dumps(body).encode(),
+        method="POST",
+        headers={"content-type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as reply:
+            return reply.status, json.loads(reply.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def test_ranking_leaves_out_what_the_filter_drops(
+    services: Services, model: PublishedModel
+) -> None:
+    fields = model.fields
+    assert fields is not None
+    user = str(model.user_ids[0])
+    items = [str(i) for i in model.item_ids[:40]]
+    category = _values(fields, "CATEGORY", items[0], model)[0]
+    body = {
+        "userId": user,
+        "itemIds": [*items, "I-unknown"],
+        "filter": "in-categories",
+        "filterValues": {"CATEGORIES": f'"{category}"'},
+    }
+    with serving(services) as base:
+        status, answer = _post(base, "/v1/recommendations/ranking", body)
+        assert status == 200, answer
+        ranked = [i["id"] for i in answer["items"]]
+        want = {i for i in items if _values(fields, "CATEGORY", i, model)[0] == category}
+        # Every item of the category, re-ordered; nothing else (an unknown item has no
+        # category, so an INCLUDE drops it).
+        assert set(ranked) == want
+        cheap = {**body, "filter": "at-most", "filterValues": {"MAX": "0"}}
+        status, answer = _post(base, "/recommendations/ranking", cheap)
+        assert status == 200, answer
+        # Nothing costs at most 0 except items with no price: an EXCLUDE keeps the unknown one.
+        kept = {i["id"] for i in answer["items"]}
+        assert "I-unknown" in kept
+        assert all(_values(fields, "PRICE", i, model) in (None, 0.0) for i in kept - {"I-unknown"})
+        status, answer = _post(base, "/v1/recommendations/ranking", {**body, "filter": "nope"})
+        assert status == 400
+        assert "must name one of the shop's filters" in answer["error"]
