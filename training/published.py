@@ -38,6 +38,7 @@ from common.errors import LakeError
 from common.filters import BoundFilter
 from common.lake import Lake, read_json
 from common.layout import MODELS
+from training.als_step import fold_in, gram_matrix
 from training.artifacts import load_arrays
 from training.blend import (
     Blend,
@@ -93,30 +94,6 @@ class NeighbourTable:
     def spread(self, items: Ints, weights: Floats, n_items: int) -> Floats:
         """Sum of each item's neighbour row, times the item's weight."""
         return spread_rows(self.indptr, self.indices, self.data, items, weights, n_items)
-
-
-def fold_in(
-    gram: npt.NDArray[np.float64],
-    item_factors: Floats,
-    items: Ints,
-    weights: npt.NDArray[np.floating[Any]],
-    alpha: float,
-) -> npt.NDArray[np.float64]:
-    """A user's factors from their history, the item factors fixed: one step of ALS, as
-    implicit's exact solver computes it. Confidence is alpha x weight (implicit scales the
-    matrix by alpha; it does not add Hu et al.'s 1), and
-    x = (Y'Y + reg I + Y'(C - I)Y)^-1 Y'C p, where `gram` is Y'Y + reg I (the same for
-    every user, so computed once)."""
-    confidence = alpha * np.asarray(weights, dtype=np.float64)
-    yi = item_factors[items].astype(np.float64)
-    system = gram + (yi.T * (confidence - 1.0)) @ yi
-    return np.linalg.solve(system, (confidence[:, None] * yi).sum(axis=0))
-
-
-def gram_matrix(item_factors: Floats, regularization: float) -> npt.NDArray[np.float64]:
-    """Y'Y + reg I, in float64: the part of `fold_in` that does not depend on the user."""
-    y = item_factors.astype(np.float64)
-    return y.T @ y + regularization * np.eye(y.shape[1])
 
 
 @dataclass(frozen=True)

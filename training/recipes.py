@@ -20,8 +20,8 @@ import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
 
+from training.als_step import fold_in, gram_matrix
 from training.errors import ModelDiverged, NotEnoughData
-from training.published import fold_in, gram_matrix
 
 Floats = npt.NDArray[np.float32]
 Ints = npt.NDArray[np.int64]

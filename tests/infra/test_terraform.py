@@ -184,33 +184,29 @@ def test_terraforms_filters_reach_the_settings_as_json(tmp_path: Path) -> None:
     )
     terraform = _terraform()
     assert _run(terraform, "init", "-backend=false", "-input=false", cwd=tmp_path).returncode == 0
-    shown = subprocess.run(
-        [terraform, "console", f"-var=filters={filters}"],
-        input="jsonencode(local.filters_environment)\n",
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    shown = _console(terraform, tmp_path, filters, "jsonencode(local.filters_environment)")
     assert shown.returncode == 0, shown.stderr
     env = json.loads(json.loads(shown.stdout.strip()))
     settings = PipelineSettings.from_env({**env, "RECS_LAKE": "./lake"})
     assert settings.filters["lately"].within_days == 7
     assert settings.filters["cheap"].personalize_arn is None
     assert settings.filters["cheap"].parsed.params == {"MAX"}
-    refused = subprocess.run(
-        [
-            terraform,
-            "console",
-            '-var=filters={ not-seen = { expression = "EXCLUDE ItemID WHERE Items.PRICE > 1" } }',
-        ],
-        input="local.filters_environment\n",
-        cwd=tmp_path,
+    reserved = '{ not-seen = { expression = "EXCLUDE ItemID WHERE Items.PRICE > 1" } }'
+    refused = _console(terraform, tmp_path, reserved, "local.filters_environment")
+    assert refused.returncode != 0
+    assert "not not-purchased or not-seen" in refused.stderr
+
+
+def _console(
+    terraform: str, folder: Path, filters: str, expression: str
+) -> subprocess.CompletedProcess[str]:
+    """`terraform console` in `folder` with `-var filters=...`, evaluating one expression."""
+    return subprocess.run(
+        [terraform, "console", f"-var=filters={filters}"],
+        input=f"{expression}\n",
+        cwd=folder,
         capture_output=True,
         text=True,
         timeout=120,
         check=False,
     )
-    assert refused.returncode != 0
-    assert "not not-purchased or not-seen" in refused.stderr

@@ -244,7 +244,7 @@ def test_als_fold_in_is_implicits_own_user_step() -> None:
     from implicit.cpu.als import AlternatingLeastSquares
     from threadpoolctl import threadpool_limits
 
-    from training.published import fold_in, gram_matrix
+    from training.als_step import fold_in, gram_matrix
 
     with threadpool_limits(1, "blas"):
         # The exact solver: with conjugate gradient (its default) implicit approximates.
