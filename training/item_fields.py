@@ -30,8 +30,14 @@ Mask = npt.NDArray[np.bool_]
 _CATEGORICAL: Final = "categorical"
 _NUMERIC: Final = "numeric"
 DAY_MINUTES: Final = 24 * 60
-#: Conditions whose item masks a version keeps (the filters' bound values vary by request).
-MASKS_KEPT: Final = 512
+#: Bytes of item masks a version keeps per cache (the filters' bound values vary by request,
+#: and each mask is a byte per item: 16 MB is 160 masks of 100,000 items, 512 at most).
+MASK_BYTES_KEPT: Final = 16 << 20
+
+
+def masks_kept(n: int) -> int:
+    """How many masks of n items a cache keeps."""
+    return max(16, min(512, MASK_BYTES_KEPT // max(n, 1)))
 
 
 @dataclass(frozen=True)
@@ -107,7 +113,7 @@ class ItemFields:
         masks = self._masks
         found = masks.get(condition)
         if found is None:
-            if len(masks) >= MASKS_KEPT:
+            if len(masks) >= masks_kept(self.n):
                 masks.clear()
             found = masks[condition] = self.matches(condition)
             found.flags.writeable = False

@@ -52,7 +52,7 @@ from training.blend import (
     with_events,
 )
 from training.errors import ModelUnreadable
-from training.item_fields import ItemFields, Mask, Selection
+from training.item_fields import ItemFields, Mask, Selection, masks_kept
 from training.new_items import NewItems, explore, explore_slots
 from training.profiles import no_users
 from training.ranker import Trees
@@ -63,8 +63,6 @@ Ints = npt.NDArray[np.int64]
 #: Where a loaded version finds each user's trained history: its own `history.npz`, or the
 #: profile rows of the online store.
 Users = Literal["lake", "store"]
-#: Filter selections on catalog fields alone that a version keeps (by rule and values).
-SELECTIONS_KEPT: Final = 512
 #: Trending items whose attributes make a shopper-without-history's profile, for exploring.
 TRENDING_PROFILE: Final = 50
 
@@ -359,7 +357,7 @@ class PublishedModel:
             found = np.concatenate([found, np.zeros(self.n_codes - len(found), bool)])
         found = found[: self.n_codes]
         if fixed:
-            if len(kept) >= SELECTIONS_KEPT:
+            if len(kept) >= masks_kept(self.n_codes):
                 kept.clear()
             found.flags.writeable = False
             kept[bound.key] = found

@@ -13,7 +13,7 @@ import pytest
 
 from common.filters import Condition, Current, parse
 from training.blend import ENTRY_TYPES, MINUTE_MS, UserHistory, bought_at, no_types
-from training.item_fields import Categorical, ItemFields, Selection
+from training.item_fields import Categorical, ItemFields, Selection, masks_kept
 
 DAY = 86_400_000
 NOW = 1_780_000_000_000
@@ -173,3 +173,15 @@ def test_a_version_without_fields_filters_on_its_categories() -> None:
     fields = ItemFields.of_categories(np.array(["a", "", "b|c"]))
     found = parse('INCLUDE ItemID WHERE Items.CATEGORY IN ("c")').bind({})
     assert Selection.of(found, fields, None, NOW).allowed.tolist() == [False, False, True]
+
+
+def test_kept_masks_stay_within_their_memory() -> None:
+    assert masks_kept(100) == 512
+    assert masks_kept(100_000) == 167  # 16 MB of 100,000-byte masks
+    assert masks_kept(10_000_000) == 16
+    fields = ItemFields(2_000_000, {}, {"PRICE": np.arange(2_000_000, dtype=np.float64)})
+    for bound in range(40):
+        found = fields.cached(Condition("Items", "PRICE", "<", float(bound)))
+        assert int(found.sum()) == bound
+        assert not found.flags.writeable  # shared between requests: nobody may change it
+    assert len(fields._masks) <= masks_kept(fields.n)
