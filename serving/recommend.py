@@ -348,14 +348,25 @@ class Recommender:
         *,
         exclude: Collection[str] = (),
         named: Named | None = None,
+        user_id: str | None = None,
     ) -> Answer:
-        """Items related to `item_id`, strongest first, within what the `named` filter (on
-        item fields only: there is no user) lets through."""
+        """Items related to `item_id`, strongest first, within what the `named` filter lets
+        through (its interactions those of `user_id`, with their newest events, if given)."""
         model = self.live.get()
         skip = set(exclude) | {item_id}
         allowed = None
         if named is not None:
-            allowed = model.selection(named.bound, None, model.last_event_ms, current=item_id)
+            profile, now_ms = None, model.last_event_ms
+            if user_id is not None and named.bound.source.reads_interactions:
+                recent = self.history.recent(user_id, limit=HISTORY_LIMIT)
+                news = [
+                    (e.item_id, e.event_type, e.ts_ms)
+                    for e in recent
+                    if e.ts_ms > model.last_event_ms
+                ]
+                profile = model.user_history(user_id, news, self._trained(model, user_id))
+                now_ms = max([now_ms, *(ts for _, _, ts in news)])
+            allowed = model.selection(named.bound, profile, now_ms, current=item_id)
         row = self.store.recommendations("item", item_id, model.version)
         if row is not None:
             kept = _kept(model, row, skip, allowed)

@@ -181,6 +181,15 @@ UserIdParam = Annotated[
         description="The shopper's pseudonymous id, by the event contract's id rule",
     ),
 ]
+ShopperParam = Annotated[
+    str | None,
+    Query(
+        alias="userId",
+        max_length=MAX_ID_LENGTH,
+        description="The shopper the related items are for, when a named filter reads their "
+        "interactions (`Interactions.EVENT_TYPE`), as Personalize's related items take one",
+    ),
+]
 ItemIdParam = Annotated[
     str,
     Query(

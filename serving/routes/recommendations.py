@@ -27,6 +27,7 @@ from serving.shapes import (
     NamedFilterParam,
     Personalized,
     Related,
+    ShopperParam,
     UserIdParam,
     doc,
 )
@@ -101,7 +102,7 @@ def named_filter(
     assert wanted is not None
     if not user and wanted.bound.source.reads_interactions:
         raise ValueError(
-            f"filter {raw} reads Interactions, which need a user; related items have none"
+            f"filter {raw} reads Interactions, which need a user: add userId to the request"
         )
     return wanted
 
@@ -196,18 +197,25 @@ def router() -> Router:
         exclude: ExcludeParam = None,
         filter_: NamedFilterParam = None,
         filter_values: FilterValuesParam = None,
+        user_id: ShopperParam = None,
     ) -> Any:
         recommender = services_of(routes).recommender
-        refused = bad_ids("itemId", [item_id]) or bad_ids("exclude", ids(exclude))
+        refused = (
+            bad_ids("itemId", [item_id])
+            or bad_ids("exclude", ids(exclude))
+            or (bad_ids("userId", [user_id]) if user_id is not None else None)
+        )
         if refused is not None:
             return refused
         named = None
         if filter_ is not None or filter_values is not None:
             try:
-                named = named_filter(filter_, recommender.filters, filter_values, user=False)
+                named = named_filter(
+                    filter_, recommender.filters, filter_values, user=user_id is not None
+                )
             except ValueError as exc:
                 return error(400, str(exc))
-        answer = recommender.related(item_id, k, exclude=ids(exclude), named=named)
+        answer = recommender.related(item_id, k, exclude=ids(exclude), named=named, user_id=user_id)
         return answer_body("itemId", item_id, "related", answer)
 
     return routes

@@ -164,6 +164,32 @@ def test_interaction_filters_read_the_users_whole_history_and_news(
     assert set(ids) <= recent | {seen}
 
 
+def test_related_items_for_a_shopper_leave_out_what_they_bought(
+    services: Services, model: PublishedModel
+) -> None:
+    user = str(model.user_ids[int(np.argmax(np.diff(model.history.indptr)))])
+    code = model.user_code(user)
+    assert code is not None
+    history = model.history.user(code)
+    bought = {str(model.item_ids[i]) for i in history.items[history.purchased]}
+    # An item whose related list holds something the user bought.
+    item = next(
+        str(i) for i in model.item_ids if bought & {r for r, _ in model.related(str(i), 20) or []}
+    )
+    with serving(services) as base:
+        status, body = _get(
+            base,
+            "/v1/recommendations/related",
+            itemId=item,
+            k="20",
+            userId=user,
+            filter="not-bought",
+        )
+    assert status == 200, body
+    assert body["related"]
+    assert not bought & {r["id"] for r in body["related"]}
+
+
 def test_related_items_filter_on_the_current_item(
     services: Services, model: PublishedModel
 ) -> None:
@@ -189,7 +215,7 @@ def test_related_items_filter_on_the_current_item(
         ("personalized", {"filter": "at-most", "filterValues": '{"MAX": "x"}'}, "a number"),
         ("personalized", {"filter": "at-most", "filterValues": '{"MIN": "1"}'}, "does not take"),
         ("personalized", {"filterValues": '{"MAX": "1"}'}, "goes with a named filter"),
-        ("related", {"filter": "not-bought"}, "reads Interactions, which need a user"),
+        ("related", {"filter": "not-bought"}, "need a user: add userId"),
         ("related", {"filter": "not-seen"}, "must name one of the shop's filters"),
     ],
 )
