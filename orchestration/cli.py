@@ -92,6 +92,8 @@ def settings_command() -> None:
                 shown = f"{len(value)} key(s)" if value else "none"
             elif isinstance(value, tuple | frozenset):
                 shown = ",".join(value) or "none"
+            elif name == "filters":
+                shown = ", ".join(f"{n}: {f.expression}" for n, f in value.items()) or "none"
             else:
                 shown = "unset" if value is None else str(value)
             rows.append((name, shown, settings.source_of(name), flag(name), field.description))

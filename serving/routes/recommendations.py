@@ -200,11 +200,9 @@ def router() -> Router:
         user_id: ShopperParam = None,
     ) -> Any:
         recommender = services_of(routes).recommender
-        refused = (
-            bad_ids("itemId", [item_id])
-            or bad_ids("exclude", ids(exclude))
-            or (bad_ids("userId", [user_id]) if user_id is not None else None)
-        )
+        given = [user_id] if user_id is not None else []
+        refused = bad_ids("itemId", [item_id]) or bad_ids("exclude", ids(exclude))
+        refused = refused or bad_ids("userId", given)
         if refused is not None:
             return refused
         named = None

@@ -168,12 +168,18 @@ def test_a_missing_settings_file_is_named(workdir: Path) -> None:
 
 
 def test_settings_come_from_flag_then_environment_then_file(workdir: Path) -> None:
-    (workdir / "recs.toml").write_text('lake = "./from-file"\nbuffer_mb = 8\nstore = "s.db"\n')
+    (workdir / "recs.toml").write_text(
+        'lake = "./from-file"\nbuffer_mb = 8\nstore = "s.db"\n'
+        "[filters.under]\nexpression = 'EXCLUDE ItemID WHERE Items.PRICE > $MAX'\n"
+    )
     result = CliRunner().invoke(
         recs, ["settings"], env={"RECS_BUFFER_MB": "2"}, catch_exceptions=False
     )
     assert result.exit_code == 0, result.output
     lines = {line.split()[0]: line for line in result.output.splitlines()}
+    assert (
+        "under: EXCLUDE ItemID WHERE Items.PRICE > $MAX  (filters in recs.toml" in lines["filters"]
+    )
     assert "./from-file  (lake in recs.toml; --lake)" in lines["lake"]
     assert "2.0  (RECS_BUFFER_MB; --buffer-mb)" in lines["buffer_mb"]
     assert "./var/idempotency.sqlite3  (default; --idempotency-store)" in lines["idempotency_store"]

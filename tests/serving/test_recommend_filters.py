@@ -217,6 +217,7 @@ def test_related_items_filter_on_the_current_item(
         ("personalized", {"filterValues": '{"MAX": "1"}'}, "goes with a named filter"),
         ("related", {"filter": "not-bought"}, "need a user: add userId"),
         ("related", {"filter": "not-seen"}, "must name one of the shop's filters"),
+        ("related", {"filter": "not-bought", "userId": " "}, "userId must be 1 to"),
     ],
 )
 def test_a_bad_filter_request_is_a_400_that_says_why(
