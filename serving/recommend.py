@@ -112,6 +112,16 @@ def _kept(
     return [(i, s) for i, s, ok in zip(ids, scores, passes, strict=True) if ok and i not in skip]
 
 
+def newer(
+    recent: Collection[RecentEvent], last_event_ms: int
+) -> tuple[list[tuple[str, str, int]], int]:
+    """The recent events newer than a version's data, as (item id, event type, ts_ms), and
+    "now": the newest event known, as in training, so that a user's own items age the same
+    way in every path."""
+    news = [(e.item_id, e.event_type, e.ts_ms) for e in recent if e.ts_ms > last_event_ms]
+    return news, max([last_event_ms, *(ts for _, _, ts in news)])
+
+
 @dataclass(frozen=True)
 class LoadFailure:
     """A published version this worker could not load, and when it tries again."""
@@ -258,7 +268,7 @@ class Recommender:
         repeat policy), within `category` and what the `named` filter lets through."""
         model = self.live.get()
         recent = self.history.recent(user_id, limit=HISTORY_LIMIT)
-        news = [(e.item_id, e.event_type, e.ts_ms) for e in recent if e.ts_ms > model.last_event_ms]
+        news, now_ms = newer(recent, model.last_event_ms)
         skip = set(exclude) | (in_cart(recent) if self.hide_carted else set())
         trained = functools.cache(lambda: self._trained(model, user_id))  # one store read
         own_items = named is not None and named.bound.source.includes_own_items
@@ -282,9 +292,6 @@ class Recommender:
         profile = model.user_history(user_id, news, trained())
         if not_purchased or not_seen:
             skip |= model.own(profile, purchased_only=not not_seen)
-        # "Now" is the newest event known, as in training, so that the user's own items age
-        # the same way in both paths.
-        now_ms = max([model.last_event_ms, *(ts for _, _, ts in news)])
         allowed = None if named is None else model.selection(named.bound, profile, now_ms)
         left_out = skip | (set() if own_items else model.left_out(profile, now_ms))
         if len(profile.items):
@@ -308,10 +315,7 @@ class Recommender:
         (score None). A user the model cannot score gets the items in trending order (source
         popular)."""
         model = self.live.get()
-        recent = self.history.recent(user_id, limit=HISTORY_LIMIT)
-        news = [(e.item_id, e.event_type, e.ts_ms) for e in recent if e.ts_ms > model.last_event_ms]
-        profile = model.user_history(user_id, news, self._trained(model, user_id))
-        now_ms = max([model.last_event_ms, *(ts for _, _, ts in news)])
+        profile, now_ms = self._profile(model, user_id)
         if named is not None:
             allowed = model.selection(named.bound, profile, now_ms)
             # An item the version does not know has no fields: only an INCLUDE can drop it.
@@ -330,6 +334,11 @@ class Recommender:
         placed = {item for item, _ in scored}
         rest: list[tuple[str, float | None]] = [(i, None) for i in items if i not in placed]
         return Ranking([*scored, *rest], source, model.version)
+
+    def _profile(self, model: PublishedModel, user_id: str) -> tuple[UserHistory, int]:
+        """The user's whole history (trained, with their newer events folded in) and "now"."""
+        news, now_ms = newer(self.history.recent(user_id, limit=HISTORY_LIMIT), model.last_event_ms)
+        return model.user_history(user_id, news, self._trained(model, user_id)), now_ms
 
     def _trained(self, model: PublishedModel, user_id: str) -> tuple[UserHistory, int] | None:
         """The user's trained history from the store's profile row, for a version loaded
@@ -358,14 +367,7 @@ class Recommender:
         if named is not None:
             profile, now_ms = None, model.last_event_ms
             if user_id is not None and named.bound.source.reads_interactions:
-                recent = self.history.recent(user_id, limit=HISTORY_LIMIT)
-                news = [
-                    (e.item_id, e.event_type, e.ts_ms)
-                    for e in recent
-                    if e.ts_ms > model.last_event_ms
-                ]
-                profile = model.user_history(user_id, news, self._trained(model, user_id))
-                now_ms = max([now_ms, *(ts for _, _, ts in news)])
+                profile, now_ms = self._profile(model, user_id)
             allowed = model.selection(named.bound, profile, now_ms, current=item_id)
         row = self.store.recommendations("item", item_id, model.version)
         if row is not None:
