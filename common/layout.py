@@ -52,6 +52,8 @@ STATE: Final = "_state"
 ETL_STATE: Final = f"{STATE}/etl"
 RUNS: Final = f"{STATE}/runs"
 LOCKS: Final = f"{STATE}/locks"
+#: Each A/B experiment's record, `_state/experiments/<id>.json` (serving/experiment.py).
+EXPERIMENTS: Final = f"{STATE}/experiments"
 #: The last day of interactions Personalize has imported (written by training).
 PERSONALIZE_IMPORTED: Final = f"{STATE}/personalize/imported.json"
 #: The Glue job's script, wheel and module list (`make glue-artifacts`, CI).

@@ -15,3 +15,12 @@ class StoreError(ServingError):
 
 class ModelUnavailable(ServingError):
     """No model version is published yet, so there is nothing to answer with."""
+
+
+class ExperimentRefused(ServingError):
+    """An experiment cannot start or stop as asked; the message says what to do instead."""
+
+
+class ExperimentRunning(ServingError):
+    """A publish was refused: an experiment compares production with a candidate, and a new
+    production version would change one arm under it. Stop the experiment first."""

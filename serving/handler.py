@@ -63,6 +63,13 @@ def build_services(settings: ServingSettings, *, background_flush: bool = False)
         history=history,
         hide_carted=settings.hide_carted,
         filters=settings.filters,
+        candidate=LiveModel(
+            lake,
+            store,
+            check_seconds=settings.model_check_seconds,
+            users=settings.model_users,
+            arm="candidate",
+        ),
     )
     if settings.personalize_campaign_arn:
         from serving.personalize import CampaignRecommender

@@ -53,6 +53,7 @@ class CampaignRecommender(Recommender):
             wall_clock=own.wall_clock,
             hide_carted=own.hide_carted,
             filters=own.filters,
+            candidate=own.candidate,
             campaign_arn=campaign_arn,
             filter_arn=filter_arn,
             client=client,

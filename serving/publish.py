@@ -18,6 +18,7 @@ from typing import Any, Final
 from common.lake import Lake, damaged
 from common.layout import BATCH, MODELS
 from common.progress import Progress, quiet
+from serving.errors import ExperimentRunning
 from serving.store import OnlineStore, Row
 from training.errors import ModelNotFound, ModelRejected, ModelUnreadable
 from training.published import PublishedModel
@@ -81,7 +82,8 @@ def _rows(lake: Lake, version: str, name: str, field_name: str) -> Iterator[Row]
         yield row
 
 
-def _keys(lake: Lake, version: str) -> Iterator[tuple[str, str]]:
+def keys_of(lake: Lake, version: str) -> Iterator[tuple[str, str]]:
+    """The (kind, key) of every row a version has in the store, for dropping it."""
     for kind, name, field_name in (("user", "users", "userId"), ("item", "items", "itemId")):
         for key, _, _ in _rows(lake, version, name, field_name):
             yield kind, key
@@ -97,6 +99,21 @@ def _profiles(model: PublishedModel) -> Iterator[Row]:
     for code in range(model.history.n_users):
         items, numbers = profile_row(model.history, code, model.item_ids)
         yield str(model.user_ids[code]), items, numbers
+
+
+def write_rows(
+    lake: Lake, store: OnlineStore, version: str, model: PublishedModel, progress: Progress
+) -> tuple[int, int, int]:
+    """Write a version's user, item and profile rows into the store, not yet live; return
+    how many of each."""
+    progress(f"version {version}: loading batch/{version}/users.jsonl into the online store")
+    users = store.write_version(version, "user", _rows(lake, version, "users", "userId"))
+    progress(f"  {users:,} users; loading batch/{version}/items.jsonl")
+    items = store.write_version(version, "item", _rows(lake, version, "items", "itemId"))
+    progress(f"  {items:,} items; loading each user's trained history (profile rows)")
+    profiles = store.write_version(version, "profile", _profiles(model))
+    progress(f"  {profiles:,} profiles")
+    return users, items, profiles
 
 
 def kept_reasons(lake: Lake, version: str) -> str | None:
@@ -128,6 +145,14 @@ def publish(
     A Personalize version first moves the stage's campaign to its solution version
     (`deploy`, by default `training.personalize_run.deploy_version`)."""
     version = version or latest_version(lake)
+    experiment = store.experiment()
+    if experiment is not None and experiment.get("candidate") != version:
+        raise ExperimentRunning(
+            f"experiment {experiment.get('id')} is testing {experiment.get('candidate')} "
+            f"against production ({experiment.get('control')}); publishing {version} now "
+            "would change its control arm under it. Stop it first: `recs models experiment "
+            "stop` (or `stop --promote` to publish its candidate)"
+        )
     reasons = kept_reasons(lake, version)
     if reasons is not None and not force:
         raise ModelRejected(
@@ -152,27 +177,25 @@ def publish(
         # serves the old version beside the old campaign.
         report.campaign = (deploy or _deploy_campaign)(manifest.raw, progress)
     if model is not None:
-        progress(f"version {version}: loading batch/{version}/users.jsonl into the online store")
-        users = _rows(lake, version, "users", "userId")
-        report.users = store.write_version(version, "user", users)
-        progress(f"  {report.users:,} users; loading batch/{version}/items.jsonl")
-        items = _rows(lake, version, "items", "itemId")
-        report.items = store.write_version(version, "item", items)
-        progress(f"  {report.items:,} items; loading each user's trained history (profile rows)")
-        report.profiles = store.write_version(version, "profile", _profiles(model))
-        progress(f"  {report.profiles:,} profiles; switching readers to {version}")
+        report.users, report.items, report.profiles = write_rows(
+            lake, store, version, model, progress
+        )
+        progress(f"  switching readers to {version}")
     else:
         assert prepared is not None
         report.users, report.items = prepared.get("user", 0), prepared.get("item", 0)
         report.profiles = prepared.get("profile", 0)
         progress(f"version {version}: its rows were written by an earlier try; switching readers")
     store.activate(version)
+    if experiment is not None:
+        # The candidate is production now: the experiment that tested it is over.
+        store.set_experiment(None)
 
     pointer = ProductionPointer(lake)
     kept, dropped = pointer.next_history(version, KEEP)
     for old in dropped:
         progress(f"dropping version {old} from the online store (only {KEEP} are kept)")
-        store.drop_version(old, _keys(lake, old))
+        store.drop_version(old, keys_of(lake, old))
         report.dropped.append(old)
     pointer.flip(version, kept, forced=force, campaign=report.campaign)
     return report

@@ -36,6 +36,7 @@ from common.filters import BoundFilter, NamedFilter
 from common.lake import Lake
 from ingestion.history import RecentEvent, RecentHistory
 from serving.errors import ModelUnavailable
+from serving.experiment import Experiment
 from serving.store import OnlineStore
 from training.blend import UserHistory
 from training.errors import ModelUnreadable
@@ -156,6 +157,11 @@ class LiveModel:
     #: Where users' trained histories are read (RECS_MODEL_USERS): the version's files, or
     #: the store's profile rows, so that a version of millions of users fits a Lambda.
     users: Users = "lake"
+    #: Which pointer it follows: the live one, or the running experiment's candidate (then
+    #: it holds no model while no experiment runs, and never raises for it).
+    arm: Literal["live", "candidate"] = "live"
+    #: The running experiment, as last read (a candidate's only).
+    experiment: Experiment | None = field(default=None, init=False)
     _model: PublishedModel | None = field(default=None, init=False)
     _next_check: float = field(default=float("-inf"), init=False)
     _failure: LoadFailure | None = field(default=None, init=False)
@@ -171,13 +177,19 @@ class LiveModel:
         """The published version that could not be loaded, while it cannot."""
         return self._failure
 
-    def get(self) -> PublishedModel:
-        """The live version; raises `ModelUnavailable` when none was published or loaded."""
+    def current(self) -> PublishedModel | None:
+        """The version it follows, if one is loaded (the pointer read again when due)."""
         now = self.clock()
         if now >= self._next_check:
             with self._lock:
                 if now >= self._next_check:
                     self._refresh(now)
+        return self._model
+
+    def get(self) -> PublishedModel:
+        """The live version; raises `ModelUnavailable` when none was published or loaded."""
+        self.current()
+        now = self.clock()
         if self._model is None:
             failure = self._failure
             if failure is not None:
@@ -192,8 +204,22 @@ class LiveModel:
             )
         return self._model
 
+    def _pointed(self) -> str | None:
+        """The version the followed pointer names."""
+        if self.arm == "live":
+            return self.store.active_version()
+        try:
+            found = self.store.experiment()
+            self.experiment = None if found is None else Experiment.of(found)
+        except ValueError as exc:
+            logger.error("the store's experiment is unreadable, so nobody gets its arm: %s", exc)
+            self.experiment = None
+        if self.experiment is None:
+            self._model = None  # the experiment stopped: its candidate is let go
+        return None if self.experiment is None else self.experiment.candidate
+
     def _refresh(self, now: float) -> None:
-        version = self.store.active_version()
+        version = self._pointed()
         self._next_check = now + self.check_seconds
         if version is None or (self._model is not None and self._model.version == version):
             self._failure = None
@@ -227,6 +253,8 @@ class LiveModel:
         )
         self._next_check = min(self._next_check, now + delay)
         serving = self._model.version if self._model else "nothing (503s until it loads)"
+        if self.arm == "candidate":
+            serving = "the live version to every shopper of the experiment"
         logger.error(
             "model version %s cannot be loaded (attempt %d): %s; serving %s; next attempt in "
             "%.0f s",
@@ -251,6 +279,21 @@ class Recommender:
     hide_carted: bool = True
     #: The shop's named filters (RECS_FILTERS, `[filters.NAME]`), which requests name.
     filters: Mapping[str, NamedFilter] = field(default_factory=dict)
+    #: The running experiment's candidate (`LiveModel(arm="candidate")`), which answers its
+    #: share of shoppers; None: everyone gets the live version.
+    candidate: LiveModel | None = None
+
+    def model_for(self, user_id: str | None) -> PublishedModel:
+        """The version that answers this shopper: the experiment's candidate for its share of
+        them, while it runs and is loaded, else the live one (also for a request with no
+        user). A candidate that cannot be loaded leaves everyone on the live version."""
+        live = self.live.get()
+        if self.candidate is None or user_id is None:
+            return live
+        model, experiment = self.candidate.current(), self.candidate.experiment
+        if model is None or experiment is None or not experiment.assigned(user_id):
+            return live
+        return model
 
     def personalized(
         self,
@@ -266,7 +309,7 @@ class Recommender:
         """The user's top k, leaving out `exclude` (and, with `not_purchased`, everything the
         user bought, or with `not_seen`, everything the user touched, whatever the version's
         repeat policy), within `category` and what the `named` filter lets through."""
-        model = self.live.get()
+        model = self.model_for(user_id)
         recent = self.history.recent(user_id, limit=HISTORY_LIMIT)
         news, now_ms = newer(recent, model.last_event_ms)
         skip = set(exclude) | (in_cart(recent) if self.hide_carted else set())
@@ -314,7 +357,7 @@ class Recommender:
         drops): those the model scores first, best first, then the rest in the order given
         (score None). A user the model cannot score gets the items in trending order (source
         popular)."""
-        model = self.live.get()
+        model = self.model_for(user_id)
         profile, now_ms = self._profile(model, user_id)
         if named is not None:
             allowed = model.selection(named.bound, profile, now_ms)
@@ -361,7 +404,7 @@ class Recommender:
     ) -> Answer:
         """Items related to `item_id`, strongest first, within what the `named` filter lets
         through (its interactions those of `user_id`, with their newest events, if given)."""
-        model = self.live.get()
+        model = self.model_for(user_id)
         skip = set(exclude) | {item_id}
         allowed = None
         if named is not None:

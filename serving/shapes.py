@@ -37,6 +37,14 @@ class Scored(BaseModel):
     score: float = Field(description="Higher is better; comparable within one answer only")
 
 
+#: What every answer says of its recommendationId.
+RECOMMENDATION_ID: Final = (
+    "This answer's id, `<uuid>@<modelVersion>` (a Personalize campaign's answers keep the "
+    "campaign's own). Post it back with the events this answer led to: they are attributed "
+    "to the version that made it (docs/experiments.md)"
+)
+
+
 class Personalized(BaseModel):
     """A user's recommendations."""
 
@@ -44,7 +52,7 @@ class Personalized(BaseModel):
     items: list[Scored]
     modelVersion: str  # noqa: N815
     source: str = Field(description=f"One of {', '.join(SOURCES)}")
-    recommendationId: str  # noqa: N815
+    recommendationId: str = Field(description=RECOMMENDATION_ID)  # noqa: N815
 
 
 class Related(BaseModel):
@@ -54,7 +62,7 @@ class Related(BaseModel):
     related: list[Scored]
     modelVersion: str  # noqa: N815
     source: str = Field(description=f"One of {', '.join(SOURCES)}")
-    recommendationId: str  # noqa: N815
+    recommendationId: str = Field(description=RECOMMENDATION_ID)  # noqa: N815
 
 
 class RankedItem(BaseModel):
@@ -75,7 +83,7 @@ class Ranked(BaseModel):
     items: list[RankedItem]
     modelVersion: str  # noqa: N815
     source: str = Field(description=f"One of {', '.join(SOURCES)}")
-    recommendationId: str  # noqa: N815
+    recommendationId: str = Field(description=RECOMMENDATION_ID)  # noqa: N815
 
 
 #: The most items one ranking request may give, as Personalize's GetPersonalizedRanking.
@@ -142,6 +150,12 @@ class Health(BaseModel):
         description="Present while the published version cannot be loaded: which version, "
         "why, how many attempts, since when. The worker answers with the version it has "
         "(modelVersion), or 503s if it has none; it keeps retrying with backoff",
+    )
+    experiment: dict[str, Any] | None = Field(
+        default=None,
+        description="Present while an A/B experiment runs: its id, the candidate version "
+        "that answers its share of shoppers, that share, and whether this worker has the "
+        "candidate loaded (if not, everyone gets modelVersion); docs/experiments.md",
     )
 
 

@@ -47,6 +47,7 @@ if TYPE_CHECKING:
 #: API that loads a version without its users: `training.profiles.profile_row`).
 KINDS: Final = ("user", "item", "profile")
 _POINTER: Final = {"pk": {"S": "_pointer"}, "sk": {"S": "live"}}
+_EXPERIMENT: Final = {"pk": {"S": "_pointer"}, "sk": {"S": "experiment"}}
 Row = tuple[str, list[str], list[float]]
 
 
@@ -80,6 +81,19 @@ class OnlineStore(Protocol):
         left (a table swap whose import was still running); None to write them."""
         ...
 
+    def ready(self, version: str) -> None:
+        """Make a written version readable without flipping the pointer (a table swap
+        imports its table), for an experiment's candidate."""
+        ...
+
+    def experiment(self) -> dict[str, Any] | None:
+        """The running experiment (`serving.experiment.Experiment.body`), if any."""
+        ...
+
+    def set_experiment(self, body: Mapping[str, Any] | None) -> None:
+        """Start splitting readers by this experiment, or (None) stop."""
+        ...
+
 
 def _check_kind(kind: str) -> None:
     if kind not in KINDS:
@@ -102,6 +116,9 @@ class SQLiteStore:
             ) WITHOUT ROWID;
             CREATE TABLE IF NOT EXISTS pointer (
                 name TEXT PRIMARY KEY, version TEXT NOT NULL, activated_at REAL NOT NULL
+            );
+            CREATE TABLE IF NOT EXISTS experiment (
+                slot TEXT PRIMARY KEY CHECK (slot = 'running'), body TEXT NOT NULL
             );
             """
         )
@@ -157,6 +174,24 @@ class SQLiteStore:
     def prepared(self, version: str) -> dict[str, int] | None:
         """A publish here is one transaction per kind: always written again."""
         return None
+
+    def ready(self, version: str) -> None:
+        """Written rows are readable at once."""
+
+    def experiment(self) -> dict[str, Any] | None:
+        """The one `experiment` row."""
+        row = self._connect().execute("SELECT body FROM experiment").fetchone()
+        return None if row is None else dict(json.loads(row[0]))
+
+    def set_experiment(self, body: Mapping[str, Any] | None) -> None:
+        """Replace or delete the one row."""
+        con = self._connect()
+        if body is None:
+            con.execute("DELETE FROM experiment")
+        else:
+            con.execute(
+                "INSERT OR REPLACE INTO experiment VALUES ('running', ?)", (json.dumps(body),)
+            )
 
 
 @dataclass
@@ -263,6 +298,36 @@ class DynamoStore:
         """BatchWriteItem is simply sent again."""
         return None
 
+    def ready(self, version: str) -> None:
+        """Rows beside the pointer are readable at once."""
+
+    def experiment(self) -> dict[str, Any] | None:
+        """The experiment item, read consistently; it names its candidate's table."""
+        with self._errors():
+            item = self._db().get_item(TableName=self.table, Key=_EXPERIMENT, ConsistentRead=True)
+        found = item.get("Item")
+        if found is None:
+            return None
+        body: dict[str, Any] = json.loads(found["body"]["S"])
+        self._tables[str(body.get("candidate"))] = found.get("table", {}).get("S", self.table)
+        return body
+
+    def set_experiment(self, body: Mapping[str, Any] | None) -> None:
+        """One PutItem (naming the candidate's table) or DeleteItem."""
+        with self._errors():
+            if body is None:
+                self._db().delete_item(TableName=self.table, Key=_EXPERIMENT)
+                return
+            table = self._tables.get(str(body.get("candidate")), self.table)
+            self._db().put_item(
+                TableName=self.table,
+                Item={
+                    **_EXPERIMENT,
+                    "body": {"S": json.dumps(dict(body))},
+                    "table": {"S": table},
+                },
+            )
+
     @staticmethod
     def _item(kind: str, key: str, version: str, items: list[str], scores: list[float]) -> Any:
         return {
@@ -359,6 +424,25 @@ class DynamoImportStore(DynamoStore):
 
     def activate(self, version: str) -> None:
         """Import the staged rows into the version's table, check them, flip the pointer."""
+        table = self._import(version)
+        with self._errors():
+            self._db().put_item(
+                TableName=self.table,
+                Item={
+                    **_POINTER,
+                    "version": {"S": version},
+                    "table": {"S": table},
+                    "activated_at": {"N": str(time.time())},
+                },
+            )
+
+    def ready(self, version: str) -> None:
+        """Import the staged rows into the version's table and check them; no flip."""
+        self._import(version)
+
+    def _import(self, version: str) -> str:
+        """The version's table, imported from its staged rows (waiting on an import an
+        earlier try started) and checked row for row."""
         lake, table = self._lake(), self.version_table(version)
         key = f"{STORE_IMPORT}/{version}.json"
         if lake.exists(key):
@@ -386,17 +470,8 @@ class DynamoImportStore(DynamoStore):
                 "Readers stay on the previous version; its table is deleted, so publishing "
                 "again stages and imports anew"
             )
-        with self._errors():
-            self._db().put_item(
-                TableName=self.table,
-                Item={
-                    **_POINTER,
-                    "version": {"S": version},
-                    "table": {"S": table},
-                    "activated_at": {"N": str(time.time())},
-                },
-            )
         self._tables[version] = table
+        return table
 
     def _abandon(self, version: str, table: str) -> None:
         """A failed import's table and its record go, so the next publish starts over."""

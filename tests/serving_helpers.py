@@ -55,7 +55,9 @@ def services_for(
     store = SQLiteStore(shop.store)
     log = EventLog(folder / "event-log.sqlite3")
     return Services(
-        recommender=Recommender(LiveModel(lake, store), store, log),
+        recommender=Recommender(
+            LiveModel(lake, store), store, log, candidate=LiveModel(lake, store, arm="candidate")
+        ),
         sink=LocalSink(log, lake),
         idempotency=SQLitePersistenceLayer(folder / "idempotency.sqlite3"),
         api_keys=api_keys,

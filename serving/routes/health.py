@@ -30,6 +30,25 @@ def with_failure(body: dict[str, Any], live: LiveModel) -> dict[str, Any]:
     return body
 
 
+def with_experiment(body: dict[str, Any], candidate: LiveModel | None) -> dict[str, Any]:
+    """A health answer with the running experiment, as this worker knows it."""
+    if candidate is None:
+        return body
+    model = candidate.current()
+    experiment = candidate.experiment
+    if experiment is not None:
+        body["experiment"] = {
+            "id": experiment.id,
+            "candidate": experiment.candidate,
+            "share": experiment.share,
+            "loaded": model is not None,
+        }
+        failure = candidate.failure
+        if failure is not None:
+            body["experiment"]["error"] = failure.error
+    return body
+
+
 def router() -> Router:
     """The health route, under /v1 and (hidden from the spec) unversioned."""
     routes = Router()  # type: ignore[no-untyped-call]
@@ -66,6 +85,8 @@ def router() -> Router:
                 "dataAgeHours": round((datetime.now(UTC) - last_event).total_seconds() / 3600, 1),
             },
         }
-        return Response(200, "application/json", dumps(with_failure(body, live)))
+        candidate = services_of(routes).recommender.candidate
+        body = with_experiment(with_failure(body, live), candidate)
+        return Response(200, "application/json", dumps(body))
 
     return routes

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -14,6 +13,7 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 
 from common.contract import MAX_ID_LENGTH, check_id
 from common.filters import FilterValueError, NamedFilter, filter_values
+from serving.experiment import recommendation_id
 from serving.recommend import Answer, Named, Ranking
 from serving.services import count, error, services_of
 from serving.shapes import (
@@ -134,7 +134,9 @@ def answer_body(key: str, value: str, list_name: str, answer: Answer | Ranking) 
         list_name: [{"id": i, "score": s} for i, s in answer.items],
         "modelVersion": answer.model_version,
         "source": answer.source,
-        "recommendationId": answer.recommendation_id or str(uuid.uuid4()),
+        # Our own answers' ids name their version, so that events posted back with one are
+        # attributed to it (an experiment's arms); Personalize's keep the campaign's own.
+        "recommendationId": answer.recommendation_id or recommendation_id(answer.model_version),
     }
 
 

@@ -244,3 +244,39 @@ def test_a_swap_never_deletes_a_table_it_did_not_make(aws_env: None) -> None:
         store.drop_version("v0", [("user", "U1")])
         assert "recs-online" in db.list_tables()["TableNames"]
         assert store.recommendations("user", "U1", "v0") is None
+
+
+def test_an_experiment_is_kept_beside_the_pointer_and_its_candidate_readable_unflipped(
+    store: SQLiteStore | DynamoStore,
+) -> None:
+    store.write_version("v1", "user", [("U1", ["I1"], [1.0])])
+    store.activate("v1")
+    assert store.experiment() is None
+    store.write_version("v2", "user", [("U1", ["I2"], [0.5])])
+    store.ready("v2")  # a table swap imports v2's table here
+    assert store.active_version() == "v1"
+    body = {"id": "exp-1", "candidate": "v2", "control": "v1", "share": 0.1}
+    store.set_experiment(body)
+    assert store.active_version() == "v1"
+    assert store.experiment() == body
+    assert store.recommendations("user", "U1", "v2") == (["I2"], [0.5])
+    store.set_experiment(None)
+    assert store.experiment() is None
+    store.set_experiment(None)  # stopping twice is no error
+
+
+@pytest.mark.aws
+def test_a_reader_finds_the_candidates_own_table_through_the_experiment(
+    aws_env: None,
+) -> None:
+    with mock_aws():
+        db = boto3.client("dynamodb")
+        _table(db)
+        writer = _swap(db)
+        writer.write_version("v2", "item", [("I1", ["I9"], [0.7])])
+        writer.ready("v2")
+        writer.set_experiment({"id": "exp-1", "candidate": "v2", "control": "v1", "share": 0.5})
+        reader = DynamoStore("recs-online", client=db)  # another process: the API
+        assert reader.recommendations("item", "I1", "v2") is None  # not in the main table
+        assert reader.experiment() is not None
+        assert reader.recommendations("item", "I1", "v2") == (["I9"], [0.7])

@@ -1,0 +1,245 @@
+"""An A/B split between two published model versions: the candidate answers a stable share of
+shoppers, production (the control) answers the rest, and every answer's recommendationId
+names the version that made it.
+
+The online store holds the running experiment beside the live pointer (what the API obeys);
+the lake keeps each experiment's record, `_state/experiments/<id>.json` (what `recs models
+experiment status` and the ops page read, with the outcome once it stops). A shopper's arm is
+a pure hash of the experiment's id and their user id, so the same shopper sees the same
+version on every request and every API worker, with nothing logged per request, and the
+outcome can be read back from the curated events alone (`orchestration.outcomes`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, replace
+from datetime import UTC, datetime
+from typing import Any, Final, Literal
+
+from common.contract import format_ts
+from common.lake import Lake, damaged, read_json
+from common.layout import EXPERIMENTS
+from common.progress import Progress, quiet
+from serving.errors import ExperimentRefused
+from serving.publish import keys_of, publish, write_rows
+from serving.store import OnlineStore
+from training.errors import ModelUnreadable
+from training.published import PublishedModel
+from training.registry import Manifest, ProductionPointer
+
+Metric = Literal["click-through", "conversion"]
+METRICS: Final = ("click-through", "conversion")
+#: Days an experiment runs before a difference may be called: a whole week of shopping, so
+#: that weekdays and the weekend both count, and a first lucky day cannot decide it.
+MIN_DAYS: Final = 7
+#: Between a recommendationId's own id and the version that made it.
+SEPARATOR: Final = "@"
+
+
+def recommendation_id(version: str) -> str:
+    """A new answer's recommendationId: a UUID, then the version that made the answer."""
+    return f"{uuid.uuid4()}{SEPARATOR}{version}"
+
+
+def version_of(recommendation_id: str | None) -> str | None:
+    """The version a recommendationId names (None for one from Personalize, or from before
+    ids named their version)."""
+    if not recommendation_id or SEPARATOR not in recommendation_id:
+        return None
+    return recommendation_id.rsplit(SEPARATOR, 1)[1] or None
+
+
+def share_of(user_id: str, salt: str) -> float:
+    """Where a shopper falls in [0, 1) for an experiment: BLAKE2b of salt and user id."""
+    digest = hashlib.blake2b(f"{salt}:{user_id}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") / 2**64
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """A running (or, with `stopped_at`, finished) split of shoppers between two versions."""
+
+    id: str
+    candidate: str
+    control: str
+    #: The candidate's share of shoppers, in (0, 1).
+    share: float
+    started_at: str
+    #: The outcome that decides it: shoppers acting on a recommendation (`click-through`),
+    #: or buying an item they reached through one (`conversion`).
+    metric: Metric = "click-through"
+    min_days: int = MIN_DAYS
+    stopped_at: str | None = None
+    #: How it ended: `promoted` (the candidate went live) or `stopped`.
+    ended: str | None = None
+
+    def assigned(self, user_id: str) -> bool:
+        """Whether the shopper is in the candidate's arm."""
+        return share_of(user_id, self.id) < self.share
+
+    def arm(self, user_id: str) -> str:
+        """The version that answers the shopper."""
+        return self.candidate if self.assigned(user_id) else self.control
+
+    def body(self) -> dict[str, Any]:
+        """As the store and the lake keep it."""
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+    @classmethod
+    def of(cls, body: Mapping[str, Any]) -> Experiment:
+        """From what the store or the lake kept; ValueError if it is not an experiment."""
+        try:
+            found = cls(
+                id=str(body["id"]),
+                candidate=str(body["candidate"]),
+                control=str(body["control"]),
+                share=float(body["share"]),
+                started_at=str(body["started_at"]),
+                metric=body.get("metric", "click-through"),
+                min_days=int(body.get("min_days", MIN_DAYS)),
+                stopped_at=body.get("stopped_at"),
+                ended=body.get("ended"),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"not an experiment ({exc!r}): {dict(body)}") from None
+        if found.metric not in METRICS or not 0 < found.share < 1:
+            raise ValueError(f"not an experiment (metric or share out of range): {dict(body)}")
+        return found
+
+    def days(self, now: datetime) -> float:
+        """How long it has run (until it stopped), in days."""
+        end = datetime.fromisoformat(self.stopped_at) if self.stopped_at else now
+        return (end - datetime.fromisoformat(self.started_at)).total_seconds() / 86400
+
+
+def record_key(experiment_id: str) -> str:
+    """Where the lake keeps an experiment's record."""
+    return f"{EXPERIMENTS}/{experiment_id}.json"
+
+
+def save_record(lake: Lake, experiment: Experiment, **extra: Any) -> None:
+    """Write the experiment's record (with `extra`, e.g. its final outcome) to the lake."""
+    body = {**experiment.body(), **extra}
+    lake.write_bytes(record_key(experiment.id), json.dumps(body, indent=2).encode())
+
+
+def records(lake: Lake) -> list[tuple[Experiment, dict[str, Any]]]:
+    """Every experiment the lake has a record of, oldest first, with the whole record."""
+    found = []
+    for key in sorted(lake.list(f"{EXPERIMENTS}/")):
+        if not key.endswith(".json"):
+            continue
+        raw = read_json(lake, key)
+        try:
+            found.append((Experiment.of(raw), dict(raw)))
+        except (ValueError, AttributeError):
+            raise damaged(lake, key, "not an experiment record") from None
+    return sorted(found, key=lambda pair: pair[0].started_at)
+
+
+def running(store: OnlineStore) -> Experiment | None:
+    """The experiment the API is splitting shoppers by, if one runs."""
+    body = store.experiment()
+    return None if body is None else Experiment.of(body)
+
+
+def start(
+    lake: Lake,
+    store: OnlineStore,
+    candidate: str,
+    *,
+    share: float,
+    metric: Metric = "click-through",
+    min_days: int = MIN_DAYS,
+    now: datetime | None = None,
+    progress: Progress = quiet,
+) -> Experiment:
+    """Write the candidate's rows into the store beside production's (no pointer flips), then
+    start splitting shoppers: `share` of them get the candidate from the API's next look at
+    the store (at most RECS_MODEL_CHECK_SECONDS later)."""
+    if not 0 < share < 1:
+        raise ExperimentRefused(f"--share must be between 0 and 1, not {share}; e.g. 0.1")
+    if metric not in METRICS:
+        raise ExperimentRefused(f"--metric must be one of {', '.join(METRICS)}, not {metric!r}")
+    if min_days < 1:
+        raise ExperimentRefused(f"--min-days must be at least 1, not {min_days}")
+    already = running(store)
+    if already is not None:
+        raise ExperimentRefused(
+            f"experiment {already.id} ({already.candidate} against {already.control}) is "
+            "running; stop it first with `recs models experiment stop`"
+        )
+    control = ProductionPointer(lake).version()
+    if control is None:
+        raise ExperimentRefused(
+            "nothing is in production yet: publish a version first, then test a candidate "
+            "against it"
+        )
+    if candidate == control:
+        raise ExperimentRefused(f"{candidate} is production already; name another version")
+    for version in (candidate, control):
+        if Manifest.load(lake, version).backend == "personalize":
+            raise ExperimentRefused(
+                f"{version} was trained by Personalize, whose campaign serves one solution "
+                "version to everyone: an experiment splits shoppers between versions of our "
+                "own trainer"
+            )
+    try:
+        model = PublishedModel.load(lake, candidate)
+    except ModelUnreadable as exc:
+        raise ModelUnreadable(f"not started, as the API could not load it: {exc}") from None
+    write_rows(lake, store, candidate, model, progress)
+    store.ready(candidate)
+    clock = now or datetime.now(UTC)
+    experiment = Experiment(
+        id=f"exp-{clock:%Y%m%dT%H%M%SZ}",
+        candidate=candidate,
+        control=control,
+        share=share,
+        started_at=format_ts(clock),
+        metric=metric,
+        min_days=min_days,
+    )
+    store.set_experiment(experiment.body())
+    save_record(lake, experiment)
+    progress(f"experiment {experiment.id}: {share:.0%} of shoppers get {candidate}")
+    return experiment
+
+
+def stop(
+    lake: Lake,
+    store: OnlineStore,
+    *,
+    promote: bool = False,
+    now: datetime | None = None,
+    progress: Progress = quiet,
+    outcome: Mapping[str, Any] | None = None,
+) -> Experiment:
+    """End the running experiment: every shopper goes back to production, and the candidate's
+    rows leave the store; or, with `promote`, the candidate is published (the same pointer
+    flip as `recs models promote`, forced past its gate: the experiment is the evidence).
+    `outcome` (`orchestration.outcomes.Outcome.body`) goes into the lake's record."""
+    experiment = running(store)
+    if experiment is None:
+        raise ExperimentRefused(
+            "no experiment is running; start one with `recs models "
+            "experiment start VERSION --share 0.1`"
+        )
+    clock = now or datetime.now(UTC)
+    ended = replace(
+        experiment, stopped_at=format_ts(clock), ended="promoted" if promote else "stopped"
+    )
+    if promote:
+        # publish() ends the experiment itself once the candidate is live.
+        publish(lake, store, experiment.candidate, force=True, progress=progress)
+    else:
+        store.set_experiment(None)
+        if experiment.candidate not in ProductionPointer(lake).history():
+            progress(f"dropping {experiment.candidate}'s rows from the online store")
+            store.drop_version(experiment.candidate, keys_of(lake, experiment.candidate))
+    save_record(lake, ended, **({} if outcome is None else {"outcome": dict(outcome)}))
+    return ended
