@@ -1,4 +1,5 @@
-"""`recs pipeline` (run, status, schedule) and `recs models` (list, show, promote, rollback)."""
+"""`recs pipeline` (run, status, schedule) and `recs models` (list, show, promote, rollback,
+experiment)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import json
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import click
 
@@ -184,7 +186,7 @@ def schedule_command(at: str, settings: PipelineSettings) -> None:
 
 @click.group("models")
 def models() -> None:
-    """Model versions: list, show, promote and roll back."""
+    """Model versions: list, show, promote, roll back, and A/B experiments."""
 
 
 @models.command("list")
@@ -273,6 +275,163 @@ def rollback_command(settings: StoreSettings) -> None:
         raise CommandFailed("only one version was ever published; there is none to roll back to")
     # It was live before, approved or forced; its gate was answered then.
     _publish(settings, history[-2], True)
+
+
+@models.group("experiment")
+def experiment() -> None:
+    """An A/B split: a candidate version answers a share of shoppers (docs/experiments.md)."""
+
+
+@experiment.command("start")
+@click.argument("version")
+@click.option(
+    "--share",
+    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    default=0.1,
+    show_default=True,
+    help="The candidate's share of shoppers, each by a stable hash of their user id.",
+)
+@click.option(
+    "--metric",
+    type=click.Choice(["click-through", "conversion"]),
+    default="click-through",
+    show_default=True,
+    help="What decides it: shoppers acting on a recommendation, or buying through one.",
+)
+@click.option(
+    "--min-days",
+    type=click.IntRange(1),
+    default=7,
+    show_default=True,
+    help="Days it runs before a difference may be called clear.",
+)
+@with_settings(StoreSettings)
+@fails_cleanly
+def experiment_start(
+    version: str, share: float, metric: str, min_days: int, settings: StoreSettings
+) -> None:
+    """Serve VERSION to --share of shoppers beside production, and attribute what they do.
+
+    Its rows go into the online store beside production's; nothing flips. While it runs,
+    a publish (the nightly one too) waits: it would change the control arm.
+
+    \b
+    Example: recs models experiment start 20261124T020000Z --share 0.1
+    """
+    from serving.experiment import start
+
+    lake = lake_for_reading(settings.lake)
+    found = start(
+        lake,
+        settings.publishing_store(lake),
+        version,
+        share=share,
+        metric=metric,  # type: ignore[arg-type]
+        min_days=min_days,
+        progress=say,
+    )
+    out.print(
+        f"Experiment {found.id} started: {found.share:.0%} of shoppers get {found.candidate}, "
+        f"the rest {found.control}. `recs models experiment status` shows how it goes.",
+        highlight=False,
+    )
+
+
+def _show(outcome: Any) -> None:
+    """An outcome as a few lines."""
+    e = outcome.experiment
+    state = f"stopped {e.stopped_at} ({e.ended})" if e.stopped_at else "running"
+    out.print(
+        f"experiment {e.id}: {state}, since {e.started_at}, day {outcome.days:.1f}; decided "
+        f"on {e.metric}",
+        highlight=False,
+    )
+    out.print(
+        f"  {'arm':9}  {'version':18}  {'shoppers':>8}  {'click-through':>24}  {'conversion':>24}",
+        highlight=False,
+    )
+    for name, arm in (("control", outcome.control), ("candidate", outcome.candidate)):
+        rates = [
+            f"{arm.rate(m):6.2%} ({arm.interval(m)[0]:.2%}-{arm.interval(m)[1]:.2%})"
+            for m in ("click-through", "conversion")
+        ]
+        out.print(
+            f"  {name:9}  {arm.version:18}  {arm.shoppers:>8,}  {rates[0]:>24}  {rates[1]:>24}",
+            highlight=False,
+        )
+    out.print(f"  {outcome.says}", highlight=False)
+
+
+@experiment.command("status")
+@click.option("--json", "as_json", is_flag=True, help="The outcome as JSON.")
+@with_settings(StoreSettings)
+@fails_cleanly
+def experiment_status(as_json: bool, settings: StoreSettings) -> None:
+    """The running experiment (or the last one): each arm's shoppers, click-through and
+    conversion with 95% intervals, and whether the difference is clear yet.
+
+    \b
+    Example: recs models experiment status
+    """
+    from orchestration.outcomes import outcome
+    from serving.experiment import records, running
+    from serving.store import open_store
+
+    lake = lake_for_reading(settings.lake)
+    found = running(open_store(settings.store))
+    if found is None:
+        past = records(lake)
+        if not past:
+            raise CommandFailed(
+                "no experiment has run; start one with `recs models experiment start VERSION`"
+            )
+        found = past[-1][0]
+    result = outcome(lake, found)
+    if as_json:
+        out.print_json(json.dumps(result.body()))
+    else:
+        _show(result)
+
+
+@experiment.command("stop")
+@click.option(
+    "--promote",
+    is_flag=True,
+    help="Publish the candidate, if it clearly won (the same flip as `recs models promote`).",
+)
+@click.option("--force", is_flag=True, help="With --promote: publish it whatever the outcome.")
+@with_settings(StoreSettings)
+@fails_cleanly
+def experiment_stop(promote: bool, force: bool, settings: StoreSettings) -> None:
+    """End the running experiment: everyone gets production again and the candidate's rows
+    leave the store; or, with --promote, the candidate goes live, if it won.
+
+    \b
+    Example: recs models experiment stop --promote
+    """
+    from orchestration.outcomes import outcome
+    from serving.experiment import running, stop
+
+    if force and not promote:
+        raise CommandFailed("--force goes with --promote")
+    lake = lake_for_reading(settings.lake)
+    store = settings.publishing_store(lake)
+    found = running(store)
+    if found is None:
+        raise CommandFailed(
+            "no experiment is running; `recs models experiment status` shows the last one"
+        )
+    result = outcome(lake, found)
+    if promote and not result.won and not force:
+        raise CommandFailed(
+            f"not promoted, as the candidate has not clearly won: {result.says}. The "
+            "experiment goes on; stop it without --promote, or add --force to publish "
+            "the candidate anyway"
+        )
+    ended = stop(lake, store, promote=promote, progress=say, outcome=result.body())
+    _show(outcome(lake, ended))
+    where = f"{ended.candidate} is in production" if promote else f"{ended.control} serves everyone"
+    out.print(f"Experiment {ended.id} stopped; {where}.", highlight=False)
 
 
 COMMANDS: list[click.Command] = [pipeline, models]

@@ -40,6 +40,13 @@ def summary(record: RunRecord) -> str:
             else ""
         )
         return f"{head} published {version}{scores}: it is in production now."
+    publish = next((s for s in record.steps if s.name == "publish"), None)
+    if outcome == "approved" and publish is not None and publish.status == "skipped":
+        return (
+            f"{head} trained and approved {version}, and did not publish it: "
+            f"{publish.result.get('reason')}. Production is unchanged; `recs models promote "
+            f"{version}` publishes it later."
+        )
     if outcome == "kept":
         reasons = "; ".join(record.result("gate", "reasons") or []) or "no reason recorded"
         return (

@@ -188,6 +188,7 @@ def _gate(ctx: Context) -> dict[str, Any]:
 
 
 def _publish(ctx: Context) -> dict[str, Any]:
+    from serving.errors import ExperimentRunning
     from serving.publish import publish
 
     if ctx.record.result("gate", "outcome") != "approved":
@@ -195,7 +196,12 @@ def _publish(ctx: Context) -> dict[str, Any]:
             f"the gate kept {_version(ctx)} as a candidate; production stays as it was"
         )
     store = ctx.settings.publishing_store(ctx.lake)
-    report = publish(ctx.lake, store, _version(ctx), progress=ctx.progress)
+    try:
+        report = publish(ctx.lake, store, _version(ctx), progress=ctx.progress)
+    except ExperimentRunning as exc:
+        # A normal night while an experiment runs: the new version waits, approved, for
+        # `recs models promote` once the experiment is over.
+        raise StepSkipped(str(exc)) from None
     return {"version": report.version, "users": report.users, "items": report.items}
 
 

@@ -205,3 +205,39 @@ def test_promote_and_rollback_flip_the_production_pointer(shop: Path, tmp_path: 
     missing = recs(root, "models", "show", "19990101T000000Z", check=False)
     assert missing.returncode == 2
     assert "recs models list" in missing.stderr
+
+
+def test_an_experiment_starts_reports_holds_publishes_and_promotes_only_a_winner(
+    shop: Path, tmp_path: Path
+) -> None:
+    root = _copy(shop, tmp_path / "experiment")
+    recs(root, "pipeline", "run", "--now", NIGHT)
+    recs(root, "train", "--now", "2026-11-03T02:00:00Z", "--force")
+    started = recs(root, "models", "experiment", "start", "20261103T020000Z", "--share", "0.25")
+    assert "25% of shoppers get 20261103T020000Z, the rest 20261102T020000Z" in started.stdout
+    again = recs(root, "models", "experiment", "start", "20261103T020000Z", check=False)
+    assert again.returncode != 0
+    assert "is running; stop it first" in again.stderr
+
+    held = recs(root, "models", "promote", "20261102T020000Z", check=False)
+    assert held.returncode != 0
+    assert "Stop it first: `recs models experiment stop`" in held.stderr
+
+    status = recs(root, "models", "experiment", "status").stdout
+    assert "running" in status
+    assert "no shopper of either arm" in status  # the shop's events are all older
+    body = json.loads(recs(root, "models", "experiment", "status", "--json").stdout)
+    assert body["experiment"]["candidate"] == "20261103T020000Z"
+    assert body["verdict"] == "no-shoppers"
+
+    refused = recs(root, "models", "experiment", "stop", "--promote", check=False)
+    assert refused.returncode != 0
+    assert "not promoted, as the candidate has not clearly won" in refused.stderr
+    forced = recs(root, "models", "experiment", "stop", "--promote", "--force")
+    assert "20261103T020000Z is in production" in forced.stdout
+    assert "20261103T020000Z    production" in recs(root, "models", "list").stdout
+    after = recs(root, "models", "experiment", "status").stdout
+    assert "stopped" in after
+    assert "(promoted)" in after
+    record = next((root / "lake" / "_state" / "experiments").glob("*.json"))
+    assert json.loads(record.read_text())["outcome"]["verdict"] == "no-shoppers"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -227,3 +228,33 @@ def test_a_night_with_nothing_new_skips_training_and_force_trains_anyway(
     sink.close()
     again = run_pipeline(lake, settings, now=NOW + timedelta(days=2))
     assert again.step("train").status == "succeeded"
+
+
+def test_a_night_during_an_experiment_trains_and_leaves_publishing_for_after_it(
+    shop: tuple[LocalLake, PipelineSettings], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from serving.experiment import start
+    from training.pipeline import TrainOptions, train
+
+    lake, settings = shop
+    first = run_pipeline(lake, settings, now=NOW)
+    # Tonight's gate approves, as it would with a week of new shoppers to judge on.
+    import training.versions
+
+    described = training.versions.describe
+    monkeypatch.setattr(
+        training.versions,
+        "describe",
+        lambda *args: dataclasses.replace(described(*args), state="approved"),
+    )
+    candidate = train(lake, TrainOptions(seed=9), now=NOW + timedelta(hours=1)).version
+    store = settings.publishing_store(lake)
+    start(lake, store, candidate, share=0.1, now=NOW + timedelta(hours=1))
+    night = run_pipeline(lake, settings, now=NOW + timedelta(days=1), force_train=True)
+    assert night.status == "succeeded"
+    assert night.step("gate").result["outcome"] == "approved"
+    publish = night.step("publish")
+    assert publish.status == "skipped"
+    assert "would change its control arm under it" in publish.result["reason"]
+    assert store.active_version() == first.version
+    assert "would change its control arm" in summary(night)
