@@ -318,7 +318,7 @@ def experiment_start(
     \b
     Example: recs models experiment start 20261124T020000Z --share 0.1
     """
-    from serving.experiment import start
+    from serving.experiment_control import start
 
     lake = lake_for_reading(settings.lake)
     found = start(
@@ -410,7 +410,8 @@ def experiment_stop(promote: bool, force: bool, settings: StoreSettings) -> None
     Example: recs models experiment stop --promote
     """
     from orchestration.outcomes import outcome
-    from serving.experiment import running, stop
+    from serving.experiment import running
+    from serving.experiment_control import stop
 
     if force and not promote:
         raise CommandFailed("--force goes with --promote")

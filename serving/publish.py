@@ -19,6 +19,7 @@ from common.lake import Lake, damaged
 from common.layout import BATCH, MODELS
 from common.progress import Progress, quiet
 from serving.errors import ExperimentRunning
+from serving.experiment import Experiment, end_record
 from serving.store import OnlineStore, Row
 from training.errors import ModelNotFound, ModelRejected, ModelUnreadable
 from training.published import PublishedModel
@@ -190,6 +191,7 @@ def publish(
     if experiment is not None:
         # The candidate is production now: the experiment that tested it is over.
         store.set_experiment(None)
+        end_record(lake, Experiment.of(experiment), "promoted")
 
     pointer = ProductionPointer(lake)
     kept, dropped = pointer.next_history(version, KEEP)

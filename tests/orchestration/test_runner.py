@@ -233,7 +233,7 @@ def test_a_night_with_nothing_new_skips_training_and_force_trains_anyway(
 def test_a_night_during_an_experiment_trains_and_leaves_publishing_for_after_it(
     shop: tuple[LocalLake, PipelineSettings], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from serving.experiment import start
+    from serving.experiment_control import start
     from training.pipeline import TrainOptions, train
 
     lake, settings = shop

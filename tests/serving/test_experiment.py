@@ -24,10 +24,9 @@ from serving.experiment import (
     records,
     running,
     share_of,
-    start,
-    stop,
     version_of,
 )
+from serving.experiment_control import start, stop
 from serving.publish import publish
 from serving.store import SQLiteStore
 from tests.etl_helpers import NOW
@@ -194,3 +193,16 @@ def test_an_experiment_needs_production_and_another_version(
     with pytest.raises(ExperimentRefused, match="nothing is in production yet"):
         start(lake, empty, candidate, share=0.1)
     assert running(empty) is None
+
+
+def test_publishing_the_candidate_by_hand_ends_the_experiment_in_the_store_and_the_lake(
+    two_versions: tuple[PublishedShop, str], tmp_path: Path
+) -> None:
+    shop, candidate = _copy(two_versions, tmp_path)
+    lake, store = LocalLake(shop.lake), SQLiteStore(shop.store)
+    start(lake, store, candidate, share=0.2, now=NOW)
+    publish(lake, store, candidate, force=True)  # `recs models promote CANDIDATE --force`
+    assert running(store) is None
+    ended = records(lake)[-1][0]
+    assert ended.ended == "promoted"
+    assert ended.stopped_at is not None
