@@ -106,7 +106,10 @@ class Outcome:
         """The verdict in a sentence."""
         metric, e = self.experiment.metric, self.experiment
         d, low, high = self.differences[metric]
-        diff = f"{metric} {d:+.2%} (95% interval {low:+.2%} to {high:+.2%})"
+        diff = (
+            f"{metric} {100 * d:+.2f} points (95% interval {100 * low:+.2f} to "
+            f"{100 * high:+.2f})"
+        )
         if self.verdict == "no-shoppers":
             return "no shopper of either arm has an event since the experiment started yet"
         if self.verdict == "too-early":

@@ -271,9 +271,25 @@ def _version(v: Any) -> dict[str, Any] | None:
     }
 
 
+def experiment(lake: Lake) -> dict[str, Any] | None:
+    """The last experiment's outcome: now, while it runs; as it stood when it stopped."""
+    from orchestration.outcomes import outcome
+    from serving.experiment import records
+
+    found = records(lake)
+    if not found:
+        return None
+    last, record = found[-1]
+    kept = record.get("outcome")
+    if last.stopped_at is not None and isinstance(kept, dict):
+        return kept
+    return outcome(lake, last).body()
+
+
 def ops(lake: Lake, *, days: int = 14, top: int = 10) -> dict[str, Any]:
-    """The ops page's picture of the lake: production model, runs, the funnel over the last
-    `days` days that have events, top items over the last 7 such days, quarantine."""
+    """The ops page's picture of the lake: production model, the last A/B experiment, runs,
+    the funnel over the last `days` days that have events, top items over the last 7 such
+    days, quarantine."""
     from orchestration.runs import last_runs, shown_status
     from training.versions import versions
 
@@ -329,6 +345,7 @@ def ops(lake: Lake, *, days: int = 14, top: int = 10) -> dict[str, Any]:
         top,
     )
     return {
+        "experiment": experiment(lake),
         "production": _version(production),
         "previous": _version(previous),
         "versions": len(found),

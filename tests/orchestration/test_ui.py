@@ -162,6 +162,7 @@ def test_ops_shows_the_model_the_runs_the_lake_and_the_api(base: str, shop: Publ
     assert ops["funnel"]
     assert {"views", "carts", "purchases", "from_recommendations"} <= set(ops["funnel"][0])
     assert ops["topItems"][0]["title"]
+    assert ops["experiment"] is None  # none has run
     assert ops["api"]["requests"] == 4
     assert ops["api"]["errors4xx"] == 1
     assert ops["api"]["p50Ms"] > 0
@@ -287,3 +288,21 @@ def test_a_catalog_without_titles_shows_ids_with_their_category(tmp_path: Path) 
     titles = {i["id"]: i["title"] for c in shown["categories"] for i in c["items"]}
     assert titles == {"101": "101 · shoes", "102": "102"}
     assert items(lake, ["101"])["101"]["title"] == "101 · shoes"
+
+
+def test_ops_shows_the_last_experiment_live_while_it_runs_and_as_it_ended(
+    tmp_path: Path,
+) -> None:
+    from orchestration.ui.data import experiment
+    from serving.experiment import Experiment, end_record, save_record
+
+    lake = LocalLake(tmp_path / "lake")
+    running = Experiment("exp-1", "v2", "v1", 0.1, "2026-11-02T00:00:00.000Z")
+    save_record(lake, running)
+    shown = experiment(lake)
+    assert shown is not None
+    assert shown["experiment"]["id"] == "exp-1"
+    assert shown["verdict"] == "no-shoppers"  # nothing curated yet: counted, not refused
+    assert set(shown["arms"]) == {"control", "candidate"}
+    end_record(lake, running, "stopped", outcome={"verdict": "not-clear", "says": "kept"})
+    assert experiment(lake) == {"verdict": "not-clear", "says": "kept"}

@@ -65,6 +65,39 @@
       live.reasons.length ? el("p", { class: "muted" }, `gate: ${live.reasons.join("; ")}`) : null);
   }
 
+  const percent = (rate) => `${(100 * rate).toFixed(2)}%`;
+  const signed = (rate) => `${rate >= 0 ? "+" : "−"}${(100 * Math.abs(rate)).toFixed(2)}`;
+
+  function experiment(found) {
+    // The last experiment: each arm's rates with 95% intervals, and whether it is clear.
+    if (!found) {
+      return fill("experiment", el("p", {}, "No experiment has run: `recs models experiment start VERSION --share 0.1` starts one."));
+    }
+    const e = found.experiment;
+    const rate = (arm, metric) => {
+      const r = arm[metric];
+      return `${percent(r.rate)} (${percent(r.interval[0])}–${percent(r.interval[1])})`;
+    };
+    const difference = (metric) => {
+      const d = found.differences[metric];
+      return `${signed(d.estimate)} pts (${signed(d.interval[0])} to ${signed(d.interval[1])})`;
+    };
+    const arms = [["control", found.arms.control], [`candidate, ${Math.round(e.share * 100)}%`, found.arms.candidate]];
+    fill("experiment",
+      el("p", {}, el("strong", { id: "experiment-id" }, e.id), " ",
+        el("span", { class: "state" }, e.stopped_at ? `stopped (${e.ended})` : "running"),
+        ` · since ${e.started_at} · day ${number(found.days, 1)} of at least ${e.min_days} · decided on ${e.metric}`),
+      table(["arm", "version", "shoppers", "click-through", "conversion"], arms.map(([name, arm]) =>
+        [name, arm.version, number(arm.shoppers), rate(arm, "click-through"), rate(arm, "conversion")]),
+        { id: "experiment-arms" }),
+      table(["candidate − control", "click-through", "conversion"],
+        [["difference, 95% interval", difference("click-through"), difference("conversion")]]),
+      el("p", { id: "experiment-verdict", class: `verdict verdict-${found.verdict}` }, found.says),
+      found.won && !e.stopped_at
+        ? el("p", { class: "muted small" }, "`recs models experiment stop --promote` puts the candidate in production.")
+        : null);
+  }
+
   function api(counters) {
     fill("api", table(
       ["requests", "p50", "p99", "4xx", "5xx"],
@@ -109,6 +142,7 @@
       const data = await call("/ui/ops");
       showError("");
       model(data);
+      experiment(data.experiment);
       api(data.api);
       runs(data.runs);
       funnel(data.funnel);
