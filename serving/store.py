@@ -275,13 +275,18 @@ class DynamoStore:
     def recommendations(
         self, kind: str, key: str, version: str
     ) -> tuple[list[str], list[float]] | None:
-        """One GetItem, in the table the pointer named for the version."""
+        """One GetItem, in the table the pointer named for the version. A version's own table
+        that is gone (an experiment's candidate dropped by `stop` before this worker saw
+        the stop) holds no rows: the answer is scored instead of failing."""
         table = self._tables.get(version, self.table)
-        item = (
-            self._db()
-            .get_item(TableName=table, Key={"pk": {"S": f"{kind}#{key}"}, "sk": {"S": version}})
-            .get("Item")
-        )
+        db = self._db()
+        key_of = {"pk": {"S": f"{kind}#{key}"}, "sk": {"S": version}}
+        try:
+            item = db.get_item(TableName=table, Key=key_of).get("Item")
+        except db.exceptions.ResourceNotFoundException:
+            if table == self.table:
+                raise
+            return None
         if item is None:
             return None
         return [i["S"] for i in item["items"]["L"]], [float(s["N"]) for s in item["scores"]["L"]]

@@ -280,3 +280,7 @@ def test_a_reader_finds_the_candidates_own_table_through_the_experiment(
         assert reader.recommendations("item", "I1", "v2") is None  # not in the main table
         assert reader.experiment() is not None
         assert reader.recommendations("item", "I1", "v2") == (["I9"], [0.7])
+        # Stopped and dropped before the reader looks again: no rows, not an error.
+        writer.set_experiment(None)
+        writer.drop_version("v2", [("item", "I1")])
+        assert reader.recommendations("item", "I1", "v2") is None
