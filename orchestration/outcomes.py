@@ -107,8 +107,7 @@ class Outcome:
         metric, e = self.experiment.metric, self.experiment
         d, low, high = self.differences[metric]
         diff = (
-            f"{metric} {100 * d:+.2f} points (95% interval {100 * low:+.2f} to "
-            f"{100 * high:+.2f})"
+            f"{metric} {100 * d:+.2f} points (95% interval {100 * low:+.2f} to {100 * high:+.2f})"
         )
         if self.verdict == "no-shoppers":
             return "no shopper of either arm has an event since the experiment started yet"
