@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import threading
+import urllib.error
+import urllib.parse
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -95,3 +99,13 @@ def serving_app(app: Any) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+def get_json(base: str, path: str, **params: str) -> tuple[int, dict[str, Any]]:
+    """GET `path` with `params` over real HTTP: the status and the JSON body, errors too."""
+    url = f"{base}{path}?{urllib.parse.urlencode(params)}"
+    try:
+        with urllib.request.urlopen(url, timeout=30) as reply:
+            return reply.status, json.loads(reply.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())

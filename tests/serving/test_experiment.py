@@ -4,15 +4,10 @@ runs, and both ways it ends."""
 
 from __future__ import annotations
 
-import json
 import shutil
 import sqlite3
-import urllib.error
-import urllib.parse
-import urllib.request
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -30,7 +25,13 @@ from serving.experiment_control import start, stop
 from serving.publish import publish
 from serving.store import SQLiteStore
 from tests.etl_helpers import NOW
-from tests.serving_helpers import PublishedShop, published_shop, services_for, serving
+from tests.serving_helpers import (
+    PublishedShop,
+    get_json,
+    published_shop,
+    services_for,
+    serving,
+)
 from training.pipeline import TrainOptions, train
 from training.registry import ProductionPointer
 
@@ -82,28 +83,22 @@ def two_versions(tmp_path_factory: pytest.TempPathFactory) -> tuple[PublishedSho
     return shop, other.version
 
 
-def _copy(pair: tuple[PublishedShop, str], to: Path) -> tuple[PublishedShop, str]:
+def _copy(
+    pair: tuple[PublishedShop, str], to: Path
+) -> tuple[PublishedShop, str, LocalLake, SQLiteStore]:
+    """A copy of the two versions' shop: the shop, the candidate, its lake and its store."""
     shop, other = pair
     shutil.copytree(shop.lake, to / "lake")
     with sqlite3.connect(shop.store) as source, sqlite3.connect(to / "store.sqlite3") as copy:
         source.backup(copy)  # with what is still in its write-ahead log
-    return PublishedShop(to / "lake", to / "store.sqlite3", shop.version), other
-
-
-def _get(base: str, path: str, **params: str) -> tuple[int, dict[str, Any]]:
-    url = f"{base}{path}?{urllib.parse.urlencode(params)}"
-    try:
-        with urllib.request.urlopen(url, timeout=30) as reply:
-            return reply.status, json.loads(reply.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read())
+    copied = PublishedShop(to / "lake", to / "store.sqlite3", shop.version)
+    return copied, other, LocalLake(copied.lake), SQLiteStore(copied.store)
 
 
 def test_the_candidate_answers_its_share_of_shoppers_and_every_id_names_its_version(
     two_versions: tuple[PublishedShop, str], tmp_path: Path
 ) -> None:
-    shop, candidate = _copy(two_versions, tmp_path)
-    lake, store = LocalLake(shop.lake), SQLiteStore(shop.store)
+    shop, candidate, lake, store = _copy(two_versions, tmp_path)
     experiment = start(lake, store, candidate, share=0.5, now=NOW)
     assert store.active_version() == shop.version  # nothing flipped
     assert running(store) == experiment
@@ -111,7 +106,7 @@ def test_the_candidate_answers_its_share_of_shoppers_and_every_id_names_its_vers
     users = [f"U{n}" for n in range(1, 61)]
     with serving(services) as base:
         for user in users:
-            status, body = _get(base, "/v1/recommendations/personalized", userId=user, k="5")
+            status, body = get_json(base, "/v1/recommendations/personalized", userId=user, k="5")
             assert status == 200, body
             expected = candidate if experiment.assigned(user) else shop.version
             assert body["modelVersion"] == expected, (user, body)
@@ -120,13 +115,13 @@ def test_the_candidate_answers_its_share_of_shoppers_and_every_id_names_its_vers
                 row = store.recommendations("user", user, expected)
                 assert row is not None
                 assert [i["id"] for i in body["items"]] == row[0][:5]
-            status, ranked = _get(base, "/v1/recommendations/related", itemId="I1", userId=user)
+            status, ranked = get_json(base, "/v1/recommendations/related", itemId="I1", userId=user)
             assert ranked["modelVersion"] == expected
         # An item page with no shopper is production's.
-        assert _get(base, "/v1/recommendations/related", itemId="I1")[1]["modelVersion"] == (
+        assert get_json(base, "/v1/recommendations/related", itemId="I1")[1]["modelVersion"] == (
             shop.version
         )
-        health = _get(base, "/v1/health")[1]
+        health = get_json(base, "/v1/health")[1]
         assert health["modelVersion"] == shop.version
         assert health["experiment"] == {
             "id": experiment.id,
@@ -141,8 +136,7 @@ def test_the_candidate_answers_its_share_of_shoppers_and_every_id_names_its_vers
 def test_publishing_waits_while_an_experiment_runs_and_stopping_lets_the_candidate_go(
     two_versions: tuple[PublishedShop, str], tmp_path: Path
 ) -> None:
-    shop, candidate = _copy(two_versions, tmp_path)
-    lake, store = LocalLake(shop.lake), SQLiteStore(shop.store)
+    shop, candidate, lake, store = _copy(two_versions, tmp_path)
     third = train(lake, TrainOptions(seed=3), now=NOW + timedelta(minutes=2)).version
     start(lake, store, candidate, share=0.1, now=NOW)
     with pytest.raises(ExperimentRefused, match="is running; stop it first"):
@@ -166,8 +160,7 @@ def test_publishing_waits_while_an_experiment_runs_and_stopping_lets_the_candida
 def test_promoting_the_candidate_makes_it_production_and_ends_the_experiment(
     two_versions: tuple[PublishedShop, str], tmp_path: Path
 ) -> None:
-    shop, candidate = _copy(two_versions, tmp_path)
-    lake, store = LocalLake(shop.lake), SQLiteStore(shop.store)
+    shop, candidate, lake, store = _copy(two_versions, tmp_path)
     start(lake, store, candidate, share=0.2, now=NOW)
     ended = stop(lake, store, promote=True, outcome={"verdict": "candidate-wins"})
     assert ended.ended == "promoted"
@@ -182,8 +175,7 @@ def test_promoting_the_candidate_makes_it_production_and_ends_the_experiment(
 def test_an_experiment_needs_production_and_another_version(
     two_versions: tuple[PublishedShop, str], tmp_path: Path
 ) -> None:
-    shop, candidate = _copy(two_versions, tmp_path)
-    lake, store = LocalLake(shop.lake), SQLiteStore(shop.store)
+    shop, candidate, lake, store = _copy(two_versions, tmp_path)
     with pytest.raises(ExperimentRefused, match="is production already"):
         start(lake, store, shop.version, share=0.1)
     with pytest.raises(ExperimentRefused, match="--share must be between 0 and 1"):
@@ -198,8 +190,7 @@ def test_an_experiment_needs_production_and_another_version(
 def test_publishing_the_candidate_by_hand_ends_the_experiment_in_the_store_and_the_lake(
     two_versions: tuple[PublishedShop, str], tmp_path: Path
 ) -> None:
-    shop, candidate = _copy(two_versions, tmp_path)
-    lake, store = LocalLake(shop.lake), SQLiteStore(shop.store)
+    _, candidate, lake, store = _copy(two_versions, tmp_path)
     start(lake, store, candidate, share=0.2, now=NOW)
     publish(lake, store, candidate, force=True)  # `recs models promote CANDIDATE --force`
     assert running(store) is None

@@ -23,7 +23,13 @@ from serving.recommend import Named
 from serving.services import Services
 from serving.settings import ServingSettings
 from tests.etl_helpers import NOW
-from tests.serving_helpers import PublishedShop, published_shop, services_for, serving
+from tests.serving_helpers import (
+    PublishedShop,
+    get_json,
+    published_shop,
+    services_for,
+    serving,
+)
 from training.item_fields import ItemFields
 from training.published import PublishedModel
 
@@ -59,15 +65,6 @@ def services(shop: PublishedShop, tmp_path: Path) -> Services:
     return built
 
 
-def _get(base: str, path: str, **params: str) -> tuple[int, dict[str, Any]]:
-    url = f"{base}{path}?{urllib.parse.urlencode(params)}"
-    try:
-        with urllib.request.urlopen(url, timeout=30) as reply:
-            return reply.status, json.loads(reply.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read())
-
-
 def _values(fields: ItemFields, name: str, item: str, model: PublishedModel) -> Any:
     code = model.item_code(item)
     assert code is not None
@@ -92,7 +89,7 @@ def test_item_field_filters_hold_in_every_answer(services: Services, model: Publ
     with serving(services) as base:
         sources = set()
         for user in [*users, "U-nobody"]:
-            status, body = _get(
+            status, body = get_json(
                 base,
                 "/v1/recommendations/personalized",
                 userId=user,
@@ -105,7 +102,7 @@ def test_item_field_filters_hold_in_every_answer(services: Services, model: Publ
             assert len(body["items"]) == 10
             for item in body["items"]:
                 assert _values(fields, "CATEGORY", item["id"], model)[0] in categories
-            status, body = _get(
+            status, body = get_json(
                 base,
                 "/recommendations/personalized",  # the unversioned alias takes them too
                 userId=user,
@@ -117,7 +114,7 @@ def test_item_field_filters_hold_in_every_answer(services: Services, model: Publ
             assert all(_values(fields, "PRICE", i["id"], model) <= cheap for i in body["items"])
         assert {"batch", "popular"} <= sources
         # An EXCLUDE without its value is skipped, as Personalize skips it.
-        status, body = _get(
+        status, body = get_json(
             base, "/v1/recommendations/personalized", userId=users[0], filter="at-most"
         )
         assert status == 200
@@ -177,7 +174,7 @@ def test_related_items_for_a_shopper_leave_out_what_they_bought(
         str(i) for i in model.item_ids if bought & {r for r, _ in model.related(str(i), 20) or []}
     )
     with serving(services) as base:
-        status, body = _get(
+        status, body = get_json(
             base,
             "/v1/recommendations/related",
             itemId=item,
@@ -197,7 +194,7 @@ def test_related_items_filter_on_the_current_item(
     assert fields is not None
     with serving(services) as base:
         for item in [str(i) for i in model.item_ids[:20]]:
-            status, body = _get(
+            status, body = get_json(
                 base, "/v1/recommendations/related", itemId=item, k="5", filter="same-category"
             )
             assert status == 200, body
@@ -225,7 +222,7 @@ def test_a_bad_filter_request_is_a_400_that_says_why(
 ) -> None:
     who = {"userId": "U1"} if path == "personalized" else {"itemId": "I1"}
     with serving(services) as base:
-        status, body = _get(base, f"/v1/recommendations/{path}", **who, **params)
+        status, body = get_json(base, f"/v1/recommendations/{path}", **who, **params)
     assert status == 400
     assert says in body["error"]
 
