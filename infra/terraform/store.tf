@@ -95,13 +95,14 @@ resource "aws_dynamodb_table" "idempotency" {
   }
 }
 
-# What `recs publish` needs: the table's rows and pointer, and in the lake the versions it
-# reads (models/, batch/) and models/production.json, which it writes. Attach it to the role
-# that runs publishing.
+# What `recs publish` and `recs models experiment` need: the table's rows, pointer and
+# experiment item, and in the lake the versions they read (models/, batch/),
+# models/production.json and the experiments' records (_state/experiments/), which they
+# write. Attach it to the role that runs publishing.
 data "aws_iam_policy_document" "publisher" {
   statement {
     sid       = "OnlineStore"
-    actions   = ["dynamodb:BatchWriteItem", "dynamodb:PutItem", "dynamodb:GetItem"]
+    actions   = ["dynamodb:BatchWriteItem", "dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:DeleteItem"]
     resources = [aws_dynamodb_table.online_store.arn]
   }
   statement {
@@ -146,13 +147,19 @@ data "aws_iam_policy_document" "publisher" {
     resources = ["${aws_s3_bucket.lake.arn}/${local.lake_root}models/production.json"]
   }
   statement {
+    # Each experiment's record; publishing its candidate ends it.
+    sid       = "RecordExperiments"
+    actions   = ["s3:GetObject", "s3:PutObject"]
+    resources = ["${aws_s3_bucket.lake.arn}/${local.lake_root}_state/experiments/*"]
+  }
+  statement {
     sid       = "ListVersions"
     actions   = ["s3:ListBucket"]
     resources = [aws_s3_bucket.lake.arn]
     condition {
       test     = "StringLike"
       variable = "s3:prefix"
-      values   = ["${local.lake_root}models/*", "${local.lake_root}batch/*", "${local.lake_root}store-import/*"]
+      values   = ["${local.lake_root}models/*", "${local.lake_root}batch/*", "${local.lake_root}store-import/*", "${local.lake_root}_state/experiments/*"]
     }
   }
   statement {

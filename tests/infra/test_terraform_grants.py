@@ -228,3 +228,24 @@ def test_a_table_swap_may_make_read_and_drop_each_versions_table() -> None:
         grants(s, "dynamodb:GetItem") and tables in s["resources"]
         for s in statements(documents()["api"])
     )
+
+
+def test_the_publisher_may_start_and_end_an_experiment() -> None:
+    """`recs models experiment start|stop`, and a publish that promotes an experiment's
+    candidate, put and delete the store's experiment item (PutItem, DeleteItem) beside the
+    rows and the pointer; a real account refuses DeleteItem where only BatchWriteItem's
+    deletes are granted."""
+    store = "${aws_dynamodb_table.online_store.arn}"
+    publisher = documents()["publisher"]
+    for action in (
+        "dynamodb:GetItem",
+        "dynamodb:PutItem",
+        "dynamodb:DeleteItem",
+        "dynamodb:BatchWriteItem",
+    ):
+        assert any(grants(s, action) and store in s["resources"] for s in statements(publisher)), (
+            action
+        )
+    records = "${aws_s3_bucket.lake.arn}/${local.lake_root}_state/experiments/*"
+    for action in ("s3:GetObject", "s3:PutObject"):
+        assert any(grants(s, action) and records in s["resources"] for s in statements(publisher))
