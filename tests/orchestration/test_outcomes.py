@@ -165,8 +165,8 @@ def test_between_two_equal_arms_a_clear_difference_is_as_rare_as_the_interval_pr
 
     def called(p_control: float, p_candidate: float, n: int = 1500) -> float:
         clear = 0
-        draws = zip(rng.binomial(n, p_control, 2000), rng.binomial(n, p_candidate, 2000))
-        for a, b in draws:
+        controls = rng.binomial(n, p_control, 2000)
+        for a, b in zip(controls, rng.binomial(n, p_candidate, 2000), strict=True):
             found = judged(_experiment(), Arm("v1", n, int(a), 0), Arm("v2", n, int(b), 0), 8.0)
             clear += found.verdict in {"candidate-wins", "candidate-loses"}
         return clear / 2000
