@@ -291,9 +291,9 @@ class Recommender:
         if self.candidate is None or user_id is None:
             return live
         model, experiment = self.candidate.current(), self.candidate.experiment
-        if model is None or experiment is None or not experiment.assigned(user_id):
-            return live
-        return model
+        if model is None or experiment is None or model.version != experiment.candidate:
+            return live  # none runs, or its candidate is not loaded (yet, or at all)
+        return model if experiment.assigned(user_id) else live
 
     def personalized(
         self,

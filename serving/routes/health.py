@@ -41,7 +41,7 @@ def with_experiment(body: dict[str, Any], candidate: LiveModel | None) -> dict[s
             "id": experiment.id,
             "candidate": experiment.candidate,
             "share": experiment.share,
-            "loaded": model is not None,
+            "loaded": model is not None and model.version == experiment.candidate,
         }
         failure = candidate.failure
         if failure is not None:

@@ -197,3 +197,26 @@ def test_publishing_the_candidate_by_hand_ends_the_experiment_in_the_store_and_t
     ended = records(lake)[-1][0]
     assert ended.ended == "promoted"
     assert ended.stopped_at is not None
+
+
+def test_a_candidate_that_cannot_be_loaded_leaves_every_shopper_on_production(
+    two_versions: tuple[PublishedShop, str], tmp_path: Path
+) -> None:
+    shop, candidate, lake, store = _copy(two_versions, tmp_path)
+    experiment = start(lake, store, candidate, share=0.5, now=NOW)
+    services = services_for(shop, tmp_path / "api")
+    assert services.recommender.candidate is not None
+    services.recommender.candidate.check_seconds = 0.0
+    chosen = next(f"U{n}" for n in range(1, 100) if experiment.assigned(f"U{n}"))
+    with serving(services) as base:
+        path = "/v1/recommendations/personalized"
+        assert get_json(base, path, userId=chosen)[1]["modelVersion"] == candidate
+        # The experiment now names a version whose files are gone: the loaded candidate
+        # must not answer for it, and nobody gets an error.
+        store.set_experiment({**experiment.body(), "candidate": "20261102T235959Z"})
+        status, body = get_json(base, path, userId=chosen)
+        assert status == 200
+        assert body["modelVersion"] == shop.version
+        health = get_json(base, "/v1/health")[1]
+        assert health["experiment"]["loaded"] is False
+        assert "20261102T235959Z" in health["experiment"]["error"]
