@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Final
 
 from benchmarks.etl import etl_rows
+from benchmarks.experiments import experiments_rows
 from benchmarks.filters import filters_rows
 from benchmarks.foundation import Row, foundation
 from benchmarks.importer import import_rows
@@ -101,6 +102,7 @@ def _parser() -> argparse.ArgumentParser:
             "ranking",
             "new-items",
             "filters",
+            "experiments",
             "scale",
             "serving",
             "reliability",
@@ -131,6 +133,8 @@ def main(argv: list[str] | None = None) -> None:
         sections.append((NEW_ITEMS, new_items_rows(args.ranking_events, data)))
     if args.ranking_events and args.only in (None, "filters"):
         sections.append((FILTERS, filters_rows(args.ranking_events, data)))
+    if args.ranking_events and args.only in (None, "experiments"):
+        sections.append((EXPERIMENTS, experiments_rows(args.ranking_events, data)))
     if args.scale_events and args.only in (None, "scale"):
         sections.append((SCALE, scale_rows(args.scale_events)))
     if args.serving_events and args.only in (None, "serving"):
@@ -166,6 +170,7 @@ FOUNDATION: Final = "Foundation: generator and local sink"
 RANKING: Final = "Ranking: a shop's list re-ordered for one user"
 NEW_ITEMS: Final = "New items: recommended before they have events"
 FILTERS: Final = "Filters: what a named filter costs an answer"
+EXPERIMENTS: Final = "Experiments: an A/B split replayed on held-out shoppers"
 IMPORT: Final = "Import: a shop's CSV export into the raw zone"
 SERVING = "Serving: the API over HTTP on loopback"
 RELIABILITY = "Reliability: kill -9, racing ETL runs, hostile input"
