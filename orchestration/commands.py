@@ -346,19 +346,17 @@ def _show(outcome: Any) -> None:
         f"on {e.metric}",
         highlight=False,
     )
-    out.print(
-        f"  {'arm':9}  {'version':18}  {'shoppers':>8}  {'click-through':>24}  {'conversion':>24}",
-        highlight=False,
-    )
+    from orchestration.outcomes import OUTCOMES
+
+    heads = "".join(f"  {m:>24}" for m in OUTCOMES)
+    out.print(f"  {'arm':9}  {'version':18}  {'shoppers':>8}{heads}", highlight=False)
     for name, arm in (("control", outcome.control), ("candidate", outcome.candidate)):
-        rates = [
+        shown = [
             f"{arm.rate(m):6.2%} ({arm.interval(m)[0]:.2%}-{arm.interval(m)[1]:.2%})"
-            for m in ("click-through", "conversion")
+            for m in OUTCOMES
         ]
-        out.print(
-            f"  {name:9}  {arm.version:18}  {arm.shoppers:>8,}  {rates[0]:>24}  {rates[1]:>24}",
-            highlight=False,
-        )
+        rates = "".join(f"  {r:>24}" for r in shown)
+        out.print(f"  {name:9}  {arm.version:18}  {arm.shoppers:>8,}{rates}", highlight=False)
     out.print(f"  {outcome.says}", highlight=False)
 
 
@@ -367,8 +365,8 @@ def _show(outcome: Any) -> None:
 @with_settings(StoreSettings)
 @fails_cleanly
 def experiment_status(as_json: bool, settings: StoreSettings) -> None:
-    """The running experiment (or the last one): each arm's shoppers, click-through and
-    conversion with 95% intervals, and whether the difference is clear yet.
+    """The running experiment (or the last one): each arm's shoppers, click-through,
+    add-to-cart and conversion with 95% intervals, and whether the difference is clear yet.
 
     \b
     Example: recs models experiment status

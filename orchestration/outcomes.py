@@ -1,4 +1,4 @@
-"""An experiment's outcome, read from the curated events: each arm's click-through and
+"""An experiment's outcome, read from the curated events: each arm's click-through, carts and
 conversion, with intervals, and whether the difference is clear.
 
 Who is in which arm is the hash `serving.experiment` answers by, so no impression is logged:
@@ -8,8 +8,9 @@ arms are counted alike). Of them:
 
 - **click-through**: the share with an event carrying a recommendationId of the arm's
   version (they acted on one of its recommendations);
-- **conversion**: the share who bought an item they had reached through one (a purchase
-  whose item has an earlier or same-time event of theirs with such an id).
+- **add-to-cart**: the share who added to the cart an item they had reached through one (an
+  add_to_cart whose item has an earlier or same-time event of theirs with such an id);
+- **conversion**: the share who bought an item they had reached through one, alike.
 
 Each rate has a Wilson score interval, and the difference (candidate minus control)
 Newcombe's hybrid score interval (Newcombe 1998, method 10), 95% both. A difference is
@@ -30,6 +31,8 @@ from serving.experiment import Experiment
 
 #: Two-sided 95%.
 Z: Final = NormalDist().inv_cdf(0.975)
+#: What each arm's shoppers are counted for; an experiment is decided on one of `METRICS`.
+OUTCOMES: Final = ("click-through", "add-to-cart", "conversion")
 Verdict = Literal["no-shoppers", "too-early", "not-clear", "candidate-wins", "candidate-loses"]
 
 
@@ -64,16 +67,18 @@ class Arm:
     shoppers: int
     clicked: int
     bought: int
+    carted: int = 0
 
     def rate(self, metric: str) -> float:
-        """Click-through or conversion."""
+        """Click-through, add-to-cart or conversion."""
         return self.hits(metric) / self.shoppers if self.shoppers else 0.0
 
     def interval(self, metric: str) -> tuple[float, float]:
         return wilson(self.hits(metric), self.shoppers)
 
     def hits(self, metric: str) -> int:
-        return self.clicked if metric == "click-through" else self.bought
+        """The arm's shoppers who did what the metric counts."""
+        return {"click-through": self.clicked, "add-to-cart": self.carted}.get(metric, self.bought)
 
     def body(self) -> dict[str, Any]:
         """As the ops page and `status --json` show it."""
@@ -84,7 +89,7 @@ class Arm:
                     "rate": round(self.rate(metric), 6),
                     "interval": [round(x, 6) for x in self.interval(metric)],
                 }
-                for metric in ("click-through", "conversion")
+                for metric in OUTCOMES
             },
         }
 
@@ -121,9 +126,9 @@ class Outcome:
     @property
     def won(self) -> bool:
         """The candidate won on the experiment's metric and is not clearly worse on the
-        other: what `stop --promote` asks before it publishes."""
-        other = "conversion" if self.experiment.metric == "click-through" else "click-through"
-        return self.verdict == "candidate-wins" and self.differences[other][2] >= 0
+        others: what `stop --promote` asks before it publishes."""
+        others = [m for m in OUTCOMES if m != self.experiment.metric]
+        return self.verdict == "candidate-wins" and all(self.differences[m][2] >= 0 for m in others)
 
     def body(self) -> dict[str, Any]:
         """As the ops page, the lake's record and `status --json` show it."""
@@ -142,7 +147,8 @@ class Outcome:
 
 
 #: Per shopper active while the experiment ran: whether they acted on a recommendation of
-#: each version, and bought an item they reached through one. DuckDB over `etl.sql`'s views.
+#: each version, and bought, or added to the cart, an item they reached through one. DuckDB
+#: over `etl.sql`'s views.
 SHOPPERS_SQL: Final = """
 WITH e AS (
     SELECT user_id, item_id, event_type, ts,
@@ -155,18 +161,23 @@ reached AS (
     SELECT user_id, item_id, version, min(ts) AS first_ts
     FROM e WHERE version IN ($control, $candidate) GROUP BY 1, 2, 3
 ),
-bought AS (
-    SELECT DISTINCT p.user_id, r.version
+followed AS (
+    SELECT DISTINCT p.user_id, p.event_type, r.version
     FROM e p JOIN reached r
       ON p.user_id = r.user_id AND p.item_id = r.item_id AND r.first_ts <= p.ts
-    WHERE p.event_type = 'purchase'
+    WHERE p.event_type IN ('purchase', 'add_to_cart')
 )
 SELECT e.user_id,
        bool_or(e.version = $control) IS TRUE AS clicked_control,
        bool_or(e.version = $candidate) IS TRUE AS clicked_candidate,
-       bool_or(b.version = $control) IS TRUE AS bought_control,
-       bool_or(b.version = $candidate) IS TRUE AS bought_candidate
-FROM e LEFT JOIN bought b ON b.user_id = e.user_id
+       bool_or(f.event_type = 'purchase' AND f.version = $control) IS TRUE AS bought_control,
+       bool_or(f.event_type = 'purchase' AND f.version = $candidate) IS TRUE
+           AS bought_candidate,
+       bool_or(f.event_type = 'add_to_cart' AND f.version = $control) IS TRUE
+           AS carted_control,
+       bool_or(f.event_type = 'add_to_cart' AND f.version = $candidate) IS TRUE
+           AS carted_candidate
+FROM e LEFT JOIN followed f ON f.user_id = e.user_id
 GROUP BY 1
 """
 
@@ -178,7 +189,8 @@ def outcome(lake: Lake, experiment: Experiment, *, now: datetime | None = None) 
 
     clock = now or datetime.now(UTC)
     until = datetime.fromisoformat(experiment.stopped_at) if experiment.stopped_at else clock
-    counts = {True: [0, 0, 0], False: [0, 0, 0]}  # candidate arm?: shoppers, clicked, bought
+    # By candidate arm or not: shoppers, clicked, bought, carted.
+    counts = {True: [0, 0, 0, 0], False: [0, 0, 0, 0]}
     try:
         con = connect(lake)
     except CuratedZoneEmpty:
@@ -197,13 +209,10 @@ def outcome(lake: Lake, experiment: Experiment, *, now: datetime | None = None) 
             while batch := cursor.fetchmany(10_000):
                 for user, *flags in batch:
                     arm = experiment.assigned(user)
-                    clicked, bought = (flags[1], flags[3]) if arm else (flags[0], flags[2])
                     found = counts[arm]
-                    found[0], found[1], found[2] = (
-                        found[0] + 1,
-                        found[1] + clicked,
-                        found[2] + bought,
-                    )
+                    found[0] += 1
+                    for at, did in enumerate(flags[1::2] if arm else flags[::2], start=1):
+                        found[at] += did
         finally:
             con.close()
     control = Arm(experiment.control, *counts[False])
@@ -214,7 +223,7 @@ def outcome(lake: Lake, experiment: Experiment, *, now: datetime | None = None) 
 def judged(experiment: Experiment, control: Arm, candidate: Arm, days: float) -> Outcome:
     """The arms' differences and the verdict."""
     differences = {}
-    for metric in ("click-through", "conversion"):
+    for metric in OUTCOMES:
         low, high = newcombe(
             candidate.hits(metric), candidate.shoppers, control.hits(metric), control.shoppers
         )

@@ -76,6 +76,7 @@ def test_each_arms_shoppers_clicks_and_purchases_come_from_the_curated_events(
     events: list[dict[str, Any]] = []
     clicks: dict[str, bool] = {}
     buys: dict[str, bool] = {}
+    carts: dict[str, bool] = {}
     for n in range(400):
         user = f"U{n}"
         arm = experiment.assigned(user)
@@ -83,12 +84,16 @@ def test_each_arms_shoppers_clicks_and_purchases_come_from_the_curated_events(
         ts = START + timedelta(hours=1 + n % 100)
         clicks[user] = rng.random() < (0.5 if arm else 0.3)
         buys[user] = clicks[user] and rng.random() < 0.4
+        carts[user] = clicks[user] and rng.random() < 0.5
         row = {"user_id": user, "item_id": f"I{n % 30}", "event_type": "view", "ts": ts}
         if clicks[user]:
             row["recommendation_id"] = recommendation_id(version)
         events.append(row)
         if buys[user]:  # the purchase itself carries no id: it is reached through the click
             events.append({**row, "event_type": "purchase", "ts": ts + timedelta(minutes=5)})
+            events[-1].pop("recommendation_id")
+        if carts[user]:
+            events.append({**row, "event_type": "add_to_cart", "ts": ts + timedelta(minutes=2)})
             events[-1].pop("recommendation_id")
     # What must not count: an event before the start, another version's id, and a purchase
     # of an item reached only after it was bought (U3's late click counts as a click, if
@@ -124,6 +129,7 @@ def test_each_arms_shoppers_clicks_and_purchases_come_from_the_curated_events(
             sum(1 for u in clicks if experiment.assigned(u) == arm),
             sum(clicks[u] for u in clicks if experiment.assigned(u) == arm),
             sum(buys[u] for u in buys if experiment.assigned(u) == arm),
+            sum(carts[u] for u in carts if experiment.assigned(u) == arm),
         ]
         for arm in (False, True)
     }
@@ -137,10 +143,11 @@ def test_each_arms_shoppers_clicks_and_purchases_come_from_the_curated_events(
 
     found = outcome(local_lake, experiment, now=START + timedelta(days=9))
     got = {
-        False: [found.control.shoppers, found.control.clicked, found.control.bought],
-        True: [found.candidate.shoppers, found.candidate.clicked, found.candidate.bought],
+        arm: [found_arm.shoppers, found_arm.clicked, found_arm.bought, found_arm.carted]
+        for arm, found_arm in ((False, found.control), (True, found.candidate))
     }
     assert got == expected
+    assert all(counts[3] > 0 for counts in got.values())  # carts were counted in both arms
     assert found.days == 9.0
     assert found.verdict in {"candidate-wins", "not-clear"}
     body = found.body()

@@ -74,6 +74,7 @@
       return fill("experiment", el("p", {}, "No experiment has run: `recs models experiment start VERSION --share 0.1` starts one."));
     }
     const e = found.experiment;
+    const outcomes = ["click-through", "add-to-cart", "conversion"];
     const rate = (arm, metric) => {
       const r = arm[metric];
       return `${percent(r.rate)} (${percent(r.interval[0])}–${percent(r.interval[1])})`;
@@ -87,11 +88,11 @@
       el("p", {}, el("strong", { id: "experiment-id" }, e.id), " ",
         el("span", { class: "state" }, e.stopped_at ? `stopped (${e.ended})` : "running"),
         ` · since ${e.started_at} · day ${number(found.days, 1)} of at least ${e.min_days} · decided on ${e.metric}`),
-      table(["arm", "version", "shoppers", "click-through", "conversion"], arms.map(([name, arm]) =>
-        [name, arm.version, number(arm.shoppers), rate(arm, "click-through"), rate(arm, "conversion")]),
+      table(["arm", "version", "shoppers", ...outcomes], arms.map(([name, arm]) =>
+        [name, arm.version, number(arm.shoppers), ...outcomes.map((m) => rate(arm, m))]),
         { id: "experiment-arms" }),
-      table(["candidate − control", "click-through", "conversion"],
-        [["difference, 95% interval", difference("click-through"), difference("conversion")]]),
+      table(["candidate − control", ...outcomes],
+        [["difference, 95% interval", ...outcomes.map(difference)]]),
       el("p", { id: "experiment-verdict", class: `verdict verdict-${found.verdict}` }, found.says),
       found.won && !e.stopped_at
         ? el("p", { class: "muted small" }, "`recs models experiment stop --promote` puts the candidate in production.")
