@@ -5,10 +5,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from benchmarks.datasets import data_sets
 from benchmarks.experiments import _replayed
 
 
+@pytest.mark.slow  # trains two versions; the path it replays is tested in tests/serving
 def test_a_replayed_experiment_counts_both_arms_from_the_posted_back_clicks(
     tmp_path: Path,
 ) -> None:
