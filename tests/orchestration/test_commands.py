@@ -74,6 +74,16 @@ def _copy(shop: Path, to: Path) -> Path:
     return to
 
 
+@pytest.fixture(scope="module")
+def trained_twice(shop: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The shop after one night (20261102T020000Z in production) and a second training on
+    the same data (20261103T020000Z, not published): each test copies it."""
+    root = _copy(shop, tmp_path_factory.mktemp("twice") / "shop")
+    recs(root, "pipeline", "run", "--now", NIGHT)
+    recs(root, "train", "--now", "2026-11-03T02:00:00Z", "--force")  # the same data
+    return root
+
+
 def _record(root: Path) -> dict:
     runs = sorted((root / "lake" / "_state" / "runs").glob("*.json"))
     return json.loads(runs[-1].read_text())
@@ -189,10 +199,10 @@ def test_kill_9_mid_run_then_resume_ends_as_a_clean_run(shop: Path, tmp_path: Pa
     assert "nothing to resume" in again.stderr
 
 
-def test_promote_and_rollback_flip_the_production_pointer(shop: Path, tmp_path: Path) -> None:
-    root = _copy(shop, tmp_path / "models")
-    recs(root, "pipeline", "run", "--now", NIGHT)
-    recs(root, "train", "--now", "2026-11-03T02:00:00Z", "--force")  # the same data
+def test_promote_and_rollback_flip_the_production_pointer(
+    trained_twice: Path, tmp_path: Path
+) -> None:
+    root = _copy(trained_twice, tmp_path / "models")
     recs(root, "models", "promote", "20261103T020000Z", "--force")
     assert "20261103T020000Z    production" in recs(root, "models", "list").stdout
     rolled = recs(root, "models", "rollback")
@@ -208,11 +218,9 @@ def test_promote_and_rollback_flip_the_production_pointer(shop: Path, tmp_path: 
 
 
 def test_an_experiment_starts_reports_holds_publishes_and_promotes_only_a_winner(
-    shop: Path, tmp_path: Path
+    trained_twice: Path, tmp_path: Path
 ) -> None:
-    root = _copy(shop, tmp_path / "experiment")
-    recs(root, "pipeline", "run", "--now", NIGHT)
-    recs(root, "train", "--now", "2026-11-03T02:00:00Z", "--force")
+    root = _copy(trained_twice, tmp_path / "experiment")
     started = recs(root, "models", "experiment", "start", "20261103T020000Z", "--share", "0.25")
     assert "25% of shoppers get 20261103T020000Z, the rest 20261102T020000Z" in started.stdout
     again = recs(root, "models", "experiment", "start", "20261103T020000Z", check=False)
