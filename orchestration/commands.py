@@ -14,6 +14,7 @@ import click
 from common.cli import CommandFailed, clock, fails_cleanly, out, say, with_settings
 from common.lake import lake_for_reading, lake_for_writing
 from orchestration.settings import PipelineSettings
+from serving.experiment import METRICS, MIN_DAYS
 from serving.settings import StoreSettings
 
 
@@ -293,7 +294,7 @@ def experiment() -> None:
 )
 @click.option(
     "--metric",
-    type=click.Choice(["click-through", "conversion"]),
+    type=click.Choice(METRICS),
     default="click-through",
     show_default=True,
     help="What decides it: shoppers acting on a recommendation, or buying through one.",
@@ -301,7 +302,7 @@ def experiment() -> None:
 @click.option(
     "--min-days",
     type=click.IntRange(1),
-    default=7,
+    default=MIN_DAYS,
     show_default=True,
     help="Days it runs before a difference may be called clear.",
 )
@@ -407,6 +408,8 @@ def experiment_stop(promote: bool, force: bool, settings: StoreSettings) -> None
     \b
     Example: recs models experiment stop --promote
     """
+    from dataclasses import replace
+
     from orchestration.outcomes import outcome
     from serving.experiment import running
     from serving.experiment_control import stop
@@ -428,7 +431,7 @@ def experiment_stop(promote: bool, force: bool, settings: StoreSettings) -> None
             "the candidate anyway"
         )
     ended = stop(lake, store, promote=promote, progress=say, outcome=result.body())
-    _show(outcome(lake, ended))
+    _show(replace(result, experiment=ended))  # counted a moment ago: not read again
     where = f"{ended.candidate} is in production" if promote else f"{ended.control} serves everyone"
     out.print(f"Experiment {ended.id} stopped; {where}.", highlight=False)
 

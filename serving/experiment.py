@@ -76,10 +76,6 @@ class Experiment:
         """Whether the shopper is in the candidate's arm."""
         return share_of(user_id, self.id) < self.share
 
-    def arm(self, user_id: str) -> str:
-        """The version that answers the shopper."""
-        return self.candidate if self.assigned(user_id) else self.control
-
     def body(self) -> dict[str, Any]:
         """As the store and the lake keep it."""
         return {k: v for k, v in asdict(self).items() if v is not None}

@@ -251,15 +251,19 @@ class DynamoStore:
 
     def activate(self, version: str) -> None:
         """One PutItem: the flip."""
+        self._flip(version)
+
+    def _flip(self, version: str, table: str | None = None) -> None:
+        """Point readers at a version, and at its own table when it has one."""
+        item: dict[str, Any] = {
+            **_POINTER,
+            "version": {"S": version},
+            "activated_at": {"N": str(time.time())},
+        }
+        if table is not None:
+            item["table"] = {"S": table}
         with self._errors():
-            self._db().put_item(
-                TableName=self.table,
-                Item={
-                    **_POINTER,
-                    "version": {"S": version},
-                    "activated_at": {"N": str(time.time())},
-                },
-            )
+            self._db().put_item(TableName=self.table, Item=item)
 
     def active_version(self) -> str | None:
         """The pointer item, read consistently; it names the version's table, if its own."""
@@ -429,17 +433,7 @@ class DynamoImportStore(DynamoStore):
 
     def activate(self, version: str) -> None:
         """Import the staged rows into the version's table, check them, flip the pointer."""
-        table = self._import(version)
-        with self._errors():
-            self._db().put_item(
-                TableName=self.table,
-                Item={
-                    **_POINTER,
-                    "version": {"S": version},
-                    "table": {"S": table},
-                    "activated_at": {"N": str(time.time())},
-                },
-            )
+        self._flip(version, self._import(version))
 
     def ready(self, version: str) -> None:
         """Import the staged rows into the version's table and check them; no flip."""
